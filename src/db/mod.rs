@@ -1,0 +1,66 @@
+//! Postgres: the connection pool, the migration runner and one file of queries
+//! per concern. Query functions take a client or transaction; callers own commits.
+
+pub mod migrate;
+pub mod sync;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::redact_url;
+
+/// A pool of Postgres connections.
+pub type DbPool = Pool;
+
+/// Parses `DATABASE_URL` with a clear error naming the (redacted) URL.
+pub fn parse_url(url: &str) -> anyhow::Result<tokio_postgres::Config> {
+    let mut config = tokio_postgres::Config::from_str(url).with_context(|| {
+        format!(
+            "DATABASE_URL {} is not a valid Postgres URL",
+            redact_url(url)
+        )
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("jirasync");
+    }
+    Ok(config)
+}
+
+/// Builds a pool of at most `size` connections and checks that the database answers.
+pub async fn connect(url: &str, size: usize) -> anyhow::Result<DbPool> {
+    let config = parse_url(url)?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .context("failed to build the Postgres pool")?;
+    // Pool creation never fails when the database is down: fail fast here.
+    drop(pool.get().await.map_err(|e| unreachable(url, e))?);
+    Ok(pool)
+}
+
+/// The one-line error for a database that cannot be reached.
+pub fn unreachable(url: &str, error: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot connect to Postgres at {}: {error}; check that Postgres is running and DATABASE_URL is right \
+         (run `jirasync migrate --create-database` if the database does not exist yet)",
+        redact_url(url)
+    )
+}

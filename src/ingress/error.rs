@@ -1,0 +1,53 @@
+//! Maps ingress failures to responses: 4xx carry a safe message, 503 carries
+//! `Retry-After`; details are logged once, here.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::queue::publisher::PublishError;
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// An error answer of the ingress.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is wrong; the message is safe to show.
+    #[error("{1}")]
+    BadRequest(StatusCode, String),
+    /// The broker did not take the message.
+    #[error(transparent)]
+    Unavailable(#[from] PublishError),
+}
+
+impl ApiError {
+    /// A 400 with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::BadRequest(status, message) => {
+                (status, Json(json!({ "error": message }))).into_response()
+            }
+            Self::Unavailable(error) => {
+                tracing::warn!(error = %error, "webhook not accepted: broker unavailable");
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": "the message broker is unavailable; retry later" })),
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
+                response
+            }
+        }
+    }
+}

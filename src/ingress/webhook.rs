@@ -1,0 +1,120 @@
+//! `POST /extensions/jira-server/issue-updated/{token}/`: checks the token's shape
+//! and the body's presence, publishes the raw body with the contract's headers and
+//! answers 202 with the message id once the broker confirmed.
+
+use std::time::{Instant, SystemTime};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::queue::WEBHOOK;
+use crate::queue::message::{WebhookRequest, webhook_properties};
+
+/// Longest token accepted; Sentry's are about 150 characters.
+const MAX_TOKEN_LEN: usize = 4096;
+
+/// Receives one webhook.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let received = SystemTime::now();
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BadRequest(
+                status,
+                "the body is larger than JIRASYNC_MAX_BODY_BYTES".into(),
+            )
+        } else {
+            ApiError::BadRequest(status, rejection.body_text())
+        }
+    })?;
+    if !is_jwt_shaped(&token) {
+        return Err(ApiError::bad_request(
+            "the token in the URL is not a JWT (three base64url parts separated by dots)",
+        ));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the body is empty"));
+    }
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let request = WebhookRequest {
+        token: &token,
+        content_type: text(header::CONTENT_TYPE.as_str()),
+        webhook_identifier: text(crate::queue::message::WEBHOOK_IDENTIFIER),
+        hub_signature: text(crate::queue::message::HUB_SIGNATURE),
+    };
+    let (id, properties) = webhook_properties(&request, received);
+
+    let started = Instant::now();
+    let in_flight = metrics::gauge!("jirasync_publishes_in_flight");
+    in_flight.increment(1.0);
+    let result = state.broker.publish(WEBHOOK, &body, properties).await;
+    in_flight.decrement(1.0);
+    metrics::histogram!("jirasync_publish_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    result?;
+    tracing::debug!(message.id = %id, body_bytes = body.len(), "webhook queued");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id.to_string() }))))
+}
+
+/// Three dot-separated base64url parts; the header and claims must not be empty
+/// (the signature may be, as in `alg: none` tokens, which the worker rejects).
+pub fn is_jwt_shaped(token: &str) -> bool {
+    if token.len() > MAX_TOKEN_LEN {
+        return false;
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let base64url = |part: &str| {
+        part.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    parts.len() == 3
+        && !parts[0].is_empty()
+        && !parts[1].is_empty()
+        && parts.iter().all(|p| base64url(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn jwt_shape_is_three_base64url_parts() {
+        for (token, ok) in [
+            ("eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IngifQ.c2ln", true),
+            ("eyJhbGciOiJub25lIn0.eyJpZCI6IngifQ.", true),
+            ("a.b", false),
+            ("a.b.c.d", false),
+            (".b.c", false),
+            ("a..c", false),
+            ("a.b.c=", false),
+            ("a.b+.c", false),
+            ("not-a-token", false),
+        ] {
+            assert_eq!(is_jwt_shaped(token), ok, "{token}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_classified_without_panicking(token in ".*") {
+            let _ = is_jwt_shaped(&token);
+        }
+
+        #[test]
+        fn tokens_longer_than_the_limit_are_refused(part in "[a-z]{4097}") {
+            let token = format!("{part}.{part}.{part}");
+            prop_assert!(!is_jwt_shaped(&token));
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! jirasync keeps issue assignments in step with Jira Server (Data Center):
+//! a thin HTTP ingress puts Jira's webhooks on RabbitMQ, workers apply them to
+//! Postgres. See README.md for the architecture and CONTRACT.md for the interfaces.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod ingress;
+pub mod jira;
+pub mod queue;
+pub mod shutdown;
+pub mod sync;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,36 @@
+//! The `jirasync` binary: parses the command line, starts telemetry, dispatches.
+
+use clap::Parser;
+use jirasync::cli::{Cli, Command};
+use jirasync::{commands, ingress, shutdown, telemetry, worker};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = start(cli).await {
+        eprintln!("error: {error:#}");
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+async fn start(cli: Cli) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let settings = cli.settings;
+    telemetry::init_tracing(settings.log_format, &settings.rust_log)?;
+    match cli.command {
+        Command::Migrate { create_database } => commands::migrate(&settings, create_database).await,
+        Command::Ingress => ingress::run(settings, shutdown::on_signals()).await,
+        Command::Worker => worker::run(settings, shutdown::on_signals()).await,
+        Command::Run => commands::run(settings, shutdown::on_signals()).await,
+        Command::Integration(_) => not_yet("integration", 4),
+        Command::Oauth(_) => not_yet("oauth", 4),
+        Command::Dlq(_) => not_yet("dlq", 5),
+        Command::Demo { .. } => not_yet("demo", 5),
+        Command::Reconcile { .. } => not_yet("reconcile", 8),
+    }
+}
+
+fn not_yet(command: &str, issue: u32) -> anyhow::Result<()> {
+    anyhow::bail!("`jirasync {command}` is not implemented yet (tracked in issue {issue})")
+}

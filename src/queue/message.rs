@@ -1,0 +1,191 @@
+//! Message properties and headers of CONTRACT §4: building them for webhooks and
+//! jobs, and reading them back in the worker and the `dlq` commands.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use uuid::Uuid;
+
+/// The webhook URL's token.
+pub const TOKEN: &str = "token";
+/// When the ingress received the webhook, in ms since the epoch.
+pub const RECEIVED_AT_MS: &str = "received_at_ms";
+/// Jira's delivery id, passed through when present.
+pub const WEBHOOK_IDENTIFIER: &str = "x-atlassian-webhook-identifier";
+/// `sha256=<hex>` HMAC of the body, passed through when present.
+pub const HUB_SIGNATURE: &str = "x-hub-signature";
+/// Failed attempts so far.
+pub const ATTEMPTS: &str = "x-jirasync-attempts";
+/// Why a message was dead-lettered (one line).
+pub const ERROR: &str = "x-jirasync-error";
+/// The queue a dead-lettered message came from.
+pub const SOURCE_QUEUE: &str = "x-jirasync-source-queue";
+/// When it was dead-lettered, in ms since the epoch.
+pub const DEAD_LETTERED_AT_MS: &str = "x-jirasync-dead-lettered-at-ms";
+
+/// Persistent delivery mode.
+const PERSISTENT: u8 = 2;
+
+/// What the ingress knows of one webhook request.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest<'a> {
+    /// The token from the URL.
+    pub token: &'a str,
+    /// The request's content type, if any.
+    pub content_type: Option<&'a str>,
+    /// `X-Atlassian-Webhook-Identifier`, if any.
+    pub webhook_identifier: Option<&'a str>,
+    /// `X-Hub-Signature`, if any.
+    pub hub_signature: Option<&'a str>,
+}
+
+/// Properties of a webhook message; returns them with the new message id.
+pub fn webhook_properties(
+    request: &WebhookRequest<'_>,
+    received: SystemTime,
+) -> (Uuid, BasicProperties) {
+    let id = Uuid::new_v4();
+    let received_ms = millis(received);
+    let mut headers = FieldTable::default();
+    headers.insert(TOKEN.into(), long_string(request.token));
+    headers.insert(RECEIVED_AT_MS.into(), AMQPValue::LongLongInt(received_ms));
+    if let Some(value) = request.webhook_identifier {
+        headers.insert(WEBHOOK_IDENTIFIER.into(), long_string(value));
+    }
+    if let Some(value) = request.hub_signature {
+        headers.insert(HUB_SIGNATURE.into(), long_string(value));
+    }
+    let mut props = base(crate::queue::WEBHOOK, id, received).with_headers(headers);
+    if let Some(content_type) = request.content_type.and_then(short_string) {
+        props = props.with_content_type(content_type);
+    }
+    (id, props)
+}
+
+/// Properties of a job message of type `job_type` (JSON body).
+pub fn job_properties(job_type: &str) -> (Uuid, BasicProperties) {
+    let id = Uuid::new_v4();
+    let props = base(job_type, id, SystemTime::now())
+        .with_content_type("application/json".into())
+        .with_headers(FieldTable::default());
+    (id, props)
+}
+
+fn base(kind: &str, id: Uuid, at: SystemTime) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(PERSISTENT)
+        .with_type(kind.into())
+        .with_message_id(id.to_string().into())
+        .with_timestamp(u64::try_from(millis(at) / 1000).unwrap_or_default())
+}
+
+/// Milliseconds since the epoch.
+pub fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// A string header value.
+pub fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+fn short_string(value: &str) -> Option<ShortString> {
+    ShortString::try_new(value).ok()
+}
+
+/// Reads a string header (long or short string).
+pub fn header_str(props: &BasicProperties, name: &str) -> Option<String> {
+    match props.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// Reads an integer header of any integer width.
+pub fn header_int(props: &BasicProperties, name: &str) -> Option<i64> {
+    match props.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::Timestamp(n) => i64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+/// The message's properties with `headers` set (replacing those named), the rest kept.
+pub fn with_headers(props: &BasicProperties, set: &[(&str, AMQPValue)]) -> BasicProperties {
+    let mut headers = props.headers().clone().unwrap_or_default();
+    for (name, value) in set {
+        headers.insert((*name).into(), value.clone());
+    }
+    props.clone().with_headers(headers)
+}
+
+/// The message id, or `-` when it has none.
+pub fn message_id(props: &BasicProperties) -> String {
+    props
+        .message_id()
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |id| id.as_str().to_owned())
+}
+
+/// The message type, or an empty string when it has none.
+pub fn message_type(props: &BasicProperties) -> String {
+    props
+        .kind()
+        .as_ref()
+        .map_or_else(String::new, |kind| kind.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_properties_carry_every_contract_header() {
+        let request = WebhookRequest {
+            token: "a.b.c",
+            content_type: Some("application/json"),
+            webhook_identifier: Some("42"),
+            hub_signature: Some("sha256=00"),
+        };
+        let at = UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        let (id, props) = webhook_properties(&request, at);
+        assert_eq!(message_id(&props), id.to_string());
+        assert_eq!(message_type(&props), "jira_server.webhook");
+        assert_eq!(props.delivery_mode(), &Some(2));
+        assert_eq!(props.timestamp(), &Some(1_700_000_000));
+        assert_eq!(header_str(&props, TOKEN).as_deref(), Some("a.b.c"));
+        assert_eq!(header_int(&props, RECEIVED_AT_MS), Some(1_700_000_000_123));
+        assert_eq!(
+            header_str(&props, WEBHOOK_IDENTIFIER).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            header_str(&props, HUB_SIGNATURE).as_deref(),
+            Some("sha256=00")
+        );
+    }
+
+    #[test]
+    fn absent_optional_headers_are_left_out() {
+        let request = WebhookRequest {
+            token: "a.b.c",
+            content_type: None,
+            webhook_identifier: None,
+            hub_signature: None,
+        };
+        let (_, props) = webhook_properties(&request, SystemTime::now());
+        assert_eq!(header_str(&props, WEBHOOK_IDENTIFIER), None);
+        assert_eq!(header_str(&props, HUB_SIGNATURE), None);
+        assert_eq!(props.content_type(), &None);
+    }
+}

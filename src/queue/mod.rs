@@ -1,0 +1,114 @@
+//! RabbitMQ: names and topology (CONTRACT §4), connections, the confirming
+//! publisher, message properties and the worker's consumer loop.
+
+pub mod connection;
+pub mod message;
+pub mod publisher;
+pub mod topology;
+
+use std::time::Duration;
+
+use crate::config::format_duration;
+
+/// Routing key and message type of a Jira webhook.
+pub const WEBHOOK: &str = "jira_server.webhook";
+/// Job type: fetch an OAuth request token.
+pub const OAUTH_REQUEST_TOKEN: &str = "jira_server.oauth_request_token";
+/// Job type: exchange a request token for an access token.
+pub const OAUTH_ACCESS_TOKEN: &str = "jira_server.oauth_access_token";
+/// Job type: re-read recently updated linked issues.
+pub const RECONCILE: &str = "jira_server.reconcile";
+/// Every job type routed to `P.jobs`.
+pub const JOB_TYPES: [&str; 3] = [OAUTH_REQUEST_TOKEN, OAUTH_ACCESS_TOKEN, RECONCILE];
+
+/// The exchange and queue names under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    /// Names under prefix P.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix itself.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `P`: the direct exchange everyone publishes to.
+    pub fn exchange(&self) -> String {
+        self.prefix.clone()
+    }
+
+    /// `P.webhooks`.
+    pub fn webhooks(&self) -> String {
+        format!("{}.webhooks", self.prefix)
+    }
+
+    /// `P.jobs`.
+    pub fn jobs(&self) -> String {
+        format!("{}.jobs", self.prefix)
+    }
+
+    /// `P.dead`.
+    pub fn dead(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    /// `<source>.retry.<delay>`, e.g. `P.webhooks.retry.30s`.
+    pub fn retry(&self, source: &str, delay: Duration) -> String {
+        format!("{source}.retry.{}", format_duration(delay))
+    }
+
+    /// The source queue a routing key is bound to.
+    pub fn source_for(&self, routing_key: &str) -> String {
+        if routing_key == WEBHOOK {
+            self.webhooks()
+        } else {
+            self.jobs()
+        }
+    }
+
+    /// Every queue name of the topology, for tests and clean-up.
+    pub fn all_queues(&self, delays: &[Duration]) -> Vec<String> {
+        let mut names = vec![self.webhooks(), self.jobs(), self.dead()];
+        for source in [self.webhooks(), self.jobs()] {
+            for delay in delays {
+                names.push(self.retry(&source, *delay));
+            }
+        }
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_queues_are_named_after_their_source_and_delay() {
+        let names = Names::new("P");
+        assert_eq!(
+            names.retry(&names.webhooks(), Duration::from_secs(30)),
+            "P.webhooks.retry.30s"
+        );
+        assert_eq!(
+            names.retry(&names.jobs(), Duration::from_secs(120)),
+            "P.jobs.retry.2m"
+        );
+    }
+
+    #[test]
+    fn only_webhooks_route_to_the_webhook_queue() {
+        let names = Names::new("P");
+        assert_eq!(names.source_for(WEBHOOK), "P.webhooks");
+        for job in JOB_TYPES {
+            assert_eq!(names.source_for(job), "P.jobs", "{job}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Publishing with broker confirms. `publish_confirmed` is the one way anything is
+//! published; `Broker` keeps one connection and confirm channel alive for the
+//! ingress and the CLI, reconnecting by itself after a broker restart.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, Event};
+use tokio::sync::RwLock;
+
+use super::Names;
+use crate::shutdown::Shutdown;
+
+/// How long a publish may wait for the broker's confirm.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a publish was not confirmed. Nothing was stored when this is returned
+/// (except possibly for `Timeout`, where the broker may still store it).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// No usable connection to the broker right now.
+    #[error("not connected to RabbitMQ")]
+    NotConnected,
+    /// The broker blocked the connection (memory or disk alarm).
+    #[error("RabbitMQ has blocked publishing ({0})")]
+    Blocked(String),
+    /// The broker refused to take the message.
+    #[error("RabbitMQ refused the message (nack)")]
+    Nacked,
+    /// No queue is bound for the routing key.
+    #[error("RabbitMQ returned the message as unroutable: {0}")]
+    Returned(String),
+    /// No confirm arrived in time.
+    #[error("RabbitMQ did not confirm within {0:?}")]
+    Timeout(Duration),
+    /// The channel or connection failed.
+    #[error("publishing failed: {0}")]
+    Failed(#[from] lapin::Error),
+}
+
+/// Publishes with `mandatory` on a confirm-mode channel and waits for the confirm.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), PublishError> {
+    let publish = async {
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                properties,
+            )
+            .await?;
+        Ok::<_, lapin::Error>(confirm.await?)
+    };
+    match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
+        Err(_) => Err(PublishError::Timeout(CONFIRM_TIMEOUT)),
+        Ok(Err(e)) => Err(PublishError::Failed(e)),
+        Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+        Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(PublishError::Returned(
+            returned.reply_text.as_str().to_owned(),
+        )),
+        Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
+        // Only a channel without confirm_select answers this; ours always has it.
+        Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::Nacked),
+    }
+}
+
+/// Opens a channel in confirm mode.
+pub async fn confirm_channel(connection: &Connection) -> anyhow::Result<Channel> {
+    let channel = connection
+        .create_channel()
+        .await
+        .context("failed to open a RabbitMQ channel")?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .context("failed to put the channel in confirm mode")?;
+    Ok(channel)
+}
+
+struct Link {
+    connection: Connection,
+    channel: Channel,
+}
+
+/// One long-lived connection with a confirm channel shared by every caller.
+pub struct Broker {
+    link: RwLock<Option<Arc<Link>>>,
+    blocked: std::sync::Mutex<Option<String>>,
+    ready: AtomicBool,
+    names: Names,
+}
+
+impl Broker {
+    /// Starts the supervisor that connects, declares the topology and reconnects
+    /// whenever the connection is lost, until `shutdown`.
+    pub fn start(
+        url: String,
+        names: Names,
+        delays: Vec<Duration>,
+        role: &'static str,
+        shutdown: Shutdown,
+    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        let broker = Arc::new(Self {
+            link: RwLock::new(None),
+            blocked: std::sync::Mutex::new(None),
+            ready: AtomicBool::new(false),
+            names,
+        });
+        let task = tokio::spawn(Arc::clone(&broker).supervise(url, delays, role, shutdown));
+        (broker, task)
+    }
+
+    /// Whether a publish can be attempted now.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && self.blocked_reason().is_none()
+    }
+
+    /// The queue names this broker publishes under.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    fn blocked_reason(&self) -> Option<String> {
+        self.blocked.lock().map(|b| b.clone()).unwrap_or(None)
+    }
+
+    fn set_blocked(&self, reason: Option<String>) {
+        if let Ok(mut blocked) = self.blocked.lock() {
+            *blocked = reason;
+        }
+    }
+
+    /// Publishes to `P` with `routing_key` and waits for the confirm.
+    pub async fn publish(
+        &self,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        if let Some(reason) = self.blocked_reason() {
+            return Err(PublishError::Blocked(reason));
+        }
+        let link = self
+            .link
+            .read()
+            .await
+            .clone()
+            .ok_or(PublishError::NotConnected)?;
+        publish_confirmed(
+            &link.channel,
+            &self.names.exchange(),
+            routing_key,
+            body,
+            properties,
+        )
+        .await
+    }
+
+    async fn supervise(
+        self: Arc<Self>,
+        url: String,
+        delays: Vec<Duration>,
+        role: &'static str,
+        shutdown: Shutdown,
+    ) {
+        let mut backoff = Duration::from_millis(200);
+        let mut last_error = String::new();
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.open(&url, &delays, role).await {
+                Ok(link) => {
+                    tracing::info!(role, "connected to RabbitMQ");
+                    last_error.clear();
+                    backoff = Duration::from_millis(200);
+                    let mut events = link.connection.events_listener();
+                    *self.link.write().await = Some(Arc::clone(&link));
+                    self.ready.store(true, Ordering::Release);
+                    metrics::gauge!("jirasync_broker_connected", "role" => role).set(1.0);
+                    let stop = self.watch(&link, &mut events, &shutdown).await;
+                    self.ready.store(false, Ordering::Release);
+                    metrics::gauge!("jirasync_broker_connected", "role" => role).set(0.0);
+                    *self.link.write().await = None;
+                    self.set_blocked(None);
+                    if stop {
+                        // Let in-flight publishes finish before closing the channel.
+                        let _ = link.channel.close(200, "shutdown".into()).await;
+                        let _ = link.connection.close(200, "shutdown".into()).await;
+                        break;
+                    }
+                    tracing::warn!(role, "lost the RabbitMQ connection; reconnecting");
+                }
+                Err(error) => {
+                    let text = format!("{error:#}");
+                    if text != last_error {
+                        tracing::warn!(role, error = %text, "RabbitMQ unavailable; retrying");
+                        last_error = text;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn open(&self, url: &str, delays: &[Duration], role: &str) -> anyhow::Result<Arc<Link>> {
+        let connection = super::connection::connect(url, role).await?;
+        let channel = confirm_channel(&connection).await?;
+        super::topology::declare(&channel, &self.names, delays).await?;
+        Ok(Arc::new(Link {
+            connection,
+            channel,
+        }))
+    }
+
+    /// Waits until the link breaks (false) or shutdown is requested (true).
+    async fn watch(
+        &self,
+        link: &Link,
+        events: &mut (impl futures_util::Stream<Item = Event> + Unpin),
+        shutdown: &Shutdown,
+    ) -> bool {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return true,
+                event = events.next() => match event {
+                    Some(Event::ConnectionBlocked(reason)) => {
+                        tracing::warn!(%reason, "RabbitMQ blocked the connection");
+                        self.set_blocked(Some(reason));
+                    }
+                    Some(Event::ConnectionUnblocked) => {
+                        tracing::info!("RabbitMQ unblocked the connection");
+                        self.set_blocked(None);
+                    }
+                    Some(Event::Error(error)) => {
+                        tracing::warn!(%error, "RabbitMQ connection error");
+                        return false;
+                    }
+                    None => return false,
+                    Some(_) => {}
+                },
+                _ = tick.tick() => {
+                    if !link.connection.status().connected() || !link.channel.status().connected() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The one place the RabbitMQ topology of CONTRACT §4 is declared. `migrate`
+//! calls it; the ingress and the worker call it again on every (re)connect so a
+//! broker that lost its definitions is repaired before anything is published.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+use super::{JOB_TYPES, Names, WEBHOOK};
+
+/// How often the broker may deliver one message before it dead-letters it.
+pub const DELIVERY_LIMIT: i64 = 10;
+
+/// Declares the exchange, the queues and the bindings. Idempotent.
+pub async fn declare(channel: &Channel, names: &Names, delays: &[Duration]) -> anyhow::Result<()> {
+    let durable = || ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .exchange_declare(
+            names.exchange().into(),
+            ExchangeKind::Direct,
+            durable(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("failed to declare exchange {}", names.exchange()))?;
+
+    declare_queue(channel, &names.dead(), quorum()).await?;
+
+    for (source, keys) in [
+        (names.webhooks(), vec![WEBHOOK]),
+        (names.jobs(), JOB_TYPES.to_vec()),
+    ] {
+        let mut args = quorum();
+        dead_letter_to(&mut args, &names.dead());
+        // A message that crashes workers again and again ends in P.dead, not in a loop.
+        // https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
+        declare_queue(channel, &source, args).await?;
+        for key in keys {
+            channel
+                .queue_bind(
+                    source.as_str().into(),
+                    names.exchange().into(),
+                    key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .with_context(|| format!("failed to bind {source} to {key}"))?;
+        }
+        for delay in delays {
+            let mut args = quorum();
+            // Each message waits out the tier's delay, then expires…
+            // https://www.rabbitmq.com/docs/ttl#per-queue-message-ttl
+            let ttl = i64::try_from(delay.as_millis()).context("retry delay too long")?;
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+            // …and is dead-lettered straight back to its source queue.
+            dead_letter_to(&mut args, &source);
+            declare_queue(channel, &names.retry(&source, *delay), args).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Arguments of a quorum queue: replicated, and its dead-lettering can be at-least-once.
+/// https://www.rabbitmq.com/docs/quorum-queues
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), string("quorum"));
+    args
+}
+
+/// Dead-letters through the default exchange to the queue `target`.
+fn dead_letter_to(args: &mut FieldTable, target: &str) {
+    // The default exchange routes by queue name, so no extra exchange or binding is needed.
+    args.insert("x-dead-letter-exchange".into(), string(""));
+    args.insert("x-dead-letter-routing-key".into(), string(target));
+    // The broker's own dead-lettering loses nothing: it waits for the target's confirm.
+    // https://www.rabbitmq.com/docs/quorum-queues#dead-lettering
+    args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
+    // at-least-once requires reject-publish overflow.
+    args.insert("x-overflow".into(), string("reject-publish"));
+}
+
+fn string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> anyhow::Result<()> {
+    channel
+        .queue_declare(
+            ShortString::from(name),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "failed to declare queue {name} (if it exists with other arguments, \
+                 e.g. after JIRASYNC_RETRY_DELAYS changed, delete it in the management UI once it is empty)"
+            )
+        })?;
+    Ok(())
+}
