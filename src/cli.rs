@@ -29,6 +29,8 @@ pub enum Command {
         #[arg(long)]
         create_database: bool,
     },
+    /// Print the effective configuration as JSON (passwords elided).
+    Config,
     /// Run the HTTP ingress that puts Jira webhooks on RabbitMQ.
     Ingress,
     /// Run one worker process: a pool of consumer tasks.

@@ -269,6 +269,23 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Settings {
+    /// The effective settings as JSON, with passwords elided (`jirasync config`).
+    pub fn redacted_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "database_url": redact_url(&self.database_url),
+            "amqp_url": redact_url(&self.amqp_url),
+            "queue_prefix": self.queue_prefix,
+            "listen": self.listen.to_string(),
+            "public_url": self.public_url,
+            "worker_concurrency": self.worker_concurrency,
+            "max_body_bytes": self.max_body_bytes,
+            "retry_delays": self.retry_delays.0.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(),
+            "reconcile_interval": format_duration(self.reconcile_interval),
+            "log_format": match self.log_format { LogFormat::Text => "text", LogFormat::Json => "json" },
+            "rust_log": self.rust_log,
+        })
+    }
+
     /// The settings that the command line would give with no flags and no environment.
     pub fn defaults() -> Self {
         #[derive(clap::Parser)]

@@ -20,6 +20,10 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
     telemetry::init_tracing(settings.log_format, &settings.rust_log)?;
     match cli.command {
         Command::Migrate { create_database } => commands::migrate(&settings, create_database).await,
+        Command::Config => {
+            println!("{:#}", settings.redacted_json());
+            Ok(())
+        }
         Command::Ingress => ingress::run(settings, shutdown::on_signals()).await,
         Command::Worker => worker::run(settings, shutdown::on_signals()).await,
         Command::Run => commands::run(settings, shutdown::on_signals()).await,

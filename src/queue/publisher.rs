@@ -63,7 +63,7 @@ pub async fn publish_confirmed(
                 properties,
             )
             .await?;
-        Ok::<_, lapin::Error>(confirm.await?)
+        confirm.await
     };
     match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
         Err(_) => Err(PublishError::Timeout(CONFIRM_TIMEOUT)),
