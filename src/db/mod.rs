@@ -1,6 +1,7 @@
 //! Postgres: the connection pool, the migration runner and one file of queries
 //! per concern. Query functions take a client or transaction; callers own commits.
 
+pub mod integrations;
 pub mod migrate;
 pub mod sync;
 

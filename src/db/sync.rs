@@ -1,1 +1,208 @@
-//! Queries of the inbound assignee sync.
+//! Queries of the inbound assignee sync (CONTRACT §5.6). Each takes the caller's
+//! transaction; `sync::assignee` owns the order and the commit.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde_json::json;
+use tokio_postgres::Error;
+
+/// An `external_issues` row of the issue in one sync-enabled organization.
+#[derive(Debug, Clone)]
+pub struct ExternalIssue {
+    /// Row id (the `linked_id` of its group links).
+    pub id: i64,
+    /// Its organization.
+    pub organization_id: i64,
+    /// When an assignee change was last applied.
+    pub assignee_synced_at: Option<DateTime<Utc>>,
+}
+
+/// A group reached through an issue link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkedGroup {
+    /// Group id.
+    pub group_id: i64,
+    /// Its project.
+    pub project_id: i64,
+}
+
+/// The issue's rows in organizations that have reverse assignment sync on, locked
+/// for this transaction so webhooks of one issue apply one at a time.
+pub async fn lock_external_issues(
+    client: &impl GenericClient,
+    integration_id: i64,
+    key: &str,
+) -> Result<Vec<ExternalIssue>, Error> {
+    let rows = client
+        .query(
+            "SELECT ei.id, ei.organization_id, ei.assignee_synced_at
+               FROM external_issues ei
+               JOIN organization_integrations oi
+                 ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
+               JOIN organizations o ON o.id = ei.organization_id
+              WHERE ei.integration_id = $1
+                AND ei.key = $2
+                AND oi.status = 'active'
+                AND oi.config->>'sync_reverse_assignment' = 'true'
+                AND o.status = 'active'
+              ORDER BY ei.id
+                FOR UPDATE OF ei",
+            &[&integration_id, &key],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| ExternalIssue {
+            id: row.get(0),
+            organization_id: row.get(1),
+            assignee_synced_at: row.get(2),
+        })
+        .collect())
+}
+
+/// Moves `assignee_synced_at` forward to `at` (never back).
+pub async fn mark_synced(
+    client: &impl GenericClient,
+    external_issue_id: i64,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "UPDATE external_issues
+                SET assignee_synced_at = GREATEST(COALESCE(assignee_synced_at, $2), $2)
+              WHERE id = $1",
+            &[&external_issue_id, &at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Groups linked to the issue row as `issue`, in a project of its organization,
+/// and not being deleted.
+pub async fn linked_groups(
+    client: &impl GenericClient,
+    issue: &ExternalIssue,
+) -> Result<Vec<LinkedGroup>, Error> {
+    let rows = client
+        .query(
+            "SELECT g.id, g.project_id
+               FROM group_links gl
+               JOIN groups g ON g.id = gl.group_id
+               JOIN projects p ON p.id = g.project_id
+              WHERE gl.linked_type = 'issue'
+                AND gl.linked_id = $1
+                AND p.organization_id = $2
+                AND g.status NOT IN ('pending_deletion', 'deletion_in_progress')
+              ORDER BY g.id",
+            &[&issue.id, &issue.organization_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| LinkedGroup {
+            group_id: row.get(0),
+            project_id: row.get(1),
+        })
+        .collect())
+}
+
+/// The user to assign to `group`: among active users with a verified email equal to
+/// `email` ignoring case, the lowest id who is an active member of an active team
+/// that has the group's project. Returns the user id and the email as stored.
+pub async fn find_assignee(
+    client: &impl GenericClient,
+    group: LinkedGroup,
+    email: &str,
+) -> Result<Option<(i64, String)>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT u.id, ue.email
+               FROM user_emails ue
+               JOIN users u ON u.id = ue.user_id AND u.is_active
+               JOIN organization_members om ON om.user_id = u.id
+               JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
+               JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
+                           AND t.organization_id = om.organization_id
+               JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $1
+              WHERE lower(ue.email) = lower($2)
+                AND ue.is_verified
+              ORDER BY u.id, ue.id
+              LIMIT 1",
+            &[&group.project_id, &email],
+        )
+        .await?;
+    Ok(row.map(|row| (row.get(0), row.get(1))))
+}
+
+/// Assigns `user_id` to the group unless already assigned; writes the `assigned`
+/// activity only when something changed. Returns whether it changed.
+pub async fn assign(
+    client: &impl GenericClient,
+    group: LinkedGroup,
+    user_id: i64,
+    stored_email: &str,
+    integration_id: i64,
+) -> Result<bool, Error> {
+    // Only a row that differs is written: assigning the current user writes nothing.
+    let changed = client
+        .query_opt(
+            "INSERT INTO group_assignees (group_id, project_id, user_id, team_id)
+             VALUES ($1, $2, $3, NULL)
+             ON CONFLICT (group_id) DO UPDATE
+                SET user_id = EXCLUDED.user_id, team_id = NULL,
+                    project_id = EXCLUDED.project_id, date_added = now()
+              WHERE group_assignees.user_id IS DISTINCT FROM EXCLUDED.user_id
+                 OR group_assignees.team_id IS NOT NULL
+             RETURNING id",
+            &[&group.group_id, &group.project_id, &user_id],
+        )
+        .await?
+        .is_some();
+    if changed {
+        let data = json!({
+            "assignee": user_id.to_string(),
+            "assigneeEmail": stored_email,
+            "assigneeType": "user",
+            "integration": "jira_server",
+            "integration_id": integration_id,
+        });
+        insert_activity(client, group, "assigned", &data).await?;
+    }
+    Ok(changed)
+}
+
+/// Removes the group's assignee; writes the `unassigned` activity only if there was one.
+pub async fn unassign(
+    client: &impl GenericClient,
+    group: LinkedGroup,
+    integration_id: i64,
+) -> Result<bool, Error> {
+    let removed = client
+        .query_opt(
+            "DELETE FROM group_assignees WHERE group_id = $1 RETURNING id",
+            &[&group.group_id],
+        )
+        .await?
+        .is_some();
+    if removed {
+        let data = json!({ "integration": "jira_server", "integration_id": integration_id });
+        insert_activity(client, group, "unassigned", &data).await?;
+    }
+    Ok(removed)
+}
+
+async fn insert_activity(
+    client: &impl GenericClient,
+    group: LinkedGroup,
+    kind: &str,
+    data: &serde_json::Value,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "INSERT INTO activities (group_id, project_id, type, user_id, data)
+             VALUES ($1, $2, $3, NULL, $4)",
+            &[&group.group_id, &group.project_id, &kind, data],
+        )
+        .await?;
+    Ok(())
+}

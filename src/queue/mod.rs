@@ -2,6 +2,7 @@
 //! publisher, message properties and the worker's consumer loop.
 
 pub mod connection;
+pub mod consumer;
 pub mod message;
 pub mod publisher;
 pub mod topology;

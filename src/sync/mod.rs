@@ -1,1 +1,46 @@
-//! The rules of inbound sync (CONTRACT §5.6), free of HTTP and AMQP types.
+//! The rules of inbound sync (CONTRACT §5.6): which organizations and groups a
+//! Jira issue reaches, who gets assigned, and the ordering guard. Free of HTTP and
+//! AMQP types; the worker's webhook handler calls `assignee::apply`.
+
+pub mod assignee;
+
+use std::fmt;
+
+/// A Jira issue key such as `DEMO-1`, compared exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IssueKey(String);
+
+impl IssueKey {
+    /// Wraps a key as Jira sent it.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IssueKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A non-empty email address as Jira sent it; matched ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// `None` for an empty or blank string.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        (!s.is_empty()).then(|| Self(s.to_owned()))
+    }
+
+    /// The address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

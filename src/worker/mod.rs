@@ -1,11 +1,86 @@
-//! The worker: consumes `P.webhooks` and `P.jobs` and applies them.
+//! The worker (`jirasync worker`): consumes `P.webhooks` and `P.jobs` and
+//! dispatches each message by its `type` to one handler file per type.
+
+pub mod token;
+mod webhook;
+
+use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::db::DbPool;
+use crate::queue::consumer::{self, ConsumerConfig, HandleError, Handler, Incoming, Outcome};
+use crate::queue::{Names, WEBHOOK};
 use crate::shutdown::Shutdown;
 
-/// `jirasync worker`.
-pub async fn run(_settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
-    tracing::warn!("the worker is not implemented yet; it only waits for shutdown");
-    shutdown.cancelled().await;
+/// `jirasync worker`: runs the consumer pool until shutdown.
+pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    crate::telemetry::prometheus();
+    let pool = crate::db::connect(
+        &settings.database_url,
+        usize::from(settings.worker_concurrency) + 1,
+    )
+    .await?;
+    let config = ConsumerConfig {
+        url: settings.amqp_url.clone(),
+        names: Names::new(settings.queue_prefix.clone()),
+        delays: settings.retry_delays.0.clone(),
+        concurrency: settings.worker_concurrency,
+    };
+    consumer::run(config, Arc::new(Dispatcher { pool }), shutdown).await?;
+    tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Routes a message to the handler of its type.
+pub struct Dispatcher {
+    pool: DbPool,
+}
+
+impl Handler for Dispatcher {
+    async fn handle(&self, message: &Incoming) -> Result<Outcome, HandleError> {
+        match message.kind.as_str() {
+            WEBHOOK => webhook::handle(&self.pool, message).await,
+            other => Err(HandleError::Permanent {
+                outcome: "unknown_type",
+                reason: format!("no handler for message type {other:?}"),
+            }),
+        }
+    }
+}
+
+/// Classifies a database error: connection trouble, serialization failures and
+/// deadlocks pass; anything else will fail again the same way.
+pub fn db_error(error: tokio_postgres::Error) -> HandleError {
+    use tokio_postgres::error::SqlState;
+    let transient = match error.code() {
+        None => true, // no SQLSTATE: the connection itself failed
+        Some(code) => {
+            code.code().starts_with("08")
+                || [
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                    SqlState::LOCK_NOT_AVAILABLE,
+                    SqlState::QUERY_CANCELED,
+                ]
+                .contains(code)
+        }
+    };
+    let reason = format!("database error: {error}");
+    if transient {
+        HandleError::Retryable(reason)
+    } else {
+        HandleError::Permanent {
+            outcome: "failed",
+            reason,
+        }
+    }
+}
+
+/// A pool that cannot hand out a connection is a passing failure.
+pub fn pool_error(error: deadpool_postgres::PoolError) -> HandleError {
+    HandleError::Retryable(format!("database unavailable: {error}"))
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod seed;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -230,4 +231,67 @@ pub async fn cleanup(settings: &Settings) {
             ))
             .await;
     }
+}
+
+/// A running worker.
+pub struct Worker {
+    pub shutdown: Shutdown,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Worker {
+    /// Stops it and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
+/// Starts a worker process (in this process) on these settings.
+pub fn spawn_worker(settings: &Settings) -> Worker {
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(jirasync::worker::run(settings.clone(), shutdown.clone()));
+    Worker { shutdown, task }
+}
+
+/// Publishes a webhook message like the ingress does, waiting for the confirm.
+pub async fn publish_webhook(
+    channel: &Channel,
+    settings: &Settings,
+    token: &str,
+    body: &[u8],
+    hub_signature: Option<&str>,
+) {
+    let request = jirasync::queue::message::WebhookRequest {
+        token,
+        content_type: Some("application/json"),
+        webhook_identifier: None,
+        hub_signature,
+    };
+    let (_, props) =
+        jirasync::queue::message::webhook_properties(&request, std::time::SystemTime::now());
+    publish(channel, settings, jirasync::queue::WEBHOOK, body, props).await;
+}
+
+/// Publishes to `P` with a routing key and properties, waiting for the confirm.
+pub async fn publish(
+    channel: &Channel,
+    settings: &Settings,
+    key: &str,
+    body: &[u8],
+    props: lapin::BasicProperties,
+) {
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirm mode");
+    jirasync::queue::publisher::publish_confirmed(
+        channel,
+        &names(settings).exchange(),
+        key,
+        body,
+        props,
+    )
+    .await
+    .expect("publish confirmed");
 }

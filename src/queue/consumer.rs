@@ -1,0 +1,366 @@
+//! The worker's consumer loop: one connection, a task per delivery bounded by a
+//! semaphore, and the one place that decides ack / retry tier / dead letter.
+//! Retry and dead-letter publishes are confirmed before the original is acked.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::message::{self, ATTEMPTS, DEAD_LETTERED_AT_MS, ERROR, SOURCE_QUEUE};
+use super::publisher::{PublishError, confirm_channel, publish_confirmed};
+use super::{Names, connection, topology};
+use crate::shutdown::Shutdown;
+
+/// How long in-flight messages may take to finish after shutdown is requested.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Tries of a retryable failure within one delivery, before the retry tiers.
+const IN_PROCESS_TRIES: usize = 3;
+
+/// A delivery as handlers see it.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The queue it was consumed from (its source queue).
+    pub queue: String,
+    /// The message `type`.
+    pub kind: String,
+    /// The message id.
+    pub id: String,
+    /// Properties and headers.
+    pub properties: BasicProperties,
+    /// The body, byte for byte.
+    pub body: Vec<u8>,
+}
+
+/// How a handled message ended; the label names it in metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome(pub &'static str);
+
+/// A failed handling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandleError {
+    /// A passing failure (database or broker down, deadlock, Jira 5xx): try again later.
+    #[error("{0}")]
+    Retryable(String),
+    /// Cannot succeed: dead-letter at once. `outcome` labels it in metrics.
+    #[error("{reason}")]
+    Permanent {
+        /// Metric label, e.g. `malformed`.
+        outcome: &'static str,
+        /// One line: what failed.
+        reason: String,
+    },
+}
+
+/// Handles messages by type. Called by the consumer loop.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one message. Must be idempotent: a message can arrive twice.
+    fn handle(
+        &self,
+        message: &Incoming,
+    ) -> impl Future<Output = Result<Outcome, HandleError>> + Send;
+}
+
+/// What the consumer loop needs to know.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// RabbitMQ URL.
+    pub url: String,
+    /// Queue names.
+    pub names: Names,
+    /// Retry tiers.
+    pub delays: Vec<Duration>,
+    /// Messages in flight (also the prefetch).
+    pub concurrency: u16,
+}
+
+/// Consumes `P.webhooks` and `P.jobs` until `shutdown`, reconnecting after failures.
+pub async fn run<H: Handler>(
+    config: ConsumerConfig,
+    handler: Arc<H>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let mut backoff = Duration::from_millis(200);
+    let mut last_error = String::new();
+    while !shutdown.is_cancelled() {
+        match consume(&config, &handler, &shutdown).await {
+            Ok(()) => break,
+            Err(error) => {
+                let text = format!("{error:#}");
+                if text != last_error {
+                    tracing::warn!(error = %text, "consumer stopped; reconnecting");
+                    last_error = text;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shared by every delivery task of one connection.
+struct Context_<H> {
+    handler: Arc<H>,
+    publisher: Channel,
+    names: Names,
+    delays: Vec<Duration>,
+}
+
+/// One connection's life: returns Ok on shutdown, Err when the connection failed.
+async fn consume<H: Handler>(
+    config: &ConsumerConfig,
+    handler: &Arc<H>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let connection = connection::connect(&config.url, "worker").await?;
+    let publisher = confirm_channel(&connection).await?;
+    topology::declare(&publisher, &config.names, &config.delays).await?;
+    let channel = connection
+        .create_channel()
+        .await
+        .context("failed to open the consume channel")?;
+    channel
+        .basic_qos(config.concurrency, BasicQosOptions { global: false })
+        .await
+        .context("failed to set the prefetch")?;
+    let mut streams = Vec::new();
+    for queue in [config.names.webhooks(), config.names.jobs()] {
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("failed to consume {queue}"))?;
+        streams.push(consumer.map(move |delivery| (queue.clone(), delivery)));
+    }
+    let mut deliveries = futures_util::stream::select_all(streams);
+    tracing::info!(concurrency = config.concurrency, "worker consuming");
+    metrics::gauge!("jirasync_broker_connected", "role" => "worker").set(1.0);
+
+    let context = Arc::new(Context_ {
+        handler: Arc::clone(handler),
+        publisher,
+        names: config.names.clone(),
+        delays: config.delays.clone(),
+    });
+    let semaphore = Arc::new(Semaphore::new(usize::from(config.concurrency)));
+    let tasks = TaskTracker::new();
+    let result = loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            permit = Arc::clone(&semaphore).acquire_owned() => permit.context("semaphore closed")?,
+        };
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            next = deliveries.next() => next,
+        };
+        match next {
+            Some((queue, Ok(delivery))) => {
+                let context = Arc::clone(&context);
+                tasks.spawn(async move {
+                    process(&context, queue, delivery).await;
+                    drop(permit);
+                });
+            }
+            Some((queue, Err(error))) => {
+                break Err(anyhow::Error::new(error).context(format!("consuming {queue} failed")));
+            }
+            None => break Err(anyhow::anyhow!("the broker cancelled the consumers")),
+        }
+    };
+    metrics::gauge!("jirasync_broker_connected", "role" => "worker").set(0.0);
+    // Stop taking new messages, then let in-flight ones finish within the deadline.
+    drop(deliveries);
+    tasks.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight messages did not finish in time; the broker will redeliver them");
+    }
+    close(&connection).await;
+    result
+}
+
+async fn close(connection: &Connection) {
+    if connection.status().connected() {
+        let _ = connection.close(200, "worker stopping".into()).await;
+    }
+}
+
+async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Delivery) {
+    let incoming = Incoming {
+        kind: message::message_type(&delivery.properties),
+        id: message::message_id(&delivery.properties),
+        queue,
+        properties: delivery.properties.clone(),
+        body: delivery.data.clone(),
+    };
+    let span = tracing::info_span!(
+        "message",
+        message.id = %incoming.id,
+        message.type = %incoming.kind,
+        integration.id = tracing::field::Empty,
+        issue.key = tracing::field::Empty,
+    );
+    async {
+        let started = Instant::now();
+        let in_flight = metrics::gauge!("jirasync_messages_in_flight");
+        in_flight.increment(1.0);
+        let result = handle_with_retries(context.handler.as_ref(), &incoming).await;
+        in_flight.decrement(1.0);
+        metrics::histogram!("jirasync_message_duration_seconds", "type" => incoming.kind.clone())
+            .record(started.elapsed().as_secs_f64());
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let outcome = settle(context, &incoming, &delivery, result).await;
+        metrics::counter!("jirasync_messages_total", "type" => incoming.kind.clone(), "outcome" => outcome)
+            .increment(1);
+        tracing::info!(outcome, elapsed_ms, "message handled");
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn handle_with_retries<H: Handler>(
+    handler: &H,
+    incoming: &Incoming,
+) -> Result<Outcome, HandleError> {
+    let mut delays = ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(1))
+        .with_max_times(IN_PROCESS_TRIES - 1)
+        .build();
+    loop {
+        match handler.handle(incoming).await {
+            Err(HandleError::Retryable(reason)) => match delays.next() {
+                Some(delay) => {
+                    tracing::debug!(%reason, ?delay, "retrying in process");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(HandleError::Retryable(reason)),
+            },
+            other => return other,
+        }
+    }
+}
+
+/// Acks, retries through a tier or dead-letters; returns the outcome label.
+async fn settle<H>(
+    context: &Context_<H>,
+    incoming: &Incoming,
+    delivery: &Delivery,
+    result: Result<Outcome, HandleError>,
+) -> &'static str {
+    let attempts = message::header_int(&incoming.properties, ATTEMPTS).unwrap_or(0) + 1;
+    let (label, published) = match result {
+        Ok(Outcome(label)) => (label, Ok(())),
+        Err(HandleError::Retryable(reason)) => {
+            let tier = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
+            match context.delays.get(tier) {
+                Some(delay) => {
+                    let queue = context.names.retry(&incoming.queue, *delay);
+                    tracing::warn!(%reason, attempts, retry.queue = %queue, "transient failure; retrying later");
+                    let props = message::with_headers(
+                        &incoming.properties,
+                        &[(ATTEMPTS, AMQPValue::LongLongInt(attempts))],
+                    );
+                    (
+                        "retried",
+                        publish_confirmed(&context.publisher, "", &queue, &incoming.body, props)
+                            .await,
+                    )
+                }
+                None => {
+                    let reason = format!("gave up after {attempts} attempts: {reason}");
+                    (
+                        "dead_lettered",
+                        dead_letter(context, incoming, attempts, &reason).await,
+                    )
+                }
+            }
+        }
+        Err(HandleError::Permanent { outcome, reason }) => (
+            outcome,
+            dead_letter(context, incoming, attempts, &reason).await,
+        ),
+    };
+    match published {
+        Ok(()) => {
+            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+                // The broker redelivers it; handlers are idempotent.
+                tracing::warn!(%error, "ack failed; the message will be redelivered");
+            }
+            label
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not publish to the retry or dead-letter queue; requeueing");
+            let _ = delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
+            "requeued"
+        }
+    }
+}
+
+async fn dead_letter<H>(
+    context: &Context_<H>,
+    incoming: &Incoming,
+    attempts: i64,
+    reason: &str,
+) -> Result<(), PublishError> {
+    tracing::warn!(%reason, attempts, "dead-lettering");
+    metrics::counter!("jirasync_dead_lettered_total", "type" => incoming.kind.clone()).increment(1);
+    let props = message::with_headers(
+        &incoming.properties,
+        &[
+            (ATTEMPTS, AMQPValue::LongLongInt(attempts)),
+            (ERROR, message::long_string(&one_line(reason))),
+            (SOURCE_QUEUE, message::long_string(&incoming.queue)),
+            (
+                DEAD_LETTERED_AT_MS,
+                AMQPValue::LongLongInt(message::millis(SystemTime::now())),
+            ),
+        ],
+    );
+    publish_confirmed(
+        &context.publisher,
+        "",
+        &context.names.dead(),
+        &incoming.body,
+        props,
+    )
+    .await
+}
+
+/// One line of at most 500 characters.
+fn one_line(reason: &str) -> String {
+    let line: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(500)
+        .collect();
+    line
+}
