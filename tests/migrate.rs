@@ -139,7 +139,11 @@ async fn columns(client: &tokio_postgres::Client) -> BTreeMap<String, Vec<String
 
 #[tokio::test]
 async fn migrate_creates_every_contract_table_and_queue() {
-    let settings = common::migrated().await;
+    let mut settings = common::settings();
+    settings.retry_delays = jirasync::config::Settings::defaults().retry_delays;
+    jirasync::commands::migrate(&settings, true)
+        .await
+        .expect("migrate");
     let client = common::db(&settings).await;
     let tables = columns(&client).await;
     for (table, expected) in TABLES {

@@ -29,10 +29,6 @@ struct Scene {
 async fn scene(concurrency: u16) -> Scene {
     let mut settings = common::migrated().await;
     settings.worker_concurrency = concurrency;
-    settings.retry_delays = "1s,2s,3s,4s".parse().expect("delays");
-    jirasync::commands::declare_topology(&settings)
-        .await
-        .expect("topology");
     let db = common::db(&settings).await;
     let (integration, external_id) = Seed { db: &db }.integration(json!({})).await;
     let (connection, channel) = common::amqp().await;
@@ -605,7 +601,7 @@ async fn a_database_refusing_connections_for_a_moment_is_retried_then_applied() 
         .await;
     // Longer than the in-process retries: the message must go through a retry tier.
     let dead = common::names(&s.settings).dead();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     admin
         .batch_execute(&format!(
             "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS true"
@@ -639,8 +635,7 @@ async fn a_database_refusing_connections_for_a_moment_is_retried_then_applied() 
 #[tokio::test]
 async fn a_thousand_webhooks_across_fifty_issues_end_in_each_issues_last_event() {
     use rand::seq::SliceRandom;
-    let mut settings = common::migrated().await;
-    settings.retry_delays = "1s,2s,3s".parse().expect("delays");
+    let settings = common::migrated().await;
     let db = common::db(&settings).await;
     let seed = Seed { db: &db };
     let (integration, external_id) = seed.integration(json!({})).await;

@@ -83,6 +83,8 @@ pub struct ConsumerConfig {
     pub delays: Vec<Duration>,
     /// Messages in flight (also the prefetch).
     pub concurrency: u16,
+    /// How long in-flight messages may take to finish after shutdown.
+    pub drain_deadline: Duration,
 }
 
 /// Consumes `P.webhooks` and `P.jobs` until `shutdown`, reconnecting after failures.
@@ -190,7 +192,7 @@ async fn consume<H: Handler>(
     // Stop taking new messages, then let in-flight ones finish within the deadline.
     drop(deliveries);
     tasks.close();
-    if tokio::time::timeout(DRAIN_DEADLINE, tasks.wait())
+    if tokio::time::timeout(config.drain_deadline, tasks.wait())
         .await
         .is_err()
     {
@@ -202,7 +204,14 @@ async fn consume<H: Handler>(
 
 async fn close(connection: &Connection) {
     if connection.status().connected() {
-        let _ = connection.close(200, "worker stopping".into()).await;
+        // Unacked messages go back to the queue when the connection closes.
+        let closing = connection.close(200, "worker stopping".into());
+        if tokio::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .is_err()
+        {
+            tracing::warn!("closing the RabbitMQ connection timed out");
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod token;
 mod webhook;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Settings;
 use crate::db::DbPool;
@@ -14,6 +15,15 @@ use crate::shutdown::Shutdown;
 
 /// `jirasync worker`: runs the consumer pool until shutdown.
 pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    serve(settings, consumer::DRAIN_DEADLINE, shutdown).await
+}
+
+/// Runs the worker with a chosen drain deadline (tests use a short one).
+pub async fn serve(
+    settings: Settings,
+    drain_deadline: Duration,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     crate::telemetry::prometheus();
     let pool = crate::db::connect(
         &settings.database_url,
@@ -25,6 +35,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
         names: Names::new(settings.queue_prefix.clone()),
         delays: settings.retry_delays.0.clone(),
         concurrency: settings.worker_concurrency,
+        drain_deadline,
     };
     consumer::run(config, Arc::new(Dispatcher { pool }), shutdown).await?;
     tracing::info!("worker stopped");

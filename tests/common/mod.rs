@@ -41,6 +41,8 @@ pub fn settings() -> Settings {
     settings.database_url = format!("{}/jst_{id}", postgres_server());
     settings.queue_prefix = format!("jst_{id}");
     settings.listen = "127.0.0.1:0".parse().expect("valid address");
+    // Two tiers keep each test's broker footprint small (seven quorum queues).
+    settings.retry_delays = "1s,2s".parse().expect("valid delays");
     settings
 }
 
@@ -294,4 +296,15 @@ pub async fn publish(
     )
     .await
     .expect("publish confirmed");
+}
+
+/// Starts a worker with a chosen drain deadline.
+pub fn spawn_worker_draining(settings: &Settings, drain: Duration) -> Worker {
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(jirasync::worker::serve(
+        settings.clone(),
+        drain,
+        shutdown.clone(),
+    ));
+    Worker { shutdown, task }
 }
