@@ -1,6 +1,17 @@
 //! Jira Server: the OAuth 1.0a RSA-SHA1 signer and a small REST client for the
 //! OAuth install flow, webhook registration and user lookup. Used by the worker.
 
+pub mod client;
+pub mod error;
+pub mod form;
 pub mod oauth;
+pub mod oauth_flow;
+pub mod user;
+pub mod webhook;
 
+pub use client::{ClientOptions, JiraClient};
+pub use error::JiraError;
 pub use oauth::{KeyError, OAuthParams, SignError, Signer};
+pub use oauth_flow::{AccessToken, RequestToken};
+pub use user::{JiraUser, UserRef};
+pub use webhook::{ISSUE_EVENTS, WebhookApi, WebhookRegistration};
