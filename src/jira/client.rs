@@ -79,8 +79,14 @@ impl JiraClient {
     /// context path), signing with `signer`.
     pub fn new(base_url: &str, signer: Signer, options: &ClientOptions) -> Result<Self, JiraError> {
         let base_url = base_url.trim().trim_end_matches('/').to_owned();
+        // Messages show the URL only once it is known to carry no credentials.
         let parsed = Url::parse(&base_url)
-            .map_err(|error| JiraError::Config(format!("base URL {base_url:?}: {error}")))?;
+            .map_err(|error| JiraError::Config(format!("base URL is not a URL: {error}")))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(JiraError::Config(
+                "base URL must not contain credentials".to_owned(),
+            ));
+        }
         if !matches!(parsed.scheme(), "http" | "https")
             || parsed.host_str().is_none()
             || parsed.query().is_some()
@@ -198,12 +204,13 @@ mod tests {
     }
 
     #[test]
-    fn base_urls_that_cannot_carry_paths_are_refused() {
+    fn unusable_base_urls_are_refused_without_echoing_credentials() {
         for base in [
             "jira.example.com",
             "ftp://jira",
             "https://jira/?x=1",
             "https://jira/#f",
+            "https://user:pw@jira",
             "",
         ] {
             assert!(

@@ -3,7 +3,7 @@
 
 pub mod client;
 pub mod error;
-pub mod form;
+mod form;
 pub mod oauth;
 pub mod oauth_flow;
 pub mod user;
