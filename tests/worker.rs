@@ -158,7 +158,7 @@ async fn assigns_by_email_in_another_case_and_records_the_activity() {
         .get(0);
     assert_eq!(
         synced,
-        jirasync::jira::webhook::parse_jira_time(T1),
+        jirasync::jira::payload::parse_jira_time(T1),
         "assignee_synced_at moved to the event time"
     );
     s.finish().await;
@@ -382,7 +382,7 @@ async fn an_older_event_after_a_newer_one_is_skipped_and_an_equal_one_is_a_no_op
         .get(0);
     assert_eq!(
         synced,
-        jirasync::jira::webhook::parse_jira_time(T2),
+        jirasync::jira::payload::parse_jira_time(T2),
         "never moved back"
     );
     s.finish().await;

@@ -1,332 +1,161 @@
-//! Jira Server's `jira:issue_updated` webhook body, read the way Sentry's
-//! `handle_assignee_change` reads it (CONTRACT §5.3–5). Jira sends many more
-//! fields; only those below are looked at. Called by the worker's webhook handler.
+//! Registers the issue webhook in Jira: `POST /rest/webhooks/1.0/webhook`
+//! (Jira ≤ 9, Sentry's call), and on 404 once more on Jira 10's
+//! `POST /rest/jira-webhook/1.0/webhooks`. Called by the access-token job.
 
-use chrono::{DateTime, FixedOffset, Utc};
-use serde_json::{Map, Value};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
-use crate::sync::{Email, IssueKey};
+use super::client::JiraClient;
+use super::error::JiraError;
+use super::oauth::OAuthParams;
 
-/// What a webhook body asks for.
+/// The events jirasync needs, as in Sentry's registration.
+pub const ISSUE_EVENTS: [&str; 2] = ["jira:issue_created", "jira:issue_updated"];
+
+/// The name the webhook gets in Jira's administration.
+pub const WEBHOOK_NAME: &str = "jirasync";
+
+/// Which webhook REST resource accepted the registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookApi {
+    /// `/rest/webhooks/1.0/webhook` (Jira Server / Data Center up to 9.x).
+    Legacy,
+    /// `/rest/jira-webhook/1.0/webhooks` (Jira Data Center 10 and later).
+    Jira10,
+}
+
+impl WebhookApi {
+    /// The resource path under the base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Legacy => "/rest/webhooks/1.0/webhook",
+            Self::Jira10 => "/rest/jira-webhook/1.0/webhooks",
+        }
+    }
+
+    /// The registration body for this resource.
+    ///
+    /// Legacy: `name`, `url`, `events`, `excludeBody` (Jira's documented shape;
+    /// Sentry sends the first three). Jira 10 moved the options into
+    /// `configuration` with upper-case keys (JRASERVER-78733); it ignores the
+    /// fields it does not know, so this shape is safe on either version.
+    pub fn body(self, url: &str, events: &[&str]) -> Value {
+        match self {
+            Self::Legacy => json!({
+                "name": WEBHOOK_NAME,
+                "url": url,
+                "events": events,
+                "excludeBody": false,
+            }),
+            Self::Jira10 => json!({
+                "name": WEBHOOK_NAME,
+                "url": url,
+                "events": events,
+                "active": true,
+                "configuration": { "EXCLUDE_BODY": "false" },
+            }),
+        }
+    }
+}
+
+/// A registered webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WebhookEvent {
-    /// `changelog` is missing, null, `{}`, `[]` or `""`.
-    NoChangelog,
-    /// The changelog has no item whose field is `assignee`.
-    NoAssigneeChange,
-    /// The assignee changed: what to do about it.
-    AssigneeChanged {
-        /// `issue.key`.
-        key: IssueKey,
-        /// Assign, unassign, or nothing (no email).
-        change: AssigneeChange,
-        /// `issue.fields.updated`, else top-level `timestamp`.
-        event_time: Option<DateTime<Utc>>,
-    },
+pub struct WebhookRegistration {
+    /// The resource that accepted it.
+    pub api: WebhookApi,
+    /// Jira's id of the webhook, when the answer carried one (`id`, or the
+    /// last segment of `self`).
+    pub id: Option<String>,
 }
 
-/// The new assignee as the webhook tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AssigneeChange {
-    /// Assign the user with this email.
-    Assign(Email),
-    /// The assignee was removed.
-    Unassign,
-    /// An assignee without an email address (hidden by Jira's privacy settings).
-    MissingEmail,
-}
-
-/// Why a body cannot be handled; dead-lettered with this one-line reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MalformedWebhook {
-    /// Not JSON at all.
-    #[error("body is not valid JSON: {0}")]
-    NotJson(String),
-    /// JSON, but not an object.
-    #[error("body is JSON but not an object (found {0})")]
-    NotAnObject(&'static str),
-    /// `issue.key` missing or not a string.
-    #[error("assignee changed but issue.key is missing or not a string")]
-    MissingIssueKey,
-    /// `issue.fields` missing or not an object.
-    #[error("assignee changed but issue.fields is missing or not an object")]
-    MissingFields,
-    /// `issue.fields.assignee` is neither an object nor null.
-    #[error("issue.fields.assignee is neither an object nor null (found {0})")]
-    BadAssignee(&'static str),
-}
-
-/// Parses and classifies a webhook body.
-pub fn parse(body: &[u8]) -> Result<WebhookEvent, MalformedWebhook> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| MalformedWebhook::NotJson(e.to_string()))?;
-    let Value::Object(root) = value else {
-        return Err(MalformedWebhook::NotAnObject(kind(&value)));
-    };
-    classify(&root)
-}
-
-fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook> {
-    let changelog = root.get("changelog").unwrap_or(&Value::Null);
-    if is_empty(changelog) {
-        return Ok(WebhookEvent::NoChangelog);
+impl JiraClient {
+    /// Registers a webhook delivering `events` to `url`, signed with `access_token`.
+    /// Tries the legacy resource, and on 404 the Jira 10 one, each try signed
+    /// afresh. The result names the resource that worked.
+    pub async fn register_webhook(
+        &self,
+        access_token: &str,
+        url: &str,
+        events: &[&str],
+    ) -> Result<WebhookRegistration, JiraError> {
+        let params = OAuthParams {
+            token: Some(access_token),
+            ..OAuthParams::default()
+        };
+        let mut api = WebhookApi::Legacy;
+        let mut answer = self.post_webhook(api, url, events, &params).await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            tracing::info!("legacy webhook resource not found; trying the Jira 10 resource");
+            api = WebhookApi::Jira10;
+            answer = self.post_webhook(api, url, events, &params).await?;
+        }
+        let answer = answer.success()?;
+        Ok(WebhookRegistration {
+            api,
+            id: webhook_id(&answer.body),
+        })
     }
-    // Items that are not objects, or lack `field`, are ignored.
-    let assignee_changed = changelog
-        .get("items")
-        .and_then(Value::as_array)
-        .is_some_and(|items| {
-            items
-                .iter()
-                .any(|item| item.get("field").and_then(Value::as_str) == Some("assignee"))
-        });
-    if !assignee_changed {
-        return Ok(WebhookEvent::NoAssigneeChange);
-    }
-    let issue = root.get("issue");
-    let key = issue
-        .and_then(|i| i.get("key"))
-        .and_then(Value::as_str)
-        .ok_or(MalformedWebhook::MissingIssueKey)?;
-    let fields = issue
-        .and_then(|i| i.get("fields"))
-        .and_then(Value::as_object)
-        .ok_or(MalformedWebhook::MissingFields)?;
-    let change = match fields.get("assignee") {
-        None | Some(Value::Null) => AssigneeChange::Unassign,
-        Some(Value::Object(assignee)) => match assignee
-            .get("emailAddress")
-            .and_then(Value::as_str)
-            .and_then(Email::parse)
-        {
-            Some(email) => AssigneeChange::Assign(email),
-            None => AssigneeChange::MissingEmail,
-        },
-        Some(other) => return Err(MalformedWebhook::BadAssignee(kind(other))),
-    };
-    let event_time = fields
-        .get("updated")
-        .and_then(Value::as_str)
-        .and_then(parse_jira_time)
-        .or_else(|| {
-            root.get("timestamp")
-                .and_then(Value::as_i64)
-                .and_then(DateTime::from_timestamp_millis)
-        });
-    Ok(WebhookEvent::AssigneeChanged {
-        key: IssueKey::new(key),
-        change,
-        event_time,
-    })
-}
 
-/// Jira's `2023-01-01T02:00:00.000+0200`, or RFC 3339.
-pub fn parse_jira_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::<FixedOffset>::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
-        .or_else(|_| DateTime::parse_from_rfc3339(s))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn is_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Object(map) => map.is_empty(),
-        Value::Array(items) => items.is_empty(),
-        Value::String(s) => s.is_empty(),
-        _ => false,
+    async fn post_webhook(
+        &self,
+        api: WebhookApi,
+        url: &str,
+        events: &[&str],
+        params: &OAuthParams<'_>,
+    ) -> Result<super::client::Answer, JiraError> {
+        let endpoint = self.endpoint(api.path())?;
+        let body = api.body(url, events);
+        self.send(Method::POST, endpoint, Some(&body), params).await
     }
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// The webhook id in a registration answer; `None` for an empty or unknown body
+/// (the webhook exists either way: Jira answered 2xx).
+fn webhook_id(body: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    match value.get("id") {
+        Some(Value::Number(id)) => return Some(id.to_string()),
+        Some(Value::String(id)) if !id.is_empty() => return Some(id.clone()),
+        _ => {}
     }
+    let self_url = value.get("self")?.as_str()?;
+    let last = self_url.trim_end_matches('/').rsplit('/').next()?;
+    (!last.is_empty()).then(|| last.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-    use serde_json::json;
-
-    fn event(body: Value) -> Result<WebhookEvent, MalformedWebhook> {
-        parse(body.to_string().as_bytes())
-    }
-
-    fn assignee_changelog() -> Value {
-        json!({"items": [{"field": "status"}, {"field": "assignee", "to": "jane"}]})
-    }
 
     #[test]
-    fn empty_changelogs_mean_nothing_to_do() {
-        for changelog in [json!(null), json!({}), json!([]), json!("")] {
-            let body = json!({"changelog": changelog, "issue": {"key": "A-1"}});
-            assert_eq!(event(body), Ok(WebhookEvent::NoChangelog), "{changelog}");
-        }
-        assert_eq!(event(json!({"issue": {}})), Ok(WebhookEvent::NoChangelog));
-    }
-
-    #[test]
-    fn only_an_item_whose_field_is_exactly_assignee_counts() {
-        for items in [
-            json!([{"field": "Assignee"}]),
-            json!([{"field": "assignee "}]),
-            json!(["assignee"]),
-            json!([{"fieldId": "assignee"}]),
-            json!([null, 3]),
-        ] {
-            let body =
-                json!({"changelog": {"items": items}, "issue": {"key": "A-1", "fields": {}}});
-            assert_eq!(event(body), Ok(WebhookEvent::NoAssigneeChange), "{items}");
-        }
-    }
-
-    #[test]
-    fn the_current_assignee_decides_what_happens() {
-        for (assignee, expected) in [
-            (json!(null), AssigneeChange::Unassign),
-            (json!({"name": "jane"}), AssigneeChange::MissingEmail),
-            (json!({"emailAddress": ""}), AssigneeChange::MissingEmail),
-            (json!({}), AssigneeChange::MissingEmail),
-            (
-                json!({"emailAddress": "Jane@Example.org"}),
-                AssigneeChange::Assign(Email::parse("Jane@Example.org").expect("email")),
-            ),
-        ] {
-            let body = json!({"changelog": assignee_changelog(), "issue": {"key": "A-1", "fields": {"assignee": assignee}}});
-            match event(body) {
-                Ok(WebhookEvent::AssigneeChanged { change, .. }) => {
-                    assert_eq!(change, expected, "{assignee}")
-                }
-                other => panic!("{assignee}: {other:?}"),
-            }
-        }
-        let absent =
-            json!({"changelog": assignee_changelog(), "issue": {"key": "A-1", "fields": {}}});
-        assert!(matches!(
-            event(absent),
-            Ok(WebhookEvent::AssigneeChanged {
-                change: AssigneeChange::Unassign,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn a_missing_key_or_fields_is_malformed_once_the_assignee_changed() {
+    fn webhook_ids_are_read_from_either_api_shape() {
         let cases = [
-            (json!({"fields": {}}), MalformedWebhook::MissingIssueKey),
+            (r#"{"id":12,"name":"jirasync"}"#, Some("12")),
+            (r#"{"id":"12"}"#, Some("12")),
             (
-                json!({"key": 7, "fields": {}}),
-                MalformedWebhook::MissingIssueKey,
+                r#"{"self":"https://jira/rest/webhooks/1.0/webhook/7"}"#,
+                Some("7"),
             ),
-            (json!({"key": "A-1"}), MalformedWebhook::MissingFields),
-            (
-                json!({"key": "A-1", "fields": []}),
-                MalformedWebhook::MissingFields,
-            ),
-            (
-                json!({"key": "A-1", "fields": {"assignee": "jane"}}),
-                MalformedWebhook::BadAssignee("a string"),
-            ),
+            ("", None),
+            ("not json", None),
+            ("{}", None),
         ];
-        for (issue, expected) in cases {
-            let body = json!({"changelog": assignee_changelog(), "issue": issue});
-            assert_eq!(event(body), Err(expected), "{issue}");
+        for (body, expected) in cases {
+            assert_eq!(webhook_id(body).as_deref(), expected, "case {body:?}");
         }
     }
 
     #[test]
-    fn bodies_that_are_not_json_objects_are_malformed() {
-        assert!(matches!(
-            parse(b"{not json"),
-            Err(MalformedWebhook::NotJson(_))
-        ));
+    fn legacy_body_matches_jira_documented_shape() {
+        let body = WebhookApi::Legacy.body("https://x/hook/", &ISSUE_EVENTS);
         assert_eq!(
-            parse(b"[1,2]"),
-            Err(MalformedWebhook::NotAnObject("an array"))
+            body,
+            json!({
+                "name": "jirasync",
+                "url": "https://x/hook/",
+                "events": ["jira:issue_created", "jira:issue_updated"],
+                "excludeBody": false
+            })
         );
-        assert_eq!(
-            parse(b"\"x\""),
-            Err(MalformedWebhook::NotAnObject("a string"))
-        );
-    }
-
-    #[test]
-    fn the_event_time_is_updated_else_timestamp() {
-        let with_both = json!({"timestamp": 1_000, "changelog": assignee_changelog(),
-            "issue": {"key": "A-1", "fields": {"updated": "2023-01-01T02:00:00.000+0200"}}});
-        let WebhookEvent::AssigneeChanged { event_time, .. } = event(with_both).expect("event")
-        else {
-            panic!("not an assignee change")
-        };
-        assert_eq!(
-            event_time,
-            DateTime::parse_from_rfc3339("2023-01-01T00:00:00Z")
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        );
-
-        let timestamp_only = json!({"timestamp": 1_672_531_200_000_i64, "changelog": assignee_changelog(),
-            "issue": {"key": "A-1", "fields": {}}});
-        let WebhookEvent::AssigneeChanged { event_time, .. } =
-            event(timestamp_only).expect("event")
-        else {
-            panic!("not an assignee change")
-        };
-        assert_eq!(
-            event_time,
-            DateTime::from_timestamp_millis(1_672_531_200_000)
-        );
-
-        let neither =
-            json!({"changelog": assignee_changelog(), "issue": {"key": "A-1", "fields": {}}});
-        let WebhookEvent::AssigneeChanged { event_time, .. } = event(neither).expect("event")
-        else {
-            panic!("not an assignee change")
-        };
-        assert_eq!(event_time, None);
-    }
-
-    #[test]
-    fn the_fixture_is_an_assignment_of_demo_1() {
-        let body = include_bytes!("../../tests/fixtures/issue_updated.json");
-        let WebhookEvent::AssigneeChanged {
-            key,
-            change,
-            event_time,
-        } = parse(body).expect("fixture parses")
-        else {
-            panic!("fixture is not an assignee change")
-        };
-        assert_eq!(key.as_str(), "DEMO-1");
-        assert_eq!(
-            change,
-            AssigneeChange::Assign(Email::parse("Jane@Example.org").expect("email"))
-        );
-        assert!(event_time.is_some());
-    }
-
-    proptest! {
-        #[test]
-        fn any_bytes_are_classified_without_panicking(body in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = parse(&body);
-        }
-
-        #[test]
-        fn any_json_shape_is_classified_without_panicking(
-            changelog in prop_oneof![Just(json!(null)), Just(json!({"items": [{"field": "assignee"}]})), Just(json!(1))],
-            assignee in prop_oneof![Just(json!(null)), Just(json!({})), Just(json!({"emailAddress": 5})), Just(json!([1]))],
-            key in prop_oneof![Just(json!(null)), Just(json!("K-1")), Just(json!(1))],
-        ) {
-            let body = json!({"changelog": changelog, "issue": {"key": key, "fields": {"assignee": assignee}}});
-            let _ = event(body);
-        }
     }
 }

@@ -7,7 +7,7 @@ use super::token::{self, Rejected};
 use super::{db_error, pool_error};
 use crate::db::DbPool;
 use crate::db::integrations::find_active_jira_server;
-use crate::jira::webhook::{AssigneeChange, WebhookEvent, parse};
+use crate::jira::payload::{AssigneeChange, WebhookEvent, parse};
 use crate::queue::consumer::{HandleError, Incoming, Outcome};
 use crate::queue::message::{HUB_SIGNATURE, TOKEN, header_str};
 use crate::sync::assignee::{self, Action};

@@ -1,0 +1,222 @@
+//! A small Jira Server client on reqwest: configuration and the signed
+//! transport every call goes through. The calls themselves live in
+//! `oauth_flow.rs`, `webhook.rs` and `user.rs`. Every request is signed afresh
+//! (new nonce and timestamp) and sent once: no automatic retries, no redirects.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode, Url};
+
+use super::error::{JiraError, problem_from_www_authenticate};
+use super::form;
+use super::oauth::{OAuthParams, Signer};
+
+/// How the client talks to Jira.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Verify Jira's TLS certificate; `false` accepts any (self-signed test instances).
+    pub verify_ssl: bool,
+    /// Limit for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Limit for a whole request, from sending to the last byte of the answer.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            verify_ssl: true,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A Jira Server instance reached through one application link.
+#[derive(Debug, Clone)]
+pub struct JiraClient {
+    /// The base URL without a trailing slash, e.g. `https://jira.example.com/jira`.
+    base_url: String,
+    http: reqwest::Client,
+    signer: Signer,
+}
+
+/// A raw answer, before it is judged.
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    www_authenticate: Option<String>,
+    pub(super) body: String,
+}
+
+impl Answer {
+    /// The answer if it is a success, else the matching error.
+    pub(super) fn success(self) -> Result<Self, JiraError> {
+        let status = self.status;
+        if status.is_success() {
+            return Ok(self);
+        }
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(JiraError::unavailable(format!("HTTP {status}"), None));
+        }
+        let problem = form::get(&form::parse(&self.body), "oauth_problem")
+            .map(str::to_owned)
+            .or_else(|| {
+                self.www_authenticate
+                    .as_deref()
+                    .and_then(problem_from_www_authenticate)
+            });
+        match problem {
+            Some(problem) if status.is_client_error() => Err(JiraError::refused(&problem)),
+            _ => Err(JiraError::unexpected(status.as_u16(), &self.body)),
+        }
+    }
+}
+
+impl JiraClient {
+    /// A client for the Jira at `base_url` (`http` or `https`, optionally with a
+    /// context path), signing with `signer`.
+    pub fn new(base_url: &str, signer: Signer, options: &ClientOptions) -> Result<Self, JiraError> {
+        let base_url = base_url.trim().trim_end_matches('/').to_owned();
+        // Messages show the URL only once it is known to carry no credentials.
+        let parsed = Url::parse(&base_url)
+            .map_err(|error| JiraError::Config(format!("base URL is not a URL: {error}")))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(JiraError::Config(
+                "base URL must not contain credentials".to_owned(),
+            ));
+        }
+        if !matches!(parsed.scheme(), "http" | "https")
+            || parsed.host_str().is_none()
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+        {
+            return Err(JiraError::Config(format!(
+                "base URL {base_url:?} must be http(s)://host[:port][/path] without query"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("jirasync/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .tls_danger_accept_invalid_certs(!options.verify_ssl)
+            // A replayed OAuth request is refused by Jira (nonce_used), and a
+            // redirect would invalidate the signed URL: the caller decides.
+            .retry(reqwest::retry::never())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| JiraError::Config(format!("HTTP client: {error}")))?;
+        Ok(Self {
+            base_url,
+            http,
+            signer,
+        })
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `base_url` + `path` (which starts with `/`).
+    pub(super) fn endpoint(&self, path: &str) -> Result<Url, JiraError> {
+        let url = format!("{}{path}", self.base_url);
+        Url::parse(&url).map_err(|error| JiraError::Config(format!("URL {url:?}: {error}")))
+    }
+
+    /// Signs (fresh nonce and timestamp) and sends one request; transport
+    /// failures become `Unavailable`, any answer is returned as it is.
+    pub(super) async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        json: Option<&serde_json::Value>,
+        params: &OAuthParams<'_>,
+    ) -> Result<Answer, JiraError> {
+        // A JSON body is not part of the signature (RFC 5849 §3.4.1.3.1).
+        let authorization = self
+            .signer
+            .authorization_header(&method, &url, &[], params)?;
+        let target = format!(
+            "{method} {}{}",
+            url.origin().ascii_serialization(),
+            url.path()
+        );
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(AUTHORIZATION, authorization);
+        if let Some(json) = json {
+            request = request.json(json);
+        }
+        let started = Instant::now();
+        let failed = |error: reqwest::Error| {
+            let what = if error.is_timeout() {
+                "no answer in time"
+            } else if error.is_connect() {
+                "cannot connect"
+            } else {
+                "request failed"
+            };
+            JiraError::unavailable(format!("{what} ({target})"), Some(error))
+        };
+        let response = request.send().await.map_err(failed)?;
+        let status = response.status();
+        let www_authenticate = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await.map_err(failed)?;
+        tracing::debug!(
+            jira.request = %target,
+            http.status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "jira answered"
+        );
+        Ok(Answer {
+            status,
+            www_authenticate,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = include_str!("../../tests/fixtures/jira_test_key.pem");
+
+    fn client(base: &str) -> Result<JiraClient, JiraError> {
+        let signer = Signer::from_pem("jirasync", KEY).expect("test key loads");
+        JiraClient::new(base, signer, &ClientOptions::default())
+    }
+
+    #[test]
+    fn authorize_url_keeps_the_context_path_and_encodes_the_token() {
+        let client = client("https://jira.example.com/jira/").expect("valid base URL");
+        assert_eq!(
+            client.authorize_url("a+b/c"),
+            "https://jira.example.com/jira/plugins/servlet/oauth/authorize?oauth_token=a%2Bb%2Fc"
+        );
+    }
+
+    #[test]
+    fn unusable_base_urls_are_refused_without_echoing_credentials() {
+        for base in [
+            "jira.example.com",
+            "ftp://jira",
+            "https://jira/?x=1",
+            "https://jira/#f",
+            "https://user:pw@jira",
+            "",
+        ] {
+            assert!(
+                matches!(client(base), Err(JiraError::Config(_))),
+                "case {base:?}"
+            );
+        }
+    }
+}
