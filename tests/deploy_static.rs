@@ -323,16 +323,15 @@ fn every_jirasync_compose_service_runs_a_real_subcommand_with_valid_flags() {
 
 #[test]
 fn every_environment_variable_given_to_jirasync_is_named_in_the_contract() {
-    let known: BTreeSet<&str> = CONTRACT_VARS.iter().copied().collect();
     let mut failures = Vec::new();
-    let mut check = |place: String, key: &str| {
-        if !known.contains(key) {
+    let check = |failures: &mut Vec<String>, place: String, key: &str| {
+        if !CONTRACT_VARS.contains(&key) {
             failures.push(format!("{place}: `{key}` is not a CONTRACT §2 variable"));
         }
     };
 
     for key in env_file_keys(ENV_EXAMPLE, &read(ENV_EXAMPLE)) {
-        check(ENV_EXAMPLE.to_owned(), &key);
+        check(&mut failures, ENV_EXAMPLE.to_owned(), &key);
     }
 
     let compose = compose();
@@ -340,14 +339,22 @@ fn every_environment_variable_given_to_jirasync_is_named_in_the_contract() {
         match &service["environment"] {
             Json::Object(map) => {
                 for key in map.keys() {
-                    check(format!("{COMPOSE}: services.{name}.environment"), key);
+                    check(
+                        &mut failures,
+                        format!("{COMPOSE}: services.{name}.environment"),
+                        key,
+                    );
                 }
             }
             Json::Array(items) => {
                 for item in items {
                     let entry = item.as_str().unwrap_or_default();
                     let key = entry.split_once('=').map_or(entry, |(key, _)| key);
-                    check(format!("{COMPOSE}: services.{name}.environment"), key);
+                    check(
+                        &mut failures,
+                        format!("{COMPOSE}: services.{name}.environment"),
+                        key,
+                    );
                 }
             }
             _ => {}
@@ -367,11 +374,20 @@ fn every_environment_variable_given_to_jirasync_is_named_in_the_contract() {
                 .collect(),
             _ => Vec::new(),
         };
+        if !env_files.iter().any(|(path, _)| path == ENV_EXAMPLE) {
+            failures.push(format!(
+                "{COMPOSE}: services.{name}.env_file does not read {ENV_EXAMPLE}"
+            ));
+        }
         for (path, required) in env_files {
             match std::fs::read_to_string(root().join(&path)) {
                 Ok(text) => {
                     for key in env_file_keys(&path, &text) {
-                        check(format!("{COMPOSE}: services.{name}.env_file {path}"), &key);
+                        check(
+                            &mut failures,
+                            format!("{COMPOSE}: services.{name}.env_file {path}"),
+                            &key,
+                        );
                     }
                 }
                 Err(_) if !required => {}
@@ -389,13 +405,21 @@ fn every_environment_variable_given_to_jirasync_is_named_in_the_contract() {
                     .into_iter()
                     .flat_map(|m| m.keys())
                 {
-                    check(format!("{file}: ConfigMap {}", name(object)), key);
+                    check(
+                        &mut failures,
+                        format!("{file}: ConfigMap {}", name(object)),
+                        key,
+                    );
                 }
             }
             Some("Secret") => {
                 for field in ["data", "stringData"] {
                     for key in object[field].as_object().into_iter().flat_map(|m| m.keys()) {
-                        check(format!("{file}: Secret {}.{field}", name(object)), key);
+                        check(
+                            &mut failures,
+                            format!("{file}: Secret {}.{field}", name(object)),
+                            key,
+                        );
                     }
                 }
             }
@@ -406,6 +430,7 @@ fn every_environment_variable_given_to_jirasync_is_named_in_the_contract() {
                     }
                     for env in container["env"].as_array().into_iter().flatten() {
                         check(
+                            &mut failures,
                             format!("{file}: {} container env", name(object)),
                             env["name"].as_str().unwrap_or_default(),
                         );
@@ -840,10 +865,14 @@ fn the_kustomization_lists_every_manifest_except_the_example_secret() {
         .map(|(file, _)| file.trim_start_matches(&format!("{K8S_DIR}/")).to_owned())
         .filter(|file| file != "kustomization.yaml" && file != "secret.yaml")
         .collect();
-    assert_eq!(
-        listed, expected,
-        "{K8S_DIR}/kustomization.yaml: resources differ from the manifests in {K8S_DIR} (secret.yaml stays out)"
-    );
+    let mut failures: Vec<String> = expected
+        .difference(&listed)
+        .map(|file| format!("{K8S_DIR}/kustomization.yaml: resources does not list {file}"))
+        .collect();
+    failures.extend(listed.difference(&expected).map(|file| {
+        format!("{K8S_DIR}/kustomization.yaml: resources lists {file}, which is not a manifest here (or is the example secret)")
+    }));
+    assert_none(failures);
 }
 
 // ---- monitoring --------------------------------------------------------------
