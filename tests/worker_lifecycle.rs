@@ -90,9 +90,9 @@ async fn shutdown_finishes_in_flight_messages_within_the_deadline() {
     common::eventually("the worker is blocked on the row lock", WAIT, || {
         let db = &db;
         async move {
-            db.query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+            db.query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", &[])
                 .await
-                .expect("pg_locks")
+                .expect("pg_stat_activity")
                 .get::<_, i64>(0)
                 > 0
         }
@@ -150,9 +150,9 @@ async fn messages_unfinished_at_the_deadline_are_left_for_redelivery() {
     common::eventually("the worker is blocked on the row lock", WAIT, || {
         let db = &db;
         async move {
-            db.query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+            db.query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", &[])
                 .await
-                .expect("pg_locks")
+                .expect("pg_stat_activity")
                 .get::<_, i64>(0)
                 > 0
         }
