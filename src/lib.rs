@@ -6,6 +6,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod demo;
+pub mod dlq;
 pub mod ingress;
 pub mod jira;
 pub mod queue;

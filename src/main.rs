@@ -1,8 +1,8 @@
 //! The `jirasync` binary: parses the command line, starts telemetry, dispatches.
 
 use clap::Parser;
-use jirasync::cli::{Cli, Command};
-use jirasync::{commands, ingress, shutdown, telemetry, worker};
+use jirasync::cli::{Cli, Command, DlqCommand};
+use jirasync::{commands, demo, dlq, ingress, queue, shutdown, telemetry, worker};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -29,8 +29,20 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         Command::Run => commands::run(settings, shutdown::on_signals()).await,
         Command::Integration(_) => not_yet("integration", 4),
         Command::Oauth(_) => not_yet("oauth", 4),
-        Command::Dlq(_) => not_yet("dlq", 5),
-        Command::Demo { .. } => not_yet("demo", 5),
+        Command::Dlq(DlqCommand::List { limit, json }) => {
+            let letters = dlq::list(&settings, limit).await?;
+            dlq::print(
+                &letters,
+                json,
+                &queue::Names::new(settings.queue_prefix.clone()).dead(),
+            )
+        }
+        Command::Dlq(DlqCommand::Replay { limit }) => {
+            let moved = dlq::replay(&settings, limit).await?;
+            println!("replayed {moved} message(s) to their source queues");
+            Ok(())
+        }
+        Command::Demo { send } => demo::run(&settings, send).await,
         Command::Reconcile { .. } => not_yet("reconcile", 8),
     }
 }
