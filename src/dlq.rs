@@ -45,7 +45,8 @@ pub async fn list(settings: &Settings, limit: usize) -> anyhow::Result<Vec<DeadL
         .context("failed to open a channel")?;
     let available = depth(&channel, &names.dead()).await?;
     let mut letters = Vec::new();
-    // Unacked gets stay on this channel; closing it puts every one back.
+    let mut last = None;
+    // Unacked gets stay on this channel until they are all given back below.
     while letters.len() < limit.min(available) {
         let Some(got) = channel
             .basic_get(names.dead().as_str().into(), BasicGetOptions::default())
@@ -55,6 +56,24 @@ pub async fn list(settings: &Settings, limit: usize) -> anyhow::Result<Vec<DeadL
             break;
         };
         letters.push(describe(&names, &got.delivery.properties));
+        last = Some(got.delivery);
+    }
+    if let Some(last) = last {
+        last.acker
+            .nack(BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            })
+            .await
+            .context("failed to put the listed messages back")?;
+        // The broker requeues asynchronously: wait until they are visible again so a
+        // `list` or `replay` right after sees them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while depth(&channel, &names.dead()).await? < available
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
     let _ = channel.close(200, "done".into()).await;
     let _ = connection.close(200, "done".into()).await;
