@@ -107,6 +107,15 @@ pub struct Settings {
     )]
     pub reconcile_interval: Duration,
 
+    /// Where a worker serves /metrics, /healthz and /readyz; unset: no HTTP listener.
+    #[arg(
+        long,
+        alias = "jirasync-metrics-listen",
+        env = "JIRASYNC_METRICS_LISTEN",
+        global = true
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log format.
     #[arg(
         long,
@@ -281,6 +290,7 @@ impl Settings {
             "max_body_bytes": self.max_body_bytes,
             "retry_delays": self.retry_delays.0.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(),
             "reconcile_interval": format_duration(self.reconcile_interval),
+            "metrics_listen": self.metrics_listen.map(|a| a.to_string()),
             "log_format": match self.log_format { LogFormat::Text => "text", LogFormat::Json => "json" },
             "rust_log": self.rust_log,
         })

@@ -18,7 +18,10 @@ mod k8s;
 mod monitoring;
 
 /// CONTRACT §2: the only environment variables jirasync reads. Keep in step with it.
+/// `JIRASYNC_METRICS_LISTEN` (the worker's metrics and health listener) is the one
+/// addition, until the contract names it.
 pub const CONTRACT_VARS: &[&str] = &[
+    "JIRASYNC_METRICS_LISTEN",
     "DATABASE_URL",
     "AMQP_URL",
     "JIRASYNC_QUEUE_PREFIX",

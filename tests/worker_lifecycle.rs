@@ -63,122 +63,126 @@ async fn the_fixture_posted_to_the_ingress_assigns_the_linked_group() {
     common::cleanup(&settings).await;
 }
 
-#[tokio::test]
-async fn shutdown_finishes_in_flight_messages_within_the_deadline() {
+/// A worker (concurrency 1) whose only message waits on a row lock the test holds.
+struct Blocked {
+    settings: jirasync::config::Settings,
+    db: tokio_postgres::Client,
+    group: i64,
+    user: i64,
+    worker: common::Worker,
+    locker: tokio_postgres::Client,
+    _connection: lapin::Connection,
+    channel: lapin::Channel,
+}
+
+async fn blocked_worker(key: &str, drain: Duration) -> Blocked {
     let mut settings = common::migrated().await;
     settings.worker_concurrency = 1;
     let db = common::db(&settings).await;
     let seed = Seed { db: &db };
     let (integration, external_id) = seed.integration(json!({})).await;
-    let org = seed.org(integration, true, "LIFE-1").await;
+    let org = seed.org(integration, true, key).await;
     let user = seed.teammate(&org, "x@example.org").await;
-    let worker = common::spawn_worker_draining(&settings, Duration::from_secs(15));
-    let (_connection, channel) = common::amqp().await;
+    let worker = common::spawn_worker_draining(&settings, drain);
+    let (connection, channel) = common::amqp().await;
 
     // Hold the issue's row lock so the worker blocks inside the message.
-    let mut locker = common::db(&settings).await;
-    let lock = locker.transaction().await.expect("begin");
-    lock.execute(
-        "SELECT 1 FROM external_issues WHERE id = $1 FOR UPDATE",
-        &[&org.external_issue_id],
-    )
-    .await
-    .expect("lock");
+    let locker = common::db(&settings).await;
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM external_issues WHERE id = {} FOR UPDATE",
+            org.external_issue_id
+        ))
+        .await
+        .expect("lock");
     let token = seed::token(&external_id, SECRET);
-    let body = assignee_changed("LIFE-1", jira_user("x@example.org"), T1).to_string();
+    let body = assignee_changed(key, jira_user("x@example.org"), T1).to_string();
     common::publish_webhook(&channel, &settings, &token, body.as_bytes(), None).await;
     common::eventually("the worker is blocked on the row lock", WAIT, || {
         let db = &db;
         async move {
-            db.query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", &[])
-                .await
-                .expect("pg_stat_activity")
-                .get::<_, i64>(0)
+            db.query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get::<_, i64>(0)
                 > 0
         }
     })
     .await;
+    Blocked {
+        settings,
+        db,
+        group: org.group_id,
+        user,
+        worker,
+        locker,
+        _connection: connection,
+        channel,
+    }
+}
 
-    worker.shutdown.cancel();
+async fn release(locker: &tokio_postgres::Client) {
+    locker
+        .batch_execute("ROLLBACK")
+        .await
+        .expect("release the lock");
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_messages_within_the_deadline() {
+    let b = blocked_worker("LIFE-1", Duration::from_secs(15)).await;
+    b.worker.shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        !worker.task.is_finished(),
+        !b.worker.task.is_finished(),
         "the worker waits for its in-flight message"
     );
-    lock.rollback().await.expect("release the lock");
-    tokio::time::timeout(WAIT, worker.task)
+    release(&b.locker).await;
+    tokio::time::timeout(WAIT, b.worker.task)
         .await
         .expect("the worker stops once the message is done")
         .expect("no panic")
         .expect("clean exit");
     assert_eq!(
-        assignee(&db, org.group_id).await,
-        Some(user),
+        assignee(&b.db, b.group).await,
+        Some(b.user),
         "the in-flight message was applied"
     );
     assert_eq!(
-        common::depth(&channel, &common::names(&settings).webhooks()).await,
+        common::depth(&b.channel, &common::names(&b.settings).webhooks()).await,
         0,
         "and acked"
     );
-    common::cleanup(&settings).await;
+    common::cleanup(&b.settings).await;
 }
 
 #[tokio::test]
 async fn messages_unfinished_at_the_deadline_are_left_for_redelivery() {
-    let mut settings = common::migrated().await;
-    settings.worker_concurrency = 1;
-    let db = common::db(&settings).await;
-    let seed = Seed { db: &db };
-    let (integration, external_id) = seed.integration(json!({})).await;
-    let org = seed.org(integration, true, "LIFE-2").await;
-    let user = seed.teammate(&org, "x@example.org").await;
-    let first = common::spawn_worker_draining(&settings, Duration::from_millis(500));
-    let (_connection, channel) = common::amqp().await;
-
-    let mut locker = common::db(&settings).await;
-    let lock = locker.transaction().await.expect("begin");
-    lock.execute(
-        "SELECT 1 FROM external_issues WHERE id = $1 FOR UPDATE",
-        &[&org.external_issue_id],
-    )
-    .await
-    .expect("lock");
-    let token = seed::token(&external_id, SECRET);
-    let body = assignee_changed("LIFE-2", jira_user("x@example.org"), T1).to_string();
-    common::publish_webhook(&channel, &settings, &token, body.as_bytes(), None).await;
-    common::eventually("the worker is blocked on the row lock", WAIT, || {
-        let db = &db;
-        async move {
-            db.query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", &[])
-                .await
-                .expect("pg_stat_activity")
-                .get::<_, i64>(0)
-                > 0
-        }
-    })
-    .await;
-    first.shutdown.cancel();
-    tokio::time::timeout(WAIT, first.task)
+    let b = blocked_worker("LIFE-2", Duration::from_millis(500)).await;
+    b.worker.shutdown.cancel();
+    tokio::time::timeout(WAIT, b.worker.task)
         .await
         .expect("the worker gives up after the deadline")
         .expect("no panic")
         .expect("clean exit");
-    lock.rollback().await.expect("release the lock");
+    release(&b.locker).await;
 
-    let second = common::spawn_worker(&settings);
+    let second = common::spawn_worker(&b.settings);
     common::eventually("the redelivered message is applied", WAIT, || {
-        let db = &db;
-        async move { assignee(db, org.group_id).await == Some(user) }
+        let db = &b.db;
+        async move { assignee(db, b.group).await == Some(b.user) }
     })
     .await;
     second.stop().await;
-    assert_eq!(activity_count(&db, org.group_id).await, 1, "applied once");
+    assert_eq!(activity_count(&b.db, b.group).await, 1, "applied once");
     assert_eq!(
-        common::depth(&channel, &common::names(&settings).dead()).await,
+        common::depth(&b.channel, &common::names(&b.settings).dead()).await,
         0
     );
-    common::cleanup(&settings).await;
+    common::cleanup(&b.settings).await;
 }
 
 #[tokio::test]
@@ -233,4 +237,37 @@ async fn the_worker_reconnects_after_losing_the_broker() {
     .await;
     worker.stop().await;
     common::cleanup(&direct).await;
+}
+
+#[tokio::test]
+async fn a_worker_with_a_metrics_address_serves_health_and_metrics() {
+    let mut settings = common::migrated().await;
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = free.local_addr().expect("address");
+    drop(free);
+    settings.metrics_listen = Some(address);
+    let worker = common::spawn_worker(&settings);
+    let client = reqwest::Client::new();
+    common::eventually("the worker is ready", WAIT, || {
+        let request = client.get(format!("http://{address}/readyz")).send();
+        async move { matches!(request.await, Ok(r) if r.status() == 200) }
+    })
+    .await;
+    let health = client
+        .get(format!("http://{address}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let metrics = client
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("jirasync_broker_connected"), "{metrics}");
+    worker.stop().await;
+    common::cleanup(&settings).await;
 }

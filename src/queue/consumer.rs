@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
@@ -85,6 +86,8 @@ pub struct ConsumerConfig {
     pub concurrency: u16,
     /// How long in-flight messages may take to finish after shutdown.
     pub drain_deadline: Duration,
+    /// True while the loop is consuming (the worker's `/readyz`).
+    pub consuming: Arc<AtomicBool>,
 }
 
 /// Consumes `P.webhooks` and `P.jobs` until `shutdown`, reconnecting after failures.
@@ -156,6 +159,7 @@ async fn consume<H: Handler>(
     let mut deliveries = futures_util::stream::select_all(streams);
     tracing::info!(concurrency = config.concurrency, "worker consuming");
     metrics::gauge!("jirasync_broker_connected", "role" => "worker").set(1.0);
+    config.consuming.store(true, Ordering::Release);
 
     let context = Arc::new(Context_ {
         handler: Arc::clone(handler),
@@ -189,6 +193,7 @@ async fn consume<H: Handler>(
         }
     };
     metrics::gauge!("jirasync_broker_connected", "role" => "worker").set(0.0);
+    config.consuming.store(false, Ordering::Release);
     // Stop taking new messages, then let in-flight ones finish within the deadline.
     drop(deliveries);
     tasks.close();

@@ -1,10 +1,12 @@
 //! The worker (`jirasync worker`): consumes `P.webhooks` and `P.jobs` and
 //! dispatches each message by its `type` to one handler file per type.
 
+mod health;
 pub mod token;
 mod webhook;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::config::Settings;
@@ -30,14 +32,26 @@ pub async fn serve(
         usize::from(settings.worker_concurrency) + 1,
     )
     .await?;
+    let consuming = Arc::new(AtomicBool::new(false));
+    let health = match settings.metrics_listen {
+        Some(address) => {
+            Some(health::spawn(address, Arc::clone(&consuming), shutdown.clone()).await?)
+        }
+        None => None,
+    };
     let config = ConsumerConfig {
         url: settings.amqp_url.clone(),
         names: Names::new(settings.queue_prefix.clone()),
         delays: settings.retry_delays.0.clone(),
         concurrency: settings.worker_concurrency,
         drain_deadline,
+        consuming,
     };
     consumer::run(config, Arc::new(Dispatcher { pool }), shutdown).await?;
+    if let Some(task) = health {
+        // Scrapers keep connections open; do not wait for them for long.
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     tracing::info!("worker stopped");
     Ok(())
 }

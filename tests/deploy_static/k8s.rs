@@ -48,22 +48,24 @@ fn probe_port_exists(container: &Json, port: &Json) -> bool {
 }
 
 #[test]
-fn the_ingress_deployment_probes_readyz_and_healthz() {
+fn the_ingress_and_worker_deployments_probe_readyz_and_healthz() {
     let objects = k8s_objects();
-    let (file, deployment) = deployment_running(&objects, "ingress");
     let mut failures = Vec::new();
-    for container in containers(deployment) {
-        for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
-            let get = &container[probe]["httpGet"];
-            let place = format!("{file}: {} {probe}.httpGet", name(deployment));
-            if get["path"] != path {
-                failures.push(format!("{place}.path is {}, expected {path}", get["path"]));
-            }
-            if !probe_port_exists(container, &get["port"]) {
-                failures.push(format!(
-                    "{place}.port {} is not one of the container's ports",
-                    get["port"]
-                ));
+    for role in ["ingress", "worker"] {
+        let (file, deployment) = deployment_running(&objects, role);
+        for container in containers(deployment) {
+            for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
+                let get = &container[probe]["httpGet"];
+                let place = format!("{file}: {} {probe}.httpGet", name(deployment));
+                if get["path"] != path {
+                    failures.push(format!("{place}.path is {}, expected {path}", get["path"]));
+                }
+                if !probe_port_exists(container, &get["port"]) {
+                    failures.push(format!(
+                        "{place}.port {} is not one of the container's ports",
+                        get["port"]
+                    ));
+                }
             }
         }
     }
