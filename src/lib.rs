@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod ingress;
+pub mod install;
 pub mod jira;
 pub mod queue;
 pub mod shutdown;
