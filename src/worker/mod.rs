@@ -1,6 +1,7 @@
 //! The worker (`jirasync worker`): consumes `P.webhooks` and `P.jobs` and
 //! dispatches each message by its `type` to one handler file per type.
 
+mod oauth_request_token;
 pub mod token;
 mod webhook;
 
@@ -9,8 +10,9 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::db::DbPool;
+use crate::db::oauth_sessions;
 use crate::queue::consumer::{self, ConsumerConfig, HandleError, Handler, Incoming, Outcome};
-use crate::queue::{Names, WEBHOOK};
+use crate::queue::{Names, OAUTH_REQUEST_TOKEN, WEBHOOK};
 use crate::shutdown::Shutdown;
 
 /// `jirasync worker`: runs the consumer pool until shutdown.
@@ -37,7 +39,14 @@ pub async fn serve(
         concurrency: settings.worker_concurrency,
         drain_deadline,
     };
-    consumer::run(config, Arc::new(Dispatcher { pool }), shutdown).await?;
+    let dispatcher = Dispatcher {
+        oauth: OauthJobs {
+            pool: pool.clone(),
+            public_url: settings.public_url.clone(),
+        },
+        pool,
+    };
+    consumer::run(config, Arc::new(dispatcher), shutdown).await?;
     tracing::info!("worker stopped");
     Ok(())
 }
@@ -45,17 +54,62 @@ pub async fn serve(
 /// Routes a message to the handler of its type.
 pub struct Dispatcher {
     pool: DbPool,
+    oauth: OauthJobs,
+}
+
+/// What the OAuth jobs need.
+pub struct OauthJobs {
+    pool: DbPool,
+    /// `JIRASYNC_PUBLIC_URL`: the base of the OAuth callback and webhook URLs.
+    public_url: String,
 }
 
 impl Handler for Dispatcher {
     async fn handle(&self, message: &Incoming) -> Result<Outcome, HandleError> {
         match message.kind.as_str() {
             WEBHOOK => webhook::handle(&self.pool, message).await,
+            OAUTH_REQUEST_TOKEN => oauth_request_token::handle(&self.oauth, message).await,
             other => Err(HandleError::Permanent {
                 outcome: "unknown_type",
                 reason: format!("no handler for message type {other:?}"),
             }),
         }
+    }
+
+    /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
+    /// failure) leaves its session `failed` with the reason, so `oauth status`
+    /// and `oauth start --wait` do not show `pending` forever.
+    async fn dead_lettering(&self, message: &Incoming, reason: &str) {
+        let result = match message.kind.as_str() {
+            OAUTH_REQUEST_TOKEN => match oauth_request_token::parse(&message.body) {
+                Ok(job) => {
+                    let error = format!(
+                        "{reason}; check that Jira is reachable from the worker, then run `jirasync oauth start` again"
+                    );
+                    self.fail_session(|client| async move {
+                        oauth_sessions::mark_failed(&client, job.session_id, &error).await
+                    })
+                    .await
+                }
+                Err(_) => return,
+            },
+            _ => return,
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not mark the OAuth session failed");
+        }
+    }
+}
+
+impl Dispatcher {
+    async fn fail_session<F, Fut>(&self, update: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(deadpool_postgres::Object) -> Fut,
+        Fut: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+    {
+        let client = self.pool.get().await?;
+        update(client).await?;
+        Ok(())
     }
 }
 
