@@ -1,6 +1,7 @@
 //! The worker (`jirasync worker`): consumes `P.webhooks` and `P.jobs` and
 //! dispatches each message by its `type` to one handler file per type.
 
+mod oauth_access_token;
 mod oauth_request_token;
 pub mod token;
 mod webhook;
@@ -12,7 +13,7 @@ use crate::config::Settings;
 use crate::db::DbPool;
 use crate::db::oauth_sessions;
 use crate::queue::consumer::{self, ConsumerConfig, HandleError, Handler, Incoming, Outcome};
-use crate::queue::{Names, OAUTH_REQUEST_TOKEN, WEBHOOK};
+use crate::queue::{Names, OAUTH_ACCESS_TOKEN, OAUTH_REQUEST_TOKEN, WEBHOOK};
 use crate::shutdown::Shutdown;
 
 /// `jirasync worker`: runs the consumer pool until shutdown.
@@ -69,6 +70,7 @@ impl Handler for Dispatcher {
         match message.kind.as_str() {
             WEBHOOK => webhook::handle(&self.pool, message).await,
             OAUTH_REQUEST_TOKEN => oauth_request_token::handle(&self.oauth, message).await,
+            OAUTH_ACCESS_TOKEN => oauth_access_token::handle(&self.oauth, message).await,
             other => Err(HandleError::Permanent {
                 outcome: "unknown_type",
                 reason: format!("no handler for message type {other:?}"),
@@ -88,6 +90,23 @@ impl Handler for Dispatcher {
                     );
                     self.fail_session(|client| async move {
                         oauth_sessions::mark_failed(&client, job.session_id, &error).await
+                    })
+                    .await
+                }
+                Err(_) => return,
+            },
+            OAUTH_ACCESS_TOKEN => match oauth_access_token::parse(&message.body) {
+                Ok(job) => {
+                    let error = format!(
+                        "{reason}; check that Jira is reachable from the worker, then run `jirasync oauth finish` again"
+                    );
+                    self.fail_session(|client| async move {
+                        oauth_sessions::mark_failed_by_request_token(
+                            &client,
+                            &job.oauth_token,
+                            &error,
+                        )
+                        .await
                     })
                     .await
                 }
