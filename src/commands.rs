@@ -1,5 +1,10 @@
 //! The commands that combine parts: `migrate` (database and broker) and `run`
-//! (everything in one process, the local default).
+//! (everything in one process, the local default); the admin commands live in
+//! one submodule each.
+
+pub mod integration;
+pub mod job;
+pub mod oauth;
 
 use anyhow::Context;
 

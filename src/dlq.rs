@@ -16,6 +16,25 @@ use crate::queue::message::{
 use crate::queue::publisher::{confirm_channel, publish_confirmed};
 use crate::queue::{Names, connection};
 
+/// `jirasync dlq list|replay`.
+pub async fn run(settings: &Settings, command: crate::cli::DlqCommand) -> anyhow::Result<()> {
+    match command {
+        crate::cli::DlqCommand::List { limit, json } => {
+            let letters = list(settings, limit).await?;
+            print(
+                &letters,
+                json,
+                &Names::new(settings.queue_prefix.clone()).dead(),
+            )
+        }
+        crate::cli::DlqCommand::Replay { limit } => {
+            let moved = replay(settings, limit).await?;
+            println!("replayed {moved} message(s) to their source queues");
+            Ok(())
+        }
+    }
+}
+
 /// One dead letter as `dlq list` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DeadLetter {

@@ -9,6 +9,7 @@ pub mod db;
 pub mod demo;
 pub mod dlq;
 pub mod ingress;
+pub mod install;
 pub mod jira;
 pub mod queue;
 pub mod shutdown;

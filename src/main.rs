@@ -1,8 +1,8 @@
 //! The `jirasync` binary: parses the command line, starts telemetry, dispatches.
 
 use clap::Parser;
-use jirasync::cli::{Cli, Command, DlqCommand};
-use jirasync::{commands, demo, dlq, ingress, queue, shutdown, telemetry, worker};
+use jirasync::cli::{Cli, Command};
+use jirasync::{commands, demo, dlq, ingress, shutdown, telemetry, worker};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -27,21 +27,9 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         Command::Ingress => ingress::run(settings, shutdown::on_signals()).await,
         Command::Worker => worker::run(settings, shutdown::on_signals()).await,
         Command::Run => commands::run(settings, shutdown::on_signals()).await,
-        Command::Integration(_) => not_yet("integration", 4),
-        Command::Oauth(_) => not_yet("oauth", 4),
-        Command::Dlq(DlqCommand::List { limit, json }) => {
-            let letters = dlq::list(&settings, limit).await?;
-            dlq::print(
-                &letters,
-                json,
-                &queue::Names::new(settings.queue_prefix.clone()).dead(),
-            )
-        }
-        Command::Dlq(DlqCommand::Replay { limit }) => {
-            let moved = dlq::replay(&settings, limit).await?;
-            println!("replayed {moved} message(s) to their source queues");
-            Ok(())
-        }
+        Command::Integration(command) => commands::integration::run(&settings, command).await,
+        Command::Oauth(command) => commands::oauth::run(&settings, command).await,
+        Command::Dlq(command) => dlq::run(&settings, command).await,
         Command::Demo { send } => demo::run(&settings, send).await,
         Command::Reconcile { .. } => not_yet("reconcile", 8),
     }

@@ -3,6 +3,7 @@
 
 pub mod integrations;
 pub mod migrate;
+pub mod oauth_sessions;
 pub mod sync;
 
 use std::str::FromStr;

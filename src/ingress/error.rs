@@ -36,7 +36,7 @@ impl IntoResponse for ApiError {
                 (status, Json(json!({ "error": message }))).into_response()
             }
             Self::Unavailable(error) => {
-                tracing::warn!(error = %error, "webhook not accepted: broker unavailable");
+                tracing::warn!(error = %error, "request not accepted: broker unavailable");
                 let mut response = (
                     StatusCode::SERVICE_UNAVAILABLE,
                     Json(json!({ "error": "the message broker is unavailable; retry later" })),

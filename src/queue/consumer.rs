@@ -71,6 +71,15 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         message: &Incoming,
     ) -> impl Future<Output = Result<Outcome, HandleError>> + Send;
+
+    /// Called once the loop has decided to dead-letter `message` (a permanent
+    /// failure, or retries exhausted), before it publishes to `P.dead`, so the
+    /// handler can record the final failure where people look for it (e.g. an
+    /// OAuth session). Best effort: it must not fail and should not block long.
+    fn dead_lettering(&self, message: &Incoming, reason: &str) -> impl Future<Output = ()> + Send {
+        let _ = (message, reason);
+        async {}
+    }
 }
 
 /// What the consumer loop needs to know.
@@ -278,7 +287,7 @@ async fn handle_with_retries<H: Handler>(
 }
 
 /// Acks, retries through a tier or dead-letters; returns the outcome label.
-async fn settle<H>(
+async fn settle<H: Handler>(
     context: &Context_<H>,
     incoming: &Incoming,
     delivery: &Delivery,
@@ -305,6 +314,7 @@ async fn settle<H>(
                 }
                 None => {
                     let reason = format!("gave up after {attempts} attempts: {reason}");
+                    context.handler.dead_lettering(incoming, &reason).await;
                     (
                         "dead_lettered",
                         dead_letter(context, incoming, attempts, &reason).await,
@@ -312,10 +322,13 @@ async fn settle<H>(
                 }
             }
         }
-        Err(HandleError::Permanent { outcome, reason }) => (
-            outcome,
-            dead_letter(context, incoming, attempts, &reason).await,
-        ),
+        Err(HandleError::Permanent { outcome, reason }) => {
+            context.handler.dead_lettering(incoming, &reason).await;
+            (
+                outcome,
+                dead_letter(context, incoming, attempts, &reason).await,
+            )
+        }
     };
     match published {
         Ok(()) => {

@@ -2,6 +2,8 @@
 //! dispatches each message by its `type` to one handler file per type.
 
 mod health;
+mod oauth_access_token;
+mod oauth_request_token;
 pub mod token;
 mod webhook;
 
@@ -11,8 +13,9 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::db::DbPool;
+use crate::db::oauth_sessions;
 use crate::queue::consumer::{self, ConsumerConfig, HandleError, Handler, Incoming, Outcome};
-use crate::queue::{Names, WEBHOOK};
+use crate::queue::{Names, OAUTH_ACCESS_TOKEN, OAUTH_REQUEST_TOKEN, WEBHOOK};
 use crate::shutdown::Shutdown;
 
 /// `jirasync worker`: runs the consumer pool until shutdown.
@@ -47,7 +50,14 @@ pub async fn serve(
         drain_deadline,
         consuming,
     };
-    consumer::run(config, Arc::new(Dispatcher { pool }), shutdown).await?;
+    let dispatcher = Dispatcher {
+        oauth: OauthJobs {
+            pool: pool.clone(),
+            public_url: settings.public_url.clone(),
+        },
+        pool,
+    };
+    consumer::run(config, Arc::new(dispatcher), shutdown).await?;
     if let Some(task) = health {
         // Scrapers keep connections open; do not wait for them for long.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -59,17 +69,80 @@ pub async fn serve(
 /// Routes a message to the handler of its type.
 pub struct Dispatcher {
     pool: DbPool,
+    oauth: OauthJobs,
+}
+
+/// What the OAuth jobs need.
+pub struct OauthJobs {
+    pool: DbPool,
+    /// `JIRASYNC_PUBLIC_URL`: the base of the OAuth callback and webhook URLs.
+    public_url: String,
 }
 
 impl Handler for Dispatcher {
     async fn handle(&self, message: &Incoming) -> Result<Outcome, HandleError> {
         match message.kind.as_str() {
             WEBHOOK => webhook::handle(&self.pool, message).await,
+            OAUTH_REQUEST_TOKEN => oauth_request_token::handle(&self.oauth, message).await,
+            OAUTH_ACCESS_TOKEN => oauth_access_token::handle(&self.oauth, message).await,
             other => Err(HandleError::Permanent {
                 outcome: "unknown_type",
                 reason: format!("no handler for message type {other:?}"),
             }),
         }
+    }
+
+    /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
+    /// failure) leaves its session `failed` with the reason, so `oauth status`
+    /// and `oauth start --wait` do not show `pending` forever.
+    async fn dead_lettering(&self, message: &Incoming, reason: &str) {
+        let result = match message.kind.as_str() {
+            OAUTH_REQUEST_TOKEN => match oauth_request_token::parse(&message.body) {
+                Ok(job) => {
+                    let error = format!(
+                        "{reason}; check that Jira is reachable from the worker, then run `jirasync oauth start` again"
+                    );
+                    self.fail_session(|client| async move {
+                        oauth_sessions::mark_failed(&client, job.session_id, &error).await
+                    })
+                    .await
+                }
+                Err(_) => return,
+            },
+            OAUTH_ACCESS_TOKEN => match oauth_access_token::parse(&message.body) {
+                Ok(job) => {
+                    let error = format!(
+                        "{reason}; check that Jira is reachable from the worker, then run `jirasync oauth finish` again"
+                    );
+                    self.fail_session(|client| async move {
+                        oauth_sessions::mark_failed_by_request_token(
+                            &client,
+                            &job.oauth_token,
+                            &error,
+                        )
+                        .await
+                    })
+                    .await
+                }
+                Err(_) => return,
+            },
+            _ => return,
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not mark the OAuth session failed");
+        }
+    }
+}
+
+impl Dispatcher {
+    async fn fail_session<F, Fut>(&self, update: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(deadpool_postgres::Object) -> Fut,
+        Fut: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+    {
+        let client = self.pool.get().await?;
+        update(client).await?;
+        Ok(())
     }
 }
 
