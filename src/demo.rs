@@ -9,7 +9,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
 use crate::config::Settings;
-use crate::worker::token;
+use crate::install;
 
 /// The demo integration's external id.
 pub const EXTERNAL_ID: &str = "demo.jira.local:jirasync-demo";
@@ -152,11 +152,7 @@ async fn seed_rows(tx: &impl GenericClient, settings: &Settings) -> Result<Demo,
         let member = id(tx, "INSERT INTO organization_members (organization_id, user_id) VALUES ($1, $2) ON CONFLICT (organization_id, user_id) DO UPDATE SET role = organization_members.role RETURNING id", &[&org, &user]).await?;
         tx.execute("INSERT INTO team_members (team_id, organization_member_id) VALUES ($1, $2) ON CONFLICT (team_id, organization_member_id) DO UPDATE SET is_active = true", &[&team, &member]).await?;
     }
-    let fresh_secret = {
-        use rand::Rng;
-        let bytes: [u8; 32] = rand::rng().random();
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
+    let fresh_secret = install::fresh_webhook_secret();
     let metadata = json!({"base_url": "http://demo.jira.local", "domain_name": "demo.jira.local", "verify_ssl": true, "webhook_secret": fresh_secret});
     // A re-run keeps the existing secret, so earlier webhook URLs stay valid.
     let row = tx
@@ -203,11 +199,11 @@ async fn seed_rows(tx: &impl GenericClient, settings: &Settings) -> Result<Demo,
         &[&group, &project, &issue],
     )
     .await?;
-    let token = token::sign(EXTERNAL_ID, &secret).context("failed to sign the webhook token")?;
     Ok(Demo {
         integration_id: integration,
         group_id: group,
-        webhook_url: token::webhook_url(&settings.public_url, &token),
+        webhook_url: install::webhook_url(&settings.public_url, EXTERNAL_ID, &secret)
+            .context("failed to sign the webhook token")?,
     })
 }
 

@@ -36,21 +36,6 @@ pub enum Rejected {
     BadHmac,
 }
 
-/// A webhook token for `external_id`, signed with the integration's `webhook_secret`
-/// (the token Sentry puts in its webhook URLs).
-pub fn sign(external_id: &str, secret: &str) -> Result<String, jsonwebtoken::errors::Error> {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(Algorithm::HS256),
-        &serde_json::json!({ "id": external_id }),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-}
-
-/// The webhook URL of an integration under `public_url`.
-pub fn webhook_url(public_url: &str, token: &str) -> String {
-    format!("{public_url}/extensions/jira-server/issue-updated/{token}/")
-}
-
 /// The `id` claim read without verification, to find the integration.
 pub fn external_id(token: &str) -> Result<String, Rejected> {
     let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
@@ -214,18 +199,6 @@ mod tests {
         let no_secret = integration(json!({}));
         let token = sign(Algorithm::HS256, json!({"id": "x"}), "s3cret");
         assert_eq!(verify(&token, &no_secret), Err(Rejected::NoSecret));
-    }
-
-    #[test]
-    fn signed_tokens_verify_against_their_secret() {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let token = super::sign("jira.example.org:key", "s3cret").expect("sign");
-        assert_eq!(external_id(&token), Ok("jira.example.org:key".to_owned()));
-        assert_eq!(
-            verify(&token, &integration(json!({"webhook_secret": "s3cret"}))),
-            Ok(())
-        );
-        assert!(verify(&token, &integration(json!({"webhook_secret": "other"}))).is_err());
     }
 
     #[test]
