@@ -1,0 +1,476 @@
+//! The throughput benchmark of issue 6: `bash bench/run.sh` builds in release mode
+//! and runs this. It measures, on the local RabbitMQ and Postgres, (1) raw confirmed
+//! publishes, (2) the ingress (a child `jirasync ingress`), (3) pgbench running the
+//! worker's SQL, (4) draining preloaded webhooks with 1, 2 and 4 `jirasync worker`
+//! processes, (5) the children's peak RSS, and prints one table.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use jirasync::config::Settings;
+use jirasync::queue::{Names, WEBHOOK, message, publisher};
+use tokio::sync::Semaphore;
+
+struct Args {
+    messages: usize,
+    concurrency: usize,
+    issues: usize,
+    users: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        messages: 4000,
+        concurrency: 64,
+        issues: 200,
+        users: 20,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    for pair in argv[1..].chunks(2) {
+        let value = pair.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        match pair[0].as_str() {
+            "--messages" => a.messages = value,
+            "--concurrency" => a.concurrency = value,
+            "--issues" => a.issues = value,
+            "--users" => a.users = value,
+            other => panic!(
+                "unknown argument {other}; use --messages N --concurrency C --issues I --users U"
+            ),
+        }
+    }
+    a
+}
+
+/// p50 and p99 of latencies in ms.
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.50), at(0.99))
+}
+
+fn binary() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("no target dir")?
+        .join("jirasync");
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `cargo build --release` first (bench/run.sh does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn spawn(settings: &Settings, role: &str, extra: &[(&str, String)]) -> anyhow::Result<Child> {
+    let mut command = Command::new(binary()?);
+    command
+        .arg(role)
+        .env("DATABASE_URL", &settings.database_url)
+        .env("AMQP_URL", &settings.amqp_url)
+        .env("JIRASYNC_QUEUE_PREFIX", &settings.queue_prefix)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    Ok(command.spawn()?)
+}
+
+fn peak_rss_mib(child: &Child) -> f64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args = args();
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let mut settings = Settings::defaults();
+    settings.queue_prefix = format!("bench_{id}");
+    settings.database_url = format!("postgres://postgres@127.0.0.1:5432/bench_{id}");
+    jirasync::commands::migrate(&settings, true).await?;
+    let names = Names::new(settings.queue_prefix.clone());
+    let (integration, secret) = seed(&settings, &args).await?;
+    let token = jirasync::install::webhook_token("bench.jira.local:bench", &secret)?;
+    let fixture = std::fs::read("tests/fixtures/issue_updated.json")
+        .context("run from the repository root")?;
+    let body = pad(&fixture, 6 * 1024);
+    println!(
+        "jirasync benchmark: {} messages of {} bytes, {} in flight, {} issues, {} users\n",
+        args.messages,
+        body.len(),
+        args.concurrency,
+        args.issues,
+        args.users
+    );
+
+    let connection = jirasync::queue::connection::connect(&settings.amqp_url, "bench").await?;
+    let channel = publisher::confirm_channel(&connection).await?;
+
+    // (1) The broker's limit: confirmed publishes, same size, same concurrency.
+    let (broker_rate, broker_p50, broker_p99) = {
+        let request = message::WebhookRequest {
+            token: &token,
+            content_type: Some("application/json"),
+            webhook_identifier: None,
+            hub_signature: None,
+        };
+        let semaphore = Arc::new(Semaphore::new(args.concurrency));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..args.messages {
+            let permit = Arc::clone(&semaphore).acquire_owned().await?;
+            let (channel, exchange, body) = (channel.clone(), names.exchange(), body.clone());
+            let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                publisher::publish_confirmed(&channel, &exchange, WEBHOOK, &body, props)
+                    .await
+                    .unwrap();
+                drop(permit);
+                t.elapsed().as_secs_f64() * 1000.0
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.push(task.await?);
+        }
+        let rate = args.messages as f64 / started.elapsed().as_secs_f64();
+        let (p50, p99) = percentiles(latencies);
+        (rate, p50, p99)
+    };
+    purge(&channel, &names).await?;
+
+    // (2) The ingress: the same webhooks POSTed with the same concurrency.
+    let port = free_port();
+    let mut ingress = spawn(
+        &settings,
+        "ingress",
+        &[("JIRASYNC_LISTEN", format!("127.0.0.1:{port}"))],
+    )?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let url = format!("http://127.0.0.1:{port}/extensions/jira-server/issue-updated/{token}/");
+    let ready = Instant::now();
+    while !matches!(client.get(format!("http://127.0.0.1:{port}/readyz")).send().await, Ok(r) if r.status() == 200)
+    {
+        if ready.elapsed() > Duration::from_secs(20) {
+            bail!("the ingress did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ingress_rate, ingress_p50, ingress_p99) = {
+        let semaphore = Arc::new(Semaphore::new(args.concurrency));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..args.messages {
+            let permit = Arc::clone(&semaphore).acquire_owned().await?;
+            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 202);
+                drop(permit);
+                t.elapsed().as_secs_f64() * 1000.0
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.push(task.await?);
+        }
+        let rate = args.messages as f64 / started.elapsed().as_secs_f64();
+        let (p50, p99) = percentiles(latencies);
+        (rate, p50, p99)
+    };
+    let ingress_rss = peak_rss_mib(&ingress);
+    let _ = ingress.kill();
+    let _ = ingress.wait();
+    purge(&channel, &names).await?;
+
+    // (3) The database's limit: pgbench running the worker's SQL.
+    let db_name = settings
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let pgbench = Command::new("pgbench")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-n",
+            "-f",
+            "bench/assign.sql",
+            "-T",
+            "10",
+            "-j",
+            "2",
+        ])
+        .args(["-c", &args.concurrency.min(16).to_string()])
+        .args([
+            "-D",
+            &format!("integration={integration}"),
+            "-D",
+            &format!("issues={}", args.issues),
+            "-D",
+            &format!("users={}", args.users),
+        ])
+        .arg(&db_name)
+        .output()
+        .context("pgbench is needed (Debian: postgresql-contrib / postgresql-15)")?;
+    let text = String::from_utf8_lossy(&pgbench.stdout);
+    let db_tps: f64 = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| {
+            format!(
+                "no tps in pgbench output: {text}{}",
+                String::from_utf8_lossy(&pgbench.stderr)
+            )
+        })?;
+
+    // (4) Workers end to end: N preloaded webhooks, drained by 1, 2 and 4 processes.
+    let mut rows = Vec::new();
+    let mut worker_rss = 0.0;
+    for (round, workers) in [1usize, 2, 4].into_iter().enumerate() {
+        preload(&channel, &names, &token, &args, round).await?;
+        let mut children = Vec::new();
+        let mut ports = Vec::new();
+        let started = Instant::now();
+        for _ in 0..workers {
+            let port = free_port();
+            ports.push(port);
+            children.push(spawn(
+                &settings,
+                "worker",
+                &[("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}"))],
+            )?);
+        }
+        loop {
+            let mut handled = 0.0;
+            for port in &ports {
+                if let Ok(r) = client
+                    .get(format!("http://127.0.0.1:{port}/metrics"))
+                    .send()
+                    .await
+                {
+                    handled += r
+                        .text()
+                        .await
+                        .unwrap_or_default()
+                        .lines()
+                        .filter(|l| l.starts_with("jirasync_messages_total"))
+                        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                        .sum::<f64>();
+                }
+            }
+            if handled >= args.messages as f64 {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!(
+                    "workers did not drain {} messages in 10 minutes ({handled} handled)",
+                    args.messages
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rate = args.messages as f64 / started.elapsed().as_secs_f64();
+        if workers == 1 {
+            worker_rss = children.first().map_or(0.0, peak_rss_mib);
+        }
+        for mut child in children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        rows.push((workers, rate));
+    }
+    let _ = connection.close(200, "done".into()).await;
+
+    println!("| measurement | figure | ratio | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| (1) broker: confirmed publishes | {broker_rate:.0} msg/s, confirm p50 {broker_p50:.1} ms, p99 {broker_p99:.1} ms | 1.00 | |"
+    );
+    println!(
+        "| (2) ingress: POST → 202 | {ingress_rate:.0} req/s, p50 {ingress_p50:.1} ms, p99 {ingress_p99:.1} ms | {:.2} of (1); p99 {:.2}× | ≥ 0.80; p99 ≤ 2× |",
+        ingress_rate / broker_rate,
+        ingress_p99 / broker_p99
+    );
+    println!("| (3) database: pgbench, worker SQL | {db_tps:.0} tx/s | 1.00 | |");
+    for (workers, rate) in &rows {
+        println!(
+            "| (4) {workers} worker process(es), end to end | {rate:.0} msg/s | {:.2} of (3) | ≥ 0.60 (1 worker) |",
+            rate / db_tps
+        );
+    }
+    println!(
+        "| (5) peak RSS | ingress {ingress_rss:.1} MiB, worker {worker_rss:.1} MiB | | ≤ 48 / ≤ 64 MiB |"
+    );
+
+    cleanup(&settings, &names, &channel_names(&settings)).await;
+    Ok(())
+}
+
+fn channel_names(settings: &Settings) -> Vec<String> {
+    Names::new(settings.queue_prefix.clone()).all_queues(&settings.retry_delays.0)
+}
+
+/// The fixture, padded with an extra field to `size` bytes (Jira payloads carry many fields).
+fn pad(fixture: &[u8], size: usize) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_slice(fixture).unwrap();
+    let filler = "x".repeat(size.saturating_sub(fixture.len() + 40));
+    value["issue"]["fields"]["description"] = serde_json::Value::String(filler);
+    serde_json::to_vec(&value).unwrap()
+}
+
+async fn purge(channel: &lapin::Channel, names: &Names) -> anyhow::Result<()> {
+    channel
+        .queue_purge(names.webhooks().as_str().into(), Default::default())
+        .await?;
+    Ok(())
+}
+
+/// N assignment webhooks across the issues and users; each round's events are later
+/// than the last round's, so the ordering guard applies them.
+async fn preload(
+    channel: &lapin::Channel,
+    names: &Names,
+    token: &str,
+    args: &Args,
+    round: usize,
+) -> anyhow::Result<()> {
+    let request = message::WebhookRequest {
+        token,
+        content_type: Some("application/json"),
+        webhook_identifier: None,
+        hub_signature: None,
+    };
+    let base = chrono::Utc::now() + chrono::Duration::hours(round as i64);
+    let semaphore = Arc::new(Semaphore::new(args.concurrency));
+    let mut tasks = Vec::new();
+    for k in 0..args.messages {
+        let issue = k % args.issues + 1;
+        let user = (k / args.issues + issue) % args.users + 1;
+        let at = base + chrono::Duration::milliseconds(k as i64);
+        let body = serde_json::json!({
+            "timestamp": at.timestamp_millis(), "webhookEvent": "jira:issue_updated",
+            "issue": {"key": format!("BENCH-{issue}"), "fields": {"assignee": {"name": format!("u{user}"), "emailAddress": format!("bench{user}@example.org")},
+                      "updated": at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(), "description": "x".repeat(5000)}},
+            "changelog": {"items": [{"field": "assignee"}]}
+        });
+        let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
+        let permit = Arc::clone(&semaphore).acquire_owned().await?;
+        let (channel, exchange) = (channel.clone(), names.exchange());
+        tasks.push(tokio::spawn(async move {
+            publisher::publish_confirmed(
+                &channel,
+                &exchange,
+                WEBHOOK,
+                &serde_json::to_vec(&body).unwrap(),
+                props,
+            )
+            .await
+            .unwrap();
+            drop(permit);
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(())
+}
+
+/// One organization with a project and team, `users` members, `issues` linked issues.
+async fn seed(settings: &Settings, args: &Args) -> anyhow::Result<(i64, String)> {
+    let (db, connection) =
+        tokio_postgres::connect(&settings.database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let secret = jirasync::install::fresh_webhook_secret();
+    let metadata =
+        serde_json::json!({"base_url": "http://bench.jira.local", "webhook_secret": secret});
+    let integration: i64 = db.query_one("INSERT INTO integrations (provider, external_id, name, metadata) VALUES ('jira_server', 'bench.jira.local:bench', 'Bench', $1) RETURNING id", &[&metadata]).await?.get(0);
+    db.batch_execute(&format!(
+        "INSERT INTO organizations (slug, name) VALUES ('bench', 'Bench');
+         INSERT INTO projects (organization_id, slug, name) SELECT id, 'p', 'P' FROM organizations;
+         INSERT INTO teams (organization_id, slug, name) SELECT id, 't', 'T' FROM organizations;
+         INSERT INTO project_teams SELECT p.id, t.id FROM projects p, teams t;
+         INSERT INTO organization_integrations (organization_id, integration_id, config)
+           SELECT id, {integration}, '{{\"sync_reverse_assignment\": true}}' FROM organizations;
+         INSERT INTO users (username) SELECT 'bench' || n FROM generate_series(1, {users}) n;
+         INSERT INTO user_emails (user_id, email, is_verified) SELECT id, username || '@example.org', true FROM users;
+         INSERT INTO organization_members (organization_id, user_id) SELECT o.id, u.id FROM organizations o, users u;
+         INSERT INTO team_members (team_id, organization_member_id) SELECT t.id, m.id FROM teams t, organization_members m;
+         INSERT INTO external_issues (organization_id, integration_id, key)
+           SELECT o.id, {integration}, 'BENCH-' || n FROM organizations o, generate_series(1, {issues}) n;
+         INSERT INTO groups (project_id, title) SELECT p.id, 'BENCH-' || n FROM projects p, generate_series(1, {issues}) n;
+         INSERT INTO group_links (group_id, project_id, linked_type, linked_id)
+           SELECT g.id, g.project_id, 'issue', ei.id FROM groups g JOIN external_issues ei ON ei.key = g.title;",
+        users = args.users,
+        issues = args.issues,
+    ))
+    .await?;
+    Ok((integration, secret))
+}
+
+async fn cleanup(settings: &Settings, names: &Names, queues: &[String]) {
+    if let Ok(connection) = jirasync::queue::connection::connect(&settings.amqp_url, "bench").await
+    {
+        for queue in queues {
+            if let Ok(channel) = connection.create_channel().await {
+                let _ = channel
+                    .queue_delete(queue.as_str().into(), Default::default())
+                    .await;
+            }
+        }
+        if let Ok(channel) = connection.create_channel().await {
+            let _ = channel
+                .exchange_delete(names.exchange().as_str().into(), Default::default())
+                .await;
+        }
+    }
+    if let Ok((db, connection)) = tokio_postgres::connect(
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    {
+        tokio::spawn(connection);
+        let name = settings.database_url.rsplit('/').next().unwrap_or_default();
+        let _ = db
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await;
+    }
+}
