@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-/// Every setting of the service, with the contract's defaults.
-#[derive(Debug, Clone, Args)]
+/// Every setting of the service, with the contract's defaults. `Debug` elides the
+/// passwords of the database and broker URLs.
+#[derive(Clone, Args)]
 pub struct Settings {
     /// Postgres connection URL.
     #[arg(
@@ -277,6 +278,26 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Written out so that a new field cannot leak by default: add it here.
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("amqp_url", &redact_url(&self.amqp_url))
+            .field("queue_prefix", &self.queue_prefix)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("worker_concurrency", &self.worker_concurrency)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("retry_delays", &self.retry_delays)
+            .field("reconcile_interval", &self.reconcile_interval)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("log_format", &self.log_format)
+            .field("rust_log", &self.rust_log)
+            .finish()
+    }
+}
+
 impl Settings {
     /// The effective settings as JSON, with passwords elided (`jirasync config`).
     pub fn redacted_json(&self) -> serde_json::Value {
@@ -377,5 +398,21 @@ mod tests {
             redact_url("postgres://postgres@127.0.0.1:5432/db"),
             "postgres://postgres@127.0.0.1:5432/db"
         );
+    }
+
+    #[test]
+    fn debug_of_the_settings_elides_the_url_passwords() {
+        let mut settings = Settings::defaults();
+        settings.database_url = "postgres://app:db-pa55@db:5432/jirasync".into();
+        settings.amqp_url = "amqp://app:mq-pa55@mq:5672/%2f".into();
+        let debug = format!("{settings:?}");
+        for password in ["db-pa55", "mq-pa55"] {
+            assert!(!debug.contains(password), "{debug}");
+        }
+        assert!(
+            debug.contains("postgres://app:***@db:5432/jirasync"),
+            "{debug}"
+        );
+        assert!(debug.contains("queue_prefix"), "{debug}");
     }
 }

@@ -3,13 +3,28 @@
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
 
-/// An active `jira_server` integration, as the worker needs it.
-#[derive(Debug, Clone)]
+/// An active `jira_server` integration, as the worker needs it. `Debug` shows the
+/// metadata's keys only: its values include the webhook secrets.
+#[derive(Clone)]
 pub struct Integration {
     /// Row id.
     pub id: i64,
     /// `metadata` (base_url, webhook_secret, …). Holds secrets: never log it.
     pub metadata: Value,
+}
+
+impl std::fmt::Debug for Integration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self
+            .metadata
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        f.debug_struct("Integration")
+            .field("id", &self.id)
+            .field("metadata_keys", &keys)
+            .finish()
+    }
 }
 
 /// The active `jira_server` integration with this external id.

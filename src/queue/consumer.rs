@@ -2,14 +2,16 @@
 //! semaphore, and the one place that decides ack / retry tier / dead letter.
 //! Retry and dead-letter publishes are confirmed before the original is acked.
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -273,7 +275,7 @@ async fn handle_with_retries<H: Handler>(
         .with_max_times(IN_PROCESS_TRIES - 1)
         .build();
     loop {
-        match handler.handle(incoming).await {
+        match guarded(handler, incoming).await {
             Err(HandleError::Retryable(reason)) => match delays.next() {
                 Some(delay) => {
                     tracing::debug!(%reason, ?delay, "retrying in process");
@@ -284,6 +286,39 @@ async fn handle_with_retries<H: Handler>(
             other => return other,
         }
     }
+}
+
+/// Runs the handler, turning a panic into a permanent failure: the message is
+/// dead-lettered at once with the panic's message (retrying a bug only repeats it,
+/// and `jirasync dlq replay` brings it back once fixed) and the delivery is never
+/// left unacked. A crash of the whole process is covered by the queues'
+/// `x-delivery-limit` instead.
+async fn guarded<H: Handler>(handler: &H, incoming: &Incoming) -> Result<Outcome, HandleError> {
+    // The handler's state is behind `&self` and idempotent by contract; a panic
+    // leaves nothing half-applied that the next message could observe.
+    match AssertUnwindSafe(handler.handle(incoming))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(panic) => {
+            let reason = format!("handler panicked: {}", panic_message(panic.as_ref()));
+            tracing::error!(%reason, "handler panicked");
+            Err(HandleError::Permanent {
+                outcome: "panicked",
+                reason,
+            })
+        }
+    }
+}
+
+/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload")
 }
 
 /// Acks, retries through a tier or dead-letters; returns the outcome label.
