@@ -5,6 +5,7 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value};
 
+use super::UserRef;
 use crate::sync::{Email, IssueKey};
 
 /// What a webhook body asks for.
@@ -32,8 +33,42 @@ pub enum AssigneeChange {
     Assign(Email),
     /// The assignee was removed.
     Unassign,
-    /// An assignee without an email address (hidden by Jira's privacy settings).
-    MissingEmail,
+    /// An assignee without an email address (hidden by Jira's privacy settings):
+    /// how to look the user up, when the object names them.
+    MissingEmail(Option<AssigneeRef>),
+}
+
+/// How a webhook names an assignee whose email it hides, for a user lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AssigneeRef {
+    /// The assignee's `name` (the user name).
+    Username(String),
+    /// The assignee's `key`, when it has no `name`.
+    Key(String),
+}
+
+impl AssigneeRef {
+    /// The reference as [`JiraClient::get_user`](super::JiraClient::get_user) takes it.
+    pub fn as_user_ref(&self) -> UserRef<'_> {
+        match self {
+            Self::Username(name) => UserRef::Username(name),
+            Self::Key(key) => UserRef::Key(key),
+        }
+    }
+
+    /// `name`, else `key`, ignoring empty strings.
+    fn of(assignee: &Map<String, Value>) -> Option<Self> {
+        let field = |name: &str| {
+            assignee
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_owned)
+        };
+        field("name")
+            .map(Self::Username)
+            .or_else(|| field("key").map(Self::Key))
+    }
 }
 
 /// Why a body cannot be handled; dead-lettered with this one-line reason.
@@ -100,7 +135,7 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
             .and_then(Email::parse)
         {
             Some(email) => AssigneeChange::Assign(email),
-            None => AssigneeChange::MissingEmail,
+            None => AssigneeChange::MissingEmail(AssigneeRef::of(assignee)),
         },
         Some(other) => return Err(MalformedWebhook::BadAssignee(kind(other))),
     };
@@ -191,9 +226,20 @@ mod tests {
     fn the_current_assignee_decides_what_happens() {
         for (assignee, expected) in [
             (json!(null), AssigneeChange::Unassign),
-            (json!({"name": "jane"}), AssigneeChange::MissingEmail),
-            (json!({"emailAddress": ""}), AssigneeChange::MissingEmail),
-            (json!({}), AssigneeChange::MissingEmail),
+            (
+                json!({"name": "jane", "key": "JIRAUSER1"}),
+                AssigneeChange::MissingEmail(Some(AssigneeRef::Username("jane".into()))),
+            ),
+            (
+                json!({"name": "", "key": "JIRAUSER1", "emailAddress": " "}),
+                AssigneeChange::MissingEmail(Some(AssigneeRef::Key("JIRAUSER1".into()))),
+            ),
+            (
+                json!({"emailAddress": ""}),
+                AssigneeChange::MissingEmail(None),
+            ),
+            (json!({"name": 5}), AssigneeChange::MissingEmail(None)),
+            (json!({}), AssigneeChange::MissingEmail(None)),
             (
                 json!({"emailAddress": "Jane@Example.org"}),
                 AssigneeChange::Assign(Email::parse("Jane@Example.org").expect("email")),

@@ -3,9 +3,9 @@
 
 use tracing::Span;
 
+use super::hidden_email::Lookup;
 use super::token::{self, Rejected};
-use super::{db_error, pool_error};
-use crate::db::DbPool;
+use super::{WebhookJobs, db_error, pool_error};
 use crate::db::integrations::find_active_jira_server;
 use crate::jira::payload::{AssigneeChange, WebhookEvent, parse};
 use crate::queue::consumer::{HandleError, Incoming, Outcome};
@@ -13,7 +13,7 @@ use crate::queue::message::{HUB_SIGNATURE, TOKEN, header_str};
 use crate::sync::assignee::{self, Action};
 
 /// Authenticates, parses and applies one webhook.
-pub async fn handle(pool: &DbPool, message: &Incoming) -> Result<Outcome, HandleError> {
+pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, HandleError> {
     let Some(token) = header_str(&message.properties, TOKEN) else {
         return Ok(rejected(Rejected::Missing));
     };
@@ -21,7 +21,7 @@ pub async fn handle(pool: &DbPool, message: &Incoming) -> Result<Outcome, Handle
         Ok(id) => id,
         Err(reason) => return Ok(rejected(reason)),
     };
-    let mut client = pool.get().await.map_err(pool_error)?;
+    let mut client = jobs.pool.get().await.map_err(pool_error)?;
     let Some(integration) = find_active_jira_server(&client, &external_id)
         .await
         .map_err(db_error)?
@@ -54,9 +54,12 @@ pub async fn handle(pool: &DbPool, message: &Incoming) -> Result<Outcome, Handle
     let action = match change {
         AssigneeChange::Assign(email) => Action::Assign(email),
         AssigneeChange::Unassign => Action::Unassign,
-        AssigneeChange::MissingEmail => {
-            tracing::info!("missing-assignee-email");
-            return Ok(Outcome("missing_email"));
+        AssigneeChange::MissingEmail(None) => return Ok(missing_email()),
+        AssigneeChange::MissingEmail(Some(user)) => {
+            match jobs.emails.lookup(&client, &integration, &user).await? {
+                Lookup::Found(email) => Action::Assign(email),
+                Lookup::NoEmail | Lookup::NoAccessToken => return Ok(missing_email()),
+            }
         }
     };
     let tx = client.transaction().await.map_err(db_error)?;
@@ -66,6 +69,12 @@ pub async fn handle(pool: &DbPool, message: &Incoming) -> Result<Outcome, Handle
     tx.commit().await.map_err(db_error)?;
     tracing::debug!(?report, "assignee change applied");
     Ok(Outcome(report.outcome()))
+}
+
+/// No email in the webhook nor from Jira: nothing to assign.
+fn missing_email() -> Outcome {
+    tracing::info!("missing-assignee-email");
+    Outcome("missing_email")
 }
 
 /// A rejected token or signature: dropped (acked), logged without the token, counted.
