@@ -4,6 +4,7 @@
 mod health;
 mod hidden_email;
 mod jira_access;
+mod jira_statuses;
 mod oauth_access_token;
 mod oauth_request_token;
 pub mod token;
@@ -60,6 +61,7 @@ pub async fn serve(
         webhooks: WebhookJobs {
             pool,
             emails: hidden_email::EmailCache::default(),
+            statuses: jira_statuses::StatusCache::default(),
         },
     };
     consumer::run(config, Arc::new(dispatcher), shutdown).await?;
@@ -82,6 +84,8 @@ pub struct WebhookJobs {
     pool: DbPool,
     /// Emails of assignees that webhooks hide, as Jira's user API returned them.
     emails: hidden_email::EmailCache,
+    /// The `done` statuses of each integration's Jira.
+    statuses: jira_statuses::StatusCache,
 }
 
 /// What the OAuth jobs need.
