@@ -191,7 +191,8 @@ pub async fn unassign(
     Ok(removed)
 }
 
-async fn insert_activity(
+/// Writes one `activities` row of `group` by the integration (`user_id` NULL).
+pub async fn insert_activity(
     client: &impl GenericClient,
     group: LinkedGroup,
     kind: &str,

@@ -1,6 +1,6 @@
 //! Jira Server: the webhook payload the worker reads, the OAuth 1.0a RSA-SHA1
 //! signer, and a small REST client for the OAuth install flow, webhook
-//! registration and user lookup.
+//! registration, user lookup and the list of statuses.
 
 pub mod client;
 pub mod error;
@@ -8,6 +8,7 @@ mod form;
 pub mod oauth;
 pub mod oauth_flow;
 pub mod payload;
+pub mod status;
 pub mod user;
 pub mod webhook;
 
@@ -15,5 +16,6 @@ pub use client::{ClientOptions, JiraClient};
 pub use error::JiraError;
 pub use oauth::{KeyError, OAuthParams, SignError, Signer};
 pub use oauth_flow::{AccessToken, RequestToken};
+pub use status::JiraStatus;
 pub use user::{JiraUser, UserRef};
 pub use webhook::{ISSUE_EVENTS, WebhookApi, WebhookRegistration};

@@ -1,10 +1,12 @@
 //! Jira Server's `jira:issue_updated` webhook body, read the way Sentry's
-//! `handle_assignee_change` reads it (CONTRACT §5.3–5). Jira sends many more
-//! fields; only those below are looked at. Called by the worker's webhook handler.
+//! `handle_assignee_change` and `handle_status_change` read it (CONTRACT §5.3–5,
+//! issue 8 §1). Jira sends many more fields; only those below are looked at.
+//! Called by the worker's webhook handler.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value};
 
+use super::UserRef;
 use crate::sync::{Email, IssueKey};
 
 /// What a webhook body asks for.
@@ -12,17 +14,32 @@ use crate::sync::{Email, IssueKey};
 pub enum WebhookEvent {
     /// `changelog` is missing, null, `{}`, `[]` or `""`.
     NoChangelog,
-    /// The changelog has no item whose field is `assignee`.
-    NoAssigneeChange,
-    /// The assignee changed: what to do about it.
-    AssigneeChanged {
-        /// `issue.key`.
-        key: IssueKey,
-        /// Assign, unassign, or nothing (no email).
-        change: AssigneeChange,
-        /// `issue.fields.updated`, else top-level `timestamp`.
-        event_time: Option<DateTime<Utc>>,
-    },
+    /// The changelog has no item whose field is `assignee` or `status`.
+    NothingToSync,
+    /// The assignee, the status or both changed.
+    Changed(IssueChange),
+}
+
+/// The changes of one webhook that inbound sync acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueChange {
+    /// `issue.key`.
+    pub key: IssueKey,
+    /// Assign, unassign, or nothing (no email); `None` when the assignee did not change.
+    pub assignee: Option<AssigneeChange>,
+    /// The status transition; `None` when the status did not change.
+    pub status: Option<StatusChange>,
+    /// `issue.fields.updated`, else top-level `timestamp`.
+    pub event_time: Option<DateTime<Utc>>,
+}
+
+/// A changelog item with `field = "status"`: Jira status ids before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The `from` status id.
+    pub from: Option<String>,
+    /// The `to` status id.
+    pub to: Option<String>,
 }
 
 /// The new assignee as the webhook tells it.
@@ -32,8 +49,42 @@ pub enum AssigneeChange {
     Assign(Email),
     /// The assignee was removed.
     Unassign,
-    /// An assignee without an email address (hidden by Jira's privacy settings).
-    MissingEmail,
+    /// An assignee without an email address (hidden by Jira's privacy settings):
+    /// how to look the user up, when the object names them.
+    MissingEmail(Option<AssigneeRef>),
+}
+
+/// How a webhook names an assignee whose email it hides, for a user lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AssigneeRef {
+    /// The assignee's `name` (the user name).
+    Username(String),
+    /// The assignee's `key`, when it has no `name`.
+    Key(String),
+}
+
+impl AssigneeRef {
+    /// The reference as [`JiraClient::get_user`](super::JiraClient::get_user) takes it.
+    pub fn as_user_ref(&self) -> UserRef<'_> {
+        match self {
+            Self::Username(name) => UserRef::Username(name),
+            Self::Key(key) => UserRef::Key(key),
+        }
+    }
+
+    /// `name`, else `key`, ignoring empty strings.
+    fn of(assignee: &Map<String, Value>) -> Option<Self> {
+        let field = |name: &str| {
+            assignee
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_owned)
+        };
+        field("name")
+            .map(Self::Username)
+            .or_else(|| field("key").map(Self::Key))
+    }
 }
 
 /// Why a body cannot be handled; dead-lettered with this one-line reason.
@@ -46,7 +97,7 @@ pub enum MalformedWebhook {
     #[error("body is JSON but not an object (found {0})")]
     NotAnObject(&'static str),
     /// `issue.key` missing or not a string.
-    #[error("assignee changed but issue.key is missing or not a string")]
+    #[error("assignee or status changed but issue.key is missing or not a string")]
     MissingIssueKey,
     /// `issue.fields` missing or not an object.
     #[error("assignee changed but issue.fields is missing or not an object")]
@@ -72,16 +123,23 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
         return Ok(WebhookEvent::NoChangelog);
     }
     // Items that are not objects, or lack `field`, are ignored.
-    let assignee_changed = changelog
+    let items = changelog
         .get("items")
         .and_then(Value::as_array)
-        .is_some_and(|items| {
-            items
-                .iter()
-                .any(|item| item.get("field").and_then(Value::as_str) == Some("assignee"))
-        });
-    if !assignee_changed {
-        return Ok(WebhookEvent::NoAssigneeChange);
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let item = |field: &str| {
+        items
+            .iter()
+            .find(|item| item.get("field").and_then(Value::as_str) == Some(field))
+    };
+    let assignee_changed = item("assignee").is_some();
+    let status = item("status").map(|item| StatusChange {
+        from: status_id(item.get("from")),
+        to: status_id(item.get("to")),
+    });
+    if !assignee_changed && status.is_none() {
+        return Ok(WebhookEvent::NothingToSync);
     }
     let issue = root.get("issue");
     let key = issue
@@ -90,22 +148,15 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
         .ok_or(MalformedWebhook::MissingIssueKey)?;
     let fields = issue
         .and_then(|i| i.get("fields"))
-        .and_then(Value::as_object)
-        .ok_or(MalformedWebhook::MissingFields)?;
-    let change = match fields.get("assignee") {
-        None | Some(Value::Null) => AssigneeChange::Unassign,
-        Some(Value::Object(assignee)) => match assignee
-            .get("emailAddress")
-            .and_then(Value::as_str)
-            .and_then(Email::parse)
-        {
-            Some(email) => AssigneeChange::Assign(email),
-            None => AssigneeChange::MissingEmail,
-        },
-        Some(other) => return Err(MalformedWebhook::BadAssignee(kind(other))),
+        .and_then(Value::as_object);
+    let assignee = if assignee_changed {
+        let fields = fields.ok_or(MalformedWebhook::MissingFields)?;
+        Some(assignee_change(fields)?)
+    } else {
+        None
     };
     let event_time = fields
-        .get("updated")
+        .and_then(|f| f.get("updated"))
         .and_then(Value::as_str)
         .and_then(parse_jira_time)
         .or_else(|| {
@@ -113,11 +164,37 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
                 .and_then(Value::as_i64)
                 .and_then(DateTime::from_timestamp_millis)
         });
-    Ok(WebhookEvent::AssigneeChanged {
+    Ok(WebhookEvent::Changed(IssueChange {
         key: IssueKey::new(key),
-        change,
+        assignee,
+        status,
         event_time,
+    }))
+}
+
+/// The current `issue.fields.assignee` decides (CONTRACT §5.5).
+fn assignee_change(fields: &Map<String, Value>) -> Result<AssigneeChange, MalformedWebhook> {
+    Ok(match fields.get("assignee") {
+        None | Some(Value::Null) => AssigneeChange::Unassign,
+        Some(Value::Object(assignee)) => match assignee
+            .get("emailAddress")
+            .and_then(Value::as_str)
+            .and_then(Email::parse)
+        {
+            Some(email) => AssigneeChange::Assign(email),
+            None => AssigneeChange::MissingEmail(AssigneeRef::of(assignee)),
+        },
+        Some(other) => return Err(MalformedWebhook::BadAssignee(kind(other))),
     })
+}
+
+/// A status id as Jira writes it in a changelog (a string; a number is accepted).
+fn status_id(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// Jira's `2023-01-01T02:00:00.000+0200`, or RFC 3339.
@@ -183,7 +260,7 @@ mod tests {
         ] {
             let body =
                 json!({"changelog": {"items": items}, "issue": {"key": "A-1", "fields": {}}});
-            assert_eq!(event(body), Ok(WebhookEvent::NoAssigneeChange), "{items}");
+            assert_eq!(event(body), Ok(WebhookEvent::NothingToSync), "{items}");
         }
     }
 
@@ -191,9 +268,20 @@ mod tests {
     fn the_current_assignee_decides_what_happens() {
         for (assignee, expected) in [
             (json!(null), AssigneeChange::Unassign),
-            (json!({"name": "jane"}), AssigneeChange::MissingEmail),
-            (json!({"emailAddress": ""}), AssigneeChange::MissingEmail),
-            (json!({}), AssigneeChange::MissingEmail),
+            (
+                json!({"name": "jane", "key": "JIRAUSER1"}),
+                AssigneeChange::MissingEmail(Some(AssigneeRef::Username("jane".into()))),
+            ),
+            (
+                json!({"name": "", "key": "JIRAUSER1", "emailAddress": " "}),
+                AssigneeChange::MissingEmail(Some(AssigneeRef::Key("JIRAUSER1".into()))),
+            ),
+            (
+                json!({"emailAddress": ""}),
+                AssigneeChange::MissingEmail(None),
+            ),
+            (json!({"name": 5}), AssigneeChange::MissingEmail(None)),
+            (json!({}), AssigneeChange::MissingEmail(None)),
             (
                 json!({"emailAddress": "Jane@Example.org"}),
                 AssigneeChange::Assign(Email::parse("Jane@Example.org").expect("email")),
@@ -201,8 +289,8 @@ mod tests {
         ] {
             let body = json!({"changelog": assignee_changelog(), "issue": {"key": "A-1", "fields": {"assignee": assignee}}});
             match event(body) {
-                Ok(WebhookEvent::AssigneeChanged { change, .. }) => {
-                    assert_eq!(change, expected, "{assignee}")
+                Ok(WebhookEvent::Changed(change)) => {
+                    assert_eq!(change.assignee, Some(expected), "{assignee}")
                 }
                 other => panic!("{assignee}: {other:?}"),
             }
@@ -211,10 +299,10 @@ mod tests {
             json!({"changelog": assignee_changelog(), "issue": {"key": "A-1", "fields": {}}});
         assert!(matches!(
             event(absent),
-            Ok(WebhookEvent::AssigneeChanged {
-                change: AssigneeChange::Unassign,
+            Ok(WebhookEvent::Changed(IssueChange {
+                assignee: Some(AssigneeChange::Unassign),
                 ..
-            })
+            }))
         ));
     }
 
@@ -243,6 +331,51 @@ mod tests {
     }
 
     #[test]
+    fn a_status_item_carries_its_from_and_to_ids() {
+        let cases = [
+            (
+                json!({"field": "status", "from": "1", "fromString": "Open", "to": "10001", "toString": "Done"}),
+                Some("1"),
+                Some("10001"),
+            ),
+            (
+                json!({"field": "status", "from": 3, "to": null}),
+                Some("3"),
+                None,
+            ),
+            (
+                json!({"field": "status", "from": "", "to": ["x"]}),
+                None,
+                None,
+            ),
+        ];
+        for (item, from, to) in cases {
+            // No `fields` is fine when only the status changed.
+            let body = json!({"changelog": {"items": [item]}, "issue": {"key": "A-1"}});
+            let expected = StatusChange {
+                from: from.map(str::to_owned),
+                to: to.map(str::to_owned),
+            };
+            match event(body) {
+                Ok(WebhookEvent::Changed(change)) => {
+                    assert_eq!(change.status, Some(expected), "{item}");
+                    assert_eq!(change.assignee, None, "{item}");
+                }
+                other => panic!("{item}: {other:?}"),
+            }
+        }
+        let both = json!({"changelog": {"items": [{"field": "assignee"}, {"field": "status", "to": "2"}]},
+            "issue": {"key": "A-1", "fields": {"assignee": null}}});
+        let Ok(WebhookEvent::Changed(change)) = event(both) else {
+            panic!("not a change")
+        };
+        assert_eq!(change.assignee, Some(AssigneeChange::Unassign));
+        assert_eq!(change.status.and_then(|s| s.to).as_deref(), Some("2"));
+        let keyless = json!({"changelog": {"items": [{"field": "status"}]}, "issue": {}});
+        assert_eq!(event(keyless), Err(MalformedWebhook::MissingIssueKey));
+    }
+
+    #[test]
     fn bodies_that_are_not_json_objects_are_malformed() {
         assert!(matches!(
             parse(b"{not json"),
@@ -262,7 +395,8 @@ mod tests {
     fn the_event_time_is_updated_else_timestamp() {
         let with_both = json!({"timestamp": 1_000, "changelog": assignee_changelog(),
             "issue": {"key": "A-1", "fields": {"updated": "2023-01-01T02:00:00.000+0200"}}});
-        let WebhookEvent::AssigneeChanged { event_time, .. } = event(with_both).expect("event")
+        let WebhookEvent::Changed(IssueChange { event_time, .. }) =
+            event(with_both).expect("event")
         else {
             panic!("not an assignee change")
         };
@@ -275,7 +409,7 @@ mod tests {
 
         let timestamp_only = json!({"timestamp": 1_672_531_200_000_i64, "changelog": assignee_changelog(),
             "issue": {"key": "A-1", "fields": {}}});
-        let WebhookEvent::AssigneeChanged { event_time, .. } =
+        let WebhookEvent::Changed(IssueChange { event_time, .. }) =
             event(timestamp_only).expect("event")
         else {
             panic!("not an assignee change")
@@ -287,7 +421,7 @@ mod tests {
 
         let neither =
             json!({"changelog": assignee_changelog(), "issue": {"key": "A-1", "fields": {}}});
-        let WebhookEvent::AssigneeChanged { event_time, .. } = event(neither).expect("event")
+        let WebhookEvent::Changed(IssueChange { event_time, .. }) = event(neither).expect("event")
         else {
             panic!("not an assignee change")
         };
@@ -297,18 +431,21 @@ mod tests {
     #[test]
     fn the_fixture_is_an_assignment_of_demo_1() {
         let body = include_bytes!("../../tests/fixtures/issue_updated.json");
-        let WebhookEvent::AssigneeChanged {
+        let WebhookEvent::Changed(IssueChange {
             key,
-            change,
+            assignee,
             event_time,
-        } = parse(body).expect("fixture parses")
+            ..
+        }) = parse(body).expect("fixture parses")
         else {
             panic!("fixture is not an assignee change")
         };
         assert_eq!(key.as_str(), "DEMO-1");
         assert_eq!(
-            change,
-            AssigneeChange::Assign(Email::parse("Jane@Example.org").expect("email"))
+            assignee,
+            Some(AssigneeChange::Assign(
+                Email::parse("Jane@Example.org").expect("email")
+            ))
         );
         assert!(event_time.is_some());
     }

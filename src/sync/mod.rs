@@ -1,8 +1,10 @@
-//! The rules of inbound sync (CONTRACT §5.6): which organizations and groups a
-//! Jira issue reaches, who gets assigned, and the ordering guard. Free of HTTP and
-//! AMQP types; the worker's webhook handler calls `assignee::apply`.
+//! The rules of inbound sync (CONTRACT §5.6, issue 8 §1): which organizations and
+//! groups a Jira issue reaches, who gets assigned, which status a group takes, and
+//! the ordering guard. Free of HTTP and AMQP types; the worker's webhook handler
+//! calls `assignee::apply` and `status::apply`.
 
 pub mod assignee;
+pub mod status;
 
 use std::fmt;
 

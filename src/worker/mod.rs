@@ -2,6 +2,9 @@
 //! dispatches each message by its `type` to one handler file per type.
 
 mod health;
+mod hidden_email;
+mod jira_access;
+mod jira_statuses;
 mod oauth_access_token;
 mod oauth_request_token;
 pub mod token;
@@ -55,7 +58,11 @@ pub async fn serve(
             pool: pool.clone(),
             public_url: settings.public_url.clone(),
         },
-        pool,
+        webhooks: WebhookJobs {
+            pool,
+            emails: hidden_email::EmailCache::default(),
+            statuses: jira_statuses::StatusCache::default(),
+        },
     };
     consumer::run(config, Arc::new(dispatcher), shutdown).await?;
     if let Some(task) = health {
@@ -68,8 +75,17 @@ pub async fn serve(
 
 /// Routes a message to the handler of its type.
 pub struct Dispatcher {
-    pool: DbPool,
+    webhooks: WebhookJobs,
     oauth: OauthJobs,
+}
+
+/// What the webhook handler needs; the caches are shared by all of the worker's tasks.
+pub struct WebhookJobs {
+    pool: DbPool,
+    /// Emails of assignees that webhooks hide, as Jira's user API returned them.
+    emails: hidden_email::EmailCache,
+    /// The `done` statuses of each integration's Jira.
+    statuses: jira_statuses::StatusCache,
 }
 
 /// What the OAuth jobs need.
@@ -82,7 +98,7 @@ pub struct OauthJobs {
 impl Handler for Dispatcher {
     async fn handle(&self, message: &Incoming) -> Result<Outcome, HandleError> {
         match message.kind.as_str() {
-            WEBHOOK => webhook::handle(&self.pool, message).await,
+            WEBHOOK => webhook::handle(&self.webhooks, message).await,
             OAUTH_REQUEST_TOKEN => oauth_request_token::handle(&self.oauth, message).await,
             OAUTH_ACCESS_TOKEN => oauth_access_token::handle(&self.oauth, message).await,
             other => Err(HandleError::Permanent {
@@ -140,7 +156,7 @@ impl Dispatcher {
         F: FnOnce(deadpool_postgres::Object) -> Fut,
         Fut: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
     {
-        let client = self.pool.get().await?;
+        let client = self.oauth.pool.get().await?;
         update(client).await?;
         Ok(())
     }

@@ -48,6 +48,26 @@ impl Seed<'_> {
         (id, external_id)
     }
 
+    /// Credentials of `integration` for the fake Jira's application link
+    /// (`tests/fixtures/jira_test_key.pem`), with or without an access token.
+    pub async fn credentials(
+        &self,
+        integration: i64,
+        consumer_key: &str,
+        access_token: Option<&str>,
+    ) {
+        let private_key = include_str!("../fixtures/jira_test_key.pem");
+        let secret = access_token.map(|_| "access-secret");
+        self.db
+            .execute(
+                "INSERT INTO integration_credentials (integration_id, consumer_key, private_key, access_token, access_token_secret)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&integration, &consumer_key, &private_key, &access_token, &secret],
+            )
+            .await
+            .expect("integration credentials");
+    }
+
     /// An organization linked to `integration` (sync on or off) with a project, a team
     /// on it, a group, and the issue `key` linked to the group.
     pub async fn org(&self, integration: i64, sync: bool, key: &str) -> Org {
