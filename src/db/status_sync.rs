@@ -61,23 +61,6 @@ pub async fn lock_external_issues(
         .collect())
 }
 
-/// Moves `status_synced_at` forward to `at` (never back).
-pub async fn mark_synced(
-    client: &impl GenericClient,
-    external_issue_id: i64,
-    at: DateTime<Utc>,
-) -> Result<(), Error> {
-    client
-        .execute(
-            "UPDATE external_issues
-                SET status_synced_at = GREATEST(COALESCE(status_synced_at, $2), $2)
-              WHERE id = $1",
-            &[&external_issue_id, &at],
-        )
-        .await?;
-    Ok(())
-}
-
 /// Moves the group from status `from` to `to` and writes the `activity` row,
 /// only if the group is in `from` (an ignored group, or one already in `to`,
 /// is left alone). Returns whether it changed.

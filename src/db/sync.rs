@@ -60,20 +60,35 @@ pub async fn lock_external_issues(
         .collect())
 }
 
-/// Moves `assignee_synced_at` forward to `at` (never back).
+/// Which kind of change an `external_issues` watermark orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watermark {
+    /// `assignee_synced_at`.
+    Assignee,
+    /// `status_synced_at`.
+    Status,
+}
+
+/// Moves the watermark forward to `at` (never back).
 pub async fn mark_synced(
     client: &impl GenericClient,
     external_issue_id: i64,
+    watermark: Watermark,
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    client
-        .execute(
+    let sql = match watermark {
+        Watermark::Assignee => {
             "UPDATE external_issues
                 SET assignee_synced_at = GREATEST(COALESCE(assignee_synced_at, $2), $2)
-              WHERE id = $1",
-            &[&external_issue_id, &at],
-        )
-        .await?;
+              WHERE id = $1"
+        }
+        Watermark::Status => {
+            "UPDATE external_issues
+                SET status_synced_at = GREATEST(COALESCE(status_synced_at, $2), $2)
+              WHERE id = $1"
+        }
+    };
+    client.execute(sql, &[&external_issue_id, &at]).await?;
     Ok(())
 }
 

@@ -62,17 +62,10 @@ pub async fn apply(
     let mut report = Report::default();
     for issue in q::lock_external_issues(tx, integration_id, key.as_str()).await? {
         report.organizations += 1;
-        if let Some(at) = event_time {
-            // Equal is not stale: redelivery of the same event re-applies as a no-op.
-            if issue.assignee_synced_at.is_some_and(|synced| synced > at) {
-                report.stale += 1;
-                tracing::info!(
-                    organization.id = issue.organization_id,
-                    "skipping stale assignee change"
-                );
-                continue;
-            }
-            q::mark_synced(tx, issue.id, at).await?;
+        let synced_at = issue.assignee_synced_at;
+        if !super::admit(tx, &issue, synced_at, q::Watermark::Assignee, event_time).await? {
+            report.stale += 1;
+            continue;
         }
         for group in q::linked_groups(tx, &issue).await? {
             report.groups += 1;

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 
 use super::IssueKey;
-use crate::db::{status_sync as q, sync::linked_groups};
+use crate::db::status_sync as q;
+use crate::db::sync::{Watermark, linked_groups};
 
 /// What a status change does to the linked groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,17 +84,9 @@ pub async fn apply(
     let mut report = Report::default();
     for (issue, synced_at) in q::lock_external_issues(tx, integration_id, key.as_str()).await? {
         report.organizations += 1;
-        if let Some(at) = event_time {
-            // Equal is not stale: redelivery of the same event re-applies as a no-op.
-            if synced_at.is_some_and(|synced| synced > at) {
-                report.stale += 1;
-                tracing::info!(
-                    organization.id = issue.organization_id,
-                    "skipping stale status change"
-                );
-                continue;
-            }
-            q::mark_synced(tx, issue.id, at).await?;
+        if !super::admit(tx, &issue, synced_at, Watermark::Status, event_time).await? {
+            report.stale += 1;
+            continue;
         }
         let Some((from, to, activity)) = transition.map(Transition::statuses) else {
             continue;
