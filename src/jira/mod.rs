@@ -1,6 +1,6 @@
 //! Jira Server: the webhook payload the worker reads, the OAuth 1.0a RSA-SHA1
 //! signer, and a small REST client for the OAuth install flow, webhook
-//! registration, user lookup and the list of statuses.
+//! registration, user lookup, the list of statuses and issue search.
 
 pub mod client;
 pub mod error;
@@ -8,6 +8,7 @@ mod form;
 pub mod oauth;
 pub mod oauth_flow;
 pub mod payload;
+pub mod search;
 pub mod status;
 pub mod user;
 pub mod webhook;

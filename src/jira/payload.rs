@@ -172,6 +172,25 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
     }))
 }
 
+/// An issue's current state as Jira's search returns it (reconciliation, issue 8
+/// §3), read like a webhook that changed the assignee: the current assignee
+/// decides, and the event time is `fields.updated`. The status is left out: a
+/// search shows no transition.
+pub fn current_state(
+    key: &str,
+    fields: &Map<String, Value>,
+) -> Result<IssueChange, MalformedWebhook> {
+    Ok(IssueChange {
+        key: IssueKey::new(key),
+        assignee: Some(assignee_change(fields)?),
+        status: None,
+        event_time: fields
+            .get("updated")
+            .and_then(Value::as_str)
+            .and_then(parse_jira_time),
+    })
+}
+
 /// The current `issue.fields.assignee` decides (CONTRACT §5.5).
 fn assignee_change(fields: &Map<String, Value>) -> Result<AssigneeChange, MalformedWebhook> {
     Ok(match fields.get("assignee") {
