@@ -187,3 +187,21 @@ pub async fn find_jira_server(
         .await?;
     Ok(row.map(|row| (row.get(0), row.get(1))))
 }
+
+/// The active `jira_server` integration with this row id.
+pub async fn find_active_by_id(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Option<Integration>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT id, metadata FROM integrations
+              WHERE id = $1 AND provider = 'jira_server' AND status = 'active'",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|row| Integration {
+        id: row.get(0),
+        metadata: row.get(1),
+    }))
+}

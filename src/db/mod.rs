@@ -4,6 +4,7 @@
 pub mod integrations;
 pub mod migrate;
 pub mod oauth_sessions;
+pub mod reconcile;
 pub mod status_sync;
 pub mod sync;
 

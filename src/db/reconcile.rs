@@ -1,0 +1,129 @@
+//! Queries of reconciliation (issue 8 §3): which issues and integrations to
+//! reconcile, when each was last reconciled, and the per-integration lock.
+//! Called by the worker's reconcile handler and scheduler and by `jirasync reconcile`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Error;
+
+/// First key of the two-key advisory locks that serialize reconciliations ("jira").
+const LOCK_CLASS: i32 = 0x6a69_7261;
+
+/// An organization of the integration with reverse assignment sync on (CONTRACT §5.6).
+const SYNC_ON: &str = "EXISTS (
+    SELECT 1 FROM organization_integrations oi
+      JOIN organizations o ON o.id = oi.organization_id
+     WHERE oi.integration_id = i.id
+       AND oi.status = 'active'
+       AND oi.config->>'sync_reverse_assignment' = 'true'
+       AND o.status = 'active')";
+
+/// Takes the transaction-scoped advisory lock of `integration_id`'s reconciliation;
+/// false when another transaction holds it.
+pub async fn try_lock(client: &impl GenericClient, integration_id: i64) -> Result<bool, Error> {
+    // Two keys: this lock space never meets the migration runner's one-key lock.
+    let key = i32::try_from(integration_id.rem_euclid(i64::from(i32::MAX))).unwrap_or_default();
+    let row = client
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1, $2)",
+            &[&LOCK_CLASS, &key],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The distinct keys of the integration's linked issues in organizations with sync on.
+pub async fn linked_keys(
+    client: &impl GenericClient,
+    integration_id: i64,
+) -> Result<Vec<String>, Error> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT ei.key
+               FROM external_issues ei
+               JOIN organization_integrations oi
+                 ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
+               JOIN organizations o ON o.id = ei.organization_id
+              WHERE ei.integration_id = $1
+                AND oi.status = 'active'
+                AND oi.config->>'sync_reverse_assignment' = 'true'
+                AND o.status = 'active'
+              ORDER BY ei.key",
+            &[&integration_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// When the last successful reconciliation of the integration started.
+pub async fn last_reconciled(
+    client: &impl GenericClient,
+    integration_id: i64,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT reconciled_at FROM integration_reconciliations WHERE integration_id = $1",
+            &[&integration_id],
+        )
+        .await?;
+    Ok(row.and_then(|row| row.get(0)))
+}
+
+/// Records a successful reconciliation that started at `at` (never moves back).
+pub async fn record(
+    client: &impl GenericClient,
+    integration_id: i64,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "INSERT INTO integration_reconciliations (integration_id, reconciled_at)
+             VALUES ($1, $2)
+             ON CONFLICT (integration_id) DO UPDATE
+                SET reconciled_at = GREATEST(COALESCE(integration_reconciliations.reconciled_at, $2), $2)",
+            &[&integration_id, &at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Active `jira_server` integrations with an organization that has sync on.
+pub async fn syncing_integrations(client: &impl GenericClient) -> Result<Vec<i64>, Error> {
+    let sql = format!(
+        "SELECT i.id FROM integrations i
+          WHERE i.provider = 'jira_server' AND i.status = 'active' AND {SYNC_ON}
+          ORDER BY i.id"
+    );
+    let rows = client.query(&sql, &[]).await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Whether `id` is an active `jira_server` integration.
+pub async fn is_active_jira_server(client: &impl GenericClient, id: i64) -> Result<bool, Error> {
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM integrations
+              WHERE id = $1 AND provider = 'jira_server' AND status = 'active'",
+            &[&id],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Claims the syncing integrations not scheduled within `every` and returns them:
+/// of many workers ticking at once, one claims each integration.
+pub async fn claim_due(client: &impl GenericClient, every: Duration) -> Result<Vec<i64>, Error> {
+    let seconds = every.as_secs_f64();
+    let sql = format!(
+        "INSERT INTO integration_reconciliations AS r (integration_id, scheduled_at)
+         SELECT i.id, now() FROM integrations i
+          WHERE i.provider = 'jira_server' AND i.status = 'active' AND {SYNC_ON}
+         ON CONFLICT (integration_id) DO UPDATE SET scheduled_at = EXCLUDED.scheduled_at
+          WHERE r.scheduled_at IS NULL OR r.scheduled_at <= now() - make_interval(secs => $1)
+         RETURNING r.integration_id"
+    );
+    let rows = client.query(&sql, &[&seconds]).await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
