@@ -1,5 +1,6 @@
 //! The worker (`jirasync worker`): consumes `P.webhooks` and `P.jobs` and
-//! dispatches each message by its `type` to one handler file per type.
+//! dispatches each message by its `type` to one handler file per type; also
+//! schedules the periodic reconcile jobs.
 
 mod health;
 mod hidden_email;
@@ -7,6 +8,8 @@ mod jira_access;
 mod jira_statuses;
 mod oauth_access_token;
 mod oauth_request_token;
+mod reconcile;
+mod reconcile_schedule;
 pub mod token;
 mod webhook;
 
@@ -18,7 +21,7 @@ use crate::config::Settings;
 use crate::db::DbPool;
 use crate::db::oauth_sessions;
 use crate::queue::consumer::{self, ConsumerConfig, HandleError, Handler, Incoming, Outcome};
-use crate::queue::{Names, OAUTH_ACCESS_TOKEN, OAUTH_REQUEST_TOKEN, WEBHOOK};
+use crate::queue::{Names, OAUTH_ACCESS_TOKEN, OAUTH_REQUEST_TOKEN, RECONCILE, WEBHOOK};
 use crate::shutdown::Shutdown;
 
 /// `jirasync worker`: runs the consumer pool until shutdown.
@@ -53,6 +56,8 @@ pub async fn serve(
         drain_deadline,
         consuming,
     };
+    let scheduling = shutdown.child_token();
+    let scheduler = reconcile_schedule::spawn(&settings, pool.clone(), scheduling.clone());
     let dispatcher = Dispatcher {
         oauth: OauthJobs {
             pool: pool.clone(),
@@ -64,7 +69,13 @@ pub async fn serve(
             statuses: jira_statuses::StatusCache::default(),
         },
     };
-    consumer::run(config, Arc::new(dispatcher), shutdown).await?;
+    let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;
+    if let Some(task) = scheduler {
+        // It stops with the consumers, whether they stopped for shutdown or failed.
+        scheduling.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    consumed?;
     if let Some(task) = health {
         // Scrapers keep connections open; do not wait for them for long.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -79,7 +90,7 @@ pub struct Dispatcher {
     oauth: OauthJobs,
 }
 
-/// What the webhook handler needs; the caches are shared by all of the worker's tasks.
+/// What the webhook and reconcile handlers need; the caches are shared by all of the worker's tasks.
 pub struct WebhookJobs {
     pool: DbPool,
     /// Emails of assignees that webhooks hide, as Jira's user API returned them.
@@ -101,6 +112,7 @@ impl Handler for Dispatcher {
             WEBHOOK => webhook::handle(&self.webhooks, message).await,
             OAUTH_REQUEST_TOKEN => oauth_request_token::handle(&self.oauth, message).await,
             OAUTH_ACCESS_TOKEN => oauth_access_token::handle(&self.oauth, message).await,
+            RECONCILE => reconcile::handle(&self.webhooks, message).await,
             other => Err(HandleError::Permanent {
                 outcome: "unknown_type",
                 reason: format!("no handler for message type {other:?}"),

@@ -93,7 +93,7 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, H
 }
 
 /// What to do about the assignee; `None` when there is no email, not even from Jira.
-async fn assignee_action(
+pub(super) async fn assignee_action(
     jobs: &WebhookJobs,
     client: &Object,
     integration: &Integration,

@@ -1,0 +1,79 @@
+//! The worker's reconcile scheduler (issue 8 §3): every `JIRASYNC_RECONCILE_INTERVAL`
+//! it enqueues one `jira_server.reconcile` job per syncing integration. Each
+//! integration is claimed in Postgres first, so many workers enqueue one job per
+//! interval between them, not one each.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::db::{DbPool, reconcile};
+use crate::queue::message::job_properties;
+use crate::queue::publisher::Broker;
+use crate::queue::{Names, RECONCILE};
+use crate::shutdown::Shutdown;
+
+/// Starts the scheduler; `None` when the interval is 0 (turned off).
+pub fn spawn(
+    settings: &Settings,
+    pool: DbPool,
+    shutdown: Shutdown,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let every = settings.reconcile_interval;
+    if every.is_zero() {
+        return None;
+    }
+    let (broker, supervisor) = Broker::start(
+        settings.amqp_url.clone(),
+        Names::new(settings.queue_prefix.clone()),
+        settings.retry_delays.0.clone(),
+        "scheduler",
+        shutdown.clone(),
+    );
+    Some(tokio::spawn(async move {
+        // The first tick comes one interval after start: a restart does not
+        // reconcile everything at once, and the claim keeps the rhythm anyway.
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            if !broker.is_ready() {
+                tracing::warn!("reconcile scheduling skipped: RabbitMQ is not connected");
+                continue;
+            }
+            if let Err(error) = enqueue_due(&pool, &broker, every).await {
+                tracing::warn!(error = %format!("{error:#}"), "reconcile scheduling failed");
+            }
+        }
+        let _ = supervisor.await;
+    }))
+}
+
+/// Claims the integrations due for reconciliation and enqueues a job for each.
+async fn enqueue_due(pool: &DbPool, broker: &Broker, every: Duration) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let client = pool
+        .get()
+        .await
+        .context("failed to get a database connection")?;
+    // A little slack, so a claim made one tick ago is due at this tick.
+    let due = reconcile::claim_due(&client, every.mul_f64(0.9))
+        .await
+        .context("failed to claim the integrations due for reconciliation")?;
+    for integration_id in due {
+        let body = json!({ "integration_id": integration_id }).to_string();
+        let (id, properties) = job_properties(RECONCILE);
+        broker
+            .publish(RECONCILE, body.as_bytes(), properties)
+            .await
+            .with_context(|| {
+                format!("failed to enqueue the reconcile job of integration {integration_id}")
+            })?;
+        tracing::info!(integration.id = integration_id, message.id = %id, "reconcile job enqueued");
+    }
+    Ok(())
+}
