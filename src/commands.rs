@@ -5,6 +5,7 @@
 pub mod integration;
 pub mod job;
 pub mod oauth;
+pub mod reconcile;
 
 use anyhow::Context;
 

@@ -31,10 +31,8 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         Command::Oauth(command) => commands::oauth::run(&settings, command).await,
         Command::Dlq(command) => dlq::run(&settings, command).await,
         Command::Demo { send } => demo::run(&settings, send).await,
-        Command::Reconcile { .. } => not_yet("reconcile", 8),
+        Command::Reconcile { integration, since } => {
+            commands::reconcile::run(&settings, integration, since).await
+        }
     }
-}
-
-fn not_yet(command: &str, issue: u32) -> anyhow::Result<()> {
-    anyhow::bail!("`jirasync {command}` is not implemented yet (tracked in issue {issue})")
 }
