@@ -4,59 +4,20 @@
 //! integration without an access token asks nothing.
 
 mod common;
-#[path = "fixtures/fake_jira.rs"]
-mod fake_jira;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use common::seed::{self, SECRET, Seed, assignee_changed, jira_user};
-use fake_jira::{CONSUMER_KEY, FakeJira};
+use common::jira_scene::{Scene, T1};
+use common::seed::assignee_changed;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-const WAIT: Duration = Duration::from_secs(20);
-const T1: &str = "2024-01-01T10:00:00.000+0000";
 const USER_PATH: &str = "/rest/api/2/user";
 const ACCESS_TOKEN: &str = "acc-tok";
-
-struct Scene {
-    settings: jirasync::config::Settings,
-    db: tokio_postgres::Client,
-    server: MockServer,
-    jira: Arc<FakeJira>,
-    _connection: lapin::Connection,
-    channel: lapin::Channel,
-    worker: common::Worker,
-    integration: i64,
-    token: String,
-}
 
 /// A worker and an integration whose `base_url` is the fake Jira, with
 /// credentials carrying `access_token` (or none).
 async fn scene(concurrency: u16, access_token: Option<&str>) -> Scene {
-    let mut settings = common::migrated().await;
-    settings.worker_concurrency = concurrency;
-    let db = common::db(&settings).await;
-    let server = MockServer::start().await;
-    let seed = Seed { db: &db };
-    let (integration, external_id) = seed.integration(json!({"base_url": server.uri()})).await;
-    seed.credentials(integration, CONSUMER_KEY, access_token)
-        .await;
-    let (connection, channel) = common::amqp().await;
-    let worker = common::spawn_worker(&settings);
-    Scene {
-        token: seed::token(&external_id, SECRET),
-        settings,
-        db,
-        server,
-        jira: FakeJira::new(),
-        _connection: connection,
-        channel,
-        worker,
-        integration,
-    }
+    Scene::start(concurrency, access_token).await
 }
 
 /// Jira's assignee object with the email hidden.
@@ -65,21 +26,6 @@ fn hidden(name: &str) -> Value {
 }
 
 impl Scene {
-    fn seed(&self) -> Seed<'_> {
-        Seed { db: &self.db }
-    }
-
-    async fn send(&self, body: &Value) {
-        common::publish_webhook(
-            &self.channel,
-            &self.settings,
-            &self.token,
-            body.to_string().as_bytes(),
-            None,
-        )
-        .await;
-    }
-
     /// `GET /rest/api/2/user?username=<name>` answers `status` with `body`, signature checked.
     async fn mount_user(&self, name: &str, status: u16, body: Value, times: Option<u64>) {
         let mock = Mock::given(method("GET"))
@@ -97,54 +43,7 @@ impl Scene {
     }
 
     async fn user_requests(&self) -> usize {
-        self.server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter(|request| request.url.path() == USER_PATH)
-            .count()
-    }
-
-    async fn assignee(&self, group: i64) -> Option<i64> {
-        self.db
-            .query_opt(
-                "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                &[&group],
-            )
-            .await
-            .expect("group_assignees")
-            .and_then(|row| row.get(0))
-    }
-
-    async fn wait_assignee(&self, group: i64, expected: Option<i64>) {
-        common::eventually(
-            &format!("group {group} is assigned to {expected:?}"),
-            WAIT,
-            || async move { self.assignee(group).await == expected },
-        )
-        .await;
-    }
-
-    /// Sends a sentinel assignment (email visible) and waits for it: with
-    /// concurrency 1, everything sent before it was handled.
-    async fn settle(&self) {
-        let key = format!("SENTINEL-{}", common::unique());
-        let org = self.seed().org(self.integration, true, &key).await;
-        let email = format!("{key}@example.org");
-        let user = self.seed().teammate(&org, &email).await;
-        self.send(&assignee_changed(&key, jira_user(&email), T1))
-            .await;
-        self.wait_assignee(org.group_id, Some(user)).await;
-    }
-
-    async fn dead_letters(&self) -> u32 {
-        common::depth(&self.channel, &common::names(&self.settings).dead()).await
-    }
-
-    async fn finish(self) {
-        self.worker.stop().await;
-        common::cleanup(&self.settings).await;
+        self.requests_to(USER_PATH).await.len()
     }
 }
 

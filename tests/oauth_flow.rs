@@ -6,15 +6,13 @@
 //! retries, the Jira 10 webhook path, `oauth finish` and `integration add`.
 
 mod common;
-#[path = "fixtures/fake_jira.rs"]
-mod fake_jira;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::fake_jira::{CONSUMER_KEY, FakeJira};
 use common::seed::Seed;
-use fake_jira::{CONSUMER_KEY, FakeJira};
 use jirasync::commands::integration::{self, AddArgs};
 use jirasync::commands::oauth::{self, StartArgs, Started};
 use jirasync::config::Settings;

@@ -4,57 +4,26 @@
 //! newer webhook, one integration reconciles once at a time, and the CLI enqueues.
 
 mod common;
-#[path = "fixtures/fake_jira.rs"]
-mod fake_jira;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::seed::{self, SECRET, Seed, assignee_changed, jira_user};
-use fake_jira::{CONSUMER_KEY, FakeJira};
+use common::jira_scene::{Scene, T1, WAIT};
+use common::seed::{assignee_changed, jira_user};
 use jirasync::queue::RECONCILE;
 use jirasync::queue::message::{job_properties, message_type};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-const WAIT: Duration = Duration::from_secs(20);
 const SEARCH_PATH: &str = "/rest/api/2/search";
-const T1: &str = "2024-01-01T10:00:00.000+0000";
 const T2: &str = "2024-01-01T11:00:00.000+0000";
-
-struct Scene {
-    settings: jirasync::config::Settings,
-    db: tokio_postgres::Client,
-    server: MockServer,
-    jira: Arc<FakeJira>,
-    _connection: lapin::Connection,
-    channel: lapin::Channel,
-    integration: i64,
-    token: String,
-}
 
 /// An integration (with an access token) whose `base_url` is the fake Jira; no worker yet.
 async fn scene() -> Scene {
-    let mut settings = common::migrated().await;
-    settings.reconcile_interval = Duration::ZERO;
-    let db = common::db(&settings).await;
-    let server = MockServer::start().await;
-    let seed = Seed { db: &db };
-    let (integration, external_id) = seed.integration(json!({"base_url": server.uri()})).await;
-    seed.credentials(integration, CONSUMER_KEY, Some("acc-tok"))
-        .await;
-    let (connection, channel) = common::amqp().await;
-    Scene {
-        token: seed::token(&external_id, SECRET),
-        settings,
-        db,
-        server,
-        jira: FakeJira::new(),
-        _connection: connection,
-        channel,
-        integration,
-    }
+    Scene::idle(Some("acc-tok"), |settings| {
+        settings.reconcile_interval = Duration::ZERO;
+    })
+    .await
 }
 
 /// A search answer with one issue.
@@ -64,10 +33,6 @@ fn found(key: &str, assignee: Value, updated: &str) -> Value {
 }
 
 impl Scene {
-    fn seed(&self) -> Seed<'_> {
-        Seed { db: &self.db }
-    }
-
     async fn mount_search(&self, answer: Value, delay: Duration) {
         Mock::given(method("POST"))
             .and(path(SEARCH_PATH))
@@ -83,12 +48,9 @@ impl Scene {
     }
 
     async fn searches(&self) -> Vec<Value> {
-        self.server
-            .received_requests()
+        self.requests_to(SEARCH_PATH)
             .await
-            .unwrap_or_default()
             .iter()
-            .filter(|request| request.url.path() == SEARCH_PATH)
             .map(|request| serde_json::from_slice(&request.body).expect("search body is JSON"))
             .collect()
     }
@@ -116,26 +78,6 @@ impl Scene {
             .await
             .expect("integration_reconciliations")
             .is_some()
-    }
-
-    async fn assignee(&self, group: i64) -> Option<i64> {
-        self.db
-            .query_opt(
-                "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                &[&group],
-            )
-            .await
-            .expect("group_assignees")
-            .and_then(|row| row.get(0))
-    }
-
-    async fn wait_assignee(&self, group: i64, expected: Option<i64>) {
-        common::eventually(
-            &format!("group {group} is assigned to {expected:?}"),
-            WAIT,
-            || async move { self.assignee(group).await == expected },
-        )
-        .await;
     }
 
     async fn wait_reconciled(&self) {
@@ -182,7 +124,7 @@ async fn a_lost_webhook_is_applied_by_the_next_reconciliation() {
     );
 
     worker.stop().await;
-    common::cleanup(&scene.settings).await;
+    scene.finish().await;
 }
 
 #[tokio::test]
@@ -200,14 +142,7 @@ async fn a_reconciliation_older_than_a_newer_webhook_does_not_undo_it() {
     let worker = common::spawn_worker(&scene.settings);
 
     let webhook = assignee_changed("RACE-1", jira_user("newer@example.org"), T2);
-    common::publish_webhook(
-        &scene.channel,
-        &scene.settings,
-        &scene.token,
-        webhook.to_string().as_bytes(),
-        None,
-    )
-    .await;
+    scene.send(&webhook).await;
     scene.wait_assignee(org.group_id, Some(newer)).await;
 
     scene.reconcile().await;
@@ -216,7 +151,7 @@ async fn a_reconciliation_older_than_a_newer_webhook_does_not_undo_it() {
     assert_eq!(scene.assignee(org.group_id).await, Some(newer));
 
     worker.stop().await;
-    common::cleanup(&scene.settings).await;
+    scene.finish().await;
 }
 
 #[tokio::test]
@@ -252,7 +187,7 @@ async fn two_reconcile_jobs_for_one_integration_search_once() {
 
     worker.stop().await;
     second.stop().await;
-    common::cleanup(&scene.settings).await;
+    scene.finish().await;
 }
 
 #[tokio::test]
@@ -290,7 +225,7 @@ async fn the_cli_enqueues_a_reconcile_job_and_refuses_an_unknown_integration() {
             .contains("no active jira_server integration with id 999999"),
         "{error:#}"
     );
-    common::cleanup(&scene.settings).await;
+    scene.finish().await;
 }
 
 #[tokio::test]
@@ -315,5 +250,5 @@ async fn the_worker_schedules_reconciliations_every_interval() {
     .await;
 
     worker.stop().await;
-    common::cleanup(&scene.settings).await;
+    scene.finish().await;
 }

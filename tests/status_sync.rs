@@ -4,37 +4,18 @@
 //! ignored, the statuses are cached, and a failing statuses endpoint is retried.
 
 mod common;
-#[path = "fixtures/fake_jira.rs"]
-mod fake_jira;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use common::seed::{self, Org, SECRET, Seed, assignee_changed, jira_user};
-use fake_jira::{CONSUMER_KEY, FakeJira};
+use common::jira_scene::{Scene, T1, WAIT};
+use common::seed::Org;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-const WAIT: Duration = Duration::from_secs(20);
-const T1: &str = "2024-01-01T10:00:00.000+0000";
 const T2: &str = "2024-01-01T11:00:00.000+0000";
 const STATUS_PATH: &str = "/rest/api/2/status";
 const OPEN: &str = "1";
 const IN_PROGRESS: &str = "3";
 const DONE: &str = "10001";
-
-struct Scene {
-    settings: jirasync::config::Settings,
-    db: tokio_postgres::Client,
-    server: MockServer,
-    jira: Arc<FakeJira>,
-    _connection: lapin::Connection,
-    channel: lapin::Channel,
-    worker: common::Worker,
-    integration: i64,
-    token: String,
-}
 
 /// A worker and an integration whose `base_url` is the fake Jira, with an access token.
 async fn scene(concurrency: u16) -> Scene {
@@ -42,27 +23,7 @@ async fn scene(concurrency: u16) -> Scene {
 }
 
 async fn scene_with(concurrency: u16, access_token: Option<&str>) -> Scene {
-    let mut settings = common::migrated().await;
-    settings.worker_concurrency = concurrency;
-    let db = common::db(&settings).await;
-    let server = MockServer::start().await;
-    let seed = Seed { db: &db };
-    let (integration, external_id) = seed.integration(json!({"base_url": server.uri()})).await;
-    seed.credentials(integration, CONSUMER_KEY, access_token)
-        .await;
-    let (connection, channel) = common::amqp().await;
-    let worker = common::spawn_worker(&settings);
-    Scene {
-        token: seed::token(&external_id, SECRET),
-        settings,
-        db,
-        server,
-        jira: FakeJira::new(),
-        _connection: connection,
-        channel,
-        worker,
-        integration,
-    }
+    Scene::start(concurrency, access_token).await
 }
 
 /// A `jira:issue_updated` body whose changelog moves `key` from status `from` to `to`.
@@ -86,10 +47,6 @@ fn statuses() -> Value {
 }
 
 impl Scene {
-    fn seed(&self) -> Seed<'_> {
-        Seed { db: &self.db }
-    }
-
     /// An organization with status sync on, its group in `status`.
     async fn org(&self, key: &str, status: &str) -> Org {
         let org = self.seed().org(self.integration, true, key).await;
@@ -115,17 +72,6 @@ impl Scene {
             .expect("group status");
     }
 
-    async fn send(&self, body: &Value) {
-        common::publish_webhook(
-            &self.channel,
-            &self.settings,
-            &self.token,
-            body.to_string().as_bytes(),
-            None,
-        )
-        .await;
-    }
-
     /// `GET /rest/api/2/status` answers `status` with `body` (up to `times`), signature checked.
     async fn mount_statuses(&self, status: u16, body: Value, times: Option<u64>) {
         let mock = Mock::given(method("GET"))
@@ -142,13 +88,7 @@ impl Scene {
     }
 
     async fn status_requests(&self) -> usize {
-        self.server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter(|request| request.url.path() == STATUS_PATH)
-            .count()
+        self.requests_to(STATUS_PATH).await.len()
     }
 
     async fn status(&self, group: i64) -> String {
@@ -183,38 +123,6 @@ impl Scene {
 
     fn activity_data(&self) -> Value {
         json!({"integration": "jira_server", "integration_id": self.integration, "provider": "Jira Server"})
-    }
-
-    /// Sends a sentinel assignment and waits for it: with concurrency 1,
-    /// everything sent before it was handled.
-    async fn settle(&self) {
-        let key = format!("SENTINEL-{}", common::unique());
-        let org = self.seed().org(self.integration, true, &key).await;
-        let email = format!("{key}@example.org");
-        let user = self.seed().teammate(&org, &email).await;
-        self.send(&assignee_changed(&key, jira_user(&email), T1))
-            .await;
-        common::eventually("the sentinel is assigned", WAIT, || async {
-            self.db
-                .query_opt(
-                    "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                    &[&org.group_id],
-                )
-                .await
-                .expect("group_assignees")
-                .and_then(|row| row.get::<_, Option<i64>>(0))
-                == Some(user)
-        })
-        .await;
-    }
-
-    async fn dead_letters(&self) -> u32 {
-        common::depth(&self.channel, &common::names(&self.settings).dead()).await
-    }
-
-    async fn finish(self) {
-        self.worker.stop().await;
-        common::cleanup(&self.settings).await;
     }
 }
 

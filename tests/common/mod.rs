@@ -2,6 +2,9 @@
 //! port 0, AMQP helpers, a TCP proxy that can cut the broker, and polling waits.
 #![allow(dead_code)]
 
+#[path = "../fixtures/fake_jira.rs"]
+pub mod fake_jira;
+pub mod jira_scene;
 pub mod proxy;
 pub mod seed;
 
