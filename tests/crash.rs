@@ -114,15 +114,7 @@ impl Load {
             Duration::from_secs(180),
             || async {
                 for (org, want) in self.orgs.iter().zip(&self.expected) {
-                    let got: Option<i64> = self
-                        .db
-                        .query_opt(
-                            "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                            &[&org.group_id],
-                        )
-                        .await
-                        .expect("query")
-                        .and_then(|r| r.get(0));
+                    let got: Option<i64> = common::assignee(&self.db, org.group_id).await;
                     if got != *want {
                         return false;
                     }

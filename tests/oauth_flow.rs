@@ -189,17 +189,7 @@ impl Flow {
         common::eventually(
             "the worker accepts the token and assigns jane",
             WAIT,
-            || async {
-                self.db
-                    .query_opt(
-                        "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                        &[&org.group_id],
-                    )
-                    .await
-                    .expect("group_assignees")
-                    .and_then(|row| row.get::<_, Option<i64>>(0))
-                    == Some(jane)
-            },
+            || async { common::assignee(&self.db, org.group_id).await == Some(jane) },
         )
         .await;
     }

@@ -42,16 +42,6 @@ impl Captured {
     }
 }
 
-async fn assignee(db: &tokio_postgres::Client, group: i64) -> Option<i64> {
-    db.query_opt(
-        "SELECT user_id FROM group_assignees WHERE group_id = $1",
-        &[&group],
-    )
-    .await
-    .expect("group_assignees")
-    .and_then(|row| row.get(0))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_secret_or_email_appears_in_the_logs_of_an_end_to_end_run() {
     let logs = Captured::default();
@@ -106,7 +96,7 @@ async fn no_token_secret_or_email_appears_in_the_logs_of_an_end_to_end_run() {
     }
     common::eventually("Jane is assigned", WAIT, || {
         let db = &db;
-        async move { assignee(db, org.group_id).await == Some(jane_id) }
+        async move { common::assignee(db, org.group_id).await == Some(jane_id) }
     })
     .await;
     let (_connection, channel) = common::amqp().await;

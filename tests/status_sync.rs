@@ -109,16 +109,7 @@ impl Scene {
     }
 
     async fn activities(&self, group: i64) -> Vec<(String, Value)> {
-        self.db
-            .query(
-                "SELECT type, data FROM activities WHERE group_id = $1 ORDER BY id",
-                &[&group],
-            )
-            .await
-            .expect("activities")
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect()
+        common::activities(&self.db, group).await
     }
 
     fn activity_data(&self) -> Value {

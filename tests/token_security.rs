@@ -168,16 +168,7 @@ async fn forged_confused_tampered_expired_and_oversized_tokens_are_dropped_witho
     common::publish_webhook(&channel, &settings, &valid, sentinel_body.as_bytes(), None).await;
     common::eventually("the sentinel is applied", WAIT, || {
         let db = &db;
-        async move {
-            db.query_opt(
-                "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                &[&sentinel.group_id],
-            )
-            .await
-            .expect("group_assignees")
-            .and_then(|row| row.get::<_, Option<i64>>(0))
-                == Some(user)
-        }
+        async move { common::assignee(db, sentinel.group_id).await == Some(user) }
     })
     .await;
 

@@ -60,27 +60,11 @@ impl Scene {
     }
 
     async fn assignee(&self, group: i64) -> Option<i64> {
-        self.db
-            .query_opt(
-                "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                &[&group],
-            )
-            .await
-            .expect("group_assignees")
-            .and_then(|row| row.get(0))
+        common::assignee(&self.db, group).await
     }
 
     async fn activities(&self, group: i64) -> Vec<(String, Value)> {
-        self.db
-            .query(
-                "SELECT type, data FROM activities WHERE group_id = $1 ORDER BY id",
-                &[&group],
-            )
-            .await
-            .expect("activities")
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect()
+        common::activities(&self.db, group).await
     }
 
     async fn synced_at(&self, external_issue: i64) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -606,16 +590,7 @@ async fn a_database_refusing_connections_for_a_moment_is_retried_then_applied() 
     let db = common::db(&s.settings).await;
     common::eventually("the retried webhook is applied", WAIT, || {
         let db = &db;
-        async move {
-            db.query_opt(
-                "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                &[&org.group_id],
-            )
-            .await
-            .expect("query")
-            .and_then(|r| r.get::<_, Option<i64>>(0))
-                == Some(user)
-        }
+        async move { common::assignee(db, org.group_id).await == Some(user) }
     })
     .await;
     assert_eq!(
@@ -681,14 +656,7 @@ async fn a_thousand_webhooks_across_fifty_issues_end_in_each_issues_last_event()
             let (db, orgs, expected) = (&db, &orgs, &expected);
             async move {
                 for (org, want) in orgs.iter().zip(expected) {
-                    let got: Option<i64> = db
-                        .query_opt(
-                            "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                            &[&org.group_id],
-                        )
-                        .await
-                        .expect("query")
-                        .and_then(|r| r.get(0));
+                    let got: Option<i64> = common::assignee(db, org.group_id).await;
                     if got != *want {
                         return false;
                     }

@@ -12,16 +12,6 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(20);
 const T1: &str = "2024-01-01T10:00:00.000+0000";
 
-async fn assignee(db: &tokio_postgres::Client, group: i64) -> Option<i64> {
-    db.query_opt(
-        "SELECT user_id FROM group_assignees WHERE group_id = $1",
-        &[&group],
-    )
-    .await
-    .expect("group_assignees")
-    .and_then(|row| row.get(0))
-}
-
 async fn activity_count(db: &tokio_postgres::Client, group: i64) -> i64 {
     db.query_one(
         "SELECT count(*) FROM activities WHERE group_id = $1",
@@ -55,7 +45,7 @@ async fn the_fixture_posted_to_the_ingress_assigns_the_linked_group() {
     assert_eq!(response.status(), 202);
     common::eventually("DEMO-1's group is assigned to Jane", WAIT, || {
         let db = &db;
-        async move { assignee(db, org.group_id).await == Some(jane) }
+        async move { common::assignee(db, org.group_id).await == Some(jane) }
     })
     .await;
     worker.stop().await;
@@ -147,7 +137,7 @@ async fn shutdown_finishes_in_flight_messages_within_the_deadline() {
         .expect("no panic")
         .expect("clean exit");
     assert_eq!(
-        assignee(&b.db, b.group).await,
+        common::assignee(&b.db, b.group).await,
         Some(b.user),
         "the in-flight message was applied"
     );
@@ -173,7 +163,7 @@ async fn messages_unfinished_at_the_deadline_are_left_for_redelivery() {
     let second = common::spawn_worker(&b.settings);
     common::eventually("the redelivered message is applied", WAIT, || {
         let db = &b.db;
-        async move { assignee(db, b.group).await == Some(b.user) }
+        async move { common::assignee(db, b.group).await == Some(b.user) }
     })
     .await;
     second.stop().await;
@@ -225,14 +215,14 @@ async fn the_worker_reconnects_after_losing_the_broker() {
     common::publish_webhook(&channel, &direct, &token, body.as_bytes(), None).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        assignee(&db, org.group_id).await,
+        common::assignee(&db, org.group_id).await,
         None,
         "nothing applied while cut off"
     );
     proxy.restore();
     common::eventually("applied after the worker reconnected", WAIT, || {
         let db = &db;
-        async move { assignee(db, org.group_id).await == Some(user) }
+        async move { common::assignee(db, org.group_id).await == Some(user) }
     })
     .await;
     worker.stop().await;

@@ -94,14 +94,7 @@ impl Scene {
     }
 
     pub async fn assignee(&self, group: i64) -> Option<i64> {
-        self.db
-            .query_opt(
-                "SELECT user_id FROM group_assignees WHERE group_id = $1",
-                &[&group],
-            )
-            .await
-            .expect("group_assignees")
-            .and_then(|row| row.get(0))
+        super::assignee(&self.db, group).await
     }
 
     pub async fn wait_assignee(&self, group: i64, expected: Option<i64>) {

@@ -194,6 +194,33 @@ pub async fn db(settings: &Settings) -> tokio_postgres::Client {
     client
 }
 
+/// The user assigned to `group`, if any.
+pub async fn assignee(db: &tokio_postgres::Client, group: i64) -> Option<i64> {
+    db.query_opt(
+        "SELECT user_id FROM group_assignees WHERE group_id = $1",
+        &[&group],
+    )
+    .await
+    .expect("group_assignees")
+    .and_then(|row| row.get(0))
+}
+
+/// The group's activities as (type, data), oldest first.
+pub async fn activities(
+    db: &tokio_postgres::Client,
+    group: i64,
+) -> Vec<(String, serde_json::Value)> {
+    db.query(
+        "SELECT type, data FROM activities WHERE group_id = $1 ORDER BY id",
+        &[&group],
+    )
+    .await
+    .expect("activities")
+    .iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect()
+}
+
 /// Deletes the test's queues and exchange and drops its database.
 pub async fn cleanup(settings: &Settings) {
     let names = names(settings);
