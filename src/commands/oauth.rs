@@ -173,17 +173,22 @@ async fn wait_for_authorize_url(
     }
 }
 
-/// The session as JSON, without its private key, tokens or secrets.
-pub async fn status(settings: &Settings, id: Uuid) -> anyhow::Result<Value> {
+/// The session `id`, or an error naming it when there is none.
+async fn load(settings: &Settings, id: Uuid) -> anyhow::Result<oauth_sessions::OauthSession> {
     let pool = crate::db::connect(&settings.database_url, 1).await?;
     let client = pool
         .get()
         .await
         .context("failed to get a database connection")?;
-    let session = oauth_sessions::get(&client, id)
+    oauth_sessions::get(&client, id)
         .await
         .context("failed to read the OAuth session")?
-        .with_context(|| format!("no OAuth session has id {id}"))?;
+        .with_context(|| format!("no OAuth session has id {id}"))
+}
+
+/// The session as JSON, without its private key, tokens or secrets.
+pub async fn status(settings: &Settings, id: Uuid) -> anyhow::Result<Value> {
+    let session = load(settings, id).await?;
     Ok(session.public_json())
 }
 
@@ -191,15 +196,7 @@ pub async fn status(settings: &Settings, id: Uuid) -> anyhow::Result<Value> {
 /// `verifier` (what the callback would have done). An installed session is
 /// reported as such and nothing is enqueued.
 pub async fn finish(settings: &Settings, id: Uuid, verifier: &str) -> anyhow::Result<Value> {
-    let pool = crate::db::connect(&settings.database_url, 1).await?;
-    let client = pool
-        .get()
-        .await
-        .context("failed to get a database connection")?;
-    let session = oauth_sessions::get(&client, id)
-        .await
-        .context("failed to read the OAuth session")?
-        .with_context(|| format!("no OAuth session has id {id}"))?;
+    let session = load(settings, id).await?;
     if session.state == state::INSTALLED {
         return Ok(json!({
             "session_id": id,
