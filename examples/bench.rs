@@ -44,6 +44,35 @@ fn args() -> Args {
     a
 }
 
+/// Runs `args.messages` operations made by `one`, `args.concurrency` at a time;
+/// returns operations/s and the p50 and p99 latency in ms.
+async fn measure<F, Fut>(args: &Args, mut one: F) -> anyhow::Result<(f64, f64, f64)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let semaphore = Arc::new(Semaphore::new(args.concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.messages {
+        let permit = Arc::clone(&semaphore).acquire_owned().await?;
+        let operation = one();
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            operation.await;
+            drop(permit);
+            t.elapsed().as_secs_f64() * 1000.0
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.push(task.await?);
+    }
+    let rate = args.messages as f64 / started.elapsed().as_secs_f64();
+    let (p50, p99) = percentiles(latencies);
+    Ok((rate, p50, p99))
+}
+
 /// p50 and p99 of latencies in ms.
 fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
     ms.sort_by(|a, b| a.total_cmp(b));
@@ -136,29 +165,16 @@ async fn main() -> anyhow::Result<()> {
             webhook_identifier: None,
             hub_signature: None,
         };
-        let semaphore = Arc::new(Semaphore::new(args.concurrency));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..args.messages {
-            let permit = Arc::clone(&semaphore).acquire_owned().await?;
+        measure(&args, || {
             let (channel, exchange, body) = (channel.clone(), names.exchange(), body.clone());
             let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
-            tasks.push(tokio::spawn(async move {
-                let t = Instant::now();
+            async move {
                 publisher::publish_confirmed(&channel, &exchange, WEBHOOK, &body, props)
                     .await
                     .unwrap();
-                drop(permit);
-                t.elapsed().as_secs_f64() * 1000.0
-            }));
-        }
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.push(task.await?);
-        }
-        let rate = args.messages as f64 / started.elapsed().as_secs_f64();
-        let (p50, p99) = percentiles(latencies);
-        (rate, p50, p99)
+            }
+        })
+        .await?
     };
     purge(&channel, &names).await?;
 
@@ -181,35 +197,20 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (ingress_rate, ingress_p50, ingress_p99) = {
-        let semaphore = Arc::new(Semaphore::new(args.concurrency));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..args.messages {
-            let permit = Arc::clone(&semaphore).acquire_owned().await?;
-            let (client, url, body) = (client.clone(), url.clone(), body.clone());
-            tasks.push(tokio::spawn(async move {
-                let t = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 202);
-                drop(permit);
-                t.elapsed().as_secs_f64() * 1000.0
-            }));
+    let (ingress_rate, ingress_p50, ingress_p99) = measure(&args, || {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move {
+            let response = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 202);
         }
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.push(task.await?);
-        }
-        let rate = args.messages as f64 / started.elapsed().as_secs_f64();
-        let (p50, p99) = percentiles(latencies);
-        (rate, p50, p99)
-    };
+    })
+    .await?;
     let ingress_rss = peak_rss_mib(&ingress);
     let _ = ingress.kill();
     let _ = ingress.wait();
