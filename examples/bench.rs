@@ -140,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
     settings.database_url = format!("postgres://postgres@127.0.0.1:5432/bench_{id}");
     jirasync::commands::migrate(&settings, true).await?;
     let names = Names::new(settings.queue_prefix.clone());
-    let (integration, secret) = seed(&settings, &args).await?;
+    let secret = seed(&settings, &args).await?;
     let token = jirasync::install::webhook_token("bench.jira.local:bench", &secret)?;
     let fixture = std::fs::read("tests/fixtures/issue_updated.json")
         .context("run from the repository root")?;
@@ -230,6 +230,8 @@ async fn main() -> anyhow::Result<()> {
             "-U",
             "postgres",
             "-n",
+            "-M",
+            "prepared",
             "-f",
             "bench/assign.sql",
             "-T",
@@ -237,10 +239,11 @@ async fn main() -> anyhow::Result<()> {
             "-j",
             "2",
         ])
-        .args(["-c", &args.concurrency.min(16).to_string()])
+        // As many clients as one worker has connections (its default concurrency).
+        .args(["-c", &settings.worker_concurrency.to_string()])
         .args([
             "-D",
-            &format!("integration={integration}"),
+            "external_id=bench.jira.local:bench",
             "-D",
             &format!("issues={}", args.issues),
             "-D",
@@ -297,7 +300,7 @@ async fn main() -> anyhow::Result<()> {
                         .sum::<f64>();
                 }
             }
-            if handled >= args.messages as f64 {
+            if handled >= args.messages as f64 && all_applied(&settings, &args, round).await? {
                 break;
             }
             if started.elapsed() > Duration::from_secs(600) {
@@ -384,7 +387,7 @@ async fn preload(
     let mut tasks = Vec::new();
     for k in 0..args.messages {
         let issue = k % args.issues + 1;
-        let user = (k / args.issues + issue) % args.users + 1;
+        let user = (k / args.issues + issue + round) % args.users + 1;
         let at = base + chrono::Duration::milliseconds(k as i64);
         let body = serde_json::json!({
             "timestamp": at.timestamp_millis(), "webhookEvent": "jira:issue_updated",
@@ -414,36 +417,47 @@ async fn preload(
     Ok(())
 }
 
-/// One organization with a project and team, `users` members, `issues` linked issues.
-async fn seed(settings: &Settings, args: &Args) -> anyhow::Result<(i64, String)> {
+/// The data of `bench/seed.sql`; returns the integration's webhook secret.
+async fn seed(settings: &Settings, args: &Args) -> anyhow::Result<String> {
     let (db, connection) =
         tokio_postgres::connect(&settings.database_url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     let secret = jirasync::install::fresh_webhook_secret();
-    let metadata =
-        serde_json::json!({"base_url": "http://bench.jira.local", "webhook_secret": secret});
-    let integration: i64 = db.query_one("INSERT INTO integrations (provider, external_id, name, metadata) VALUES ('jira_server', 'bench.jira.local:bench', 'Bench', $1) RETURNING id", &[&metadata]).await?.get(0);
-    db.batch_execute(&format!(
-        "INSERT INTO organizations (slug, name) VALUES ('bench', 'Bench');
-         INSERT INTO projects (organization_id, slug, name) SELECT id, 'p', 'P' FROM organizations;
-         INSERT INTO teams (organization_id, slug, name) SELECT id, 't', 'T' FROM organizations;
-         INSERT INTO project_teams SELECT p.id, t.id FROM projects p, teams t;
-         INSERT INTO organization_integrations (organization_id, integration_id, config)
-           SELECT id, {integration}, '{{\"sync_reverse_assignment\": true}}' FROM organizations;
-         INSERT INTO users (username) SELECT 'bench' || n FROM generate_series(1, {users}) n;
-         INSERT INTO user_emails (user_id, email, is_verified) SELECT id, username || '@example.org', true FROM users;
-         INSERT INTO organization_members (organization_id, user_id) SELECT o.id, u.id FROM organizations o, users u;
-         INSERT INTO team_members (team_id, organization_member_id) SELECT t.id, m.id FROM teams t, organization_members m;
-         INSERT INTO external_issues (organization_id, integration_id, key)
-           SELECT o.id, {integration}, 'BENCH-' || n FROM organizations o, generate_series(1, {issues}) n;
-         INSERT INTO groups (project_id, title) SELECT p.id, 'BENCH-' || n FROM projects p, generate_series(1, {issues}) n;
-         INSERT INTO group_links (group_id, project_id, linked_type, linked_id)
-           SELECT g.id, g.project_id, 'issue', ei.id FROM groups g JOIN external_issues ei ON ei.key = g.title;",
-        users = args.users,
-        issues = args.issues,
-    ))
-    .await?;
-    Ok((integration, secret))
+    let sql = std::fs::read_to_string("bench/seed.sql")?
+        .replace("{users}", &args.users.to_string())
+        .replace("{issues}", &args.issues.to_string())
+        .replace("{secret}", &secret);
+    db.batch_execute(&sql).await?;
+    Ok(secret)
+}
+
+/// Whether every issue's group holds the assignee of its last event in `round`.
+async fn all_applied(settings: &Settings, args: &Args, round: usize) -> anyhow::Result<bool> {
+    let (db, connection) =
+        tokio_postgres::connect(&settings.database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let rows = db
+        .query(
+            "SELECT g.title, ue.email FROM groups g
+               JOIN group_assignees ga ON ga.group_id = g.id
+               JOIN user_emails ue ON ue.user_id = ga.user_id",
+            &[],
+        )
+        .await?;
+    let held: std::collections::HashMap<String, String> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok((1..=args.issues).all(|issue| {
+        let expected = last_user(args, round, issue).map(|u| format!("bench{u}@example.org"));
+        expected.is_none() || held.get(&format!("BENCH-{issue}")) == expected.as_ref()
+    }))
+}
+
+/// The user of the last event of `issue` in `round` (see `preload`).
+fn last_user(args: &Args, round: usize, issue: usize) -> Option<usize> {
+    (0..args.messages)
+        .filter(|k| k % args.issues + 1 == issue)
+        .last()
+        .map(|k| (k / args.issues + issue + round) % args.users + 1)
 }
 
 async fn cleanup(settings: &Settings, names: &Names, queues: &[String]) {

@@ -27,18 +27,18 @@ impl std::fmt::Debug for Integration {
     }
 }
 
-/// The active `jira_server` integration with this external id.
+/// `$1` external id: see [`find_active_jira_server`].
+pub const FIND_ACTIVE_JIRA_SERVER: &str = "SELECT id, metadata FROM integrations
+  WHERE provider = 'jira_server' AND external_id = $1 AND status = 'active'";
+
+/// The active `jira_server` integration with this external id (every webhook asks:
+/// the statement is prepared once per connection).
 pub async fn find_active_jira_server(
     client: &impl GenericClient,
     external_id: &str,
 ) -> Result<Option<Integration>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            "SELECT id, metadata FROM integrations
-              WHERE provider = 'jira_server' AND external_id = $1 AND status = 'active'",
-            &[&external_id],
-        )
-        .await?;
+    let statement = client.prepare_cached(FIND_ACTIVE_JIRA_SERVER).await?;
+    let row = client.query_opt(&statement, &[&external_id]).await?;
     Ok(row.map(|row| Integration {
         id: row.get(0),
         metadata: row.get(1),

@@ -1,5 +1,8 @@
 //! Queries of the inbound assignee sync (CONTRACT §5.6). Each takes the caller's
-//! transaction; `sync::assignee` owns the order and the commit.
+//! transaction; `sync::assignee` owns the order and the commit. The statements are
+//! public constants, prepared once per connection, so that `bench/assign.sql`
+//! (pgbench, the database's limit in issue 6) is checked against them by
+//! `tests/bench_script.rs`.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -26,6 +29,20 @@ pub struct LinkedGroup {
     pub project_id: i64,
 }
 
+/// `$1` integration id, `$2` issue key: see [`lock_external_issues`].
+pub const LOCK_EXTERNAL_ISSUES: &str = "SELECT ei.id, ei.organization_id, ei.assignee_synced_at
+   FROM external_issues ei
+   JOIN organization_integrations oi
+     ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
+   JOIN organizations o ON o.id = ei.organization_id
+  WHERE ei.integration_id = $1
+    AND ei.key = $2
+    AND oi.status = 'active'
+    AND oi.config->>'sync_reverse_assignment' = 'true'
+    AND o.status = 'active'
+  ORDER BY ei.id
+    FOR UPDATE OF ei";
+
 /// The issue's rows in organizations that have reverse assignment sync on, locked
 /// for this transaction so webhooks of one issue apply one at a time.
 pub async fn lock_external_issues(
@@ -33,23 +50,8 @@ pub async fn lock_external_issues(
     integration_id: i64,
     key: &str,
 ) -> Result<Vec<ExternalIssue>, Error> {
-    let rows = client
-        .query(
-            "SELECT ei.id, ei.organization_id, ei.assignee_synced_at
-               FROM external_issues ei
-               JOIN organization_integrations oi
-                 ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
-               JOIN organizations o ON o.id = ei.organization_id
-              WHERE ei.integration_id = $1
-                AND ei.key = $2
-                AND oi.status = 'active'
-                AND oi.config->>'sync_reverse_assignment' = 'true'
-                AND o.status = 'active'
-              ORDER BY ei.id
-                FOR UPDATE OF ei",
-            &[&integration_id, &key],
-        )
-        .await?;
+    let statement = client.prepare_cached(LOCK_EXTERNAL_ISSUES).await?;
+    let rows = client.query(&statement, &[&integration_id, &key]).await?;
     Ok(rows
         .iter()
         .map(|row| ExternalIssue {
@@ -69,6 +71,16 @@ pub enum Watermark {
     Status,
 }
 
+/// `$1` external issue id, `$2` event time: see [`mark_synced`].
+pub const MARK_ASSIGNEE_SYNCED: &str = "UPDATE external_issues
+    SET assignee_synced_at = GREATEST(COALESCE(assignee_synced_at, $2), $2)
+  WHERE id = $1";
+
+/// As [`MARK_ASSIGNEE_SYNCED`], for statuses.
+pub const MARK_STATUS_SYNCED: &str = "UPDATE external_issues
+    SET status_synced_at = GREATEST(COALESCE(status_synced_at, $2), $2)
+  WHERE id = $1";
+
 /// Moves the watermark forward to `at` (never back).
 pub async fn mark_synced(
     client: &impl GenericClient,
@@ -77,20 +89,26 @@ pub async fn mark_synced(
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
     let sql = match watermark {
-        Watermark::Assignee => {
-            "UPDATE external_issues
-                SET assignee_synced_at = GREATEST(COALESCE(assignee_synced_at, $2), $2)
-              WHERE id = $1"
-        }
-        Watermark::Status => {
-            "UPDATE external_issues
-                SET status_synced_at = GREATEST(COALESCE(status_synced_at, $2), $2)
-              WHERE id = $1"
-        }
+        Watermark::Assignee => MARK_ASSIGNEE_SYNCED,
+        Watermark::Status => MARK_STATUS_SYNCED,
     };
-    client.execute(sql, &[&external_issue_id, &at]).await?;
+    let statement = client.prepare_cached(sql).await?;
+    client
+        .execute(&statement, &[&external_issue_id, &at])
+        .await?;
     Ok(())
 }
+
+/// `$1` external issue id, `$2` its organization: see [`linked_groups`].
+pub const LINKED_GROUPS: &str = "SELECT g.id, g.project_id
+   FROM group_links gl
+   JOIN groups g ON g.id = gl.group_id
+   JOIN projects p ON p.id = g.project_id
+  WHERE gl.linked_type = 'issue'
+    AND gl.linked_id = $1
+    AND p.organization_id = $2
+    AND g.status NOT IN ('pending_deletion', 'deletion_in_progress')
+  ORDER BY g.id";
 
 /// Groups linked to the issue row as `issue`, in a project of its organization,
 /// and not being deleted.
@@ -98,19 +116,9 @@ pub async fn linked_groups(
     client: &impl GenericClient,
     issue: &ExternalIssue,
 ) -> Result<Vec<LinkedGroup>, Error> {
+    let statement = client.prepare_cached(LINKED_GROUPS).await?;
     let rows = client
-        .query(
-            "SELECT g.id, g.project_id
-               FROM group_links gl
-               JOIN groups g ON g.id = gl.group_id
-               JOIN projects p ON p.id = g.project_id
-              WHERE gl.linked_type = 'issue'
-                AND gl.linked_id = $1
-                AND p.organization_id = $2
-                AND g.status NOT IN ('pending_deletion', 'deletion_in_progress')
-              ORDER BY g.id",
-            &[&issue.id, &issue.organization_id],
-        )
+        .query(&statement, &[&issue.id, &issue.organization_id])
         .await?;
     Ok(rows
         .iter()
@@ -121,6 +129,20 @@ pub async fn linked_groups(
         .collect())
 }
 
+/// `$1` the group's project, `$2` the email: see [`find_assignee`].
+pub const FIND_ASSIGNEE: &str = "SELECT u.id, ue.email
+   FROM user_emails ue
+   JOIN users u ON u.id = ue.user_id AND u.is_active
+   JOIN organization_members om ON om.user_id = u.id
+   JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
+   JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
+               AND t.organization_id = om.organization_id
+   JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $1
+  WHERE lower(ue.email) = lower($2)
+    AND ue.is_verified
+  ORDER BY u.id, ue.id
+  LIMIT 1";
+
 /// The user to assign to `group`: among active users with a verified email equal to
 /// `email` ignoring case, the lowest id who is an active member of an active team
 /// that has the group's project. Returns the user id and the email as stored.
@@ -129,25 +151,22 @@ pub async fn find_assignee(
     group: LinkedGroup,
     email: &str,
 ) -> Result<Option<(i64, String)>, Error> {
+    let statement = client.prepare_cached(FIND_ASSIGNEE).await?;
     let row = client
-        .query_opt(
-            "SELECT u.id, ue.email
-               FROM user_emails ue
-               JOIN users u ON u.id = ue.user_id AND u.is_active
-               JOIN organization_members om ON om.user_id = u.id
-               JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
-               JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
-                           AND t.organization_id = om.organization_id
-               JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $1
-              WHERE lower(ue.email) = lower($2)
-                AND ue.is_verified
-              ORDER BY u.id, ue.id
-              LIMIT 1",
-            &[&group.project_id, &email],
-        )
+        .query_opt(&statement, &[&group.project_id, &email])
         .await?;
     Ok(row.map(|row| (row.get(0), row.get(1))))
 }
+
+/// `$1` group, `$2` its project, `$3` user: see [`assign`].
+pub const ASSIGN: &str = "INSERT INTO group_assignees (group_id, project_id, user_id, team_id)
+ VALUES ($1, $2, $3, NULL)
+ ON CONFLICT (group_id) DO UPDATE
+    SET user_id = EXCLUDED.user_id, team_id = NULL,
+        project_id = EXCLUDED.project_id, date_added = now()
+  WHERE group_assignees.user_id IS DISTINCT FROM EXCLUDED.user_id
+     OR group_assignees.team_id IS NOT NULL
+ RETURNING id";
 
 /// Assigns `user_id` to the group unless already assigned; writes the `assigned`
 /// activity only when something changed. Returns whether it changed.
@@ -159,18 +178,9 @@ pub async fn assign(
     integration_id: i64,
 ) -> Result<bool, Error> {
     // Only a row that differs is written: assigning the current user writes nothing.
+    let statement = client.prepare_cached(ASSIGN).await?;
     let changed = client
-        .query_opt(
-            "INSERT INTO group_assignees (group_id, project_id, user_id, team_id)
-             VALUES ($1, $2, $3, NULL)
-             ON CONFLICT (group_id) DO UPDATE
-                SET user_id = EXCLUDED.user_id, team_id = NULL,
-                    project_id = EXCLUDED.project_id, date_added = now()
-              WHERE group_assignees.user_id IS DISTINCT FROM EXCLUDED.user_id
-                 OR group_assignees.team_id IS NOT NULL
-             RETURNING id",
-            &[&group.group_id, &group.project_id, &user_id],
-        )
+        .query_opt(&statement, &[&group.group_id, &group.project_id, &user_id])
         .await?
         .is_some();
     if changed {
@@ -206,6 +216,11 @@ pub async fn unassign(
     Ok(removed)
 }
 
+/// `$1` group, `$2` its project, `$3` type, `$4` data: see [`insert_activity`].
+pub const INSERT_ACTIVITY: &str =
+    "INSERT INTO activities (group_id, project_id, type, user_id, data)
+ VALUES ($1, $2, $3, NULL, $4)";
+
 /// Writes one `activities` row of `group` by the integration (`user_id` NULL).
 pub async fn insert_activity(
     client: &impl GenericClient,
@@ -213,10 +228,10 @@ pub async fn insert_activity(
     kind: &str,
     data: &serde_json::Value,
 ) -> Result<(), Error> {
+    let statement = client.prepare_cached(INSERT_ACTIVITY).await?;
     client
         .execute(
-            "INSERT INTO activities (group_id, project_id, type, user_id, data)
-             VALUES ($1, $2, $3, NULL, $4)",
+            &statement,
             &[&group.group_id, &group.project_id, &kind, data],
         )
         .await?;
