@@ -7,6 +7,7 @@ pub mod fake_jira;
 pub mod jira_scene;
 pub mod proxy;
 pub mod seed;
+pub mod webhook_load;
 
 use std::future::Future;
 use std::net::SocketAddr;
