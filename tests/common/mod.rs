@@ -5,8 +5,10 @@
 #[path = "../fixtures/fake_jira.rs"]
 pub mod fake_jira;
 pub mod jira_scene;
+pub mod private_pg;
 pub mod proxy;
 pub mod seed;
+pub mod webhook_load;
 
 use std::future::Future;
 use std::net::SocketAddr;
