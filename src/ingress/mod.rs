@@ -17,7 +17,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::config::Settings;
 use crate::queue::Names;
@@ -105,7 +106,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .get::<MatchedPath>()
                 .map_or("unmatched", MatchedPath::as_str);
             tracing::info_span!("http.request", http.method = %request.method(), http.route = route)
-        }))
+        })
+        // A 503 is the ingress working as designed (broker down, blocked, not ready
+        // yet): the handler says why; a warning, not an error, per failed response.
+        .on_failure(DefaultOnFailure::new().level(Level::WARN)))
         .with_state(state)
 }
 
