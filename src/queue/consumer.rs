@@ -1,6 +1,7 @@
 //! The worker's consumer loop: one connection, a task per delivery bounded by a
 //! semaphore, and the one place that decides ack / retry tier / dead letter.
-//! Retry and dead-letter publishes are confirmed before the original is acked.
+//! Retry and dead-letter publishes are confirmed before the original is acked
+//! (waiting out a resource alarm, which blocks a nack as much as the publish).
 
 use std::any::Any;
 use std::future::Future;
@@ -21,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::message::{self, ATTEMPTS, DEAD_LETTERED_AT_MS, ERROR, SOURCE_QUEUE};
-use super::publisher::{PublishError, confirm_channel, publish_confirmed};
+use super::publisher::{PublishError, confirm_channel, publish_confirmed_while_blocked};
 use super::{Names, connection, topology};
 use crate::shutdown::Shutdown;
 
@@ -133,6 +134,8 @@ pub async fn run<H: Handler>(
 struct Context_<H> {
     handler: Arc<H>,
     publisher: Channel,
+    /// Whether RabbitMQ blocks the connection: copies wait for their confirm then.
+    connection: lapin::ConnectionStatus,
     names: Names,
     delays: Vec<Duration>,
 }
@@ -175,6 +178,7 @@ async fn consume<H: Handler>(
     let context = Arc::new(Context_ {
         handler: Arc::clone(handler),
         publisher,
+        connection: connection.status().clone(),
         names: config.names.clone(),
         delays: config.delays.clone(),
     });
@@ -343,8 +347,15 @@ async fn settle<H: Handler>(
                     );
                     (
                         "retried",
-                        publish_confirmed(&context.publisher, "", &queue, &incoming.body, props)
-                            .await,
+                        publish_confirmed_while_blocked(
+                            &context.connection,
+                            &context.publisher,
+                            "",
+                            &queue,
+                            &incoming.body,
+                            props,
+                        )
+                        .await,
                     )
                 }
                 None => {
@@ -407,7 +418,8 @@ async fn dead_letter<H>(
             ),
         ],
     );
-    publish_confirmed(
+    publish_confirmed_while_blocked(
+        &context.connection,
         &context.publisher,
         "",
         &context.names.dead(),

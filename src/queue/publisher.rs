@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::StreamExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, Event};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionStatus, Event};
 use tokio::sync::RwLock;
 
 use super::Names;
@@ -50,6 +50,41 @@ pub async fn publish_confirmed(
     body: &[u8],
     properties: BasicProperties,
 ) -> Result<(), PublishError> {
+    publish_waiting_while(None, channel, exchange, routing_key, body, properties).await
+}
+
+/// Like [`publish_confirmed`], but waits past [`CONFIRM_TIMEOUT`] for as long as
+/// RabbitMQ blocks `connection` (a memory or disk alarm). While blocked the broker
+/// reads nothing from the connection, a nack included: giving up then would only
+/// let the publish be stored *and* the nacked original be redelivered once the
+/// alarm clears. The worker uses this for its retry and dead-letter copies.
+pub async fn publish_confirmed_while_blocked(
+    connection: &ConnectionStatus,
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), PublishError> {
+    publish_waiting_while(
+        Some(connection),
+        channel,
+        exchange,
+        routing_key,
+        body,
+        properties,
+    )
+    .await
+}
+
+async fn publish_waiting_while(
+    blocked: Option<&ConnectionStatus>,
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), PublishError> {
     let publish = async {
         let confirm = channel
             .basic_publish(
@@ -65,16 +100,23 @@ pub async fn publish_confirmed(
             .await?;
         confirm.await
     };
-    match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
-        Err(_) => Err(PublishError::Timeout(CONFIRM_TIMEOUT)),
-        Ok(Err(e)) => Err(PublishError::Failed(e)),
-        Ok(Ok(Confirmation::Ack(None))) => Ok(()),
-        Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(PublishError::Returned(
+    let mut publish = std::pin::pin!(publish);
+    let confirmation = loop {
+        match tokio::time::timeout(CONFIRM_TIMEOUT, &mut publish).await {
+            Ok(confirmation) => break confirmation,
+            Err(_) if blocked.is_some_and(ConnectionStatus::blocked) => {}
+            Err(_) => return Err(PublishError::Timeout(CONFIRM_TIMEOUT)),
+        }
+    };
+    match confirmation {
+        Err(e) => Err(PublishError::Failed(e)),
+        Ok(Confirmation::Ack(None)) => Ok(()),
+        Ok(Confirmation::Ack(Some(returned))) => Err(PublishError::Returned(
             returned.reply_text.as_str().to_owned(),
         )),
-        Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
+        Ok(Confirmation::Nack(_)) => Err(PublishError::Nacked),
         // Only a channel without confirm_select answers this; ours always has it.
-        Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::Nacked),
+        Ok(Confirmation::NotRequested) => Err(PublishError::Nacked),
     }
 }
 

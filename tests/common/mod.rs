@@ -5,6 +5,7 @@
 #[path = "../fixtures/fake_jira.rs"]
 pub mod fake_jira;
 pub mod jira_scene;
+pub mod private_broker;
 pub mod private_pg;
 pub mod proxy;
 pub mod seed;
