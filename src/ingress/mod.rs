@@ -26,6 +26,7 @@ use crate::queue::publisher::Broker;
 use crate::shutdown::Shutdown;
 
 pub use error::ApiError;
+pub use webhook::is_jwt_shaped;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);

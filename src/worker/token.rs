@@ -117,7 +117,8 @@ pub fn check_hmac(
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    // Digits only: `from_str_radix` alone also takes a sign ("+7").
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -258,6 +259,39 @@ mod tests {
         assert_eq!(
             check_hmac(&with, Some("sha256=zz"), body),
             Err(Rejected::BadHmac)
+        );
+    }
+
+    #[test]
+    fn a_plus_sign_is_not_a_hex_digit_in_the_hmac() {
+        // `u8::from_str_radix` takes "+7" as 7, so an HMAC byte 07 written "+7"
+        // passed; fuzz/fuzz_targets/token.rs checks this too.
+        let with = integration(json!({"webhook_hmac_secret": "k"}));
+        let (body, hex, zero) = (0..)
+            .find_map(|i| {
+                let body = format!("{{\"a\":{i}}}");
+                let mut mac = Hmac::<Sha256>::new_from_slice(b"k").expect("key");
+                mac.update(body.as_bytes());
+                let hex: String = mac
+                    .finalize()
+                    .into_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                // A byte below 0x10: a '0' at an even position.
+                let zero = (0..hex.len())
+                    .step_by(2)
+                    .find(|&j| hex.as_bytes()[j] == b'0')?;
+                Some((body, hex, zero))
+            })
+            .expect("some body's HMAC has a byte below 0x10");
+        let good = format!("sha256={hex}");
+        let plus = format!("sha256={}+{}", &hex[..zero], &hex[zero + 1..]);
+        assert_eq!(check_hmac(&with, Some(&good), body.as_bytes()), Ok(()));
+        assert_eq!(
+            check_hmac(&with, Some(&plus), body.as_bytes()),
+            Err(Rejected::BadHmac),
+            "{plus}"
         );
     }
 }
