@@ -77,7 +77,12 @@ where
 /// wrk (a separate process, written in C) as the load generator: requests/s and
 /// latency p50/p99 in ms. Every answer must be a 202. (wrk runs for a duration,
 /// not a count: the caller passes the time the broker took for its messages.)
-fn wrk(args: &Args, seconds: u64, url: &str, body: &[u8]) -> anyhow::Result<(f64, f64, f64)> {
+fn wrk(
+    args: &Args,
+    seconds: u64,
+    url: &str,
+    body: &[u8],
+) -> anyhow::Result<(f64, f64, f64, usize)> {
     let threads = 2;
     let file = std::env::temp_dir().join(format!("jirasync-bench-{}.json", std::process::id()));
     std::fs::write(&file, body)?;
@@ -108,10 +113,12 @@ fn wrk(args: &Args, seconds: u64, url: &str, body: &[u8]) -> anyhow::Result<(f64
     if refused > 0.0 || errors > 0.0 {
         bail!("the ingress refused {refused} requests and {errors} failed: {line}");
     }
+    let answered = field("answered")?;
     Ok((
-        field("answered")? / field("seconds")?,
+        answered / field("seconds")?,
         field("p50_us")? / 1000.0,
         field("p99_us")? / 1000.0,
+        answered as usize,
     ))
 }
 
@@ -164,6 +171,100 @@ fn peak_rss_mib(child: &Child) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time (user + system) used so far, in seconds, by the processes of this
+/// machine that `wanted` picks by (pid, owner uid); Linux /proc only.
+fn cpu_seconds(wanted: impl Fn(u32, u32) -> bool) -> f64 {
+    use std::os::unix::fs::MetadataExt;
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else { continue };
+        if !wanted(pid, meta.uid()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command (which may hold spaces) start at its ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        // utime, stime, cutime, cstime: fields 14 to 17, i.e. 11 to 14 after the
+        // state. The children's times count the Postgres backends that exited.
+        for i in [11, 12, 13, 14] {
+            ticks += fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+        }
+    }
+    ticks as f64 / ticks_per_second
+}
+
+fn uid_of(user: &str) -> Option<u32> {
+    let out = Command::new("id").args(["-u", user]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Busy and total CPU time of the whole machine so far (/proc/stat), in ticks.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let values: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = values.iter().take(8).sum();
+    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Where the CPU went during one measurement: per process group, and how busy the
+/// machine was. `groups` name CPU counters read before and after.
+struct CpuUse {
+    groups: Vec<(&'static str, Box<dyn Fn() -> f64>)>,
+    start: Vec<f64>,
+    machine: (u64, u64),
+}
+
+impl CpuUse {
+    fn start(groups: Vec<(&'static str, Box<dyn Fn() -> f64>)>) -> Self {
+        let start = groups.iter().map(|(_, read)| read()).collect();
+        Self {
+            groups,
+            start,
+            machine: machine_ticks(),
+        }
+    }
+
+    /// "name X ms, …; machine busy N %" per 1,000 messages.
+    fn report(&self, messages: usize) -> String {
+        let (busy, total) = machine_ticks();
+        let per_thousand = 1000.0 / messages as f64;
+        let parts: Vec<String> = self
+            .groups
+            .iter()
+            .zip(&self.start)
+            .map(|((name, read), start)| {
+                format!("{name} {:.0}", (read() - start) * 1000.0 * per_thousand)
+            })
+            .collect();
+        let busy = (busy - self.machine.0) as f64 / (total - self.machine.1).max(1) as f64;
+        format!(
+            "{} ms; machine busy {:.0} %",
+            parts.join(", "),
+            busy * 100.0
+        )
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -199,7 +300,21 @@ async fn main() -> anyhow::Result<()> {
     let connection = jirasync::queue::connection::connect(&settings.amqp_url, "bench").await?;
     let channel = publisher::confirm_channel(&connection).await?;
 
+    let rabbitmq = uid_of("rabbitmq").context("no rabbitmq user: is RabbitMQ installed here?")?;
+    let postgres = uid_of("postgres").context("no postgres user: is Postgres installed here?")?;
+    let broker_cpu = move || cpu_seconds(|_, uid| uid == rabbitmq);
+    let postgres_cpu = move || cpu_seconds(|_, uid| uid == postgres);
+    let me = std::process::id();
+    let mut cpu_lines = Vec::new();
+
     // (1) The broker's limit: confirmed publishes, same size, same concurrency.
+    let cpu = CpuUse::start(vec![
+        ("RabbitMQ", Box::new(broker_cpu)),
+        (
+            "publisher",
+            Box::new(move || cpu_seconds(|pid, _| pid == me)),
+        ),
+    ]);
     let (broker_rate, broker_p50, broker_p99) = {
         let request = message::WebhookRequest {
             token: &token,
@@ -218,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?
     };
+    cpu_lines.push(format!("(1) {}", cpu.report(args.messages)));
     purge(&channel, &names).await?;
 
     // (2) The ingress: the same webhooks POSTed with the same concurrency.
@@ -241,7 +357,17 @@ async fn main() -> anyhow::Result<()> {
     }
     // As long as the broker took for the same number of messages, at least 5 s.
     let seconds = (args.messages as f64 / broker_rate).ceil().max(5.0) as u64;
-    let (ingress_rate, ingress_p50, ingress_p99) = wrk(&args, seconds, &url, &body)?;
+    let ingress_pid = ingress.id();
+    let cpu = CpuUse::start(vec![
+        ("RabbitMQ", Box::new(broker_cpu)),
+        (
+            "ingress",
+            Box::new(move || cpu_seconds(|pid, _| pid == ingress_pid)),
+        ),
+    ]);
+    let (ingress_rate, ingress_p50, ingress_p99, answered) = wrk(&args, seconds, &url, &body)?;
+    // wrk has exited: its CPU is the difference of the machine's busy time.
+    cpu_lines.push(format!("(2) {}", cpu.report(answered)));
     let ingress_rss = peak_rss_mib(&ingress);
     let _ = ingress.kill();
     let _ = ingress.wait();
@@ -254,6 +380,7 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .unwrap_or_default()
         .to_owned();
+    let cpu = CpuUse::start(vec![("Postgres", Box::new(postgres_cpu))]);
     let pgbench = Command::new("pgbench")
         .args([
             "-h",
@@ -296,6 +423,13 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
 
+    let transactions: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split('/').next()?.trim().parse().ok())
+        .unwrap_or(1);
+    cpu_lines.push(format!("(3) {}", cpu.report(transactions)));
+
     // (4) Workers end to end: N preloaded webhooks, drained by 1, 2 and 4 processes.
     let mut rows = Vec::new();
     let mut worker_rss = 0.0;
@@ -313,6 +447,15 @@ async fn main() -> anyhow::Result<()> {
                 &[("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}"))],
             )?);
         }
+        let pids: Vec<u32> = children.iter().map(Child::id).collect();
+        let cpu = CpuUse::start(vec![
+            ("RabbitMQ", Box::new(broker_cpu)),
+            ("Postgres", Box::new(postgres_cpu)),
+            (
+                "workers",
+                Box::new(move || cpu_seconds(|pid, _| pids.contains(&pid))),
+            ),
+        ]);
         loop {
             let mut handled = 0.0;
             for port in &ports {
@@ -343,6 +486,10 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let rate = args.messages as f64 / started.elapsed().as_secs_f64();
+        cpu_lines.push(format!(
+            "(4) {workers} worker(s): {}",
+            cpu.report(args.messages)
+        ));
         if workers == 1 {
             worker_rss = children.first().map_or(0.0, peak_rss_mib);
         }
@@ -374,6 +521,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| (5) peak RSS | ingress {ingress_rss:.1} MiB, worker {worker_rss:.1} MiB | | ≤ 48 / ≤ 64 MiB |"
     );
+    println!("\nCPU time per 1,000 messages (what bounds each row on a shared machine):");
+    for line in &cpu_lines {
+        println!("  {line}");
+    }
 
     cleanup(&settings, &names, &channel_names(&settings)).await;
     Ok(())
