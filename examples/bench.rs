@@ -226,16 +226,19 @@ fn machine_ticks() -> (u64, u64) {
     (total - idle, total)
 }
 
+/// A named CPU counter (seconds so far).
+type CpuCounter = (&'static str, Box<dyn Fn() -> f64>);
+
 /// Where the CPU went during one measurement: per process group, and how busy the
 /// machine was. `groups` name CPU counters read before and after.
 struct CpuUse {
-    groups: Vec<(&'static str, Box<dyn Fn() -> f64>)>,
+    groups: Vec<CpuCounter>,
     start: Vec<f64>,
     machine: (u64, u64),
 }
 
 impl CpuUse {
-    fn start(groups: Vec<(&'static str, Box<dyn Fn() -> f64>)>) -> Self {
+    fn start(groups: Vec<CpuCounter>) -> Self {
         let start = groups.iter().map(|(_, read)| read()).collect();
         Self {
             groups,
@@ -637,8 +640,8 @@ async fn all_applied(settings: &Settings, args: &Args, round: usize) -> anyhow::
 /// The user of the last event of `issue` in `round` (see `preload`).
 fn last_user(args: &Args, round: usize, issue: usize) -> Option<usize> {
     (0..args.messages)
-        .filter(|k| k % args.issues + 1 == issue)
-        .last()
+        .rev()
+        .find(|k| k % args.issues + 1 == issue)
         .map(|k| (k / args.issues + issue + round) % args.users + 1)
 }
 
