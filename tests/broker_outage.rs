@@ -756,41 +756,13 @@ async fn a_retry_publish_blocked_by_the_memory_alarm_keeps_the_message_until_app
     let _ = connection.close(200, "published".into()).await;
     common::eventually("the worker waits on the row lock", WAIT, || {
         let db = &db;
-        async move {
-            db.query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get::<_, i64>(0)
-                > 0
-        }
+        async move { common::a_backend_waits_on_a_lock(db).await }
     })
     .await;
 
     broker.set_memory_watermark(0.0).await;
     common::eventually("the memory alarm is raised", WAIT, || broker.alarm_active()).await;
-    let db_name = settings
-        .database_url
-        .rsplit('/')
-        .next()
-        .expect("a database name")
-        .to_owned();
-    let (admin, admin_connection) = tokio_postgres::connect(
-        &format!("{}/postgres", common::postgres_server()),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("admin connection");
-    tokio::spawn(admin_connection);
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS false;
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}' AND pid <> pg_backend_pid();"
-        ))
-        .await
-        .expect("refuse connections");
+    common::allow_connections(&settings, false).await;
     common::eventually("the worker's retry publish is blocked", WAIT, || {
         worker_blocked(&broker)
     })
@@ -799,12 +771,7 @@ async fn a_retry_publish_blocked_by_the_memory_alarm_keeps_the_message_until_app
     queues.retain(|q| !q.contains(".jobs"));
     stays_held(&broker, &queues, 1).await;
 
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS true"
-        ))
-        .await
-        .expect("accept connections");
+    common::allow_connections(&settings, true).await;
     broker.set_memory_watermark(0.4).await;
     let db = common::db(&settings).await;
     common::eventually("the retried webhook is applied", WAIT, || {

@@ -15,20 +15,6 @@ use common::webhook_load::worker_process;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Whether a backend of the test database waits on a lock (the worker's handler
-/// blocked on the row the test holds).
-async fn a_worker_waits_on_the_lock(db: &tokio_postgres::Client) -> bool {
-    db.query_one(
-        "SELECT count(*) FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        &[],
-    )
-    .await
-    .expect("pg_stat_activity")
-    .get::<_, i64>(0)
-        > 0
-}
-
 #[tokio::test]
 async fn a_message_that_crashes_the_process_every_time_ends_in_the_dead_letter_queue() {
     let settings = common::migrated().await;
@@ -94,7 +80,7 @@ async fn a_message_that_crashes_the_process_every_time_ends_in_the_dead_letter_q
         // broker has dead-lettered it instead of delivering it again.
         let held = tokio::time::timeout(WAIT, async {
             loop {
-                if a_worker_waits_on_the_lock(&db).await {
+                if common::a_backend_waits_on_a_lock(&db).await {
                     return true;
                 }
                 if common::depth(&channel, &names.dead()).await > 0 {
@@ -124,7 +110,7 @@ async fn a_message_that_crashes_the_process_every_time_ends_in_the_dead_letter_q
         .expect("terminate the dead worker's backend");
         common::eventually("the killed worker's lock wait ends", WAIT, || {
             let db = &db;
-            async move { !a_worker_waits_on_the_lock(db).await }
+            async move { !common::a_backend_waits_on_a_lock(db).await }
         })
         .await;
     }

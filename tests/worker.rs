@@ -553,39 +553,14 @@ async fn a_database_refusing_connections_for_a_moment_is_retried_then_applied() 
     let s = scene(2).await;
     let org = s.seed().org(s.integration, true, "APP-14").await;
     let user = s.seed().teammate(&org, "x@example.org").await;
-    let db_name = s
-        .settings
-        .database_url
-        .rsplit('/')
-        .next()
-        .expect("db name")
-        .to_owned();
-    let (admin, connection) = tokio_postgres::connect(
-        &format!("{}/postgres", common::postgres_server()),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("admin connection");
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS false;
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}' AND pid <> pg_backend_pid();"
-        ))
-        .await
-        .expect("refuse connections");
+    common::allow_connections(&s.settings, false).await;
 
     s.send(&assignee_changed("APP-14", jira_user("x@example.org"), T1))
         .await;
     // Longer than the in-process retries: the message must go through a retry tier.
     let dead = common::names(&s.settings).dead();
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS true"
-        ))
-        .await
-        .expect("accept connections");
+    common::allow_connections(&s.settings, true).await;
 
     let db = common::db(&s.settings).await;
     common::eventually("the retried webhook is applied", WAIT, || {

@@ -90,16 +90,7 @@ async fn blocked_worker(key: &str, drain: Duration) -> Blocked {
     common::publish_webhook(&channel, &settings, &token, body.as_bytes(), None).await;
     common::eventually("the worker is blocked on the row lock", WAIT, || {
         let db = &db;
-        async move {
-            db.query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get::<_, i64>(0)
-                > 0
-        }
+        async move { common::a_backend_waits_on_a_lock(db).await }
     })
     .await;
     Blocked {

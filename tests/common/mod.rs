@@ -197,6 +197,49 @@ pub async fn db(settings: &Settings) -> tokio_postgres::Client {
     client
 }
 
+/// Whether a backend of the test database waits on a lock (a handler blocked on a
+/// row the test holds).
+pub async fn a_backend_waits_on_a_lock(db: &tokio_postgres::Client) -> bool {
+    db.query_one(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        &[],
+    )
+    .await
+    .expect("pg_stat_activity")
+    .get::<_, i64>(0)
+        > 0
+}
+
+/// Makes the test's database refuse new connections and ends the open ones
+/// (`allow` false), or accept connections again (`allow` true).
+pub async fn allow_connections(settings: &Settings, allow: bool) {
+    let db_name = settings
+        .database_url
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    let (admin, connection) = tokio_postgres::connect(
+        &format!("{}/postgres", postgres_server()),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("admin connection");
+    tokio::spawn(connection);
+    let mut sql = format!("ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS {allow};");
+    if !allow {
+        sql.push_str(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = '{db_name}' AND pid <> pg_backend_pid();"
+        ));
+    }
+    admin
+        .batch_execute(&sql)
+        .await
+        .expect("change ALLOW_CONNECTIONS");
+}
+
 /// The user assigned to `group`, if any.
 pub async fn assignee(db: &tokio_postgres::Client, group: i64) -> Option<i64> {
     db.query_opt(
