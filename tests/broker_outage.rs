@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::private_broker::PrivateBroker;
-use common::seed::{self, Org, SECRET, Seed, assignee_changed, jira_user};
+use common::seed::{self, SECRET, Seed, assignee_changed, jira_user};
 use jirasync::config::Settings;
 use serde_json::{Value, json};
 
@@ -146,28 +146,20 @@ async fn all_queues_empty(broker: &PrivateBroker, settings: &Settings) -> bool {
         .all(|queue| held(&counts, queue) == 0)
 }
 
-async fn doubled_activities(db: &tokio_postgres::Client) -> i64 {
-    // A change written twice shows as two equal activities in a row for one group.
-    db.query_one(
-        "SELECT count(*) FROM (
-           SELECT type, data, lag(type) OVER w AS prev_type, lag(data) OVER w AS prev_data
-             FROM activities WINDOW w AS (PARTITION BY group_id ORDER BY id)
-         ) a WHERE type = prev_type AND data = prev_data",
-        &[],
-    )
-    .await
-    .expect("activities")
-    .get(0)
-}
-
-async fn activity_count(db: &tokio_postgres::Client, group: i64) -> i64 {
-    db.query_one(
-        "SELECT count(*) FROM activities WHERE group_id = $1",
-        &[&group],
-    )
-    .await
-    .expect("activities")
-    .get(0)
+/// Waits until `group` is assigned to `user` and every queue of `settings` is
+/// empty: the webhook applied, nothing left waiting or retrying.
+async fn applied_and_drained(
+    db: &tokio_postgres::Client,
+    broker: &PrivateBroker,
+    settings: &Settings,
+    group: i64,
+    user: i64,
+    what: &str,
+) {
+    common::eventually(what, WAIT, || async move {
+        common::assignee(db, group).await == Some(user) && all_queues_empty(broker, settings).await
+    })
+    .await;
 }
 
 /// One answered POST.
@@ -198,18 +190,9 @@ async fn stop_app_and_start_app_under_load_lose_no_accepted_webhook() {
     let seed = Seed { db: &db };
     let (integration, external_id) = seed.integration(json!({})).await;
     let token = seed::token(&external_id, SECRET);
-    let mut orgs: Vec<Org> = Vec::new();
-    for i in 0..ISSUES {
-        orgs.push(seed.org(integration, true, &format!("OUT-{i}")).await);
-    }
-    let mut users = Vec::new();
-    for u in 0..USERS {
-        let user = seed.user(&format!("out{u}@example.org"), true, true).await;
-        for org in &orgs {
-            seed.member(org, user, true).await;
-        }
-        users.push(user);
-    }
+    let (orgs, users) = seed
+        .issues_with_members(integration, "out", ISSUES, USERS)
+        .await;
     // Event n of issue i; a sender posts each issue's events in `updated` order and
     // re-posts one until it is accepted, so each issue's last event ends accepted.
     let pick = |i: usize, n: usize| (i * 7 + n * 3) % (USERS + 1); // USERS = unassign
@@ -470,7 +453,11 @@ async fn stop_app_and_start_app_under_load_lose_no_accepted_webhook() {
         "503s come within the confirm deadline: slowest {slowest_refusal_overall:?}"
     );
     assert_eq!(in_state, ISSUES, "no accepted webhook is lost");
-    assert_eq!(doubled_activities(&db).await, 0, "no change written twice");
+    assert_eq!(
+        common::doubled_activities(&db).await,
+        0,
+        "no change written twice"
+    );
     assert_eq!(dead, 0, "nothing dead-lettered");
     stop.store(true, Ordering::Relaxed);
 }
@@ -589,17 +576,18 @@ async fn the_memory_alarm_makes_the_ingress_answer_503_quickly_with_bounded_memo
     })
     .await;
     let worker = common::spawn_worker(&settings);
-    common::eventually("the accepted webhooks are applied", WAIT, || {
-        let (db, broker, settings) = (&db, &broker, &settings);
-        async move {
-            common::assignee(db, org.group_id).await == Some(user)
-                && all_queues_empty(broker, settings).await
-        }
-    })
+    applied_and_drained(
+        &db,
+        &broker,
+        &settings,
+        org.group_id,
+        user,
+        "the accepted webhooks are applied",
+    )
     .await;
     worker.stop().await;
     assert_eq!(
-        activity_count(&db, org.group_id).await,
+        common::activities(&db, org.group_id).await.len(),
         1,
         "applied once however often it was queued"
     );
@@ -774,17 +762,18 @@ async fn a_retry_publish_blocked_by_the_memory_alarm_keeps_the_message_until_app
     common::allow_connections(&settings, true).await;
     broker.set_memory_watermark(0.4).await;
     let db = common::db(&settings).await;
-    common::eventually("the retried webhook is applied", WAIT, || {
-        let (db, broker, settings) = (&db, &broker, &settings);
-        async move {
-            common::assignee(db, org.group_id).await == Some(user)
-                && all_queues_empty(broker, settings).await
-        }
-    })
+    applied_and_drained(
+        &db,
+        &broker,
+        &settings,
+        org.group_id,
+        user,
+        "the retried webhook is applied",
+    )
     .await;
     worker.stop().await;
     let counts = broker.queue_counts().await;
-    let activities = activity_count(&db, org.group_id).await;
+    let activities = common::activities(&db, org.group_id).await.len();
     eprintln!(
         "retry publish under the memory alarm: applied with {activities} activity, queues after {counts:?}; took {:.1} s",
         test_started.elapsed().as_secs_f64()

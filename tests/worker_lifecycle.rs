@@ -12,16 +12,6 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(20);
 const T1: &str = "2024-01-01T10:00:00.000+0000";
 
-async fn activity_count(db: &tokio_postgres::Client, group: i64) -> i64 {
-    db.query_one(
-        "SELECT count(*) FROM activities WHERE group_id = $1",
-        &[&group],
-    )
-    .await
-    .expect("activities")
-    .get(0)
-}
-
 #[tokio::test]
 async fn the_fixture_posted_to_the_ingress_assigns_the_linked_group() {
     let settings = common::migrated().await;
@@ -158,7 +148,11 @@ async fn messages_unfinished_at_the_deadline_are_left_for_redelivery() {
     })
     .await;
     second.stop().await;
-    assert_eq!(activity_count(&b.db, b.group).await, 1, "applied once");
+    assert_eq!(
+        common::activities(&b.db, b.group).await.len(),
+        1,
+        "applied once"
+    );
     assert_eq!(
         common::depth(&b.channel, &common::names(&b.settings).dead()).await,
         0

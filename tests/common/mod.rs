@@ -240,6 +240,21 @@ pub async fn allow_connections(settings: &Settings, allow: bool) {
         .expect("change ALLOW_CONNECTIONS");
 }
 
+/// Activities that repeat the one before them for the same group: a change
+/// written twice.
+pub async fn doubled_activities(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM (
+           SELECT type, data, lag(type) OVER w AS prev_type, lag(data) OVER w AS prev_data
+             FROM activities WINDOW w AS (PARTITION BY group_id ORDER BY id)
+         ) a WHERE type = prev_type AND data = prev_data",
+        &[],
+    )
+    .await
+    .expect("activities")
+    .get(0)
+}
+
 /// The user assigned to `group`, if any.
 pub async fn assignee(db: &tokio_postgres::Client, group: i64) -> Option<i64> {
     db.query_opt(

@@ -178,6 +178,33 @@ impl Seed<'_> {
             .expect("team member");
     }
 
+    /// `issues` organizations (sync on), each with its issue `<NAME>-<i>`, and
+    /// `users` users `<name><u>@example.org` who are members of all of them.
+    pub async fn issues_with_members(
+        &self,
+        integration: i64,
+        name: &str,
+        issues: usize,
+        users: usize,
+    ) -> (Vec<Org>, Vec<i64>) {
+        let mut orgs = Vec::new();
+        for i in 0..issues {
+            let key = format!("{}-{i}", name.to_uppercase());
+            orgs.push(self.org(integration, true, &key).await);
+        }
+        let mut ids = Vec::new();
+        for u in 0..users {
+            let user = self
+                .user(&format!("{name}{u}@example.org"), true, true)
+                .await;
+            for org in &orgs {
+                self.member(org, user, true).await;
+            }
+            ids.push(user);
+        }
+        (orgs, ids)
+    }
+
     /// A user with a verified email who is an active team member of `org`.
     pub async fn teammate(&self, org: &Org, email: &str) -> i64 {
         let user = self.user(email, true, true).await;

@@ -60,18 +60,9 @@ pub async fn load(settings: Settings) -> Load {
     let seed = Seed { db: &db };
     let (integration, external_id) = seed.integration(json!({})).await;
     let token = seed::token(&external_id, SECRET);
-    let mut orgs = Vec::new();
-    for i in 0..ISSUES {
-        orgs.push(seed.org(integration, true, &format!("LOAD-{i}")).await);
-    }
-    let mut users = Vec::new();
-    for u in 0..USERS {
-        let user = seed.user(&format!("load{u}@example.org"), true, true).await;
-        for org in &orgs {
-            seed.member(org, user, true).await;
-        }
-        users.push(user);
-    }
+    let (orgs, users) = seed
+        .issues_with_members(integration, "load", ISSUES, USERS)
+        .await;
     let mut messages = Vec::new();
     let mut expected = Vec::new();
     for i in 0..ISSUES {
@@ -150,17 +141,7 @@ impl Load {
 
     /// Activities that repeat the one before them for the same group: a change written twice.
     pub async fn doubled(&self) -> i64 {
-        self.db
-            .query_one(
-                "SELECT count(*) FROM (
-                   SELECT type, data, lag(type) OVER w AS prev_type, lag(data) OVER w AS prev_data
-                     FROM activities WINDOW w AS (PARTITION BY group_id ORDER BY id)
-                 ) a WHERE type = prev_type AND data = prev_data",
-                &[],
-            )
-            .await
-            .expect("activities")
-            .get(0)
+        super::doubled_activities(&self.db).await
     }
 
     /// Messages in `P.dead`.
