@@ -286,7 +286,11 @@ async fn main() -> anyhow::Result<()> {
     settings.database_url = format!("postgres://postgres@127.0.0.1:5432/bench_{id}");
     jirasync::commands::migrate(&settings, true).await?;
     let names = Names::new(settings.queue_prefix.clone());
-    let secret = seed(&settings, &args).await?;
+    // One connection for seeding and for checking the assignments after each round.
+    let (db, db_connection) =
+        tokio_postgres::connect(&settings.database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(db_connection);
+    let secret = seed(&db, &args).await?;
     let token = jirasync::install::webhook_token("bench.jira.local:bench", &secret)?;
     let fixture = std::fs::read("tests/fixtures/issue_updated.json")
         .context("run from the repository root")?;
@@ -477,7 +481,7 @@ async fn main() -> anyhow::Result<()> {
                         .sum::<f64>();
                 }
             }
-            if handled >= args.messages as f64 && all_applied(&settings, &args, round).await? {
+            if handled >= args.messages as f64 && all_applied(&db, &args, round).await? {
                 break;
             }
             if started.elapsed() > Duration::from_secs(600) {
@@ -603,10 +607,7 @@ async fn preload(
 }
 
 /// The data of `bench/seed.sql`; returns the integration's webhook secret.
-async fn seed(settings: &Settings, args: &Args) -> anyhow::Result<String> {
-    let (db, connection) =
-        tokio_postgres::connect(&settings.database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
+async fn seed(db: &tokio_postgres::Client, args: &Args) -> anyhow::Result<String> {
     let secret = jirasync::install::fresh_webhook_secret();
     let sql = std::fs::read_to_string("bench/seed.sql")?
         .replace("{users}", &args.users.to_string())
@@ -617,10 +618,11 @@ async fn seed(settings: &Settings, args: &Args) -> anyhow::Result<String> {
 }
 
 /// Whether every issue's group holds the assignee of its last event in `round`.
-async fn all_applied(settings: &Settings, args: &Args, round: usize) -> anyhow::Result<bool> {
-    let (db, connection) =
-        tokio_postgres::connect(&settings.database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
+async fn all_applied(
+    db: &tokio_postgres::Client,
+    args: &Args,
+    round: usize,
+) -> anyhow::Result<bool> {
     let rows = db
         .query(
             "SELECT g.title, ue.email FROM groups g
