@@ -1,7 +1,7 @@
 -- pgbench script, run with `pgbench -M prepared` (the worker prepares each statement
 -- once per connection): per transaction, exactly the statements a worker runs for
 -- one assignment webhook, in its order, with its parameters — the integration of the
--- token (src/db/integrations.rs), then in one transaction the issue rows locked, the
+-- token (src/integration/store.rs), then in one transaction the issue rows locked, the
 -- watermark moved, the linked groups, the user, the upsert and, when it changed
 -- something, the activity (src/db/sync.rs). tests/bench_script.rs checks every
 -- statement against those constants and runs the script. Data: bench/seed.sql.
@@ -20,10 +20,8 @@ SELECT ei.id, ei.organization_id, ei.assignee_synced_at
      ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
    JOIN organizations o ON o.id = ei.organization_id
   WHERE ei.integration_id = :integration_id
+    AND oi.status = 'active' AND oi.config->>'sync_reverse_assignment' = 'true' AND o.status = 'active'
     AND ei.key = :key
-    AND oi.status = 'active'
-    AND oi.config->>'sync_reverse_assignment' = 'true'
-    AND o.status = 'active'
   ORDER BY ei.id
     FOR UPDATE OF ei \gset ei_
 UPDATE external_issues

@@ -149,9 +149,9 @@ fn spawn(settings: &Settings, role: &str, extra: &[(&str, String)]) -> anyhow::R
     let mut command = Command::new(binary()?);
     command
         .arg(role)
-        .env("DATABASE_URL", &settings.database_url)
-        .env("AMQP_URL", &settings.amqp_url)
-        .env("JIRASYNC_QUEUE_PREFIX", &settings.queue_prefix)
+        .env("DATABASE_URL", &settings.database.url)
+        .env("AMQP_URL", &settings.broker.url)
+        .env("JIRASYNC_QUEUE_PREFIX", &settings.broker.queue_prefix)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null());
     for (k, v) in extra {
@@ -282,16 +282,16 @@ async fn main() -> anyhow::Result<()> {
     let args = args();
     let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut settings = Settings::defaults();
-    settings.queue_prefix = format!("bench_{id}");
-    settings.database_url = format!("postgres://postgres@127.0.0.1:5432/bench_{id}");
-    jirasync::commands::migrate(&settings, true).await?;
-    let names = Names::new(settings.queue_prefix.clone());
+    settings.broker.queue_prefix = format!("bench_{id}");
+    settings.database.url = format!("postgres://postgres@127.0.0.1:5432/bench_{id}");
+    jirasync::commands::migrate::migrate(&settings.services(), true).await?;
+    let names = Names::new(settings.broker.queue_prefix.clone());
     // One connection for seeding and for checking the assignments after each round.
     let (db, db_connection) =
-        tokio_postgres::connect(&settings.database_url, tokio_postgres::NoTls).await?;
+        tokio_postgres::connect(&settings.database.url, tokio_postgres::NoTls).await?;
     tokio::spawn(db_connection);
     let secret = seed(&db, &args).await?;
-    let token = jirasync::install::webhook_token("bench.jira.local:bench", &secret)?;
+    let token = jirasync::integration::token::mint("bench.jira.local:bench", &secret)?;
     let fixture = std::fs::read("tests/fixtures/issue_updated.json")
         .context("run from the repository root")?;
     let body = pad(&fixture, 6 * 1024);
@@ -304,7 +304,7 @@ async fn main() -> anyhow::Result<()> {
         args.users
     );
 
-    let connection = jirasync::queue::connection::connect(&settings.amqp_url, "bench").await?;
+    let connection = jirasync::queue::connection::connect(&settings.broker.url, "bench").await?;
     let channel = publisher::confirm_channel(&connection).await?;
 
     let rabbitmq = uid_of("rabbitmq").context("no rabbitmq user: is RabbitMQ installed here?")?;
@@ -382,7 +382,8 @@ async fn main() -> anyhow::Result<()> {
 
     // (3) The database's limit: pgbench running the worker's SQL.
     let db_name = settings
-        .database_url
+        .database
+        .url
         .rsplit('/')
         .next()
         .unwrap_or_default()
@@ -405,7 +406,7 @@ async fn main() -> anyhow::Result<()> {
             "2",
         ])
         // As many clients as one worker has connections (its default concurrency).
-        .args(["-c", &settings.worker_concurrency.to_string()])
+        .args(["-c", &settings.worker.concurrency.to_string()])
         .args([
             "-D",
             "external_id=bench.jira.local:bench",
@@ -538,7 +539,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn channel_names(settings: &Settings) -> Vec<String> {
-    Names::new(settings.queue_prefix.clone()).all_queues(&settings.retry_delays.0)
+    Names::new(settings.broker.queue_prefix.clone()).all_queues(&settings.retries.delays.0)
 }
 
 /// The fixture, padded with an extra field to `size` bytes (Jira payloads carry many fields).
@@ -608,7 +609,7 @@ async fn preload(
 
 /// The data of `bench/seed.sql`; returns the integration's webhook secret.
 async fn seed(db: &tokio_postgres::Client, args: &Args) -> anyhow::Result<String> {
-    let secret = jirasync::install::fresh_webhook_secret();
+    let secret = jirasync::integration::install::fresh_webhook_secret();
     let sql = std::fs::read_to_string("bench/seed.sql")?
         .replace("{users}", &args.users.to_string())
         .replace("{issues}", &args.issues.to_string())
@@ -648,7 +649,8 @@ fn last_user(args: &Args, round: usize, issue: usize) -> Option<usize> {
 }
 
 async fn cleanup(settings: &Settings, names: &Names, queues: &[String]) {
-    if let Ok(connection) = jirasync::queue::connection::connect(&settings.amqp_url, "bench").await
+    if let Ok(connection) =
+        jirasync::queue::connection::connect(&settings.broker.url, "bench").await
     {
         for queue in queues {
             if let Ok(channel) = connection.create_channel().await {
@@ -670,7 +672,7 @@ async fn cleanup(settings: &Settings, names: &Names, queues: &[String]) {
     .await
     {
         tokio::spawn(connection);
-        let name = settings.database_url.rsplit('/').next().unwrap_or_default();
+        let name = settings.database.url.rsplit('/').next().unwrap_or_default();
         let _ = db
             .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .await;

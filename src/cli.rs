@@ -1,19 +1,19 @@
-//! The command line (CONTRACT §1): one binary, one subcommand per role.
-//! `main` parses it and dispatches each command to its module's `run`.
-
-use std::path::PathBuf;
+//! The command line (docs/reference.md §1): one binary, one subcommand per role,
+//! each with the arguments its own file defines; `main` parses it and runs it.
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Settings;
+use crate::commands;
+use crate::config::LogSettings;
+use crate::shutdown;
 
 /// Keeps issue assignments in step with Jira Server webhooks.
 #[derive(Debug, Parser)]
 #[command(name = "jirasync", version, about, long_about = None)]
 pub struct Cli {
-    /// Settings shared by every command (each also an environment variable).
+    /// Logging, for every command.
     #[command(flatten)]
-    pub settings: Settings,
+    pub log: LogSettings,
 
     /// What to run.
     #[command(subcommand)]
@@ -24,128 +24,93 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply the SQL migrations and declare the RabbitMQ topology (idempotent).
-    Migrate {
-        /// Create the database named in DATABASE_URL first when it is missing.
-        #[arg(long)]
-        create_database: bool,
-    },
+    Migrate(commands::migrate::Args),
     /// Print the effective configuration as JSON (passwords elided).
-    Config,
+    Config(commands::config::Args),
     /// Run the HTTP ingress that puts Jira webhooks on RabbitMQ.
-    Ingress,
+    Ingress(crate::ingress::Args),
     /// Run one worker process: a pool of consumer tasks.
-    Worker,
+    Worker(crate::worker::Args),
     /// The local default: migrate --create-database, then ingress and worker in one process.
-    Run,
+    Run(commands::run::Args),
     /// Manage Jira Server integrations.
     #[command(subcommand)]
-    Integration(IntegrationCommand),
+    Integration(commands::integration::Command),
     /// Connect a Jira Server with the OAuth 1.0a install flow.
     #[command(subcommand)]
-    Oauth(OauthCommand),
+    Oauth(commands::oauth::Command),
     /// Inspect and replay dead-lettered messages.
     #[command(subcommand)]
-    Dlq(DlqCommand),
+    Dlq(commands::dlq::Command),
     /// Seed a small demo organization and integration and print a ready curl.
-    Demo {
-        /// Send the demo webhook and print the resulting assignment.
-        #[arg(long)]
-        send: bool,
-    },
+    Demo(commands::demo::Args),
     /// Enqueue reconcile jobs: re-read recently updated linked issues from Jira.
-    Reconcile {
-        /// Only this integration.
-        #[arg(long)]
-        integration: Option<i64>,
-        /// How far back to look (e.g. 1h).
-        #[arg(long, value_parser = crate::config::parse_duration)]
-        since: Option<std::time::Duration>,
-    },
+    Reconcile(commands::reconcile::Args),
 }
 
-/// `jirasync integration …`
-#[derive(Debug, Subcommand)]
-pub enum IntegrationCommand {
-    /// Create or update a jira_server integration from existing credentials.
-    Add {
-        /// Base URL of the Jira Server.
-        #[arg(long)]
-        base_url: String,
-        /// Consumer key of the application link.
-        #[arg(long)]
-        consumer_key: String,
-        /// PEM file with the application link's RSA private key.
-        #[arg(long)]
-        private_key_file: PathBuf,
-        /// OAuth access token, when you already have one.
-        #[arg(long, requires = "access_token_secret")]
-        access_token: Option<String>,
-        /// OAuth access token secret.
-        #[arg(long, requires = "access_token")]
-        access_token_secret: Option<String>,
-        /// Display name.
-        #[arg(long)]
-        name: Option<String>,
-    },
-    /// Print the webhook URL (with its token) of an integration.
-    WebhookUrl {
-        /// Integration id.
-        id: i64,
-    },
+impl Cli {
+    /// Runs the command; the long-running ones until SIGINT or SIGTERM.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Migrate(args) => commands::migrate::run(&args).await,
+            Command::Config(args) => {
+                commands::config::run(&args, &self.log);
+                Ok(())
+            }
+            Command::Ingress(args) => crate::ingress::run(args, shutdown::on_signals()).await,
+            Command::Worker(args) => crate::worker::run(args, shutdown::on_signals()).await,
+            Command::Run(args) => commands::run::run(args, shutdown::on_signals()).await,
+            Command::Integration(command) => commands::integration::run(&command).await,
+            Command::Oauth(command) => commands::oauth::run(&command).await,
+            Command::Dlq(command) => commands::dlq::run(&command).await,
+            Command::Demo(args) => commands::demo::run(&args).await,
+            Command::Reconcile(args) => commands::reconcile::run(&args).await,
+        }
+    }
 }
 
-/// `jirasync oauth …`
-#[derive(Debug, Subcommand)]
-pub enum OauthCommand {
-    /// Start the install flow: record a session and enqueue the request-token job.
-    Start {
-        /// Base URL of the Jira Server.
-        #[arg(long)]
-        base_url: String,
-        /// Consumer key of the application link.
-        #[arg(long)]
-        consumer_key: String,
-        /// PEM file with the application link's RSA private key.
-        #[arg(long)]
-        private_key_file: PathBuf,
-        /// Do not verify Jira's TLS certificate.
-        #[arg(long)]
-        no_verify_ssl: bool,
-        /// Wait up to this many seconds for the authorize URL.
-        #[arg(long)]
-        wait: Option<u64>,
-    },
-    /// Print a session's state as JSON.
-    Status {
-        /// Session id.
-        session_id: uuid::Uuid,
-    },
-    /// Enqueue the access-token job for a session.
-    Finish {
-        /// Session id.
-        session_id: uuid::Uuid,
-        /// The verifier Jira showed after authorization.
-        #[arg(long)]
-        verifier: String,
-    },
-}
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
 
-/// `jirasync dlq …`
-#[derive(Debug, Subcommand)]
-pub enum DlqCommand {
-    /// Show dead-lettered messages without removing them.
-    List {
-        /// At most this many messages.
-        #[arg(long, default_value = "50")]
-        limit: usize,
-        /// One JSON object per message.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Move dead-lettered messages back to their source queue.
-    Replay {
-        /// At most this many messages.
-        #[arg(long)]
-        limit: Option<usize>,
-    },
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn each_command_lists_only_the_service_flags_it_uses() {
+        let cli = Cli::command();
+        let flags = |path: &[&str]| -> Vec<String> {
+            let mut command = &cli;
+            for name in path {
+                command = command
+                    .find_subcommand(name)
+                    .unwrap_or_else(|| panic!("no subcommand {name}"));
+            }
+            command
+                .get_arguments()
+                .filter_map(|arg| arg.get_long().map(str::to_owned))
+                .collect()
+        };
+        let status = flags(&["oauth", "status"]);
+        assert!(status.contains(&"database-url".to_owned()), "{status:?}");
+        for absent in ["amqp-url", "listen", "worker-concurrency", "public-url"] {
+            assert!(!status.contains(&absent.to_owned()), "{absent}: {status:?}");
+        }
+        let dlq = flags(&["dlq", "list"]);
+        assert!(dlq.contains(&"amqp-url".to_owned()), "{dlq:?}");
+        for absent in ["database-url", "retry-delays", "public-url"] {
+            assert!(!dlq.contains(&absent.to_owned()), "{absent}: {dlq:?}");
+        }
+        let ingress = flags(&["ingress"]);
+        assert!(ingress.contains(&"listen".to_owned()), "{ingress:?}");
+        assert!(!ingress.contains(&"database-url".to_owned()), "{ingress:?}");
+        let run = flags(&["run"]);
+        for present in ["database-url", "amqp-url", "listen", "worker-concurrency"] {
+            assert!(run.contains(&present.to_owned()), "{present}: {run:?}");
+        }
+    }
 }

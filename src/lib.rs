@@ -1,15 +1,13 @@
 //! jirasync keeps issue assignments in step with Jira Server (Data Center):
 //! a thin HTTP ingress puts Jira's webhooks on RabbitMQ, workers apply them to
-//! Postgres. See README.md for the architecture and CONTRACT.md for the interfaces.
+//! Postgres. README.md shows the architecture; docs/reference.md the interfaces.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
-pub mod demo;
-pub mod dlq;
 pub mod ingress;
-pub mod install;
+pub mod integration;
 pub mod jira;
 pub mod queue;
 pub mod shutdown;

@@ -4,8 +4,7 @@
 
 #![no_main]
 
-use jirasync::ingress::is_jwt_shaped;
-use jirasync::worker::token::{self, MAX_TOKEN_LEN, Rejected};
+use jirasync::integration::token::{self, MAX_TOKEN_LEN, Rejected, is_jwt_shaped};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

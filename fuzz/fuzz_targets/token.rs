@@ -5,8 +5,8 @@
 #![no_main]
 
 use hmac::{Hmac, KeyInit, Mac};
-use jirasync::db::integrations::Integration;
-use jirasync::worker::token::{self, MAX_TOKEN_LEN, Rejected};
+use jirasync::integration::Metadata;
+use jirasync::integration::token::{self, MAX_TOKEN_LEN, Rejected};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
@@ -46,10 +46,11 @@ fuzz_target!(|data: &[u8]| {
     let Some(input) = Input::read(data) else {
         return;
     };
-    let integration = Integration {
-        id: 1,
-        metadata: json!({"webhook_secret": input.secret, "webhook_hmac_secret": input.hmac_secret}),
-    };
+    // Read as the worker reads a row: an empty secret counts as none.
+    let integration: Metadata = serde_json::from_value(
+        json!({"webhook_secret": input.secret, "webhook_hmac_secret": input.hmac_secret}),
+    )
+    .expect("any JSON reads as metadata");
 
     // Any string: a classification, never a panic.
     let id = token::external_id(input.token);

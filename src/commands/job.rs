@@ -1,13 +1,13 @@
-//! Publishing jobs from CLI commands (`oauth start`, `oauth finish`): one short
-//! connection that declares the topology like every other publisher and waits
-//! for the broker's confirm of each job.
+//! Publishing jobs from CLI commands (`oauth start`, `oauth finish`,
+//! `reconcile`): one short connection that declares the topology like every
+//! other publisher and waits for the broker's confirm of each job.
 
 use anyhow::Context;
 use lapin::{Channel, Connection};
 use uuid::Uuid;
 
-use crate::config::{Settings, redact_url};
-use crate::queue::message::job_properties;
+use crate::config::{Services, redact_url};
+use crate::queue::job::Job;
 use crate::queue::publisher::{confirm_channel, publish_confirmed};
 use crate::queue::{Names, connection, topology};
 
@@ -22,34 +22,35 @@ pub struct JobPublisher {
 impl JobPublisher {
     /// Connects (a clear error naming the URL when RabbitMQ is unreachable)
     /// and declares the topology, so a job is never published into nothing.
-    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let connection = connection::connect(&settings.amqp_url, "cli").await?;
+    pub async fn connect(services: &Services) -> anyhow::Result<Self> {
+        let broker = &services.broker;
+        let connection = connection::connect(&broker.url, "cli").await?;
         let channel = confirm_channel(&connection).await?;
-        let names = Names::new(settings.queue_prefix.clone());
-        topology::declare(&channel, &names, &settings.retry_delays.0).await?;
+        let names = Names::from(broker);
+        topology::declare(&channel, &names, &services.retries.delays.0).await?;
         Ok(Self {
             connection,
             channel,
             names,
-            url: settings.amqp_url.clone(),
+            url: broker.url.clone(),
         })
     }
 
-    /// Publishes a job of `job_type` with a JSON body; its message id once confirmed.
-    pub async fn publish(&self, job_type: &str, body: &serde_json::Value) -> anyhow::Result<Uuid> {
-        let bytes = serde_json::to_vec(body).context("failed to encode the job")?;
-        let (id, properties) = job_properties(job_type);
+    /// Publishes `job`; its message id once confirmed.
+    pub async fn publish<J: Job>(&self, job: &J) -> anyhow::Result<Uuid> {
+        let (id, body, properties) = job.to_message();
         publish_confirmed(
             &self.channel,
             &self.names.exchange(),
-            job_type,
-            &bytes,
+            J::TYPE,
+            &body,
             properties,
         )
         .await
         .with_context(|| {
             format!(
-                "failed to enqueue the {job_type} job on RabbitMQ at {}",
+                "failed to enqueue the {} job on RabbitMQ at {}",
+                J::TYPE,
                 redact_url(&self.url)
             )
         })?;

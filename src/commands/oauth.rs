@@ -1,38 +1,72 @@
 //! `jirasync oauth start|status|finish`: the command-line side of the OAuth 1.0a
-//! install flow (CONTRACT §1, §7). The work happens in the worker's OAuth jobs;
-//! these commands record the session, enqueue jobs and read the session back.
+//! install flow (docs/reference.md §1, §6). The work happens in the worker's
+//! OAuth jobs; these commands record the session, enqueue jobs and read the
+//! session back.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::integration::{check_base_url, read_private_key};
+use super::integration::{AppLink, CheckedLink};
 use super::job::JobPublisher;
-use crate::cli::OauthCommand;
-use crate::config::Settings;
-use crate::db::oauth_sessions::{self, NewSession, OauthSession, state};
-use crate::install::normalize_base_url;
-use crate::queue::{OAUTH_ACCESS_TOKEN, OAUTH_REQUEST_TOKEN};
+use crate::config::{DatabaseSettings, Services, parse_seconds};
+use crate::db::oauth_sessions::{self, NewSession, OauthSession, SessionRef, state};
+use crate::queue::job::{OauthAccessToken, OauthRequestToken};
 
 /// How often `--wait` looks at the session.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// `jirasync oauth …`
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Start the install flow: record a session and enqueue the request-token job.
+    Start(StartArgs),
+    /// Print a session's state as JSON.
+    Status(StatusArgs),
+    /// Enqueue the access-token job for a session.
+    Finish(FinishArgs),
+}
+
 /// The arguments of `oauth start`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct StartArgs {
-    /// Jira's base URL.
-    pub base_url: String,
-    /// Consumer key of the application link.
-    pub consumer_key: String,
-    /// PEM file with the application link's private key.
-    pub private_key_file: PathBuf,
-    /// Verify Jira's TLS certificate.
-    pub verify_ssl: bool,
-    /// Wait this long for the authorize URL.
+    /// The Jira and its application link.
+    #[command(flatten)]
+    pub link: AppLink,
+    /// Do not verify Jira's TLS certificate.
+    #[arg(long)]
+    pub no_verify_ssl: bool,
+    /// Wait up to this many seconds for the authorize URL.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub wait: Option<Duration>,
+    /// Postgres and RabbitMQ.
+    #[command(flatten)]
+    pub services: Services,
+}
+
+/// The arguments of `oauth status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Session id.
+    pub session_id: Uuid,
+    /// Postgres.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+}
+
+/// The arguments of `oauth finish`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FinishArgs {
+    /// Session id.
+    pub session_id: Uuid,
+    /// The verifier Jira showed after authorization.
+    #[arg(long)]
+    pub verifier: String,
+    /// Postgres and RabbitMQ.
+    #[command(flatten)]
+    pub services: Services,
 }
 
 /// What `oauth start` prints.
@@ -45,23 +79,10 @@ pub struct Started {
 }
 
 /// Runs one `oauth` subcommand, printing its result on stdout.
-pub async fn run(settings: &Settings, command: OauthCommand) -> anyhow::Result<()> {
+pub async fn run(command: &Command) -> anyhow::Result<()> {
     match command {
-        OauthCommand::Start {
-            base_url,
-            consumer_key,
-            private_key_file,
-            no_verify_ssl,
-            wait,
-        } => {
-            let args = StartArgs {
-                base_url,
-                consumer_key,
-                private_key_file,
-                verify_ssl: !no_verify_ssl,
-                wait: wait.map(Duration::from_secs),
-            };
-            let started = start(settings, &args).await?;
+        Command::Start(args) => {
+            let started = start(args).await?;
             match &started.authorize_url {
                 Some(url) => {
                     println!(
@@ -77,13 +98,8 @@ pub async fn run(settings: &Settings, command: OauthCommand) -> anyhow::Result<(
                 None => println!("{}", json!({ "session_id": started.session_id })),
             }
         }
-        OauthCommand::Status { session_id } => {
-            println!("{:#}", status(settings, session_id).await?);
-        }
-        OauthCommand::Finish {
-            session_id,
-            verifier,
-        } => println!("{}", finish(settings, session_id, &verifier).await?),
+        Command::Status(args) => println!("{:#}", status(args).await?),
+        Command::Finish(args) => println!("{}", finish(args).await?),
     }
     Ok(())
 }
@@ -91,37 +107,32 @@ pub async fn run(settings: &Settings, command: OauthCommand) -> anyhow::Result<(
 /// Records a `pending` session and enqueues its request-token job; with
 /// `wait`, polls the session until it has an authorize URL (Ok), failed (Err
 /// with its error) or the time is up (Err).
-pub async fn start(settings: &Settings, args: &StartArgs) -> anyhow::Result<Started> {
-    let pem = read_private_key(&args.private_key_file, &args.consumer_key)?;
-    let base_url = normalize_base_url(&args.base_url);
-    check_base_url(&base_url, &args.consumer_key, &pem)?;
+pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
+    let CheckedLink {
+        base_url,
+        private_key,
+    } = args.link.check()?;
     // Both services first, so nothing is recorded when one is unreachable.
-    let pool = crate::db::connect(&settings.database_url, 1).await?;
-    let publisher = JobPublisher::connect(settings).await?;
-    let client = pool
-        .get()
-        .await
-        .context("failed to get a database connection")?;
+    let client = super::database(&args.services.database).await?;
+    let publisher = JobPublisher::connect(&args.services).await?;
     let session_id = Uuid::new_v4();
     oauth_sessions::insert(
         &client,
         &NewSession {
             id: session_id,
             base_url: &base_url,
-            consumer_key: &args.consumer_key,
-            private_key: &pem,
-            verify_ssl: args.verify_ssl,
+            consumer_key: &args.link.consumer_key,
+            private_key: &private_key,
+            verify_ssl: !args.no_verify_ssl,
         },
     )
     .await
     .context("failed to record the OAuth session")?;
-    let published = publisher
-        .publish(OAUTH_REQUEST_TOKEN, &json!({ "session_id": session_id }))
-        .await;
+    let published = publisher.publish(&OauthRequestToken { session_id }).await;
     publisher.close().await;
     if let Err(error) = published {
         let text = format!("{error:#}");
-        let _ = oauth_sessions::mark_failed(&client, session_id, &text).await;
+        let _ = oauth_sessions::mark_failed(&client, SessionRef::Id(session_id), &text).await;
         return Err(error.context(format!("OAuth session {session_id} failed")));
     }
     let Some(wait) = args.wait else {
@@ -144,7 +155,7 @@ async fn wait_for_authorize_url(
 ) -> anyhow::Result<OauthSession> {
     let deadline = Instant::now() + wait;
     loop {
-        let session = oauth_sessions::get(client, id)
+        let session = oauth_sessions::find(client, SessionRef::Id(id))
             .await
             .context("failed to read the OAuth session")?
             .with_context(|| format!("OAuth session {id} disappeared"))?;
@@ -174,29 +185,26 @@ async fn wait_for_authorize_url(
 }
 
 /// The session `id`, or an error naming it when there is none.
-async fn load(settings: &Settings, id: Uuid) -> anyhow::Result<oauth_sessions::OauthSession> {
-    let pool = crate::db::connect(&settings.database_url, 1).await?;
-    let client = pool
-        .get()
-        .await
-        .context("failed to get a database connection")?;
-    oauth_sessions::get(&client, id)
+async fn load(database: &DatabaseSettings, id: Uuid) -> anyhow::Result<OauthSession> {
+    let client = super::database(database).await?;
+    oauth_sessions::find(&client, SessionRef::Id(id))
         .await
         .context("failed to read the OAuth session")?
         .with_context(|| format!("no OAuth session has id {id}"))
 }
 
 /// The session as JSON, without its private key, tokens or secrets.
-pub async fn status(settings: &Settings, id: Uuid) -> anyhow::Result<Value> {
-    let session = load(settings, id).await?;
+pub async fn status(args: &StatusArgs) -> anyhow::Result<Value> {
+    let session = load(&args.database, args.session_id).await?;
     Ok(session.public_json())
 }
 
 /// Enqueues the access-token job for the session's request token with
 /// `verifier` (what the callback would have done). An installed session is
 /// reported as such and nothing is enqueued.
-pub async fn finish(settings: &Settings, id: Uuid, verifier: &str) -> anyhow::Result<Value> {
-    let session = load(settings, id).await?;
+pub async fn finish(args: &FinishArgs) -> anyhow::Result<Value> {
+    let id = args.session_id;
+    let session = load(&args.services.database, id).await?;
     if session.state == state::INSTALLED {
         return Ok(json!({
             "session_id": id,
@@ -215,13 +223,12 @@ pub async fn finish(settings: &Settings, id: Uuid, verifier: &str) -> anyhow::Re
                 .unwrap_or_default()
         );
     };
-    let publisher = JobPublisher::connect(settings).await?;
-    let published = publisher
-        .publish(
-            OAUTH_ACCESS_TOKEN,
-            &json!({ "oauth_token": request_token, "oauth_verifier": verifier }),
-        )
-        .await;
+    let publisher = JobPublisher::connect(&args.services).await?;
+    let job = OauthAccessToken {
+        oauth_token: request_token,
+        oauth_verifier: Some(args.verifier.clone()),
+    };
+    let published = publisher.publish(&job).await;
     publisher.close().await;
     let message_id = published?;
     Ok(json!({ "session_id": id, "message_id": message_id }))

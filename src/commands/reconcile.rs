@@ -7,44 +7,46 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::commands::job::JobPublisher;
-use crate::config::{Settings, redact_url};
+use super::job::JobPublisher;
+use crate::config::{Services, parse_duration};
 use crate::db::reconcile;
-use crate::queue::RECONCILE;
+use crate::integration::{self as jira_server, Integration};
+use crate::queue::job::Reconcile;
 use crate::queue::message::millis;
 
+/// The arguments of `reconcile`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Only this integration.
+    #[arg(long)]
+    pub integration: Option<i64>,
+    /// How far back to look (e.g. 1h).
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// Postgres and RabbitMQ.
+    #[command(flatten)]
+    pub services: Services,
+}
+
 /// Runs the command and prints its result on stdout.
-pub async fn run(
-    settings: &Settings,
-    integration: Option<i64>,
-    since: Option<Duration>,
-) -> anyhow::Result<()> {
-    let enqueued = enqueue(settings, integration, since).await?;
+pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let enqueued = enqueue(args).await?;
     println!("{enqueued:#}");
     Ok(())
 }
 
-/// Enqueues the jobs: for `integration`, or else for every active `jira_server`
-/// integration with an organization that has sync on. Returns
+/// Enqueues the jobs: for `--integration`, or else for every active
+/// `jira_server` integration with an organization that has sync on. Returns
 /// `{"enqueued":[{"integration_id":…,"message_id":…}],"since_ms":…}`.
-pub async fn enqueue(
-    settings: &Settings,
-    integration: Option<i64>,
-    since: Option<Duration>,
-) -> anyhow::Result<Value> {
-    let pool = crate::db::connect(&settings.database_url, 1).await?;
-    let client = pool.get().await.with_context(|| {
-        format!(
-            "failed to connect to Postgres at {}",
-            redact_url(&settings.database_url)
-        )
-    })?;
-    let ids = match integration {
+pub async fn enqueue(args: &Args) -> anyhow::Result<Value> {
+    let client = super::database(&args.services.database).await?;
+    let ids = match args.integration {
         Some(id) => {
-            if !reconcile::is_active_jira_server(&client, id)
+            let active = jira_server::by_id(&client, id)
                 .await
                 .context("failed to look up the integration")?
-            {
+                .is_some_and(|integration| Integration::is_active(&integration));
+            if !active {
                 anyhow::bail!(
                     "no active jira_server integration with id {id}; list them with `SELECT id, name FROM integrations`"
                 );
@@ -56,22 +58,23 @@ pub async fn enqueue(
             .context("failed to list the integrations with sync on")?,
     };
     drop(client);
-    let since_ms = since.map(|since| {
+    let since_ms = args.since.map(|since| {
         millis(
             SystemTime::now()
                 .checked_sub(since)
                 .unwrap_or(SystemTime::UNIX_EPOCH),
         )
     });
-    let publisher = JobPublisher::connect(settings).await?;
+    let publisher = JobPublisher::connect(&args.services).await?;
     let mut enqueued = Vec::new();
-    for id in ids {
-        let mut body = json!({ "integration_id": id });
-        if let Some(since_ms) = since_ms {
-            body["since_ms"] = json!(since_ms);
-        }
-        let message_id = publisher.publish(RECONCILE, &body).await?;
-        enqueued.push(json!({"integration_id": id, "message_id": message_id.to_string()}));
+    for integration_id in ids {
+        let job = Reconcile {
+            integration_id,
+            since_ms,
+        };
+        let message_id = publisher.publish(&job).await?;
+        enqueued
+            .push(json!({"integration_id": integration_id, "message_id": message_id.to_string()}));
     }
     publisher.close().await;
     Ok(json!({"enqueued": enqueued, "since_ms": since_ms}))

@@ -1,7 +1,36 @@
 //! Postgres: the connection pool, the migration runner and one file of queries
-//! per concern. Query functions take a client or transaction; callers own commits.
+//! per concern (the integration's own are in `integration/store.rs`). Query
+//! functions take a client or transaction; callers own commits.
 
-pub mod integrations;
+/// The condition that an organization syncs `$config` (`sync_reverse_assignment`
+/// or `sync_status_reverse`) back from its link `oi` to an integration, `o` being
+/// the organization (docs/reference.md §5.6): written once, used by every query
+/// that asks.
+macro_rules! syncing_org {
+    ($config:literal) => {
+        concat!(
+            "oi.status = 'active' AND oi.config->>'",
+            $config,
+            "' = 'true' AND o.status = 'active'"
+        )
+    };
+}
+
+/// `FROM … WHERE` of the `external_issues` rows (`ei`) of integration `$1` in
+/// organizations that sync `$config` back.
+macro_rules! syncing_issues {
+    ($config:literal) => {
+        concat!(
+            " FROM external_issues ei
+   JOIN organization_integrations oi
+     ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
+   JOIN organizations o ON o.id = ei.organization_id
+  WHERE ei.integration_id = $1 AND ",
+            syncing_org!($config)
+        )
+    };
+}
+
 pub mod migrate;
 pub mod oauth_sessions;
 pub mod reconcile;

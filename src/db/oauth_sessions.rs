@@ -1,5 +1,6 @@
-//! Queries of `oauth_sessions`: the state of one OAuth 1.0a install flow, written
-//! by `jirasync oauth start` and the two OAuth jobs, read by `oauth status`.
+//! Queries of `oauth_sessions`: the state of one OAuth 1.0a install flow
+//! (docs/reference.md §6), written by `jirasync oauth start` and the two OAuth
+//! jobs, read by `oauth status`.
 //! State changes are conditional on the current state, so redelivered jobs are no-ops.
 
 use std::fmt;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Error, Row};
 use uuid::Uuid;
 
@@ -16,7 +18,7 @@ use uuid::Uuid;
 /// Jira calls of at most 15 s each), so it only expires after a crash.
 pub const AUTHORIZING_LEASE: Duration = Duration::from_secs(120);
 
-/// The states of CONTRACT §6.
+/// The states of `oauth_sessions.state` (docs/reference.md §8).
 pub mod state {
     /// Created; the request-token job has not succeeded yet.
     pub const PENDING: &str = "pending";
@@ -146,23 +148,14 @@ pub async fn insert(client: &impl GenericClient, new: &NewSession<'_>) -> Result
     Ok(())
 }
 
-/// The session with this id.
-pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<OauthSession>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM oauth_sessions WHERE id = $1");
-    Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row))
-}
-
-/// The session whose request token this is.
-pub async fn find_by_request_token(
+/// The session `session` names.
+pub async fn find(
     client: &impl GenericClient,
-    request_token: &str,
+    session: SessionRef<'_>,
 ) -> Result<Option<OauthSession>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM oauth_sessions WHERE request_token = $1");
-    Ok(client
-        .query_opt(&sql, &[&request_token])
-        .await?
-        .as_ref()
-        .map(from_row))
+    let (column, key) = session.column();
+    let sql = format!("SELECT {COLUMNS} FROM oauth_sessions WHERE {column} = $1");
+    Ok(client.query_opt(&sql, &[key]).await?.as_ref().map(from_row))
 }
 
 /// `pending` → `awaiting_authorization` with the request token; false when the
@@ -238,64 +231,69 @@ pub async fn release_authorizing(client: &impl GenericClient, id: Uuid) -> Resul
     Ok(())
 }
 
-/// Records the integration that the access token was stored in (the session
-/// stays `authorizing`): a retry then skips the exchange, which Jira allows once.
-pub async fn set_integration(
+/// How far the access-token step got with its integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The access token is stored in the integration; the session stays
+    /// `authorizing`, and a retry skips the exchange, which Jira allows once.
+    TokenStored,
+    /// The webhook is registered too: the session is `installed`.
+    Installed,
+}
+
+/// Records the session's integration and how far the install got.
+pub async fn record(
     client: &impl GenericClient,
     id: Uuid,
     integration_id: i64,
+    progress: Progress,
 ) -> Result<(), Error> {
+    let installed = progress == Progress::Installed;
     client
         .execute(
-            "UPDATE oauth_sessions SET integration_id = $2, updated_at = now() WHERE id = $1",
-            &[&id, &integration_id],
+            "UPDATE oauth_sessions
+                SET integration_id = $2, updated_at = now(),
+                    state = CASE WHEN $3 THEN 'installed' ELSE state END,
+                    error = CASE WHEN $3 THEN NULL ELSE error END
+              WHERE id = $1",
+            &[&id, &integration_id, &installed],
         )
         .await?;
     Ok(())
 }
 
-/// → `installed`.
-pub async fn mark_installed(
-    client: &impl GenericClient,
-    id: Uuid,
-    integration_id: i64,
-) -> Result<(), Error> {
-    client
-        .execute(
-            "UPDATE oauth_sessions
-                SET state = 'installed', integration_id = $2, error = NULL, updated_at = now()
-              WHERE id = $1",
-            &[&id, &integration_id],
-        )
-        .await?;
-    Ok(())
+/// How a job names its session: `oauth start`'s request-token job by id, the
+/// access-token job by the request token the callback received.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionRef<'a> {
+    /// `oauth_sessions.id`.
+    Id(Uuid),
+    /// `oauth_sessions.request_token`.
+    RequestToken(&'a str),
+}
+
+impl SessionRef<'_> {
+    /// The column that names the session, and its value.
+    fn column(&self) -> (&'static str, &(dyn ToSql + Sync)) {
+        match self {
+            Self::Id(id) => ("id", id),
+            Self::RequestToken(token) => ("request_token", token),
+        }
+    }
 }
 
 /// → `failed` with `error`, unless already installed (a late failure of a
 /// duplicate delivery must not undo a finished install).
-pub async fn mark_failed(client: &impl GenericClient, id: Uuid, error: &str) -> Result<(), Error> {
-    client
-        .execute(
-            "UPDATE oauth_sessions SET state = 'failed', error = $2, updated_at = now()
-              WHERE id = $1 AND state <> 'installed'",
-            &[&id, &error],
-        )
-        .await?;
-    Ok(())
-}
-
-/// → `failed` with `error` for the session of this request token, unless installed.
-pub async fn mark_failed_by_request_token(
+pub async fn mark_failed(
     client: &impl GenericClient,
-    request_token: &str,
+    session: SessionRef<'_>,
     error: &str,
 ) -> Result<(), Error> {
-    client
-        .execute(
-            "UPDATE oauth_sessions SET state = 'failed', error = $2, updated_at = now()
-              WHERE request_token = $1 AND state <> 'installed'",
-            &[&request_token, &error],
-        )
-        .await?;
+    let (column, key) = session.column();
+    let sql = format!(
+        "UPDATE oauth_sessions SET state = 'failed', error = $2, updated_at = now()
+          WHERE {column} = $1 AND state <> 'installed'"
+    );
+    client.execute(&sql, &[key, &error]).await?;
     Ok(())
 }

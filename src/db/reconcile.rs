@@ -1,4 +1,4 @@
-//! Queries of reconciliation (issue 8 §3): which issues and integrations to
+//! Queries of reconciliation (docs/reference.md §6): which issues and integrations to
 //! reconcile, when each was last reconciled, and the per-integration lock.
 //! Called by the worker's reconcile handler and scheduler and by `jirasync reconcile`.
 
@@ -11,14 +11,17 @@ use tokio_postgres::Error;
 /// First key of the two-key advisory locks that serialize reconciliations ("jira").
 const LOCK_CLASS: i32 = 0x6a69_7261;
 
-/// An organization of the integration with reverse assignment sync on (CONTRACT §5.6).
-const SYNC_ON: &str = "EXISTS (
-    SELECT 1 FROM organization_integrations oi
-      JOIN organizations o ON o.id = oi.organization_id
-     WHERE oi.integration_id = i.id
-       AND oi.status = 'active'
-       AND oi.config->>'sync_reverse_assignment' = 'true'
-       AND o.status = 'active')";
+/// `FROM … WHERE` of the active `jira_server` integrations `i` with an
+/// organization that has reverse assignment sync on.
+const SYNCING_INTEGRATIONS: &str = concat!(
+    " FROM integrations i
+  WHERE i.provider = 'jira_server' AND i.status = 'active'
+    AND EXISTS (SELECT 1 FROM organization_integrations oi
+                  JOIN organizations o ON o.id = oi.organization_id
+                 WHERE oi.integration_id = i.id AND ",
+    syncing_org!("sync_reverse_assignment"),
+    ")"
+);
 
 /// Takes the transaction-scoped advisory lock of `integration_id`'s reconciliation;
 /// false when another transaction holds it.
@@ -39,21 +42,12 @@ pub async fn linked_keys(
     client: &impl GenericClient,
     integration_id: i64,
 ) -> Result<Vec<String>, Error> {
-    let rows = client
-        .query(
-            "SELECT DISTINCT ei.key
-               FROM external_issues ei
-               JOIN organization_integrations oi
-                 ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
-               JOIN organizations o ON o.id = ei.organization_id
-              WHERE ei.integration_id = $1
-                AND oi.status = 'active'
-                AND oi.config->>'sync_reverse_assignment' = 'true'
-                AND o.status = 'active'
-              ORDER BY ei.key",
-            &[&integration_id],
-        )
-        .await?;
+    const SQL: &str = concat!(
+        "SELECT DISTINCT ei.key",
+        syncing_issues!("sync_reverse_assignment"),
+        " ORDER BY ei.key"
+    );
+    let rows = client.query(SQL, &[&integration_id]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
@@ -91,25 +85,9 @@ pub async fn record(
 
 /// Active `jira_server` integrations with an organization that has sync on.
 pub async fn syncing_integrations(client: &impl GenericClient) -> Result<Vec<i64>, Error> {
-    let sql = format!(
-        "SELECT i.id FROM integrations i
-          WHERE i.provider = 'jira_server' AND i.status = 'active' AND {SYNC_ON}
-          ORDER BY i.id"
-    );
+    let sql = format!("SELECT i.id {SYNCING_INTEGRATIONS} ORDER BY i.id");
     let rows = client.query(&sql, &[]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
-}
-
-/// Whether `id` is an active `jira_server` integration.
-pub async fn is_active_jira_server(client: &impl GenericClient, id: i64) -> Result<bool, Error> {
-    let row = client
-        .query_opt(
-            "SELECT 1 FROM integrations
-              WHERE id = $1 AND provider = 'jira_server' AND status = 'active'",
-            &[&id],
-        )
-        .await?;
-    Ok(row.is_some())
 }
 
 /// Claims the syncing integrations not scheduled within `every` and returns them:
@@ -118,8 +96,7 @@ pub async fn claim_due(client: &impl GenericClient, every: Duration) -> Result<V
     let seconds = every.as_secs_f64();
     let sql = format!(
         "INSERT INTO integration_reconciliations AS r (integration_id, scheduled_at)
-         SELECT i.id, now() FROM integrations i
-          WHERE i.provider = 'jira_server' AND i.status = 'active' AND {SYNC_ON}
+         SELECT i.id, now() {SYNCING_INTEGRATIONS}
          ON CONFLICT (integration_id) DO UPDATE SET scheduled_at = EXCLUDED.scheduled_at
           WHERE r.scheduled_at IS NULL OR r.scheduled_at <= now() - make_interval(secs => $1)
          RETURNING r.integration_id"

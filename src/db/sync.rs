@@ -1,23 +1,25 @@
-//! Queries of the inbound assignee sync (CONTRACT §5.6). Each takes the caller's
-//! transaction; `sync::assignee` owns the order and the commit. The statements are
-//! public constants, prepared once per connection, so that `bench/assign.sql`
-//! (pgbench, the database's limit in issue 6) is checked against them by
-//! `tests/bench_script.rs`.
+//! Queries of inbound sync (docs/reference.md §5.6): locking an issue's rows,
+//! moving their watermarks, the linked groups, the assignee and the writes. Each
+//! takes the caller's transaction; `sync::assignee` and `sync::status` own the
+//! order and the commit. The hot statements are public constants, prepared once
+//! per connection, so that `bench/assign.sql` (pgbench, the database's limit in
+//! docs/performance.md) is checked against them by `tests/bench_script.rs`.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::json;
 use tokio_postgres::Error;
 
-/// An `external_issues` row of the issue in one sync-enabled organization.
+/// An `external_issues` row of the issue in one organization that syncs the
+/// change's kind back.
 #[derive(Debug, Clone)]
 pub struct ExternalIssue {
     /// Row id (the `linked_id` of its group links).
     pub id: i64,
     /// Its organization.
     pub organization_id: i64,
-    /// When an assignee change was last applied.
-    pub assignee_synced_at: Option<DateTime<Utc>>,
+    /// When a change of this kind was last applied (its [`Watermark`]).
+    pub synced_at: Option<DateTime<Utc>>,
 }
 
 /// A group reached through an issue link.
@@ -29,46 +31,52 @@ pub struct LinkedGroup {
     pub project_id: i64,
 }
 
-/// `$1` integration id, `$2` issue key: see [`lock_external_issues`].
-pub const LOCK_EXTERNAL_ISSUES: &str = "SELECT ei.id, ei.organization_id, ei.assignee_synced_at
-   FROM external_issues ei
-   JOIN organization_integrations oi
-     ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
-   JOIN organizations o ON o.id = ei.organization_id
-  WHERE ei.integration_id = $1
-    AND ei.key = $2
-    AND oi.status = 'active'
-    AND oi.config->>'sync_reverse_assignment' = 'true'
-    AND o.status = 'active'
-  ORDER BY ei.id
-    FOR UPDATE OF ei";
+/// Which kind of change an `external_issues` watermark orders, and which
+/// `organization_integrations.config` flag turns its sync on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watermark {
+    /// `assignee_synced_at`, synced where `sync_reverse_assignment` is on.
+    Assignee,
+    /// `status_synced_at`, synced where `sync_status_reverse` is on.
+    Status,
+}
 
-/// The issue's rows in organizations that have reverse assignment sync on, locked
+/// `$1` integration id, `$2` issue key: see [`lock_external_issues`].
+pub const LOCK_EXTERNAL_ISSUES: &str = concat!(
+    "SELECT ei.id, ei.organization_id, ei.assignee_synced_at",
+    syncing_issues!("sync_reverse_assignment"),
+    " AND ei.key = $2 ORDER BY ei.id FOR UPDATE OF ei"
+);
+
+/// As [`LOCK_EXTERNAL_ISSUES`], for statuses.
+pub const LOCK_STATUS_ISSUES: &str = concat!(
+    "SELECT ei.id, ei.organization_id, ei.status_synced_at",
+    syncing_issues!("sync_status_reverse"),
+    " AND ei.key = $2 ORDER BY ei.id FOR UPDATE OF ei"
+);
+
+/// The issue's rows in organizations that sync `watermark`'s kind back, locked
 /// for this transaction so webhooks of one issue apply one at a time.
 pub async fn lock_external_issues(
     client: &impl GenericClient,
+    watermark: Watermark,
     integration_id: i64,
     key: &str,
 ) -> Result<Vec<ExternalIssue>, Error> {
-    let statement = client.prepare_cached(LOCK_EXTERNAL_ISSUES).await?;
+    let sql = match watermark {
+        Watermark::Assignee => LOCK_EXTERNAL_ISSUES,
+        Watermark::Status => LOCK_STATUS_ISSUES,
+    };
+    let statement = client.prepare_cached(sql).await?;
     let rows = client.query(&statement, &[&integration_id, &key]).await?;
     Ok(rows
         .iter()
         .map(|row| ExternalIssue {
             id: row.get(0),
             organization_id: row.get(1),
-            assignee_synced_at: row.get(2),
+            synced_at: row.get(2),
         })
         .collect())
-}
-
-/// Which kind of change an `external_issues` watermark orders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Watermark {
-    /// `assignee_synced_at`.
-    Assignee,
-    /// `status_synced_at`.
-    Status,
 }
 
 /// `$1` external issue id, `$2` event time: see [`mark_synced`].

@@ -1,5 +1,6 @@
-//! The HTTP ingress (CONTRACT §3): accepts Jira's webhooks and puts them, raw,
-//! on RabbitMQ; answers 202 only after the broker confirmed. No database here.
+//! The HTTP ingress (docs/reference.md §3): accepts Jira's webhooks and puts
+//! them, raw, on RabbitMQ; answers 202 only after the broker confirmed. No
+//! database here.
 
 mod error;
 mod health;
@@ -20,13 +21,12 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::config::Settings;
-use crate::queue::Names;
+use crate::config::{BrokerSettings, HttpSettings, RetrySettings, Settings};
+use crate::integration::routes;
 use crate::queue::publisher::Broker;
 use crate::shutdown::Shutdown;
 
 pub use error::ApiError;
-pub use webhook::is_jwt_shaped;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -37,34 +37,51 @@ pub struct AppState {
     broker: Arc<Broker>,
 }
 
+/// The arguments of `jirasync ingress`: the broker and the HTTP listener (it has
+/// no database).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// RabbitMQ.
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    /// The retry tiers of the topology it declares.
+    #[command(flatten)]
+    pub retries: RetrySettings,
+    /// The listener.
+    #[command(flatten)]
+    pub http: HttpSettings,
+}
+
+impl From<&Settings> for Args {
+    fn from(settings: &Settings) -> Self {
+        Self {
+            broker: settings.broker.clone(),
+            retries: settings.retries.clone(),
+            http: settings.http.clone(),
+        }
+    }
+}
+
 /// `jirasync ingress`: binds `JIRASYNC_LISTEN` and serves until shutdown.
-pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.listen)
+pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
+    let listen = args.http.listen;
+    let listener = TcpListener::bind(listen)
         .await
-        .with_context(|| format!("failed to listen on {} (JIRASYNC_LISTEN)", settings.listen))?;
-    serve(settings, listener, shutdown).await
+        .with_context(|| format!("failed to listen on {listen} (JIRASYNC_LISTEN)"))?;
+    serve(args, listener, shutdown).await
 }
 
 /// Serves on an already bound listener (tests bind port 0).
-pub async fn serve(
-    settings: Settings,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+pub async fn serve(args: Args, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("failed to read the listen address")?;
     crate::telemetry::prometheus();
     // The broker link outlives the HTTP server so in-flight requests can finish.
     let broker_stop = CancellationToken::new();
-    let (broker, broker_task) = Broker::start(
-        settings.amqp_url.clone(),
-        Names::new(settings.queue_prefix.clone()),
-        settings.retry_delays.0.clone(),
-        "ingress",
-        broker_stop.clone(),
-    );
-    let app = router(AppState { broker }, settings.max_body_bytes);
+    let (broker, broker_task) =
+        Broker::start(&args.broker, &args.retries, "ingress", broker_stop.clone());
+    let app = router(AppState { broker }, args.http.max_body_bytes);
     tracing::info!(%address, "ingress listening");
 
     let graceful = shutdown.clone();
@@ -86,16 +103,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// The routes of CONTRACT §3.
+/// The routes of docs/reference.md §3.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let webhook = post(webhook::receive).layer(DefaultBodyLimit::max(max_body_bytes));
+    let [bare, slashed] = routes::webhook_routes();
     Router::new()
-        .route("/extensions/jira-server/issue-updated/{token}", webhook.clone())
-        .route("/extensions/jira-server/issue-updated/{token}/", webhook)
-        .route(
-            "/extensions/jira-server/oauth/callback",
-            get(oauth_callback::receive),
-        )
+        .route(&bare, webhook.clone())
+        .route(&slashed, webhook)
+        .route(routes::OAUTH_CALLBACK_PATH, get(oauth_callback::receive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

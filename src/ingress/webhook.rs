@@ -12,11 +12,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
+use crate::integration::token::is_jwt_shaped;
 use crate::queue::WEBHOOK;
 use crate::queue::message::{WebhookRequest, webhook_properties};
-
-/// Longest token accepted; Sentry's are about 150 characters.
-const MAX_TOKEN_LEN: usize = 4096;
 
 /// Receives one webhook.
 pub async fn receive(
@@ -64,57 +62,4 @@ pub async fn receive(
     result?;
     tracing::debug!(message.id = %id, body_bytes = body.len(), "webhook queued");
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id.to_string() }))))
-}
-
-/// Three dot-separated base64url parts; the header and claims must not be empty
-/// (the signature may be, as in `alg: none` tokens, which the worker rejects).
-pub fn is_jwt_shaped(token: &str) -> bool {
-    if token.len() > MAX_TOKEN_LEN {
-        return false;
-    }
-    let parts: Vec<&str> = token.split('.').collect();
-    let base64url = |part: &str| {
-        part.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    parts.len() == 3
-        && !parts[0].is_empty()
-        && !parts[1].is_empty()
-        && parts.iter().all(|p| base64url(p))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn jwt_shape_is_three_base64url_parts() {
-        for (token, ok) in [
-            ("eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IngifQ.c2ln", true),
-            ("eyJhbGciOiJub25lIn0.eyJpZCI6IngifQ.", true),
-            ("a.b", false),
-            ("a.b.c.d", false),
-            (".b.c", false),
-            ("a..c", false),
-            ("a.b.c=", false),
-            ("a.b+.c", false),
-            ("not-a-token", false),
-        ] {
-            assert_eq!(is_jwt_shaped(token), ok, "{token}");
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn any_string_is_classified_without_panicking(token in ".*") {
-            let _ = is_jwt_shaped(&token);
-        }
-
-        #[test]
-        fn tokens_longer_than_the_limit_are_refused(part in "[a-z]{4097}") {
-            let token = format!("{part}.{part}.{part}");
-            prop_assert!(!is_jwt_shaped(&token));
-        }
-    }
 }

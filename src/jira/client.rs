@@ -1,16 +1,18 @@
-//! A small Jira Server client on reqwest: configuration and the signed
+//! A small Jira Server client on reqwest: configuration and the authorized
 //! transport every call goes through. The calls themselves live in
-//! `oauth_flow.rs`, `webhook.rs` and `user.rs`. Every request is signed afresh
-//! (new nonce and timestamp) and sent once: no automatic retries, no redirects.
+//! `oauth_flow.rs`, `webhook.rs`, `user.rs`, `status.rs` and `search.rs`. Every
+//! request is authorized afresh (an OAuth 1.0a signature gets a new nonce and
+//! timestamp) and sent once: no automatic retries, no redirects.
 
 use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 
+use super::auth::Auth;
 use super::error::{JiraError, problem_from_www_authenticate};
 use super::form;
-use super::oauth::{OAuthParams, Signer};
+use super::oauth::OAuthParams;
 
 /// How the client talks to Jira.
 #[derive(Debug, Clone)]
@@ -33,13 +35,13 @@ impl Default for ClientOptions {
     }
 }
 
-/// A Jira Server instance reached through one application link.
+/// A Jira Server instance and how to authenticate to it.
 #[derive(Debug, Clone)]
 pub struct JiraClient {
     /// The base URL without a trailing slash, e.g. `https://jira.example.com/jira`.
     base_url: String,
     http: reqwest::Client,
-    signer: Signer,
+    auth: Auth,
 }
 
 /// A raw answer, before it is judged.
@@ -76,8 +78,8 @@ impl Answer {
 
 impl JiraClient {
     /// A client for the Jira at `base_url` (`http` or `https`, optionally with a
-    /// context path), signing with `signer`.
-    pub fn new(base_url: &str, signer: Signer, options: &ClientOptions) -> Result<Self, JiraError> {
+    /// context path), authenticating with `auth`.
+    pub fn new(base_url: &str, auth: Auth, options: &ClientOptions) -> Result<Self, JiraError> {
         let base_url = base_url.trim().trim_end_matches('/').to_owned();
         // Messages show the URL only once it is known to carry no credentials.
         let parsed = Url::parse(&base_url)
@@ -110,8 +112,22 @@ impl JiraClient {
         Ok(Self {
             base_url,
             http,
-            signer,
+            auth,
         })
+    }
+
+    /// The same Jira, now authenticating with `auth` (e.g. the access token the
+    /// install flow just obtained).
+    pub fn with_auth(&self, auth: Auth) -> Self {
+        Self {
+            auth,
+            ..self.clone()
+        }
+    }
+
+    /// How this client authenticates.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
     }
 
     /// The base URL, without a trailing slash.
@@ -125,19 +141,41 @@ impl JiraClient {
         Url::parse(&url).map_err(|error| JiraError::Config(format!("URL {url:?}: {error}")))
     }
 
-    /// Signs (fresh nonce and timestamp) and sends one request; transport
-    /// failures become `Unavailable`, any answer is returned as it is.
-    pub(super) async fn send(
+    /// One REST call authorized with the client's [`Auth`].
+    pub(super) async fn call(
         &self,
         method: Method,
         url: Url,
         json: Option<&serde_json::Value>,
+    ) -> Result<Answer, JiraError> {
+        let authorization = self.auth.authorization(&method, &url)?;
+        self.send(method, url, json, authorization).await
+    }
+
+    /// One step of the OAuth 1.0a install flow, signed with the consumer key and
+    /// `params` (callback, request token, verifier).
+    pub(super) async fn send_signed(
+        &self,
+        method: Method,
+        url: Url,
         params: &OAuthParams<'_>,
     ) -> Result<Answer, JiraError> {
-        // A JSON body is not part of the signature (RFC 5849 §3.4.1.3.1).
         let authorization = self
-            .signer
+            .auth
+            .signer()
             .authorization_header(&method, &url, &[], params)?;
+        self.send(method, url, None, authorization).await
+    }
+
+    /// Sends one request with `authorization`; transport failures become
+    /// `Unavailable`, any answer is returned as it is.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        json: Option<&serde_json::Value>,
+        authorization: String,
+    ) -> Result<Answer, JiraError> {
         let target = format!(
             "{method} {}{}",
             url.origin().ascii_serialization(),
@@ -190,8 +228,8 @@ mod tests {
     const KEY: &str = include_str!("../../tests/fixtures/jira_test_key.pem");
 
     fn client(base: &str) -> Result<JiraClient, JiraError> {
-        let signer = Signer::from_pem("jirasync", KEY).expect("test key loads");
-        JiraClient::new(base, signer, &ClientOptions::default())
+        let signer = crate::jira::Signer::from_pem("jirasync", KEY).expect("test key loads");
+        JiraClient::new(base, Auth::oauth1(signer), &ClientOptions::default())
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! signer, and a small REST client for the OAuth install flow, webhook
 //! registration, user lookup, the list of statuses and issue search.
 
+mod auth;
 pub mod client;
 pub mod error;
 mod form;
@@ -13,6 +14,7 @@ pub mod status;
 pub mod user;
 pub mod webhook;
 
+pub use auth::Auth;
 pub use client::{ClientOptions, JiraClient};
 pub use error::JiraError;
 pub use oauth::{KeyError, OAuthParams, SignError, Signer};

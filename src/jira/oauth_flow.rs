@@ -54,7 +54,7 @@ impl JiraClient {
         };
         let url = self.endpoint(REQUEST_TOKEN_PATH)?;
         let answer = self
-            .send(Method::POST, url, None, &params)
+            .send_signed(Method::POST, url, &params)
             .await?
             .success()?;
         let (token, secret) = token_pair(&answer.body)?;
@@ -87,7 +87,7 @@ impl JiraClient {
         };
         let url = self.endpoint(ACCESS_TOKEN_PATH)?;
         let answer = self
-            .send(Method::POST, url, None, &params)
+            .send_signed(Method::POST, url, &params)
             .await?
             .success()?;
         let (token, secret) = token_pair(&answer.body)?;

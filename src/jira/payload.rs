@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value};
 
 use super::UserRef;
-use crate::sync::{Email, IssueKey};
+use crate::sync::{Email, IssueEvent, IssueKey};
 
 /// What a webhook body asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,17 @@ pub struct IssueChange {
     pub status: Option<StatusChange>,
     /// `issue.fields.updated`, else top-level `timestamp`.
     pub event_time: Option<DateTime<Utc>>,
+}
+
+impl IssueChange {
+    /// The change as inbound sync takes it, for `integration_id`.
+    pub fn event(&self, integration_id: i64) -> IssueEvent<'_> {
+        IssueEvent {
+            integration_id,
+            key: &self.key,
+            at: self.event_time,
+        }
+    }
 }
 
 /// A changelog item with `field = "status"`: Jira status ids before and after.

@@ -7,7 +7,6 @@ use serde_json::{Map, Value, json};
 
 use super::client::JiraClient;
 use super::error::JiraError;
-use super::oauth::OAuthParams;
 
 /// The fields reconciliation reads.
 const FIELDS: [&str; 3] = ["assignee", "status", "updated"];
@@ -40,19 +39,14 @@ pub struct SearchPage {
 }
 
 impl JiraClient {
-    /// `POST /rest/api/2/search` signed with `access_token`: one page of the issues `jql` selects.
+    /// `POST /rest/api/2/search`: one page of the issues `jql` selects.
     pub async fn search(
         &self,
-        access_token: &str,
         jql: &str,
         start_at: u32,
         max_results: u32,
     ) -> Result<SearchPage, JiraError> {
         let url = self.endpoint("/rest/api/2/search")?;
-        let params = OAuthParams {
-            token: Some(access_token),
-            ..OAuthParams::default()
-        };
         // Without `validateQuery: false`, a key that no longer exists (issue
         // deleted or moved) fails the whole query with 400.
         let body = json!({
@@ -62,25 +56,18 @@ impl JiraClient {
             "fields": FIELDS,
             "validateQuery": false,
         });
-        let answer = self
-            .send(Method::POST, url, Some(&body), &params)
-            .await?
-            .success()?;
+        let answer = self.call(Method::POST, url, Some(&body)).await?.success()?;
         serde_json::from_str(&answer.body).map_err(|error| JiraError::InvalidResponse {
             reason: format!("search result is not the expected JSON: {error}"),
         })
     }
 
     /// Every issue `jql` selects, page after page.
-    pub async fn search_all(
-        &self,
-        access_token: &str,
-        jql: &str,
-    ) -> Result<Vec<FoundIssue>, JiraError> {
+    pub async fn search_all(&self, jql: &str) -> Result<Vec<FoundIssue>, JiraError> {
         let mut issues = Vec::new();
         loop {
             let start_at = u32::try_from(issues.len()).unwrap_or(u32::MAX);
-            let page = self.search(access_token, jql, start_at, PAGE_SIZE).await?;
+            let page = self.search(jql, start_at, PAGE_SIZE).await?;
             let read = page.issues.len();
             issues.extend(page.issues);
             if read == 0 || issues.len() >= usize::try_from(page.total).unwrap_or(usize::MAX) {

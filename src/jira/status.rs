@@ -6,7 +6,6 @@ use serde::Deserialize;
 
 use super::client::JiraClient;
 use super::error::JiraError;
-use super::oauth::OAuthParams;
 
 /// One status as `GET /rest/api/2/status` returns it.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -39,17 +38,10 @@ impl JiraStatus {
 }
 
 impl JiraClient {
-    /// `GET /rest/api/2/status` signed with `access_token`: every status of the instance.
-    pub async fn get_statuses(&self, access_token: &str) -> Result<Vec<JiraStatus>, JiraError> {
+    /// `GET /rest/api/2/status`: every status of the instance.
+    pub async fn get_statuses(&self) -> Result<Vec<JiraStatus>, JiraError> {
         let url = self.endpoint("/rest/api/2/status")?;
-        let params = OAuthParams {
-            token: Some(access_token),
-            ..OAuthParams::default()
-        };
-        let answer = self
-            .send(Method::GET, url, None, &params)
-            .await?
-            .success()?;
+        let answer = self.call(Method::GET, url, None).await?.success()?;
         serde_json::from_str(&answer.body).map_err(|error| JiraError::InvalidResponse {
             reason: format!("statuses are not the expected JSON: {error}"),
         })

@@ -6,7 +6,6 @@ use serde::Deserialize;
 
 use super::client::JiraClient;
 use super::error::JiraError;
-use super::oauth::OAuthParams;
 
 /// How to name a Jira user in [`JiraClient::get_user`].
 #[derive(Debug, Clone, Copy)]
@@ -42,23 +41,14 @@ fn active_by_default() -> bool {
 }
 
 impl JiraClient {
-    /// `GET /rest/api/2/user` signed with `access_token`; `None` when Jira has
-    /// no such user (404).
-    pub async fn get_user(
-        &self,
-        access_token: &str,
-        user: UserRef<'_>,
-    ) -> Result<Option<JiraUser>, JiraError> {
+    /// `GET /rest/api/2/user`; `None` when Jira has no such user (404).
+    pub async fn get_user(&self, user: UserRef<'_>) -> Result<Option<JiraUser>, JiraError> {
         let mut url = self.endpoint("/rest/api/2/user")?;
         match user {
             UserRef::Username(name) => url.query_pairs_mut().append_pair("username", name),
             UserRef::Key(key) => url.query_pairs_mut().append_pair("key", key),
         };
-        let params = OAuthParams {
-            token: Some(access_token),
-            ..OAuthParams::default()
-        };
-        let answer = self.send(Method::GET, url, None, &params).await?;
+        let answer = self.call(Method::GET, url, None).await?;
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }

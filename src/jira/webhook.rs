@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use super::client::JiraClient;
 use super::error::JiraError;
-use super::oauth::OAuthParams;
 
 /// The events jirasync needs, as in Sentry's registration.
 pub const ISSUE_EVENTS: [&str; 2] = ["jira:issue_created", "jira:issue_updated"];
@@ -69,25 +68,20 @@ pub struct WebhookRegistration {
 }
 
 impl JiraClient {
-    /// Registers a webhook delivering `events` to `url`, signed with `access_token`.
-    /// Tries the legacy resource, and on 404 the Jira 10 one, each try signed
-    /// afresh. The result names the resource that worked.
+    /// Registers a webhook delivering `events` to `url`. Tries the legacy
+    /// resource, and on 404 the Jira 10 one, each try authorized afresh. The
+    /// result names the resource that worked.
     pub async fn register_webhook(
         &self,
-        access_token: &str,
         url: &str,
         events: &[&str],
     ) -> Result<WebhookRegistration, JiraError> {
-        let params = OAuthParams {
-            token: Some(access_token),
-            ..OAuthParams::default()
-        };
         let mut api = WebhookApi::Legacy;
-        let mut answer = self.post_webhook(api, url, events, &params).await?;
+        let mut answer = self.post_webhook(api, url, events).await?;
         if answer.status == StatusCode::NOT_FOUND {
             tracing::info!("legacy webhook resource not found; trying the Jira 10 resource");
             api = WebhookApi::Jira10;
-            answer = self.post_webhook(api, url, events, &params).await?;
+            answer = self.post_webhook(api, url, events).await?;
         }
         let answer = answer.success()?;
         Ok(WebhookRegistration {
@@ -101,11 +95,10 @@ impl JiraClient {
         api: WebhookApi,
         url: &str,
         events: &[&str],
-        params: &OAuthParams<'_>,
     ) -> Result<super::client::Answer, JiraError> {
         let endpoint = self.endpoint(api.path())?;
         let body = api.body(url, events);
-        self.send(Method::POST, endpoint, Some(&body), params).await
+        self.call(Method::POST, endpoint, Some(&body)).await
     }
 }
 

@@ -1,10 +1,10 @@
 //! The worker's consumer loop: one connection, a task per delivery bounded by a
-//! semaphore, and the one place that decides ack / retry tier / dead letter.
+//! semaphore, and the one place that decides ack / retry tier / dead letter
+//! (the handlers' side of it is `handler.rs`).
 //! Retry and dead-letter publishes are confirmed before the original is acked
 //! (waiting out a resource alarm, which blocks a nack as much as the publish).
 
 use std::any::Any;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,13 +14,14 @@ use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{Channel, Connection};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::message::{self, ATTEMPTS, DEAD_LETTERED_AT_MS, ERROR, SOURCE_QUEUE};
 use super::publisher::{PublishError, confirm_channel, publish_confirmed_while_blocked};
 use super::{Names, connection, topology};
@@ -31,59 +32,6 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Tries of a retryable failure within one delivery, before the retry tiers.
 const IN_PROCESS_TRIES: usize = 3;
-
-/// A delivery as handlers see it.
-#[derive(Debug)]
-pub struct Incoming {
-    /// The queue it was consumed from (its source queue).
-    pub queue: String,
-    /// The message `type`.
-    pub kind: String,
-    /// The message id.
-    pub id: String,
-    /// Properties and headers.
-    pub properties: BasicProperties,
-    /// The body, byte for byte.
-    pub body: Vec<u8>,
-}
-
-/// How a handled message ended; the label names it in metrics and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome(pub &'static str);
-
-/// A failed handling.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HandleError {
-    /// A passing failure (database or broker down, deadlock, Jira 5xx): try again later.
-    #[error("{0}")]
-    Retryable(String),
-    /// Cannot succeed: dead-letter at once. `outcome` labels it in metrics.
-    #[error("{reason}")]
-    Permanent {
-        /// Metric label, e.g. `malformed`.
-        outcome: &'static str,
-        /// One line: what failed.
-        reason: String,
-    },
-}
-
-/// Handles messages by type. Called by the consumer loop.
-pub trait Handler: Send + Sync + 'static {
-    /// Handles one message. Must be idempotent: a message can arrive twice.
-    fn handle(
-        &self,
-        message: &Incoming,
-    ) -> impl Future<Output = Result<Outcome, HandleError>> + Send;
-
-    /// Called once the loop has decided to dead-letter `message` (a permanent
-    /// failure, or retries exhausted), before it publishes to `P.dead`, so the
-    /// handler can record the final failure where people look for it (e.g. an
-    /// OAuth session). Best effort: it must not fail and should not block long.
-    fn dead_lettering(&self, message: &Incoming, reason: &str) -> impl Future<Output = ()> + Send {
-        let _ = (message, reason);
-        async {}
-    }
-}
 
 /// What the consumer loop needs to know.
 #[derive(Debug, Clone)]
@@ -254,15 +202,23 @@ async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Del
         let started = Instant::now();
         let in_flight = metrics::gauge!("jirasync_messages_in_flight");
         in_flight.increment(1.0);
-        let result = handle_with_retries(context.handler.as_ref(), &incoming).await;
+        // Parsed once: retries and the dead-letter path reuse it. A delivery that
+        // does not parse fails with its parse error.
+        let (message, result) = match context.handler.parse(&incoming) {
+            Ok(message) => {
+                let result = handle_with_retries(context.handler.as_ref(), &message, &incoming).await;
+                (Some(message), result)
+            }
+            Err(failure) => (None, Err(failure)),
+        };
         in_flight.decrement(1.0);
         metrics::histogram!("jirasync_message_duration_seconds", "type" => incoming.kind.clone())
             .record(started.elapsed().as_secs_f64());
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let outcome = settle(context, &incoming, &delivery, result).await;
-        metrics::counter!("jirasync_messages_total", "type" => incoming.kind.clone(), "outcome" => outcome)
+        let outcome = settle(context, &incoming, message.as_ref(), &delivery, result).await;
+        metrics::counter!("jirasync_messages_total", "type" => incoming.kind.clone(), "outcome" => outcome.label())
             .increment(1);
-        tracing::info!(outcome, elapsed_ms, "message handled");
+        tracing::info!(outcome = outcome.label(), elapsed_ms, "message handled");
     }
     .instrument(span)
     .await;
@@ -270,8 +226,9 @@ async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Del
 
 async fn handle_with_retries<H: Handler>(
     handler: &H,
+    message: &H::Message,
     incoming: &Incoming,
-) -> Result<Outcome, HandleError> {
+) -> Result<Outcome, Failure> {
     let mut delays = ExponentialBuilder::default()
         .with_jitter()
         .with_min_delay(Duration::from_millis(100))
@@ -279,13 +236,13 @@ async fn handle_with_retries<H: Handler>(
         .with_max_times(IN_PROCESS_TRIES - 1)
         .build();
     loop {
-        match guarded(handler, incoming).await {
-            Err(HandleError::Retryable(reason)) => match delays.next() {
+        match guarded(handler, message, incoming).await {
+            Err(Failure::Passing(error)) => match delays.next() {
                 Some(delay) => {
-                    tracing::debug!(%reason, ?delay, "retrying in process");
+                    tracing::debug!(reason = %format!("{error:#}"), ?delay, "retrying in process");
                     tokio::time::sleep(delay).await;
                 }
-                None => return Err(HandleError::Retryable(reason)),
+                None => return Err(Failure::Passing(error)),
             },
             other => return other,
         }
@@ -297,10 +254,14 @@ async fn handle_with_retries<H: Handler>(
 /// and `jirasync dlq replay` brings it back once fixed) and the delivery is never
 /// left unacked. A crash of the whole process is covered by the queues'
 /// `x-delivery-limit` instead.
-async fn guarded<H: Handler>(handler: &H, incoming: &Incoming) -> Result<Outcome, HandleError> {
+async fn guarded<H: Handler>(
+    handler: &H,
+    message: &H::Message,
+    incoming: &Incoming,
+) -> Result<Outcome, Failure> {
     // The handler's state is behind `&self` and idempotent by contract; a panic
     // leaves nothing half-applied that the next message could observe.
-    match AssertUnwindSafe(handler.handle(incoming))
+    match AssertUnwindSafe(handler.handle(message, incoming))
         .catch_unwind()
         .await
     {
@@ -308,10 +269,10 @@ async fn guarded<H: Handler>(handler: &H, incoming: &Incoming) -> Result<Outcome
         Err(panic) => {
             let reason = format!("handler panicked: {}", panic_message(panic.as_ref()));
             tracing::error!(%reason, "handler panicked");
-            Err(HandleError::Permanent {
-                outcome: "panicked",
-                reason,
-            })
+            Err(Failure::permanent(
+                Outcome::Panicked,
+                anyhow::anyhow!(reason),
+            ))
         }
     }
 }
@@ -325,17 +286,19 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
         .unwrap_or("a non-string payload")
 }
 
-/// Acks, retries through a tier or dead-letters; returns the outcome label.
+/// Acks, retries through a tier or dead-letters; returns the outcome.
 async fn settle<H: Handler>(
     context: &Context_<H>,
     incoming: &Incoming,
+    message: Option<&H::Message>,
     delivery: &Delivery,
-    result: Result<Outcome, HandleError>,
-) -> &'static str {
+    result: Result<Outcome, Failure>,
+) -> Outcome {
     let attempts = message::header_int(&incoming.properties, ATTEMPTS).unwrap_or(0) + 1;
-    let (label, published) = match result {
-        Ok(Outcome(label)) => (label, Ok(())),
-        Err(HandleError::Retryable(reason)) => {
+    let (outcome, published) = match result {
+        Ok(outcome) => (outcome, Ok(())),
+        Err(Failure::Passing(error)) => {
+            let reason = format!("{error:#}");
             let tier = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
             match context.delays.get(tier) {
                 Some(delay) => {
@@ -346,7 +309,7 @@ async fn settle<H: Handler>(
                         &[(ATTEMPTS, AMQPValue::LongLongInt(attempts))],
                     );
                     (
-                        "retried",
+                        Outcome::Retried,
                         publish_confirmed_while_blocked(
                             &context.connection,
                             &context.publisher,
@@ -360,19 +323,18 @@ async fn settle<H: Handler>(
                 }
                 None => {
                     let reason = format!("gave up after {attempts} attempts: {reason}");
-                    context.handler.dead_lettering(incoming, &reason).await;
                     (
-                        "dead_lettered",
-                        dead_letter(context, incoming, attempts, &reason).await,
+                        Outcome::DeadLettered,
+                        dead_letter(context, incoming, message, attempts, &reason).await,
                     )
                 }
             }
         }
-        Err(HandleError::Permanent { outcome, reason }) => {
-            context.handler.dead_lettering(incoming, &reason).await;
+        Err(Failure::Permanent { outcome, error }) => {
+            let reason = format!("{error:#}");
             (
                 outcome,
-                dead_letter(context, incoming, attempts, &reason).await,
+                dead_letter(context, incoming, message, attempts, &reason).await,
             )
         }
     };
@@ -382,28 +344,28 @@ async fn settle<H: Handler>(
                 // The broker redelivers it; handlers are idempotent.
                 tracing::warn!(%error, "ack failed; the message will be redelivered");
             }
-            label
+            outcome
         }
         Err(error) => {
             tracing::error!(%error, "could not publish to the retry or dead-letter queue; requeueing");
-            let _ = delivery
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
-            "requeued"
+            message::give_back(&delivery.acker).await;
+            Outcome::Requeued
         }
     }
 }
 
-async fn dead_letter<H>(
+/// Lets the handler record the final failure of a parsed message, then publishes
+/// the copy to `P.dead` with the bookkeeping headers.
+async fn dead_letter<H: Handler>(
     context: &Context_<H>,
     incoming: &Incoming,
+    message: Option<&H::Message>,
     attempts: i64,
     reason: &str,
 ) -> Result<(), PublishError> {
+    if let Some(message) = message {
+        context.handler.dead_lettering(message, reason).await;
+    }
     tracing::warn!(%reason, attempts, "dead-lettering");
     metrics::counter!("jirasync_dead_lettered_total", "type" => incoming.kind.clone()).increment(1);
     let props = message::with_headers(

@@ -129,6 +129,16 @@ pub fn with_headers(props: &BasicProperties, set: &[(&str, AMQPValue)]) -> Basic
     props.clone().with_headers(headers)
 }
 
+/// Gives a delivery back to its queue, to be delivered again. Best effort: a
+/// channel that is gone gives it back by itself.
+pub async fn give_back(acker: &lapin::Acker) {
+    let requeue = lapin::options::BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    let _ = acker.nack(requeue).await;
+}
+
 /// The message id, or `-` when it has none.
 pub fn message_id(props: &BasicProperties) -> String {
     props

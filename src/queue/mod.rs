@@ -1,31 +1,34 @@
-//! RabbitMQ: names and topology (CONTRACT §4), connections, the confirming
-//! publisher, message properties and the worker's consumer loop.
+//! RabbitMQ: names and topology (docs/reference.md §4), connections, the
+//! confirming publisher, message properties, typed jobs, and the worker's
+//! consumer loop with its handler contract.
 
 pub mod connection;
 pub mod consumer;
+pub mod handler;
+pub mod job;
 pub mod message;
 pub mod publisher;
 pub mod topology;
 
 use std::time::Duration;
 
-use crate::config::format_duration;
+use crate::config::{BrokerSettings, format_duration};
+
+pub use job::JOB_TYPES;
 
 /// Routing key and message type of a Jira webhook.
 pub const WEBHOOK: &str = "jira_server.webhook";
-/// Job type: fetch an OAuth request token.
-pub const OAUTH_REQUEST_TOKEN: &str = "jira_server.oauth_request_token";
-/// Job type: exchange a request token for an access token.
-pub const OAUTH_ACCESS_TOKEN: &str = "jira_server.oauth_access_token";
-/// Job type: re-read recently updated linked issues.
-pub const RECONCILE: &str = "jira_server.reconcile";
-/// Every job type routed to `P.jobs`.
-pub const JOB_TYPES: [&str; 3] = [OAUTH_REQUEST_TOKEN, OAUTH_ACCESS_TOKEN, RECONCILE];
 
 /// The exchange and queue names under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
     prefix: String,
+}
+
+impl From<&BrokerSettings> for Names {
+    fn from(broker: &BrokerSettings) -> Self {
+        Self::new(broker.queue_prefix.clone())
+    }
 }
 
 impl Names {

@@ -13,6 +13,8 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionStatus
 use tokio::sync::RwLock;
 
 use super::Names;
+use super::job::Job;
+use crate::config::{BrokerSettings, RetrySettings};
 use crate::shutdown::Shutdown;
 
 /// How long a publish may wait for the broker's confirm.
@@ -150,17 +152,17 @@ impl Broker {
     /// Starts the supervisor that connects, declares the topology and reconnects
     /// whenever the connection is lost, until `shutdown`.
     pub fn start(
-        url: String,
-        names: Names,
-        delays: Vec<Duration>,
+        settings: &BrokerSettings,
+        retries: &RetrySettings,
         role: &'static str,
         shutdown: Shutdown,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        let (url, delays) = (settings.url.clone(), retries.delays.0.clone());
         let broker = Arc::new(Self {
             link: RwLock::new(None),
             blocked: std::sync::Mutex::new(None),
             ready: AtomicBool::new(false),
-            names,
+            names: Names::from(settings),
         });
         let task = tokio::spawn(Arc::clone(&broker).supervise(url, delays, role, shutdown));
         (broker, task)
@@ -210,6 +212,13 @@ impl Broker {
             properties,
         )
         .await
+    }
+
+    /// Publishes `job` to `P` and waits for the confirm; its message id.
+    pub async fn publish_job<J: Job>(&self, job: &J) -> Result<uuid::Uuid, PublishError> {
+        let (id, body, properties) = job.to_message();
+        self.publish(J::TYPE, &body, properties).await?;
+        Ok(id)
     }
 
     async fn supervise(

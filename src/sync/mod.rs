@@ -1,7 +1,7 @@
-//! The rules of inbound sync (CONTRACT §5.6, issue 8 §1): which organizations and
+//! The rules of inbound sync (docs/reference.md §5.5–5.7): which organizations and
 //! groups a Jira issue reaches, who gets assigned, which status a group takes, and
-//! the ordering guard. Free of HTTP and AMQP types; the worker's webhook handler
-//! calls `assignee::apply` and `status::apply`.
+//! the ordering guard. Free of HTTP and AMQP types; the worker's webhook and
+//! reconcile handlers call `assignee::apply` and `status::apply`.
 
 pub mod assignee;
 pub mod status;
@@ -11,29 +11,86 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 
-use crate::db::sync::{ExternalIssue, Watermark, mark_synced};
+use crate::db::sync::{
+    ExternalIssue, LinkedGroup, Watermark, linked_groups, lock_external_issues, mark_synced,
+};
 
-/// The ordering guard (CONTRACT §5.6) for one organization's issue row: false when a
-/// later change of this kind was already applied (the change is stale); otherwise
-/// moves the watermark forward to the event time and returns true. Without an event
-/// time it admits the change and moves nothing. Equal is not stale: redelivery of the
-/// same event re-applies as a no-op.
-pub async fn admit(
-    tx: &Transaction<'_>,
-    issue: &ExternalIssue,
-    synced_at: Option<DateTime<Utc>>,
-    watermark: Watermark,
-    event_time: Option<DateTime<Utc>>,
-) -> Result<bool, tokio_postgres::Error> {
-    let Some(at) = event_time else {
-        return Ok(true);
-    };
-    if synced_at.is_some_and(|synced| synced > at) {
-        tracing::info!(organization.id = issue.organization_id, watermark = ?watermark, "skipping stale change");
-        return Ok(false);
+/// One change of a Jira issue of an integration, at the time Jira says it
+/// happened (`None`: unknown, and the ordering guard does nothing).
+#[derive(Debug, Clone, Copy)]
+pub struct IssueEvent<'a> {
+    /// The integration the webhook (or search) came from.
+    pub integration_id: i64,
+    /// The issue.
+    pub key: &'a IssueKey,
+    /// `issue.fields.updated`, else the webhook's `timestamp`.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// The organizations one change reached, how many of them the ordering guard
+/// turned away because a later change was applied there already, and the groups
+/// reached in the others.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    /// Organizations that sync the change's kind back and know the issue.
+    pub organizations: usize,
+    /// Of those, the ones skipped as stale.
+    pub stale: usize,
+    /// Groups linked to the issue in the organizations not skipped.
+    pub groups: usize,
+}
+
+impl Reach {
+    /// Whether every organization reached was stale (and there was one).
+    pub fn all_stale(&self) -> bool {
+        self.stale > 0 && self.stale == self.organizations
     }
-    mark_synced(tx, issue.id, watermark, at).await?;
-    Ok(true)
+}
+
+/// The issue's rows in organizations that sync `watermark`'s kind back, locked,
+/// that the ordering guard admits; counted in `reach`.
+///
+/// The guard (docs/reference.md §5.6): a row whose watermark is later than the
+/// event time is stale; otherwise its watermark moves forward to the event time.
+/// Without an event time every row is admitted and nothing moves. Equal is not
+/// stale: redelivery of the same event re-applies as a no-op.
+async fn admitted(
+    tx: &Transaction<'_>,
+    watermark: Watermark,
+    event: IssueEvent<'_>,
+    reach: &mut Reach,
+) -> Result<Vec<ExternalIssue>, tokio_postgres::Error> {
+    let mut admitted = Vec::new();
+    let issues = lock_external_issues(tx, watermark, event.integration_id, event.key.as_str());
+    for issue in issues.await? {
+        reach.organizations += 1;
+        match event.at {
+            Some(at) if issue.synced_at.is_some_and(|synced| synced > at) => {
+                tracing::info!(organization.id = issue.organization_id, watermark = ?watermark, "skipping stale change");
+                reach.stale += 1;
+            }
+            Some(at) => {
+                mark_synced(tx, issue.id, watermark, at).await?;
+                admitted.push(issue);
+            }
+            None => admitted.push(issue),
+        }
+    }
+    Ok(admitted)
+}
+
+/// The groups linked to `issues` (rows [`admitted`] admitted), counted in `reach`.
+async fn groups_of(
+    tx: &Transaction<'_>,
+    issues: &[ExternalIssue],
+    reach: &mut Reach,
+) -> Result<Vec<LinkedGroup>, tokio_postgres::Error> {
+    let mut groups = Vec::new();
+    for issue in issues {
+        groups.extend(linked_groups(tx, issue).await?);
+    }
+    reach.groups = groups.len();
+    Ok(groups)
 }
 
 /// A Jira issue key such as `DEMO-1`, compared exactly.

@@ -4,12 +4,11 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 
-use super::IssueKey;
+use super::{IssueEvent, Reach};
 use crate::db::status_sync as q;
-use crate::db::sync::{Watermark, linked_groups};
+use crate::db::sync::Watermark;
 
 /// What a status change does to the linked groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,58 +43,29 @@ impl Transition {
 /// What one status change did, summed over organizations and groups.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// Organizations with status sync on that know the issue.
-    pub organizations: usize,
-    /// Organizations skipped because a later change was already applied.
-    pub stale: usize,
-    /// Groups reached.
-    pub groups: usize,
+    /// The organizations and groups reached, and the stale organizations.
+    pub reach: Reach,
     /// Groups whose status changed.
     pub changed: usize,
 }
 
-impl Report {
-    /// The outcome label of the change, for metrics and the log line.
-    pub fn outcome(&self, transition: Option<Transition>) -> &'static str {
-        if self.changed > 0 {
-            match transition {
-                Some(Transition::Resolve) => "resolved",
-                Some(Transition::Unresolve) => "unresolved",
-                None => "unchanged",
-            }
-        } else if self.stale > 0 && self.stale == self.organizations {
-            "stale"
-        } else {
-            "unchanged"
-        }
-    }
-}
-
-/// Applies `transition` for issue `key` of `integration_id` inside `tx` (the caller
-/// commits). A status change that crosses no boundary (`None`) still moves the
-/// ordering watermark, so an older crossing delivered late cannot apply over it.
+/// Applies `transition` for `event`'s issue inside `tx` (the caller commits). A
+/// status change that crosses no boundary (`None`) still moves the ordering
+/// watermark, so an older crossing delivered late cannot apply over it.
 pub async fn apply(
     tx: &Transaction<'_>,
-    integration_id: i64,
-    key: &IssueKey,
+    event: IssueEvent<'_>,
     transition: Option<Transition>,
-    event_time: Option<DateTime<Utc>>,
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
-    for (issue, synced_at) in q::lock_external_issues(tx, integration_id, key.as_str()).await? {
-        report.organizations += 1;
-        if !super::admit(tx, &issue, synced_at, Watermark::Status, event_time).await? {
-            report.stale += 1;
-            continue;
-        }
-        let Some((from, to, activity)) = transition.map(Transition::statuses) else {
-            continue;
-        };
-        for group in linked_groups(tx, &issue).await? {
-            report.groups += 1;
-            if q::transition(tx, group, from, to, activity, integration_id).await? {
-                report.changed += 1;
-            }
+    let issues = super::admitted(tx, Watermark::Status, event, &mut report.reach).await?;
+    // Without a transition only the watermark moves.
+    let Some((from, to, activity)) = transition.map(Transition::statuses) else {
+        return Ok(report);
+    };
+    for group in super::groups_of(tx, &issues, &mut report.reach).await? {
+        if q::transition(tx, group, from, to, activity, event.integration_id).await? {
+            report.changed += 1;
         }
     }
     Ok(report)

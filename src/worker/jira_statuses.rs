@@ -1,79 +1,61 @@
-//! Jira's statuses for inbound status sync (issue 8 §1): the ids of the `done`
-//! category, fetched with `GET /rest/api/2/status` signed with the integration's
-//! credentials and cached per integration for a few minutes, shared by all of
-//! the worker's tasks. Called by the webhook handler.
+//! Jira's statuses for inbound status sync (docs/reference.md §5.7): the ids of the
+//! `done` category, fetched with `GET /rest/api/2/status` signed with the
+//! integration's credentials and cached per integration for a few minutes, shared
+//! by all of the worker's tasks. Called by the webhook handler.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 
-use super::jira_access::{self, jira_error};
-use crate::db::integrations::Integration;
-use crate::queue::consumer::HandleError;
+use super::cache::Cache;
+use super::failure;
+use crate::integration::Integration;
+use crate::queue::handler::Failure;
 
 /// How long a list of statuses is reused.
 const TTL: Duration = Duration::from_secs(5 * 60);
-/// At most this many integrations are remembered; beyond, the cache is emptied.
+/// At most this many integrations are remembered.
 const MAX_ENTRIES: usize = 1_000;
 
 /// The ids of the statuses in the `done` category.
 pub type DoneIds = Arc<HashSet<String>>;
-/// One integration's statuses and when they were fetched; the async lock makes
-/// concurrent webhooks wait for one request instead of each asking Jira.
-type Slot = Arc<tokio::sync::Mutex<Option<(Instant, DoneIds)>>>;
 
 /// The in-process cache of Jira statuses per integration.
-#[derive(Default)]
-pub struct StatusCache {
-    slots: Mutex<HashMap<i64, Slot>>,
+pub struct StatusCache(Cache<i64, DoneIds>);
+
+impl Default for StatusCache {
+    fn default() -> Self {
+        Self(Cache::new(TTL, MAX_ENTRIES))
+    }
 }
 
 impl StatusCache {
     /// The `done` status ids of `integration`'s Jira, from the cache or from
     /// Jira; `None` when the integration has no access token. Jira 5xx, 429 and
-    /// timeouts are `Retryable` and not cached.
+    /// timeouts are passing failures and not cached.
     pub async fn done_ids(
         &self,
         db: &impl GenericClient,
         integration: &Integration,
-    ) -> Result<Option<DoneIds>, HandleError> {
-        let slot = self.slot(integration.id);
-        let mut cached = slot.lock().await;
-        if let Some((fetched, done)) = cached.as_ref()
-            && fetched.elapsed() < TTL
-        {
-            return Ok(Some(Arc::clone(done)));
-        }
-        let Some(jira) = jira_access::connect(db, integration).await? else {
-            return Ok(None);
-        };
-        let statuses = jira
-            .client
-            .get_statuses(&jira.access_token)
+    ) -> Result<Option<DoneIds>, Failure> {
+        self.0
+            .get_or_fetch(integration.id, || async {
+                let Some(jira) = integration.jira(db).await? else {
+                    return Ok(None);
+                };
+                let statuses = jira
+                    .get_statuses()
+                    .await
+                    .map_err(|error| failure::jira("fetch the statuses from Jira", error))?;
+                let done = statuses
+                    .into_iter()
+                    .filter(|status| status.is_done())
+                    .map(|status| status.id)
+                    .collect();
+                Ok::<_, Failure>(Some(Arc::new(done)))
+            })
             .await
-            .map_err(|error| jira_error("fetch the statuses from Jira", error))?;
-        let done: DoneIds = Arc::new(
-            statuses
-                .into_iter()
-                .filter(|status| status.is_done())
-                .map(|status| status.id)
-                .collect(),
-        );
-        *cached = Some((Instant::now(), Arc::clone(&done)));
-        Ok(Some(done))
-    }
-
-    fn slot(&self, integration_id: i64) -> Slot {
-        // A poisoned lock only means another task panicked mid-insert; the map is usable.
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !slots.contains_key(&integration_id) && slots.len() >= MAX_ENTRIES {
-            slots.clear();
-        }
-        Arc::clone(slots.entry(integration_id).or_default())
     }
 }

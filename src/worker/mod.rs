@@ -2,66 +2,86 @@
 //! dispatches each message by its `type` to one handler file per type; also
 //! schedules the periodic reconcile jobs.
 
+mod cache;
+mod failure;
 mod health;
 mod hidden_email;
-mod jira_access;
 mod jira_statuses;
 mod oauth_access_token;
 mod oauth_request_token;
 mod reconcile;
 mod reconcile_schedule;
-pub mod token;
 mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{PublicSettings, Services, Settings, WorkerSettings};
 use crate::db::DbPool;
-use crate::db::oauth_sessions;
-use crate::queue::consumer::{self, ConsumerConfig, HandleError, Handler, Incoming, Outcome};
-use crate::queue::{Names, OAUTH_ACCESS_TOKEN, OAUTH_REQUEST_TOKEN, RECONCILE, WEBHOOK};
+use crate::db::oauth_sessions::{self, SessionRef};
+use crate::queue::consumer::{self, ConsumerConfig};
+use crate::queue::handler::{Failure, Handler, Incoming, Outcome};
+use crate::queue::job::{Job, OauthAccessToken, OauthRequestToken, Reconcile};
+use crate::queue::{Names, WEBHOOK};
 use crate::shutdown::Shutdown;
 
+/// The arguments of `jirasync worker`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Postgres and RabbitMQ.
+    #[command(flatten)]
+    pub services: Services,
+    /// The base of the OAuth callback and webhook URLs the install job hands Jira.
+    #[command(flatten)]
+    pub public: PublicSettings,
+    /// Concurrency, reconciliation and the metrics listener.
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+}
+
+impl From<&Settings> for Args {
+    fn from(settings: &Settings) -> Self {
+        Self {
+            services: settings.services(),
+            public: settings.public.clone(),
+            worker: settings.worker.clone(),
+        }
+    }
+}
+
 /// `jirasync worker`: runs the consumer pool until shutdown.
-pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
-    serve(settings, consumer::DRAIN_DEADLINE, shutdown).await
+pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
+    serve(args, consumer::DRAIN_DEADLINE, shutdown).await
 }
 
 /// Runs the worker with a chosen drain deadline (tests use a short one).
-pub async fn serve(
-    settings: Settings,
-    drain_deadline: Duration,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> anyhow::Result<()> {
     crate::telemetry::prometheus();
-    let pool = crate::db::connect(
-        &settings.database_url,
-        usize::from(settings.worker_concurrency) + 1,
-    )
-    .await?;
+    let concurrency = args.worker.concurrency;
+    let services = &args.services;
+    let pool = crate::db::connect(&services.database.url, usize::from(concurrency) + 1).await?;
     let consuming = Arc::new(AtomicBool::new(false));
-    let health = match settings.metrics_listen {
+    let health = match args.worker.metrics_listen {
         Some(address) => {
             Some(health::spawn(address, Arc::clone(&consuming), shutdown.clone()).await?)
         }
         None => None,
     };
     let config = ConsumerConfig {
-        url: settings.amqp_url.clone(),
-        names: Names::new(settings.queue_prefix.clone()),
-        delays: settings.retry_delays.0.clone(),
-        concurrency: settings.worker_concurrency,
+        url: services.broker.url.clone(),
+        names: Names::from(&services.broker),
+        delays: services.retries.delays.0.clone(),
+        concurrency,
         drain_deadline,
         consuming,
     };
     let scheduling = shutdown.child_token();
-    let scheduler = reconcile_schedule::spawn(&settings, pool.clone(), scheduling.clone());
+    let scheduler = reconcile_schedule::spawn(&args, pool.clone(), scheduling.clone());
     let dispatcher = Dispatcher {
         oauth: OauthJobs {
             pool: pool.clone(),
-            public_url: settings.public_url.clone(),
+            public_url: args.public.url.clone(),
         },
         webhooks: WebhookJobs {
             pool,
@@ -106,107 +126,101 @@ pub struct OauthJobs {
     public_url: String,
 }
 
+/// Every message type the worker handles, parsed once per delivery: this match
+/// is the one list of them (the topology binds `queue::JOB_TYPES` to `P.jobs`).
+pub enum Message {
+    /// `jira_server.webhook`: the body is read after the token is verified.
+    Webhook,
+    /// `jira_server.oauth_request_token`.
+    RequestToken(OauthRequestToken),
+    /// `jira_server.oauth_access_token`.
+    AccessToken(OauthAccessToken),
+    /// `jira_server.reconcile`.
+    Reconcile(Reconcile),
+}
+
+impl Message {
+    /// The message a delivery carries, by its `type`.
+    fn parse(incoming: &Incoming) -> Result<Self, Failure> {
+        let body = incoming.body.as_slice();
+        Ok(match incoming.kind.as_str() {
+            WEBHOOK => Self::Webhook,
+            OauthRequestToken::TYPE => Self::RequestToken(OauthRequestToken::parse(body)?),
+            OauthAccessToken::TYPE => Self::AccessToken(OauthAccessToken::parse(body)?),
+            Reconcile::TYPE => Self::Reconcile(Reconcile::parse(body)?),
+            other => {
+                return Err(Failure::permanent(
+                    Outcome::UnknownType,
+                    anyhow::anyhow!("no handler for message type {other:?}"),
+                ));
+            }
+        })
+    }
+}
+
 impl Handler for Dispatcher {
-    async fn handle(&self, message: &Incoming) -> Result<Outcome, HandleError> {
-        match message.kind.as_str() {
-            WEBHOOK => webhook::handle(&self.webhooks, message).await,
-            OAUTH_REQUEST_TOKEN => oauth_request_token::handle(&self.oauth, message).await,
-            OAUTH_ACCESS_TOKEN => oauth_access_token::handle(&self.oauth, message).await,
-            RECONCILE => reconcile::handle(&self.webhooks, message).await,
-            other => Err(HandleError::Permanent {
-                outcome: "unknown_type",
-                reason: format!("no handler for message type {other:?}"),
-            }),
+    type Message = Message;
+
+    fn parse(&self, incoming: &Incoming) -> Result<Message, Failure> {
+        Message::parse(incoming)
+    }
+
+    async fn handle(&self, message: &Message, incoming: &Incoming) -> Result<Outcome, Failure> {
+        match message {
+            Message::Webhook => webhook::handle(&self.webhooks, incoming).await,
+            Message::RequestToken(job) => oauth_request_token::handle(&self.oauth, job).await,
+            Message::AccessToken(job) => oauth_access_token::handle(&self.oauth, job).await,
+            Message::Reconcile(job) => reconcile::handle(&self.webhooks, job).await,
         }
     }
 
     /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
     /// failure) leaves its session `failed` with the reason, so `oauth status`
     /// and `oauth start --wait` do not show `pending` forever.
-    async fn dead_lettering(&self, message: &Incoming, reason: &str) {
-        let result = match message.kind.as_str() {
-            OAUTH_REQUEST_TOKEN => match oauth_request_token::parse(&message.body) {
-                Ok(job) => {
-                    let error = format!(
-                        "{reason}; check that Jira is reachable from the worker, then run `jirasync oauth start` again"
-                    );
-                    self.fail_session(|client| async move {
-                        oauth_sessions::mark_failed(&client, job.session_id, &error).await
-                    })
-                    .await
-                }
-                Err(_) => return,
-            },
-            OAUTH_ACCESS_TOKEN => match oauth_access_token::parse(&message.body) {
-                Ok(job) => {
-                    let error = format!(
-                        "{reason}; check that Jira is reachable from the worker, then run `jirasync oauth finish` again"
-                    );
-                    self.fail_session(|client| async move {
-                        oauth_sessions::mark_failed_by_request_token(
-                            &client,
-                            &job.oauth_token,
-                            &error,
-                        )
-                        .await
-                    })
-                    .await
-                }
-                Err(_) => return,
-            },
-            _ => return,
+    async fn dead_lettering(&self, message: &Message, reason: &str) {
+        let (session, command) = match message {
+            Message::RequestToken(job) => (SessionRef::Id(job.session_id), "oauth start"),
+            Message::AccessToken(job) => {
+                (SessionRef::RequestToken(&job.oauth_token), "oauth finish")
+            }
+            Message::Webhook | Message::Reconcile(_) => return,
         };
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not mark the OAuth session failed");
+        let error = format!(
+            "{reason}; check that Jira is reachable from the worker, then run `jirasync {command}` again"
+        );
+        let failed = match self.oauth.pool.get().await {
+            Ok(client) => oauth_sessions::mark_failed(&client, session, &error)
+                .await
+                .map_err(anyhow::Error::new),
+            Err(error) => Err(anyhow::Error::new(error)),
+        };
+        if let Err(error) = failed {
+            tracing::warn!(error = %format!("{error:#}"), "could not mark the OAuth session failed");
         }
     }
 }
 
-impl Dispatcher {
-    async fn fail_session<F, Fut>(&self, update: F) -> anyhow::Result<()>
-    where
-        F: FnOnce(deadpool_postgres::Object) -> Fut,
-        Fut: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
-    {
-        let client = self.oauth.pool.get().await?;
-        update(client).await?;
-        Ok(())
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Classifies a database error: connection trouble, serialization failures and
-/// deadlocks pass; anything else will fail again the same way.
-pub fn db_error(error: tokio_postgres::Error) -> HandleError {
-    use tokio_postgres::error::SqlState;
-    let transient = match error.code() {
-        None => true, // no SQLSTATE: the connection itself failed
-        Some(code) => {
-            code.code().starts_with("08")
-                || [
-                    SqlState::T_R_SERIALIZATION_FAILURE,
-                    SqlState::T_R_DEADLOCK_DETECTED,
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CRASH_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::TOO_MANY_CONNECTIONS,
-                    SqlState::LOCK_NOT_AVAILABLE,
-                    SqlState::QUERY_CANCELED,
-                ]
-                .contains(code)
-        }
-    };
-    let reason = format!("database error: {error}");
-    if transient {
-        HandleError::Retryable(reason)
-    } else {
-        HandleError::Permanent {
-            outcome: "failed",
-            reason,
+    #[test]
+    fn every_job_type_the_topology_routes_has_a_handler() {
+        for kind in crate::queue::JOB_TYPES.into_iter().chain([WEBHOOK]) {
+            let incoming = Incoming {
+                queue: "P.jobs".into(),
+                kind: kind.into(),
+                id: "-".into(),
+                properties: Default::default(),
+                body: Vec::new(),
+            };
+            // An empty body is malformed for every job, but the type is known.
+            let known = match Message::parse(&incoming) {
+                Ok(_) => true,
+                Err(Failure::Permanent { outcome, .. }) => outcome != Outcome::UnknownType,
+                Err(Failure::Passing(_)) => false,
+            };
+            assert!(known, "{kind} has no handler");
         }
     }
-}
-
-/// A pool that cannot hand out a connection is a passing failure.
-pub fn pool_error(error: deadpool_postgres::PoolError) -> HandleError {
-    HandleError::Retryable(format!("database unavailable: {error}"))
 }

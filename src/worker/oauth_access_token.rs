@@ -1,55 +1,27 @@
-//! Handler of `jira_server.oauth_access_token` (CONTRACT §7, Sentry
+//! Handler of `jira_server.oauth_access_token` (docs/reference.md §6, Sentry
 //! `JiraServerIntegrationProvider.build_integration`): exchanges the authorized
 //! request token for an access token, saves the integration and its credentials,
 //! registers the webhook in Jira and marks the session `installed`.
 
 use deadpool_postgres::Object;
-use serde::Deserialize;
-use serde_json::Value;
 use tracing::Span;
 
-use super::oauth_request_token::jira_client;
-use super::{OauthJobs, db_error, pool_error};
-use crate::db::integrations::{self, Credentials};
-use crate::db::oauth_sessions::{self, OauthSession, state};
-use crate::install::{self, Install, SaveError};
+use super::OauthJobs;
+use super::oauth_request_token::session_client;
+use crate::db::oauth_sessions::{self, OauthSession, Progress, SessionRef, state};
+use crate::integration::install::{self, Install, SaveError};
+use crate::integration::{self as jira_server, Credentials};
 use crate::jira::{ISSUE_EVENTS, JiraClient, JiraError};
-use crate::queue::consumer::{HandleError, Incoming, Outcome};
+use crate::queue::handler::{Failure, Outcome};
+use crate::queue::job::OauthAccessToken;
 
-/// The job's body.
-#[derive(Debug, Deserialize)]
-pub struct Job {
-    /// The request token, as the callback received it.
-    pub oauth_token: String,
-    /// The verifier; absent or empty means "use `oauth_token`", which Jira Server accepts.
-    #[serde(default)]
-    pub oauth_verifier: Option<String>,
-}
+/// Why the install cannot succeed by retrying: the session becomes `failed`
+/// with this text and the job is acked (the fix is in Jira or the arguments).
+struct Refusal(String);
 
-/// Parses the body, permanently failing when it is not the contract's shape.
-pub fn parse(body: &[u8]) -> Result<Job, HandleError> {
-    let malformed = |detail: String| HandleError::Permanent {
-        outcome: "malformed",
-        reason: format!(
-            "the job body is not {{\"oauth_token\":\"…\",\"oauth_verifier\":\"…\"}}: {detail}"
-        ),
-    };
-    let job: Job = serde_json::from_slice(body).map_err(|error| malformed(error.to_string()))?;
-    if job.oauth_token.is_empty() {
-        return Err(malformed("oauth_token is empty".into()));
-    }
-    Ok(job)
-}
-
-/// How a step of the install failed.
-enum Failure {
-    /// Try again later (Jira or the database is unavailable).
-    Passing(String),
-    /// Will not succeed by retrying: the session becomes `failed` with this text.
-    Final(String),
-    /// A database error that is not passing.
-    Db(HandleError),
-}
+/// Where a step ended: the integration id, or a refusal; a [`Failure`] (passing,
+/// or a database error retrying cannot fix) is the handler's own.
+type Step<T> = Result<Result<T, Refusal>, Failure>;
 
 /// Completes the install.
 ///
@@ -61,57 +33,44 @@ enum Failure {
 /// register the webhook twice. An unknown request token is acked and logged:
 /// the callback route is public, so anyone can send one.
 /// Refusals mark the session `failed` and are acked, like the request-token job.
-pub async fn handle(jobs: &OauthJobs, message: &Incoming) -> Result<Outcome, HandleError> {
-    let job = parse(&message.body)?;
-    let mut client = jobs.pool.get().await.map_err(pool_error)?;
-    let Some(session) = oauth_sessions::claim_authorizing(&client, &job.oauth_token)
-        .await
-        .map_err(db_error)?
-    else {
-        return unclaimed(&client, &job).await;
+pub async fn handle(jobs: &OauthJobs, job: &OauthAccessToken) -> Result<Outcome, Failure> {
+    let mut client = jobs.pool.get().await?;
+    let Some(session) = oauth_sessions::claim_authorizing(&client, &job.oauth_token).await? else {
+        return unclaimed(&client, job).await;
     };
-    match install(jobs, &mut client, &session, &job).await {
-        Ok(integration_id) => {
-            oauth_sessions::mark_installed(&client, session.id, integration_id)
-                .await
-                .map_err(db_error)?;
+    match install(jobs, &mut client, &session, job).await {
+        Ok(Ok(integration_id)) => {
+            oauth_sessions::record(&client, session.id, integration_id, Progress::Installed)
+                .await?;
             tracing::info!(session.id = %session.id, "Jira Server integration installed");
-            Ok(Outcome("installed"))
+            Ok(Outcome::Installed)
         }
-        Err(Failure::Passing(reason)) => {
+        Ok(Err(Refusal(text))) => {
+            oauth_sessions::mark_failed(&client, SessionRef::Id(session.id), &text).await?;
+            tracing::warn!(session.id = %session.id, error = %text, "OAuth session failed at the access-token step");
+            Ok(Outcome::Failed)
+        }
+        Err(failure) => {
             if let Err(error) = oauth_sessions::release_authorizing(&client, session.id).await {
                 // The claim expires by itself (AUTHORIZING_LEASE).
                 tracing::warn!(%error, "could not release the OAuth session claim");
             }
-            Err(HandleError::Retryable(reason))
-        }
-        Err(Failure::Final(text)) => {
-            oauth_sessions::mark_failed(&client, session.id, &text)
-                .await
-                .map_err(db_error)?;
-            tracing::warn!(session.id = %session.id, error = %text, "OAuth session failed at the access-token step");
-            Ok(Outcome("failed"))
-        }
-        Err(Failure::Db(error)) => {
-            let _ = oauth_sessions::release_authorizing(&client, session.id).await;
-            Err(error)
+            Err(failure)
         }
     }
 }
 
 /// No claim: the session is unknown, installed, or another delivery holds it.
-async fn unclaimed(client: &Object, job: &Job) -> Result<Outcome, HandleError> {
-    let session = oauth_sessions::find_by_request_token(client, &job.oauth_token)
-        .await
-        .map_err(db_error)?;
+async fn unclaimed(client: &Object, job: &OauthAccessToken) -> Result<Outcome, Failure> {
+    let session = oauth_sessions::find(client, SessionRef::RequestToken(&job.oauth_token)).await?;
     match session.as_ref().map(|s| s.state.as_str()) {
-        Some(state::INSTALLED) => Ok(Outcome("already_installed")),
-        Some(state::AUTHORIZING) => Err(HandleError::Retryable(
-            "another delivery is completing this OAuth session".into(),
-        )),
+        Some(state::INSTALLED) => Ok(Outcome::AlreadyInstalled),
+        Some(state::AUTHORIZING) => Err(Failure::passing(anyhow::anyhow!(
+            "another delivery is completing this OAuth session"
+        ))),
         _ => {
             tracing::warn!("no OAuth session awaits this request token; ignored");
-            Ok(Outcome("unknown_session"))
+            Ok(Outcome::UnknownSession)
         }
     }
 }
@@ -121,45 +80,44 @@ async fn install(
     jobs: &OauthJobs,
     client: &mut Object,
     session: &OauthSession,
-    job: &Job,
-) -> Result<i64, Failure> {
-    let jira = jira_client(session)
-        .map_err(|error| jira_failure(session, "setting up the client for", error))?;
-    let (integration_id, access_token) = match stored_access_token(client, session).await? {
+    job: &OauthAccessToken,
+) -> Step<i64> {
+    let jira = match session_client(session) {
+        Ok(jira) => jira,
+        Err(error) => return Ok(Err(refusal(session, "setting up the client for", error)?)),
+    };
+    let stored = stored_access_token(client, session).await?;
+    let (integration_id, access_token) = match stored {
         Some(stored) => stored,
-        None => exchange(client, &jira, session, job).await?,
+        None => match exchange(client, &jira, session, job).await? {
+            Ok(exchanged) => exchanged,
+            Err(refusal) => return Ok(Err(refusal)),
+        },
     };
     Span::current().record("integration.id", integration_id);
-    let (external_id, metadata) = integrations::find_jira_server(&*client, integration_id)
-        .await
-        .map_err(db_failure)?
-        .ok_or_else(|| {
-            Failure::Final(format!(
-                "integration {integration_id} disappeared during the install"
-            ))
-        })?;
-    let secret = metadata
-        .get("webhook_secret")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let url = install::webhook_url(&jobs.public_url, &external_id, secret)
-        .map_err(|error| Failure::Final(error.to_string()))?;
-    match jira
-        .register_webhook(&access_token, &url, &ISSUE_EVENTS)
-        .await
-    {
+    let Some(integration) = jira_server::by_id(&*client, integration_id).await? else {
+        return Ok(Err(Refusal(format!(
+            "integration {integration_id} disappeared during the install"
+        ))));
+    };
+    let url = match integration.webhook_url(&jobs.public_url) {
+        Ok(url) => url,
+        Err(error) => return Ok(Err(Refusal(error.to_string()))),
+    };
+    let jira = jira.with_auth(jira.auth().clone().with_access_token(access_token));
+    match jira.register_webhook(&url, &ISSUE_EVENTS).await {
         Ok(registration) => {
             tracing::info!(webhook.api = ?registration.api, webhook.id = ?registration.id, "webhook registered in Jira");
-            Ok(integration_id)
+            Ok(Ok(integration_id))
         }
-        Err(error) if error.is_transient() => Err(Failure::Passing(error.to_string())),
-        Err(error) => Err(Failure::Final(format!(
+        Err(error) if error.is_transient() => Err(Failure::passing(error)),
+        Err(error) => Ok(Err(Refusal(format!(
             "integration {integration_id} was saved, but registering its webhook in Jira at {} failed: {error}; \
              fix that and run `jirasync oauth finish {}` again, or register the URL from \
              `jirasync integration webhook-url {integration_id}` in Jira by hand \
              (events jira:issue_created, jira:issue_updated)",
             session.base_url, session.id
-        ))),
+        )))),
     }
 }
 
@@ -171,9 +129,7 @@ async fn stored_access_token(
     let Some(integration_id) = session.integration_id else {
         return Ok(None);
     };
-    let credentials = integrations::credentials(client, integration_id)
-        .await
-        .map_err(db_failure)?;
+    let credentials = jira_server::credentials(client, integration_id).await?;
     Ok(credentials
         .and_then(|c| c.access_token)
         .map(|token| (integration_id, token)))
@@ -185,60 +141,57 @@ async fn exchange(
     client: &mut Object,
     jira: &JiraClient,
     session: &OauthSession,
-    job: &Job,
-) -> Result<(i64, String), Failure> {
-    let verifier = job
-        .oauth_verifier
-        .as_deref()
-        .filter(|verifier| !verifier.is_empty())
-        .unwrap_or(&job.oauth_token);
-    let token = jira
+    job: &OauthAccessToken,
+) -> Step<(i64, String)> {
+    let token = match jira
         .access_token(
             &job.oauth_token,
             session.request_token_secret.as_deref().unwrap_or_default(),
-            verifier,
+            job.verifier(),
         )
         .await
-        .map_err(|error| jira_failure(session, "exchanging the request token with", error))?;
+    {
+        Ok(token) => token,
+        Err(error) => {
+            return Ok(Err(refusal(
+                session,
+                "exchanging the request token with",
+                error,
+            )?));
+        }
+    };
+    let credentials = Credentials {
+        consumer_key: session.consumer_key.clone(),
+        private_key: session.private_key.clone(),
+        access_token: Some(token.token.clone()),
+        access_token_secret: Some(token.secret.clone()),
+    };
     let install = Install {
         base_url: &session.base_url,
         verify_ssl: session.verify_ssl,
         name: None,
-        credentials: Credentials {
-            consumer_key: session.consumer_key.clone(),
-            private_key: session.private_key.clone(),
-            access_token: Some(token.token.clone()),
-            access_token_secret: Some(token.secret.clone()),
-        },
+        link: &session.consumer_key,
+        credentials: Some(&credentials),
     };
-    let tx = client.transaction().await.map_err(db_failure)?;
-    let saved = install::save(&tx, &install)
-        .await
-        .map_err(|error| match error {
-            SaveError::Db(error) => db_failure(error),
-            SaveError::Install(error) => Failure::Final(error.to_string()),
-        })?;
-    oauth_sessions::set_integration(&tx, session.id, saved.id)
-        .await
-        .map_err(db_failure)?;
-    tx.commit().await.map_err(db_failure)?;
-    Ok((saved.id, token.token))
+    let tx = client.transaction().await?;
+    let saved = match install::save(&tx, &install).await {
+        Ok(saved) => saved,
+        Err(SaveError::Db(error)) => return Err(error.into()),
+        Err(SaveError::Install(error)) => return Ok(Err(Refusal(error.to_string()))),
+    };
+    oauth_sessions::record(&tx, session.id, saved.id, Progress::TokenStored).await?;
+    tx.commit().await?;
+    Ok(Ok((saved.id, token.token)))
 }
 
-fn jira_failure(session: &OauthSession, doing: &str, error: JiraError) -> Failure {
+/// A failed Jira call while `doing` something with the session's Jira: passing
+/// when retrying can help, else the refusal that fails the session.
+fn refusal(session: &OauthSession, doing: &str, error: JiraError) -> Result<Refusal, Failure> {
     if error.is_transient() {
-        Failure::Passing(error.to_string())
-    } else {
-        Failure::Final(format!(
-            "{doing} Jira at {} failed: {error}",
-            session.base_url
-        ))
+        return Err(Failure::passing(error));
     }
-}
-
-fn db_failure(error: tokio_postgres::Error) -> Failure {
-    match db_error(error) {
-        HandleError::Retryable(reason) => Failure::Passing(reason),
-        other => Failure::Db(other),
-    }
+    Ok(Refusal(format!(
+        "{doing} Jira at {} failed: {error}",
+        session.base_url
+    )))
 }

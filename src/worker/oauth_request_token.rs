@@ -1,31 +1,14 @@
-//! Handler of `jira_server.oauth_request_token` (CONTRACT §7, Sentry
+//! Handler of `jira_server.oauth_request_token` (docs/reference.md §6, Sentry
 //! `JiraServerSetupClient.get_request_token`): fetches a request token for a
 //! `pending` session and makes it `awaiting_authorization` with the authorize URL.
 //! Jira refusals make the session `failed` and are acked (see `handle`).
 
-use serde::Deserialize;
-use uuid::Uuid;
-
-use super::{OauthJobs, db_error, pool_error};
-use crate::db::oauth_sessions::{self, OauthSession, state};
-use crate::install::callback_url;
-use crate::jira::{ClientOptions, JiraClient, JiraError, Signer};
-use crate::queue::consumer::{HandleError, Incoming, Outcome};
-
-/// The job's body.
-#[derive(Debug, Deserialize)]
-pub struct Job {
-    /// The session to fetch a request token for.
-    pub session_id: Uuid,
-}
-
-/// Parses the body, permanently failing when it is not the contract's shape.
-pub fn parse(body: &[u8]) -> Result<Job, HandleError> {
-    serde_json::from_slice(body).map_err(|error| HandleError::Permanent {
-        outcome: "malformed",
-        reason: format!("the job body is not {{\"session_id\":\"<uuid>\"}}: {error}"),
-    })
-}
+use super::OauthJobs;
+use crate::db::oauth_sessions::{self, OauthSession, SessionRef, state};
+use crate::integration::{jira_client, routes};
+use crate::jira::{Auth, JiraClient, JiraError, Signer};
+use crate::queue::handler::{Failure, Outcome};
+use crate::queue::job::OauthRequestToken;
 
 /// Fetches the request token.
 ///
@@ -36,28 +19,27 @@ pub fn parse(body: &[u8]) -> Result<Job, HandleError> {
 /// help — the fix is in Jira or in the `oauth start` arguments, then a new session.
 /// Network errors, timeouts and 5xx are retried (each try signs afresh); when
 /// retries run out, `Dispatcher::dead_lettering` marks the session `failed`.
-pub async fn handle(jobs: &OauthJobs, message: &Incoming) -> Result<Outcome, HandleError> {
-    let job = parse(&message.body)?;
-    let client = jobs.pool.get().await.map_err(pool_error)?;
-    let Some(session) = oauth_sessions::get(&client, job.session_id)
-        .await
-        .map_err(db_error)?
-    else {
+pub async fn handle(jobs: &OauthJobs, job: &OauthRequestToken) -> Result<Outcome, Failure> {
+    let client = jobs.pool.get().await?;
+    let Some(session) = oauth_sessions::find(&client, SessionRef::Id(job.session_id)).await? else {
         // Only `oauth start` publishes this job, right after inserting the row.
-        return Err(HandleError::Permanent {
-            outcome: "unknown_session",
-            reason: format!("no OAuth session {}", job.session_id),
-        });
+        return Err(Failure::permanent(
+            Outcome::UnknownSession,
+            anyhow::anyhow!("no OAuth session {}", job.session_id),
+        ));
     };
     if session.state != state::PENDING {
         tracing::info!(session.id = %session.id, session.state = %session.state, "request token already handled");
-        return Ok(Outcome("already_handled"));
+        return Ok(Outcome::AlreadyHandled);
     }
-    let jira = match jira_client(&session) {
+    let jira = match session_client(&session) {
         Ok(jira) => jira,
         Err(error) => return fail(&client, &session, &error).await,
     };
-    match jira.request_token(&callback_url(&jobs.public_url)).await {
+    match jira
+        .request_token(&routes::oauth_callback_url(&jobs.public_url))
+        .await
+    {
         Ok(token) => {
             let authorize_url = jira.authorize_url(&token.token);
             let updated = oauth_sessions::mark_awaiting_authorization(
@@ -67,10 +49,9 @@ pub async fn handle(jobs: &OauthJobs, message: &Incoming) -> Result<Outcome, Han
                 &token.secret,
                 &authorize_url,
             )
-            .await
-            .map_err(db_error)?;
+            .await?;
             tracing::info!(session.id = %session.id, updated, "request token stored; awaiting authorization");
-            Ok(Outcome("awaiting_authorization"))
+            Ok(Outcome::AwaitingAuthorization)
         }
         Err(error) if error.is_transient() => {
             let reason = error.to_string();
@@ -84,38 +65,33 @@ pub async fn handle(jobs: &OauthJobs, message: &Incoming) -> Result<Outcome, Han
             {
                 tracing::warn!(error = %db, "could not note the passing failure on the session");
             }
-            Err(HandleError::Retryable(reason))
+            Err(Failure::passing(error))
         }
         Err(error) => fail(&client, &session, &error).await,
     }
 }
 
-/// The client for a session's Jira, with its key and TLS setting.
-pub fn jira_client(session: &OauthSession) -> Result<JiraClient, JiraError> {
+/// The client for a session's Jira: its base URL, TLS setting and key, no access
+/// token yet.
+pub fn session_client(session: &OauthSession) -> Result<JiraClient, JiraError> {
     let signer = Signer::from_pem(session.consumer_key.clone(), &session.private_key)?;
-    let options = ClientOptions {
-        verify_ssl: session.verify_ssl,
-        ..ClientOptions::default()
-    };
-    JiraClient::new(&session.base_url, signer, &options)
+    jira_client(&session.base_url, session.verify_ssl, Auth::oauth1(signer))
 }
 
 async fn fail(
     client: &deadpool_postgres::Object,
     session: &OauthSession,
     error: &JiraError,
-) -> Result<Outcome, HandleError> {
+) -> Result<Outcome, Failure> {
     let text = format!(
         "fetching a request token from {} failed: {error}",
         session.base_url
     );
-    oauth_sessions::mark_failed(client, session.id, &text)
-        .await
-        .map_err(db_error)?;
+    oauth_sessions::mark_failed(client, SessionRef::Id(session.id), &text).await?;
     tracing::warn!(session.id = %session.id, error = %error, "OAuth session failed at the request-token step");
-    Ok(Outcome(if matches!(error, JiraError::Refused { .. }) {
-        "refused"
+    Ok(if matches!(error, JiraError::Refused { .. }) {
+        Outcome::Refused
     } else {
-        "failed"
-    }))
+        Outcome::Failed
+    })
 }

@@ -1,33 +1,26 @@
-//! The worker's reconcile scheduler (issue 8 §3): every `JIRASYNC_RECONCILE_INTERVAL`
+//! The worker's reconcile scheduler (docs/reference.md §6): every `JIRASYNC_RECONCILE_INTERVAL`
 //! it enqueues one `jira_server.reconcile` job per syncing integration. Each
 //! integration is claimed in Postgres first, so many workers enqueue one job per
 //! interval between them, not one each.
 
 use std::time::Duration;
 
-use serde_json::json;
-
-use crate::config::Settings;
+use super::Args;
 use crate::db::{DbPool, reconcile};
-use crate::queue::message::job_properties;
+use crate::queue::job::Reconcile;
 use crate::queue::publisher::Broker;
-use crate::queue::{Names, RECONCILE};
 use crate::shutdown::Shutdown;
 
 /// Starts the scheduler; `None` when the interval is 0 (turned off).
-pub fn spawn(
-    settings: &Settings,
-    pool: DbPool,
-    shutdown: Shutdown,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let every = settings.reconcile_interval;
+pub fn spawn(args: &Args, pool: DbPool, shutdown: Shutdown) -> Option<tokio::task::JoinHandle<()>> {
+    let every = args.worker.reconcile_interval;
     if every.is_zero() {
         return None;
     }
+    let services = &args.services;
     let (broker, supervisor) = Broker::start(
-        settings.amqp_url.clone(),
-        Names::new(settings.queue_prefix.clone()),
-        settings.retry_delays.0.clone(),
+        &services.broker,
+        &services.retries,
         "scheduler",
         shutdown.clone(),
     );
@@ -65,14 +58,13 @@ async fn enqueue_due(pool: &DbPool, broker: &Broker, every: Duration) -> anyhow:
         .await
         .context("failed to claim the integrations due for reconciliation")?;
     for integration_id in due {
-        let body = json!({ "integration_id": integration_id }).to_string();
-        let (id, properties) = job_properties(RECONCILE);
-        broker
-            .publish(RECONCILE, body.as_bytes(), properties)
-            .await
-            .with_context(|| {
-                format!("failed to enqueue the reconcile job of integration {integration_id}")
-            })?;
+        let job = Reconcile {
+            integration_id,
+            since_ms: None,
+        };
+        let id = broker.publish_job(&job).await.with_context(|| {
+            format!("failed to enqueue the reconcile job of integration {integration_id}")
+        })?;
         tracing::info!(integration.id = integration_id, message.id = %id, "reconcile job enqueued");
     }
     Ok(())

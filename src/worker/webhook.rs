@@ -1,56 +1,43 @@
-//! Handler of `jira_server.webhook` (CONTRACT §5; Sentry
+//! Handler of `jira_server.webhook` (docs/reference.md §5; Sentry
 //! `JiraServerIssueUpdatedWebhook.post` → `handle_assignee_change` and
-//! `handle_status_change`, issue 8 §1–2): authenticate, parse, ask Jira what the
-//! webhook does not say (hidden emails, status categories), then apply both
-//! changes in one transaction.
+//! `handle_status_change`): authenticate, parse, ask Jira what the webhook does
+//! not say (hidden emails, status categories), then apply both changes in one
+//! transaction.
 
 use deadpool_postgres::Object;
 use tracing::Span;
 
+use super::WebhookJobs;
 use super::hidden_email::Lookup;
-use super::token::{self, Rejected};
-use super::{WebhookJobs, db_error, pool_error};
-use crate::db::integrations::{Integration, find_active_jira_server};
 use crate::db::status_sync;
+use crate::integration::token::{self, Rejected};
+use crate::integration::{self as jira_server, Integration};
 use crate::jira::payload::{AssigneeChange, IssueChange, StatusChange, WebhookEvent, parse};
-use crate::queue::consumer::{HandleError, Incoming, Outcome};
+use crate::queue::handler::{Failure, Incoming, Outcome};
 use crate::queue::message::{HUB_SIGNATURE, TOKEN, header_str};
 use crate::sync::IssueKey;
 use crate::sync::assignee::{self, Action};
 use crate::sync::status::{self, Transition};
 
 /// Authenticates, parses and applies one webhook.
-pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, HandleError> {
+pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, Failure> {
     let Some(token) = header_str(&message.properties, TOKEN) else {
-        return Ok(rejected(Rejected::Missing));
+        return Ok(rejected(&Rejected::Missing));
     };
     let external_id = match token::external_id(&token) {
         Ok(id) => id,
-        Err(reason) => return Ok(rejected(reason)),
+        Err(reason) => return Ok(rejected(&reason)),
     };
-    let mut client = jobs.pool.get().await.map_err(pool_error)?;
-    let Some(integration) = find_active_jira_server(&client, &external_id)
-        .await
-        .map_err(db_error)?
-    else {
-        return Ok(rejected(Rejected::UnknownIntegration));
+    let mut client = jobs.pool.get().await?;
+    let integration = match authenticate(&client, &token, &external_id, message).await? {
+        Ok(integration) => integration,
+        Err(reason) => return Ok(rejected(&reason)),
     };
-    Span::current().record("integration.id", integration.id);
-    if let Err(reason) = token::verify(&token, &integration) {
-        return Ok(rejected(reason));
-    }
-    let signature = header_str(&message.properties, HUB_SIGNATURE);
-    if let Err(reason) = token::check_hmac(&integration, signature.as_deref(), &message.body) {
-        return Ok(rejected(reason));
-    }
-
-    let event = parse(&message.body).map_err(|error| HandleError::Permanent {
-        outcome: "malformed",
-        reason: error.to_string(),
-    })?;
+    let event =
+        parse(&message.body).map_err(|error| Failure::permanent(Outcome::Malformed, error))?;
     let change = match event {
-        WebhookEvent::NoChangelog => return Ok(Outcome("no_changelog")),
-        WebhookEvent::NothingToSync => return Ok(Outcome("nothing_to_sync")),
+        WebhookEvent::NoChangelog => return Ok(Outcome::NoChangelog),
+        WebhookEvent::NothingToSync => return Ok(Outcome::NothingToSync),
         WebhookEvent::Changed(change) => change,
     };
     Span::current().record("issue.key", change.key.as_str());
@@ -63,33 +50,45 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, H
         None => None,
     };
 
-    let tx = client.transaction().await.map_err(db_error)?;
+    let event = change.event(integration.id);
+    let tx = client.transaction().await?;
     let assigned = match &assignee {
-        Some(action) => Some(
-            assignee::apply(&tx, integration.id, &change.key, action, change.event_time)
-                .await
-                .map_err(db_error)?,
-        ),
+        Some(action) => Some(assignee::apply(&tx, event, action).await?),
         None => None,
     };
     let resolved = match transition {
-        Some(transition) => Some((
-            transition,
-            status::apply(
-                &tx,
-                integration.id,
-                &change.key,
-                transition,
-                change.event_time,
-            )
-            .await
-            .map_err(db_error)?,
-        )),
+        Some(transition) => Some((transition, status::apply(&tx, event, transition).await?)),
         None => None,
     };
-    tx.commit().await.map_err(db_error)?;
+    tx.commit().await?;
     tracing::debug!(?assigned, ?resolved, "changes applied");
     Ok(outcome(&change, assigned.as_ref(), resolved.as_ref()))
+}
+
+/// The active integration `external_id` names, with `token` and the body's HMAC
+/// verified; the reason when either is rejected (docs/reference.md §5.1–2).
+async fn authenticate(
+    client: &Object,
+    token: &str,
+    external_id: &str,
+    message: &Incoming,
+) -> Result<Result<Integration, Rejected>, Failure> {
+    let Some(integration) = jira_server::find_active(client, external_id).await? else {
+        return Ok(Err(Rejected::UnknownIntegration));
+    };
+    Span::current().record("integration.id", integration.id);
+    let signature = header_str(&message.properties, HUB_SIGNATURE);
+    Ok(token::verify(token, &integration.metadata)
+        .and_then(|()| {
+            token::check_hmac(&integration.metadata, signature.as_deref(), &message.body)
+        })
+        .map(|()| integration))
+}
+
+/// A rejected token or signature: dropped (acked), logged without the token, counted.
+fn rejected(reason: &Rejected) -> Outcome {
+    tracing::warn!(%reason, "webhook rejected");
+    Outcome::InvalidToken
 }
 
 /// What to do about the assignee; `None` when there is no email, not even from Jira.
@@ -98,7 +97,7 @@ pub(super) async fn assignee_action(
     client: &Object,
     integration: &Integration,
     change: &AssigneeChange,
-) -> Result<Option<Action>, HandleError> {
+) -> Result<Option<Action>, Failure> {
     Ok(match change {
         AssigneeChange::Assign(email) => Some(Action::Assign(email.clone())),
         AssigneeChange::Unassign => Some(Action::Unassign),
@@ -122,11 +121,8 @@ async fn status_transition(
     integration: &Integration,
     key: &IssueKey,
     change: &StatusChange,
-) -> Result<Option<Option<Transition>>, HandleError> {
-    if !status_sync::enabled(client, integration.id, key.as_str())
-        .await
-        .map_err(db_error)?
-    {
+) -> Result<Option<Option<Transition>>, Failure> {
+    if !status_sync::enabled(client, integration.id, key.as_str()).await? {
         return Ok(None);
     }
     let Some(done) = jobs.statuses.done_ids(client, integration).await? else {
@@ -142,32 +138,56 @@ async fn status_transition(
     )))
 }
 
-/// One label for the message: a status change that did something wins over an
+/// One outcome for the message: a status change that did something wins over an
 /// assignee change that did not.
 fn outcome(
     change: &IssueChange,
     assigned: Option<&assignee::Report>,
     resolved: Option<&(Option<Transition>, status::Report)>,
 ) -> Outcome {
-    let status = resolved.map(|(transition, report)| report.outcome(*transition));
+    let status = resolved.map(|(transition, report)| status_outcome(report, *transition));
     let assignee = match (&change.assignee, assigned) {
-        (_, Some(report)) => Some(report.outcome()),
+        (_, Some(report)) => Some(assignee_outcome(report)),
         (Some(_), None) => {
             tracing::info!("missing-assignee-email");
-            Some("missing_email")
+            Some(Outcome::MissingEmail)
         }
         (None, None) => None,
     };
-    Outcome(match (assignee, status) {
-        (Some("unchanged"), Some(status)) => status,
-        (Some(label), _) => label,
+    match (assignee, status) {
+        (Some(Outcome::Unchanged), Some(status)) => status,
+        (Some(assignee), _) => assignee,
         (None, Some(status)) => status,
-        (None, None) => "status_not_synced",
-    })
+        (None, None) => Outcome::StatusNotSynced,
+    }
 }
 
-/// A rejected token or signature: dropped (acked), logged without the token, counted.
-fn rejected(reason: Rejected) -> Outcome {
-    tracing::warn!(%reason, "webhook rejected");
-    Outcome("invalid_token")
+/// The outcome of one assignee change over all its organizations and groups.
+fn assignee_outcome(report: &assignee::Report) -> Outcome {
+    if report.assigned > 0 {
+        Outcome::Assigned
+    } else if report.unassigned > 0 {
+        Outcome::Unassigned
+    } else if report.assignee_not_found > 0 {
+        Outcome::AssigneeNotFound
+    } else if report.reach.all_stale() {
+        Outcome::Stale
+    } else {
+        Outcome::Unchanged
+    }
+}
+
+/// The outcome of one status change over all its organizations and groups.
+fn status_outcome(report: &status::Report, transition: Option<Transition>) -> Outcome {
+    if report.changed > 0 {
+        match transition {
+            Some(Transition::Resolve) => Outcome::Resolved,
+            Some(Transition::Unresolve) => Outcome::Unresolved,
+            None => Outcome::Unchanged,
+        }
+    } else if report.reach.all_stale() {
+        Outcome::Stale
+    } else {
+        Outcome::Unchanged
+    }
 }

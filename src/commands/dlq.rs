@@ -1,0 +1,371 @@
+//! `jirasync dlq list` and `jirasync dlq replay`: inspect `P.dead` without
+//! consuming it, and move dead letters back to their source queue with confirms.
+
+use std::time::SystemTime;
+
+use anyhow::Context;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel};
+use serde::Serialize;
+
+use crate::config::BrokerSettings;
+use crate::queue::message::{
+    self, ATTEMPTS, DEAD_LETTERED_AT_MS, ERROR, RECEIVED_AT_MS, SOURCE_QUEUE,
+};
+use crate::queue::publisher::{confirm_channel, publish_confirmed};
+use crate::queue::{Names, connection};
+
+/// `jirasync dlq …`
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Show dead-lettered messages without removing them.
+    List(ListArgs),
+    /// Move dead-lettered messages back to their source queue.
+    Replay(ReplayArgs),
+}
+
+/// The arguments of `dlq list`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListArgs {
+    /// At most this many messages.
+    #[arg(long, default_value = "50")]
+    pub limit: usize,
+    /// One JSON object per message.
+    #[arg(long)]
+    pub json: bool,
+    /// RabbitMQ.
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+}
+
+/// The arguments of `dlq replay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// At most this many messages.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// RabbitMQ.
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+}
+
+/// `jirasync dlq list|replay`.
+pub async fn run(command: &Command) -> anyhow::Result<()> {
+    match command {
+        Command::List(args) => {
+            let letters = list(&args.broker, args.limit).await?;
+            print(&letters, args.json, &Names::from(&args.broker).dead())
+        }
+        Command::Replay(args) => {
+            let moved = replay(&args.broker, args.limit).await?;
+            println!("replayed {moved} message(s) to their source queues");
+            Ok(())
+        }
+    }
+}
+
+/// One dead letter as `dlq list` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Message id.
+    pub id: String,
+    /// Message type.
+    pub r#type: String,
+    /// Why it was dead-lettered.
+    pub error: String,
+    /// Failed attempts.
+    pub attempts: i64,
+    /// The queue it came from.
+    pub source_queue: String,
+    /// When it was first received (ms since the epoch), when known.
+    pub received_at_ms: Option<i64>,
+    /// When it was dead-lettered (ms since the epoch), when known.
+    pub dead_lettered_at_ms: Option<i64>,
+}
+
+/// Reads up to `limit` dead letters and leaves them all in `P.dead`.
+pub async fn list(broker: &BrokerSettings, limit: usize) -> anyhow::Result<Vec<DeadLetter>> {
+    let names = Names::from(broker);
+    let connection = connection::connect(&broker.url, "dlq").await?;
+    let channel = connection
+        .create_channel()
+        .await
+        .context("failed to open a channel")?;
+    let available = depth(&channel, &names.dead()).await?;
+    let mut letters = Vec::new();
+    let mut last = None;
+    // Unacked gets stay on this channel until they are all given back below.
+    while letters.len() < limit.min(available) {
+        let Some(delivery) = next_letter(&channel, &names).await? else {
+            break;
+        };
+        letters.push(describe(&names, &delivery.properties));
+        last = Some(delivery);
+    }
+    if let Some(last) = last {
+        last.acker
+            .nack(BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            })
+            .await
+            .context("failed to put the listed messages back")?;
+        // The broker requeues asynchronously: wait until they are visible again so a
+        // `list` or `replay` right after sees them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while depth(&channel, &names.dead()).await? < available
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let _ = channel.close(200, "done".into()).await;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(letters)
+}
+
+/// Moves up to `limit` (default: every message there now) dead letters back to
+/// their source queue, resetting the attempt count; returns how many moved.
+pub async fn replay(broker: &BrokerSettings, limit: Option<usize>) -> anyhow::Result<usize> {
+    let names = Names::from(broker);
+    let connection = connection::connect(&broker.url, "dlq").await?;
+    let publisher = confirm_channel(&connection).await?;
+    let channel = connection
+        .create_channel()
+        .await
+        .context("failed to open a channel")?;
+    // Bounded by the depth at the start, so letters that die again are not replayed twice.
+    let budget = depth(&channel, &names.dead())
+        .await?
+        .min(limit.unwrap_or(usize::MAX));
+    let mut moved = 0;
+    while moved < budget {
+        let Some(delivery) = next_letter(&channel, &names).await? else {
+            break;
+        };
+        let letter = describe(&names, &delivery.properties);
+        let props = reset(&delivery.properties);
+        let published =
+            publish_confirmed(&publisher, "", &letter.source_queue, &delivery.data, props).await;
+        if let Err(error) = published {
+            message::give_back(&delivery.acker).await;
+            return Err(anyhow::Error::new(error).context(format!(
+                "failed to replay message {} to {} ({moved} replayed before it)",
+                letter.id, letter.source_queue
+            )));
+        }
+        delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .context("failed to remove a replayed message from the dead-letter queue")?;
+        moved += 1;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(moved)
+}
+
+/// The next message of `P.dead`, left unacked on `channel`.
+async fn next_letter(channel: &Channel, names: &Names) -> anyhow::Result<Option<Delivery>> {
+    let got = channel
+        .basic_get(names.dead().as_str().into(), BasicGetOptions::default())
+        .await
+        .context("failed to read from the dead-letter queue")?;
+    Ok(got.map(|got| got.delivery))
+}
+
+async fn depth(channel: &Channel, queue: &str) -> anyhow::Result<usize> {
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("queue {queue} does not exist; run `jirasync migrate` first"))?;
+    Ok(usize::try_from(declared.message_count()).unwrap_or(usize::MAX))
+}
+
+/// The entry of a dead letter, whether the worker or the broker dead-lettered it.
+fn describe(names: &Names, props: &BasicProperties) -> DeadLetter {
+    let death = first_death(props);
+    let kind = message::message_type(props);
+    let source_queue = message::header_str(props, SOURCE_QUEUE)
+        .or_else(|| death.as_ref().and_then(|d| table_str(d, "queue")))
+        .unwrap_or_else(|| names.source_for(&kind));
+    let error = message::header_str(props, ERROR).unwrap_or_else(|| match &death {
+        Some(d) => format!(
+            "dead-lettered by the broker ({})",
+            table_str(d, "reason").unwrap_or_else(|| "unknown reason".into())
+        ),
+        None => "no reason recorded".into(),
+    });
+    let received_at_ms = message::header_int(props, RECEIVED_AT_MS).or_else(|| {
+        props
+            .timestamp()
+            .and_then(|t| i64::try_from(t).ok())
+            .map(|s| s * 1000)
+    });
+    let dead_lettered_at_ms = message::header_int(props, DEAD_LETTERED_AT_MS).or_else(|| {
+        death.as_ref().and_then(|d| match d.inner().get("time") {
+            Some(AMQPValue::Timestamp(t)) => i64::try_from(*t).ok().map(|s| s * 1000),
+            _ => None,
+        })
+    });
+    DeadLetter {
+        id: message::message_id(props),
+        attempts: message::header_int(props, ATTEMPTS).unwrap_or_else(|| {
+            death
+                .as_ref()
+                .and_then(|d| match d.inner().get("count") {
+                    Some(AMQPValue::LongLongInt(n)) => Some(*n),
+                    _ => None,
+                })
+                .unwrap_or(0)
+        }),
+        r#type: kind,
+        error,
+        source_queue,
+        received_at_ms,
+        dead_lettered_at_ms,
+    }
+}
+
+/// The newest entry of the broker's `x-death` header, if any.
+fn first_death(props: &BasicProperties) -> Option<FieldTable> {
+    match props.headers().as_ref()?.inner().get("x-death")? {
+        AMQPValue::FieldArray(deaths) => match deaths.as_slice().first()? {
+            AMQPValue::FieldTable(table) => Some(table.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn table_str(table: &FieldTable, key: &str) -> Option<String> {
+    match table.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// The properties without the dead-letter bookkeeping: the attempt count starts over.
+fn reset(props: &BasicProperties) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(old) = props.headers() {
+        for (name, value) in old.inner() {
+            let dropped = [
+                ATTEMPTS,
+                ERROR,
+                SOURCE_QUEUE,
+                DEAD_LETTERED_AT_MS,
+                "x-death",
+                "x-delivery-count",
+            ]
+            .contains(&name.as_str())
+                || name.as_str().starts_with("x-first-death")
+                || name.as_str().starts_with("x-last-death");
+            if !dropped {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    props.clone().with_headers(headers)
+}
+
+/// Prints `letters` as a table, or one JSON object per line.
+pub fn print(letters: &[DeadLetter], json: bool, queue: &str) -> anyhow::Result<()> {
+    if json {
+        for letter in letters {
+            println!(
+                "{}",
+                serde_json::to_string(letter).context("failed to encode JSON")?
+            );
+        }
+        return Ok(());
+    }
+    if letters.is_empty() {
+        println!("{queue} is empty: no dead letters.");
+        return Ok(());
+    }
+    let now = message::millis(SystemTime::now());
+    println!(
+        "{:<36}  {:<32}  {:>8}  {:>10}  {:>10}  error",
+        "id", "type", "attempts", "received", "dead"
+    );
+    for l in letters {
+        println!(
+            "{:<36}  {:<32}  {:>8}  {:>10}  {:>10}  {}",
+            l.id,
+            l.r#type,
+            l.attempts,
+            age(now, l.received_at_ms),
+            age(now, l.dead_lettered_at_ms),
+            l.error
+        );
+    }
+    Ok(())
+}
+
+/// `3m ago`-style age of a timestamp.
+fn age(now_ms: i64, at_ms: Option<i64>) -> String {
+    let Some(at) = at_ms else { return "-".into() };
+    let secs = (now_ms - at).max(0) / 1000;
+    let text = match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7_200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    };
+    format!("{text} ago")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_use_the_largest_sensible_unit() {
+        let now = 10_000_000_000;
+        for (ago_ms, text) in [
+            (5_000, "5s ago"),
+            (600_000, "10m ago"),
+            (10_800_000, "3h ago"),
+            (432_000_000, "5d ago"),
+        ] {
+            assert_eq!(age(now, Some(now - ago_ms)), text);
+        }
+        assert_eq!(age(now, None), "-");
+    }
+
+    #[test]
+    fn replaying_drops_the_dead_letter_bookkeeping_and_keeps_the_rest() {
+        let mut headers = FieldTable::default();
+        headers.insert("token".into(), message::long_string("t"));
+        headers.insert(ATTEMPTS.into(), AMQPValue::LongLongInt(6));
+        headers.insert(ERROR.into(), message::long_string("boom"));
+        headers.insert(SOURCE_QUEUE.into(), message::long_string("P.webhooks"));
+        headers.insert("x-death".into(), AMQPValue::FieldArray(vec![].into()));
+        let props = BasicProperties::default()
+            .with_headers(headers)
+            .with_type("jira_server.webhook".into());
+        let reset = reset(&props);
+        assert_eq!(message::header_str(&reset, "token").as_deref(), Some("t"));
+        for gone in [ATTEMPTS, ERROR, SOURCE_QUEUE, "x-death"] {
+            assert!(
+                !reset
+                    .headers()
+                    .as_ref()
+                    .is_some_and(|h| h.contains_key(gone)),
+                "{gone}"
+            );
+        }
+        assert_eq!(message::message_type(&reset), "jira_server.webhook");
+    }
+}

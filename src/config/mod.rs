@@ -1,0 +1,313 @@
+//! Typed configuration (docs/reference.md §2): every setting is an environment
+//! variable and a flag, in groups by what they configure. Each command flattens
+//! only the groups it uses into its arguments, so its `--help` lists only its own
+//! flags; [`Settings`] holds them all (`jirasync run`, `jirasync config`). Parsed
+//! once by clap, then passed down; nothing else reads the environment.
+
+mod values;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+
+pub use values::{LogFormat, RetryDelays, format_duration, parse_duration, redact_url};
+
+/// Where Postgres is. `Debug` elides the URL's password.
+#[derive(Clone, Args)]
+#[command(next_help_heading = "Postgres")]
+pub struct DatabaseSettings {
+    /// Postgres connection URL.
+    #[arg(
+        id = "database_url",
+        long = "database-url",
+        value_name = "URL",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/jirasync",
+        hide_env_values = true
+    )]
+    pub url: String,
+}
+
+/// Where RabbitMQ is and the names under it. `Debug` elides the URL's password.
+#[derive(Clone, Args)]
+#[command(next_help_heading = "RabbitMQ")]
+pub struct BrokerSettings {
+    /// RabbitMQ connection URL.
+    #[arg(
+        id = "amqp_url",
+        long = "amqp-url",
+        value_name = "URL",
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub url: String,
+
+    /// Prefix P of every exchange and queue name.
+    #[arg(
+        long,
+        alias = "jirasync-queue-prefix",
+        value_name = "PREFIX",
+        env = "JIRASYNC_QUEUE_PREFIX",
+        default_value = "jirasync",
+        value_parser = values::parse_queue_prefix
+    )]
+    pub queue_prefix: String,
+}
+
+/// The retry tiers, part of the topology that every publisher declares.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "RabbitMQ")]
+pub struct RetrySettings {
+    /// Delay tiers of broker-level retries, comma separated (e.g. `5s,30s,2m`).
+    #[arg(
+        id = "retry_delays",
+        long = "retry-delays",
+        alias = "jirasync-retry-delays",
+        value_name = "DELAYS",
+        env = "JIRASYNC_RETRY_DELAYS",
+        default_value = "5s,30s,2m,10m,30m",
+        value_parser = RetryDelays::from_str
+    )]
+    pub delays: RetryDelays,
+}
+
+/// How Jira reaches the ingress.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Public URL")]
+pub struct PublicSettings {
+    /// How Jira reaches the ingress; used in webhook URLs and the OAuth callback.
+    #[arg(
+        id = "public_url",
+        long = "public-url",
+        alias = "jirasync-public-url",
+        value_name = "URL",
+        env = "JIRASYNC_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_parser = values::parse_public_url
+    )]
+    pub url: String,
+}
+
+/// The ingress's HTTP listener.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Ingress")]
+pub struct HttpSettings {
+    /// Address the ingress listens on.
+    #[arg(
+        long,
+        alias = "jirasync-listen",
+        value_name = "ADDRESS",
+        env = "JIRASYNC_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// Larger webhook bodies are refused with 413.
+    #[arg(
+        long,
+        alias = "jirasync-max-body-bytes",
+        value_name = "BYTES",
+        env = "JIRASYNC_MAX_BODY_BYTES",
+        default_value = "2097152",
+        value_parser = values::parse_body_limit
+    )]
+    pub max_body_bytes: usize,
+}
+
+/// How a worker process runs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Worker")]
+pub struct WorkerSettings {
+    /// Messages in flight per worker process (also its prefetch).
+    #[arg(
+        id = "worker_concurrency",
+        long = "worker-concurrency",
+        alias = "jirasync-worker-concurrency",
+        value_name = "N",
+        env = "JIRASYNC_WORKER_CONCURRENCY",
+        default_value = "16",
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub concurrency: u16,
+
+    /// How often each integration is reconciled against Jira; `0` turns it off.
+    #[arg(
+        long,
+        alias = "jirasync-reconcile-interval",
+        value_name = "DURATION",
+        env = "JIRASYNC_RECONCILE_INTERVAL",
+        default_value = "10m",
+        value_parser = parse_duration
+    )]
+    pub reconcile_interval: Duration,
+
+    /// Where a worker serves /metrics, /healthz and /readyz; unset: no HTTP listener.
+    #[arg(
+        long,
+        alias = "jirasync-metrics-listen",
+        value_name = "ADDRESS",
+        env = "JIRASYNC_METRICS_LISTEN"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Logging, for every command: given before or after the command's name.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogSettings {
+    /// Log format.
+    #[arg(
+        id = "log_format",
+        long = "log-format",
+        alias = "jirasync-log-format",
+        value_name = "FORMAT",
+        env = "JIRASYNC_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(
+        id = "rust_log",
+        long = "rust-log",
+        alias = "log",
+        value_name = "FILTER",
+        env = "RUST_LOG",
+        default_value = "info",
+        global = true
+    )]
+    pub filter: String,
+}
+
+/// Postgres and RabbitMQ with the topology's retry tiers: what `migrate`, the
+/// commands that enqueue jobs and the worker connect to.
+#[derive(Debug, Clone, Args)]
+pub struct Services {
+    /// Postgres.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// RabbitMQ.
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    /// The retry tiers of the topology.
+    #[command(flatten)]
+    pub retries: RetrySettings,
+}
+
+/// Every setting of the service but logging, with the documented defaults: what
+/// `jirasync run` uses and `jirasync config` prints.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Postgres.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// RabbitMQ.
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    /// The retry tiers.
+    #[command(flatten)]
+    pub retries: RetrySettings,
+    /// The public URL.
+    #[command(flatten)]
+    pub public: PublicSettings,
+    /// The ingress's listener.
+    #[command(flatten)]
+    pub http: HttpSettings,
+    /// The worker.
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+impl fmt::Debug for BrokerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerSettings")
+            .field("url", &redact_url(&self.url))
+            .field("queue_prefix", &self.queue_prefix)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// The Postgres and RabbitMQ settings.
+    pub fn services(&self) -> Services {
+        Services {
+            database: self.database.clone(),
+            broker: self.broker.clone(),
+            retries: self.retries.clone(),
+        }
+    }
+
+    /// The effective settings as JSON, with passwords elided (`jirasync config`).
+    pub fn redacted_json(&self, log: &LogSettings) -> serde_json::Value {
+        serde_json::json!({
+            "database_url": redact_url(&self.database.url),
+            "amqp_url": redact_url(&self.broker.url),
+            "queue_prefix": self.broker.queue_prefix,
+            "listen": self.http.listen.to_string(),
+            "public_url": self.public.url,
+            "worker_concurrency": self.worker.concurrency,
+            "max_body_bytes": self.http.max_body_bytes,
+            "retry_delays": self.retries.delays.0.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(),
+            "reconcile_interval": format_duration(self.worker.reconcile_interval),
+            "metrics_listen": self.worker.metrics_listen.map(|a| a.to_string()),
+            "log_format": match log.format { LogFormat::Text => "text", LogFormat::Json => "json" },
+            "rust_log": log.filter,
+        })
+    }
+
+    /// The settings that the command line would give with no flags (the
+    /// environment still counts).
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let only: Only =
+            clap::Parser::try_parse_from(["jirasync"]).expect("the default settings are valid");
+        only.settings
+    }
+}
+
+/// Parses `--wait`-style whole seconds.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{s:?} is not a whole number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_settings_elides_the_url_passwords() {
+        let mut settings = Settings::defaults();
+        settings.database.url = "postgres://app:db-pa55@db:5432/jirasync".into();
+        settings.broker.url = "amqp://app:mq-pa55@mq:5672/%2f".into();
+        let debug = format!("{settings:?}");
+        for password in ["db-pa55", "mq-pa55"] {
+            assert!(!debug.contains(password), "{debug}");
+        }
+        assert!(
+            debug.contains("postgres://app:***@db:5432/jirasync"),
+            "{debug}"
+        );
+        assert!(debug.contains("queue_prefix"), "{debug}");
+    }
+}

@@ -1,0 +1,219 @@
+//! The values of settings that need more than `FromStr`: durations, retry tiers,
+//! the queue prefix, the public URL and body limits, each refused with a message
+//! naming what is wrong; and `redact_url` for everything that shows a URL.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The delay tiers of broker-level retries, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryDelays(pub Vec<Duration>);
+
+impl FromStr for RetryDelays {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() || s == "none" {
+            return Ok(Self(Vec::new()));
+        }
+        let mut delays = Vec::new();
+        for part in s.split(',') {
+            let delay = parse_duration(part)?;
+            if delay.is_zero() {
+                return Err(format!("retry delay {part:?} must be greater than zero"));
+            }
+            // x-message-ttl is an unsigned 32-bit count of milliseconds.
+            if delay.as_millis() > u128::from(u32::MAX) {
+                return Err(format!(
+                    "retry delay {part:?} is longer than RabbitMQ's TTL limit (about 49 days)"
+                ));
+            }
+            if delays.contains(&delay) {
+                return Err(format!("retry delay {part:?} appears twice"));
+            }
+            delays.push(delay);
+        }
+        if delays.len() > 20 {
+            return Err("at most 20 retry delay tiers are supported".into());
+        }
+        Ok(Self(delays))
+    }
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h`, `1d` or `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("duration {s:?} needs a unit: ms, s, m, h or d (e.g. 30s)"))?;
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("duration {s:?} must start with a whole number (e.g. 30s)"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        _ => {
+            return Err(format!(
+                "duration {s:?} has unknown unit {unit:?}; use ms, s, m, h or d"
+            ));
+        }
+    }
+    .ok_or_else(|| format!("duration {s:?} is too long"))?;
+    Ok(Duration::from_millis(ms))
+}
+
+/// Formats a duration the short way used in retry queue names (`30s`, `2m`, `1h`).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0".into(),
+        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+pub(super) fn parse_queue_prefix(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 200
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "queue prefix {s:?} must be 1-200 characters of letters, digits, '_', '-', '.' or ':'"
+        ))
+    }
+}
+
+pub(super) fn parse_public_url(s: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("public URL {s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!(
+            "public URL {s:?} must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+pub(super) fn parse_body_limit(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("body limit {s:?} must be a whole number of bytes"))?;
+    if n == 0 {
+        return Err("body limit must be at least 1 byte".into());
+    }
+    Ok(n)
+}
+
+/// Replaces the password of a URL with `***`, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                format!("{}***{}", &url[..scheme_end + 3], &url[at..])
+            }
+            _ => url.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_every_unit() {
+        for (input, ms) in [
+            ("0", 0),
+            ("250ms", 250),
+            ("5s", 5_000),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("1d", 86_400_000),
+        ] {
+            assert_eq!(
+                parse_duration(input),
+                Ok(Duration::from_millis(ms)),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_without_unit_or_number_are_refused_with_a_reason() {
+        for input in ["5", "s", "5x", "-1s", "", "1.5s"] {
+            let err = parse_duration(input).expect_err(input);
+            assert!(err.contains("duration"), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn retry_delays_keep_their_order_and_refuse_zero_and_repeats() {
+        let delays: RetryDelays = "5s,30s,2m".parse().expect("valid");
+        assert_eq!(
+            delays.0,
+            vec![
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120)
+            ]
+        );
+        assert!("5s,0".parse::<RetryDelays>().is_err());
+        assert!("5s,5s".parse::<RetryDelays>().is_err());
+        assert_eq!("".parse::<RetryDelays>(), Ok(RetryDelays(vec![])));
+    }
+
+    #[test]
+    fn durations_format_to_their_shortest_unit() {
+        for (ms, text) in [
+            (5_000, "5s"),
+            (120_000, "2m"),
+            (1_500, "1500ms"),
+            (3_600_000, "1h"),
+        ] {
+            assert_eq!(format_duration(Duration::from_millis(ms)), text);
+        }
+    }
+
+    #[test]
+    fn redacting_a_url_hides_only_the_password() {
+        assert_eq!(
+            redact_url("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1:5432/db"),
+            "postgres://postgres@127.0.0.1:5432/db"
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! `integrations.metadata` of a `jira_server` integration, typed: read leniently
+//! (a missing or mistyped key takes its default, an empty secret counts as none),
+//! so nothing else in the crate looks keys up in JSON.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// What an integration's metadata says. `Debug` shows whether each secret is
+/// set, never its value.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Metadata {
+    /// Jira's base URL, without a trailing slash.
+    pub base_url: String,
+    /// `host[:port]` of the base URL (Sentry's `domain_name`).
+    pub domain_name: String,
+    /// Verify Jira's TLS certificate (default true).
+    pub verify_ssl: bool,
+    /// Signs and verifies the webhook URL's token (HS256). Secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// When set, every webhook must carry `X-Hub-Signature` over its body. Secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_hmac_secret: Option<String>,
+}
+
+impl Default for Metadata {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            domain_name: String::new(),
+            verify_ssl: true,
+            webhook_secret: None,
+            webhook_hmac_secret: None,
+        }
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metadata")
+            .field("base_url", &self.base_url)
+            .field("domain_name", &self.domain_name)
+            .field("verify_ssl", &self.verify_ssl)
+            .field("webhook_secret", &self.webhook_secret.is_some())
+            .field("webhook_hmac_secret", &self.webhook_hmac_secret.is_some())
+            .finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    /// Never fails on valid JSON: rows written by hand, by Sentry or by an older
+    /// jirasync read as far as they make sense, and the rest is the default.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        let secret = |key: &str| text(key).filter(|secret| !secret.is_empty());
+        Ok(Self {
+            base_url: text("base_url").unwrap_or_default(),
+            domain_name: text("domain_name").unwrap_or_default(),
+            verify_ssl: value
+                .get("verify_ssl")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            webhook_secret: secret("webhook_secret"),
+            webhook_hmac_secret: secret("webhook_hmac_secret"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read(value: Value) -> Metadata {
+        serde_json::from_value(value).expect("any JSON reads")
+    }
+
+    #[test]
+    fn empty_secrets_count_as_none_and_mistyped_keys_take_their_default() {
+        let metadata = read(json!({
+            "base_url": 7, "verify_ssl": "no", "webhook_secret": "", "webhook_hmac_secret": "k"
+        }));
+        assert_eq!(metadata.base_url, "");
+        assert!(metadata.verify_ssl);
+        assert_eq!(metadata.webhook_secret, None);
+        assert_eq!(metadata.webhook_hmac_secret.as_deref(), Some("k"));
+        assert_eq!(read(json!([1, 2])), Metadata::default());
+        assert_eq!(read(json!("text")), Metadata::default());
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let metadata = read(json!({"webhook_secret": "s3cret", "webhook_hmac_secret": "hm4c"}));
+        let debug = format!("{metadata:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("hm4c"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn what_is_written_reads_back_and_absent_secrets_are_left_out() {
+        let metadata = Metadata {
+            base_url: "https://jira.example.org".into(),
+            domain_name: "jira.example.org".into(),
+            verify_ssl: false,
+            webhook_secret: Some("s".into()),
+            webhook_hmac_secret: None,
+        };
+        let json = serde_json::to_value(&metadata).expect("serializes");
+        assert_eq!(json.get("webhook_hmac_secret"), None);
+        assert_eq!(read(json), metadata);
+    }
+}

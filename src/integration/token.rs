@@ -1,0 +1,372 @@
+//! The webhook URL's token (docs/reference.md §5.1–2, Sentry
+//! `get_integration_from_token`): an HS256 JWT `{"id": <external id>}` signed with
+//! the integration's `webhook_secret`. Minted here for `integration add`, the
+//! install job and `demo`; its shape is checked by the ingress, and its claims,
+//! signature and the body's optional HMAC by the worker.
+
+use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::Metadata;
+
+/// Longest token accepted, at the ingress and in the worker (Sentry's are about
+/// 150 characters): a longer one is refused before it is decoded.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Why a token or signature was rejected. The reason is logged; the token never is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    /// No `token` header on the message.
+    #[error("the message has no token")]
+    Missing,
+    /// Longer than [`MAX_TOKEN_LEN`].
+    #[error("the token is longer than {MAX_TOKEN_LEN} bytes")]
+    TooLong,
+    /// The claims cannot be read.
+    #[error("the token cannot be decoded")]
+    Undecodable,
+    /// No `id` claim (or not a string).
+    #[error("the token has no id claim")]
+    NoId,
+    /// No active jira_server integration has that external id.
+    #[error("no active jira_server integration matches the token")]
+    UnknownIntegration,
+    /// The integration has no webhook secret.
+    #[error("the integration has no webhook_secret")]
+    NoSecret,
+    /// Signature, algorithm, expiry or audience check failed.
+    #[error("the token failed verification: {0}")]
+    Invalid(String),
+    /// `x-hub-signature` missing or wrong.
+    #[error("the body's HMAC signature is missing or wrong")]
+    BadHmac,
+}
+
+/// Why a token could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// The integration has no webhook secret to sign with.
+    #[error(
+        "integration {0} has no webhook_secret; run `jirasync integration add` for it again to create one"
+    )]
+    NoSecret(i64),
+    /// Signing failed.
+    #[error("failed to sign the webhook token")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+/// The token of `external_id`, signed with `webhook_secret`, as Sentry issues it.
+pub fn mint(external_id: &str, webhook_secret: &str) -> Result<String, MintError> {
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({ "id": external_id }),
+        &EncodingKey::from_secret(webhook_secret.as_bytes()),
+    )?)
+}
+
+/// Three dot-separated base64url parts; the header and claims must not be empty
+/// (the signature may be, as in `alg: none` tokens, which the worker rejects).
+/// The ingress's only check: it has no database to find the secret in.
+pub fn is_jwt_shaped(token: &str) -> bool {
+    if token.len() > MAX_TOKEN_LEN {
+        return false;
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let base64url = |part: &str| {
+        part.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    parts.len() == 3
+        && !parts[0].is_empty()
+        && !parts[1].is_empty()
+        && parts.iter().all(|p| base64url(p))
+}
+
+/// The `id` claim read without verification, to find the integration.
+pub fn external_id(token: &str) -> Result<String, Rejected> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(Rejected::TooLong);
+    }
+    let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
+        .map_err(|_| Rejected::Undecodable)?;
+    claims
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(Rejected::NoId)
+}
+
+/// Verifies the token against the integration's `webhook_secret`: HS256 only;
+/// `exp`/`nbf` checked when present; an `aud` claim rejects it.
+/// The signature is checked by jsonwebtoken, which compares HMACs in constant time
+/// (aws-lc-rs `hmac::verify`).
+pub fn verify(token: &str, metadata: &Metadata) -> Result<(), Rejected> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(Rejected::TooLong);
+    }
+    let secret = metadata
+        .webhook_secret
+        .as_deref()
+        .ok_or(Rejected::NoSecret)?;
+    let mut validation = Validation::new(Algorithm::HS256);
+    // Sentry's tokens carry no exp; check it only when present.
+    validation.required_spec_claims.clear();
+    validation.validate_nbf = true;
+    // With no audience configured, any `aud` claim fails validation.
+    validation.validate_aud = true;
+    jsonwebtoken::decode::<Value>(
+        token,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .map(|_| ())
+    .map_err(|e| Rejected::Invalid(e.to_string()))
+}
+
+/// When the integration has a `webhook_hmac_secret`, requires `signature` to be
+/// `sha256=<hex>` of HMAC-SHA256 over `body`, compared in constant time.
+pub fn check_hmac(
+    metadata: &Metadata,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<(), Rejected> {
+    let Some(secret) = metadata.webhook_hmac_secret.as_deref() else {
+        return Ok(());
+    };
+    let given = signature
+        .and_then(|s| s.strip_prefix("sha256="))
+        .and_then(decode_hex)
+        .ok_or(Rejected::BadHmac)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| Rejected::BadHmac)?;
+    mac.update(body);
+    let expected = mac.finalize().into_bytes();
+    if bool::from(expected.as_slice().ct_eq(&given)) {
+        Ok(())
+    } else {
+        Err(Rejected::BadHmac)
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    // Digits only: `from_str_radix` alone also takes a sign ("+7").
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn metadata(value: Value) -> Metadata {
+        serde_json::from_value(value).expect("metadata reads")
+    }
+
+    fn sign(alg: Algorithm, claims: Value, secret: &str) -> String {
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("encode")
+    }
+
+    fn hmac_hex(secret: &[u8], body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("key");
+        mac.update(body);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn minted_tokens_name_their_integration_and_pass_verification() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let token = mint("jira:ck", "s3cret").expect("signs");
+        assert!(is_jwt_shaped(&token));
+        assert_eq!(external_id(&token), Ok("jira:ck".into()));
+        let with = metadata(json!({ "webhook_secret": "s3cret" }));
+        assert_eq!(verify(&token, &with), Ok(()));
+    }
+
+    #[test]
+    fn tokens_are_checked_like_the_contract_says() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let good = metadata(json!({"webhook_secret": "s3cret"}));
+        let now = jsonwebtoken::get_current_timestamp();
+        let cases: Vec<(&str, String, bool)> = vec![
+            (
+                "HS256 without exp",
+                sign(Algorithm::HS256, json!({"id": "x"}), "s3cret"),
+                true,
+            ),
+            (
+                "HS256 with future exp",
+                sign(
+                    Algorithm::HS256,
+                    json!({"id": "x", "exp": now + 600}),
+                    "s3cret",
+                ),
+                true,
+            ),
+            (
+                "expired",
+                sign(
+                    Algorithm::HS256,
+                    json!({"id": "x", "exp": now - 600}),
+                    "s3cret",
+                ),
+                false,
+            ),
+            (
+                "not yet valid",
+                sign(
+                    Algorithm::HS256,
+                    json!({"id": "x", "nbf": now + 600}),
+                    "s3cret",
+                ),
+                false,
+            ),
+            (
+                "wrong secret",
+                sign(Algorithm::HS256, json!({"id": "x"}), "other"),
+                false,
+            ),
+            (
+                "HS512",
+                sign(Algorithm::HS512, json!({"id": "x"}), "s3cret"),
+                false,
+            ),
+            (
+                "aud claim",
+                sign(
+                    Algorithm::HS256,
+                    json!({"id": "x", "aud": "jira"}),
+                    "s3cret",
+                ),
+                false,
+            ),
+            (
+                "alg none",
+                "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpZCI6IngifQ.".to_owned(),
+                false,
+            ),
+        ];
+        for (case, token, ok) in cases {
+            assert_eq!(verify(&token, &good).is_ok(), ok, "{case}");
+        }
+        let token = sign(Algorithm::HS256, json!({"id": "x"}), "s3cret");
+        for no_secret in [json!({}), json!({"webhook_secret": ""})] {
+            assert_eq!(
+                verify(&token, &metadata(no_secret.clone())),
+                Err(Rejected::NoSecret),
+                "{no_secret}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_id_claim_is_read_without_verification() {
+        let token = sign(
+            Algorithm::HS256,
+            json!({"id": "jira.example.org:key"}),
+            "whatever",
+        );
+        assert_eq!(external_id(&token), Ok("jira.example.org:key".to_owned()));
+        let no_id = sign(Algorithm::HS256, json!({"sub": "x"}), "whatever");
+        assert_eq!(external_id(&no_id), Err(Rejected::NoId));
+        assert_eq!(external_id("a.b.c"), Err(Rejected::Undecodable));
+    }
+
+    #[test]
+    fn the_hmac_is_required_only_when_configured_and_must_match() {
+        let body = b"{\"a\":1}";
+        let hex = hmac_hex(b"k", body);
+        let good = format!("sha256={hex}");
+        let with = metadata(json!({"webhook_hmac_secret": "k"}));
+        let without = metadata(json!({}));
+        assert_eq!(check_hmac(&without, None, body), Ok(()));
+        assert_eq!(check_hmac(&with, Some(&good), body), Ok(()));
+        assert_eq!(check_hmac(&with, None, body), Err(Rejected::BadHmac));
+        assert_eq!(
+            check_hmac(&with, Some(&good), b"{\"a\":2}"),
+            Err(Rejected::BadHmac)
+        );
+        assert_eq!(
+            check_hmac(&with, Some(&hex), body),
+            Err(Rejected::BadHmac),
+            "prefix required"
+        );
+        assert_eq!(
+            check_hmac(&with, Some("sha256=zz"), body),
+            Err(Rejected::BadHmac)
+        );
+    }
+
+    #[test]
+    fn a_plus_sign_is_not_a_hex_digit_in_the_hmac() {
+        // `u8::from_str_radix` takes "+7" as 7, so an HMAC byte 07 written "+7"
+        // passed; fuzz/fuzz_targets/token.rs checks this too.
+        let with = metadata(json!({"webhook_hmac_secret": "k"}));
+        let (body, hex, zero) = (0..)
+            .find_map(|i| {
+                let body = format!("{{\"a\":{i}}}");
+                let hex = hmac_hex(b"k", body.as_bytes());
+                // A byte below 0x10: a '0' at an even position.
+                let zero = (0..hex.len())
+                    .step_by(2)
+                    .find(|&j| hex.as_bytes()[j] == b'0')?;
+                Some((body, hex, zero))
+            })
+            .expect("some body's HMAC has a byte below 0x10");
+        let good = format!("sha256={hex}");
+        let plus = format!("sha256={}+{}", &hex[..zero], &hex[zero + 1..]);
+        assert_eq!(check_hmac(&with, Some(&good), body.as_bytes()), Ok(()));
+        assert_eq!(
+            check_hmac(&with, Some(&plus), body.as_bytes()),
+            Err(Rejected::BadHmac),
+            "{plus}"
+        );
+    }
+
+    #[test]
+    fn jwt_shape_is_three_base64url_parts() {
+        for (token, ok) in [
+            ("eyJhbGciOiJIUzI1NiJ9.eyJpZCI6IngifQ.c2ln", true),
+            ("eyJhbGciOiJub25lIn0.eyJpZCI6IngifQ.", true),
+            ("a.b", false),
+            ("a.b.c.d", false),
+            (".b.c", false),
+            ("a..c", false),
+            ("a.b.c=", false),
+            ("a.b+.c", false),
+            ("not-a-token", false),
+        ] {
+            assert_eq!(is_jwt_shaped(token), ok, "{token}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_classified_without_panicking(token in ".*") {
+            let _ = is_jwt_shaped(&token);
+        }
+
+        #[test]
+        fn tokens_longer_than_the_limit_are_refused(part in "[a-z]{4097}") {
+            let token = format!("{part}.{part}.{part}");
+            prop_assert!(!is_jwt_shaped(&token));
+        }
+    }
+}

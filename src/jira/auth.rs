@@ -1,0 +1,98 @@
+//! How a [`JiraClient`](super::JiraClient) authenticates: one method per
+//! integration (docs/reference.md §7). Today that is OAuth 1.0a through an
+//! application link; further methods (OAuth 2.0, personal access tokens) are
+//! further variants, and every REST call goes through [`Auth::authorization`].
+
+use std::fmt;
+
+use reqwest::{Method, Url};
+
+use super::error::JiraError;
+use super::oauth::{OAuthParams, Signer};
+
+/// The credentials a client signs or authorizes its requests with. `Debug`
+/// never shows a key or token.
+#[derive(Clone)]
+pub enum Auth {
+    /// OAuth 1.0a, RSA-SHA1, through an application link: the install flow's
+    /// steps are signed with the consumer key alone, REST calls also with the
+    /// access token the flow obtained.
+    OAuth1 {
+        /// The consumer key and its private key.
+        signer: Signer,
+        /// The access token, once there is one. Secret.
+        access_token: Option<String>,
+    },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OAuth1 {
+                signer,
+                access_token,
+            } => f
+                .debug_struct("OAuth1")
+                .field("consumer_key", &signer.consumer_key())
+                .field("access_token", &access_token.as_ref().map(|_| "[redacted]"))
+                .finish(),
+        }
+    }
+}
+
+impl Auth {
+    /// OAuth 1.0a with `signer` and no access token yet (the install flow).
+    pub fn oauth1(signer: Signer) -> Self {
+        Self::OAuth1 {
+            signer,
+            access_token: None,
+        }
+    }
+
+    /// The same method, now with `access_token` for REST calls.
+    pub fn with_access_token(self, access_token: impl Into<String>) -> Self {
+        match self {
+            Self::OAuth1 { signer, .. } => Self::OAuth1 {
+                signer,
+                access_token: Some(access_token.into()),
+            },
+        }
+    }
+
+    /// Whether REST calls can be authorized (an OAuth 1.0a access token is there).
+    pub fn can_call_rest(&self) -> bool {
+        match self {
+            Self::OAuth1 { access_token, .. } => access_token.is_some(),
+        }
+    }
+
+    /// The `Authorization` header of one REST call, signed afresh (new nonce and
+    /// timestamp): the query parameters of `url` are signed, a JSON body is not
+    /// (RFC 5849 §3.4.1.3.1).
+    pub(super) fn authorization(&self, method: &Method, url: &Url) -> Result<String, JiraError> {
+        match self {
+            Self::OAuth1 {
+                signer,
+                access_token: Some(token),
+            } => {
+                let params = OAuthParams {
+                    token: Some(token),
+                    ..OAuthParams::default()
+                };
+                Ok(signer.authorization_header(method, url, &[], &params)?)
+            }
+            Self::OAuth1 {
+                access_token: None, ..
+            } => Err(JiraError::Config(
+                "the integration has no OAuth access token to sign REST calls with".to_owned(),
+            )),
+        }
+    }
+
+    /// The OAuth 1.0a signer, for the install flow's own steps.
+    pub(super) fn signer(&self) -> &Signer {
+        match self {
+            Self::OAuth1 { signer, .. } => signer,
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The contract between the consumer loop and the worker's handlers: a delivery
+//! ([`Incoming`]), how its handling ended ([`Outcome`]) and why it failed
+//! ([`Failure`]).
+//!
+//! Which error type is used where: a handler returns an [`Outcome`] or a
+//! [`Failure`] — [`Failure::Passing`] (tried again: in process, then through the
+//! retry tiers, then dead-lettered) or [`Failure::Permanent`] (dead-lettered at
+//! once) — each carrying its cause chain, which becomes the dead letter's
+//! `x-jirasync-error`; only the consumer loop decides ack, retry or dead letter.
+//! Below the handlers each module has a `thiserror` enum saying what happened
+//! (`JiraError`, `PublishError`, `Rejected`, `MalformedWebhook`, `SaveError`), and
+//! the worker turns those into a `Failure` at the `?` (`worker::failure`). The
+//! commands and start-up use `anyhow`; the ingress answers with its `ApiError`.
+
+use std::fmt;
+use std::future::Future;
+
+use lapin::BasicProperties;
+
+/// A delivery as handlers see it.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The queue it was consumed from (its source queue).
+    pub queue: String,
+    /// The message `type`.
+    pub kind: String,
+    /// The message id.
+    pub id: String,
+    /// Properties and headers.
+    pub properties: BasicProperties,
+    /// The body, byte for byte.
+    pub body: Vec<u8>,
+}
+
+macro_rules! outcomes {
+    ($($(#[$doc:meta])* $variant:ident => $label:literal,)+) => {
+        /// Every way a message can end, in one list: its [`label`](Outcome::label)
+        /// names it in `jirasync_messages_total{outcome}` and in the log line.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Outcome {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Outcome {
+            /// Every outcome, in the order above.
+            pub const ALL: &[Outcome] = &[$(Outcome::$variant,)+];
+
+            /// The metric label.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(Outcome::$variant => $label,)+
+                }
+            }
+        }
+    };
+}
+
+outcomes! {
+    // Webhooks (docs/reference.md §5).
+    /// A linked group got a (new) assignee.
+    Assigned => "assigned",
+    /// A linked group's assignee was removed.
+    Unassigned => "unassigned",
+    /// No user matched the assignee's email in a linked group's teams.
+    AssigneeNotFound => "assignee_not_found",
+    /// The change was already in place (or reached no group).
+    Unchanged => "unchanged",
+    /// Every organization had applied a later change already.
+    Stale => "stale",
+    /// The assignee has no email, not even from Jira.
+    MissingEmail => "missing_email",
+    /// A linked group was resolved.
+    Resolved => "resolved",
+    /// A linked group was unresolved.
+    Unresolved => "unresolved",
+    /// Only a status changed, and no organization syncs statuses back.
+    StatusNotSynced => "status_not_synced",
+    /// No changelog: nothing to do.
+    NoChangelog => "no_changelog",
+    /// The changelog changes neither assignee nor status.
+    NothingToSync => "nothing_to_sync",
+    /// The token or the body's signature was rejected: dropped.
+    InvalidToken => "invalid_token",
+    // OAuth jobs (docs/reference.md §6).
+    /// The request token is stored; a person must authorize it.
+    AwaitingAuthorization => "awaiting_authorization",
+    /// The session was handled by an earlier delivery.
+    AlreadyHandled => "already_handled",
+    /// The integration is installed and its webhook registered.
+    Installed => "installed",
+    /// The session was installed by an earlier delivery.
+    AlreadyInstalled => "already_installed",
+    /// No session awaits this token (or, for a request-token job, none exists).
+    UnknownSession => "unknown_session",
+    /// Jira refused the request (`oauth_problem`); the session failed.
+    Refused => "refused",
+    /// The session failed (or a database error that retrying cannot fix).
+    Failed => "failed",
+    // Reconciliation (docs/reference.md §6).
+    /// Reconciled; nothing needed changing.
+    Reconciled => "reconciled",
+    /// Reconciled, and some assignments changed.
+    ReconciledChanges => "reconciled_changes",
+    /// Another reconciliation of the integration was running.
+    ReconcileBusy => "reconcile_busy",
+    /// The job names no active integration.
+    UnknownIntegration => "unknown_integration",
+    /// The integration has no access token to call Jira with.
+    NoAccessToken => "no_access_token",
+    // Failures (docs/reference.md §4).
+    /// The body is not what its type requires: dead-lettered.
+    Malformed => "malformed",
+    /// Jira refused a call or the client cannot be set up: dead-lettered.
+    JiraFailed => "jira_failed",
+    /// No handler knows the message type: dead-lettered.
+    UnknownType => "unknown_type",
+    /// The handler panicked: dead-lettered.
+    Panicked => "panicked",
+    // What the consumer loop did with a failure.
+    /// A passing failure: sent to a retry tier.
+    Retried => "retried",
+    /// Retries ran out: dead-lettered.
+    DeadLettered => "dead_lettered",
+    /// The retry or dead-letter publish failed: given back to the queue.
+    Requeued => "requeued",
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Why a message was not handled, with its cause chain.
+#[derive(Debug)]
+pub enum Failure {
+    /// A passing failure (database or broker unreachable, deadlock, Jira 5xx or
+    /// timeout): try again later.
+    Passing(anyhow::Error),
+    /// Cannot succeed: dead-letter at once; `outcome` labels it in metrics.
+    Permanent {
+        /// The metric label, e.g. [`Outcome::Malformed`].
+        outcome: Outcome,
+        /// What failed.
+        error: anyhow::Error,
+    },
+}
+
+impl Failure {
+    /// A passing failure.
+    pub fn passing(error: impl Into<anyhow::Error>) -> Self {
+        Self::Passing(error.into())
+    }
+
+    /// A permanent failure labelled `outcome`.
+    pub fn permanent(outcome: Outcome, error: impl Into<anyhow::Error>) -> Self {
+        Self::Permanent {
+            outcome,
+            error: error.into(),
+        }
+    }
+
+    /// The failure with `context` in front of its cause chain.
+    pub fn context(self, context: impl fmt::Display + Send + Sync + 'static) -> Self {
+        match self {
+            Self::Passing(error) => Self::Passing(error.context(context)),
+            Self::Permanent { outcome, error } => Self::Permanent {
+                outcome,
+                error: error.context(context),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    /// The whole cause chain on one line: `what failed: because: because`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Passing(error) | Self::Permanent { error, .. } => write!(f, "{error:#}"),
+        }
+    }
+}
+
+/// Handles messages. Called by the consumer loop, which alone decides what
+/// follows a result.
+pub trait Handler: Send + Sync + 'static {
+    /// A delivery parsed by its type and body, once per delivery: in-process
+    /// retries and the dead-letter path use it without parsing again.
+    type Message: Send + Sync;
+
+    /// Parses a delivery; an `Err` is dead-lettered (unknown type, malformed job).
+    fn parse(&self, incoming: &Incoming) -> Result<Self::Message, Failure>;
+
+    /// Handles one message. Must be idempotent: a message can arrive twice.
+    fn handle(
+        &self,
+        message: &Self::Message,
+        incoming: &Incoming,
+    ) -> impl Future<Output = Result<Outcome, Failure>> + Send;
+
+    /// Called once the loop has decided to dead-letter a parsed message (a
+    /// permanent failure, or retries exhausted), before it publishes to `P.dead`,
+    /// so the handler can record the final failure where people look for it (e.g.
+    /// an OAuth session). Best effort: it must not fail and should not block long.
+    fn dead_lettering(
+        &self,
+        message: &Self::Message,
+        reason: &str,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (message, reason);
+        async {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_snake_case_words() {
+        let mut seen = std::collections::HashSet::new();
+        for outcome in Outcome::ALL {
+            let label = outcome.label();
+            assert!(seen.insert(label), "{label} twice");
+            assert!(
+                label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{label}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failure_reads_as_its_whole_cause_chain() {
+        let failure = Failure::passing(anyhow::anyhow!("HTTP 503").context("Jira is unavailable"))
+            .context("failed to look up the assignee");
+        assert_eq!(
+            failure.to_string(),
+            "failed to look up the assignee: Jira is unavailable: HTTP 503"
+        );
+    }
+}

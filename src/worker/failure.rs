@@ -1,0 +1,74 @@
+//! Turns the errors below the handlers into a [`Failure`] at the `?`
+//! (`queue/handler.rs` says which error type is used where): database errors by
+//! their SQLSTATE, an empty pool as passing, Jira errors by whether retrying can help.
+
+use crate::integration::AccessError;
+use crate::jira::JiraError;
+use crate::queue::handler::{Failure, Outcome};
+
+impl From<tokio_postgres::Error> for Failure {
+    /// Connection trouble, serialization failures and deadlocks pass; anything
+    /// else will fail again the same way.
+    fn from(error: tokio_postgres::Error) -> Self {
+        let transient = is_transient(&error);
+        let error = anyhow::Error::new(error).context("database error");
+        if transient {
+            Self::Passing(error)
+        } else {
+            Self::permanent(Outcome::Failed, error)
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Failure {
+    /// A pool that cannot hand out a connection is a passing failure.
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        Self::Passing(anyhow::Error::new(error).context("database unavailable"))
+    }
+}
+
+impl From<AccessError> for Failure {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Db(error) => error.into(),
+            setup @ AccessError::Setup(_) => Self::permanent(Outcome::JiraFailed, setup),
+        }
+    }
+}
+
+/// A failed Jira call while trying `to` (e.g. "look up the assignee in Jira"):
+/// 5xx, 429, timeouts and network errors are retried; a refusal or a broken
+/// setup is dead-lettered, to be replayed once fixed.
+pub fn jira(to: &str, error: JiraError) -> Failure {
+    let transient = error.is_transient();
+    let error = anyhow::Error::new(error).context(format!("failed to {to}"));
+    if transient {
+        Failure::Passing(error)
+    } else {
+        Failure::permanent(Outcome::JiraFailed, error)
+    }
+}
+
+/// Whether a database error may pass: no SQLSTATE (the connection itself
+/// failed), class 08, serialization failures, deadlocks, shutdowns, too many
+/// connections, lock timeouts and cancels.
+fn is_transient(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match error.code() {
+        None => true,
+        Some(code) => {
+            code.code().starts_with("08")
+                || [
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                    SqlState::LOCK_NOT_AVAILABLE,
+                    SqlState::QUERY_CANCELED,
+                ]
+                .contains(code)
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! A private RabbitMQ node per test, for tests that stop the broker or raise its
+//! memory alarm without disturbing the shared node on 5672: free ports, its own
+//! node name, data, logs, cookie and config in a temp dir, no plugins. Dropping it
+//! shuts the node down (kill -9 as a last resort) and removes the dir.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the installed RabbitMQ's scripts are (not the /usr/sbin wrappers, which
+/// switch to the `rabbitmq` user when run as root).
+const BIN: &str = "/usr/lib/rabbitmq/bin";
+
+/// How long a node may take to boot.
+const BOOT_DEADLINE: Duration = Duration::from_secs(90);
+
+/// A running private node.
+pub struct PrivateBroker {
+    ctl: Ctl,
+    server: Option<Child>,
+    /// How long the node took to boot.
+    pub boot_time: Duration,
+}
+
+/// What the CLI tools need to reach the node; cheap to clone into blocking tasks.
+#[derive(Clone)]
+struct Ctl {
+    node: String,
+    amqp_port: u16,
+    dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// Environment shared by the server and the CLI tools: the cookie in `$HOME`, no
+/// global rabbitmq-env.conf (it names the shared node).
+fn base_env(command: &mut Command, dir: &Path) {
+    command
+        .env("HOME", dir)
+        .env("RABBITMQ_CONF_ENV_FILE", dir.join("rabbitmq-env.conf"))
+        .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+        .current_dir(dir);
+}
+
+impl PrivateBroker {
+    /// Boots a node and waits until it runs and its AMQP port accepts.
+    pub async fn start() -> Self {
+        tokio::task::spawn_blocking(Self::start_blocking)
+            .await
+            .expect("join the boot")
+    }
+
+    fn start_blocking() -> Self {
+        let id = super::unique();
+        let node = format!("jst_{id}@localhost");
+        let dir = std::env::temp_dir().join(format!("jst_rabbit_{id}"));
+        std::fs::create_dir_all(&dir).expect("create the node's dir");
+        let amqp_port = free_port();
+        let dist_port = loop {
+            // The distribution port must differ from the AMQP port.
+            let port = free_port();
+            if port != amqp_port {
+                break port;
+            }
+        };
+        let cookie = dir.join(".erlang.cookie");
+        std::fs::write(&cookie, format!("JST{}", super::unique().to_uppercase()))
+            .expect("write the cookie");
+        set_mode(&cookie, 0o400);
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
+        std::fs::write(dir.join("rabbitmq-env.conf"), "").expect("write rabbitmq-env.conf");
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!("listeners.tcp.local = 127.0.0.1:{amqp_port}\nloopback_users = none\n"),
+        )
+        .expect("write rabbitmq.conf");
+        let log = std::fs::File::create(dir.join("server.out")).expect("create server.out");
+        let mut command = Command::new(format!("{BIN}/rabbitmq-server"));
+        base_env(&mut command, &dir);
+        command
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_PID_FILE", dir.join("pid"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("ERL_FLAGS", "-kernel inet_dist_use_interface {127,0,0,1}")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log file"))
+            .stderr(log);
+        let started = Instant::now();
+        let server = command.spawn().expect("start rabbitmq-server");
+        let mut broker = Self {
+            ctl: Ctl {
+                node,
+                amqp_port,
+                dir,
+            },
+            server: Some(server),
+            boot_time: Duration::ZERO,
+        };
+        // await_startup fails at once while the node is not registered yet: retry it.
+        loop {
+            if broker
+                .ctl
+                .run("rabbitmqctl", &["await_startup", "--timeout", "60"])
+                .status
+                .success()
+            {
+                break;
+            }
+            if let Some(server) = broker.server.as_mut()
+                && let Ok(Some(status)) = server.try_wait()
+            {
+                panic!(
+                    "the private RabbitMQ node exited during boot ({status}):\n{}",
+                    broker.server_output()
+                );
+            }
+            assert!(
+                started.elapsed() < BOOT_DEADLINE,
+                "the private RabbitMQ node did not boot within {BOOT_DEADLINE:?}:\n{}",
+                broker.server_output()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        broker.ctl.wait_for_amqp(BOOT_DEADLINE);
+        broker.boot_time = started.elapsed();
+        eprintln!(
+            "private RabbitMQ node {} booted in {:.1} s (AMQP port {})",
+            broker.ctl.node,
+            broker.boot_time.as_secs_f64(),
+            broker.ctl.amqp_port
+        );
+        broker
+    }
+
+    fn server_output(&self) -> String {
+        std::fs::read_to_string(self.ctl.dir.join("server.out")).unwrap_or_default()
+    }
+
+    /// Runs `rabbitmqctl args…` on the blocking pool; panics when it fails.
+    async fn ctl_ok(&self, args: &[&str]) -> String {
+        self.tool_ok("rabbitmqctl", args).await
+    }
+
+    async fn tool_ok(&self, tool: &'static str, args: &[&str]) -> String {
+        let output = self.tool(tool, args).await;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{tool} {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    async fn tool(&self, tool: &'static str, args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let ctl = self.ctl.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ctl.run(tool, &args)
+        })
+        .await
+        .expect("join a RabbitMQ CLI tool")
+    }
+}
+
+impl Ctl {
+    fn wait_for_amqp(&self, deadline: Duration) {
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.amqp_port)).is_err() {
+            assert!(
+                started.elapsed() < deadline,
+                "the private node's AMQP port did not open within {deadline:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `tool -n node args…` (bounded by coreutils `timeout`).
+    fn run(&self, tool: &str, args: &[&str]) -> Output {
+        let mut command = Command::new("timeout");
+        command
+            .arg("90")
+            .arg(format!("{BIN}/{tool}"))
+            .arg("-n")
+            .arg(&self.node)
+            .args(args);
+        base_env(&mut command, &self.dir);
+        command.output().expect("run a RabbitMQ CLI tool")
+    }
+}
+
+impl PrivateBroker {
+    /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
+    pub fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.ctl.amqp_port)
+    }
+
+    /// `rabbitmqctl stop_app`: the broker stops, the Erlang node stays.
+    pub async fn stop_app(&self) {
+        self.ctl_ok(&["stop_app"]).await;
+    }
+
+    /// `rabbitmqctl start_app`, then waits for the AMQP port.
+    pub async fn start_app(&self) {
+        self.ctl_ok(&["start_app"]).await;
+        self.ctl_ok(&["await_startup", "--timeout", "60"]).await;
+        let ctl = self.ctl.clone();
+        tokio::task::spawn_blocking(move || ctl.wait_for_amqp(Duration::from_secs(60)))
+            .await
+            .expect("join");
+    }
+
+    /// `rabbitmqctl set_vm_memory_high_watermark <fraction>`.
+    pub async fn set_memory_watermark(&self, fraction: f64) {
+        self.ctl_ok(&["set_vm_memory_high_watermark", &fraction.to_string()])
+            .await;
+    }
+
+    /// Whether a resource alarm is in effect on the node.
+    pub async fn alarm_active(&self) -> bool {
+        let output = self
+            .tool("rabbitmq-diagnostics", &["check_local_alarms"])
+            .await;
+        !output.status.success()
+    }
+
+    /// (ready, unacknowledged) messages of every queue, by name.
+    pub async fn queue_counts(&self) -> std::collections::HashMap<String, (u64, u64)> {
+        let out = self
+            .ctl_ok(&[
+                "list_queues",
+                "--quiet",
+                "--no-table-headers",
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+            ])
+            .await;
+        out.lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let name = fields.next()?.to_owned();
+                let ready = fields.next()?.parse().ok()?;
+                let unacked = fields.next()?.parse().ok()?;
+                Some((name, (ready, unacked)))
+            })
+            .collect()
+    }
+
+    /// Connection names and states (`running`, `blocking`, `blocked`, …).
+    pub async fn connection_states(&self) -> Vec<(String, String)> {
+        let out = self
+            .ctl_ok(&[
+                "list_connections",
+                "--quiet",
+                "--no-table-headers",
+                "client_properties",
+                "state",
+            ])
+            .await;
+        out.lines()
+            .map(|line| {
+                let state = line
+                    .split_whitespace()
+                    .last()
+                    .unwrap_or_default()
+                    .to_owned();
+                (line.to_owned(), state)
+            })
+            .collect()
+    }
+
+    fn shutdown_blocking(&mut self) {
+        let _ = self.ctl.run("rabbitmqctl", &["shutdown"]);
+        let pid = std::fs::read_to_string(self.ctl.dir.join("pid")).unwrap_or_default();
+        let pid = pid.trim();
+        if !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.ctl.dir);
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        if self.server.is_some() {
+            self.shutdown_blocking();
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}

@@ -1,0 +1,127 @@
+//! Every variable handed to jirasync (compose, .env.example, k8s) is one of CONTRACT §2.
+
+use serde_json::Value as Json;
+
+use super::support::*;
+use super::*;
+
+#[test]
+fn every_environment_variable_given_to_jirasync_is_named_in_the_contract() {
+    let mut failures = Vec::new();
+    let check = |failures: &mut Vec<String>, place: String, key: &str| {
+        if !CONTRACT_VARS.contains(&key) {
+            failures.push(format!("{place}: `{key}` is not a CONTRACT §2 variable"));
+        }
+    };
+
+    for key in env_file_keys(ENV_EXAMPLE, &read(ENV_EXAMPLE)) {
+        check(&mut failures, ENV_EXAMPLE.to_owned(), &key);
+    }
+
+    let compose = compose();
+    for (name, service) in jirasync_services(&compose) {
+        match &service["environment"] {
+            Json::Object(map) => {
+                for key in map.keys() {
+                    check(
+                        &mut failures,
+                        format!("{COMPOSE}: services.{name}.environment"),
+                        key,
+                    );
+                }
+            }
+            Json::Array(items) => {
+                for item in items {
+                    let entry = item.as_str().unwrap_or_default();
+                    let key = entry.split_once('=').map_or(entry, |(key, _)| key);
+                    check(
+                        &mut failures,
+                        format!("{COMPOSE}: services.{name}.environment"),
+                        key,
+                    );
+                }
+            }
+            _ => {}
+        }
+        // env_file: the checked-in ones must exist; an optional .env is the user's.
+        let env_files: Vec<(String, bool)> = match &service["env_file"] {
+            Json::String(path) => vec![(path.clone(), true)],
+            Json::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    Json::String(path) => (path.clone(), true),
+                    other => (
+                        other["path"].as_str().unwrap_or_default().to_owned(),
+                        other["required"].as_bool().unwrap_or(true),
+                    ),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !env_files.iter().any(|(path, _)| path == ENV_EXAMPLE) {
+            failures.push(format!(
+                "{COMPOSE}: services.{name}.env_file does not read {ENV_EXAMPLE}"
+            ));
+        }
+        for (path, required) in env_files {
+            match std::fs::read_to_string(root().join(&path)) {
+                Ok(text) => {
+                    for key in env_file_keys(&path, &text) {
+                        check(
+                            &mut failures,
+                            format!("{COMPOSE}: services.{name}.env_file {path}"),
+                            &key,
+                        );
+                    }
+                }
+                Err(_) if !required => {}
+                Err(e) => panic!("{COMPOSE}: services.{name}.env_file: cannot read {path}: {e}"),
+            }
+        }
+    }
+
+    let objects = k8s_objects();
+    for (file, object) in &objects {
+        match object["kind"].as_str() {
+            Some("ConfigMap") => {
+                for key in object["data"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+                {
+                    check(
+                        &mut failures,
+                        format!("{file}: ConfigMap {}", name(object)),
+                        key,
+                    );
+                }
+            }
+            Some("Secret") => {
+                for field in ["data", "stringData"] {
+                    for key in object[field].as_object().into_iter().flat_map(|m| m.keys()) {
+                        check(
+                            &mut failures,
+                            format!("{file}: Secret {}.{field}", name(object)),
+                            key,
+                        );
+                    }
+                }
+            }
+            _ => {
+                for container in containers(object) {
+                    if !is_jirasync_image(&container["image"]) {
+                        continue;
+                    }
+                    for env in container["env"].as_array().into_iter().flatten() {
+                        check(
+                            &mut failures,
+                            format!("{file}: {} container env", name(object)),
+                            env["name"].as_str().unwrap_or_default(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_none(failures);
+}

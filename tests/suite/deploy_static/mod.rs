@@ -1,0 +1,52 @@
+//! Static checks of the deployment files: `docker-compose.yml`, `.env.example`,
+//! `deploy/Dockerfile`, `deploy/k8s/*.yaml`, Prometheus and Grafana. They check the
+//! files against the Compose Specification, the binary's own command line and
+//! CONTRACT §2, and against each other. No network, no Docker.
+
+mod support;
+
+mod compose;
+mod dockerfile;
+mod env;
+mod k8s;
+mod monitoring;
+
+/// CONTRACT §2: the only environment variables jirasync reads. Keep in step with it.
+/// `JIRASYNC_METRICS_LISTEN` (the worker's metrics and health listener) is the one
+/// addition, until the contract names it.
+pub const CONTRACT_VARS: &[&str] = &[
+    "JIRASYNC_METRICS_LISTEN",
+    "DATABASE_URL",
+    "AMQP_URL",
+    "JIRASYNC_QUEUE_PREFIX",
+    "JIRASYNC_LISTEN",
+    "JIRASYNC_PUBLIC_URL",
+    "JIRASYNC_WORKER_CONCURRENCY",
+    "JIRASYNC_MAX_BODY_BYTES",
+    "JIRASYNC_RETRY_DELAYS",
+    "JIRASYNC_RECONCILE_INTERVAL",
+    "JIRASYNC_LOG_FORMAT",
+    "RUST_LOG",
+];
+
+/// CONTRACT §1: the subcommands of `jirasync`.
+pub const SUBCOMMANDS: &[&str] = &[
+    "migrate",
+    "ingress",
+    "worker",
+    "run",
+    "integration",
+    "oauth",
+    "dlq",
+    "demo",
+    "reconcile",
+];
+
+/// The build command CI uses for release builds; the image must be built the same way.
+pub const RELEASE_BUILD: &str = "cargo build --release --locked";
+
+/// Paths of the checked files, relative to the repository root.
+pub const COMPOSE: &str = "docker-compose.yml";
+pub const ENV_EXAMPLE: &str = ".env.example";
+pub const DOCKERFILE: &str = "deploy/Dockerfile";
+pub const K8S_DIR: &str = "deploy/k8s";

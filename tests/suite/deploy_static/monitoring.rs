@@ -1,0 +1,79 @@
+//! Prometheus scrape targets and the Grafana dashboard's datasource.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use super::support::*;
+use super::*;
+
+#[test]
+fn prometheus_scrapes_only_services_that_compose_defines() {
+    let file = "deploy/prometheus/prometheus.yml";
+    let config = yaml_file(file);
+    let compose = compose();
+    let mut failures = Vec::new();
+    let mut jobs = BTreeMap::new();
+    for job in config["scrape_configs"].as_array().into_iter().flatten() {
+        let job_name = job["job_name"].as_str().unwrap_or("<unnamed>").to_owned();
+        for target in job
+            .pointer("/static_configs")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["targets"].as_array().cloned().unwrap_or_default())
+        {
+            let target = target.as_str().unwrap_or_default().to_owned();
+            let host = target.split(':').next().unwrap_or_default();
+            if services(&compose).get(host).is_none() {
+                failures.push(format!(
+                    "{file}: job {job_name} target {target}: no compose service `{host}`"
+                ));
+            }
+            jobs.insert(job_name.clone(), target);
+        }
+    }
+    if jobs.get("jirasync-ingress").map(String::as_str) != Some("ingress:8080") {
+        failures.push(format!(
+            "{file}: job jirasync-ingress does not scrape ingress:8080 (JIRASYNC_LISTEN in {COMPOSE})"
+        ));
+    }
+    assert_none(failures);
+}
+
+#[test]
+fn the_grafana_dashboard_queries_the_provisioned_datasource() {
+    let datasources_file = "deploy/grafana/provisioning/datasources/prometheus.yml";
+    let uid = yaml_file(datasources_file)["datasources"][0]["uid"].clone();
+    assert!(
+        uid.is_string(),
+        "{datasources_file}: datasources[0].uid is missing"
+    );
+    let dashboard_file = "deploy/grafana/dashboards/jirasync.json";
+    let dashboard: Json = serde_json::from_str(&read(dashboard_file))
+        .unwrap_or_else(|e| panic!("{dashboard_file}: not JSON: {e}"));
+    let mut failures = Vec::new();
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let title = panel["title"].as_str().unwrap_or("<untitled>");
+        if panel["datasource"]["uid"] != uid {
+            failures.push(format!(
+                "{dashboard_file}: panel {title:?} datasource.uid is {}, expected {uid}",
+                panel["datasource"]["uid"]
+            ));
+        }
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            queries += 1;
+            if target["expr"].as_str().is_none_or(str::is_empty) {
+                failures.push(format!(
+                    "{dashboard_file}: panel {title:?} has a target without expr"
+                ));
+            }
+        }
+    }
+    assert!(queries > 0, "{dashboard_file}: no queries");
+    assert_none(failures);
+}

@@ -1,0 +1,33 @@
+//! The integration tests, in one binary (one link instead of one per file): the
+//! real ingress, workers and commands against the real Postgres and RabbitMQ,
+//! with a fake Jira. Each test has its own database and queue prefix, removed
+//! when it ends (`common::Isolated`). The disruptive ones (`broker_outage`,
+//! `db_outage`) are `#[ignore]`d here and run one at a time by `.ci/run`:
+//! `cargo test --test suite -- --ignored --test-threads=1`.
+
+mod common;
+
+mod bench_script;
+mod broker_outage;
+mod config;
+mod crash;
+mod crash_loop;
+mod db_outage;
+mod demo;
+mod deploy_static;
+mod dlq;
+mod hidden_email;
+mod hostile_input;
+mod ingress;
+mod migrate;
+mod oauth_flow;
+mod oauth_signature;
+mod poison;
+mod reconcile;
+mod reference;
+mod secrets;
+mod status_sync;
+mod teardown;
+mod token_security;
+mod worker;
+mod worker_lifecycle;

@@ -1,0 +1,264 @@
+//! Reconciliation (issue 8 §3) against the real RabbitMQ and Postgres and the
+//! signature-verifying fake Jira serving `POST /rest/api/2/search`: a lost webhook
+//! is applied by the next reconciliation, an older search result does not undo a
+//! newer webhook, one integration reconciles once at a time, and the CLI enqueues.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::TestApp as Scene;
+use common::app::{T1, WAIT};
+use common::seed::{assignee_changed, jira_user};
+use jirasync::commands::reconcile;
+use jirasync::config::Settings;
+use jirasync::queue::job::{Job, Reconcile};
+use jirasync::queue::message::message_type;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+const SEARCH_PATH: &str = "/rest/api/2/search";
+const T2: &str = "2024-01-01T11:00:00.000+0000";
+
+/// An integration (with an access token) whose `base_url` is the fake Jira; no worker yet.
+async fn scene() -> Scene {
+    Scene::builder()
+        .no_worker()
+        .credentials(Some("acc-tok"))
+        .configure(|settings| settings.worker.reconcile_interval = Duration::ZERO)
+        .start()
+        .await
+}
+
+/// `jirasync reconcile [--integration ID] [--since DURATION]` on these settings.
+fn cli(settings: &Settings, integration: Option<i64>, since: Option<Duration>) -> reconcile::Args {
+    reconcile::Args {
+        integration,
+        since,
+        services: settings.services(),
+    }
+}
+
+/// A search answer with one issue.
+fn found(key: &str, assignee: Value, updated: &str) -> Value {
+    json!({"startAt": 0, "maxResults": 100, "total": 1,
+           "issues": [{"id": "10001", "key": key, "fields": {"assignee": assignee, "updated": updated}}]})
+}
+
+impl Scene {
+    async fn mount_search(&self, answer: Value, delay: Duration) {
+        Mock::given(method("POST"))
+            .and(path(SEARCH_PATH))
+            .respond_with(
+                self.jira.verified(
+                    ResponseTemplate::new(200)
+                        .set_body_json(answer)
+                        .set_delay(delay),
+                ),
+            )
+            .mount(&self.server)
+            .await;
+    }
+
+    async fn searches(&self) -> Vec<Value> {
+        self.requests_to(SEARCH_PATH)
+            .await
+            .iter()
+            .map(|request| serde_json::from_slice(&request.body).expect("search body is JSON"))
+            .collect()
+    }
+
+    async fn reconcile(&self) {
+        let job = Reconcile {
+            integration_id: self.integration,
+            since_ms: None,
+        };
+        let (_, body, props) = job.to_message();
+        common::publish(&self.channel, &self.settings, Reconcile::TYPE, &body, props).await;
+    }
+
+    async fn reconciled(&self) -> bool {
+        self.db
+            .query_opt(
+                "SELECT 1 FROM integration_reconciliations
+                  WHERE integration_id = $1 AND reconciled_at IS NOT NULL",
+                &[&self.integration],
+            )
+            .await
+            .expect("integration_reconciliations")
+            .is_some()
+    }
+
+    async fn wait_reconciled(&self) {
+        common::eventually("the reconciliation is recorded", WAIT, || async move {
+            self.reconciled().await
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_lost_webhook_is_applied_by_the_next_reconciliation() {
+    let scene = scene().await;
+    let org = scene.seed().org(scene.integration, true, "LOST-1").await;
+    let user = scene.seed().teammate(&org, "lost@example.org").await;
+    scene
+        .mount_search(
+            found("LOST-1", jira_user("lost@example.org"), T1),
+            Duration::ZERO,
+        )
+        .await;
+    let worker = common::spawn_worker(&scene.settings);
+
+    // The webhook that assigned the issue in Jira never arrived.
+    scene.reconcile().await;
+    scene.wait_assignee(org.group_id, Some(user)).await;
+    scene.wait_reconciled().await;
+
+    let searches = scene.searches().await;
+    assert_eq!(searches.len(), 1, "one search: {searches:?}");
+    let jql = searches[0]["jql"].as_str().expect("jql");
+    assert!(
+        jql.starts_with(r#"key in ("LOST-1") AND updated >= "-"#),
+        "jql: {jql}"
+    );
+    assert_eq!(
+        searches[0]["fields"],
+        json!(["assignee", "status", "updated"])
+    );
+    assert_eq!(
+        scene.jira.verified_requests().len(),
+        1,
+        "the search was signed"
+    );
+
+    worker.stop().await;
+    scene.finish().await;
+}
+
+#[tokio::test]
+async fn a_reconciliation_older_than_a_newer_webhook_does_not_undo_it() {
+    let scene = scene().await;
+    let org = scene.seed().org(scene.integration, true, "RACE-1").await;
+    let newer = scene.seed().teammate(&org, "newer@example.org").await;
+    let _older = scene.seed().teammate(&org, "older@example.org").await;
+    scene
+        .mount_search(
+            found("RACE-1", jira_user("older@example.org"), T1),
+            Duration::ZERO,
+        )
+        .await;
+    let worker = common::spawn_worker(&scene.settings);
+
+    let webhook = assignee_changed("RACE-1", jira_user("newer@example.org"), T2);
+    scene.send(&webhook).await;
+    scene.wait_assignee(org.group_id, Some(newer)).await;
+
+    scene.reconcile().await;
+    scene.wait_reconciled().await;
+    assert_eq!(scene.searches().await.len(), 1);
+    assert_eq!(scene.assignee(org.group_id).await, Some(newer));
+
+    worker.stop().await;
+    scene.finish().await;
+}
+
+#[tokio::test]
+async fn two_reconcile_jobs_for_one_integration_search_once() {
+    let mut scene = scene().await;
+    scene.settings.worker.concurrency = 2;
+    let org = scene.seed().org(scene.integration, true, "ONCE-1").await;
+    let user = scene.seed().teammate(&org, "once@example.org").await;
+    // The first search holds the lock for a while; the second job arrives meanwhile.
+    scene
+        .mount_search(
+            found("ONCE-1", jira_user("once@example.org"), T1),
+            Duration::from_secs(3),
+        )
+        .await;
+    scene.reconcile().await;
+    scene.reconcile().await;
+    let worker = common::spawn_worker(&scene.settings);
+    let second = common::spawn_worker(&scene.settings);
+
+    scene.wait_assignee(org.group_id, Some(user)).await;
+    scene.wait_reconciled().await;
+    let jobs = common::names(&scene.settings).jobs();
+    common::eventually("both jobs are consumed", WAIT, || async {
+        common::depth(&scene.channel, &jobs).await == 0
+    })
+    .await;
+    assert_eq!(
+        scene.searches().await.len(),
+        1,
+        "only one reconciliation searched"
+    );
+
+    worker.stop().await;
+    second.stop().await;
+    scene.finish().await;
+}
+
+#[tokio::test]
+async fn the_cli_enqueues_a_reconcile_job_and_refuses_an_unknown_integration() {
+    let scene = scene().await;
+    let _org = scene.seed().org(scene.integration, true, "CLI-1").await;
+
+    let printed = reconcile::enqueue(&cli(
+        &scene.settings,
+        Some(scene.integration),
+        Some(Duration::from_secs(3600)),
+    ))
+    .await
+    .expect("reconcile enqueues");
+    assert_eq!(
+        printed["enqueued"][0]["integration_id"],
+        json!(scene.integration)
+    );
+
+    let queue = common::names(&scene.settings).jobs();
+    let message = common::get_one(&scene.channel, &queue, WAIT)
+        .await
+        .expect("a job was enqueued");
+    assert_eq!(message_type(&message.delivery.properties), Reconcile::TYPE);
+    let body: Value = serde_json::from_slice(&message.delivery.data).expect("job body is JSON");
+    assert_eq!(body["integration_id"], json!(scene.integration));
+    assert_eq!(body["since_ms"], printed["since_ms"]);
+
+    let error = reconcile::enqueue(&cli(&scene.settings, Some(999_999), None))
+        .await
+        .expect_err("an unknown integration is refused");
+    assert!(
+        error
+            .to_string()
+            .contains("no active jira_server integration with id 999999"),
+        "{error:#}"
+    );
+    scene.finish().await;
+}
+
+#[tokio::test]
+async fn the_worker_schedules_reconciliations_every_interval() {
+    let mut scene = scene().await;
+    scene.settings.worker.reconcile_interval = Duration::from_secs(1);
+    let org = scene.seed().org(scene.integration, true, "TICK-1").await;
+    let user = scene.seed().teammate(&org, "tick@example.org").await;
+    scene
+        .mount_search(
+            found("TICK-1", jira_user("tick@example.org"), T1),
+            Duration::ZERO,
+        )
+        .await;
+    let worker = common::spawn_worker(&scene.settings);
+
+    scene.wait_assignee(org.group_id, Some(user)).await;
+    scene.wait_reconciled().await;
+    common::eventually("a second interval reconciles again", WAIT, || async {
+        scene.searches().await.len() >= 2
+    })
+    .await;
+
+    worker.stop().await;
+    scene.finish().await;
+}
