@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds jirasync and the benchmark in release mode and prints the table of issue 6.
+# Builds jirasync and the benchmark in release mode and prints the table of docs/performance.md.
 # Needs the local RabbitMQ and Postgres, pgbench and wrk (installed here when missing).
 # Arguments go to the benchmark:
 #   bash bench/run.sh --messages 4000 --concurrency 64 --issues 200 --users 20

@@ -1,4 +1,4 @@
-//! The throughput benchmark of issue 6: `bash bench/run.sh` builds in release mode
+//! The throughput benchmark of docs/performance.md: `bash bench/run.sh` builds in release mode
 //! and runs this. It measures, on the local RabbitMQ and Postgres, (1) raw confirmed
 //! publishes, (2) the ingress (a child `jirasync ingress`), (3) pgbench running the
 //! worker's SQL, (4) draining preloaded webhooks with 1, 2 and 4 `jirasync worker`

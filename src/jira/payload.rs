@@ -1,6 +1,6 @@
 //! Jira Server's `jira:issue_updated` webhook body, read the way Sentry's
-//! `handle_assignee_change` and `handle_status_change` read it (CONTRACT §5.3–5,
-//! issue 8 §1). Jira sends many more fields; only those below are looked at.
+//! `handle_assignee_change` and `handle_status_change` read it
+//! (docs/reference.md §5.3–5.7). Jira sends many more fields; only those below are looked at.
 //! Called by the worker's webhook handler.
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -183,8 +183,8 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
     }))
 }
 
-/// An issue's current state as Jira's search returns it (reconciliation, issue 8
-/// §3), read like a webhook that changed the assignee: the current assignee
+/// An issue's current state as Jira's search returns it (reconciliation,
+/// docs/reference.md §6.2), read like a webhook that changed the assignee: the current assignee
 /// decides, and the event time is `fields.updated`. The status is left out: a
 /// search shows no transition.
 pub fn current_state(
@@ -202,7 +202,7 @@ pub fn current_state(
     })
 }
 
-/// The current `issue.fields.assignee` decides (CONTRACT §5.5).
+/// The current `issue.fields.assignee` decides (docs/reference.md §5.4).
 fn assignee_change(fields: &Map<String, Value>) -> Result<AssigneeChange, MalformedWebhook> {
     Ok(match fields.get("assignee") {
         None | Some(Value::Null) => AssigneeChange::Unassign,

@@ -1,4 +1,4 @@
-//! Message properties and headers of CONTRACT §4: building them for webhooks and
+//! Message properties and headers of docs/reference.md §4: building them for webhooks and
 //! jobs, and reading them back in the worker and the `dlq` commands.
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,4 +1,4 @@
-//! The one place the RabbitMQ topology of CONTRACT §4 is declared. `migrate`
+//! The one place the RabbitMQ topology of docs/reference.md §4 is declared. `migrate`
 //! calls it; the ingress and the worker call it again on every (re)connect so a
 //! broker that lost its definitions is repaired before anything is published.
 

@@ -1,4 +1,4 @@
-//! `bench/assign.sql` is the database's limit in the benchmark (issue 6): pgbench
+//! `bench/assign.sql` is the database's limit in the benchmark (docs/performance.md): pgbench
 //! running, per transaction, the SQL a worker runs for one assignment webhook. These
 //! tests keep it honest: its statements are the code's own, and run on the
 //! benchmark's data it writes what the worker writes.

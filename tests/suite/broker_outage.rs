@@ -1,4 +1,4 @@
-//! Broker outages on a real, private RabbitMQ node (issue 7): `stop_app` /
+//! Broker outages on a real, private RabbitMQ node (docs/reliability.md): `stop_app` /
 //! `start_app` under load, the memory alarm blocking the ingress's publishes, and
 //! the memory alarm blocking the worker's retry / dead-letter publishes. Each test
 //! boots its own node (tests/common/private_broker.rs) so the shared one is never

@@ -1,4 +1,4 @@
-//! Worker processes dying under load (issue 7): `kill -9` mid-stream and SIGTERM
+//! Worker processes dying under load (docs/reliability.md): `kill -9` mid-stream and SIGTERM
 //! mid-stream, with real `jirasync worker` processes. Every issue must end in the
 //! state of its last event, no change may be written twice, and `P.dead` stays empty.
 

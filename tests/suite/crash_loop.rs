@@ -1,4 +1,4 @@
-//! Poison messages, the other kind (issue 7): a message whose handling takes the
+//! Poison messages, the other kind (docs/reliability.md): a message whose handling takes the
 //! whole process down, again and again. Panics are caught (`tests/poison.rs`); what
 //! is left is a process that dies holding the message. Here a real `jirasync worker`
 //! process is `kill -9`ed every time it holds the poison message (its handler waits

@@ -1,4 +1,4 @@
-//! A real Postgres outage under load (issue 7), on a private Postgres cluster so
+//! A real Postgres outage under load (docs/reliability.md), on a private Postgres cluster so
 //! the shared server is never restarted: a fast restart (connections killed) and a
 //! stop held for a few seconds while real `jirasync worker` processes work through
 //! 2,000 shuffled webhooks. Messages are retried, not lost, not dead-lettered, and

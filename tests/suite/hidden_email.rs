@@ -1,4 +1,4 @@
-//! Hidden assignee emails (issue 8 §2) against the real RabbitMQ and Postgres and
+//! Hidden assignee emails (docs/reference.md §5.5) against the real RabbitMQ and Postgres and
 //! the signature-verifying fake Jira: an assignee without `emailAddress` is looked
 //! up with `GET /rest/api/2/user`, the answer is cached, Jira 5xx is retried, and an
 //! integration without an access token asks nothing.

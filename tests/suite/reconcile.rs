@@ -1,4 +1,4 @@
-//! Reconciliation (issue 8 §3) against the real RabbitMQ and Postgres and the
+//! Reconciliation (docs/reference.md §6.2) against the real RabbitMQ and Postgres and the
 //! signature-verifying fake Jira serving `POST /rest/api/2/search`: a lost webhook
 //! is applied by the next reconciliation, an older search result does not undo a
 //! newer webhook, one integration reconciles once at a time, and the CLI enqueues.

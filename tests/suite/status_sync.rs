@@ -1,4 +1,4 @@
-//! Inbound status sync (issue 8 §1) against the real RabbitMQ and Postgres and
+//! Inbound status sync (docs/reference.md §5.7) against the real RabbitMQ and Postgres and
 //! the signature-verifying fake Jira: a status change into Jira's `done` category
 //! resolves the linked groups, out of it unresolves them, ignored groups stay
 //! ignored, the statuses are cached, and a failing statuses endpoint is retried.

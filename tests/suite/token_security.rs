@@ -1,4 +1,4 @@
-//! Token security against the real worker, RabbitMQ and Postgres (CONTRACT §5.1):
+//! Token security against the real worker, RabbitMQ and Postgres (docs/reference.md §5.1):
 //! forged, confused, tampered, expired, audience-bound and oversized tokens are all
 //! dropped — nothing written, nothing dead-lettered. Like tests/worker.rs, the
 //! worker runs with concurrency 1 and a sentinel webhook proves the rest was handled.

@@ -1,4 +1,4 @@
-//! The worker against the real RabbitMQ and Postgres: every rule of CONTRACT §5.
+//! The worker against the real RabbitMQ and Postgres: every rule of docs/reference.md §5.
 //! Tests that assert "nothing happened" run the worker with concurrency 1 and then
 //! send a sentinel webhook: once the sentinel is applied, everything before it was handled.
 

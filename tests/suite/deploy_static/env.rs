@@ -1,4 +1,4 @@
-//! Every variable handed to jirasync (compose, .env.example, k8s) is one of CONTRACT §2.
+//! Every variable handed to jirasync (compose, .env.example, k8s) is one of docs/reference.md §2.
 
 use serde_json::Value as Json;
 
@@ -6,11 +6,36 @@ use super::support::*;
 use super::*;
 
 #[test]
+fn the_variable_list_is_the_command_lines_own() {
+    use clap::CommandFactory;
+    fn collect(command: &clap::Command, vars: &mut std::collections::BTreeSet<String>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                vars.insert(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            collect(sub, vars);
+        }
+    }
+    let mut read = std::collections::BTreeSet::new();
+    collect(&jirasync::cli::Cli::command(), &mut read);
+    let listed: std::collections::BTreeSet<String> =
+        SETTING_VARS.iter().map(|var| (*var).to_owned()).collect();
+    assert_eq!(
+        listed, read,
+        "SETTING_VARS and the variables jirasync reads"
+    );
+}
+
+#[test]
 fn every_environment_variable_given_to_jirasync_is_named_in_the_contract() {
     let mut failures = Vec::new();
     let check = |failures: &mut Vec<String>, place: String, key: &str| {
-        if !CONTRACT_VARS.contains(&key) {
-            failures.push(format!("{place}: `{key}` is not a CONTRACT §2 variable"));
+        if !SETTING_VARS.contains(&key) {
+            failures.push(format!(
+                "{place}: `{key}` is not a setting of docs/reference.md §2"
+            ));
         }
     };
 

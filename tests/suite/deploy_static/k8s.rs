@@ -76,7 +76,7 @@ fn the_ingress_and_worker_deployments_probe_readyz_and_healthz() {
 fn the_scaled_object_scales_the_worker_deployment_on_the_webhook_queue() {
     let objects = k8s_objects();
     let (_, worker) = deployment_running(&objects, "worker");
-    // The queue is <JIRASYNC_QUEUE_PREFIX>.webhooks (CONTRACT §4), with the ConfigMap's prefix.
+    // The queue is <JIRASYNC_QUEUE_PREFIX>.webhooks (docs/reference.md §4), with the ConfigMap's prefix.
     let prefix = of_kind(&objects, "ConfigMap")
         .iter()
         .find_map(|(_, map)| map["data"]["JIRASYNC_QUEUE_PREFIX"].as_str())

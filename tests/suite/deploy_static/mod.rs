@@ -1,7 +1,7 @@
 //! Static checks of the deployment files: `docker-compose.yml`, `.env.example`,
 //! `deploy/Dockerfile`, `deploy/k8s/*.yaml`, Prometheus and Grafana. They check the
 //! files against the Compose Specification, the binary's own command line and
-//! CONTRACT §2, and against each other. No network, no Docker.
+//! docs/reference.md §2, and against each other. No network, no Docker.
 
 mod support;
 
@@ -11,10 +11,9 @@ mod env;
 mod k8s;
 mod monitoring;
 
-/// CONTRACT §2: the only environment variables jirasync reads. Keep in step with it.
-/// `JIRASYNC_METRICS_LISTEN` (the worker's metrics and health listener) is the one
-/// addition, until the contract names it.
-pub const CONTRACT_VARS: &[&str] = &[
+/// docs/reference.md §2: the only environment variables jirasync reads (checked
+/// against the command line's own by `env.rs`).
+pub const SETTING_VARS: &[&str] = &[
     "JIRASYNC_METRICS_LISTEN",
     "DATABASE_URL",
     "AMQP_URL",
@@ -29,7 +28,7 @@ pub const CONTRACT_VARS: &[&str] = &[
     "RUST_LOG",
 ];
 
-/// CONTRACT §1: the subcommands of `jirasync`.
+/// docs/reference.md §1: the subcommands of `jirasync`.
 pub const SUBCOMMANDS: &[&str] = &[
     "migrate",
     "ingress",

@@ -7,7 +7,7 @@ use std::process::Command;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{COMPOSE, CONTRACT_VARS, DOCKERFILE, K8S_DIR, SUBCOMMANDS};
+use super::{COMPOSE, DOCKERFILE, K8S_DIR, SETTING_VARS, SUBCOMMANDS};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -209,7 +209,7 @@ pub fn help_succeeds(args: &[String]) -> Result<(), String> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_jirasync"));
     command.args(args).arg("--help");
     // The settings are read from the environment too: keep the caller's out.
-    for var in CONTRACT_VARS {
+    for var in SETTING_VARS {
         command.env_remove(var);
     }
     let output = command
@@ -229,7 +229,7 @@ pub fn check_command(place: &str, args: &[String], failures: &mut Vec<String>) {
             "{place}: no command (the image's default is --help)"
         )),
         Some(first) if !SUBCOMMANDS.contains(&first.as_str()) => failures.push(format!(
-            "{place}: `{first}` is not a jirasync subcommand (CONTRACT §1: {SUBCOMMANDS:?})"
+            "{place}: `{first}` is not a jirasync subcommand (docs/reference.md §1: {SUBCOMMANDS:?})"
         )),
         Some(_) => {
             if let Err(stderr) = help_succeeds(args) {
