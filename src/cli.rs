@@ -113,4 +113,44 @@ mod tests {
             assert!(run.contains(&present.to_owned()), "{present}: {run:?}");
         }
     }
+
+    #[test]
+    fn one_auth_method_per_command() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["jirasync"].iter().chain(args));
+        let base = ["--base-url", "https://jira.example.org"];
+        let oauth2 = ["--client-id", "c", "--client-secret-file", "s"];
+        let oauth1 = ["--consumer-key", "k", "--private-key-file", "p"];
+        let start = |auth: &[&str]| {
+            let mut args = vec!["oauth", "start"];
+            args.extend(base);
+            args.extend(auth);
+            parse(&args)
+        };
+        assert!(start(&oauth2).is_ok());
+        assert!(start(&oauth1).is_ok());
+        let both = [&oauth1[..], &oauth2[..]].concat();
+        let error = start(&both).expect_err("both methods");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert_eq!(
+            start(&[]).expect_err("no method").kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        assert!(
+            start(&["--client-id", "c"]).is_err(),
+            "a client id needs its secret"
+        );
+
+        let add = |auth: &[&str]| {
+            let mut args = vec!["integration", "add"];
+            args.extend(base);
+            args.extend(auth);
+            parse(&args)
+        };
+        assert!(add(&["--pat-file", "t"]).is_ok());
+        let both = [&oauth1[..], &["--pat-file", "t"][..]].concat();
+        assert_eq!(
+            add(&both).expect_err("both").kind(),
+            clap::error::ErrorKind::ArgumentConflict
+        );
+    }
 }

@@ -1,15 +1,20 @@
-//! `jirasync integration add` and `jirasync integration webhook-url`: for admins
-//! who already have an access token, or who register the webhook in Jira by hand.
+//! `jirasync integration add|webhook-url|list|status`: connect a Jira from
+//! existing credentials (an OAuth 1.0a application link, or a personal access
+//! token checked with Jira first), print the webhook URL to register by hand, and
+//! show how each integration connects (`integration_status.rs`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::config::{DatabaseSettings, PublicSettings, redact_url};
+use super::integration_status::{self, ListArgs, StatusArgs};
+use super::link::{AppLink, read_secret_file};
+use crate::config::{DatabaseSettings, PublicSettings};
 use crate::integration::install::{self, Install};
-use crate::integration::{self as jira_server, Credentials, jira_client};
-use crate::jira::{Auth, Signer};
+use crate::integration::webhook;
+use crate::integration::{self as jira_server, Credentials};
+use crate::jira::{Auth, JiraError};
 
 /// `jirasync integration …`
 #[derive(Debug, clap::Subcommand)]
@@ -18,65 +23,38 @@ pub enum Command {
     Add(AddArgs),
     /// Print the webhook URL (with its token) of an integration.
     WebhookUrl(WebhookUrlArgs),
-}
-
-/// The Jira and its OAuth 1.0a application link, as `integration add` and
-/// `oauth start` take them.
-#[derive(Debug, Clone, clap::Args)]
-pub struct AppLink {
-    /// Base URL of the Jira Server.
-    #[arg(long)]
-    pub base_url: String,
-    /// Consumer key of the application link.
-    #[arg(long)]
-    pub consumer_key: String,
-    /// PEM file with the application link's RSA private key.
-    #[arg(long)]
-    pub private_key_file: PathBuf,
-}
-
-/// An [`AppLink`] checked: its base URL normalized, its private key read.
-pub struct CheckedLink {
-    /// The base URL without trailing slashes.
-    pub base_url: String,
-    /// The PEM private key. Secret.
-    pub private_key: String,
-}
-
-impl AppLink {
-    /// Reads the private key and checks that it can sign and that the base URL
-    /// is one the Jira client takes: a clear error naming the file or URL otherwise.
-    pub fn check(&self) -> anyhow::Result<CheckedLink> {
-        let path = &self.private_key_file;
-        let pem = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read the private key file {}", path.display()))?;
-        let signer = Signer::from_pem(self.consumer_key.clone(), &pem)
-            .with_context(|| format!("the private key in {} is unusable", path.display()))?;
-        let base_url = install::normalize_base_url(&self.base_url);
-        jira_client(&base_url, true, Auth::oauth1(signer))
-            .with_context(|| format!("--base-url {} is unusable", redact_url(&base_url)))?;
-        Ok(CheckedLink {
-            base_url,
-            private_key: pem,
-        })
-    }
+    /// Show every integration: auth method, state, token expiry, webhook.
+    List(ListArgs),
+    /// Show one integration: auth method, state, token expiry, Jira version, webhook.
+    Status(StatusArgs),
 }
 
 /// The arguments of `integration add`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AddArgs {
-    /// The Jira and its application link.
+    /// The Jira, and its application link (OAuth 1.0a).
     #[command(flatten)]
     pub link: AppLink,
     /// OAuth access token, when you already have one.
-    #[arg(long, requires = "access_token_secret")]
+    #[arg(long, requires = "access_token_secret", requires = "consumer_key")]
     pub access_token: Option<String>,
     /// OAuth access token secret.
     #[arg(long, requires = "access_token")]
     pub access_token_secret: Option<String>,
+    /// A file holding a personal access token (Jira 8.14+) instead of an application link.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "consumer_key",
+        required_unless_present = "consumer_key"
+    )]
+    pub pat_file: Option<PathBuf>,
     /// Display name (default: the host).
     #[arg(long)]
     pub name: Option<String>,
+    /// Also register the webhook in Jira (needs a Jira administrator's credentials).
+    #[arg(long)]
+    pub register_webhook: bool,
     /// Postgres.
     #[command(flatten)]
     pub database: DatabaseSettings,
@@ -107,6 +85,19 @@ pub struct Added {
     pub external_id: String,
     /// The webhook URL to register in Jira.
     pub webhook_url: String,
+    /// With `--register-webhook`: where it was registered, or why it was not.
+    pub registration: Option<Result<Value, String>>,
+}
+
+impl Added {
+    /// The JSON `integration add` prints.
+    pub fn json(&self) -> Value {
+        let mut json = json!({ "id": self.id, "external_id": self.external_id, "webhook_url": self.webhook_url });
+        if let Some(Ok(webhook)) = &self.registration {
+            json["webhook"] = webhook.clone();
+        }
+        json
+    }
 }
 
 /// Runs one `integration` subcommand, printing its result on stdout.
@@ -114,50 +105,105 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Add(args) => {
             let added = add(args).await?;
-            println!(
-                "{}",
-                json!({ "id": added.id, "external_id": added.external_id, "webhook_url": added.webhook_url })
-            );
+            println!("{}", added.json());
+            if let Some(Err(error)) = added.registration {
+                anyhow::bail!("{error}");
+            }
         }
         Command::WebhookUrl(args) => println!("{}", webhook_url(args).await?),
+        Command::List(args) => integration_status::list(args).await?,
+        Command::Status(args) => integration_status::status(args).await?,
     }
     Ok(())
 }
 
-/// Creates or updates the integration and its credentials (no webhook is
-/// registered in Jira); an existing webhook secret, and so the webhook URL, is kept.
+/// Creates or updates the integration and its credentials; an existing webhook
+/// secret, and so the webhook URL, is kept. A personal access token is checked
+/// with `GET /rest/api/2/myself` first: one Jira refuses saves nothing. With
+/// `--register-webhook` the webhook is registered too; a refusal keeps the
+/// integration and says how to register it by hand.
 pub async fn add(args: &AddArgs) -> anyhow::Result<Added> {
-    let CheckedLink {
-        base_url,
-        private_key,
-    } = args.link.check()?;
-    let mut client = super::database(&args.database).await?;
+    let base_url = args.link.base_url()?;
+    let (link, credentials) = match (args.link.oauth1()?, &args.pat_file) {
+        (Some(oauth1), _) => (
+            oauth1.consumer_key.clone(),
+            Credentials::OAuth1 {
+                consumer_key: oauth1.consumer_key,
+                private_key: oauth1.private_key,
+                access_token: args.access_token.clone(),
+                access_token_secret: args.access_token_secret.clone(),
+            },
+        ),
+        (None, Some(path)) => pat(&args.link, &base_url, path).await?,
+        (None, None) => anyhow::bail!("give --consumer-key and --private-key-file, or --pat-file"),
+    };
+    let pool = super::pool(&args.database).await?;
+    let mut client = pool
+        .get()
+        .await
+        .context("failed to get a database connection")?;
     let tx = client
         .transaction()
         .await
         .context("failed to begin a transaction")?;
-    let credentials = Credentials {
-        consumer_key: args.link.consumer_key.clone(),
-        private_key,
-        access_token: args.access_token.clone(),
-        access_token_secret: args.access_token_secret.clone(),
-    };
     let install = Install {
         base_url: &base_url,
-        verify_ssl: true,
+        verify_ssl: !args.link.no_verify_ssl,
         name: args.name.as_deref(),
-        link: &args.link.consumer_key,
+        link: &link,
         credentials: Some(&credentials),
     };
     let saved = install::save(&tx, &install).await?;
     tx.commit()
         .await
         .context("failed to commit the integration")?;
+    let webhook_url = saved.webhook_url(&args.public.url)?;
+    let registration = match args.register_webhook {
+        false => None,
+        true => Some(
+            match webhook::register(&pool, &saved, &args.public.url).await {
+                Ok(registration) => Ok(json!({
+                    "path": registration.api.path(),
+                    "id": registration.id,
+                    "hmac_signed": registration.signed,
+                })),
+                Err(error) => Err(format!(
+                    "integration {} was saved, but registering its webhook in Jira failed: {error:#}; \
+                 register the webhook_url above in Jira by hand (Administration > System > WebHooks, \
+                 events Issue created and Issue updated), or fix that and run this again",
+                    saved.id
+                )),
+            },
+        ),
+    };
     Ok(Added {
-        webhook_url: saved.webhook_url(&args.public.url)?,
         id: saved.id,
         external_id: saved.external_id,
+        webhook_url,
+        registration,
     })
+}
+
+/// The personal access token in `path`, checked with Jira: its link
+/// (`pat:<user name>`) and credentials.
+async fn pat(
+    link: &AppLink,
+    base_url: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<(String, Credentials)> {
+    let token = read_secret_file(path, "personal access token")?;
+    let jira = link.client(base_url, Auth::Bearer(token.clone()))?;
+    let user = jira.myself().await.map_err(|error| match error {
+        JiraError::Unauthorized => anyhow::anyhow!(
+            "Jira at {base_url} refused the personal access token in {} (HTTP 401): check that it \
+             is valid and not expired (Jira: Profile > Personal Access Tokens); nothing was saved",
+            path.display()
+        ),
+        other => anyhow::Error::new(other).context(format!(
+            "failed to check the personal access token with Jira at {base_url}; nothing was saved"
+        )),
+    })?;
+    Ok((format!("pat:{}", user.name), Credentials::Pat { token }))
 }
 
 /// The webhook URL (with its token) of integration `args.id`.

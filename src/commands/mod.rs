@@ -6,22 +6,35 @@ pub mod config;
 pub mod demo;
 pub mod dlq;
 pub mod integration;
+mod integration_status;
 mod job;
+mod link;
 pub mod migrate;
 pub mod oauth;
+mod oauth2;
+mod oauth_session;
 pub mod reconcile;
 pub mod run;
 
+pub use link::AppLink;
+
 use anyhow::Context;
-use deadpool_postgres::Object;
+use deadpool_postgres::{Object, Pool};
 
 use crate::config::DatabaseSettings;
+
+/// A small pool for a command (a refresh of an OAuth 2.0 token takes a connection
+/// of its own), with an error naming the URL when Postgres cannot be reached.
+async fn pool(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
+    crate::db::connect(&settings.url, 2).await
+}
 
 /// One database connection for a command, with an error naming the URL when
 /// Postgres cannot be reached.
 async fn database(settings: &DatabaseSettings) -> anyhow::Result<Object> {
-    let pool = crate::db::connect(&settings.url, 1).await?;
-    pool.get()
+    pool(settings)
+        .await?
+        .get()
         .await
         .context("failed to get a database connection")
 }

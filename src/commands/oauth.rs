@@ -1,22 +1,19 @@
-//! `jirasync oauth start|status|finish`: the command-line side of the OAuth 1.0a
-//! install flow (docs/reference.md §1, §6). The work happens in the worker's
-//! OAuth jobs; these commands record the session, enqueue jobs and read the
-//! session back.
-
-use std::time::{Duration, Instant};
+//! `jirasync oauth start|status|finish`: the command-line side of the install
+//! flows, OAuth 1.0a and (in `oauth2.rs`) OAuth 2.0 (docs/reference.md §1, §6). The
+//! work happens in the worker's OAuth jobs; these commands record the session,
+//! enqueue jobs and read the session back.
 
 use anyhow::Context;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::integration::{AppLink, CheckedLink};
 use super::job::JobPublisher;
-use crate::config::{DatabaseSettings, Services, parse_seconds};
+use super::link::Oauth1Link;
+pub use super::oauth_session::{StartArgs, Started};
+use super::oauth_session::{load, wait_until};
+use crate::config::{DatabaseSettings, Services};
 use crate::db::oauth_sessions::{self, NewSession, OauthSession, SessionRef, state};
 use crate::queue::job::{OauthAccessToken, OauthRequestToken};
-
-/// How often `--wait` looks at the session.
-const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// `jirasync oauth …`
 #[derive(Debug, clap::Subcommand)]
@@ -27,23 +24,6 @@ pub enum Command {
     Status(StatusArgs),
     /// Enqueue the access-token job for a session.
     Finish(FinishArgs),
-}
-
-/// The arguments of `oauth start`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StartArgs {
-    /// The Jira and its application link.
-    #[command(flatten)]
-    pub link: AppLink,
-    /// Do not verify Jira's TLS certificate.
-    #[arg(long)]
-    pub no_verify_ssl: bool,
-    /// Wait up to this many seconds for the authorize URL.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    pub wait: Option<Duration>,
-    /// Postgres and RabbitMQ.
-    #[command(flatten)]
-    pub services: Services,
 }
 
 /// The arguments of `oauth status`.
@@ -69,20 +49,14 @@ pub struct FinishArgs {
     pub services: Services,
 }
 
-/// What `oauth start` prints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Started {
-    /// The new session.
-    pub session_id: Uuid,
-    /// The authorize URL, when `--wait` got it.
-    pub authorize_url: Option<String>,
-}
-
 /// Runs one `oauth` subcommand, printing its result on stdout.
 pub async fn run(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Start(args) => {
             let started = start(args).await?;
+            if args.client_id.is_some() {
+                return super::oauth2::report(args, &started).await;
+            }
             match &started.authorize_url {
                 Some(url) => {
                     println!(
@@ -104,14 +78,22 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records a `pending` session and enqueues its request-token job; with
-/// `wait`, polls the session until it has an authorize URL (Ok), failed (Err
-/// with its error) or the time is up (Err).
+/// With `--client-id`, records an OAuth 2.0 session ([`super::oauth2::start`]).
+/// Otherwise records a `pending` OAuth 1.0a session and enqueues its
+/// request-token job; with `wait`, polls the session until it has an authorize
+/// URL (Ok), failed (Err with its error) or the time is up (Err).
 pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
-    let CheckedLink {
-        base_url,
+    if args.client_id.is_some() {
+        return super::oauth2::start(args).await;
+    }
+    let base_url = args.link.base_url()?;
+    let Some(Oauth1Link {
+        consumer_key,
         private_key,
-    } = args.link.check()?;
+    }) = args.link.oauth1()?
+    else {
+        anyhow::bail!("give --consumer-key and --private-key-file, or --client-id");
+    };
     // Both services first, so nothing is recorded when one is unreachable.
     let client = super::database(&args.services.database).await?;
     let publisher = JobPublisher::connect(&args.services).await?;
@@ -121,9 +103,9 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
         &NewSession {
             id: session_id,
             base_url: &base_url,
-            consumer_key: &args.link.consumer_key,
+            consumer_key: &consumer_key,
             private_key: &private_key,
-            verify_ssl: !args.no_verify_ssl,
+            verify_ssl: !args.link.no_verify_ssl,
         },
     )
     .await
@@ -141,56 +123,13 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
             authorize_url: None,
         });
     };
-    let session = wait_for_authorize_url(&client, session_id, wait).await?;
+    let has_url =
+        |session: &OauthSession| session.state != state::PENDING && session.authorize_url.is_some();
+    let session = wait_until(&client, session_id, wait, has_url).await?;
     Ok(Started {
         session_id,
         authorize_url: session.authorize_url,
     })
-}
-
-async fn wait_for_authorize_url(
-    client: &deadpool_postgres::Object,
-    id: Uuid,
-    wait: Duration,
-) -> anyhow::Result<OauthSession> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let session = oauth_sessions::find(client, SessionRef::Id(id))
-            .await
-            .context("failed to read the OAuth session")?
-            .with_context(|| format!("OAuth session {id} disappeared"))?;
-        match session.state.as_str() {
-            state::FAILED => anyhow::bail!(
-                "OAuth session {id} failed: {}",
-                session.error.as_deref().unwrap_or("no error recorded")
-            ),
-            state::PENDING => {}
-            _ if session.authorize_url.is_some() => return Ok(session),
-            _ => {}
-        }
-        if Instant::now() >= deadline {
-            let last = session
-                .error
-                .map(|error| format!(" (last: {error})"))
-                .unwrap_or_default();
-            anyhow::bail!(
-                "OAuth session {id} is still {} after {} s{last}; is a worker running? \
-                 Check again with `jirasync oauth status {id}`",
-                session.state,
-                wait.as_secs()
-            );
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-}
-
-/// The session `id`, or an error naming it when there is none.
-async fn load(database: &DatabaseSettings, id: Uuid) -> anyhow::Result<OauthSession> {
-    let client = super::database(database).await?;
-    oauth_sessions::find(&client, SessionRef::Id(id))
-        .await
-        .context("failed to read the OAuth session")?
-        .with_context(|| format!("no OAuth session has id {id}"))
 }
 
 /// The session as JSON, without its private key, tokens or secrets.
@@ -205,6 +144,11 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Value> {
 pub async fn finish(args: &FinishArgs) -> anyhow::Result<Value> {
     let id = args.session_id;
     let session = load(&args.services.database, id).await?;
+    anyhow::ensure!(
+        !session.is_oauth2(),
+        "OAuth session {id} is an OAuth 2.0 one: it finishes through Jira's redirect to the callback; \
+         when that cannot reach jirasync, start again with a JIRASYNC_PUBLIC_URL the browser can reach"
+    );
     if session.state == state::INSTALLED {
         return Ok(json!({
             "session_id": id,

@@ -1,6 +1,6 @@
-//! Queries of `oauth_sessions`: the state of one OAuth 1.0a install flow
-//! (docs/reference.md §6), written by `jirasync oauth start` and the two OAuth
-//! jobs, read by `oauth status`.
+//! Queries of `oauth_sessions`: the state of one install flow, OAuth 1.0a or 2.0
+//! (docs/reference.md §6), written by `jirasync oauth start` and the OAuth jobs,
+//! read by `oauth status`.
 //! State changes are conditional on the current state, so redelivered jobs are no-ops.
 
 use std::fmt;
@@ -17,6 +17,13 @@ use uuid::Uuid;
 /// delivery of the same session; longer than the step itself can take (three
 /// Jira calls of at most 15 s each), so it only expires after a crash.
 pub const AUTHORIZING_LEASE: Duration = Duration::from_secs(120);
+
+/// How long an OAuth 2.0 session's `state` may take to come back through the
+/// callback; a later one is refused (nothing is exchanged).
+pub const OAUTH2_STATE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+
+/// `oauth_sessions.flow` of an OAuth 2.0 session.
+pub const OAUTH2: &str = "oauth2";
 
 /// The states of `oauth_sessions.state` (docs/reference.md §8).
 pub mod state {
@@ -39,10 +46,18 @@ pub struct OauthSession {
     pub id: Uuid,
     /// Jira's base URL.
     pub base_url: String,
-    /// Consumer key of the application link.
+    /// `oauth1` or `oauth2`.
+    pub flow: String,
+    /// Consumer key of the application link (OAuth 2.0: the client id).
     pub consumer_key: String,
-    /// PEM private key of the application link. Secret.
+    /// PEM private key of the application link (empty for OAuth 2.0). Secret.
     pub private_key: String,
+    /// The OAuth 2.0 client secret. Secret.
+    pub client_secret: Option<String>,
+    /// The OAuth 2.0 scope asked for.
+    pub scope: Option<String>,
+    /// The OAuth 2.0 PKCE verifier. Secret.
+    pub code_verifier: Option<String>,
     /// Whether to verify Jira's TLS certificate.
     pub verify_ssl: bool,
     /// One of [`state`].
@@ -68,6 +83,7 @@ impl fmt::Debug for OauthSession {
         f.debug_struct("OauthSession")
             .field("id", &self.id)
             .field("base_url", &self.base_url)
+            .field("flow", &self.flow)
             .field("consumer_key", &self.consumer_key)
             .field("state", &self.state)
             .field("integration_id", &self.integration_id)
@@ -76,15 +92,26 @@ impl fmt::Debug for OauthSession {
 }
 
 impl OauthSession {
-    /// The session as `jirasync oauth status` shows it: no private key, no token
-    /// or token secret (the authorize URL carries the request token, which is
-    /// useless without the private key).
+    /// Whether this is an OAuth 2.0 session.
+    pub fn is_oauth2(&self) -> bool {
+        self.flow == OAUTH2
+    }
+
+    /// The session as `jirasync oauth status` shows it: no private key, client
+    /// secret, verifier, token or token secret (the authorize URL carries only
+    /// what is useless without them).
     pub fn public_json(&self) -> Value {
+        let link = if self.is_oauth2() {
+            "client_id"
+        } else {
+            "consumer_key"
+        };
         json!({
             "session_id": self.id,
+            "flow": self.flow,
             "state": self.state,
             "base_url": self.base_url,
-            "consumer_key": self.consumer_key,
+            link: self.consumer_key,
             "verify_ssl": self.verify_ssl,
             "authorize_url": self.authorize_url,
             "error": self.error,
@@ -96,7 +123,8 @@ impl OauthSession {
 }
 
 const COLUMNS: &str = "id, base_url, consumer_key, private_key, verify_ssl, state, request_token, \
-     request_token_secret, authorize_url, error, integration_id, created_at, updated_at";
+     request_token_secret, authorize_url, error, integration_id, created_at, updated_at, flow, \
+     client_secret, scope, code_verifier";
 
 fn from_row(row: &Row) -> OauthSession {
     OauthSession {
@@ -113,6 +141,10 @@ fn from_row(row: &Row) -> OauthSession {
         integration_id: row.get(10),
         created_at: row.get(11),
         updated_at: row.get(12),
+        flow: row.get(13),
+        client_secret: row.get(14),
+        scope: row.get(15),
+        code_verifier: row.get(16),
     }
 }
 
@@ -130,7 +162,7 @@ pub struct NewSession<'a> {
     pub verify_ssl: bool,
 }
 
-/// Records a new `pending` session.
+/// Records a new OAuth 1.0a session, `pending` its request token.
 pub async fn insert(client: &impl GenericClient, new: &NewSession<'_>) -> Result<(), Error> {
     client
         .execute(
@@ -146,6 +178,78 @@ pub async fn insert(client: &impl GenericClient, new: &NewSession<'_>) -> Result
         )
         .await?;
     Ok(())
+}
+
+/// What `oauth start --client-id` records besides [`NewSession`] (whose
+/// `consumer_key` is the client id and `private_key` empty).
+pub struct NewOAuth2<'a> {
+    /// The client secret.
+    pub client_secret: &'a str,
+    /// The scope asked for.
+    pub scope: &'a str,
+    /// The PKCE verifier.
+    pub code_verifier: &'a str,
+    /// The `state` the callback must bring back.
+    pub state: &'a str,
+    /// Where the person authorizes.
+    pub authorize_url: &'a str,
+}
+
+/// Records a new OAuth 2.0 session: `awaiting_authorization` at once.
+pub async fn insert_oauth2(
+    client: &impl GenericClient,
+    new: &NewSession<'_>,
+    oauth2: &NewOAuth2<'_>,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "INSERT INTO oauth_sessions (id, base_url, consumer_key, private_key, verify_ssl,
+                    state, flow, client_secret, scope, code_verifier, oauth2_state, authorize_url)
+             VALUES ($1, $2, $3, '', $4, 'awaiting_authorization', 'oauth2', $5, $6, $7, $8, $9)",
+            &[
+                &new.id,
+                &new.base_url,
+                &new.consumer_key,
+                &new.verify_ssl,
+                &oauth2.client_secret,
+                &oauth2.scope,
+                &oauth2.code_verifier,
+                &oauth2.state,
+                &oauth2.authorize_url,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Claims the OAuth 2.0 session of `state` for its token job: `awaiting_authorization`
+/// (when the callback came within [`OAUTH2_STATE_LIFETIME`] of the session's
+/// start, at `called_back_at`), or an `authorizing` claim older than
+/// [`AUTHORIZING_LEASE`] → `authorizing`. `None` when no session may take it:
+/// unknown, expired, installed, failed or claimed by another delivery.
+pub async fn claim_oauth2(
+    client: &impl GenericClient,
+    state: &str,
+    called_back_at: DateTime<Utc>,
+) -> Result<Option<OauthSession>, Error> {
+    let (lifetime, lease) = (
+        OAUTH2_STATE_LIFETIME.as_secs_f64(),
+        AUTHORIZING_LEASE.as_secs_f64(),
+    );
+    let sql = format!(
+        "UPDATE oauth_sessions
+            SET state = 'authorizing', updated_at = now()
+          WHERE oauth2_state = $1 AND flow = 'oauth2'
+            AND ((state = 'awaiting_authorization'
+                  AND created_at >= $2::timestamptz - make_interval(secs => $3))
+                 OR (state = 'authorizing' AND updated_at < now() - make_interval(secs => $4)))
+      RETURNING {COLUMNS}"
+    );
+    Ok(client
+        .query_opt(&sql, &[&state, &called_back_at, &lifetime, &lease])
+        .await?
+        .as_ref()
+        .map(from_row))
 }
 
 /// The session `session` names.
@@ -270,6 +374,8 @@ pub enum SessionRef<'a> {
     Id(Uuid),
     /// `oauth_sessions.request_token`.
     RequestToken(&'a str),
+    /// `oauth_sessions.oauth2_state`.
+    OAuth2State(&'a str),
 }
 
 impl SessionRef<'_> {
@@ -278,6 +384,7 @@ impl SessionRef<'_> {
         match self {
             Self::Id(id) => ("id", id),
             Self::RequestToken(token) => ("request_token", token),
+            Self::OAuth2State(state) => ("oauth2_state", state),
         }
     }
 }

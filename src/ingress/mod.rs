@@ -4,6 +4,7 @@
 
 mod error;
 mod health;
+mod oauth2_callback;
 mod oauth_callback;
 mod webhook;
 
@@ -111,6 +112,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route(&bare, webhook.clone())
         .route(&slashed, webhook)
         .route(routes::OAUTH_CALLBACK_PATH, get(oauth_callback::receive))
+        .route(routes::OAUTH2_CALLBACK_PATH, get(oauth2_callback::receive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

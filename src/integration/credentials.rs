@@ -1,44 +1,232 @@
 //! `integration_credentials`: how jirasync authenticates to an integration's
-//! Jira, and the [`Auth`] built from it.
+//! Jira — one auth method per integration (docs/reference.md §7) — and the
+//! [`Auth`] a client is built with.
 
 use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::jira::{Auth, KeyError, Signer};
 
-/// The credentials of an integration: an OAuth 1.0a application link's consumer
-/// key and private key, and the access token once there is one. Secret: `Debug`
-/// shows the consumer key only.
+/// How an OAuth 2.0 access token is refreshed ahead of its expiry: this long
+/// before, at most a quarter of its lifetime.
+const REFRESH_AHEAD: Duration = Duration::from_secs(60);
+
+/// The auth method of an integration, as `integration_credentials.auth_method`
+/// and `integration status` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// OAuth 1.0a, RSA-SHA1, through an application link.
+    OAuth1,
+    /// OAuth 2.0 through an incoming *External application* link (Jira 8.22+).
+    OAuth2,
+    /// A personal access token (Jira 8.14+).
+    Pat,
+}
+
+impl AuthMethod {
+    /// `oauth1`, `oauth2` or `pat`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OAuth1 => "oauth1",
+            Self::OAuth2 => "oauth2",
+            Self::Pat => "pat",
+        }
+    }
+
+    /// The method a stored name names (`oauth1` for anything else: older rows).
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "oauth2" => Self::OAuth2,
+            "pat" => Self::Pat,
+            _ => Self::OAuth1,
+        }
+    }
+}
+
+/// The credentials of an integration. Secret: `Debug` shows the method and the
+/// non-secret identifiers only.
 #[derive(Clone)]
-pub struct Credentials {
-    /// Consumer key of the application link.
-    pub consumer_key: String,
-    /// PEM private key.
-    pub private_key: String,
-    /// OAuth access token, once there is one.
-    pub access_token: Option<String>,
-    /// Its secret.
-    pub access_token_secret: Option<String>,
+pub enum Credentials {
+    /// An OAuth 1.0a application link's consumer key and private key, and the
+    /// access token once there is one.
+    OAuth1 {
+        /// Consumer key of the application link.
+        consumer_key: String,
+        /// PEM private key.
+        private_key: String,
+        /// OAuth access token, once there is one.
+        access_token: Option<String>,
+        /// Its secret.
+        access_token_secret: Option<String>,
+    },
+    /// An OAuth 2.0 client and the tokens the install obtained.
+    OAuth2 {
+        /// The application link's client id.
+        client_id: String,
+        /// Its client secret.
+        client_secret: String,
+        /// The access token.
+        access_token: String,
+        /// The refresh token (rotated by every refresh).
+        refresh_token: Option<String>,
+        /// When the access token expires.
+        expires_at: Option<DateTime<Utc>>,
+        /// When it was obtained.
+        refreshed_at: Option<DateTime<Utc>>,
+    },
+    /// A personal access token.
+    Pat {
+        /// The token.
+        token: String,
+    },
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("consumer_key", &self.consumer_key)
-            .finish_non_exhaustive()
+        match self {
+            Self::OAuth1 { consumer_key, .. } => f
+                .debug_struct("OAuth1")
+                .field("consumer_key", consumer_key)
+                .finish_non_exhaustive(),
+            Self::OAuth2 {
+                client_id,
+                expires_at,
+                ..
+            } => f
+                .debug_struct("OAuth2")
+                .field("client_id", client_id)
+                .field("expires_at", expires_at)
+                .finish_non_exhaustive(),
+            Self::Pat { .. } => f.write_str("Pat { .. }"),
+        }
     }
 }
 
 impl Credentials {
-    /// The auth method these credentials give: OAuth 1.0a with the consumer key,
-    /// and the access token when it is there (an empty one counts as none).
+    /// The method.
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Self::OAuth1 { .. } => AuthMethod::OAuth1,
+            Self::OAuth2 { .. } => AuthMethod::OAuth2,
+            Self::Pat { .. } => AuthMethod::Pat,
+        }
+    }
+
+    /// The auth these credentials give; for OAuth 1.0a the access token only
+    /// when it is there (an empty one counts as none).
     pub fn auth(&self) -> Result<Auth, KeyError> {
-        let auth = Auth::oauth1(Signer::from_pem(
-            self.consumer_key.clone(),
-            &self.private_key,
-        )?);
-        Ok(match self.access_token.as_deref() {
-            Some(token) if !token.is_empty() => auth.with_access_token(token),
-            _ => auth,
+        Ok(match self {
+            Self::OAuth1 {
+                consumer_key,
+                private_key,
+                access_token,
+                ..
+            } => {
+                let auth = Auth::oauth1(Signer::from_pem(consumer_key.clone(), private_key)?);
+                match access_token.as_deref() {
+                    Some(token) if !token.is_empty() => auth.with_access_token(token),
+                    _ => auth,
+                }
+            }
+            Self::OAuth2 { access_token, .. } => Auth::Bearer(access_token.clone()),
+            Self::Pat { token } => Auth::Bearer(token.clone()),
         })
+    }
+
+    /// Whether an OAuth 2.0 access token should be refreshed before it is used:
+    /// it expires within [`REFRESH_AHEAD`] (or a quarter of its lifetime, when
+    /// that is shorter).
+    pub fn expiring(&self, now: DateTime<Utc>) -> bool {
+        let Self::OAuth2 {
+            expires_at: Some(expires_at),
+            refreshed_at,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let lifetime = refreshed_at.map_or(TimeDelta::MAX, |at| *expires_at - at);
+        let ahead = TimeDelta::from_std(REFRESH_AHEAD)
+            .unwrap_or(TimeDelta::MAX)
+            .min(lifetime / 4);
+        *expires_at - ahead <= now
+    }
+
+    /// Whether REST calls can be authenticated (an OAuth 1.0a link added without
+    /// an access token cannot sign them).
+    pub fn can_call_rest(&self) -> bool {
+        self.access_token().is_some_and(|token| !token.is_empty())
+    }
+
+    /// The token REST calls carry now (the bearer token, or OAuth 1.0a's access token).
+    pub fn access_token(&self) -> Option<&str> {
+        match self {
+            Self::OAuth1 { access_token, .. } => access_token.as_deref(),
+            Self::OAuth2 { access_token, .. } => Some(access_token),
+            Self::Pat { token } => Some(token),
+        }
+    }
+}
+
+/// What is stored for an integration: its credentials, and whether Jira
+/// refused them for good (an admin must connect it again).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The credentials.
+    pub credentials: Credentials,
+    /// When Jira refused them, and why; `None` while they work.
+    pub needs_reauth: Option<(DateTime<Utc>, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oauth2(lifetime_s: i64, left_s: i64) -> Credentials {
+        let now = Utc::now();
+        Credentials::OAuth2 {
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            access_token: "a".into(),
+            refresh_token: Some("r".into()),
+            expires_at: Some(now + TimeDelta::seconds(left_s)),
+            refreshed_at: Some(now + TimeDelta::seconds(left_s - lifetime_s)),
+        }
+    }
+
+    #[test]
+    fn tokens_are_refreshed_a_minute_or_a_quarter_of_their_life_ahead() {
+        let now = Utc::now();
+        assert!(
+            !oauth2(3600, 120).expiring(now),
+            "two minutes left of an hour"
+        );
+        assert!(
+            oauth2(3600, 30).expiring(now),
+            "half a minute left of an hour"
+        );
+        assert!(!oauth2(8, 4).expiring(now), "half of a short life left");
+        assert!(oauth2(8, 1).expiring(now), "an eighth of a short life left");
+        assert!(oauth2(8, -1).expiring(now), "expired");
+        let pat = Credentials::Pat { token: "t".into() };
+        assert!(!pat.expiring(now));
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let debug = format!("{:?}", oauth2(60, 30));
+        assert!(
+            !debug.contains("\"s\"") && !debug.contains("\"a\""),
+            "{debug}"
+        );
+        let pat = format!(
+            "{:?}",
+            Credentials::Pat {
+                token: "pat-123".into()
+            }
+        );
+        assert!(!pat.contains("pat-123"), "{pat}");
     }
 }

@@ -49,8 +49,9 @@ pub fn domain_name(base_url: &str) -> Result<String, InstallError> {
     })
 }
 
-/// `<host[:port]>:<link>` cut to 64 characters, where `link` names the
-/// application link (its consumer key).
+/// `<host[:port]>:<link>` cut to 64 characters, where `link` names how jirasync
+/// connects: the OAuth 1.0a consumer key, the OAuth 2.0 client id, or
+/// `pat:<Jira user name>` for a personal access token.
 pub fn external_id(base_url: &str, link: &str) -> Result<String, InstallError> {
     let id = format!("{}:{link}", domain_name(base_url)?);
     Ok(id.chars().take(EXTERNAL_ID_MAX_CHARS).collect())
@@ -70,7 +71,7 @@ pub struct Install<'a> {
     pub verify_ssl: bool,
     /// Display name; `None` keeps the existing one, or uses the host for a new row.
     pub name: Option<&'a str>,
-    /// Names the application link in the external id: its consumer key.
+    /// Names the connection in the external id (see [`external_id`]).
     pub link: &'a str,
     /// How jirasync calls this Jira (a missing access token keeps a stored one);
     /// `None` for an integration that only receives webhooks (the demo).
@@ -92,7 +93,7 @@ pub async fn save(
         domain_name: domain,
         verify_ssl: install.verify_ssl,
         webhook_secret: Some(fresh_webhook_secret()),
-        webhook_hmac_secret: None,
+        ..Metadata::default()
     };
     let saved = store::upsert(
         client,

@@ -23,6 +23,15 @@ pub struct Metadata {
     /// When set, every webhook must carry `X-Hub-Signature` over its body. Secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_hmac_secret: Option<String>,
+    /// The Jira version seen when the webhook was registered, e.g. `10.3.1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jira_version: Option<String>,
+    /// The resource the webhook was registered at, e.g. `/rest/jira-webhook/1.0/webhooks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_path: Option<String>,
+    /// Jira's id of the registered webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
 }
 
 impl Default for Metadata {
@@ -33,6 +42,9 @@ impl Default for Metadata {
             verify_ssl: true,
             webhook_secret: None,
             webhook_hmac_secret: None,
+            jira_version: None,
+            webhook_path: None,
+            webhook_id: None,
         }
     }
 }
@@ -45,6 +57,9 @@ impl fmt::Debug for Metadata {
             .field("verify_ssl", &self.verify_ssl)
             .field("webhook_secret", &self.webhook_secret.is_some())
             .field("webhook_hmac_secret", &self.webhook_hmac_secret.is_some())
+            .field("jira_version", &self.jira_version)
+            .field("webhook_path", &self.webhook_path)
+            .field("webhook_id", &self.webhook_id)
             .finish()
     }
 }
@@ -55,7 +70,7 @@ impl<'de> Deserialize<'de> for Metadata {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        let secret = |key: &str| text(key).filter(|secret| !secret.is_empty());
+        let non_empty = |key: &str| text(key).filter(|value| !value.is_empty());
         Ok(Self {
             base_url: text("base_url").unwrap_or_default(),
             domain_name: text("domain_name").unwrap_or_default(),
@@ -63,8 +78,11 @@ impl<'de> Deserialize<'de> for Metadata {
                 .get("verify_ssl")
                 .and_then(Value::as_bool)
                 .unwrap_or(true),
-            webhook_secret: secret("webhook_secret"),
-            webhook_hmac_secret: secret("webhook_hmac_secret"),
+            webhook_secret: non_empty("webhook_secret"),
+            webhook_hmac_secret: non_empty("webhook_hmac_secret"),
+            jira_version: non_empty("jira_version"),
+            webhook_path: non_empty("webhook_path"),
+            webhook_id: non_empty("webhook_id"),
         })
     }
 }
@@ -109,6 +127,9 @@ mod tests {
             verify_ssl: false,
             webhook_secret: Some("s".into()),
             webhook_hmac_secret: None,
+            jira_version: Some("10.3.1".into()),
+            webhook_path: None,
+            webhook_id: None,
         };
         let json = serde_json::to_value(&metadata).expect("serializes");
         assert_eq!(json.get("webhook_hmac_secret"), None);

@@ -9,6 +9,9 @@ pub const WEBHOOK_PATH: &str = "/extensions/jira-server/issue-updated/";
 /// Where Jira redirects after the user authorizes (OAuth 1.0a).
 pub const OAUTH_CALLBACK_PATH: &str = "/extensions/jira-server/oauth/callback";
 
+/// Where Jira redirects after the user authorizes (OAuth 2.0).
+pub const OAUTH2_CALLBACK_PATH: &str = "/extensions/jira-server/oauth2/callback";
+
 /// The webhook route with its `{token}` segment, without and with the trailing
 /// slash (both are served).
 pub fn webhook_routes() -> [String; 2] {
@@ -24,6 +27,11 @@ pub fn webhook_url(public_url: &str, token: &str) -> String {
 /// `JIRASYNC_PUBLIC_URL` + the OAuth callback route.
 pub fn oauth_callback_url(public_url: &str) -> String {
     format!("{}{OAUTH_CALLBACK_PATH}", public_url.trim_end_matches('/'))
+}
+
+/// `JIRASYNC_PUBLIC_URL` + the OAuth 2.0 callback route: the `redirect_uri`.
+pub fn oauth2_callback_url(public_url: &str) -> String {
+    format!("{}{OAUTH2_CALLBACK_PATH}", public_url.trim_end_matches('/'))
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! The queries of `integrations` and `integration_credentials` (docs/reference.md
 //! §8), each written once. Callers own the transaction.
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use serde_json::Value;
 use tokio_postgres::types::Json;
 use tokio_postgres::{Error, Row};
 
+use super::credentials::{AuthMethod, Stored};
 use super::{Credentials, Integration, Metadata};
 
 /// `$1` external id: see [`find_active`]. Its statement is checked against
@@ -79,53 +82,212 @@ pub(super) async fn upsert(
     Ok(integration(&row))
 }
 
-/// Writes the credentials of `integration_id`. A missing access token (or
-/// secret) keeps the stored one, so `integration add` without tokens does not
-/// erase what the OAuth flow obtained.
+/// Writes the credentials of `integration_id` and clears any "needs
+/// re-authorization" mark (a new install is what it asks for). A missing OAuth
+/// 1.0a access token (or secret) keeps the stored one of the same method, so
+/// `integration add` without tokens does not erase what the OAuth flow obtained.
 pub(super) async fn upsert_credentials(
     client: &impl GenericClient,
     integration_id: i64,
     credentials: &Credentials,
 ) -> Result<(), Error> {
+    let none = None::<String>;
+    let (consumer_key, private_key, access_token, access_token_secret) = match credentials {
+        Credentials::OAuth1 {
+            consumer_key,
+            private_key,
+            access_token,
+            access_token_secret,
+        } => (
+            consumer_key.as_str(),
+            private_key.as_str(),
+            access_token,
+            access_token_secret,
+        ),
+        Credentials::OAuth2 { .. } | Credentials::Pat { .. } => ("", "", &none, &none),
+    };
+    let access_token = access_token.as_deref().or(credentials.access_token());
+    let (client_id, client_secret, refresh_token, expires_at, refreshed_at) = match credentials {
+        Credentials::OAuth2 {
+            client_id,
+            client_secret,
+            refresh_token,
+            expires_at,
+            refreshed_at,
+            ..
+        } => (
+            Some(client_id.as_str()),
+            Some(client_secret.as_str()),
+            refresh_token.as_deref(),
+            *expires_at,
+            *refreshed_at,
+        ),
+        _ => (None, None, None, None, None),
+    };
     client
         .execute(
             "INSERT INTO integration_credentials
-                    (integration_id, consumer_key, private_key, access_token, access_token_secret)
-             VALUES ($1, $2, $3, $4, $5)
+                    (integration_id, auth_method, consumer_key, private_key, access_token,
+                     access_token_secret, client_id, client_secret, refresh_token,
+                     access_token_expires_at, refreshed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (integration_id) DO UPDATE
                 SET consumer_key = EXCLUDED.consumer_key,
                     private_key = EXCLUDED.private_key,
-                    access_token = COALESCE(EXCLUDED.access_token, integration_credentials.access_token),
-                    access_token_secret = COALESCE(EXCLUDED.access_token_secret,
-                                                   integration_credentials.access_token_secret)",
+                    access_token = CASE
+                        WHEN EXCLUDED.access_token IS NULL
+                         AND integration_credentials.auth_method = EXCLUDED.auth_method
+                        THEN integration_credentials.access_token ELSE EXCLUDED.access_token END,
+                    access_token_secret = CASE
+                        WHEN EXCLUDED.access_token_secret IS NULL
+                         AND integration_credentials.auth_method = EXCLUDED.auth_method
+                        THEN integration_credentials.access_token_secret
+                        ELSE EXCLUDED.access_token_secret END,
+                    auth_method = EXCLUDED.auth_method,
+                    client_id = EXCLUDED.client_id,
+                    client_secret = EXCLUDED.client_secret,
+                    refresh_token = EXCLUDED.refresh_token,
+                    access_token_expires_at = EXCLUDED.access_token_expires_at,
+                    refreshed_at = EXCLUDED.refreshed_at,
+                    needs_reauth_at = NULL,
+                    auth_error = NULL",
             &[
                 &integration_id,
-                &credentials.consumer_key,
-                &credentials.private_key,
-                &credentials.access_token,
-                &credentials.access_token_secret,
+                &credentials.method().as_str(),
+                &consumer_key,
+                &private_key,
+                &access_token,
+                access_token_secret,
+                &client_id,
+                &client_secret,
+                &refresh_token,
+                &expires_at,
+                &refreshed_at,
             ],
         )
         .await?;
     Ok(())
 }
 
+const CREDENTIALS: &str = "SELECT auth_method, consumer_key, private_key, access_token,
+        access_token_secret, client_id, client_secret, refresh_token, access_token_expires_at,
+        refreshed_at, needs_reauth_at, auth_error
+   FROM integration_credentials WHERE integration_id = $1";
+
 /// The credentials of `integration_id`, if stored.
 pub async fn credentials(
     client: &impl GenericClient,
     integration_id: i64,
-) -> Result<Option<Credentials>, Error> {
-    let row = client
-        .query_opt(
-            "SELECT consumer_key, private_key, access_token, access_token_secret
-               FROM integration_credentials WHERE integration_id = $1",
-            &[&integration_id],
+) -> Result<Option<Stored>, Error> {
+    let row = client.query_opt(CREDENTIALS, &[&integration_id]).await?;
+    Ok(row.as_ref().map(stored))
+}
+
+/// As [`credentials`], the row locked for this transaction: the one refresh of
+/// an integration's OAuth 2.0 token runs while it holds it.
+pub(super) async fn lock_credentials(
+    client: &impl GenericClient,
+    integration_id: i64,
+) -> Result<Option<Stored>, Error> {
+    let sql = format!("{CREDENTIALS} FOR UPDATE");
+    let row = client.query_opt(&sql, &[&integration_id]).await?;
+    Ok(row.as_ref().map(stored))
+}
+
+fn stored(row: &Row) -> Stored {
+    let text = |index: usize| row.get::<_, Option<String>>(index).unwrap_or_default();
+    let credentials = match AuthMethod::parse(&row.get::<_, String>(0)) {
+        AuthMethod::OAuth1 => Credentials::OAuth1 {
+            consumer_key: row.get(1),
+            private_key: row.get(2),
+            access_token: row.get(3),
+            access_token_secret: row.get(4),
+        },
+        AuthMethod::OAuth2 => Credentials::OAuth2 {
+            client_id: text(5),
+            client_secret: text(6),
+            access_token: text(3),
+            refresh_token: row.get(7),
+            expires_at: row.get(8),
+            refreshed_at: row.get(9),
+        },
+        AuthMethod::Pat => Credentials::Pat { token: text(3) },
+    };
+    let needs_reauth = row
+        .get::<_, Option<DateTime<Utc>>>(10)
+        .map(|at| (at, text(11)));
+    Stored {
+        credentials,
+        needs_reauth,
+    }
+}
+
+/// Stores the tokens of a refresh of `integration_id`'s OAuth 2.0 access.
+pub(super) async fn save_refreshed(
+    client: &impl GenericClient,
+    integration_id: i64,
+    access_token: &str,
+    refresh_token: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "UPDATE integration_credentials
+                SET access_token = $2, refresh_token = COALESCE($3, refresh_token),
+                    access_token_expires_at = $4, refreshed_at = now()
+              WHERE integration_id = $1",
+            &[&integration_id, &access_token, &refresh_token, &expires_at],
         )
         .await?;
-    Ok(row.map(|row| Credentials {
-        consumer_key: row.get(0),
-        private_key: row.get(1),
-        access_token: row.get(2),
-        access_token_secret: row.get(3),
-    }))
+    Ok(())
+}
+
+/// Marks `integration_id`'s credentials as refused for good with `reason`; true
+/// when they were not marked yet (so the refusal is logged and counted once).
+pub(super) async fn mark_needs_reauth(
+    client: &impl GenericClient,
+    integration_id: i64,
+    reason: &str,
+) -> Result<bool, Error> {
+    let marked = client
+        .execute(
+            "UPDATE integration_credentials SET needs_reauth_at = now(), auth_error = $2
+              WHERE integration_id = $1 AND needs_reauth_at IS NULL",
+            &[&integration_id, &reason],
+        )
+        .await?;
+    Ok(marked == 1)
+}
+
+/// Merges `patch` (an object of metadata keys) into the integration's metadata.
+pub(super) async fn merge_metadata(
+    client: &impl GenericClient,
+    integration_id: i64,
+    patch: &Value,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "UPDATE integrations SET metadata = metadata || $2 WHERE id = $1",
+            &[&integration_id, patch],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Every `jira_server` integration with its credentials, by id.
+pub async fn all(client: &impl GenericClient) -> Result<Vec<(Integration, Option<Stored>)>, Error> {
+    let rows = client
+        .query(
+            "SELECT id, external_id, status, metadata FROM integrations
+              WHERE provider = 'jira_server' ORDER BY id",
+            &[],
+        )
+        .await?;
+    let mut all = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let integration = integration(row);
+        let stored = credentials(client, integration.id).await?;
+        all.push((integration, stored));
+    }
+    Ok(all)
 }

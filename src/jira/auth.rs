@@ -1,7 +1,7 @@
 //! How a [`JiraClient`](super::JiraClient) authenticates: one method per
-//! integration (docs/reference.md §7). Today that is OAuth 1.0a through an
-//! application link; further methods (OAuth 2.0, personal access tokens) are
-//! further variants, and every REST call goes through [`Auth::authorization`].
+//! integration (docs/reference.md §7) — OAuth 1.0a through an application link,
+//! or a bearer token (an OAuth 2.0 access token or a personal access token).
+//! Every REST call goes through [`Auth::authorization`].
 
 use std::fmt;
 
@@ -18,11 +18,14 @@ pub enum Auth {
     /// steps are signed with the consumer key alone, REST calls also with the
     /// access token the flow obtained.
     OAuth1 {
-        /// The consumer key and its private key.
-        signer: Signer,
+        /// The consumer key and its private key (boxed: an RSA key is large).
+        signer: Box<Signer>,
         /// The access token, once there is one. Secret.
         access_token: Option<String>,
     },
+    /// `Authorization: Bearer`: an OAuth 2.0 access token or a personal access
+    /// token. Secret.
+    Bearer(String),
 }
 
 impl fmt::Debug for Auth {
@@ -36,6 +39,7 @@ impl fmt::Debug for Auth {
                 .field("consumer_key", &signer.consumer_key())
                 .field("access_token", &access_token.as_ref().map(|_| "[redacted]"))
                 .finish(),
+            Self::Bearer(_) => f.write_str("Bearer([redacted])"),
         }
     }
 }
@@ -44,7 +48,7 @@ impl Auth {
     /// OAuth 1.0a with `signer` and no access token yet (the install flow).
     pub fn oauth1(signer: Signer) -> Self {
         Self::OAuth1 {
-            signer,
+            signer: Box::new(signer),
             access_token: None,
         }
     }
@@ -56,6 +60,7 @@ impl Auth {
                 signer,
                 access_token: Some(access_token.into()),
             },
+            Self::Bearer(_) => Self::Bearer(access_token.into()),
         }
     }
 
@@ -63,6 +68,7 @@ impl Auth {
     pub fn can_call_rest(&self) -> bool {
         match self {
             Self::OAuth1 { access_token, .. } => access_token.is_some(),
+            Self::Bearer(_) => true,
         }
     }
 
@@ -86,13 +92,18 @@ impl Auth {
             } => Err(JiraError::Config(
                 "the integration has no OAuth access token to sign REST calls with".to_owned(),
             )),
+            Self::Bearer(token) => Ok(format!("Bearer {token}")),
         }
     }
 
     /// The OAuth 1.0a signer, for the install flow's own steps.
-    pub(super) fn signer(&self) -> &Signer {
+    pub(super) fn signer(&self) -> Result<&Signer, JiraError> {
         match self {
-            Self::OAuth1 { signer, .. } => signer,
+            Self::OAuth1 { signer, .. } => Ok(signer.as_ref()),
+            Self::Bearer(_) => Err(JiraError::Config(
+                "OAuth 1.0a steps need an application link's consumer key and private key"
+                    .to_owned(),
+            )),
         }
     }
 }

@@ -44,6 +44,13 @@ pub struct JiraClient {
     auth: Auth,
 }
 
+/// What a request carries.
+enum Body<'a> {
+    None,
+    Json(&'a serde_json::Value),
+    Form(&'a [(&'a str, &'a str)]),
+}
+
 /// A raw answer, before it is judged.
 #[derive(Debug)]
 pub(super) struct Answer {
@@ -71,6 +78,7 @@ impl Answer {
             });
         match problem {
             Some(problem) if status.is_client_error() => Err(JiraError::refused(&problem)),
+            None if status == StatusCode::UNAUTHORIZED => Err(JiraError::Unauthorized),
             _ => Err(JiraError::unexpected(status.as_u16(), &self.body)),
         }
     }
@@ -149,7 +157,7 @@ impl JiraClient {
         json: Option<&serde_json::Value>,
     ) -> Result<Answer, JiraError> {
         let authorization = self.auth.authorization(&method, &url)?;
-        self.send(method, url, json, authorization).await
+        self.send(method, url, json, Some(authorization)).await
     }
 
     /// One step of the OAuth 1.0a install flow, signed with the consumer key and
@@ -162,32 +170,57 @@ impl JiraClient {
     ) -> Result<Answer, JiraError> {
         let authorization = self
             .auth
-            .signer()
+            .signer()?
             .authorization_header(&method, &url, &[], params)?;
-        self.send(method, url, None, authorization).await
+        self.send(method, url, None, Some(authorization)).await
     }
 
-    /// Sends one request with `authorization`; transport failures become
-    /// `Unavailable`, any answer is returned as it is.
+    /// A form POST without an `Authorization` header (the OAuth 2.0 token
+    /// endpoint, which takes the client's credentials in the form).
+    pub(super) async fn post_form(
+        &self,
+        url: Url,
+        form: &[(&str, &str)],
+    ) -> Result<Answer, JiraError> {
+        self.send_request(Method::POST, url, Body::Form(form), None)
+            .await
+    }
+
+    /// Sends one request with `authorization` and a JSON body, if any.
     async fn send(
         &self,
         method: Method,
         url: Url,
         json: Option<&serde_json::Value>,
-        authorization: String,
+        authorization: Option<String>,
+    ) -> Result<Answer, JiraError> {
+        let body = json.map_or(Body::None, Body::Json);
+        self.send_request(method, url, body, authorization).await
+    }
+
+    /// Sends one request; transport failures become `Unavailable`, any answer
+    /// is returned as it is.
+    async fn send_request(
+        &self,
+        method: Method,
+        url: Url,
+        body: Body<'_>,
+        authorization: Option<String>,
     ) -> Result<Answer, JiraError> {
         let target = format!(
             "{method} {}{}",
             url.origin().ascii_serialization(),
             url.path()
         );
-        let mut request = self
-            .http
-            .request(method, url)
-            .header(AUTHORIZATION, authorization);
-        if let Some(json) = json {
-            request = request.json(json);
+        let mut request = self.http.request(method, url);
+        if let Some(authorization) = authorization {
+            request = request.header(AUTHORIZATION, authorization);
         }
+        request = match body {
+            Body::None => request,
+            Body::Json(json) => request.json(json),
+            Body::Form(form) => request.form(form),
+        };
         let started = Instant::now();
         let failed = |error: reqwest::Error| {
             let what = if error.is_timeout() {

@@ -24,6 +24,19 @@ pub enum JiraError {
         #[source]
         source: Option<reqwest::Error>,
     },
+    /// Jira refused the credentials of a REST call (`401` without an
+    /// `oauth_problem`): an expired or revoked bearer token. Permanent, but an
+    /// OAuth 2.0 token is refreshed and the call tried once more.
+    #[error("Jira refused the credentials (HTTP 401): the token is expired or revoked")]
+    Unauthorized,
+    /// Jira's OAuth 2.0 token endpoint refused a grant (`{"error": …}`). Permanent.
+    #[error("Jira refused the OAuth 2.0 request (error={error}): {hint}")]
+    OAuth2Refused {
+        /// The OAuth 2.0 error code, e.g. `invalid_grant`.
+        error: String,
+        /// What to check or do about it.
+        hint: &'static str,
+    },
     /// Jira answered with a status this client does not expect (3xx, 4xx). Permanent.
     #[error("unexpected answer from Jira: HTTP {status}{detail}")]
     Unexpected {
@@ -71,6 +84,31 @@ impl JiraError {
         Self::Unavailable {
             reason: reason.into(),
             source,
+        }
+    }
+
+    /// An OAuth 2.0 refusal for `error` with its hint.
+    pub fn oauth2_refused(error: &str) -> Self {
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(64)
+            .collect();
+        let hint = oauth2_hint(&error);
+        Self::OAuth2Refused { error, hint }
+    }
+
+    /// Whether Jira said the grant (a code or a refresh token) is no longer valid.
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, Self::OAuth2Refused { error, .. } if error == "invalid_grant")
+    }
+
+    /// The HTTP status of an unexpected answer, if that is what this is.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Unexpected { status, .. } => Some(*status),
+            Self::Unauthorized => Some(401),
+            _ => None,
         }
     }
 
@@ -140,6 +178,27 @@ pub fn hint_for(problem: &str) -> &'static str {
             "Jira rejected an OAuth parameter; this is a jirasync bug, report it with the \
              oauth_problem"
         }
+        _ => "see Jira's log and the application link's settings",
+    }
+}
+
+/// What to check for each error of Jira's OAuth 2.0 token endpoint (RFC 6749 §5.2).
+pub fn oauth2_hint(error: &str) -> &'static str {
+    match error {
+        "invalid_client" | "unauthorized_client" => {
+            "check the client id and the client secret of the application link in Jira \
+             (Administration > Applications > Application links, External application)"
+        }
+        "invalid_grant" => {
+            "the authorization code or refresh token is expired, used or revoked: \
+             connect again with `jirasync oauth start --client-id …`"
+        }
+        "invalid_request" => {
+            "check that the application link's redirect URL is JIRASYNC_PUBLIC_URL + \
+             /extensions/jira-server/oauth2/callback"
+        }
+        "invalid_scope" => "the application link does not allow the scope asked for: check --scope",
+        "access_denied" => "the Jira user did not allow access: authorize again",
         _ => "see Jira's log and the application link's settings",
     }
 }

@@ -1,6 +1,7 @@
 //! Registers the issue webhook in Jira: `POST /rest/webhooks/1.0/webhook`
-//! (Jira ≤ 9, Sentry's call), and on 404 once more on Jira 10's
-//! `POST /rest/jira-webhook/1.0/webhooks`. Called by the access-token job.
+//! (Jira ≤ 9, Sentry's call) or Jira 10's `POST /rest/jira-webhook/1.0/webhooks`,
+//! each in its own JSON, the other tried once on 404. Called by
+//! `integration::webhook`, which picks the API by the Jira's version.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -24,6 +25,29 @@ pub enum WebhookApi {
 }
 
 impl WebhookApi {
+    /// The resource of a Jira whose major version is `major` (0: unknown, the legacy one).
+    pub fn for_version(major: u32) -> Self {
+        if major >= 10 {
+            Self::Jira10
+        } else {
+            Self::Legacy
+        }
+    }
+
+    /// Whether this resource takes a secret to sign deliveries with
+    /// (`X-Hub-Signature`): Jira 10's does, in `configuration.SECRET`.
+    pub fn takes_secret(self) -> bool {
+        self == Self::Jira10
+    }
+
+    /// The other resource.
+    fn other(self) -> Self {
+        match self {
+            Self::Legacy => Self::Jira10,
+            Self::Jira10 => Self::Legacy,
+        }
+    }
+
     /// The resource path under the base URL.
     pub fn path(self) -> &'static str {
         match self {
@@ -36,9 +60,9 @@ impl WebhookApi {
     ///
     /// Legacy: `name`, `url`, `events`, `excludeBody` (Jira's documented shape;
     /// Sentry sends the first three). Jira 10 moved the options into
-    /// `configuration` with upper-case keys (JRASERVER-78733); it ignores the
-    /// fields it does not know, so this shape is safe on either version.
-    pub fn body(self, url: &str, events: &[&str]) -> Value {
+    /// `configuration` with upper-case keys and silently ignores them in the old
+    /// format (JRASERVER-78733); its `SECRET` signs every delivery.
+    pub fn body(self, url: &str, events: &[&str], secret: Option<&str>) -> Value {
         match self {
             Self::Legacy => json!({
                 "name": WEBHOOK_NAME,
@@ -46,13 +70,19 @@ impl WebhookApi {
                 "events": events,
                 "excludeBody": false,
             }),
-            Self::Jira10 => json!({
-                "name": WEBHOOK_NAME,
-                "url": url,
-                "events": events,
-                "active": true,
-                "configuration": { "EXCLUDE_BODY": "false" },
-            }),
+            Self::Jira10 => {
+                let mut configuration = json!({ "EXCLUDE_BODY": "false" });
+                if let Some(secret) = secret {
+                    configuration["SECRET"] = json!(secret);
+                }
+                json!({
+                    "name": WEBHOOK_NAME,
+                    "url": url,
+                    "events": events,
+                    "active": true,
+                    "configuration": configuration,
+                })
+            }
         }
     }
 }
@@ -65,28 +95,34 @@ pub struct WebhookRegistration {
     /// Jira's id of the webhook, when the answer carried one (`id`, or the
     /// last segment of `self`).
     pub id: Option<String>,
+    /// Whether deliveries are signed with the secret given.
+    pub signed: bool,
 }
 
 impl JiraClient {
-    /// Registers a webhook delivering `events` to `url`. Tries the legacy
-    /// resource, and on 404 the Jira 10 one, each try authorized afresh. The
+    /// Registers a webhook delivering `events` to `url` on `api`, signed with
+    /// `secret` where the resource takes one; on 404 once more on the other
+    /// resource (a version Jira misreported), each try authorized afresh. The
     /// result names the resource that worked.
     pub async fn register_webhook(
         &self,
+        api: WebhookApi,
         url: &str,
         events: &[&str],
+        secret: Option<&str>,
     ) -> Result<WebhookRegistration, JiraError> {
-        let mut api = WebhookApi::Legacy;
-        let mut answer = self.post_webhook(api, url, events).await?;
+        let mut api = api;
+        let mut answer = self.post_webhook(api, url, events, secret).await?;
         if answer.status == StatusCode::NOT_FOUND {
-            tracing::info!("legacy webhook resource not found; trying the Jira 10 resource");
-            api = WebhookApi::Jira10;
-            answer = self.post_webhook(api, url, events).await?;
+            tracing::info!(webhook.api = ?api, "webhook resource not found; trying the other one");
+            api = api.other();
+            answer = self.post_webhook(api, url, events, secret).await?;
         }
         let answer = answer.success()?;
         Ok(WebhookRegistration {
             api,
             id: webhook_id(&answer.body),
+            signed: secret.is_some() && api.takes_secret(),
         })
     }
 
@@ -95,9 +131,10 @@ impl JiraClient {
         api: WebhookApi,
         url: &str,
         events: &[&str],
+        secret: Option<&str>,
     ) -> Result<super::client::Answer, JiraError> {
         let endpoint = self.endpoint(api.path())?;
-        let body = api.body(url, events);
+        let body = api.body(url, events, secret);
         self.call(Method::POST, endpoint, Some(&body)).await
     }
 }
@@ -140,7 +177,7 @@ mod tests {
 
     #[test]
     fn legacy_body_matches_jira_documented_shape() {
-        let body = WebhookApi::Legacy.body("https://x/hook/", &ISSUE_EVENTS);
+        let body = WebhookApi::Legacy.body("https://x/hook/", &ISSUE_EVENTS, Some("s"));
         assert_eq!(
             body,
             json!({
@@ -150,5 +187,18 @@ mod tests {
                 "excludeBody": false
             })
         );
+    }
+
+    #[test]
+    fn jira_10_gets_its_own_shape_with_the_secret_in_configuration() {
+        let body = WebhookApi::Jira10.body("https://x/hook/", &ISSUE_EVENTS, Some("s3cret"));
+        assert_eq!(
+            body["configuration"],
+            json!({"EXCLUDE_BODY": "false", "SECRET": "s3cret"})
+        );
+        assert_eq!(body["active"], json!(true));
+        assert_eq!(WebhookApi::for_version(9), WebhookApi::Legacy);
+        assert_eq!(WebhookApi::for_version(10), WebhookApi::Jira10);
+        assert_eq!(WebhookApi::for_version(11), WebhookApi::Jira10);
     }
 }

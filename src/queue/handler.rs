@@ -112,6 +112,9 @@ outcomes! {
     Malformed => "malformed",
     /// Jira refused a call or the client cannot be set up: dead-lettered.
     JiraFailed => "jira_failed",
+    /// Jira refused the integration's credentials for good: dead-lettered until
+    /// it is connected again (or, for reconciliation, skipped).
+    NeedsReauth => "needs_reauth",
     /// No handler knows the message type: dead-lettered.
     UnknownType => "unknown_type",
     /// The handler panicked: dead-lettered.

@@ -99,6 +99,47 @@ impl Job for OauthAccessToken {
     }
 }
 
+/// `jira_server.oauth2_token`: exchange an OAuth 2.0 authorization code, or
+/// record that Jira refused (`error`). Sent by the OAuth 2.0 callback, its query
+/// being the body.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Oauth2Token {
+    /// The `state` of the session, as jirasync issued it.
+    pub state: String,
+    /// The authorization code; absent when Jira sent `error` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Jira's `error` (e.g. `access_denied`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Jira's `error_description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+impl std::fmt::Debug for Oauth2Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oauth2Token")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Job for Oauth2Token {
+    const TYPE: &'static str = "jira_server.oauth2_token";
+    const SHAPE: &'static str = r#"{"state":"…","code":"…"}"#;
+
+    fn validate(&self) -> Result<(), String> {
+        if self.state.is_empty() {
+            return Err("state is empty".into());
+        }
+        if self.code.as_deref().is_none_or(str::is_empty) && self.error.is_none() {
+            return Err("neither code nor error".into());
+        }
+        Ok(())
+    }
+}
+
 /// `jira_server.reconcile`: re-read an integration's recently updated linked issues.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reconcile {
@@ -115,9 +156,10 @@ impl Job for Reconcile {
 }
 
 /// Every job type, routed to `P.jobs`; the worker's dispatcher handles each.
-pub const JOB_TYPES: [&str; 3] = [
+pub const JOB_TYPES: [&str; 4] = [
     OauthRequestToken::TYPE,
     OauthAccessToken::TYPE,
+    Oauth2Token::TYPE,
     Reconcile::TYPE,
 ];
 

@@ -27,12 +27,22 @@ impl From<deadpool_postgres::PoolError> for Failure {
     }
 }
 
-impl From<AccessError> for Failure {
-    fn from(error: AccessError) -> Self {
-        match error {
-            AccessError::Db(error) => error.into(),
-            setup @ AccessError::Setup(_) => Self::permanent(Outcome::JiraFailed, setup),
-        }
+/// A failed call of an integration's Jira while trying `to`: the database as
+/// above, Jira by [`jira`]; credentials Jira refused for good dead-letter the
+/// message (`needs_reauth`), to be replayed once the integration is connected again.
+pub fn access(to: &str, error: AccessError) -> Failure {
+    match error {
+        AccessError::Db(error) => error.into(),
+        AccessError::Pool(error) => error.into(),
+        AccessError::Jira(error) => jira(to, error),
+        AccessError::NeedsReauth { .. } => Failure::permanent(
+            Outcome::NeedsReauth,
+            anyhow::Error::new(error).context(format!("failed to {to}")),
+        ),
+        setup @ AccessError::Setup(_) => Failure::permanent(
+            Outcome::JiraFailed,
+            anyhow::Error::new(setup).context(format!("failed to {to}")),
+        ),
     }
 }
 

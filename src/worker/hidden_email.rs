@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::Pool;
 
 use super::cache::Cache;
 use super::failure;
@@ -44,24 +44,24 @@ impl EmailCache {
     /// Jira 5xx, 429 and timeouts are passing failures; they are not cached.
     pub async fn lookup(
         &self,
-        db: &impl GenericClient,
+        pool: &Pool,
         integration: &Integration,
         user: &AssigneeRef,
     ) -> Result<Lookup, Failure> {
         let answer = self
             .0
             .get_or_fetch((integration.id, user.clone()), || async {
-                let Some(jira) = integration.jira(db).await? else {
-                    return Ok(None);
-                };
-                let answer = jira
-                    .get_user(user.as_user_ref())
+                let answer = integration
+                    .with_jira(pool, |jira| async move {
+                        jira.get_user(user.as_user_ref()).await
+                    })
                     .await
-                    .map_err(|error| failure::jira("look up the assignee in Jira", error))?;
-                let email = answer
-                    .and_then(|user| user.email_address)
-                    .and_then(|email| Email::parse(&email));
-                Ok::<_, Failure>(Some(email))
+                    .map_err(|error| failure::access("look up the assignee in Jira", error))?;
+                // None: nothing could be asked. Some(None): Jira knows no email.
+                Ok::<_, Failure>(answer.map(|user| {
+                    user.and_then(|user| user.email_address)
+                        .and_then(|email| Email::parse(&email))
+                }))
             })
             .await?;
         Ok(match answer {

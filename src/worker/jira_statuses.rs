@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::Pool;
 
 use super::cache::Cache;
 use super::failure;
@@ -37,24 +37,23 @@ impl StatusCache {
     /// timeouts are passing failures and not cached.
     pub async fn done_ids(
         &self,
-        db: &impl GenericClient,
+        pool: &Pool,
         integration: &Integration,
     ) -> Result<Option<DoneIds>, Failure> {
         self.0
             .get_or_fetch(integration.id, || async {
-                let Some(jira) = integration.jira(db).await? else {
-                    return Ok(None);
-                };
-                let statuses = jira
-                    .get_statuses()
+                let statuses = integration
+                    .with_jira(pool, |jira| async move { jira.get_statuses().await })
                     .await
-                    .map_err(|error| failure::jira("fetch the statuses from Jira", error))?;
-                let done = statuses
-                    .into_iter()
-                    .filter(|status| status.is_done())
-                    .map(|status| status.id)
-                    .collect();
-                Ok::<_, Failure>(Some(Arc::new(done)))
+                    .map_err(|error| failure::access("fetch the statuses from Jira", error))?;
+                Ok::<_, Failure>(statuses.map(|statuses| {
+                    let done = statuses
+                        .into_iter()
+                        .filter(|status| status.is_done())
+                        .map(|status| status.id)
+                        .collect();
+                    Arc::new(done)
+                }))
             })
             .await
     }

@@ -6,7 +6,9 @@ mod cache;
 mod failure;
 mod health;
 mod hidden_email;
+mod install;
 mod jira_statuses;
+mod oauth2_token;
 mod oauth_access_token;
 mod oauth_request_token;
 mod reconcile;
@@ -22,7 +24,7 @@ use crate::db::DbPool;
 use crate::db::oauth_sessions::{self, SessionRef};
 use crate::queue::consumer::{self, ConsumerConfig};
 use crate::queue::handler::{Failure, Handler, Incoming, Outcome};
-use crate::queue::job::{Job, OauthAccessToken, OauthRequestToken, Reconcile};
+use crate::queue::job::{Job, Oauth2Token, OauthAccessToken, OauthRequestToken, Reconcile};
 use crate::queue::{Names, WEBHOOK};
 use crate::shutdown::Shutdown;
 
@@ -135,6 +137,8 @@ pub enum Message {
     RequestToken(OauthRequestToken),
     /// `jira_server.oauth_access_token`.
     AccessToken(OauthAccessToken),
+    /// `jira_server.oauth2_token`.
+    Oauth2Token(Oauth2Token),
     /// `jira_server.reconcile`.
     Reconcile(Reconcile),
 }
@@ -147,6 +151,7 @@ impl Message {
             WEBHOOK => Self::Webhook,
             OauthRequestToken::TYPE => Self::RequestToken(OauthRequestToken::parse(body)?),
             OauthAccessToken::TYPE => Self::AccessToken(OauthAccessToken::parse(body)?),
+            Oauth2Token::TYPE => Self::Oauth2Token(Oauth2Token::parse(body)?),
             Reconcile::TYPE => Self::Reconcile(Reconcile::parse(body)?),
             other => {
                 return Err(Failure::permanent(
@@ -170,6 +175,7 @@ impl Handler for Dispatcher {
             Message::Webhook => webhook::handle(&self.webhooks, incoming).await,
             Message::RequestToken(job) => oauth_request_token::handle(&self.oauth, job).await,
             Message::AccessToken(job) => oauth_access_token::handle(&self.oauth, job).await,
+            Message::Oauth2Token(job) => oauth2_token::handle(&self.oauth, job, incoming).await,
             Message::Reconcile(job) => reconcile::handle(&self.webhooks, job).await,
         }
     }
@@ -183,6 +189,7 @@ impl Handler for Dispatcher {
             Message::AccessToken(job) => {
                 (SessionRef::RequestToken(&job.oauth_token), "oauth finish")
             }
+            Message::Oauth2Token(job) => (SessionRef::OAuth2State(&job.state), "oauth start"),
             Message::Webhook | Message::Reconcile(_) => return,
         };
         let error = format!(

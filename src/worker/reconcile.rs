@@ -44,12 +44,19 @@ pub async fn handle(jobs: &WebhookJobs, job: &Reconcile) -> Result<Outcome, Fail
         tracing::warn!("reconcile job for an unknown or inactive integration");
         return Ok(Outcome::UnknownIntegration);
     };
-    let Some(jira) = integration.jira(&client).await? else {
-        tracing::warn!(
-            "reconciliation skipped: the integration has no access token to sign requests"
-        );
-        return Ok(Outcome::NoAccessToken);
-    };
+    match jira_server::credentials(&client, integration.id).await? {
+        Some(stored) if stored.needs_reauth.is_some() => {
+            tracing::warn!("reconciliation skipped: the integration needs to be connected again");
+            return Ok(Outcome::NeedsReauth);
+        }
+        Some(stored) if stored.credentials.can_call_rest() => {}
+        _ => {
+            tracing::warn!(
+                "reconciliation skipped: the integration has no access token to sign requests"
+            );
+            return Ok(Outcome::NoAccessToken);
+        }
+    }
     let since = match job.since_ms.and_then(DateTime::from_timestamp_millis) {
         Some(since) => since,
         None => reconcile::last_reconciled(&client, integration.id)
@@ -60,10 +67,15 @@ pub async fn handle(jobs: &WebhookJobs, job: &Reconcile) -> Result<Outcome, Fail
     let mut found = 0_usize;
     let mut changed = 0_usize;
     for chunk in keys.chunks(KEYS_PER_QUERY) {
-        let issues = jira
-            .search_all(&jql(chunk, since, started))
+        let query = jql(chunk, since, started);
+        let issues = integration
+            .with_jira(&jobs.pool, |jira| {
+                let query = query.clone();
+                async move { jira.search_all(&query).await }
+            })
             .await
-            .map_err(|error| failure::jira("search Jira for updated issues", error))?;
+            .map_err(|error| failure::access("search Jira for updated issues", error))?
+            .unwrap_or_default();
         for issue in issues {
             found += 1;
             if apply(jobs, &mut client, &integration, &issue).await? {
@@ -105,7 +117,7 @@ async fn apply(
     let Some(assignee) = &change.assignee else {
         return Ok(false);
     };
-    let Some(action) = assignee_action(jobs, client, integration, assignee).await? else {
+    let Some(action) = assignee_action(jobs, integration, assignee).await? else {
         tracing::info!(issue.key = %issue.key, "missing-assignee-email");
         return Ok(false);
     };

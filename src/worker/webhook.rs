@@ -28,8 +28,13 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, F
         Ok(id) => id,
         Err(reason) => return Ok(rejected(&reason)),
     };
-    let mut client = jobs.pool.get().await?;
-    let integration = match authenticate(&client, &token, &external_id, message).await? {
+    // No connection is held while Jira is asked (below): a refresh of an OAuth 2.0
+    // token takes one of its own.
+    let authenticated = {
+        let client = jobs.pool.get().await?;
+        authenticate(&client, &token, &external_id, message).await?
+    };
+    let integration = match authenticated {
         Ok(integration) => integration,
         Err(reason) => return Ok(rejected(&reason)),
     };
@@ -42,15 +47,16 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, F
     };
     Span::current().record("issue.key", change.key.as_str());
     let assignee = match &change.assignee {
-        Some(assignee) => assignee_action(jobs, &client, &integration, assignee).await?,
+        Some(assignee) => assignee_action(jobs, &integration, assignee).await?,
         None => None,
     };
     let transition = match &change.status {
-        Some(status) => status_transition(jobs, &client, &integration, &change.key, status).await?,
+        Some(status) => status_transition(jobs, &integration, &change.key, status).await?,
         None => None,
     };
 
     let event = change.event(integration.id);
+    let mut client = jobs.pool.get().await?;
     let tx = client.transaction().await?;
     let assigned = match &assignee {
         Some(action) => Some(assignee::apply(&tx, event, action).await?),
@@ -94,7 +100,6 @@ fn rejected(reason: &Rejected) -> Outcome {
 /// What to do about the assignee; `None` when there is no email, not even from Jira.
 pub(super) async fn assignee_action(
     jobs: &WebhookJobs,
-    client: &Object,
     integration: &Integration,
     change: &AssigneeChange,
 ) -> Result<Option<Action>, Failure> {
@@ -103,7 +108,7 @@ pub(super) async fn assignee_action(
         AssigneeChange::Unassign => Some(Action::Unassign),
         AssigneeChange::MissingEmail(None) => None,
         AssigneeChange::MissingEmail(Some(user)) => {
-            match jobs.emails.lookup(client, integration, user).await? {
+            match jobs.emails.lookup(&jobs.pool, integration, user).await? {
                 Lookup::Found(email) => Some(Action::Assign(email)),
                 Lookup::NoEmail | Lookup::NoAccessToken => None,
             }
@@ -117,15 +122,18 @@ pub(super) async fn assignee_action(
 /// skipped with a warning).
 async fn status_transition(
     jobs: &WebhookJobs,
-    client: &Object,
     integration: &Integration,
     key: &IssueKey,
     change: &StatusChange,
 ) -> Result<Option<Option<Transition>>, Failure> {
-    if !status_sync::enabled(client, integration.id, key.as_str()).await? {
+    let enabled = {
+        let client = jobs.pool.get().await?;
+        status_sync::enabled(&client, integration.id, key.as_str()).await?
+    };
+    if !enabled {
         return Ok(None);
     }
-    let Some(done) = jobs.statuses.done_ids(client, integration).await? else {
+    let Some(done) = jobs.statuses.done_ids(&jobs.pool, integration).await? else {
         tracing::warn!(
             "status sync skipped: the integration has no access token to read Jira's statuses"
         );

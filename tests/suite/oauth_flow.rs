@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use common::fake_jira::{CONSUMER_KEY, FakeJira};
 use common::seed::Seed;
-use jirasync::commands::integration::{self, AddArgs, AppLink};
+use jirasync::commands::AppLink;
+use jirasync::commands::integration::{self, AddArgs};
 use jirasync::commands::oauth::{self, StartArgs, Started};
 use jirasync::config::Settings;
 use serde_json::{Value, json};
@@ -53,12 +54,16 @@ fn start_args(settings: &Settings, base_url: &str, consumer_key: &str) -> StartA
     StartArgs {
         link: AppLink {
             base_url: base_url.to_owned(),
-            consumer_key: consumer_key.to_owned(),
-            private_key_file: KEY_FILE.into(),
+            consumer_key: Some(consumer_key.to_owned()),
+            private_key_file: Some(KEY_FILE.into()),
+            no_verify_ssl: false,
         },
-        no_verify_ssl: false,
+        client_id: None,
+        client_secret_file: None,
+        scope: None,
         wait: Some(WAIT),
         services: settings.services(),
+        public: settings.public.clone(),
     }
 }
 
@@ -538,9 +543,12 @@ async fn integration_add_then_webhook_url_yields_a_url_the_worker_accepts() {
     let args = AddArgs {
         link: AppLink {
             base_url: "https://jira.example.org:8443/jira/".into(),
-            consumer_key: "manual-key".into(),
-            private_key_file: KEY_FILE.into(),
+            consumer_key: Some("manual-key".into()),
+            private_key_file: Some(KEY_FILE.into()),
+            no_verify_ssl: false,
         },
+        pat_file: None,
+        register_webhook: false,
         access_token: None,
         access_token_secret: None,
         name: None,
@@ -589,7 +597,7 @@ async fn integration_add_then_webhook_url_yields_a_url_the_worker_accepts() {
 
     let bad_key = integration::add(&AddArgs {
         link: AppLink {
-            private_key_file: PUBLIC_KEY_FILE.into(),
+            private_key_file: Some(PUBLIC_KEY_FILE.into()),
             ..args.link.clone()
         },
         ..args.clone()

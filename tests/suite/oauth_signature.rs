@@ -143,7 +143,7 @@ async fn webhook_registers_on_the_legacy_path() {
         .await;
 
     let registered = client(&setup)
-        .register_webhook(HOOK_URL, &ISSUE_EVENTS)
+        .register_webhook(WebhookApi::Legacy, HOOK_URL, &ISSUE_EVENTS, None)
         .await
         .expect("registered");
 
@@ -167,7 +167,11 @@ async fn webhook_falls_back_to_the_jira_10_path_on_404() {
         .await;
     Mock::given(method("POST"))
         .and(path("/rest/jira-webhook/1.0/webhooks"))
-        .and(body_json(WebhookApi::Jira10.body(HOOK_URL, &ISSUE_EVENTS)))
+        .and(body_json(WebhookApi::Jira10.body(
+            HOOK_URL,
+            &ISSUE_EVENTS,
+            None,
+        )))
         .respond_with(setup.jira.verified(
             ResponseTemplate::new(200).set_body_json(json!({"id": 12, "name": "jirasync"})),
         ))
@@ -176,7 +180,7 @@ async fn webhook_falls_back_to_the_jira_10_path_on_404() {
         .await;
 
     let registered = client(&setup)
-        .register_webhook(HOOK_URL, &ISSUE_EVENTS)
+        .register_webhook(WebhookApi::Legacy, HOOK_URL, &ISSUE_EVENTS, None)
         .await
         .expect("registered");
 
@@ -309,7 +313,7 @@ async fn a_rejected_access_token_on_a_rest_call_is_a_refusal() {
         .await;
 
     let error = client(&setup)
-        .register_webhook(HOOK_URL, &ISSUE_EVENTS)
+        .register_webhook(WebhookApi::Legacy, HOOK_URL, &ISSUE_EVENTS, None)
         .await
         .expect_err("refused");
 

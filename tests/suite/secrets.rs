@@ -1,6 +1,6 @@
 //! Secrets stay secret: every log line of an end-to-end run (ingress and worker;
 //! a valid webhook, a rejected token, malformed bodies, dead letters) is captured
-//! by a global subscriber — this binary holds only this test — and searched for
+//! by a global subscriber (the only one this binary installs) and searched for
 //! tokens, webhook secrets and emails. Also `Debug` of the settings and integrations.
 
 use crate::common;

@@ -6,6 +6,7 @@
 pub mod app;
 #[path = "../../fixtures/fake_jira.rs"]
 pub mod fake_jira;
+pub mod fake_oauth2;
 pub mod private_broker;
 pub mod private_pg;
 pub mod proxy;
@@ -204,8 +205,13 @@ impl Worker {
 }
 
 impl Drop for Worker {
+    /// Cancelled and aborted: it never runs again, so it cannot declare its
+    /// queues anew after the test's teardown deleted them.
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -232,6 +238,16 @@ pub fn spawn_worker_draining(settings: &Settings, drain: Duration) -> Worker {
 pub struct Process(Child);
 
 impl Process {
+    /// Starts `command`.
+    pub fn spawn(command: &mut Command) -> Self {
+        Self(command.spawn().expect("start a jirasync process"))
+    }
+
+    /// Its stdout, when it was piped (once).
+    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.0.stdout.take()
+    }
+
     /// Its pid.
     pub fn id(&self) -> u32 {
         self.0.id()
@@ -275,9 +291,37 @@ impl Drop for Process {
     }
 }
 
-/// `jirasync <command>` on these settings (database, broker, prefix, retry tiers;
-/// reconciliation off, warnings only, output discarded), with `extra` variables.
+/// `jirasync <command>` on these settings (database, broker, prefix, retry tiers,
+/// public URL; reconciliation off, warnings only, output discarded), with `extra`
+/// variables.
 pub fn process(command: &str, settings: &Settings, extra: &[(&str, String)]) -> Process {
+    let mut jirasync = jirasync(&[command], settings, extra);
+    Process::spawn(jirasync.stdout(Stdio::null()).stderr(Stdio::null()))
+}
+
+/// As [`process`], its log (stderr) written to `log`.
+pub fn process_logged(
+    command: &str,
+    settings: &Settings,
+    extra: &[(&str, String)],
+    log: &std::path::Path,
+) -> Process {
+    let file = std::fs::File::create(log).expect("create the log file");
+    let mut jirasync = jirasync(&[command], settings, extra);
+    Process::spawn(jirasync.stdout(Stdio::null()).stderr(file))
+}
+
+/// Runs `jirasync ARGS…` to its end on these settings: what it printed and how
+/// it exited.
+pub fn output(args: &[&str], settings: &Settings) -> std::process::Output {
+    jirasync(args, settings, &[])
+        .output()
+        .expect("run jirasync")
+}
+
+/// `jirasync ARGS…` on these settings' database, broker, prefix, retry tiers and
+/// public URL (reconciliation off, warnings only), with `extra` variables.
+pub fn jirasync(args: &[&str], settings: &Settings, extra: &[(&str, String)]) -> Command {
     let delays: Vec<String> = settings
         .retries
         .delays
@@ -285,21 +329,19 @@ pub fn process(command: &str, settings: &Settings, extra: &[(&str, String)]) -> 
         .iter()
         .map(|d| format_duration(*d))
         .collect();
-    let child = Command::new(env!("CARGO_BIN_EXE_jirasync"))
-        .arg(command)
+    let mut jirasync = Command::new(env!("CARGO_BIN_EXE_jirasync"));
+    jirasync
+        .args(args)
         .env_clear()
         .env("DATABASE_URL", &settings.database.url)
         .env("AMQP_URL", &settings.broker.url)
         .env("JIRASYNC_QUEUE_PREFIX", &settings.broker.queue_prefix)
         .env("JIRASYNC_RETRY_DELAYS", delays.join(","))
+        .env("JIRASYNC_PUBLIC_URL", &settings.public.url)
         .env("JIRASYNC_RECONCILE_INTERVAL", "0")
         .env("RUST_LOG", "warn")
-        .envs(extra.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a jirasync process");
-    Process(child)
+        .envs(extra.iter().map(|(k, v)| (k, v)));
+    jirasync
 }
 
 /// Polls `check` every 50 ms until it is true; panics naming `what` after `deadline`.
@@ -491,28 +533,17 @@ async fn cleanup(settings: &Settings) {
     if settings.broker.url != brokers[0] {
         brokers.push(settings.broker.url.clone());
     }
-    for url in brokers {
-        let connect = Connection::connect(&url, ConnectionProperties::default());
-        let Ok(Ok(connection)) = tokio::time::timeout(Duration::from_secs(5), connect).await else {
-            continue;
-        };
-        for queue in names.all_queues(&settings.retries.delays.0) {
-            // A failed delete closes the channel: use one per queue.
-            if let Ok(channel) = connection.create_channel().await {
-                let _ = channel
-                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                    .await;
+    let queues = names.all_queues(&settings.retries.delays.0);
+    // The shared broker, busy with the other tests' quorum queues, can be slow
+    // to answer: a few tries. A test's own broker or proxy (behind which is the
+    // shared one, or a private node removed with the test) gets one.
+    let tries = |url: &str| if url == brokers[0] { 3 } else { 1 };
+    for url in &brokers {
+        for _ in 0..tries(url) {
+            if delete_topology(url, &names, &queues).await {
+                break;
             }
         }
-        if let Ok(channel) = connection.create_channel().await {
-            let _ = channel
-                .exchange_delete(
-                    names.exchange().as_str().into(),
-                    ExchangeDeleteOptions::default(),
-                )
-                .await;
-        }
-        let _ = connection.close(200, "done".into()).await;
     }
     let drop_database = format!(
         "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
@@ -527,6 +558,36 @@ async fn cleanup(settings: &Settings) {
             let _ = admin.batch_execute(&drop_database).await;
         }
     }
+}
+
+/// Deletes `queues` and the exchange on the broker at `url`; false when it could
+/// not connect or a delete failed (deleting what is not there succeeds).
+async fn delete_topology(url: &str, names: &Names, queues: &[String]) -> bool {
+    let connect = Connection::connect(url, ConnectionProperties::default());
+    let Ok(Ok(connection)) = tokio::time::timeout(Duration::from_secs(5), connect).await else {
+        return false;
+    };
+    let mut deleted = true;
+    for queue in queues {
+        // A failed delete closes the channel: use one per queue.
+        deleted &= match connection.create_channel().await {
+            Ok(channel) => channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+    }
+    if let Ok(channel) = connection.create_channel().await {
+        let _ = channel
+            .exchange_delete(
+                names.exchange().as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    deleted
 }
 
 /// Publishes a webhook message like the ingress does, waiting for the confirm.

@@ -68,6 +68,29 @@ impl Seed<'_> {
             .expect("integration credentials");
     }
 
+    /// OAuth 2.0 credentials of `integration` for the fake's client
+    /// (`fake_oauth2.rs`), with `tokens` (access, refresh) stored as expiring
+    /// `expires_in_s` from now (negative: already expired).
+    pub async fn oauth2_credentials(
+        &self,
+        integration: i64,
+        tokens: &(String, String),
+        expires_in_s: f64,
+    ) {
+        use super::fake_oauth2::{CLIENT_ID, CLIENT_SECRET};
+        self.db
+            .execute(
+                "INSERT INTO integration_credentials
+                        (integration_id, auth_method, consumer_key, private_key, access_token,
+                         client_id, client_secret, refresh_token, access_token_expires_at, refreshed_at)
+                 VALUES ($1, 'oauth2', '', '', $2, $3, $4, $5,
+                         now() + make_interval(secs => $6), now() - interval '1 hour')",
+                &[&integration, &tokens.0, &CLIENT_ID, &CLIENT_SECRET, &tokens.1, &expires_in_s],
+            )
+            .await
+            .expect("OAuth 2.0 credentials");
+    }
+
     /// An organization linked to `integration` (sync on or off) with a project, a team
     /// on it, a group, and the issue `key` linked to the group.
     pub async fn org(&self, integration: i64, sync: bool, key: &str) -> Org {
@@ -242,4 +265,19 @@ pub fn assignee_changed(key: &str, assignee: Value, updated: &str) -> Value {
 /// Jira's assignee object with an email.
 pub fn jira_user(email: &str) -> Value {
     json!({"name": "u", "key": "JIRAUSER1", "emailAddress": email, "displayName": "U", "active": true})
+}
+
+/// `x-hub-signature` of `body` as Jira signs it with the webhook's `secret`:
+/// `sha256=` and the HMAC-SHA256 in hex.
+pub fn hub_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }

@@ -1,0 +1,138 @@
+//! `jirasync integration list [--json]` and `jirasync integration status ID
+//! [--json]`: how each integration connects — auth method, state (`active`,
+//! `needs_reauth`), when its access token expires and was last refreshed, the Jira
+//! version seen, the webhook registered and whether it is HMAC-signed. Never a
+//! token or secret.
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::config::DatabaseSettings;
+use crate::integration::{self as jira_server, Credentials, Integration, Stored};
+
+/// The arguments of `integration list`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListArgs {
+    /// One JSON object per integration.
+    #[arg(long)]
+    pub json: bool,
+    /// Postgres.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+}
+
+/// The arguments of `integration status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Integration id.
+    pub id: i64,
+    /// JSON instead of lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Postgres.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+}
+
+/// Prints every integration.
+pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
+    let client = super::database(&args.database).await?;
+    let all = jira_server::all(&client)
+        .await
+        .context("failed to list the integrations")?;
+    if args.json {
+        for (integration, stored) in &all {
+            println!("{}", summary(integration, stored.as_ref()));
+        }
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!("no jira_server integration yet: connect one with `jirasync oauth start`");
+        return Ok(());
+    }
+    println!(
+        "{:>5}  {:<40}  {:<7}  {:<13}  {:<25}  webhook",
+        "id", "external id", "auth", "state", "token expires"
+    );
+    for (integration, stored) in &all {
+        let s = summary(integration, stored.as_ref());
+        let text = |key: &str| s[key].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:>5}  {:<40}  {:<7}  {:<13}  {:<25}  {}",
+            integration.id,
+            integration.external_id,
+            text("auth_method"),
+            text("state"),
+            text("access_token_expires_at"),
+            s["webhook"]["path"]
+                .as_str()
+                .unwrap_or("not registered by jirasync"),
+        );
+    }
+    Ok(())
+}
+
+/// Prints one integration.
+pub async fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let client = super::database(&args.database).await?;
+    let integration = jira_server::by_id(&client, args.id)
+        .await
+        .context("failed to look up the integration")?
+        .with_context(|| format!("no jira_server integration has id {}", args.id))?;
+    let stored = jira_server::credentials(&client, args.id)
+        .await
+        .context("failed to read the integration's credentials")?;
+    let summary = summary(&integration, stored.as_ref());
+    if args.json {
+        println!("{summary:#}");
+        return Ok(());
+    }
+    let object = summary.as_object().map(|o| o.iter()).into_iter().flatten();
+    for (key, value) in object {
+        let value = match value {
+            Value::String(text) => text.clone(),
+            Value::Null => "-".to_owned(),
+            other => other.to_string(),
+        };
+        println!("{key:<24} {value}");
+    }
+    Ok(())
+}
+
+/// What `list` and `status` show of one integration: nothing secret.
+pub fn summary(integration: &Integration, stored: Option<&Stored>) -> Value {
+    let state = if !integration.is_active() {
+        integration.status.clone()
+    } else if stored.is_some_and(|stored| stored.needs_reauth.is_some()) {
+        "needs_reauth".to_owned()
+    } else {
+        "active".to_owned()
+    };
+    let (expires_at, refreshed_at) = match stored.map(|stored| &stored.credentials) {
+        Some(Credentials::OAuth2 {
+            expires_at,
+            refreshed_at,
+            ..
+        }) => (*expires_at, *refreshed_at),
+        _ => (None, None),
+    };
+    let metadata = &integration.metadata;
+    json!({
+        "id": integration.id,
+        "external_id": integration.external_id,
+        "base_url": metadata.base_url,
+        "auth_method": stored.map(|stored| stored.credentials.method().as_str()),
+        "state": state,
+        "can_call_jira": stored.is_some_and(|s| s.needs_reauth.is_none() && s.credentials.can_call_rest()),
+        "access_token_expires_at": expires_at,
+        "refreshed_at": refreshed_at,
+        "needs_reauth_since": stored.and_then(|s| s.needs_reauth.as_ref().map(|(at, _)| *at)),
+        "auth_error": stored.and_then(|s| s.needs_reauth.as_ref().map(|(_, reason)| reason.clone())),
+        "jira_version": metadata.jira_version,
+        "webhook": {
+            "path": metadata.webhook_path,
+            "id": metadata.webhook_id,
+            "hmac_signed": metadata.webhook_hmac_secret.is_some(),
+        },
+    })
+}

@@ -1,0 +1,105 @@
+//! What `oauth start`'s two flows share (`oauth.rs` for OAuth 1.0a, `oauth2.rs`
+//! for OAuth 2.0): the arguments, what it prints, and reading and waiting on a
+//! session.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use uuid::Uuid;
+
+use super::link::AppLink;
+use crate::config::{DatabaseSettings, PublicSettings, Services, parse_seconds};
+use crate::db::oauth_sessions::{self, OauthSession, SessionRef, state};
+
+/// How often `--wait` looks at the session.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The arguments of `oauth start`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// The Jira, and its application link for OAuth 1.0a.
+    #[command(flatten)]
+    pub link: AppLink,
+    /// Client id of an OAuth 2.0 application link (External application, Incoming).
+    #[arg(
+        long,
+        conflicts_with = "consumer_key",
+        required_unless_present = "consumer_key",
+        requires = "client_secret_file"
+    )]
+    pub client_id: Option<String>,
+    /// A file holding the OAuth 2.0 client secret.
+    #[arg(long, value_name = "FILE", requires = "client_id")]
+    pub client_secret_file: Option<PathBuf>,
+    /// The OAuth 2.0 scope to ask for [default: ADMIN, which webhook registration needs].
+    #[arg(long, requires = "client_id")]
+    pub scope: Option<String>,
+    /// Wait up to this many seconds: for the authorize URL (OAuth 1.0a), for the
+    /// install (OAuth 2.0).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub wait: Option<Duration>,
+    /// Postgres and RabbitMQ.
+    #[command(flatten)]
+    pub services: Services,
+    /// The base of the OAuth 2.0 redirect URL.
+    #[command(flatten)]
+    pub public: PublicSettings,
+}
+
+/// What `oauth start` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The new session.
+    pub session_id: Uuid,
+    /// The authorize URL: OAuth 2.0's at once, OAuth 1.0a's when `--wait` got it.
+    pub authorize_url: Option<String>,
+}
+
+/// Polls the session until `done` holds (Ok), it failed (Err with its error)
+/// or `wait` is up (Err saying what to check).
+pub(super) async fn wait_until(
+    client: &deadpool_postgres::Object,
+    id: Uuid,
+    wait: Duration,
+    done: impl Fn(&OauthSession) -> bool,
+) -> anyhow::Result<OauthSession> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let session = oauth_sessions::find(client, SessionRef::Id(id))
+            .await
+            .context("failed to read the OAuth session")?
+            .with_context(|| format!("OAuth session {id} disappeared"))?;
+        if session.state == state::FAILED {
+            anyhow::bail!(
+                "OAuth session {id} failed: {}",
+                session.error.as_deref().unwrap_or("no error recorded")
+            );
+        }
+        if done(&session) {
+            return Ok(session);
+        }
+        if Instant::now() >= deadline {
+            let last = session
+                .error
+                .map(|error| format!(" (last: {error})"))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "OAuth session {id} is still {} after {} s{last}; is a worker running? \
+                 Check again with `jirasync oauth status {id}`",
+                session.state,
+                wait.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The session `id`, or an error naming it when there is none.
+pub(super) async fn load(database: &DatabaseSettings, id: Uuid) -> anyhow::Result<OauthSession> {
+    let client = super::database(database).await?;
+    oauth_sessions::find(&client, SessionRef::Id(id))
+        .await
+        .context("failed to read the OAuth session")?
+        .with_context(|| format!("no OAuth session has id {id}"))
+}

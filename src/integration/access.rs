@@ -1,0 +1,231 @@
+//! Calling an integration's Jira with its one auth method (docs/reference.md §7),
+//! and keeping an OAuth 2.0 token fresh without ever locking the integration out.
+//!
+//! Jira Data Center rotates refresh tokens: a refresh token used twice is dead. So
+//! a refresh runs while it holds the integration's `integration_credentials` row
+//! (`SELECT … FOR UPDATE`), and stores the rotated tokens before it lets go: of many
+//! workers finding the token expiring (or refused) at once, one refreshes; the
+//! others wait on the row, see the new token, and use it.
+
+use std::future::Future;
+
+use chrono::{TimeDelta, Utc};
+use deadpool_postgres::Pool;
+
+use super::credentials::{Credentials, Stored};
+use super::{Integration, jira_client, store};
+use crate::jira::oauth2::ClientCredentials;
+use crate::jira::{Auth, JiraClient, JiraError};
+
+/// Why an integration's Jira could not be called.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The database failed.
+    #[error("failed to read or store the integration's credentials")]
+    Db(#[from] tokio_postgres::Error),
+    /// No database connection could be had.
+    #[error("database unavailable")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The stored base URL or key is unusable.
+    #[error("failed to set up the Jira client: {0}")]
+    Setup(JiraError),
+    /// Jira refused the integration's credentials for good.
+    #[error(
+        "integration {integration_id} needs to be connected again ({reason}); connect it with \
+         `jirasync oauth start` or `jirasync integration add`, then `jirasync dlq replay`"
+    )]
+    NeedsReauth {
+        /// The integration.
+        integration_id: i64,
+        /// What Jira said.
+        reason: String,
+    },
+    /// The call (or the refresh) failed.
+    #[error(transparent)]
+    Jira(JiraError),
+}
+
+impl Integration {
+    /// Runs `call` with a client authenticated as this integration; `Ok(None)`
+    /// when it has no credentials that can call Jira (an OAuth 1.0a link added
+    /// without an access token). An OAuth 2.0 token is refreshed ahead of its
+    /// expiry and once more when Jira answers 401; a refused refresh or PAT
+    /// marks the integration as needing to be connected again.
+    pub async fn with_jira<T, F, Fut>(&self, pool: &Pool, call: F) -> Result<Option<T>, AccessError>
+    where
+        F: Fn(JiraClient) -> Fut,
+        Fut: Future<Output = Result<T, JiraError>>,
+    {
+        let stored = {
+            let client = pool.get().await?;
+            store::credentials(&client, self.id).await?
+        };
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let credentials = self.usable(stored)?;
+        let credentials = if credentials.expiring(Utc::now()) {
+            self.refreshed(pool, None).await?
+        } else {
+            credentials
+        };
+        let Some(jira) = self.client(&credentials)? else {
+            return Ok(None);
+        };
+        match call(jira.clone()).await {
+            Err(JiraError::Unauthorized) => match &credentials {
+                Credentials::OAuth2 { access_token, .. } => {
+                    let credentials = self.refreshed(pool, Some(access_token)).await?;
+                    let auth = credentials
+                        .auth()
+                        .map_err(|e| AccessError::Setup(e.into()))?;
+                    call(jira.with_auth(auth))
+                        .await
+                        .map(Some)
+                        .map_err(AccessError::Jira)
+                }
+                Credentials::Pat { .. } => {
+                    let reason = "Jira refused the personal access token (HTTP 401)";
+                    Err(self.needs_reauth(pool, reason).await?)
+                }
+                Credentials::OAuth1 { .. } => Err(AccessError::Jira(JiraError::Unauthorized)),
+            },
+            other => other.map(Some).map_err(AccessError::Jira),
+        }
+    }
+
+    /// The credentials, unless Jira refused them for good.
+    fn usable(&self, stored: Stored) -> Result<Credentials, AccessError> {
+        match stored.needs_reauth {
+            Some((_, reason)) => Err(AccessError::NeedsReauth {
+                integration_id: self.id,
+                reason,
+            }),
+            None => Ok(stored.credentials),
+        }
+    }
+
+    /// The client for `credentials`; `None` when they cannot call REST.
+    fn client(&self, credentials: &Credentials) -> Result<Option<JiraClient>, AccessError> {
+        let setup = |error: JiraError| AccessError::Setup(error);
+        let auth = credentials.auth().map_err(|e| setup(e.into()))?;
+        if !auth.can_call_rest() {
+            return Ok(None);
+        }
+        let client =
+            jira_client(&self.metadata.base_url, self.metadata.verify_ssl, auth).map_err(setup)?;
+        Ok(Some(client))
+    }
+
+    /// The credentials with a fresh OAuth 2.0 token: refreshed under the row
+    /// lock, unless another process refreshed while this one waited for it (the
+    /// stored token is then no longer the one that was `refused`, or no longer
+    /// expiring).
+    async fn refreshed(
+        &self,
+        pool: &Pool,
+        refused: Option<&str>,
+    ) -> Result<Credentials, AccessError> {
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(stored) = store::lock_credentials(&tx, self.id).await? else {
+            return Err(AccessError::Jira(JiraError::Unauthorized));
+        };
+        let credentials = self.usable(stored)?;
+        let Credentials::OAuth2 {
+            client_id,
+            client_secret,
+            access_token,
+            refresh_token,
+            ..
+        } = &credentials
+        else {
+            return Ok(credentials);
+        };
+        let still_good = match refused {
+            Some(refused) => access_token != refused,
+            None => !credentials.expiring(Utc::now()),
+        };
+        if still_good {
+            tx.commit().await?;
+            return Ok(credentials);
+        }
+        let Some(refresh_token) = refresh_token else {
+            let reason = "the access token expired and Jira gave no refresh token".to_owned();
+            let first = store::mark_needs_reauth(&tx, self.id, &reason).await?;
+            tx.commit().await?;
+            return Err(self.reauth_error(first, reason));
+        };
+        let jira = jira_client(
+            &self.metadata.base_url,
+            self.metadata.verify_ssl,
+            Auth::Bearer(access_token.clone()),
+        )
+        .map_err(AccessError::Setup)?;
+        let client_credentials = ClientCredentials {
+            id: client_id,
+            secret: client_secret,
+        };
+        match jira.oauth2_refresh(client_credentials, refresh_token).await {
+            Ok(tokens) => {
+                let now = Utc::now();
+                let expires_at = tokens
+                    .expires_in
+                    .map(|seconds| now + TimeDelta::seconds(seconds));
+                store::save_refreshed(
+                    &tx,
+                    self.id,
+                    &tokens.access_token,
+                    tokens.refresh_token.as_deref(),
+                    expires_at,
+                )
+                .await?;
+                tx.commit().await?;
+                metrics::counter!("jirasync_token_refreshes_total", "outcome" => "refreshed")
+                    .increment(1);
+                tracing::info!(integration.id = self.id, "OAuth 2.0 access token refreshed");
+                Ok(Credentials::OAuth2 {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                    access_token: tokens.access_token,
+                    refresh_token: tokens.refresh_token.or(Some(refresh_token.clone())),
+                    expires_at,
+                    refreshed_at: Some(now),
+                })
+            }
+            Err(error) if error.is_invalid_grant() => {
+                metrics::counter!("jirasync_token_refreshes_total", "outcome" => "invalid_grant")
+                    .increment(1);
+                let reason = error.to_string();
+                let first = store::mark_needs_reauth(&tx, self.id, &reason).await?;
+                tx.commit().await?;
+                Err(self.reauth_error(first, reason))
+            }
+            // Nothing was stored: the refresh token is still the one Jira holds.
+            Err(error) => Err(AccessError::Jira(error)),
+        }
+    }
+
+    /// Marks the integration as needing to be connected again.
+    async fn needs_reauth(&self, pool: &Pool, reason: &str) -> Result<AccessError, AccessError> {
+        let client = pool.get().await?;
+        let first = store::mark_needs_reauth(&client, self.id, reason).await?;
+        Ok(self.reauth_error(first, reason.to_owned()))
+    }
+
+    /// The error of a refusal for good; logged and counted the first time only.
+    fn reauth_error(&self, first: bool, reason: String) -> AccessError {
+        if first {
+            metrics::counter!("jirasync_needs_reauth_total").increment(1);
+            tracing::error!(
+                integration.id = self.id,
+                %reason,
+                "Jira refused the integration's credentials; it needs to be connected again"
+            );
+        }
+        AccessError::NeedsReauth {
+            integration_id: self.id,
+            reason,
+        }
+    }
+}

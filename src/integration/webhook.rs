@@ -1,0 +1,127 @@
+//! Registering the integration's webhook in its Jira (docs/reference.md §6.4), for
+//! every auth method: the Jira's version (`serverInfo`) picks the resource —
+//! `/rest/webhooks/1.0/webhook` before Jira 10, `/rest/jira-webhook/1.0/webhooks`
+//! from 10 — and where the resource takes a secret, one is registered and stored as
+//! `webhook_hmac_secret`, so `X-Hub-Signature` is checked from the first webhook.
+//! Used by both install jobs and `integration add --register-webhook`.
+
+use deadpool_postgres::Pool;
+use serde_json::json;
+
+use super::access::AccessError;
+use super::install::fresh_webhook_secret;
+use super::token::MintError;
+use super::{Integration, store};
+use crate::jira::{ISSUE_EVENTS, JiraError, ServerInfo, WebhookApi, WebhookRegistration};
+
+/// Why a registration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The webhook URL cannot be made.
+    #[error(transparent)]
+    Url(#[from] MintError),
+    /// Jira could not be called, or refused.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// The integration has no credentials that can call Jira.
+    #[error("integration {0} has no credentials to call Jira with")]
+    NoCredentials(i64),
+    /// Storing what was registered failed.
+    #[error("failed to record the webhook registration")]
+    Db(#[from] tokio_postgres::Error),
+    /// No database connection.
+    #[error("database unavailable")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+impl RegisterError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Access(AccessError::Jira(error)) => error.is_transient(),
+            Self::Access(AccessError::Db(_) | AccessError::Pool(_))
+            | Self::Db(_)
+            | Self::Pool(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether Jira refused for want of rights (401/403): the authorizing user
+    /// is no Jira administrator, or the scope lacks `ADMIN`.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(
+            self,
+            Self::Access(AccessError::Jira(error)) if matches!(error.status(), Some(401 | 403))
+        )
+    }
+}
+
+/// Registers the webhook of `integration` (its URL under `public_url`) and
+/// records the Jira version, the resource, Jira's id and the HMAC secret in its
+/// metadata. An HMAC secret the integration already has is kept, so webhooks
+/// registered before stay valid.
+pub async fn register(
+    pool: &Pool,
+    integration: &Integration,
+    public_url: &str,
+) -> Result<WebhookRegistration, RegisterError> {
+    let url = integration.webhook_url(public_url)?;
+    let secret = integration
+        .metadata
+        .webhook_hmac_secret
+        .clone()
+        .unwrap_or_else(fresh_webhook_secret);
+    let registered = integration
+        .with_jira(pool, |jira| {
+            let (url, secret) = (url.clone(), secret.clone());
+            async move {
+                // A Jira that does not tell its version gets the legacy resource,
+                // and the other one after a 404.
+                let info = match jira.server_info().await {
+                    Ok(info) => Some(info),
+                    Err(
+                        error @ (JiraError::Unexpected { .. } | JiraError::InvalidResponse { .. }),
+                    ) => {
+                        tracing::warn!(%error, "Jira's serverInfo is unreadable; trying the legacy webhook resource");
+                        None
+                    }
+                    Err(error) => return Err(error),
+                };
+                let major = info.as_ref().map_or(0, ServerInfo::major);
+                let api = WebhookApi::for_version(major);
+                let offered = api.takes_secret().then_some(secret.as_str());
+                let registration = jira
+                    .register_webhook(api, &url, &ISSUE_EVENTS, offered)
+                    .await?;
+                Ok::<_, JiraError>((info, registration))
+            }
+        })
+        .await?;
+    let Some((info, registration)) = registered else {
+        return Err(RegisterError::NoCredentials(integration.id));
+    };
+    let version = info
+        .map(|info| info.version)
+        .filter(|version| !version.is_empty());
+    let mut patch = json!({
+        "jira_version": version,
+        "webhook_path": registration.api.path(),
+    });
+    if let Some(id) = &registration.id {
+        patch["webhook_id"] = json!(id);
+    }
+    if registration.signed {
+        patch["webhook_hmac_secret"] = json!(secret);
+    }
+    let client = pool.get().await?;
+    store::merge_metadata(&client, integration.id, &patch).await?;
+    tracing::info!(
+        integration.id = integration.id,
+        jira.version = ?version,
+        webhook.api = ?registration.api,
+        webhook.id = ?registration.id,
+        webhook.signed = registration.signed,
+        "webhook registered in Jira"
+    );
+    Ok(registration)
+}

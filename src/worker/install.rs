@@ -1,0 +1,147 @@
+//! What the two install jobs (OAuth 1.0a's access-token step and OAuth 2.0's token
+//! step) share: the outcome of a step, judging a Jira failure, the webhook
+//! registration once the integration holds its tokens, and the session's end.
+
+use deadpool_postgres::Object;
+use tracing::Span;
+
+use super::OauthJobs;
+use crate::db::oauth_sessions::{self, OauthSession, Progress, SessionRef};
+use crate::integration::webhook::{self, RegisterError};
+use crate::integration::{self as jira_server};
+use crate::jira::JiraError;
+use crate::queue::handler::{Failure, Outcome};
+
+/// Why the install cannot succeed by retrying: the session becomes `failed`
+/// with this text and the job is acked (the fix is in Jira or the arguments).
+pub struct Refusal(pub String);
+
+/// Where a step ended: its result, or a refusal; a [`Failure`] (passing, or a
+/// database error retrying cannot fix) is the handler's own.
+pub type Step<T> = Result<Result<T, Refusal>, Failure>;
+
+/// The value of a [`Step`]; its refusal or failure is returned from the function.
+macro_rules! step {
+    ($step:expr) => {
+        match $step? {
+            Ok(value) => value,
+            Err(refusal) => return Ok(Err(refusal)),
+        }
+    };
+}
+pub(super) use step;
+
+/// What a Jira call `doing` something with the session's Jira returned: its
+/// value, or (see [`refusal`]) a passing failure or the session's refusal.
+pub fn judged<T>(session: &OauthSession, doing: &str, result: Result<T, JiraError>) -> Step<T> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(error) => refusal(session, doing, error).map(Err),
+    }
+}
+
+/// A failed Jira call while `doing` something with the session's Jira: passing
+/// when retrying can help, else the refusal that fails the session.
+fn refusal(session: &OauthSession, doing: &str, error: JiraError) -> Result<Refusal, Failure> {
+    if error.is_transient() {
+        return Err(Failure::passing(error));
+    }
+    Ok(Refusal(format!(
+        "{doing} Jira at {} failed: {error}",
+        session.base_url
+    )))
+}
+
+/// Registers the webhook of the integration the session saved; a refusal says
+/// how to finish by hand (`retry`: the command that tries again).
+pub async fn register_webhook(
+    jobs: &OauthJobs,
+    session: &OauthSession,
+    integration_id: i64,
+    retry: &str,
+) -> Step<i64> {
+    Span::current().record("integration.id", integration_id);
+    let integration = {
+        let client = jobs.pool.get().await?;
+        jira_server::by_id(&client, integration_id).await?
+    };
+    let Some(integration) = integration else {
+        return Ok(Err(Refusal(format!(
+            "integration {integration_id} disappeared during the install"
+        ))));
+    };
+    match webhook::register(&jobs.pool, &integration, &jobs.public_url).await {
+        Ok(_) => Ok(Ok(integration_id)),
+        Err(error) if error.is_transient() => Err(Failure::passing(error)),
+        Err(error) => Ok(Err(Refusal(not_registered(
+            session,
+            integration_id,
+            retry,
+            &error,
+        )))),
+    }
+}
+
+/// The refusal of a registration: what failed, and the two ways on.
+fn not_registered(
+    session: &OauthSession,
+    integration_id: i64,
+    retry: &str,
+    error: &RegisterError,
+) -> String {
+    let rights = if error.is_forbidden() {
+        " (registering webhooks needs a Jira administrator, and an OAuth 2.0 link the ADMIN scope)"
+    } else {
+        ""
+    };
+    format!(
+        "integration {integration_id} was saved, but registering its webhook in Jira at {} failed{rights}: \
+         {error}; fix that and run `{retry}` again, or register the URL from \
+         `jirasync integration webhook-url {integration_id}` in Jira by hand \
+         (Administration > System > WebHooks, events jira:issue_created, jira:issue_updated)",
+        session.base_url
+    )
+}
+
+/// Ends a claimed session: `installed`, `failed` with a refusal (acked), or the
+/// claim given back for a retry.
+pub async fn settle(
+    client: &Object,
+    session: &OauthSession,
+    step: Step<i64>,
+) -> Result<Outcome, Failure> {
+    match step {
+        Ok(Ok(integration_id)) => {
+            oauth_sessions::record(client, session.id, integration_id, Progress::Installed).await?;
+            tracing::info!(session.id = %session.id, "Jira Server integration installed");
+            Ok(Outcome::Installed)
+        }
+        Ok(Err(Refusal(text))) => {
+            oauth_sessions::mark_failed(client, SessionRef::Id(session.id), &text).await?;
+            tracing::warn!(session.id = %session.id, error = %text, "OAuth session failed");
+            Ok(Outcome::Failed)
+        }
+        Err(failure) => {
+            if let Err(error) = oauth_sessions::release_authorizing(client, session.id).await {
+                // The claim expires by itself (AUTHORIZING_LEASE).
+                tracing::warn!(%error, "could not release the OAuth session claim");
+            }
+            Err(failure)
+        }
+    }
+}
+
+/// The integration and access token an earlier try of this session stored:
+/// a retry skips the exchange (Jira takes a request token or a code once).
+pub async fn stored_access_token(
+    client: &Object,
+    session: &OauthSession,
+) -> Result<Option<i64>, Failure> {
+    let Some(integration_id) = session.integration_id else {
+        return Ok(None);
+    };
+    let stored = jira_server::credentials(client, integration_id).await?;
+    Ok(stored
+        .filter(|stored| stored.credentials.can_call_rest())
+        .map(|_| integration_id))
+}
