@@ -339,7 +339,7 @@ async fn no_secret_of_an_install_a_refresh_or_a_refusal_appears_in_the_workers_l
     let secret = SecretFile::new(CLIENT_SECRET);
     let log = SecretFile::new("");
     let filter = ("RUST_LOG", "info,jirasync=trace".to_owned());
-    let _worker = common::process_logged("worker", &app.settings, &[filter], &log.0);
+    let worker = common::process_logged("worker", &app.settings, &[filter], &log.0);
 
     let (session_id, authorized) = install(&app, &fake, &secret).await;
     wait_state(&app, session_id, "installed").await;
@@ -383,6 +383,9 @@ async fn no_secret_of_an_install_a_refresh_or_a_refusal_appears_in_the_workers_l
     })
     .await;
 
+    // Stopped before the app is finished: `finish` removes the queues, which a
+    // live worker would declare again.
+    drop(worker);
     let text = std::fs::read_to_string(&log.0).expect("the worker's log");
     for expected in [
         "OAuth 2.0 access token refreshed",
