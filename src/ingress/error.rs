@@ -19,7 +19,20 @@ pub enum ApiError {
     BadRequest(StatusCode, String),
     /// The broker did not take the message.
     #[error(transparent)]
-    Unavailable(#[from] PublishError),
+    Unavailable(PublishError),
+}
+
+impl From<PublishError> for ApiError {
+    /// A message too large for the broker's frame is the request's fault (a 400
+    /// that publishes nothing); the rest are the broker's (503).
+    fn from(error: PublishError) -> Self {
+        match error {
+            PublishError::TooLarge { .. } => {
+                Self::bad_request("the request's headers are too large to queue")
+            }
+            error => Self::Unavailable(error),
+        }
+    }
 }
 
 impl ApiError {

@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::integration::token::is_jwt_shaped;
 use crate::queue::WEBHOOK;
-use crate::queue::message::{WebhookRequest, webhook_properties};
+use crate::queue::message::{
+    HUB_SIGNATURE, MAX_HUB_SIGNATURE, MAX_WEBHOOK_IDENTIFIER, WEBHOOK_IDENTIFIER, WebhookRequest,
+    webhook_properties,
+};
 
 /// Receives one webhook.
 pub async fn receive(
@@ -44,11 +47,21 @@ pub async fn receive(
         return Err(ApiError::bad_request("the body is empty"));
     }
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    for (name, max) in [
+        (HUB_SIGNATURE, MAX_HUB_SIGNATURE),
+        (WEBHOOK_IDENTIFIER, MAX_WEBHOOK_IDENTIFIER),
+    ] {
+        if headers.get(name).is_some_and(|value| value.len() > max) {
+            return Err(ApiError::bad_request(format!(
+                "the {name} header is longer than {max} bytes"
+            )));
+        }
+    }
     let request = WebhookRequest {
         token: &token,
         content_type: text(header::CONTENT_TYPE.as_str()),
-        webhook_identifier: text(crate::queue::message::WEBHOOK_IDENTIFIER),
-        hub_signature: text(crate::queue::message::HUB_SIGNATURE),
+        webhook_identifier: text(WEBHOOK_IDENTIFIER),
+        hub_signature: text(HUB_SIGNATURE),
     };
     let (id, properties) = webhook_properties(&request, received);
 

@@ -27,6 +27,47 @@ pub const DEAD_LETTERED_AT_MS: &str = "x-jirasync-dead-lettered-at-ms";
 /// Persistent delivery mode.
 const PERSISTENT: u8 = 2;
 
+/// Longest `X-Hub-Signature` the ingress takes (`sha256=` and 64 hex digits fit
+/// twice over).
+pub const MAX_HUB_SIGNATURE: usize = 128;
+/// Longest `X-Atlassian-Webhook-Identifier` the ingress takes.
+pub const MAX_WEBHOOK_IDENTIFIER: usize = 256;
+
+/// An upper bound of the bytes `props` take in an AMQP content header frame:
+/// every short-string property at its longest (255 bytes), the fixed-size ones,
+/// and the headers table as it is encoded. The header frame cannot be split, so
+/// a message whose properties exceed the negotiated `frame_max` makes the broker
+/// close the whole connection (`frame_too_large`).
+pub fn header_frame_len(props: &BasicProperties) -> usize {
+    // class, weight, body size, flags; 14 properties at most 256 bytes each.
+    const FIXED: usize = 2 + 2 + 8 + 2 + 14 * 256;
+    FIXED + props.headers().as_ref().map_or(0, table_len)
+}
+
+fn table_len(table: &FieldTable) -> usize {
+    4 + table
+        .inner()
+        .iter()
+        .map(|(key, value)| 1 + key.as_str().len() + value_len(value))
+        .sum::<usize>()
+}
+
+fn value_len(value: &AMQPValue) -> usize {
+    1 + match value {
+        AMQPValue::Void => 0,
+        AMQPValue::Boolean(_) | AMQPValue::ShortShortInt(_) | AMQPValue::ShortShortUInt(_) => 1,
+        AMQPValue::ShortInt(_) | AMQPValue::ShortUInt(_) => 2,
+        AMQPValue::LongInt(_) | AMQPValue::LongUInt(_) | AMQPValue::Float(_) => 4,
+        AMQPValue::DecimalValue(_) => 5,
+        AMQPValue::LongLongInt(_) | AMQPValue::Double(_) | AMQPValue::Timestamp(_) => 8,
+        AMQPValue::ShortString(s) => 1 + s.as_str().len(),
+        AMQPValue::LongString(s) => 4 + s.len(),
+        AMQPValue::ByteArray(bytes) => 4 + bytes.len(),
+        AMQPValue::FieldArray(array) => 4 + array.as_slice().iter().map(value_len).sum::<usize>(),
+        AMQPValue::FieldTable(table) => table_len(table),
+    }
+}
+
 /// What the ingress knows of one webhook request.
 #[derive(Debug, Clone)]
 pub struct WebhookRequest<'a> {

@@ -42,7 +42,22 @@ pub enum PublishError {
     /// The channel or connection failed.
     #[error("publishing failed: {0}")]
     Failed(#[from] lapin::Error),
+    /// The properties would not fit in one frame: publishing them would make the
+    /// broker close the connection, failing every publish in flight.
+    #[error(
+        "the message's properties (up to {len} bytes) do not fit in an AMQP frame of {frame_max} bytes"
+    )]
+    TooLarge {
+        /// Their size, bounded from above.
+        len: usize,
+        /// The connection's negotiated frame size.
+        frame_max: u32,
+    },
 }
+
+/// Room a message must leave in its header frame for what the worker adds to a
+/// retry or dead-letter copy (attempts, the error line, the source queue, times).
+pub const HEADER_HEADROOM: usize = 4096;
 
 /// Publishes with `mandatory` on a confirm-mode channel and waits for the confirm.
 pub async fn publish_confirmed(
@@ -204,6 +219,13 @@ impl Broker {
             .await
             .clone()
             .ok_or(PublishError::NotConnected)?;
+        let (len, frame_max) = (
+            super::message::header_frame_len(&properties),
+            link.connection.configuration().frame_max(),
+        );
+        if frame_max > 0 && len + HEADER_HEADROOM > frame_max as usize {
+            return Err(PublishError::TooLarge { len, frame_max });
+        }
         publish_confirmed(
             &link.channel,
             &self.names.exchange(),

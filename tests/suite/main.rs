@@ -17,6 +17,7 @@ mod demo;
 mod deploy_static;
 mod dlq;
 mod hidden_email;
+mod hostile_clients;
 mod hostile_input;
 mod ingress;
 mod migrate;
