@@ -129,22 +129,105 @@ pub(super) fn parse_body_limit(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-/// Replaces the password of a URL with `***`, for error messages and logs.
+/// `url` for error messages and logs, every secret in it replaced with `***`:
+/// the password of `user:pass@`, a query parameter whose name holds `pass`,
+/// `secret` or `token` (`?password=`, `sslpassword=`), the same keys of a libpq
+/// key-value string (`host=db password=…`), and each of several comma-separated URLs.
 pub fn redact_url(url: &str) -> String {
+    if url.contains("://") && url.contains(',') {
+        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    }
+    if !url.contains("://") {
+        return redact_key_values(url);
+    }
     match reqwest::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
                 let _ = parsed.set_password(Some("***"));
             }
+            if parsed.query().is_some() {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(key, value)| {
+                        let value = if is_secret_key(&key) {
+                            "***".into()
+                        } else {
+                            value.into_owned()
+                        };
+                        (key.into_owned(), value)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             parsed.to_string()
         }
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => {
-                format!("{}***{}", &url[..scheme_end + 3], &url[at..])
-            }
-            _ => url.to_owned(),
-        },
+        // Unparsable: keep the scheme and what follows the last `@`, and nothing
+        // of the query.
+        Err(_) => {
+            let scheme_end = url.find("://").map_or(0, |at| at + 3);
+            let rest = match url.rfind('@') {
+                Some(at) if at > scheme_end => format!("***{}", &url[at..]),
+                _ => url[scheme_end..].to_owned(),
+            };
+            let rest = rest
+                .split_once('?')
+                .map_or(rest.clone(), |(before, _)| format!("{before}?***"));
+            format!("{}{rest}", &url[..scheme_end])
+        }
     }
+}
+
+/// Whether a parameter named `key` holds a secret.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "secret", "token"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+/// A libpq key-value string (`host=db user=app password='a b'`) with the values
+/// of secret keys replaced; quoted values may hold spaces and `\'`.
+fn redact_key_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq]
+            .trim_end()
+            .rsplit(char::is_whitespace)
+            .next()
+            .unwrap_or_default();
+        out.push_str(&rest[..=eq]);
+        rest = &rest[eq + 1..];
+        let value_len = value_length(rest);
+        if is_secret_key(key) {
+            out.push_str("***");
+        } else {
+            out.push_str(&rest[..value_len]);
+        }
+        rest = &rest[value_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The length of the value at the start of `text`: up to the closing quote of a
+/// quoted one, else up to the next blank.
+fn value_length(text: &str) -> usize {
+    let trimmed = text.trim_start();
+    let lead = text.len() - trimmed.len();
+    if !trimmed.starts_with('\'') {
+        return lead + trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+    }
+    let mut escaped = false;
+    for (at, c) in trimmed.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '\'' => return lead + at + 1,
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 #[cfg(test)]
@@ -215,5 +298,50 @@ mod tests {
             redact_url("postgres://postgres@127.0.0.1:5432/db"),
             "postgres://postgres@127.0.0.1:5432/db"
         );
+    }
+
+    #[test]
+    fn every_form_of_password_is_redacted() {
+        for (url, secret, kept) in [
+            (
+                "postgres://app:s3cret@db:5432/x",
+                "s3cret",
+                "app:***@db:5432/x",
+            ),
+            (
+                "postgres://app@db/x?sslmode=require&password=s3cret",
+                "s3cret",
+                "sslmode=require&password=***",
+            ),
+            (
+                "postgres://db/x?SSLPassword=s3cret",
+                "s3cret",
+                "SSLPassword=***",
+            ),
+            (
+                "host=db user=app password=s3cret dbname=x",
+                "s3cret",
+                "host=db user=app password=*** dbname=x",
+            ),
+            (
+                "host=db password = 'a s3cret \\' b' dbname=x",
+                "s3cret",
+                "host=db password =*** dbname=x",
+            ),
+            (
+                "amqp://u:s3cret@a:5672/%2f,amqp://u:s3cret@b:5672/%2f",
+                "s3cret",
+                "amqp://u:***@a:5672/%2f,amqp://u:***@b:5672/%2f",
+            ),
+            (
+                "amqp://u:s3cret@[bad/x?password=s3cret",
+                "s3cret",
+                "***@[bad/x?***",
+            ),
+        ] {
+            let redacted = redact_url(url);
+            assert!(!redacted.contains(secret), "{url} → {redacted}");
+            assert!(redacted.contains(kept), "{url} → {redacted}");
+        }
     }
 }

@@ -136,3 +136,35 @@ fn an_unreachable_database_is_one_line_naming_the_url_without_its_password() {
         "{stderr}"
     );
 }
+
+#[test]
+fn passwords_in_query_parameters_and_key_value_strings_are_never_printed() {
+    for (database_url, amqp_url) in [
+        (
+            "host=127.0.0.1 port=1 user=postgres password=kvsecret dbname=jirasync",
+            "amqp://guest@127.0.0.1:1/%2f?password=qsecret",
+        ),
+        (
+            "postgres://postgres@127.0.0.1:1/jirasync?password=kvsecret",
+            "amqp://guest:qsecret@127.0.0.1:1/%2f,amqp://guest:qsecret@127.0.0.2:1/%2f",
+        ),
+    ] {
+        let env = [("DATABASE_URL", database_url), ("AMQP_URL", amqp_url)];
+        let shown = jirasync(&["config"], &env);
+        let unreachable = jirasync(&["migrate"], &env);
+        assert!(!unreachable.status.success());
+        for output in [&shown, &unreachable] {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(
+                !text.contains("kvsecret") && !text.contains("qsecret"),
+                "{text}"
+            );
+        }
+        let stderr = String::from_utf8_lossy(&unreachable.stderr);
+        assert!(stderr.contains("cannot connect to Postgres at "), "{stderr}");
+    }
+}
