@@ -325,7 +325,7 @@ async fn settle<H: Handler>(
                     let reason = format!("gave up after {attempts} attempts: {reason}");
                     (
                         Outcome::DeadLettered,
-                        dead_letter(context, incoming, message, attempts, &reason).await,
+                        dead_letter(context, incoming, message, attempts, &reason, &error).await,
                     )
                 }
             }
@@ -334,7 +334,7 @@ async fn settle<H: Handler>(
             let reason = format!("{error:#}");
             (
                 outcome,
-                dead_letter(context, incoming, message, attempts, &reason).await,
+                dead_letter(context, incoming, message, attempts, &reason, &error).await,
             )
         }
     };
@@ -362,9 +362,10 @@ async fn dead_letter<H: Handler>(
     message: Option<&H::Message>,
     attempts: i64,
     reason: &str,
+    error: &anyhow::Error,
 ) -> Result<(), PublishError> {
     if let Some(message) = message {
-        context.handler.dead_lettering(message, reason).await;
+        context.handler.dead_lettering(message, reason, error).await;
     }
     tracing::warn!(%reason, attempts, "dead-lettering");
     metrics::counter!("jirasync_dead_lettered_total", "type" => incoming.kind.clone()).increment(1);

@@ -204,13 +204,15 @@ pub trait Handler: Send + Sync + 'static {
     /// Called once the loop has decided to dead-letter a parsed message (a
     /// permanent failure, or retries exhausted), before it publishes to `P.dead`,
     /// so the handler can record the final failure where people look for it (e.g.
-    /// an OAuth session). Best effort: it must not fail and should not block long.
+    /// an OAuth session). `reason` is what `x-jirasync-error` will say, `error`
+    /// the failure it tells of. Best effort: it must not fail and should not block long.
     fn dead_lettering(
         &self,
         message: &Self::Message,
         reason: &str,
+        error: &anyhow::Error,
     ) -> impl Future<Output = ()> + Send {
-        let _ = (message, reason);
+        let _ = (message, reason, error);
         async {}
     }
 }

@@ -6,12 +6,59 @@ use crate::integration::AccessError;
 use crate::jira::JiraError;
 use crate::queue::handler::{Failure, Outcome};
 
+/// A database failure in one line: the SQLSTATE with Postgres's message, the
+/// table and constraint, and the hint, or what broke the connection (tokio-postgres's own `Display` says
+/// only "db error").
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DatabaseError(String);
+
+impl DatabaseError {
+    fn new(error: &tokio_postgres::Error) -> Self {
+        let Some(db) = error.as_db_error() else {
+            return Self(format!("database connection failed: {}", chain(error)));
+        };
+        let mut text = format!(
+            "database error {} ({}): {}",
+            db.code().code(),
+            db.severity(),
+            db.message()
+        );
+        // Not the detail: it quotes row values ("Key (email)=(…)").
+        for (what, name) in [("table", db.table()), ("constraint", db.constraint())] {
+            if let Some(name) = name {
+                text.push_str(&format!("; {what} {name}"));
+            }
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+        Self(text)
+    }
+}
+
+/// `error` and its sources, joined with `: `.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether `error` is (or was caused by) a database failure.
+pub fn is_database(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<DatabaseError>())
+}
+
 impl From<tokio_postgres::Error> for Failure {
     /// Connection trouble, serialization failures and deadlocks pass; anything
     /// else will fail again the same way.
     fn from(error: tokio_postgres::Error) -> Self {
         let transient = is_transient(&error);
-        let error = anyhow::Error::new(error).context("database error");
+        let error = anyhow::Error::new(DatabaseError::new(&error));
         if transient {
             Self::Passing(error)
         } else {
@@ -23,7 +70,8 @@ impl From<tokio_postgres::Error> for Failure {
 impl From<deadpool_postgres::PoolError> for Failure {
     /// A pool that cannot hand out a connection is a passing failure.
     fn from(error: deadpool_postgres::PoolError) -> Self {
-        Self::Passing(anyhow::Error::new(error).context("database unavailable"))
+        let text = format!("database unavailable: {}", chain(&error));
+        Self::Passing(anyhow::Error::new(DatabaseError(text)))
     }
 }
 

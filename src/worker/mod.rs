@@ -183,7 +183,7 @@ impl Handler for Dispatcher {
     /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
     /// failure) leaves its session `failed` with the reason, so `oauth status`
     /// and `oauth start --wait` do not show `pending` forever.
-    async fn dead_lettering(&self, message: &Message, reason: &str) {
+    async fn dead_lettering(&self, message: &Message, reason: &str, error: &anyhow::Error) {
         let (session, command) = match message {
             Message::RequestToken(job) => (SessionRef::Id(job.session_id), "oauth start"),
             Message::AccessToken(job) => {
@@ -192,8 +192,13 @@ impl Handler for Dispatcher {
             Message::Oauth2Token(job) => (SessionRef::OAuth2State(&job.state), "oauth start"),
             Message::Webhook | Message::Reconcile(_) => return,
         };
+        let what = if failure::is_database(error) {
+            "Postgres"
+        } else {
+            "Jira"
+        };
         let error = format!(
-            "{reason}; check that Jira is reachable from the worker, then run `jirasync {command}` again"
+            "{reason}; check that {what} is reachable from the worker, then run `jirasync {command}` again"
         );
         let failed = match self.oauth.pool.get().await {
             Ok(client) => oauth_sessions::mark_failed(&client, session, &error)

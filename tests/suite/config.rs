@@ -165,6 +165,9 @@ fn passwords_in_query_parameters_and_key_value_strings_are_never_printed() {
             );
         }
         let stderr = String::from_utf8_lossy(&unreachable.stderr);
-        assert!(stderr.contains("cannot connect to Postgres at "), "{stderr}");
+        assert!(
+            stderr.contains("cannot connect to Postgres at "),
+            "{stderr}"
+        );
     }
 }

@@ -12,6 +12,7 @@ mod broker_outage;
 mod config;
 mod crash;
 mod crash_loop;
+mod db_errors;
 mod db_outage;
 mod demo;
 mod deploy_static;
