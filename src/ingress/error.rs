@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The broker did not take the message.
     #[error(transparent)]
     Unavailable(PublishError),
+    /// Too many requests or body bytes in flight: shed, to be retried.
+    #[error("the ingress is busy")]
+    Overloaded,
 }
 
 impl From<PublishError> for ApiError {
@@ -50,17 +53,23 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(error) => {
                 tracing::warn!(error = %error, "request not accepted: broker unavailable");
-                let mut response = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({ "error": "the message broker is unavailable; retry later" })),
-                )
-                    .into_response();
-                response.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(RETRY_AFTER_SECS),
-                );
-                response
+                unavailable("the message broker is unavailable; retry later")
             }
+            Self::Overloaded => unavailable("the ingress is busy; retry later"),
         }
     }
+}
+
+/// `503` with `Retry-After` and `message`.
+fn unavailable(message: &str) -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": message })),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    response
 }

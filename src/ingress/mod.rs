@@ -6,6 +6,7 @@ mod error;
 mod health;
 mod oauth2_callback;
 mod oauth_callback;
+pub mod server;
 mod webhook;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -28,6 +29,7 @@ use crate::queue::publisher::Broker;
 use crate::shutdown::Shutdown;
 
 pub use error::ApiError;
+use server::Admission;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -36,6 +38,8 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AppState {
     broker: Arc<Broker>,
+    /// `JIRASYNC_MAX_BODY_BYTES`.
+    max_body_bytes: usize,
 }
 
 /// The arguments of `jirasync ingress`: the broker and the HTTP listener (it has
@@ -82,22 +86,12 @@ pub async fn serve(args: Args, listener: TcpListener, shutdown: Shutdown) -> any
     let broker_stop = CancellationToken::new();
     let (broker, broker_task) =
         Broker::start(&args.broker, &args.retries, "ingress", broker_stop.clone());
-    let app = router(AppState { broker }, args.http.max_body_bytes);
-    tracing::info!(%address, "ingress listening");
-
-    let graceful = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        graceful.cancelled().await;
+    let app = router(AppState {
+        broker,
+        max_body_bytes: args.http.max_body_bytes,
     });
-    let server = tokio::spawn(async move { server.await });
-    shutdown.cancelled().await;
-    // with_graceful_shutdown waits for every connection forever: bound it.
-    match tokio::time::timeout(DRAIN_DEADLINE, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "ingress server failed"),
-        Ok(Err(e)) => tracing::error!(error = %e, "ingress server task failed"),
-        Err(_) => tracing::warn!("in-flight requests did not finish within the drain deadline"),
-    }
+    tracing::info!(%address, "ingress listening");
+    server::serve(listener, app, shutdown, DRAIN_DEADLINE).await;
     broker_stop.cancel();
     let _ = broker_task.await;
     tracing::info!("ingress stopped");
@@ -105,8 +99,12 @@ pub async fn serve(args: Args, listener: TcpListener, shutdown: Shutdown) -> any
 }
 
 /// The routes of docs/reference.md §3.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let webhook = post(webhook::receive).layer(DefaultBodyLimit::max(max_body_bytes));
+pub fn router(state: AppState) -> Router {
+    let admission = Admission::new(state.max_body_bytes);
+    let body_admission = admission.clone();
+    let webhook = post(webhook::receive).layer(middleware::from_fn(move |request, next| {
+        server::admit_body(body_admission.clone(), request, next)
+    }));
     let [bare, slashed] = routes::webhook_routes();
     Router::new()
         .route(&bare, webhook.clone())
@@ -116,6 +114,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .layer(middleware::from_fn(move |request, next| {
+            server::admit(admission.clone(), request, next)
+        }))
         .layer(middleware::from_fn(count_requests))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The path carries the webhook token: log the route template only.

@@ -5,8 +5,7 @@
 use std::time::{Instant, SystemTime};
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
@@ -19,32 +18,19 @@ use crate::queue::message::{
     webhook_properties,
 };
 
-/// Receives one webhook.
+/// Receives one webhook. The token and the headers are checked before the body
+/// is read, so a request refused for them costs no body bytes.
 pub async fn receive(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let received = SystemTime::now();
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::BadRequest(
-                status,
-                "the body is larger than JIRASYNC_MAX_BODY_BYTES".into(),
-            )
-        } else {
-            ApiError::BadRequest(status, rejection.body_text())
-        }
-    })?;
     if !is_jwt_shaped(&token) {
         return Err(ApiError::bad_request(
             "the token in the URL is not a JWT (three base64url parts separated by dots)",
         ));
-    }
-    if body.is_empty() {
-        return Err(ApiError::bad_request("the body is empty"));
     }
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     for (name, max) in [
@@ -63,6 +49,28 @@ pub async fn receive(
         webhook_identifier: text(WEBHOOK_IDENTIFIER),
         hub_signature: text(HUB_SIGNATURE),
     };
+    let too_large = || {
+        ApiError::BadRequest(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than JIRASYNC_MAX_BODY_BYTES".into(),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if announced.is_some_and(|length| length > state.max_body_bytes) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|error| match std::error::Error::source(&error) {
+            Some(cause) if cause.is::<http_body_util::LengthLimitError>() => too_large(),
+            _ => ApiError::bad_request("the body could not be read"),
+        })?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the body is empty"));
+    }
     let (id, properties) = webhook_properties(&request, received);
 
     let started = Instant::now();

@@ -239,7 +239,7 @@ impl JiraClient {
             .get(WWW_AUTHENTICATE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let body = response.text().await.map_err(failed)?;
+        let body = read_limited(response, MAX_ANSWER_BYTES, &target, failed).await?;
         tracing::debug!(
             jira.request = %target,
             http.status = status.as_u16(),
@@ -252,6 +252,36 @@ impl JiraClient {
             body,
         })
     }
+}
+
+/// The largest answer read from Jira; a larger one is refused, not buffered.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The body of `response`, at most `limit` bytes (lossy UTF-8); a larger one is
+/// an `InvalidResponse`, read no further; a transport failure goes through `failed`.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+    target: &str,
+    failed: impl Fn(reqwest::Error) -> JiraError,
+) -> Result<String, JiraError> {
+    let too_large = || JiraError::InvalidResponse {
+        reason: format!("the answer of {target} is larger than {limit} bytes"),
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(&failed)? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@ use super::error::JiraError;
 const FIELDS: [&str; 3] = ["assignee", "status", "updated"];
 /// Issues asked for per page (Jira caps it, usually at 1000, and may return fewer).
 pub const PAGE_SIZE: u32 = 100;
+/// The most issues one search reads: reconciliation asks for 100 keys at a time,
+/// so a Jira claiming more is answering something else.
+pub const MAX_ISSUES: usize = 10_000;
 
 /// One issue of a search answer.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -62,14 +65,28 @@ impl JiraClient {
         })
     }
 
-    /// Every issue `jql` selects, page after page.
+    /// Every issue `jql` selects, page after page; an error (not an endless
+    /// loop) when Jira's pages do not start where asked or run past [`MAX_ISSUES`].
     pub async fn search_all(&self, jql: &str) -> Result<Vec<FoundIssue>, JiraError> {
         let mut issues = Vec::new();
         loop {
             let start_at = u32::try_from(issues.len()).unwrap_or(u32::MAX);
             let page = self.search(jql, start_at, PAGE_SIZE).await?;
+            if page.start_at != start_at {
+                return Err(JiraError::InvalidResponse {
+                    reason: format!(
+                        "the search did not advance: asked for startAt {start_at}, got {}",
+                        page.start_at
+                    ),
+                });
+            }
             let read = page.issues.len();
             issues.extend(page.issues);
+            if issues.len() > MAX_ISSUES {
+                return Err(JiraError::InvalidResponse {
+                    reason: format!("the search returned more than {MAX_ISSUES} issues"),
+                });
+            }
             if read == 0 || issues.len() >= usize::try_from(page.total).unwrap_or(usize::MAX) {
                 return Ok(issues);
             }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::Isolated;
 use common::private_broker::PrivateBroker;
 use common::seed::{self, SECRET, Seed, assignee_changed, jira_user};
-use common::{Isolated, Process};
 use jirasync::config::Settings;
 use serde_json::{Value, json};
 
@@ -21,29 +21,6 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The ingress's publish confirm deadline (5 s) plus scheduling slack.
 const ANSWER_WITHIN: Duration = Duration::from_secs(6);
 const T1: &str = "2024-01-01T10:00:00.000+0000";
-
-/// A `jirasync ingress` process on a free port, ready.
-async fn ingress_process(settings: &Settings) -> (Process, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("address")
-        .port();
-    let process = common::process(
-        "ingress",
-        settings,
-        &[("JIRASYNC_LISTEN", format!("127.0.0.1:{port}"))],
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let url = format!("{base}/readyz");
-    common::eventually("the ingress process is ready", WAIT, || {
-        let request = client.get(&url).send();
-        async move { matches!(request.await, Ok(r) if r.status() == 200) }
-    })
-    .await;
-    (process, base)
-}
 
 fn webhook_url(base: &str, token: &str) -> String {
     format!("{base}/extensions/jira-server/issue-updated/{token}/")
@@ -131,7 +108,7 @@ async fn stop_app_and_start_app_under_load_lose_no_accepted_webhook() {
         })
         .collect();
 
-    let (mut ingress, base) = ingress_process(&settings).await;
+    let (mut ingress, base) = common::ingress_process(&settings).await;
     let mut worker = common::process("worker", &settings, &[]);
 
     let answers = Arc::new(std::sync::Mutex::new(Vec::<Answer>::new()));
@@ -404,7 +381,7 @@ async fn the_memory_alarm_makes_the_ingress_answer_503_quickly_with_bounded_memo
     let user = seed.teammate(&org, "x@example.org").await;
     let token = seed::token(&external_id, SECRET);
     let body = assignee_changed("ALARM-1", jira_user("x@example.org"), T1).to_string();
-    let (mut ingress, base) = ingress_process(&settings).await;
+    let (mut ingress, base) = common::ingress_process(&settings).await;
     let url = webhook_url(&base, &token);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

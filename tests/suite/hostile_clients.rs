@@ -1,12 +1,17 @@
-//! Hostile clients against the real ingress and RabbitMQ (docs/reliability.md): a
-//! request cannot break the broker connection the other requests share.
+//! Hostile clients against the real ingress (in process, and as a `jirasync
+//! ingress` process) and RabbitMQ (docs/reliability.md): a request cannot break the
+//! broker connection the others share; clients that never finish their headers
+//! or bodies are disconnected or answered; a flood of large bodies is shed with
+//! `503` within a bounded memory while Jira's ordinary webhooks get through.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use jirasync::queue::WEBHOOK;
 use jirasync::queue::message::{WebhookRequest, long_string, webhook_properties};
 use jirasync::queue::publisher::{Broker, PublishError};
 use jirasync::shutdown::Shutdown;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::common;
 
@@ -36,10 +41,16 @@ async fn oversized_headers_get_400_publish_nothing_and_leave_the_broker_link_up(
             .send()
     };
 
+    // Headers past the 32 KiB read buffer are refused by hyper (431) before any
+    // handler runs; the two the ingress copies into AMQP headers are capped below it.
+    let huge = post("a".repeat(200_000), "1".to_owned())
+        .await
+        .expect("POST");
+    assert_eq!(huge.status(), 431, "a 200 KB signature");
     for (case, signature, identifier) in [
-        ("a 200 KB signature", "a".repeat(200_000), "1".to_owned()),
         ("a 129-byte signature", "a".repeat(129), "1".to_owned()),
         ("a 257-byte identifier", "a".repeat(10), "1".repeat(257)),
+        ("a 20 KB signature", "a".repeat(20_000), "1".to_owned()),
     ] {
         let response = post(signature, identifier).await.expect(case);
         assert_eq!(response.status(), 400, "{case}");
@@ -57,7 +68,7 @@ async fn oversized_headers_get_400_publish_nothing_and_leave_the_broker_link_up(
     // Real webhooks sent while big headers keep coming are all accepted.
     let (accepted, refused) = tokio::join!(
         futures_util::future::join_all((0..20).map(|_| post("sha256=ab".into(), "7".into()))),
-        futures_util::future::join_all((0..20).map(|_| post("a".repeat(200_000), "7".into()))),
+        futures_util::future::join_all((0..20).map(|_| post("a".repeat(20_000), "7".into()))),
     );
     for response in accepted {
         assert_eq!(response.expect("POST").status(), 202);
@@ -119,4 +130,208 @@ async fn a_message_too_large_for_a_frame_is_refused_before_the_broker_sees_it() 
     }
     stop.cancel();
     let _ = task.await;
+}
+
+/// The status of the HTTP answer on `stream`, read within `deadline`; `None`
+/// when the server closed the connection without one.
+async fn status_of(stream: &mut (impl AsyncRead + Unpin), deadline: Duration) -> Option<u16> {
+    let mut answer = Vec::new();
+    let mut buffer = [0_u8; 1024];
+    let read = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .expect("an answer or a close in time");
+    let line = String::from_utf8_lossy(&answer);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `deadline`.
+async fn closed_within(stream: &mut (impl AsyncRead + Unpin), deadline: Duration) -> bool {
+    let mut buffer = [0_u8; 256];
+    let wait = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(deadline, wait).await.is_ok()
+}
+
+fn head(path: &str, content_length: usize) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: jira\r\nContent-Type: application/json\r\n\
+         Content-Length: {content_length}\r\n\r\n"
+    )
+}
+
+async fn a_valid_webhook_is_accepted(base: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{}", webhook_path(TOKEN)))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 202, "a real webhook gets through");
+}
+
+#[tokio::test]
+async fn clients_that_never_finish_their_headers_are_disconnected() {
+    const CLIENTS: usize = 300;
+    let settings = common::settings();
+    common::declare_topology(&settings).await.expect("topology");
+    let (_ingress, base) = common::ingress_process(&settings).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let started = Instant::now();
+    let mut slow = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let mut stream = TcpStream::connect(&address).await.expect("connect");
+        let partial = format!(
+            "POST {} HTTP/1.1\r\nHost: jira\r\nContent-Ty",
+            webhook_path(TOKEN)
+        );
+        stream.write_all(partial.as_bytes()).await.expect("write");
+        slow.push(stream);
+    }
+    a_valid_webhook_is_accepted(&base).await;
+
+    let mut latest = Duration::ZERO;
+    for stream in &mut slow {
+        assert!(
+            closed_within(stream, Duration::from_secs(25)).await,
+            "a client stuck in its headers is disconnected"
+        );
+        latest = latest.max(started.elapsed());
+    }
+    eprintln!("{CLIENTS} half-sent headers: the last was closed after {latest:?}");
+    assert!(
+        latest >= Duration::from_secs(8),
+        "closed by the header-read timeout, not at once: {latest:?}"
+    );
+    a_valid_webhook_is_accepted(&base).await;
+}
+
+#[tokio::test]
+async fn stalled_bodies_are_shed_or_timed_out_and_memory_stays_bounded() {
+    const CLIENTS: usize = 60;
+    const BODY: usize = 2 * 1024 * 1024 - 1;
+    let settings = common::settings();
+    common::declare_topology(&settings).await.expect("topology");
+    let (ingress, base) = common::ingress_process(&settings).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let (rss_before, _) = ingress.memory_kb();
+
+    // Each client announces a body one byte short of the limit, sends all but its
+    // last byte, and stalls.
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let stream = TcpStream::connect(&address).await.expect("connect");
+        let (mut reader, mut writer) = stream.into_split();
+        let request = head(&webhook_path(TOKEN), BODY);
+        let writing = tokio::spawn(async move {
+            let _ = writer.write_all(request.as_bytes()).await;
+            let _ = writer.write_all(&vec![b'x'; BODY - 1]).await;
+            // Hold the connection open, never sending the last byte.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(writer);
+        });
+        let answer =
+            tokio::spawn(async move { status_of(&mut reader, Duration::from_secs(20)).await });
+        clients.push((writing, answer));
+    }
+    // Meanwhile Jira's ordinary webhooks go through.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a_valid_webhook_is_accepted(&base).await;
+
+    let mut statuses = std::collections::BTreeMap::new();
+    for (writing, answer) in clients {
+        let status = answer.await.expect("reader task");
+        *statuses.entry(status).or_insert(0) += 1;
+        writing.abort();
+    }
+    let (_, peak) = ingress.memory_kb();
+    eprintln!(
+        "{CLIENTS} stalled 2 MiB bodies: answers {statuses:?}; RSS {} → peak {} MiB",
+        rss_before / 1024,
+        peak / 1024
+    );
+    let shed = statuses.get(&Some(503)).copied().unwrap_or(0);
+    let timed_out = statuses.get(&Some(408)).copied().unwrap_or(0);
+    assert!(
+        shed >= CLIENTS - 8,
+        "beyond the body budget: 503 at once ({statuses:?})"
+    );
+    assert_eq!(
+        shed + timed_out,
+        CLIENTS,
+        "every one answered ({statuses:?})"
+    );
+    assert!(
+        peak < rss_before + 48 * 1024,
+        "memory bounded by the body budget: {rss_before} → {peak} kB"
+    );
+    a_valid_webhook_is_accepted(&base).await;
+}
+
+#[tokio::test]
+async fn a_request_refused_for_its_token_is_answered_before_its_body_arrives() {
+    let settings = common::settings();
+    common::declare_topology(&settings).await.expect("topology");
+    let (_ingress, base) = common::ingress_process(&settings).await;
+    let mut stream = TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let request = head(&webhook_path("not-a-token"), 2_000_000);
+    stream.write_all(request.as_bytes()).await.expect("write");
+    assert_eq!(
+        status_of(&mut stream, Duration::from_secs(5)).await,
+        Some(400),
+        "no body was waited for"
+    );
+}
+
+#[tokio::test]
+async fn requests_beyond_the_in_flight_cap_are_shed_with_503() {
+    const CLIENTS: usize = 300;
+    let settings = common::settings();
+    common::declare_topology(&settings).await.expect("topology");
+    let (_ingress, base) = common::ingress_process(&settings).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    // Small bodies announced and never sent: each holds a request slot.
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let mut stream = TcpStream::connect(&address).await.expect("connect");
+        let request = head(&webhook_path(TOKEN), 100);
+        stream.write_all(request.as_bytes()).await.expect("write");
+        clients.push(tokio::spawn(async move {
+            status_of(&mut stream, Duration::from_secs(20)).await
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for client in clients {
+        *statuses.entry(client.await.expect("client")).or_insert(0) += 1;
+    }
+    eprintln!("{CLIENTS} stalled small bodies: answers {statuses:?}");
+    let cap = jirasync::ingress::server::MAX_IN_FLIGHT;
+    assert_eq!(
+        statuses.get(&Some(503)).copied(),
+        Some(CLIENTS - cap),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.get(&Some(408)).copied(), Some(cap), "{statuses:?}");
+    a_valid_webhook_is_accepted(&base).await;
 }

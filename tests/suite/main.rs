@@ -21,6 +21,7 @@ mod hidden_email;
 mod hostile_clients;
 mod hostile_input;
 mod ingress;
+mod jira_limits;
 mod migrate;
 mod oauth2;
 mod oauth_flow;

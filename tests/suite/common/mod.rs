@@ -299,6 +299,31 @@ pub fn process(command: &str, settings: &Settings, extra: &[(&str, String)]) -> 
     Process::spawn(jirasync.stdout(Stdio::null()).stderr(Stdio::null()))
 }
 
+/// `jirasync ingress` as a process listening on a port of its own, once it is
+/// ready: the process and its base URL.
+pub async fn ingress_process(settings: &Settings) -> (Process, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("address")
+        .port();
+    let listen = ("JIRASYNC_LISTEN", format!("127.0.0.1:{port}"));
+    let process = process("ingress", settings, &[listen]);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let url = format!("{base}/readyz");
+    eventually(
+        "the ingress process is ready",
+        Duration::from_secs(20),
+        || {
+            let request = client.get(&url).send();
+            async move { matches!(request.await, Ok(r) if r.status() == 200) }
+        },
+    )
+    .await;
+    (process, base)
+}
+
 /// As [`process`], its log (stderr) written to `log`.
 pub fn process_logged(
     command: &str,
