@@ -1,6 +1,7 @@
 //! Any string as the token in the ingress's URL: `is_jwt_shaped` classifies it
 //! without panicking, exactly as its docs say (three base64url parts, the first two
-//! non-empty, at most 4096 bytes), and never passes one the worker refuses as too long.
+//! non-empty, at most 4096 bytes), and never passes one the worker refuses as too long;
+//! `could_be_ours` passes only shaped tokens.
 
 #![no_main]
 
@@ -28,5 +29,7 @@ fuzz_target!(|data: &[u8]| {
         if shaped {
             assert_ne!(token::external_id(&token), Err(Rejected::TooLong));
         }
+        // The structural check refines the shape one and never panics.
+        assert!(!token::could_be_ours(&token) || shaped, "{token:?}");
     }
 });

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::integration::token::is_jwt_shaped;
+use crate::integration::token::{could_be_ours, is_jwt_shaped};
 use crate::queue::WEBHOOK;
 use crate::queue::message::{
     HUB_SIGNATURE, MAX_HUB_SIGNATURE, MAX_WEBHOOK_IDENTIFIER, WEBHOOK_IDENTIFIER, WebhookRequest,
@@ -30,6 +30,11 @@ pub async fn receive(
     if !is_jwt_shaped(&token) {
         return Err(ApiError::bad_request(
             "the token in the URL is not a JWT (three base64url parts separated by dots)",
+        ));
+    }
+    if !could_be_ours(&token) {
+        return Err(ApiError::bad_request(
+            "the token in the URL is not a jirasync webhook token (an HS256 JWT with an id claim)",
         ));
     }
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());

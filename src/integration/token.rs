@@ -85,6 +85,15 @@ pub fn is_jwt_shaped(token: &str) -> bool {
         && parts.iter().all(|p| base64url(p))
 }
 
+/// Whether `token` could be one jirasync minted: JWT-shaped, an `HS256` header
+/// and a string `id` claim. The ingress's structural check (it has no secret):
+/// anything else would be dropped by the worker, so it costs no durable write.
+pub fn could_be_ours(token: &str) -> bool {
+    is_jwt_shaped(token)
+        && jsonwebtoken::decode_header(token).is_ok_and(|header| header.alg == Algorithm::HS256)
+        && external_id(token).is_ok()
+}
+
 /// The `id` claim read without verification, to find the integration.
 pub fn external_id(token: &str) -> Result<String, Rejected> {
     if token.len() > MAX_TOKEN_LEN {
@@ -169,6 +178,35 @@ mod tests {
 
     fn metadata(value: Value) -> Metadata {
         serde_json::from_value(value).expect("metadata reads")
+    }
+
+    #[test]
+    fn only_hs256_tokens_with_a_string_id_could_be_ours() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let ours = sign(Algorithm::HS256, json!({"id": "jira:key"}), "s");
+        assert!(could_be_ours(&ours));
+        let b64 = |value: Value| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+        };
+        for token in [
+            sign(Algorithm::HS512, json!({"id": "jira:key"}), "s"),
+            sign(Algorithm::HS256, json!({"sub": "jira:key"}), "s"),
+            sign(Algorithm::HS256, json!({"id": 7}), "s"),
+            format!(
+                "{}.{}.",
+                b64(json!({"alg": "none"})),
+                b64(json!({"id": "x"}))
+            ),
+            format!(
+                "{}.{}.c2ln",
+                b64(json!({"alg": "RS256"})),
+                b64(json!({"id": "x"}))
+            ),
+            format!("{}.bm90LWpzb24.c2ln", b64(json!({"alg": "HS256"}))),
+        ] {
+            assert!(!could_be_ours(&token), "{token}");
+        }
     }
 
     fn sign(alg: Algorithm, claims: Value, secret: &str) -> String {

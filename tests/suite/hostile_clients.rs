@@ -335,3 +335,58 @@ async fn requests_beyond_the_in_flight_cap_are_shed_with_503() {
     assert_eq!(statuses.get(&Some(408)).copied(), Some(cap), "{statuses:?}");
     a_valid_webhook_is_accepted(&base).await;
 }
+
+#[tokio::test]
+async fn tokens_jirasync_cannot_have_minted_cost_no_durable_write() {
+    use base64::Engine as _;
+    let settings = common::settings();
+    common::declare_topology(&settings).await.expect("topology");
+    let ingress = common::spawn_ingress(&settings, true).await;
+    let b64 = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let client = reqwest::Client::new();
+    for (case, token) in [
+        (
+            "alg none",
+            format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(r#"{"id":"x"}"#)),
+        ),
+        (
+            "HS512",
+            format!(
+                "{}.{}.c2ln",
+                b64(r#"{"alg":"HS512"}"#),
+                b64(r#"{"id":"x"}"#)
+            ),
+        ),
+        (
+            "no id",
+            format!(
+                "{}.{}.c2ln",
+                b64(r#"{"alg":"HS256"}"#),
+                b64(r#"{"sub":"x"}"#)
+            ),
+        ),
+        (
+            "claims not JSON",
+            format!("{}.{}.c2ln", b64(r#"{"alg":"HS256"}"#), b64("{{{")),
+        ),
+    ] {
+        let response = client
+            .post(ingress.url(&webhook_path(&token)))
+            .body("{}")
+            .send()
+            .await
+            .expect(case);
+        assert_eq!(response.status(), 400, "{case}");
+    }
+    let response = client
+        .post(ingress.url(&webhook_path(TOKEN)))
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 202, "an HS256 token with an id passes");
+    let (_connection, channel) = common::amqp().await;
+    let queue = common::names(&settings).webhooks();
+    assert_eq!(common::depth(&channel, &queue).await, 1, "only that one");
+    ingress.stop().await;
+}

@@ -228,7 +228,7 @@ async fn a_chunked_body_over_the_limit_gets_413_and_nothing_is_published() {
         .await
         .expect("connect");
     let head = format!(
-        "POST /extensions/jira-server/issue-updated/aaa.bbb.ccc/ HTTP/1.1\r\n\
+        "POST /extensions/jira-server/issue-updated/eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImppcmE6a2V5In0.c2lnbmF0dXJl/ HTTP/1.1\r\n\
          Host: {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
         ingress.address
     );
