@@ -27,7 +27,7 @@ impl JobPublisher {
         let connection = connection::connect(&broker.url, "cli").await?;
         let channel = confirm_channel(&connection).await?;
         let names = Names::from(broker);
-        topology::declare(&channel, &names, &services.retries.delays.0).await?;
+        topology::declare(&connection, &names, &services.retries.delays.0).await?;
         Ok(Self {
             connection,
             channel,

@@ -4,7 +4,7 @@
 use anyhow::Context;
 
 use crate::config::{BrokerSettings, RetrySettings, Services};
-use crate::queue::{Names, connection, publisher, topology};
+use crate::queue::{Names, connection, topology};
 
 /// The arguments of `migrate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,9 +40,7 @@ pub async fn declare_topology(
     retries: &RetrySettings,
 ) -> anyhow::Result<()> {
     let connection = connection::connect(&broker.url, "migrate").await?;
-    let channel = publisher::confirm_channel(&connection).await?;
-    topology::declare(&channel, &Names::from(broker), &retries.delays.0).await?;
-    let _ = channel.close(200, "done".into()).await;
+    topology::declare(&connection, &Names::from(broker), &retries.delays.0).await?;
     connection
         .close(200, "done".into())
         .await

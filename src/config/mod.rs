@@ -57,6 +57,16 @@ pub struct BrokerSettings {
         value_parser = values::parse_queue_prefix
     )]
     pub queue_prefix: String,
+
+    /// Messages `P.webhooks` and `P.jobs` hold at most; a full queue refuses
+    /// publishes (the ingress answers 503). 0: no cap.
+    #[arg(
+        long,
+        value_name = "MESSAGES",
+        env = "JIRASYNC_QUEUE_MAX_LENGTH",
+        default_value = "1000000"
+    )]
+    pub queue_max_length: u64,
 }
 
 /// The retry tiers, part of the topology that every publisher declares.

@@ -23,6 +23,9 @@ pub enum ApiError {
     /// Too many requests or body bytes in flight: shed, to be retried.
     #[error("the ingress is busy")]
     Overloaded,
+    /// Over a route's rate limit.
+    #[error("too many requests")]
+    TooMany,
 }
 
 impl From<PublishError> for ApiError {
@@ -56,6 +59,11 @@ impl IntoResponse for ApiError {
                 unavailable("the message broker is unavailable; retry later")
             }
             Self::Overloaded => unavailable("the ingress is busy; retry later"),
+            Self::TooMany => {
+                let mut response = unavailable("too many requests; retry later");
+                *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                response
+            }
         }
     }
 }

@@ -101,6 +101,12 @@ pub async fn serve(args: Args, listener: TcpListener, shutdown: Shutdown) -> any
 /// The routes of docs/reference.md §3.
 pub fn router(state: AppState) -> Router {
     let admission = Admission::new(state.max_body_bytes);
+    // One bucket for both callbacks.
+    let rate = server::RateLimit::callbacks();
+    let callbacks = |rate: &server::RateLimit| {
+        let rate = rate.clone();
+        middleware::from_fn(move |request, next| server::rate_limited(rate.clone(), request, next))
+    };
     let body_admission = admission.clone();
     let webhook = post(webhook::receive).layer(middleware::from_fn(move |request, next| {
         server::admit_body(body_admission.clone(), request, next)
@@ -109,8 +115,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(&bare, webhook.clone())
         .route(&slashed, webhook)
-        .route(routes::OAUTH_CALLBACK_PATH, get(oauth_callback::receive))
-        .route(routes::OAUTH2_CALLBACK_PATH, get(oauth2_callback::receive))
+        .route(routes::OAUTH_CALLBACK_PATH, get(oauth_callback::receive).layer(callbacks(&rate)))
+        .route(routes::OAUTH2_CALLBACK_PATH, get(oauth2_callback::receive).layer(callbacks(&rate)))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

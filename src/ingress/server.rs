@@ -91,6 +91,57 @@ impl Admission {
     }
 }
 
+/// A token bucket: `burst` requests at once, then `per_second`. The OAuth
+/// callbacks are public and each one they take enqueues a job; this bounds how
+/// many an anonymous client can enqueue (the jobs themselves are cheap for a
+/// state or token no session holds).
+#[derive(Clone)]
+pub struct RateLimit(Arc<std::sync::Mutex<(f64, std::time::Instant)>>, f64, f64);
+
+/// Callback requests at once, and per second after that.
+pub const CALLBACK_BURST: f64 = 50.0;
+pub const CALLBACK_PER_SECOND: f64 = 5.0;
+
+impl RateLimit {
+    /// The callbacks' limit.
+    pub fn callbacks() -> Self {
+        Self(
+            Arc::new(std::sync::Mutex::new((
+                CALLBACK_BURST,
+                std::time::Instant::now(),
+            ))),
+            CALLBACK_BURST,
+            CALLBACK_PER_SECOND,
+        )
+    }
+
+    /// Takes a token, if there is one.
+    fn take(&self) -> bool {
+        let Ok(mut bucket) = self.0.lock() else {
+            return false;
+        };
+        let (tokens, last) = &mut *bucket;
+        let now = std::time::Instant::now();
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.2).min(self.1);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Middleware of the OAuth callbacks: a token of `limit`, else `429`.
+pub async fn rate_limited(limit: RateLimit, request: Request, next: Next) -> Response {
+    if !limit.take() {
+        metrics::counter!("jirasync_http_shed_total", "reason" => "rate").increment(1);
+        return ApiError::TooMany.into_response();
+    }
+    next.run(request).await
+}
+
 /// Middleware of every route: one of `MAX_IN_FLIGHT` slots, else `503`; an
 /// answer within [`REQUEST_TIMEOUT`], else `408`.
 pub async fn admit(admission: Admission, request: Request, next: Next) -> Response {

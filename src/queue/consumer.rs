@@ -96,7 +96,7 @@ async fn consume<H: Handler>(
 ) -> anyhow::Result<()> {
     let connection = connection::connect(&config.url, "worker").await?;
     let publisher = confirm_channel(&connection).await?;
-    topology::declare(&publisher, &config.names, &config.delays).await?;
+    topology::declare(&connection, &config.names, &config.delays).await?;
     let channel = connection
         .create_channel()
         .await

@@ -19,24 +19,35 @@ pub use job::JOB_TYPES;
 /// Routing key and message type of a Jira webhook.
 pub const WEBHOOK: &str = "jira_server.webhook";
 
-/// The exchange and queue names under one prefix.
+/// The exchange and queue names under one prefix, and the length cap of the
+/// two source queues (`JIRASYNC_QUEUE_MAX_LENGTH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
     prefix: String,
+    max_length: Option<u64>,
 }
 
 impl From<&BrokerSettings> for Names {
     fn from(broker: &BrokerSettings) -> Self {
-        Self::new(broker.queue_prefix.clone())
+        Self {
+            prefix: broker.queue_prefix.clone(),
+            max_length: (broker.queue_max_length > 0).then_some(broker.queue_max_length),
+        }
     }
 }
 
 impl Names {
-    /// Names under prefix P.
+    /// Names under prefix P, the source queues without a cap.
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),
+            max_length: None,
         }
+    }
+
+    /// Messages `P.webhooks` and `P.jobs` hold at most.
+    pub fn max_length(&self) -> Option<u64> {
+        self.max_length
     }
 
     /// The prefix itself.

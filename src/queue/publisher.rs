@@ -297,7 +297,7 @@ impl Broker {
     async fn open(&self, url: &str, delays: &[Duration], role: &str) -> anyhow::Result<Arc<Link>> {
         let connection = super::connection::connect(url, role).await?;
         let channel = confirm_channel(&connection).await?;
-        super::topology::declare(&channel, &self.names, delays).await?;
+        super::topology::declare(&connection, &self.names, delays).await?;
         Ok(Arc::new(Link {
             connection,
             channel,

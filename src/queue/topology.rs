@@ -7,15 +7,21 @@ use std::time::Duration;
 use anyhow::Context;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
 use super::{JOB_TYPES, Names, WEBHOOK};
 
 /// How often the broker may deliver one message before it dead-letters it.
 pub const DELIVERY_LIMIT: i64 = 10;
 
-/// Declares the exchange, the queues and the bindings. Idempotent.
-pub async fn declare(channel: &Channel, names: &Names, delays: &[Duration]) -> anyhow::Result<()> {
+/// Declares the exchange, the queues and the bindings, on a channel of its own
+/// on `connection`. Idempotent.
+pub async fn declare(
+    connection: &Connection,
+    names: &Names,
+    delays: &[Duration],
+) -> anyhow::Result<()> {
+    let mut channel = open(connection).await?;
     let durable = || ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
@@ -30,7 +36,7 @@ pub async fn declare(channel: &Channel, names: &Names, delays: &[Duration]) -> a
         .await
         .with_context(|| format!("failed to declare exchange {}", names.exchange()))?;
 
-    declare_queue(channel, &names.dead(), quorum()).await?;
+    declare_queue(&channel, &names.dead(), quorum()).await?;
 
     for (source, keys) in [
         (names.webhooks(), vec![WEBHOOK]),
@@ -44,7 +50,7 @@ pub async fn declare(channel: &Channel, names: &Names, delays: &[Duration]) -> a
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(DELIVERY_LIMIT),
         );
-        declare_queue(channel, &source, args).await?;
+        channel = declare_source(connection, channel, &source, args, names.max_length()).await?;
         for key in keys {
             channel
                 .queue_bind(
@@ -65,10 +71,55 @@ pub async fn declare(channel: &Channel, names: &Names, delays: &[Duration]) -> a
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
             // …and is dead-lettered straight back to its source queue.
             dead_letter_to(&mut args, &source);
-            declare_queue(channel, &names.retry(&source, *delay), args).await?;
+            declare_queue(&channel, &names.retry(&source, *delay), args).await?;
         }
     }
+    let _ = channel.close(200, "declared".into()).await;
     Ok(())
+}
+
+async fn open(connection: &Connection) -> anyhow::Result<Channel> {
+    connection
+        .create_channel()
+        .await
+        .context("failed to open a RabbitMQ channel to declare the topology")
+}
+
+/// Declares a source queue with `args` and a length cap of `max_length`
+/// (reject-publish: a full queue nacks, and the ingress answers 503). A queue an
+/// older jirasync declared without a cap keeps working without one — the broker
+/// refuses to change a queue's arguments — and a warning says how to get it; the
+/// channel the refusal closed is replaced.
+async fn declare_source(
+    connection: &Connection,
+    channel: Channel,
+    source: &str,
+    args: FieldTable,
+    max_length: Option<u64>,
+) -> anyhow::Result<Channel> {
+    let Some(max_length) = max_length else {
+        declare_queue(&channel, source, args).await?;
+        return Ok(channel);
+    };
+    let mut capped = args.clone();
+    capped.insert(
+        "x-max-length".into(),
+        AMQPValue::LongLongInt(i64::try_from(max_length).unwrap_or(i64::MAX)),
+    );
+    let Err(error) = declare_queue(&channel, source, capped).await else {
+        return Ok(channel);
+    };
+    let channel = open(connection).await?;
+    if declare_queue(&channel, source, args).await.is_err() {
+        return Err(error);
+    }
+    tracing::warn!(
+        queue = source,
+        max_length,
+        "the queue was declared without a length cap (by an older jirasync) and keeps none; \
+         to get JIRASYNC_QUEUE_MAX_LENGTH, delete it in the management UI once it is empty"
+    );
+    Ok(channel)
 }
 
 /// Arguments of a quorum queue: replicated, and its dead-lettering can be at-least-once.

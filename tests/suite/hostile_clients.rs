@@ -390,3 +390,88 @@ async fn tokens_jirasync_cannot_have_minted_cost_no_durable_write() {
     assert_eq!(common::depth(&channel, &queue).await, 1, "only that one");
     ingress.stop().await;
 }
+
+#[tokio::test]
+async fn a_full_queue_answers_503_and_keeps_what_it_holds() {
+    let mut settings = common::settings();
+    settings.broker.queue_max_length = 3;
+    common::declare_topology(&settings).await.expect("topology");
+    let ingress = common::spawn_ingress(&settings, true).await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = client
+            .post(ingress.url(&webhook_path(TOKEN)))
+            .body("{}")
+            .send()
+            .await
+            .expect("POST");
+        statuses.push(response.status().as_u16());
+    }
+    // A quorum queue checks its length as it applies a publish, so it may take
+    // one past the cap before it refuses.
+    assert_eq!(statuses[..3], [202, 202, 202], "{statuses:?}");
+    assert_eq!(statuses[4], 503, "{statuses:?}");
+    let accepted = statuses.iter().filter(|status| **status == 202).count();
+    let (_connection, channel) = common::amqp().await;
+    let queue = common::names(&settings).webhooks();
+    assert_eq!(
+        usize::try_from(common::depth(&channel, &queue).await).expect("fits"),
+        accepted,
+        "every 202 is kept"
+    );
+    ingress.stop().await;
+}
+
+#[tokio::test]
+async fn a_queue_an_older_version_declared_without_a_cap_keeps_working() {
+    let mut settings = common::settings();
+    settings.broker.queue_max_length = 0;
+    common::declare_topology(&settings)
+        .await
+        .expect("the old topology");
+    settings.broker.queue_max_length = 3;
+    common::declare_topology(&settings)
+        .await
+        .expect("declaring over a queue without a cap does not fail");
+    let ingress = common::spawn_ingress(&settings, true).await;
+    let response = reqwest::Client::new()
+        .post(ingress.url(&webhook_path(TOKEN)))
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 202);
+    ingress.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_oauth_callbacks_enqueues_a_bounded_number_of_jobs() {
+    let settings = common::settings();
+    common::declare_topology(&settings).await.expect("topology");
+    let ingress = common::spawn_ingress(&settings, true).await;
+    let client = reqwest::Client::new();
+    let (mut taken, mut refused) = (0_u32, 0_u32);
+    for _ in 0..80 {
+        let state = jirasync::jira::oauth2::fresh_secret();
+        let url = ingress.url(&format!(
+            "/extensions/jira-server/oauth2/callback?code=c&state={state}"
+        ));
+        match client.get(url).send().await.expect("GET").status().as_u16() {
+            200 => taken += 1,
+            429 => refused += 1,
+            other => panic!("status {other}"),
+        }
+    }
+    let burst = jirasync::ingress::server::CALLBACK_BURST as u32;
+    assert!((burst..burst + 10).contains(&taken), "{taken} taken");
+    assert_eq!(taken + refused, 80);
+    let (_connection, channel) = common::amqp().await;
+    let jobs = common::names(&settings).jobs();
+    assert_eq!(
+        common::depth(&channel, &jobs).await,
+        taken,
+        "one job per 200"
+    );
+    ingress.stop().await;
+}
