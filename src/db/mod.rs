@@ -89,6 +89,40 @@ pub async fn connect(url: &str, size: usize) -> anyhow::Result<DbPool> {
     Ok(pool)
 }
 
+/// As [`connect`], but while Postgres cannot be reached it waits (retrying with
+/// backoff up to 5 s, a warning every minute) instead of failing; `None` when
+/// `shutdown` came first. A URL that does not parse is still an error at once.
+pub async fn connect_waiting(
+    url: &str,
+    size: usize,
+    shutdown: &crate::shutdown::Shutdown,
+) -> anyhow::Result<Option<DbPool>> {
+    parse_url(url)?;
+    let mut backoff = Duration::from_millis(200);
+    let mut warned: Option<std::time::Instant> = None;
+    loop {
+        match connect(url, size).await {
+            Ok(pool) => {
+                if warned.is_some() {
+                    tracing::info!("Postgres answers; starting");
+                }
+                return Ok(Some(pool));
+            }
+            Err(error) => {
+                if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(error = %format!("{error:#}"), "waiting for Postgres");
+                    warned = Some(std::time::Instant::now());
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return Ok(None),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// The one-line error for a database that cannot be reached.
 pub fn unreachable(url: &str, error: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!(

@@ -86,6 +86,8 @@ struct Context_<H> {
     connection: lapin::ConnectionStatus,
     names: Names,
     delays: Vec<Duration>,
+    /// Held messages stop waiting for an outage to end on shutdown.
+    shutdown: Shutdown,
 }
 
 /// One connection's life: returns Ok on shutdown, Err when the connection failed.
@@ -129,6 +131,7 @@ async fn consume<H: Handler>(
         connection: connection.status().clone(),
         names: config.names.clone(),
         delays: config.delays.clone(),
+        shutdown: shutdown.clone(),
     });
     let semaphore = Arc::new(Semaphore::new(usize::from(config.concurrency)));
     let tasks = TaskTracker::new();
@@ -206,7 +209,7 @@ async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Del
         // does not parse fails with its parse error.
         let (message, result) = match context.handler.parse(&incoming) {
             Ok(message) => {
-                let result = handle_with_retries(context.handler.as_ref(), &message, &incoming).await;
+                let result = handle_with_retries(context, &message, &incoming).await;
                 (Some(message), result)
             }
             Err(failure) => (None, Err(failure)),
@@ -224,11 +227,15 @@ async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Del
     .await;
 }
 
+/// Runs the handler: passing failures are tried again a few times in process;
+/// during an outage the message is held until it ends (or shutdown), using no
+/// attempt.
 async fn handle_with_retries<H: Handler>(
-    handler: &H,
+    context: &Context_<H>,
     message: &H::Message,
     incoming: &Incoming,
 ) -> Result<Outcome, Failure> {
+    let handler = context.handler.as_ref();
     let mut delays = ExponentialBuilder::default()
         .with_jitter()
         .with_min_delay(Duration::from_millis(100))
@@ -236,7 +243,21 @@ async fn handle_with_retries<H: Handler>(
         .with_max_times(IN_PROCESS_TRIES - 1)
         .build();
     loop {
-        match guarded(handler, message, incoming).await {
+        let result = match guarded(handler, message, incoming).await {
+            Err(Failure::Outage(error)) => {
+                tracing::debug!(reason = %format!("{error:#}"), "held until the outage ends");
+                let recovered = tokio::select! {
+                    recovered = handler.recovered() => recovered,
+                    () = context.shutdown.cancelled() => return Err(Failure::Outage(error)),
+                };
+                if recovered {
+                    continue;
+                }
+                Err(Failure::Passing(error))
+            }
+            other => other,
+        };
+        match result {
             Err(Failure::Passing(error)) => match delays.next() {
                 Some(delay) => {
                     tracing::debug!(reason = %format!("{error:#}"), ?delay, "retrying in process");
@@ -336,6 +357,12 @@ async fn settle<H: Handler>(
                 outcome,
                 dead_letter(context, incoming, message, attempts, &reason, &error).await,
             )
+        }
+        // Held through an outage until shutdown: back to its queue, to wait there.
+        Err(Failure::Outage(error)) => {
+            tracing::info!(reason = %format!("{error:#}"), "shutting down during an outage; requeueing");
+            message::give_back(&delivery.acker).await;
+            return Outcome::Requeued;
         }
     };
     match published {

@@ -137,9 +137,13 @@ impl fmt::Display for Outcome {
 /// Why a message was not handled, with its cause chain.
 #[derive(Debug)]
 pub enum Failure {
-    /// A passing failure (database or broker unreachable, deadlock, Jira 5xx or
-    /// timeout): try again later.
+    /// A passing failure (deadlock, Jira 5xx or timeout): try again later,
+    /// through the retry tiers.
     Passing(anyhow::Error),
+    /// What every message needs is unreachable (Postgres): the message is held,
+    /// no attempt used, and tried again once [`Handler::recovered`] says it is
+    /// back. Meanwhile the worker takes no more messages than it holds.
+    Outage(anyhow::Error),
     /// Cannot succeed: dead-letter at once; `outcome` labels it in metrics.
     Permanent {
         /// The metric label, e.g. [`Outcome::Malformed`].
@@ -167,6 +171,7 @@ impl Failure {
     pub fn context(self, context: impl fmt::Display + Send + Sync + 'static) -> Self {
         match self {
             Self::Passing(error) => Self::Passing(error.context(context)),
+            Self::Outage(error) => Self::Outage(error.context(context)),
             Self::Permanent { outcome, error } => Self::Permanent {
                 outcome,
                 error: error.context(context),
@@ -179,7 +184,9 @@ impl fmt::Display for Failure {
     /// The whole cause chain on one line: `what failed: because: because`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Passing(error) | Self::Permanent { error, .. } => write!(f, "{error:#}"),
+            Self::Passing(error) | Self::Outage(error) | Self::Permanent { error, .. } => {
+                write!(f, "{error:#}")
+            }
         }
     }
 }
@@ -200,6 +207,13 @@ pub trait Handler: Send + Sync + 'static {
         message: &Self::Message,
         incoming: &Incoming,
     ) -> impl Future<Output = Result<Outcome, Failure>> + Send;
+
+    /// Waits until what an [`Failure::Outage`] found unreachable answers again;
+    /// `false` when it answered at once (the failure was not an outage after all,
+    /// and takes the retry tiers like any passing one).
+    fn recovered(&self) -> impl Future<Output = bool> + Send {
+        async { false }
+    }
 
     /// Called once the loop has decided to dead-letter a parsed message (a
     /// permanent failure, or retries exhausted), before it publishes to `P.dead`,

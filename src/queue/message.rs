@@ -173,11 +173,12 @@ pub fn with_headers(props: &BasicProperties, set: &[(&str, AMQPValue)]) -> Basic
 /// Gives a delivery back to its queue, to be delivered again. Best effort: a
 /// channel that is gone gives it back by itself.
 pub async fn give_back(acker: &lapin::Acker) {
-    let requeue = lapin::options::BasicNackOptions {
-        requeue: true,
-        ..Default::default()
-    };
-    let _ = acker.nack(requeue).await;
+    // A reject, not a nack: RabbitMQ 4.3 counts only rejects (and returns by a
+    // closed channel) toward a quorum queue's delivery limit, which must keep
+    // catching messages that crash workers again and again.
+    let _ = acker
+        .reject(lapin::options::BasicRejectOptions { requeue: true })
+        .await;
 }
 
 /// The message id, or `-` when it has none.

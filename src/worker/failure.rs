@@ -54,12 +54,15 @@ pub fn is_database(error: &anyhow::Error) -> bool {
 }
 
 impl From<tokio_postgres::Error> for Failure {
-    /// Connection trouble, serialization failures and deadlocks pass; anything
-    /// else will fail again the same way.
+    /// A lost or refused connection is an outage (the message is held until
+    /// Postgres answers); serialization failures, deadlocks and the like pass;
+    /// anything else will fail again the same way.
     fn from(error: tokio_postgres::Error) -> Self {
-        let transient = is_transient(&error);
+        let (outage, transient) = (is_outage(&error), is_transient(&error));
         let error = anyhow::Error::new(DatabaseError::new(&error));
-        if transient {
+        if outage {
+            Self::Outage(error)
+        } else if transient {
             Self::Passing(error)
         } else {
             Self::permanent(Outcome::Failed, error)
@@ -68,10 +71,33 @@ impl From<tokio_postgres::Error> for Failure {
 }
 
 impl From<deadpool_postgres::PoolError> for Failure {
-    /// A pool that cannot hand out a connection is a passing failure.
+    /// A pool that cannot hand out a connection: Postgres is unreachable.
     fn from(error: deadpool_postgres::PoolError) -> Self {
         let text = format!("database unavailable: {}", chain(&error));
-        Self::Passing(anyhow::Error::new(DatabaseError(text)))
+        Self::Outage(anyhow::Error::new(DatabaseError(text)))
+    }
+}
+
+/// Whether `error` says Postgres cannot be reached: the connection closed or
+/// broke, or the server refuses connections (shutting down, starting, full).
+fn is_outage(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match error.code() {
+        None => {
+            error.is_closed()
+                || std::error::Error::source(error)
+                    .is_some_and(|cause| cause.is::<std::io::Error>())
+        }
+        Some(code) => {
+            code.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                ]
+                .contains(code)
+        }
     }
 }
 

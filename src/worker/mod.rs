@@ -11,6 +11,7 @@ mod jira_statuses;
 mod oauth2_token;
 mod oauth_access_token;
 mod oauth_request_token;
+mod outage;
 mod reconcile;
 mod reconcile_schedule;
 mod webhook;
@@ -62,13 +63,19 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     crate::telemetry::prometheus();
     let concurrency = args.worker.concurrency;
     let services = &args.services;
-    let pool = crate::db::connect(&services.database.url, usize::from(concurrency) + 1).await?;
+    // Health first: it answers (not ready) while the worker waits for Postgres.
     let consuming = Arc::new(AtomicBool::new(false));
     let health = match args.worker.metrics_listen {
         Some(address) => {
             Some(health::spawn(address, Arc::clone(&consuming), shutdown.clone()).await?)
         }
         None => None,
+    };
+    let size = usize::from(concurrency) + 1;
+    let Some(pool) = crate::db::connect_waiting(&services.database.url, size, &shutdown).await?
+    else {
+        tracing::info!("worker stopped before Postgres answered");
+        return Ok(());
     };
     let config = ConsumerConfig {
         url: services.broker.url.clone(),
@@ -81,6 +88,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     let scheduling = shutdown.child_token();
     let scheduler = reconcile_schedule::spawn(&args, pool.clone(), scheduling.clone());
     let dispatcher = Dispatcher {
+        outage: outage::Outage::new(pool.clone()),
         oauth: OauthJobs {
             pool: pool.clone(),
             public_url: args.public.url.clone(),
@@ -110,6 +118,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
 pub struct Dispatcher {
     webhooks: WebhookJobs,
     oauth: OauthJobs,
+    outage: outage::Outage,
 }
 
 /// What the webhook and reconcile handlers need; the caches are shared by all of the worker's tasks.
@@ -183,6 +192,10 @@ impl Handler for Dispatcher {
     /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
     /// failure) leaves its session `failed` with the reason, so `oauth status`
     /// and `oauth start --wait` do not show `pending` forever.
+    async fn recovered(&self) -> bool {
+        self.outage.recovered().await
+    }
+
     async fn dead_lettering(&self, message: &Message, reason: &str, error: &anyhow::Error) {
         let (session, command) = match message {
             Message::RequestToken(job) => (SessionRef::Id(job.session_id), "oauth start"),
@@ -230,7 +243,7 @@ mod tests {
             let known = match Message::parse(&incoming) {
                 Ok(_) => true,
                 Err(Failure::Permanent { outcome, .. }) => outcome != Outcome::UnknownType,
-                Err(Failure::Passing(_)) => false,
+                Err(Failure::Passing(_) | Failure::Outage(_)) => false,
             };
             assert!(known, "{kind} has no handler");
         }

@@ -14,6 +14,7 @@ mod crash;
 mod crash_loop;
 mod db_errors;
 mod db_outage;
+mod db_wait;
 mod demo;
 mod deploy_static;
 mod dlq;

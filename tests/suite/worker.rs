@@ -465,34 +465,6 @@ async fn malformed_bodies_are_dead_lettered_at_once_with_a_reason() {
 }
 
 #[tokio::test]
-async fn a_database_refusing_connections_for_a_moment_is_retried_then_applied() {
-    let s = scene(2).await;
-    let org = s.seed().org(s.integration, true, "APP-14").await;
-    let user = s.seed().teammate(&org, "x@example.org").await;
-    common::allow_connections(&s.settings, false).await;
-
-    s.send(&assignee_changed("APP-14", jira_user("x@example.org"), T1))
-        .await;
-    // Longer than the in-process retries: the message must go through a retry tier.
-    let dead = common::names(&s.settings).dead();
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    common::allow_connections(&s.settings, true).await;
-
-    let db = common::db(&s.settings).await;
-    common::eventually("the retried webhook is applied", WAIT, || {
-        let db = &db;
-        async move { common::assignee(db, org.group_id).await == Some(user) }
-    })
-    .await;
-    assert_eq!(
-        common::depth(&s.channel, &dead).await,
-        0,
-        "nothing dead-lettered"
-    );
-    s.finish().await;
-}
-
-#[tokio::test]
 async fn a_thousand_webhooks_across_fifty_issues_end_in_each_issues_last_event() {
     use rand::seq::SliceRandom;
     let settings = common::migrated().await;
