@@ -652,18 +652,29 @@ async fn a_retry_publish_blocked_by_the_memory_alarm_keeps_the_message_until_app
 
     broker.set_memory_watermark(0.0).await;
     common::eventually("the memory alarm is raised", WAIT, || broker.alarm_active()).await;
-    common::allow_connections(&settings, false).await;
-    common::eventually("the worker's retry publish is blocked", WAIT, || {
-        worker_blocked(&broker)
+    // A cancelled statement is a passing failure with Postgres still up (an
+    // unreachable Postgres would hold the message instead). Once its tries in
+    // process are cancelled too, the worker publishes the retry, which the
+    // alarm blocks.
+    common::eventually("the worker's retry publish is blocked", WAIT, || async {
+        db.batch_execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+        .expect("cancel the waiting statement");
+        worker_blocked(&broker).await
     })
     .await;
+    locker
+        .batch_execute("ROLLBACK")
+        .await
+        .expect("release the lock");
     let mut queues = names.all_queues(&settings.retries.delays.0);
     queues.retain(|q| !q.contains(".jobs"));
     stays_held(&broker, &queues, 1).await;
 
-    common::allow_connections(&settings, true).await;
     broker.set_memory_watermark(0.4).await;
-    let db = common::db(&settings).await;
     applied_and_drained(
         &db,
         &broker,
