@@ -1,8 +1,10 @@
-//! The worker's consumer loop: one connection, a task per delivery bounded by a
-//! semaphore, and the one place that decides ack / retry tier / dead letter
-//! (the handlers' side of it is `handler.rs`).
+//! The worker's consumer loop: a consuming connection and a publishing one, a
+//! task per delivery bounded by a semaphore, and the one place that decides ack /
+//! retry tier / dead letter (the handlers' side of it is `handler.rs`).
 //! Retry and dead-letter publishes are confirmed before the original is acked
-//! (waiting out a resource alarm, which blocks a nack as much as the publish).
+//! (waiting out a resource alarm). They go out on a connection of their own: RabbitMQ
+//! stops reading a connection it blocks, acks included, so one blocked publish on
+//! the consuming connection would hold every other message's ack.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -42,7 +44,8 @@ pub struct ConsumerConfig {
     pub names: Names,
     /// Retry tiers.
     pub delays: Vec<Duration>,
-    /// Messages in flight (also the prefetch).
+    /// Messages in flight, and unacked deliveries across both consumers
+    /// ([`prefetch`]).
     pub concurrency: u16,
     /// How long in-flight messages may take to finish after shutdown.
     pub drain_deadline: Duration,
@@ -97,18 +100,48 @@ async fn consume<H: Handler>(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let connection = connection::connect(&config.url, "worker").await?;
-    let publisher = confirm_channel(&connection).await?;
-    topology::declare(&connection, &config.names, &config.delays).await?;
+    let publishing = match connection::connect(&config.url, "worker-publisher").await {
+        Ok(publishing) => publishing,
+        Err(error) => {
+            close(&connection).await;
+            return Err(error);
+        }
+    };
+    let result = consume_on(config, handler, shutdown, &connection, &publishing).await;
+    // Unacked messages go back to the queue when the consuming connection closes.
+    close(&connection).await;
+    close(&publishing).await;
+    result
+}
+
+/// [`consume`] once both connections are open.
+async fn consume_on<H: Handler>(
+    config: &ConsumerConfig,
+    handler: &Arc<H>,
+    shutdown: &Shutdown,
+    connection: &Connection,
+    publishing: &Connection,
+) -> anyhow::Result<()> {
+    let publisher = confirm_channel(publishing).await?;
+    let publisher_lost = lost(publishing);
+    tokio::pin!(publisher_lost);
+    topology::declare(connection, &config.names, &config.delays).await?;
     let channel = connection
         .create_channel()
         .await
         .context("failed to open the consume channel")?;
-    channel
-        .basic_qos(config.concurrency, BasicQosOptions { global: false })
-        .await
-        .context("failed to set the prefetch")?;
+    let (webhooks, jobs) = prefetch(config.concurrency);
     let mut streams = Vec::new();
-    for queue in [config.names.webhooks(), config.names.jobs()] {
+    for (queue, prefetch) in [
+        (config.names.webhooks(), webhooks),
+        (config.names.jobs(), jobs),
+    ] {
+        // Per consumer (quorum queues know no per-channel prefetch): it applies
+        // to the consumers started after it on the channel.
+        channel
+            .basic_qos(prefetch, BasicQosOptions { global: false })
+            .await
+            .context("failed to set the prefetch")?;
         let consumer = channel
             .basic_consume(
                 queue.as_str().into(),
@@ -128,7 +161,7 @@ async fn consume<H: Handler>(
     let context = Arc::new(Context_ {
         handler: Arc::clone(handler),
         publisher,
-        connection: connection.status().clone(),
+        connection: publishing.status().clone(),
         names: config.names.clone(),
         delays: config.delays.clone(),
         shutdown: shutdown.clone(),
@@ -138,10 +171,12 @@ async fn consume<H: Handler>(
     let result = loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
+            error = &mut publisher_lost => break Err(error),
             permit = Arc::clone(&semaphore).acquire_owned() => permit.context("semaphore closed")?,
         };
         let next = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
+            error = &mut publisher_lost => break Err(error),
             next = deliveries.next() => next,
         };
         match next {
@@ -169,13 +204,31 @@ async fn consume<H: Handler>(
     {
         tracing::warn!("in-flight messages did not finish in time; the broker will redeliver them");
     }
-    close(&connection).await;
     result
+}
+
+/// How many unacked deliveries each consumer may hold, `(webhooks, jobs)`: together
+/// `concurrency`, so a worker holding messages through an outage holds no more
+/// than it works on (and at least one each, so 2 when `concurrency` is 1). Jobs
+/// get an eighth: they are few, and a reconciliation may run for minutes.
+pub fn prefetch(concurrency: u16) -> (u16, u16) {
+    let jobs = (concurrency / 8).max(1);
+    (concurrency.saturating_sub(jobs).max(1), jobs)
+}
+
+/// Resolves with the error that ends `connection` (a stream that ends is one too).
+async fn lost(connection: &Connection) -> anyhow::Error {
+    let mut events = connection.events_listener();
+    while let Some(event) = events.next().await {
+        if let lapin::Event::Error(error) = event {
+            return anyhow::Error::new(error).context("the publishing connection failed");
+        }
+    }
+    anyhow::anyhow!("the publishing connection closed")
 }
 
 async fn close(connection: &Connection) {
     if connection.status().connected() {
-        // Unacked messages go back to the queue when the connection closes.
         let closing = connection.close(200, "worker stopping".into());
         if tokio::time::timeout(Duration::from_secs(5), closing)
             .await
@@ -427,4 +480,23 @@ fn one_line(reason: &str) -> String {
         .take(500)
         .collect();
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefetch;
+
+    #[test]
+    fn the_two_prefetches_add_up_to_the_concurrency_with_one_each_at_least() {
+        assert_eq!(prefetch(1), (1, 1));
+        assert_eq!(prefetch(2), (1, 1));
+        assert_eq!(prefetch(7), (6, 1));
+        assert_eq!(prefetch(16), (14, 2));
+        assert_eq!(prefetch(u16::MAX), (57_344, 8_191));
+        for concurrency in 2..=u16::MAX {
+            let (webhooks, jobs) = prefetch(concurrency);
+            assert!(webhooks >= 1 && jobs >= 1);
+            assert_eq!(webhooks + jobs, concurrency);
+        }
+    }
 }

@@ -502,6 +502,18 @@ async fn the_memory_alarm_makes_the_ingress_answer_503_quickly_with_bounded_memo
 }
 
 /// Whether the broker has blocked a worker connection (it tried to publish).
+/// How many backends of the test's database wait on a lock.
+async fn waiting_on_locks(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        &[],
+    )
+    .await
+    .expect("pg_stat_activity")
+    .get(0)
+}
+
 async fn worker_blocked(broker: &PrivateBroker) -> bool {
     broker
         .connection_states()
@@ -617,36 +629,44 @@ async fn a_retry_publish_blocked_by_the_memory_alarm_keeps_the_message_until_app
     let test_started = Instant::now();
     let broker = PrivateBroker::start().await;
     let mut settings = private_settings(&broker).await;
-    settings.worker.concurrency = 1;
+    // Two webhook deliveries at once (prefetch 2 of 3).
+    settings.worker.concurrency = 3;
     let names = common::names(&settings);
     let db = common::db(&settings).await;
     let seed = Seed { db: &db };
     let (integration, external_id) = seed.integration(json!({})).await;
     let org = seed.org(integration, true, "RETRY-1").await;
     let user = seed.teammate(&org, "x@example.org").await;
+    let other = seed.org(integration, true, "OTHER-1").await;
+    let other_user = seed.teammate(&other, "y@example.org").await;
     let token = seed::token(&external_id, SECRET);
     let worker = common::spawn_worker(&settings);
 
-    // Hold the issue's row lock so the worker is inside the message when the
-    // database goes away.
-    let locker = common::db(&settings).await;
-    locker
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM external_issues WHERE id = {} FOR UPDATE",
-            org.external_issue_id
-        ))
-        .await
-        .expect("lock");
+    // Hold both issues' row locks so the worker is inside both messages when
+    // the alarm is raised.
+    let mut lockers = Vec::new();
+    for issue in [org.external_issue_id, other.external_issue_id] {
+        let locker = common::db(&settings).await;
+        locker
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM external_issues WHERE id = {issue} FOR UPDATE"
+            ))
+            .await
+            .expect("lock");
+        lockers.push(locker);
+    }
     let connection = lapin::Connection::connect(&settings.broker.url, Default::default())
         .await
         .expect("connect to the private node");
     let channel = connection.create_channel().await.expect("channel");
-    let body = assignee_changed("RETRY-1", jira_user("x@example.org"), T1).to_string();
-    common::publish_webhook(&channel, &settings, &token, body.as_bytes(), None).await;
+    for (key, email) in [("RETRY-1", "x@example.org"), ("OTHER-1", "y@example.org")] {
+        let body = assignee_changed(key, jira_user(email), T1).to_string();
+        common::publish_webhook(&channel, &settings, &token, body.as_bytes(), None).await;
+    }
     let _ = connection.close(200, "published".into()).await;
-    common::eventually("the worker waits on the row lock", WAIT, || {
+    common::eventually("the worker waits on both row locks", WAIT, || {
         let db = &db;
-        async move { common::a_backend_waits_on_a_lock(db).await }
+        async move { waiting_on_locks(db).await == 2 }
     })
     .await;
 
@@ -656,20 +676,37 @@ async fn a_retry_publish_blocked_by_the_memory_alarm_keeps_the_message_until_app
     // unreachable Postgres would hold the message instead). Once its tries in
     // process are cancelled too, the worker publishes the retry, which the
     // alarm blocks.
+    let retry_lock = lockers.remove(0);
+    let first_pid: i32 = retry_lock
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
     common::eventually("the worker's retry publish is blocked", WAIT, || async {
-        db.batch_execute(
+        db.batch_execute(&format!(
             "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
+              WHERE datname = current_database() AND wait_event_type = 'Lock'
+                AND {first_pid} = ANY(pg_blocking_pids(pid))"
+        ))
         .await
         .expect("cancel the waiting statement");
         worker_blocked(&broker).await
     })
     .await;
-    locker
+    retry_lock
         .batch_execute("ROLLBACK")
         .await
         .expect("release the lock");
+    // The other webhook is applied and acked meanwhile: its ack does not wait
+    // behind the blocked publish (RabbitMQ reads nothing from a blocked connection).
+    lockers[0]
+        .batch_execute("ROLLBACK")
+        .await
+        .expect("release the lock");
+    common::eventually("the other webhook is applied", WAIT, || async {
+        common::assignee(&db, other.group_id).await == Some(other_user)
+    })
+    .await;
     let mut queues = names.all_queues(&settings.retries.delays.0);
     queues.retain(|q| !q.contains(".jobs"));
     stays_held(&broker, &queues, 1).await;

@@ -166,3 +166,60 @@ async fn a_worker_started_while_postgres_refuses_connections_waits_for_it() {
     cases[0].send(&app).await;
     cases[0].wait_applied(&app).await;
 }
+
+#[tokio::test]
+async fn during_an_outage_the_worker_holds_no_more_messages_than_its_concurrency() {
+    let app = app().await;
+    let cases = cases(&app, "HOLD").await;
+    let (_process, base) = worker(&app);
+    common::eventually("the worker consumes", WAIT, || async {
+        get(&format!("{base}/readyz"))
+            .await
+            .is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+
+    common::allow_connections(&app.settings, false).await;
+    for case in &cases {
+        case.send(&app).await;
+    }
+    const JOBS: usize = 3;
+    let job = jirasync::queue::job::Reconcile {
+        integration_id: app.integration,
+        since_ms: None,
+    };
+    let body = serde_json::to_vec(&job).expect("job body");
+    for _ in 0..JOBS {
+        let props = jirasync::queue::message::job_properties("jira_server.reconcile").1;
+        common::publish(
+            &app.channel,
+            &app.settings,
+            "jira_server.reconcile",
+            &body,
+            props,
+        )
+        .await;
+    }
+    common::eventually("the worker notices the outage", WAIT, || async {
+        metric(&base, "jirasync_database_available", &[]).await == 0.0
+    })
+    .await;
+    // Its 2 tasks hold one webhook and one job; the rest waits in the queues, ready
+    // for another worker (before, each consumer's prefetch was the concurrency: 4 held).
+    let names = common::names(&app.settings);
+    let ready = || async {
+        common::depth(&app.channel, &names.webhooks()).await
+            + common::depth(&app.channel, &names.jobs()).await
+    };
+    let expected = u32::try_from(SENT + JOBS - 2).expect("fits");
+    common::eventually("all but 2 messages stay ready", WAIT, || async {
+        ready().await == expected
+    })
+    .await;
+    tokio::time::sleep(OUTAGE).await;
+    assert_eq!(ready().await, expected, "still no more taken");
+    common::allow_connections(&app.settings, true).await;
+    for case in &cases {
+        case.wait_applied(&app).await;
+    }
+}
