@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use serde::Serialize;
@@ -85,41 +85,46 @@ pub struct DeadLetter {
     pub dead_lettered_at_ms: Option<i64>,
 }
 
-/// Reads up to `limit` dead letters and leaves them all in `P.dead`.
+/// Reads up to `limit` dead letters and leaves them all in `P.dead`: each is
+/// published again to the queue's tail (confirmed) before the one read is acked,
+/// so a listing never counts as a delivery (RabbitMQ 4 drops a quorum queue's
+/// message that is given back too often) and never loses one; a listing cut short
+/// between the two steps leaves a duplicate, not a gap. Listing every message
+/// keeps their order; listing some moves those to the end.
 pub async fn list(broker: &BrokerSettings, limit: usize) -> anyhow::Result<Vec<DeadLetter>> {
     let names = Names::from(broker);
     let connection = connection::connect(&broker.url, "dlq").await?;
+    let publisher = confirm_channel(&connection).await?;
     let channel = connection
         .create_channel()
         .await
         .context("failed to open a channel")?;
     let available = depth(&channel, &names.dead()).await?;
     let mut letters = Vec::new();
-    let mut last = None;
-    // Unacked gets stay on this channel until they are all given back below.
     while letters.len() < limit.min(available) {
         let Some(delivery) = next_letter(&channel, &names).await? else {
             break;
         };
         letters.push(describe(&names, &delivery.properties));
-        last = Some(delivery);
-    }
-    if let Some(last) = last {
-        last.acker
-            .nack(BasicNackOptions {
-                multiple: true,
-                requeue: true,
-            })
-            .await
-            .context("failed to put the listed messages back")?;
-        // The broker requeues asynchronously: wait until they are visible again so a
-        // `list` or `replay` right after sees them.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while depth(&channel, &names.dead()).await? < available
-            && std::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let copied = publish_confirmed(
+            &publisher,
+            "",
+            &names.dead(),
+            &delivery.data,
+            delivery.properties.clone(),
+        )
+        .await;
+        if let Err(error) = copied {
+            message::give_back(&delivery.acker).await;
+            return Err(anyhow::Error::new(error).context(
+                "failed to put a listed message back at the end of the dead-letter queue",
+            ));
         }
+        delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .context("failed to remove a listed message once its copy was stored")?;
     }
     let _ = channel.close(200, "done".into()).await;
     let _ = connection.close(200, "done".into()).await;

@@ -13,6 +13,8 @@ use super::{JOB_TYPES, Names, WEBHOOK};
 
 /// How often the broker may deliver one message before it dead-letters it.
 pub const DELIVERY_LIMIT: i64 = 10;
+/// `P.dead`'s delivery limit: never reached.
+pub const DEAD_DELIVERY_LIMIT: i64 = 1_000_000_000;
 
 /// Declares the exchange, the queues and the bindings, on a channel of its own
 /// on `connection`. Idempotent.
@@ -36,7 +38,27 @@ pub async fn declare(
         .await
         .with_context(|| format!("failed to declare exchange {}", names.exchange()))?;
 
-    declare_queue(&channel, &names.dead(), quorum()).await?;
+    // RabbitMQ 4 gives every quorum queue a delivery limit of 20 and drops what
+    // exceeds it when, as here, there is nowhere to dead-letter: a dead letter given
+    // back 20 times (the management UI's "Nack message requeue true") would vanish.
+    // A limit no one reaches keeps them on every version (-1, 4's "no limit", makes
+    // 3.x drop a message at its first return).
+    let mut unlimited = quorum();
+    unlimited.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(DEAD_DELIVERY_LIMIT),
+    );
+    channel = declare_preferring(
+        connection,
+        channel,
+        &names.dead(),
+        unlimited,
+        quorum(),
+        "declared without jirasync's delivery limit: on RabbitMQ 4 a dead letter requeued 20 \
+         times is dropped; move its messages elsewhere (a shovel) and delete it so jirasync \
+         declares it anew",
+    )
+    .await?;
 
     for (source, keys) in [
         (names.webhooks(), vec![WEBHOOK]),
@@ -87,9 +109,7 @@ async fn open(connection: &Connection) -> anyhow::Result<Channel> {
 
 /// Declares a source queue with `args` and a length cap of `max_length`
 /// (reject-publish: a full queue nacks, and the ingress answers 503). A queue an
-/// older jirasync declared without a cap keeps working without one — the broker
-/// refuses to change a queue's arguments — and a warning says how to get it; the
-/// channel the refusal closed is replaced.
+/// older jirasync declared without a cap keeps working without one.
 async fn declare_source(
     connection: &Connection,
     channel: Channel,
@@ -106,19 +126,40 @@ async fn declare_source(
         "x-max-length".into(),
         AMQPValue::LongLongInt(i64::try_from(max_length).unwrap_or(i64::MAX)),
     );
-    let Err(error) = declare_queue(&channel, source, capped).await else {
+    declare_preferring(
+        connection,
+        channel,
+        source,
+        capped,
+        args,
+        "declared without a length cap (by an older jirasync): it keeps none; to get \
+         JIRASYNC_QUEUE_MAX_LENGTH, delete it in the management UI once it is empty",
+    )
+    .await
+}
+
+/// Declares `name` with `preferred` arguments, else (the broker refuses them: it
+/// cannot change an existing queue's arguments, or does not know one) with
+/// `fallback`, warning with `why` when the queue exists with other arguments. The
+/// channel a refusal closed is replaced; the one to go on with is returned.
+async fn declare_preferring(
+    connection: &Connection,
+    channel: Channel,
+    name: &str,
+    preferred: FieldTable,
+    fallback: FieldTable,
+    why: &str,
+) -> anyhow::Result<Channel> {
+    let Err(error) = declare_queue(&channel, name, preferred).await else {
         return Ok(channel);
     };
     let channel = open(connection).await?;
-    if declare_queue(&channel, source, args).await.is_err() {
+    if declare_queue(&channel, name, fallback).await.is_err() {
         return Err(error);
     }
-    tracing::warn!(
-        queue = source,
-        max_length,
-        "the queue was declared without a length cap (by an older jirasync) and keeps none; \
-         to get JIRASYNC_QUEUE_MAX_LENGTH, delete it in the management UI once it is empty"
-    );
+    if format!("{error:#}").contains("inequivalent") {
+        tracing::warn!(queue = name, "{why}");
+    }
     Ok(channel)
 }
 

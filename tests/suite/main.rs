@@ -2,7 +2,7 @@
 //! real ingress, workers and commands against the real Postgres and RabbitMQ,
 //! with a fake Jira. Each test has its own database and queue prefix, removed
 //! when it ends (`common::Isolated`). The disruptive ones (`broker_outage`,
-//! `db_outage`) are `#[ignore]`d here and run one at a time by `.ci/run`:
+//! `db_outage`, `rabbitmq4`) are `#[ignore]`d here and run one at a time by `.ci/run`:
 //! `cargo test --test suite -- --ignored --test-threads=1`.
 
 mod common;
@@ -29,6 +29,7 @@ mod oauth_flow;
 mod oauth_signature;
 mod pat;
 mod poison;
+mod rabbitmq4;
 mod reconcile;
 mod reference;
 mod secrets;

@@ -2,6 +2,11 @@
 //! memory alarm without disturbing the shared node on 5672: free ports, its own
 //! node name, data, logs, cookie and config in a temp dir, no plugins. Dropping it
 //! shuts the node down (kill -9 as a last resort) and removes the dir.
+//!
+//! [`PrivateBroker::start`] runs this machine's RabbitMQ (3.10);
+//! [`PrivateBroker::start_rabbitmq4`] runs RabbitMQ 4 from a Debian trixie tree under
+//! chroot (its Erlang needs a newer glibc than the host's), the tree named by
+//! `JIRASYNC_RABBITMQ4_ROOT` and made by `.ci/rabbitmq4`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -28,7 +33,35 @@ pub struct PrivateBroker {
 struct Ctl {
     node: String,
     amqp_port: u16,
+    /// The node's dir, as this process sees it.
     dir: PathBuf,
+    /// The tree the node runs in under chroot, if not the host's.
+    root: Option<PathBuf>,
+}
+
+impl Ctl {
+    /// `path` (under `dir`) as the node sees it.
+    fn inner(&self, path: &Path) -> PathBuf {
+        match &self.root {
+            Some(root) => Path::new("/").join(path.strip_prefix(root).unwrap_or(path)),
+            None => path.to_owned(),
+        }
+    }
+
+    /// A command running `tool` of the node's RabbitMQ, in its tree.
+    fn command(&self, tool: &str) -> Command {
+        let program = format!("{BIN}/{tool}");
+        let mut command = match &self.root {
+            Some(root) => {
+                let mut command = Command::new("chroot");
+                command.arg(root).arg(program);
+                command
+            }
+            None => Command::new(program),
+        };
+        base_env(&mut command, &self.inner(&self.dir));
+        command
+    }
 }
 
 fn free_port() -> u16 {
@@ -45,22 +78,41 @@ fn base_env(command: &mut Command, dir: &Path) {
     command
         .env("HOME", dir)
         .env("RABBITMQ_CONF_ENV_FILE", dir.join("rabbitmq-env.conf"))
-        .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-        .current_dir(dir);
+        .env("ERL_EPMD_ADDRESS", "127.0.0.1");
 }
 
 impl PrivateBroker {
-    /// Boots a node and waits until it runs and its AMQP port accepts.
+    /// Boots a node of this machine's RabbitMQ and waits until it runs and its
+    /// AMQP port accepts.
     pub async fn start() -> Self {
-        tokio::task::spawn_blocking(Self::start_blocking)
+        tokio::task::spawn_blocking(|| Self::start_blocking(None))
             .await
             .expect("join the boot")
     }
 
-    fn start_blocking() -> Self {
+    /// Boots a RabbitMQ 4 node from the trixie tree of `JIRASYNC_RABBITMQ4_ROOT`.
+    pub async fn start_rabbitmq4() -> Self {
+        let root = std::env::var_os("JIRASYNC_RABBITMQ4_ROOT").map(PathBuf::from);
+        let root = root.filter(|root| root.join(BIN.trim_start_matches('/')).exists());
+        let root = root.unwrap_or_else(|| {
+            panic!(
+                "JIRASYNC_RABBITMQ4_ROOT names no RabbitMQ 4 tree: make one with \
+                 `bash .ci/rabbitmq4` and export what it prints"
+            )
+        });
+        tokio::task::spawn_blocking(move || Self::start_blocking(Some(root)))
+            .await
+            .expect("join the boot")
+    }
+
+    fn start_blocking(root: Option<PathBuf>) -> Self {
         let id = super::unique();
         let node = format!("jst_{id}@localhost");
-        let dir = std::env::temp_dir().join(format!("jst_rabbit_{id}"));
+        let temp = match &root {
+            Some(root) => root.join("tmp"),
+            None => std::env::temp_dir(),
+        };
+        let dir = temp.join(format!("jst_rabbit_{id}"));
         std::fs::create_dir_all(&dir).expect("create the node's dir");
         let amqp_port = free_port();
         let dist_port = loop {
@@ -82,16 +134,28 @@ impl PrivateBroker {
         )
         .expect("write rabbitmq.conf");
         let log = std::fs::File::create(dir.join("server.out")).expect("create server.out");
-        let mut command = Command::new(format!("{BIN}/rabbitmq-server"));
-        base_env(&mut command, &dir);
+        let ctl = Ctl {
+            node: node.clone(),
+            amqp_port,
+            dir: dir.clone(),
+            root,
+        };
+        let inner = ctl.inner(&dir);
+        let mut command = ctl.command("rabbitmq-server");
         command
             .env("RABBITMQ_NODENAME", &node)
-            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", dir.join("log"))
-            .env("RABBITMQ_PID_FILE", dir.join("pid"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
+            .env("RABBITMQ_MNESIA_BASE", inner.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", inner.join("log"))
+            .env("RABBITMQ_PID_FILE", inner.join("pid"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                inner.join("enabled_plugins"),
+            )
+            .env("RABBITMQ_CONFIG_FILE", inner.join("rabbitmq.conf"))
+            .env(
+                "RABBITMQ_ADVANCED_CONFIG_FILE",
+                inner.join("advanced.config"),
+            )
             .env("RABBITMQ_DIST_PORT", dist_port.to_string())
             .env("ERL_FLAGS", "-kernel inet_dist_use_interface {127,0,0,1}")
             .stdin(Stdio::null())
@@ -100,11 +164,7 @@ impl PrivateBroker {
         let started = Instant::now();
         let server = command.spawn().expect("start rabbitmq-server");
         let mut broker = Self {
-            ctl: Ctl {
-                node,
-                amqp_port,
-                dir,
-            },
+            ctl,
             server: Some(server),
             boot_time: Duration::ZERO,
         };
@@ -190,15 +250,17 @@ impl Ctl {
 
     /// Runs `tool -n node args…` (bounded by coreutils `timeout`).
     fn run(&self, tool: &str, args: &[&str]) -> Output {
-        let mut command = Command::new("timeout");
-        command
-            .arg("90")
-            .arg(format!("{BIN}/{tool}"))
-            .arg("-n")
-            .arg(&self.node)
-            .args(args);
-        base_env(&mut command, &self.dir);
-        command.output().expect("run a RabbitMQ CLI tool")
+        let mut command = self.command(tool);
+        command.arg("-n").arg(&self.node).args(args);
+        let program = command.get_program().to_owned();
+        let mut timed = Command::new("timeout");
+        timed.arg("90").arg(program).args(command.get_args());
+        for (key, value) in command.get_envs() {
+            if let Some(value) = value {
+                timed.env(key, value);
+            }
+        }
+        timed.output().expect("run a RabbitMQ CLI tool")
     }
 }
 
@@ -206,6 +268,14 @@ impl PrivateBroker {
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
     pub fn amqp_url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.ctl.amqp_port)
+    }
+
+    /// The RabbitMQ version the node runs (`4.0.5`).
+    pub async fn version(&self) -> String {
+        self.tool_ok("rabbitmq-diagnostics", &["-q", "server_version"])
+            .await
+            .trim()
+            .to_owned()
     }
 
     /// `rabbitmqctl stop_app`: the broker stops, the Erlang node stays.
