@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod health;
 pub mod ingress;
 pub mod integration;
 pub mod jira;

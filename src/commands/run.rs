@@ -18,8 +18,15 @@ pub struct Args {
 pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     let settings = args.settings;
     super::migrate::migrate(&settings.services(), true).await?;
-    let ingress = tokio::spawn(crate::ingress::run(
+    // One metrics listener for the process, the worker's: it renders the
+    // ingress's metrics too.
+    let metrics = match settings.metrics.listen {
+        Some(_) => crate::ingress::MetricsAt::Elsewhere,
+        None => crate::ingress::MetricsAt::ThisPort,
+    };
+    let ingress = tokio::spawn(crate::ingress::run_with(
         crate::ingress::Args::from(&settings),
+        metrics,
         shutdown.clone(),
     ));
     let worker = tokio::spawn(crate::worker::run(

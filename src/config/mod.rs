@@ -133,7 +133,7 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Worker")]
 pub struct WorkerSettings {
-    /// Messages in flight per worker process (also its prefetch).
+    /// Messages in flight per worker process, and its prefetch across both queues.
     #[arg(
         id = "worker_concurrency",
         long = "worker-concurrency",
@@ -155,15 +155,23 @@ pub struct WorkerSettings {
         value_parser = parse_duration
     )]
     pub reconcile_interval: Duration,
+}
 
-    /// Where a worker serves /metrics, /healthz and /readyz; unset: no HTTP listener.
+/// Where `/metrics` is served, apart from the port Jira posts to.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Metrics")]
+pub struct MetricsSettings {
+    /// Where /metrics, /healthz and /readyz are served, apart from the port Jira
+    /// posts to; unset: a worker serves none, the ingress serves /metrics on its
+    /// own port.
     #[arg(
-        long,
+        id = "metrics_listen",
+        long = "metrics-listen",
         alias = "jirasync-metrics-listen",
         value_name = "ADDRESS",
         env = "JIRASYNC_METRICS_LISTEN"
     )]
-    pub metrics_listen: Option<SocketAddr>,
+    pub listen: Option<SocketAddr>,
 }
 
 /// Logging, for every command: given before or after the command's name.
@@ -232,6 +240,9 @@ pub struct Settings {
     /// The worker.
     #[command(flatten)]
     pub worker: WorkerSettings,
+    /// The metrics listener.
+    #[command(flatten)]
+    pub metrics: MetricsSettings,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -273,7 +284,7 @@ impl Settings {
             "max_body_bytes": self.http.max_body_bytes,
             "retry_delays": self.retries.delays.0.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(),
             "reconcile_interval": format_duration(self.worker.reconcile_interval),
-            "metrics_listen": self.worker.metrics_listen.map(|a| a.to_string()),
+            "metrics_listen": self.metrics.listen.map(|a| a.to_string()),
             "log_format": match log.format { LogFormat::Text => "text", LogFormat::Json => "json" },
             "rust_log": log.filter,
         })

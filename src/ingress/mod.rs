@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::config::{BrokerSettings, HttpSettings, RetrySettings, Settings};
+use crate::config::{BrokerSettings, HttpSettings, MetricsSettings, RetrySettings, Settings};
 use crate::integration::routes;
 use crate::queue::publisher::Broker;
 use crate::shutdown::Shutdown;
@@ -55,6 +55,9 @@ pub struct Args {
     /// The listener.
     #[command(flatten)]
     pub http: HttpSettings,
+    /// Where `/metrics` is served.
+    #[command(flatten)]
+    pub metrics: MetricsSettings,
 }
 
 impl From<&Settings> for Args {
@@ -63,21 +66,56 @@ impl From<&Settings> for Args {
             broker: settings.broker.clone(),
             retries: settings.retries.clone(),
             http: settings.http.clone(),
+            metrics: settings.metrics.clone(),
         }
+    }
+}
+
+/// Where the ingress's `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAt {
+    /// On the port Jira posts to (`JIRASYNC_METRICS_LISTEN` unset).
+    ThisPort,
+    /// On a listener of its own, with `/healthz` and `/readyz`.
+    Own(std::net::SocketAddr),
+    /// By someone else in this process (`jirasync run`: the worker's listener).
+    Elsewhere,
+}
+
+impl MetricsAt {
+    /// What `JIRASYNC_METRICS_LISTEN` says for an ingress on its own.
+    pub fn of(metrics: &MetricsSettings) -> Self {
+        metrics.listen.map_or(Self::ThisPort, Self::Own)
     }
 }
 
 /// `jirasync ingress`: binds `JIRASYNC_LISTEN` and serves until shutdown.
 pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
+    let metrics = MetricsAt::of(&args.metrics);
+    run_with(args, metrics, shutdown).await
+}
+
+/// [`run`] with `/metrics` where `metrics` says.
+pub async fn run_with(args: Args, metrics: MetricsAt, shutdown: Shutdown) -> anyhow::Result<()> {
     let listen = args.http.listen;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("failed to listen on {listen} (JIRASYNC_LISTEN)"))?;
-    serve(args, listener, shutdown).await
+    serve_with(args, listener, metrics, shutdown).await
 }
 
 /// Serves on an already bound listener (tests bind port 0).
 pub async fn serve(args: Args, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let metrics = MetricsAt::of(&args.metrics);
+    serve_with(args, listener, metrics, shutdown).await
+}
+
+async fn serve_with(
+    args: Args,
+    listener: TcpListener,
+    metrics: MetricsAt,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("failed to read the listen address")?;
@@ -86,20 +124,46 @@ pub async fn serve(args: Args, listener: TcpListener, shutdown: Shutdown) -> any
     let broker_stop = CancellationToken::new();
     let (broker, broker_task) =
         Broker::start(&args.broker, &args.retries, "ingress", broker_stop.clone());
-    let app = router(AppState {
-        broker,
-        max_body_bytes: args.http.max_body_bytes,
-    });
+    let metrics_task = match metrics {
+        MetricsAt::Own(metrics_address) => {
+            let ready = Arc::clone(&broker);
+            let readiness = crate::health::Readiness {
+                ready: Box::new(move || ready.is_ready()),
+                ready_text: health::READY,
+                not_ready_text: health::NOT_READY,
+            };
+            match crate::health::spawn(metrics_address, readiness, shutdown.clone()).await {
+                Ok(task) => Some(task),
+                Err(error) => {
+                    broker_stop.cancel();
+                    let _ = broker_task.await;
+                    return Err(error);
+                }
+            }
+        }
+        MetricsAt::ThisPort | MetricsAt::Elsewhere => None,
+    };
+    let app = router(
+        AppState {
+            broker,
+            max_body_bytes: args.http.max_body_bytes,
+        },
+        metrics == MetricsAt::ThisPort,
+    );
     tracing::info!(%address, "ingress listening");
     server::serve(listener, app, shutdown, DRAIN_DEADLINE).await;
     broker_stop.cancel();
     let _ = broker_task.await;
+    if let Some(task) = metrics_task {
+        // Scrapers keep connections open; do not wait for them for long.
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     tracing::info!("ingress stopped");
     Ok(())
 }
 
-/// The routes of docs/reference.md §3.
-pub fn router(state: AppState) -> Router {
+/// The routes of docs/reference.md §3; `/metrics` only with `with_metrics`.
+pub fn router(state: AppState, with_metrics: bool) -> Router {
     let admission = Admission::new(state.max_body_bytes);
     // One bucket for both callbacks.
     let rate = server::RateLimit::callbacks();
@@ -112,14 +176,23 @@ pub fn router(state: AppState) -> Router {
         server::admit_body(body_admission.clone(), request, next)
     }));
     let [bare, slashed] = routes::webhook_routes();
-    Router::new()
+    let mut routes = Router::new()
         .route(&bare, webhook.clone())
         .route(&slashed, webhook)
-        .route(routes::OAUTH_CALLBACK_PATH, get(oauth_callback::receive).layer(callbacks(&rate)))
-        .route(routes::OAUTH2_CALLBACK_PATH, get(oauth2_callback::receive).layer(callbacks(&rate)))
+        .route(
+            routes::OAUTH_CALLBACK_PATH,
+            get(oauth_callback::receive).layer(callbacks(&rate)),
+        )
+        .route(
+            routes::OAUTH2_CALLBACK_PATH,
+            get(oauth2_callback::receive).layer(callbacks(&rate)),
+        )
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/readyz", get(health::readyz));
+    if with_metrics {
+        routes = routes.route("/metrics", get(crate::health::metrics));
+    }
+    routes
         .layer(middleware::from_fn(move |request, next| {
             server::admit(admission.clone(), request, next)
         }))

@@ -31,7 +31,9 @@ pub enum PublishError {
     #[error("RabbitMQ has blocked publishing ({0})")]
     Blocked(String),
     /// The broker refused to take the message.
-    #[error("RabbitMQ refused the message (nack)")]
+    #[error(
+        "RabbitMQ refused the message (nack): its queue is full (JIRASYNC_QUEUE_MAX_LENGTH) or the broker could not store it"
+    )]
     Nacked,
     /// No queue is bound for the routing key.
     #[error("RabbitMQ returned the message as unroutable: {0}")]

@@ -4,7 +4,6 @@
 
 mod cache;
 mod failure;
-mod health;
 mod hidden_email;
 mod install;
 mod jira_statuses;
@@ -17,10 +16,10 @@ mod reconcile_schedule;
 mod webhook;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::config::{PublicSettings, Services, Settings, WorkerSettings};
+use crate::config::{MetricsSettings, PublicSettings, Services, Settings, WorkerSettings};
 use crate::db::DbPool;
 use crate::db::oauth_sessions::{self, SessionRef};
 use crate::queue::consumer::{self, ConsumerConfig};
@@ -38,9 +37,12 @@ pub struct Args {
     /// The base of the OAuth callback and webhook URLs the install job hands Jira.
     #[command(flatten)]
     pub public: PublicSettings,
-    /// Concurrency, reconciliation and the metrics listener.
+    /// Concurrency and reconciliation.
     #[command(flatten)]
     pub worker: WorkerSettings,
+    /// The metrics and health listener.
+    #[command(flatten)]
+    pub metrics: MetricsSettings,
 }
 
 impl From<&Settings> for Args {
@@ -49,6 +51,7 @@ impl From<&Settings> for Args {
             services: settings.services(),
             public: settings.public.clone(),
             worker: settings.worker.clone(),
+            metrics: settings.metrics.clone(),
         }
     }
 }
@@ -65,9 +68,15 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     let services = &args.services;
     // Health first: it answers (not ready) while the worker waits for Postgres.
     let consuming = Arc::new(AtomicBool::new(false));
-    let health = match args.worker.metrics_listen {
+    let health = match args.metrics.listen {
         Some(address) => {
-            Some(health::spawn(address, Arc::clone(&consuming), shutdown.clone()).await?)
+            let consuming = Arc::clone(&consuming);
+            let readiness = crate::health::Readiness {
+                ready: Box::new(move || consuming.load(Ordering::Acquire)),
+                ready_text: "consuming\n",
+                not_ready_text: "not consuming\n",
+            };
+            Some(crate::health::spawn(address, readiness, shutdown.clone()).await?)
         }
         None => None,
     };

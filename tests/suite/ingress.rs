@@ -286,3 +286,87 @@ async fn metrics_count_requests_by_route_and_status() {
     );
     ingress.stop().await;
 }
+
+/// The body of `GET url`, once it answers 200.
+async fn text_of(client: &reqwest::Client, url: &str) -> String {
+    let response = client.get(url).send().await.expect("GET");
+    assert_eq!(response.status(), 200, "{url}");
+    response.text().await.expect("text")
+}
+
+#[tokio::test]
+async fn with_a_metrics_listener_metrics_are_served_there_and_not_where_jira_posts() {
+    let settings = common::settings();
+    let metrics = format!("127.0.0.1:{}", common::private_pg::free_port());
+    let (_process, base) = common::serving_process(
+        "ingress",
+        &settings,
+        &[("JIRASYNC_METRICS_LISTEN", metrics.clone())],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(format!("{base}{}", webhook_path("x.y")))
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), 400);
+    let public = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics on the public port");
+    assert_eq!(public.status(), 404, "no metrics where Jira posts");
+    let text = text_of(&client, &format!("http://{metrics}/metrics")).await;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("jirasync_http_requests_total") && l.contains("status=\"400\"")),
+        "the ingress's request counter on the metrics listener:\n{text}"
+    );
+    assert_eq!(
+        text_of(&client, &format!("http://{metrics}/readyz")).await,
+        "ready\n"
+    );
+    assert_eq!(
+        text_of(&client, &format!("http://{metrics}/healthz")).await,
+        "ok\n"
+    );
+    assert_eq!(
+        text_of(&client, &format!("{base}/readyz")).await,
+        "ready\n",
+        "probes stay"
+    );
+}
+
+#[tokio::test]
+async fn jirasync_run_serves_one_metrics_listener_for_the_ingress_and_the_worker() {
+    let settings = common::settings();
+    let metrics = format!("127.0.0.1:{}", common::private_pg::free_port());
+    let (_process, base) = common::serving_process(
+        "run",
+        &settings,
+        &[("JIRASYNC_METRICS_LISTEN", metrics.clone())],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let public = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics on the public port");
+    assert_eq!(public.status(), 404, "no metrics where Jira posts");
+    common::eventually("the worker consumes", Duration::from_secs(20), || {
+        let url = format!("http://{metrics}/readyz");
+        let request = client.get(url).send();
+        async move { matches!(request.await, Ok(r) if r.status() == 200) }
+    })
+    .await;
+    let text = text_of(&client, &format!("http://{metrics}/metrics")).await;
+    for role in ["ingress", "worker"] {
+        assert!(
+            text.contains(&format!("jirasync_broker_connected{{role=\"{role}\"}} 1")),
+            "the {role}'s metrics on the one listener:\n{text}"
+        );
+    }
+}

@@ -155,3 +155,67 @@ fn every_table_and_metric_is_documented() {
         "metrics missing from §9: {undocumented:?}"
     );
 }
+
+/// Every `.rs` file under `dir`, concatenated.
+fn sources(dir: &std::path::Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).expect("read src") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).expect("read a source file"));
+        }
+    }
+}
+
+#[test]
+fn the_readme_troubleshooting_quotes_what_the_code_logs_and_counts() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## Troubleshooting")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README.md has a Troubleshooting section");
+    let mut code = String::new();
+    sources(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut code,
+    );
+    // What an operator greps the logs and metrics for.
+    let quoted = [
+        "RabbitMQ unavailable; retrying",
+        "request not accepted: broker unavailable",
+        "RabbitMQ blocked the connection",
+        "cannot connect to RabbitMQ at ",
+        "waiting for Postgres",
+        "Postgres is unreachable: holding the messages in hand",
+        "Postgres answers again; resuming",
+        "webhook rejected",
+        "Jira refused the integration's credentials; it needs to be connected again",
+        "RabbitMQ refused the message (nack): its queue is full",
+        "the ingress is busy",
+        "broker unavailable\\n",
+        "jirasync_broker_connected",
+        "jirasync_database_available",
+        "jirasync_needs_reauth_total",
+        "jirasync_dead_lettered_total",
+        "jirasync_http_shed_total",
+        "invalid_token",
+        "dead-lettered by the broker",
+    ];
+    let mut stale = Vec::new();
+    for text in quoted {
+        let shown = text.trim_end_matches("\\n");
+        if !section.contains(shown) {
+            stale.push(format!(
+                "the README's Troubleshooting no longer quotes {shown:?}"
+            ));
+        }
+        if !code.contains(text) {
+            stale.push(format!(
+                "no code writes {text:?} any more: update the README"
+            ));
+        }
+    }
+    assert!(stale.is_empty(), "{}", stale.join("\n"));
+}

@@ -216,7 +216,7 @@ async fn a_worker_with_a_metrics_address_serves_health_and_metrics() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let address = free.local_addr().expect("address");
     drop(free);
-    settings.worker.metrics_listen = Some(address);
+    settings.metrics.listen = Some(address);
     let worker = common::spawn_worker(&settings);
     let client = reqwest::Client::new();
     common::eventually("the worker is ready", WAIT, || {

@@ -302,13 +302,21 @@ pub fn process(command: &str, settings: &Settings, extra: &[(&str, String)]) -> 
 /// `jirasync ingress` as a process listening on a port of its own, once it is
 /// ready: the process and its base URL.
 pub async fn ingress_process(settings: &Settings) -> (Process, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("address")
-        .port();
-    let listen = ("JIRASYNC_LISTEN", format!("127.0.0.1:{port}"));
-    let process = process("ingress", settings, &[listen]);
+    serving_process("ingress", settings, &[]).await
+}
+
+/// `jirasync <command>` (`ingress` or `run`) as a process whose ingress listens
+/// on a port of its own, once it is ready, with `extra` variables: the process
+/// and the ingress's base URL.
+pub async fn serving_process(
+    command: &str,
+    settings: &Settings,
+    extra: &[(&str, String)],
+) -> (Process, String) {
+    let port = private_pg::free_port();
+    let mut variables = vec![("JIRASYNC_LISTEN", format!("127.0.0.1:{port}"))];
+    variables.extend(extra.iter().cloned());
+    let process = process(command, settings, &variables);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let url = format!("{base}/readyz");

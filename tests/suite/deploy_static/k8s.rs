@@ -249,6 +249,63 @@ fn k8s_references_name_objects_and_ports_that_exist() {
 }
 
 #[test]
+fn prometheus_scrapes_the_metrics_listener_which_no_service_exposes() {
+    let objects = k8s_objects();
+    let mut failures = Vec::new();
+    let listen = of_kind(&objects, "ConfigMap")
+        .iter()
+        .find_map(|(_, map)| map["data"]["JIRASYNC_METRICS_LISTEN"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let port: u64 = listen
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        port > 0,
+        "{K8S_DIR}: no ConfigMap sets JIRASYNC_METRICS_LISTEN"
+    );
+    for role in ["ingress", "worker"] {
+        let (file, deployment) = deployment_running(&objects, role);
+        let place = format!("{file}: {}", name(deployment));
+        let annotated =
+            &deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"];
+        if annotated.as_str() != Some(port.to_string().as_str()) {
+            failures.push(format!(
+                "{place}: annotation prometheus.io/port is {annotated}, expected {port} (JIRASYNC_METRICS_LISTEN)"
+            ));
+        }
+        if !containers(deployment)
+            .iter()
+            .any(|c| probe_port_exists(c, &Json::from(port)))
+        {
+            failures.push(format!("{place}: no container port {port}"));
+        }
+    }
+    let (_, ingress) = deployment_running(&objects, "ingress");
+    let metrics_names: Vec<Json> = containers(ingress)
+        .iter()
+        .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["containerPort"] == port)
+        .map(|p| p["name"].clone())
+        .collect();
+    for (file, service) in of_kind(&objects, "Service") {
+        for target in service["spec"]["ports"].as_array().into_iter().flatten() {
+            let target = &target["targetPort"];
+            if *target == port || metrics_names.contains(target) {
+                failures.push(format!(
+                    "{file}: Service {} exposes the metrics port {target}",
+                    name(service)
+                ));
+            }
+        }
+    }
+    assert_none(failures);
+}
+
+#[test]
 fn every_k8s_container_requests_cpu_and_memory_and_limits_memory() {
     let objects = k8s_objects();
     let mut failures = Vec::new();

@@ -33,9 +33,17 @@ fn prometheus_scrapes_only_services_that_compose_defines() {
             jobs.insert(job_name.clone(), target);
         }
     }
-    if jobs.get("jirasync-ingress").map(String::as_str) != Some("ingress:8080") {
+    // The ingress serves /metrics on its metrics listener, not where Jira posts.
+    let metrics_listen = service(&compose, "ingress")["environment"]["JIRASYNC_METRICS_LISTEN"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let port = metrics_listen.rsplit(':').next().unwrap_or_default();
+    let expected = format!("ingress:{port}");
+    if port.is_empty() || jobs.get("jirasync-ingress") != Some(&expected) {
         failures.push(format!(
-            "{file}: job jirasync-ingress does not scrape ingress:8080 (JIRASYNC_LISTEN in {COMPOSE})"
+            "{file}: job jirasync-ingress does not scrape {expected} (JIRASYNC_METRICS_LISTEN \
+             {metrics_listen:?} of the ingress in {COMPOSE})"
         ));
     }
     assert_none(failures);
