@@ -23,7 +23,7 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(6);
 const T1: &str = "2024-01-01T10:00:00.000+0000";
 
 fn webhook_url(base: &str, token: &str) -> String {
-    format!("{base}/extensions/jira-server/issue-updated/{token}/")
+    format!("{base}{}", common::webhook_path(token))
 }
 
 /// Settings on the private node, migrated (database and topology).
@@ -502,18 +502,6 @@ async fn the_memory_alarm_makes_the_ingress_answer_503_quickly_with_bounded_memo
 }
 
 /// Whether the broker has blocked a worker connection (it tried to publish).
-/// How many backends of the test's database wait on a lock.
-async fn waiting_on_locks(db: &tokio_postgres::Client) -> i64 {
-    db.query_one(
-        "SELECT count(*) FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        &[],
-    )
-    .await
-    .expect("pg_stat_activity")
-    .get(0)
-}
-
 async fn worker_blocked(broker: &PrivateBroker) -> bool {
     broker
         .connection_states()
@@ -666,7 +654,7 @@ async fn a_retry_publish_blocked_by_the_memory_alarm_keeps_the_message_until_app
     let _ = connection.close(200, "published".into()).await;
     common::eventually("the worker waits on both row locks", WAIT, || {
         let db = &db;
-        async move { waiting_on_locks(db).await == 2 }
+        async move { common::backends_waiting_on_locks(db).await == 2 }
     })
     .await;
 

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use jirasync::commands::AppLink;
-use jirasync::commands::oauth::{self, StartArgs};
+use jirasync::commands::oauth;
 use jirasync::queue::message::{ATTEMPTS, ERROR, header_int, header_str};
 
 use crate::common::app::{T1, WAIT};
-use crate::common::fake_oauth2::{CLIENT_ID, CLIENT_SECRET, FakeOAuth2, SecretFile, mount_jira};
+use crate::common::fake_oauth2::{
+    CLIENT_SECRET, FakeOAuth2, SecretFile, mount_jira, oauth2_start_args,
+};
 use crate::common::seed::{assignee_changed, jira_user};
 use crate::common::{self, TestApp};
 
@@ -68,22 +69,9 @@ async fn an_oauth_job_failing_on_the_database_points_at_postgres_not_jira() {
         .await
         .expect("break the schema");
 
-    let started = oauth::start(&StartArgs {
-        link: AppLink {
-            base_url: app.server.uri(),
-            consumer_key: None,
-            private_key_file: None,
-            no_verify_ssl: false,
-        },
-        client_id: Some(CLIENT_ID.into()),
-        client_secret_file: Some(secret.0.clone()),
-        scope: None,
-        wait: None,
-        services: app.settings.services(),
-        public: app.settings.public.clone(),
-    })
-    .await
-    .expect("oauth start");
+    let started = oauth::start(&oauth2_start_args(&app, &secret))
+        .await
+        .expect("oauth start");
     let authorized = fake.authorize(started.authorize_url.as_deref().expect("URL"));
     let callback = app.ingress().url(&format!(
         "/extensions/jira-server/oauth2/callback?code={}&state={}",

@@ -39,6 +39,18 @@ fn worker(app: &TestApp) -> (Process, String) {
     (process, format!("http://127.0.0.1:{port}"))
 }
 
+/// [`worker`], once it consumes.
+async fn consuming_worker(app: &TestApp) -> (Process, String) {
+    let (process, base) = worker(app);
+    common::eventually("the worker consumes", WAIT, || async {
+        get(&format!("{base}/readyz"))
+            .await
+            .is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    (process, base)
+}
+
 async fn get(url: &str) -> Option<(u16, String)> {
     let response = reqwest::get(url).await.ok()?;
     let status = response.status().as_u16();
@@ -106,13 +118,7 @@ async fn cases(app: &TestApp, prefix: &str) -> Vec<Case> {
 async fn an_outage_longer_than_the_retry_schedule_dead_letters_nothing() {
     let app = app().await;
     let cases = cases(&app, "OUT").await;
-    let (mut process, base) = worker(&app);
-    common::eventually("the worker consumes", WAIT, || async {
-        get(&format!("{base}/readyz"))
-            .await
-            .is_some_and(|(status, _)| status == 200)
-    })
-    .await;
+    let (mut process, base) = consuming_worker(&app).await;
 
     common::allow_connections(&app.settings, false).await;
     for case in &cases {
@@ -171,13 +177,7 @@ async fn a_worker_started_while_postgres_refuses_connections_waits_for_it() {
 async fn during_an_outage_the_worker_holds_no_more_messages_than_its_concurrency() {
     let app = app().await;
     let cases = cases(&app, "HOLD").await;
-    let (_process, base) = worker(&app);
-    common::eventually("the worker consumes", WAIT, || async {
-        get(&format!("{base}/readyz"))
-            .await
-            .is_some_and(|(status, _)| status == 200)
-    })
-    .await;
+    let (_process, base) = consuming_worker(&app).await;
 
     common::allow_connections(&app.settings, false).await;
     for case in &cases {

@@ -15,12 +15,9 @@ use tokio::net::TcpStream;
 
 use crate::common;
 
-const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImppcmE6a2V5In0.c2lnbmF0dXJl";
-const WAIT: Duration = Duration::from_secs(20);
+use common::{SHAPED_TOKEN as TOKEN, webhook_path};
 
-fn webhook_path(token: &str) -> String {
-    format!("/extensions/jira-server/issue-updated/{token}/")
-}
+const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn oversized_headers_get_400_publish_nothing_and_leave_the_broker_link_up() {

@@ -8,11 +8,7 @@ use std::time::Duration;
 use common::proxy::Proxy;
 use jirasync::queue::message::{self, header_int, header_str};
 
-const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImppcmE6a2V5In0.c2lnbmF0dXJl";
-
-fn webhook_path(token: &str) -> String {
-    format!("/extensions/jira-server/issue-updated/{token}/")
-}
+use common::{SHAPED_TOKEN as TOKEN, webhook_path};
 
 #[tokio::test]
 async fn a_posted_body_arrives_byte_for_byte_with_the_contract_properties() {
@@ -294,16 +290,31 @@ async fn text_of(client: &reqwest::Client, url: &str) -> String {
     response.text().await.expect("text")
 }
 
-#[tokio::test]
-async fn with_a_metrics_listener_metrics_are_served_there_and_not_where_jira_posts() {
-    let settings = common::settings();
+/// `jirasync <command>` with a metrics listener of its own, once its ingress is
+/// ready and answers `404` to `/metrics` on the port Jira posts to: the process,
+/// the ingress's base URL and the listener's address.
+async fn with_metrics_listener(
+    command: &str,
+    settings: &jirasync::config::Settings,
+) -> (common::Process, String, String) {
     let metrics = format!("127.0.0.1:{}", common::private_pg::free_port());
-    let (_process, base) = common::serving_process(
-        "ingress",
-        &settings,
+    let (process, base) = common::serving_process(
+        command,
+        settings,
         &[("JIRASYNC_METRICS_LISTEN", metrics.clone())],
     )
     .await;
+    let public = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics on the public port");
+    assert_eq!(public.status(), 404, "no metrics where Jira posts");
+    (process, base, metrics)
+}
+
+#[tokio::test]
+async fn with_a_metrics_listener_metrics_are_served_there_and_not_where_jira_posts() {
+    let settings = common::settings();
+    let (_process, base, metrics) = with_metrics_listener("ingress", &settings).await;
     let client = reqwest::Client::new();
     let refused = client
         .post(format!("{base}{}", webhook_path("x.y")))
@@ -312,12 +323,6 @@ async fn with_a_metrics_listener_metrics_are_served_there_and_not_where_jira_pos
         .await
         .expect("POST");
     assert_eq!(refused.status(), 400);
-    let public = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics on the public port");
-    assert_eq!(public.status(), 404, "no metrics where Jira posts");
     let text = text_of(&client, &format!("http://{metrics}/metrics")).await;
     assert!(
         text.lines()
@@ -342,20 +347,8 @@ async fn with_a_metrics_listener_metrics_are_served_there_and_not_where_jira_pos
 #[tokio::test]
 async fn jirasync_run_serves_one_metrics_listener_for_the_ingress_and_the_worker() {
     let settings = common::settings();
-    let metrics = format!("127.0.0.1:{}", common::private_pg::free_port());
-    let (_process, base) = common::serving_process(
-        "run",
-        &settings,
-        &[("JIRASYNC_METRICS_LISTEN", metrics.clone())],
-    )
-    .await;
+    let (_process, _base, metrics) = with_metrics_listener("run", &settings).await;
     let client = reqwest::Client::new();
-    let public = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics on the public port");
-    assert_eq!(public.status(), 404, "no metrics where Jira posts");
     common::eventually("the worker consumes", Duration::from_secs(20), || {
         let url = format!("http://{metrics}/readyz");
         let request = client.get(url).send();

@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use jirasync::commands::AppLink;
-use jirasync::commands::oauth::{self, StartArgs};
+use jirasync::commands::oauth;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -17,7 +16,7 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::common::app::T1;
 use crate::common::fake_oauth2::{
     CLIENT_ID, CLIENT_SECRET, FakeOAuth2, JIRA10_WEBHOOK_PATH, LEGACY_WEBHOOK_PATH, SecretFile,
-    TOKEN_PATH, mount_jira, mount_user,
+    TOKEN_PATH, mount_jira, mount_user, oauth2_start_args,
 };
 use crate::common::seed::{assignee_changed, hub_signature};
 use crate::common::{self, TestApp};
@@ -25,24 +24,6 @@ use crate::common::{self, TestApp};
 const WAIT: Duration = Duration::from_secs(20);
 const CALLBACK_PATH: &str = "/extensions/jira-server/oauth2/callback";
 const ISSUE_UPDATED: &[u8] = include_bytes!("../fixtures/issue_updated.json");
-
-/// `oauth start --client-id` for the fake Jira.
-fn start_args(app: &TestApp, secret: &SecretFile) -> StartArgs {
-    StartArgs {
-        link: AppLink {
-            base_url: app.server.uri(),
-            consumer_key: None,
-            private_key_file: None,
-            no_verify_ssl: false,
-        },
-        client_id: Some(CLIENT_ID.into()),
-        client_secret_file: Some(secret.0.clone()),
-        scope: None,
-        wait: None,
-        services: app.settings.services(),
-        public: app.settings.public.clone(),
-    }
-}
 
 async fn session(app: &TestApp, id: uuid::Uuid) -> (String, Option<String>, Option<i64>) {
     let row = app
@@ -79,7 +60,7 @@ async fn install(
     fake: &FakeOAuth2,
     secret: &SecretFile,
 ) -> (uuid::Uuid, crate::common::fake_oauth2::Authorized) {
-    let started = oauth::start(&start_args(app, secret))
+    let started = oauth::start(&oauth2_start_args(app, secret))
         .await
         .expect("oauth start");
     let authorized = fake.authorize(started.authorize_url.as_deref().expect("an authorize URL"));
@@ -108,7 +89,7 @@ async fn an_oauth2_install_on_jira_10_registers_a_signed_webhook_whose_webhooks_
     mount_jira(&app, &fake, 10).await;
     let secret = SecretFile::new(CLIENT_SECRET);
 
-    let started = oauth::start(&start_args(&app, &secret))
+    let started = oauth::start(&oauth2_start_args(&app, &secret))
         .await
         .expect("oauth start");
     let (state, _, _) = session(&app, started.session_id).await;
@@ -233,7 +214,7 @@ async fn missing_unknown_and_expired_states_exchange_nothing_and_an_error_fails_
     );
 
     // A state that comes back more than 10 minutes after `oauth start`.
-    let expired = oauth::start(&start_args(&app, &secret))
+    let expired = oauth::start(&oauth2_start_args(&app, &secret))
         .await
         .expect("start");
     let authorized = fake.authorize(expired.authorize_url.as_deref().expect("URL"));
@@ -251,7 +232,7 @@ async fn missing_unknown_and_expired_states_exchange_nothing_and_an_error_fails_
     .await;
 
     // Jira's `?error=`: the session fails with what it means.
-    let denied = oauth::start(&start_args(&app, &secret))
+    let denied = oauth::start(&oauth2_start_args(&app, &secret))
         .await
         .expect("start");
     let denied_state = fake

@@ -53,7 +53,7 @@ async fn on_rabbitmq_4_webhooks_flow_and_dead_letters_are_never_dropped() {
         "2024-01-01T10:00:00.000+0000",
     );
     let answer = reqwest::Client::new()
-        .post(ingress.url(&format!("/extensions/jira-server/issue-updated/{token}/")))
+        .post(ingress.url(&common::webhook_path(&token)))
         .json(&body)
         .send()
         .await

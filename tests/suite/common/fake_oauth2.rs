@@ -294,6 +294,27 @@ impl Drop for SecretFile {
 }
 
 /// `serverInfo` of a Jira of `major` version.
+/// `oauth start --client-id` for the fake Jira.
+pub fn oauth2_start_args(
+    app: &TestApp,
+    secret: &SecretFile,
+) -> jirasync::commands::oauth::StartArgs {
+    jirasync::commands::oauth::StartArgs {
+        link: jirasync::commands::AppLink {
+            base_url: app.server.uri(),
+            consumer_key: None,
+            private_key_file: None,
+            no_verify_ssl: false,
+        },
+        client_id: Some(CLIENT_ID.into()),
+        client_secret_file: Some(secret.0.clone()),
+        scope: None,
+        wait: None,
+        services: app.settings.services(),
+        public: app.settings.public.clone(),
+    }
+}
+
 pub fn server_info(major: u32) -> Value {
     json!({"version": format!("{major}.3.1"), "versionNumbers": [major, 3, 1], "deploymentType": "DataCenter"})
 }

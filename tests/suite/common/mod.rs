@@ -299,6 +299,14 @@ pub fn process(command: &str, settings: &Settings, extra: &[(&str, String)]) -> 
     Process::spawn(jirasync.stdout(Stdio::null()).stderr(Stdio::null()))
 }
 
+/// A token the ingress lets through (HS256, a string `id`) that names no integration.
+pub const SHAPED_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6ImppcmE6a2V5In0.c2lnbmF0dXJl";
+
+/// The webhook route with `token`.
+pub fn webhook_path(token: &str) -> String {
+    format!("/extensions/jira-server/issue-updated/{token}/")
+}
+
 /// `jirasync ingress` as a process listening on a port of its own, once it is
 /// ready: the process and its base URL.
 pub async fn ingress_process(settings: &Settings) -> (Process, String) {
@@ -462,6 +470,11 @@ pub async fn db(settings: &Settings) -> tokio_postgres::Client {
 /// Whether a backend of the test database waits on a lock (a handler blocked on a
 /// row the test holds).
 pub async fn a_backend_waits_on_a_lock(db: &tokio_postgres::Client) -> bool {
+    backends_waiting_on_locks(db).await > 0
+}
+
+/// How many backends of the test's database wait on a lock.
+pub async fn backends_waiting_on_locks(db: &tokio_postgres::Client) -> i64 {
     db.query_one(
         "SELECT count(*) FROM pg_stat_activity
           WHERE datname = current_database() AND wait_event_type = 'Lock'",
@@ -469,8 +482,7 @@ pub async fn a_backend_waits_on_a_lock(db: &tokio_postgres::Client) -> bool {
     )
     .await
     .expect("pg_stat_activity")
-    .get::<_, i64>(0)
-        > 0
+    .get(0)
 }
 
 /// The database name of these settings.
