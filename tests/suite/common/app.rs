@@ -175,11 +175,15 @@ impl Builder {
 
     /// Migrates, seeds the integration, starts what was asked for.
     pub async fn start(self) -> TestApp {
-        let mut settings = super::migrated().await;
+        let mut settings = super::settings();
         settings.worker.concurrency = self.concurrency;
         if let Some(configure) = self.configure {
             configure(&mut settings);
         }
+        // Configured first: the topology declared is the one torn down.
+        super::migrate(&settings, true)
+            .await
+            .expect("migrate a fresh database");
         let ingress = match self.ingress {
             true => {
                 let ingress = super::spawn_ingress(&settings, true).await;
