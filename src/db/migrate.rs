@@ -2,7 +2,6 @@
 //! embedded SQL migrations under an advisory lock so concurrent runs cannot race.
 
 use anyhow::Context;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::{parse_url, unreachable};
@@ -14,17 +13,18 @@ const MIGRATION_LOCK_KEY: i64 = 0x6a69_7261_7379_6e63;
 
 /// Creates the database named in `url` when it does not exist yet.
 pub async fn create_database(url: &str) -> anyhow::Result<()> {
-    let config = parse_url(url)?;
-    let name = config
+    let target = parse_url(url)?;
+    let name = target
+        .config
         .get_dbname()
         .context("DATABASE_URL names no database")?
         .to_owned();
-    let mut admin = config.clone();
+    let mut admin = target.config.clone();
     admin.dbname("postgres");
     let (client, connection) = admin
-        .connect(NoTls)
+        .connect(target.tls.clone())
         .await
-        .map_err(|e| unreachable(url, e))?;
+        .map_err(|e| unreachable(url, &e))?;
     let driver = tokio::spawn(connection);
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
@@ -53,11 +53,12 @@ pub async fn create_database(url: &str) -> anyhow::Result<()> {
 
 /// Applies every pending migration; a second run changes nothing.
 pub async fn run(url: &str) -> anyhow::Result<()> {
-    let config = parse_url(url)?;
-    let (mut client, connection) = config
-        .connect(NoTls)
+    let target = parse_url(url)?;
+    let (mut client, connection) = target
+        .config
+        .connect(target.tls.clone())
         .await
-        .map_err(|e| unreachable(url, e))?;
+        .map_err(|e| unreachable(url, &e))?;
     let driver = tokio::spawn(connection);
     // refinery takes no lock of its own.
     client

@@ -36,42 +36,44 @@ pub mod oauth_sessions;
 pub mod reconcile;
 pub mod status_sync;
 pub mod sync;
+pub mod tls;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use crate::config::redact_url;
+pub use tls::Target;
 
 /// A pool of Postgres connections.
 pub type DbPool = Pool;
 
-/// Parses `DATABASE_URL` with a clear error naming the (redacted) URL.
-pub fn parse_url(url: &str) -> anyhow::Result<tokio_postgres::Config> {
-    let mut config = tokio_postgres::Config::from_str(url).with_context(|| {
+/// Parses `DATABASE_URL`, its TLS settings included, with a clear error naming
+/// the (redacted) URL.
+pub fn parse_url(url: &str) -> anyhow::Result<Target> {
+    let mut target = Target::parse(url).with_context(|| {
         format!(
             "DATABASE_URL {} is not a valid Postgres URL",
             redact_url(url)
         )
     })?;
+    let config = &mut target.config;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));
     }
     if config.get_application_name().is_none() {
         config.application_name("jirasync");
     }
-    Ok(config)
+    Ok(target)
 }
 
 /// Builds a pool of at most `size` connections and checks that the database answers.
 pub async fn connect(url: &str, size: usize) -> anyhow::Result<DbPool> {
-    let config = parse_url(url)?;
+    let target = parse_url(url)?;
     let manager = Manager::from_config(
-        config,
-        NoTls,
+        target.config,
+        target.tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -85,7 +87,7 @@ pub async fn connect(url: &str, size: usize) -> anyhow::Result<DbPool> {
         .build()
         .context("failed to build the Postgres pool")?;
     // Pool creation never fails when the database is down: fail fast here.
-    drop(pool.get().await.map_err(|e| unreachable(url, e))?);
+    drop(pool.get().await.map_err(|e| unreachable(url, &e))?);
     Ok(pool)
 }
 
@@ -123,11 +125,39 @@ pub async fn connect_waiting(
     }
 }
 
-/// The one-line error for a database that cannot be reached.
-pub fn unreachable(url: &str, error: impl std::fmt::Display) -> anyhow::Error {
+/// `error` and its sources, joined with `: ` (tokio-postgres's own `Display`
+/// says only "db error" or "error performing TLS handshake").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let shown = cause.to_string();
+        // deadpool repeats its cause's text in its own.
+        if !text.ends_with(&shown) {
+            text.push_str(&format!(": {shown}"));
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The one-line error for a database that cannot be reached, with what to check.
+pub fn unreachable(url: &str, error: &dyn std::error::Error) -> anyhow::Error {
+    let error = error_chain(error);
+    let advice = if error.contains("does not support TLS") {
+        "the server offers no TLS: turn `ssl` on in Postgres, or lower sslmode in DATABASE_URL"
+    } else if error.contains("certificate") || error.contains("TLS handshake") {
+        "check that sslrootcert is the CA that signed the server's certificate, and (with \
+         sslmode=verify-full) that the host in DATABASE_URL is a name the certificate carries"
+    } else if error.contains("no encryption") || error.contains("SSL off") {
+        "the server accepts only TLS connections here: set sslmode=require (or verify-full) in \
+         DATABASE_URL"
+    } else {
+        "check that Postgres is running and DATABASE_URL is right (run `jirasync migrate \
+         --create-database` if the database does not exist yet)"
+    };
     anyhow::anyhow!(
-        "cannot connect to Postgres at {}: {error}; check that Postgres is running and DATABASE_URL is right \
-         (run `jirasync migrate --create-database` if the database does not exist yet)",
+        "cannot connect to Postgres at {}: {error}; {advice}",
         redact_url(url)
     )
 }

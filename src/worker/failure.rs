@@ -37,16 +37,7 @@ impl DatabaseError {
     }
 }
 
-/// `error` and its sources, joined with `: `.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
+use crate::db::error_chain as chain;
 
 /// Whether `error` is (or was caused by) a database failure.
 pub fn is_database(error: &anyhow::Error) -> bool {

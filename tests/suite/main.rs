@@ -29,6 +29,7 @@ mod oauth_flow;
 mod oauth_signature;
 mod pat;
 mod poison;
+mod postgres_tls;
 mod rabbitmq4;
 mod reconcile;
 mod reference;

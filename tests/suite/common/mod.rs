@@ -11,6 +11,7 @@ pub mod private_broker;
 pub mod private_pg;
 pub mod proxy;
 pub mod seed;
+pub mod test_ca;
 pub mod webhook_load;
 
 use std::future::Future;

@@ -16,6 +16,8 @@ pub struct PrivatePg {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// TLS only (`ssl = on`, `hostnossl … reject`), with this certificate and key.
+    tls: Option<(PathBuf, PathBuf)>,
     /// How long `initdb` and the first start took.
     pub setup: Duration,
 }
@@ -60,6 +62,16 @@ pub fn free_port() -> u16 {
 impl PrivatePg {
     /// Creates a cluster in a fresh temporary directory and starts it.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// As [`start`](Self::start), accepting TLS connections only (`ssl = on`,
+    /// `hostnossl … reject`), with the certificate and key of the PEM files given.
+    pub async fn start_tls_only(certificate: &std::path::Path, key: &std::path::Path) -> Self {
+        Self::start_with(Some((certificate.to_owned(), key.to_owned()))).await
+    }
+
+    async fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Self {
         let started = Instant::now();
         let dir = std::env::temp_dir().join(format!("jst_pg_{}", super::unique()));
         std::fs::create_dir(&dir).expect("create the cluster directory");
@@ -69,6 +81,7 @@ impl PrivatePg {
             bin: bin_dir(),
             port: 0,
             as_postgres,
+            tls: None,
             setup: Duration::ZERO,
         };
         if as_postgres {
@@ -91,6 +104,9 @@ impl PrivatePg {
             ],
         )
         .await;
+        if let Some((certificate, key)) = tls {
+            pg.install_tls(&certificate, &key).await;
+        }
         // Another process may take the port between bind and start: try a few.
         for attempt in 1..=3 {
             pg.port = free_port();
@@ -149,12 +165,39 @@ impl PrivatePg {
         output(start).await.status.success()
     }
 
+    /// The server's certificate and key in its data directory, readable by it
+    /// alone (Postgres refuses a key others can read), and a `pg_hba.conf` that
+    /// refuses TCP without TLS.
+    async fn install_tls(&mut self, certificate: &std::path::Path, key: &std::path::Path) {
+        let data = std::path::Path::new(&self.data()).to_owned();
+        let (cert_to, key_to) = (data.join("server.crt"), data.join("server.key"));
+        std::fs::copy(certificate, &cert_to).expect("copy the server certificate");
+        std::fs::copy(key, &key_to).expect("copy the server key");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n",
+        )
+        .expect("write pg_hba.conf");
+        for path in [&cert_to, &key_to, &data.join("pg_hba.conf")] {
+            let path = path.to_str().expect("a UTF-8 path");
+            if self.as_postgres {
+                self.run_root("chown", &["postgres:postgres", path]).await;
+            }
+            self.run_root("chmod", &["600", path]).await;
+        }
+        self.tls = Some((cert_to, key_to));
+    }
+
     fn options(&self) -> String {
-        format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c shared_buffers=16MB",
             self.port,
             self.dir_str()
-        )
+        );
+        if self.tls.is_some() {
+            options.push_str(" -c ssl=on");
+        }
+        options
     }
 
     fn dir_str(&self) -> &str {
