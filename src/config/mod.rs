@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-pub use values::{LogFormat, RetryDelays, format_duration, parse_duration, redact_url};
+pub use values::{
+    LogFormat, RetryDelays, format_duration, parse_duration, percent_decode, redact_url,
+};
 
 /// Where Postgres is. `Debug` elides the URL's password.
 #[derive(Clone, Args)]

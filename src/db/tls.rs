@@ -109,7 +109,7 @@ fn split(url: &str) -> anyhow::Result<(String, Option<SslMode>, Option<PathBuf>)
                 let mut kept = Vec::new();
                 for pair in query.split('&').filter(|p| !p.is_empty()) {
                     let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    if !take(key, percent_decode(value))? {
+                    if !take(key, crate::config::percent_decode(value))? {
                         kept.push(pair);
                     }
                 }
@@ -167,30 +167,6 @@ fn key_values(text: &str) -> Vec<(String, String, String)> {
         pairs.push((key, value, text[start..end].to_owned()));
     }
     pairs
-}
-
-/// `%XX` decoded (an invalid escape is kept as it is).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn provider() -> Arc<CryptoProvider> {

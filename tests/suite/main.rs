@@ -2,11 +2,13 @@
 //! real ingress, workers and commands against the real Postgres and RabbitMQ,
 //! with a fake Jira. Each test has its own database and queue prefix, removed
 //! when it ends (`common::Isolated`). The disruptive ones (`broker_outage`,
-//! `db_outage`, `rabbitmq4`) are `#[ignore]`d here and run one at a time by `.ci/run`:
+//! `db_outage`, `rabbitmq4`, `amqps`: they boot private nodes) are `#[ignore]`d
+//! here and run one at a time by `.ci/run`:
 //! `cargo test --test suite -- --ignored --test-threads=1`.
 
 mod common;
 
+mod amqps;
 mod bench_script;
 mod broker_outage;
 mod config;

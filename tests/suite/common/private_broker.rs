@@ -26,6 +26,15 @@ pub struct PrivateBroker {
     server: Option<Child>,
     /// How long the node took to boot.
     pub boot_time: Duration,
+    /// The AMQPS port, when it has a TLS listener.
+    tls_port: Option<u16>,
+}
+
+/// A TLS listener's certificate, key and CA (PEM files).
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// What the CLI tools need to reach the node; cheap to clone into blocking tasks.
@@ -85,7 +94,7 @@ impl PrivateBroker {
     /// Boots a node of this machine's RabbitMQ and waits until it runs and its
     /// AMQP port accepts.
     pub async fn start() -> Self {
-        tokio::task::spawn_blocking(|| Self::start_blocking(None))
+        tokio::task::spawn_blocking(|| Self::start_blocking(None, None))
             .await
             .expect("join the boot")
     }
@@ -100,12 +109,20 @@ impl PrivateBroker {
                  `bash .ci/rabbitmq4` and export what it prints"
             )
         });
-        tokio::task::spawn_blocking(move || Self::start_blocking(Some(root)))
+        tokio::task::spawn_blocking(move || Self::start_blocking(Some(root), None))
             .await
             .expect("join the boot")
     }
 
-    fn start_blocking(root: Option<PathBuf>) -> Self {
+    /// Boots a node of this machine's RabbitMQ with a TLS listener as well
+    /// ([`amqps_url`](Self::amqps_url)) that presents `tls`'s certificate.
+    pub async fn start_tls(tls: TlsFiles) -> Self {
+        tokio::task::spawn_blocking(move || Self::start_blocking(None, Some(tls)))
+            .await
+            .expect("join the boot")
+    }
+
+    fn start_blocking(root: Option<PathBuf>, tls: Option<TlsFiles>) -> Self {
         let id = super::unique();
         let node = format!("jst_{id}@localhost");
         let temp = match &root {
@@ -128,11 +145,26 @@ impl PrivateBroker {
         set_mode(&cookie, 0o400);
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
         std::fs::write(dir.join("rabbitmq-env.conf"), "").expect("write rabbitmq-env.conf");
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.local = 127.0.0.1:{amqp_port}\nloopback_users = none\n"),
-        )
-        .expect("write rabbitmq.conf");
+        let mut conf =
+            format!("listeners.tcp.local = 127.0.0.1:{amqp_port}\nloopback_users = none\n");
+        let tls_port = tls.as_ref().map(|tls| {
+            let port = loop {
+                let port = free_port();
+                if port != amqp_port && port != dist_port {
+                    break port;
+                }
+            };
+            conf.push_str(&format!(
+                "listeners.ssl.local = 127.0.0.1:{port}\nssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\nssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n",
+                tls.ca.display(),
+                tls.certificate.display(),
+                tls.key.display()
+            ));
+            port
+        });
+        std::fs::write(dir.join("rabbitmq.conf"), conf).expect("write rabbitmq.conf");
         let log = std::fs::File::create(dir.join("server.out")).expect("create server.out");
         let ctl = Ctl {
             node: node.clone(),
@@ -167,6 +199,7 @@ impl PrivateBroker {
             ctl,
             server: Some(server),
             boot_time: Duration::ZERO,
+            tls_port,
         };
         // await_startup fails at once while the node is not registered yet: retry it.
         loop {
@@ -265,6 +298,12 @@ impl Ctl {
 }
 
 impl PrivateBroker {
+    /// `amqps://guest:guest@<host>:<TLS port>/%2f` (a node of [`start_tls`](Self::start_tls)).
+    pub fn amqps_url(&self, host: &str) -> String {
+        let port = self.tls_port.expect("a node started with a TLS listener");
+        format!("amqps://guest:guest@{host}:{port}/%2f")
+    }
+
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
     pub fn amqp_url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.ctl.amqp_port)
