@@ -262,12 +262,12 @@ mod tests {
     fn keys_must_be_32_bytes_of_base64_and_never_show() {
         assert!(
             SecretKey::parse("not base64!")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("openssl rand -base64 32")
         );
         assert!(
             SecretKey::parse("c2hvcnQ=")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("is 5 bytes, not 32")
         );
         let shown = format!("{:?}", key(KEY));

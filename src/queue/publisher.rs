@@ -288,7 +288,7 @@ impl Broker {
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(super::connection::jittered(backoff)) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }

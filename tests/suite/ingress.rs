@@ -363,3 +363,43 @@ async fn jirasync_run_serves_one_metrics_listener_for_the_ingress_and_the_worker
         );
     }
 }
+
+#[tokio::test]
+async fn a_node_list_with_a_dead_node_still_connects_and_all_dead_names_each() {
+    let mut settings = common::settings();
+    let dead = format!(
+        "amqp://guest:secret@127.0.0.1:{}/%2f",
+        common::private_pg::free_port()
+    );
+    settings.broker.url = format!("{dead},{}", common::amqp_url());
+    common::declare_topology(&settings)
+        .await
+        .expect("declared through the node that answers");
+    let ingress = common::spawn_ingress(&settings, true).await;
+    let answer = reqwest::Client::new()
+        .post(ingress.url(&webhook_path(TOKEN)))
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(answer.status(), 202);
+    ingress.stop().await;
+
+    let mut all_dead = settings.clone();
+    let other = format!(
+        "amqp://guest:secret@127.0.0.1:{}/%2f",
+        common::private_pg::free_port()
+    );
+    all_dead.broker.url = format!("{dead},{other}");
+    let listed = common::output(&["dlq", "list"], &all_dead);
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(!listed.status.success());
+    for node in [&dead, &other] {
+        let port = node.rsplit(':').next().unwrap_or_default();
+        assert!(
+            stderr.matches(port).count() >= 2,
+            "{port} named with its error: {stderr}"
+        );
+    }
+    assert!(!stderr.contains("secret"), "no password printed: {stderr}");
+}
