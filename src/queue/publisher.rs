@@ -258,7 +258,13 @@ impl Broker {
             if shutdown.is_cancelled() {
                 break;
             }
-            match self.open(&url, &delays, role).await {
+            // Shutdown also ends a connect (and its topology declare) in progress:
+            // nothing is declared after whoever stopped us has moved on.
+            let opened = tokio::select! {
+                () = shutdown.cancelled() => break,
+                opened = self.open(&url, &delays, role) => opened,
+            };
+            match opened {
                 Ok(link) => {
                     tracing::info!(role, "connected to RabbitMQ");
                     last_error.clear();

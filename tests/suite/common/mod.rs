@@ -92,6 +92,10 @@ pub fn settings() -> Isolated {
     settings.http.listen = "127.0.0.1:0".parse().expect("valid address");
     // Two tiers keep each test's broker footprint small (seven quorum queues).
     settings.retries.delays = "1s,2s".parse().expect("valid delays");
+    // No reconcile scheduler (as the processes get): its own broker link declares
+    // the topology, and one still connecting at teardown would declare it anew.
+    // The tests of the scheduler turn it on.
+    settings.worker.reconcile_interval = Duration::ZERO;
     Isolated(settings)
 }
 
