@@ -120,3 +120,63 @@ fn the_compose_stack_migrates_before_the_ingress_and_workers_start() {
     }
     assert_none(failures);
 }
+
+#[test]
+fn the_cluster_profile_runs_three_nodes_that_find_each_other_with_one_cookie() {
+    let compose = compose();
+    let conf = read("deploy/rabbitmq/cluster.conf");
+    let mut failures = Vec::new();
+    let mut cookies = std::collections::BTreeSet::new();
+    for n in 0..3 {
+        let name = format!("rabbitmq-{n}");
+        let node = service(&compose, &name);
+        if node["profiles"] != serde_json::json!(["cluster"]) {
+            failures.push(format!(
+                "{COMPOSE}: {name} is not in the `cluster` profile only"
+            ));
+        }
+        if node["hostname"] != name.as_str() {
+            failures.push(format!(
+                "{COMPOSE}: {name}'s hostname is {}",
+                node["hostname"]
+            ));
+        }
+        if !conf.contains(&format!("= rabbit@{name}\n")) {
+            failures.push(format!(
+                "deploy/rabbitmq/cluster.conf does not list rabbit@{name}"
+            ));
+        }
+        let volumes: Vec<&str> = node["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        if !volumes
+            .contains(&"./deploy/rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/20-cluster.conf:ro")
+        {
+            failures.push(format!(
+                "{COMPOSE}: {name} does not mount the cluster config"
+            ));
+        }
+        if !volumes
+            .iter()
+            .any(|v| v.starts_with(&format!("{name}-data:")))
+        {
+            failures.push(format!("{COMPOSE}: {name} has no data volume of its own"));
+        }
+        let environment = &node["environment"];
+        for key in [
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+            "RABBITMQ_CTL_ERL_ARGS",
+        ] {
+            cookies.insert(environment[key].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    if cookies.len() != 1 || !cookies.iter().all(|c| c.starts_with("-setcookie ")) {
+        failures.push(format!(
+            "{COMPOSE}: the three nodes and their CLI need one -setcookie, found {cookies:?}"
+        ));
+    }
+    assert_none(failures);
+}

@@ -349,3 +349,38 @@ fn the_kustomization_lists_every_manifest_except_the_example_secret() {
     }));
     assert_none(failures);
 }
+
+#[test]
+fn the_rabbitmq_cluster_example_runs_three_replicas_one_per_node() {
+    let file = "deploy/k8s/rabbitmq-cluster/rabbitmq-cluster.yaml";
+    let cluster = yaml_file(file);
+    let mut failures = Vec::new();
+    if cluster["kind"] != "RabbitmqCluster" || cluster["apiVersion"] != "rabbitmq.com/v1beta1" {
+        failures.push(format!(
+            "{file}: not a rabbitmq.com/v1beta1 RabbitmqCluster"
+        ));
+    }
+    if cluster["spec"]["replicas"] != 3 {
+        failures.push(format!(
+            "{file}: spec.replicas is {}, expected 3",
+            cluster["spec"]["replicas"]
+        ));
+    }
+    let anti = &cluster["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        [0];
+    if anti["topologyKey"] != "kubernetes.io/hostname" {
+        failures.push(format!(
+            "{file}: the replicas are not spread one per Kubernetes node"
+        ));
+    }
+    let readme = read("deploy/k8s/rabbitmq-cluster/README.md");
+    for n in 0..3 {
+        let host = format!("rabbitmq-server-{n}.rabbitmq-nodes.rabbitmq.svc");
+        if !readme.contains(&host) {
+            failures.push(format!(
+                "deploy/k8s/rabbitmq-cluster/README.md: AMQP_URL does not list {host}"
+            ));
+        }
+    }
+    assert_none(failures);
+}
