@@ -2,7 +2,7 @@
 //! real ingress, workers and commands against the real Postgres and RabbitMQ,
 //! with a fake Jira. Each test has its own database and queue prefix, removed
 //! when it ends (`common::Isolated`). The disruptive ones (`broker_outage`,
-//! `db_outage`, `rabbitmq4`, `amqps`: they boot private nodes) are `#[ignore]`d
+//! `db_outage`, `rabbitmq4`, `amqps`, `cluster_failover`: they boot private nodes) are `#[ignore]`d
 //! here and run one at a time by `.ci/run`:
 //! `cargo test --test suite -- --ignored --test-threads=1`.
 
@@ -11,6 +11,7 @@ mod common;
 mod amqps;
 mod bench_script;
 mod broker_outage;
+mod cluster_failover;
 mod config;
 mod crash;
 mod crash_loop;

@@ -8,6 +8,7 @@ pub mod app;
 pub mod fake_jira;
 pub mod fake_oauth2;
 pub mod private_broker;
+pub mod private_cluster;
 pub mod private_pg;
 pub mod proxy;
 pub mod seed;

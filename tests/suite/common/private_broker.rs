@@ -28,6 +28,17 @@ pub struct PrivateBroker {
     pub boot_time: Duration,
     /// The AMQPS port, when it has a TLS listener.
     tls_port: Option<u16>,
+    /// The server's environment, to start it again after a kill.
+    server_env: Vec<(String, std::ffi::OsString)>,
+}
+
+/// How to make a node: the tree it runs from, a TLS listener, a cookie shared
+/// with other nodes (a cluster).
+#[derive(Default)]
+pub struct NodeOptions {
+    pub root: Option<PathBuf>,
+    pub tls: Option<TlsFiles>,
+    pub cookie: Option<String>,
 }
 
 /// A TLS listener's certificate, key and CA (PEM files).
@@ -94,7 +105,12 @@ impl PrivateBroker {
     /// Boots a node of this machine's RabbitMQ and waits until it runs and its
     /// AMQP port accepts.
     pub async fn start() -> Self {
-        tokio::task::spawn_blocking(|| Self::start_blocking(None, None))
+        Self::start_with(NodeOptions::default()).await
+    }
+
+    /// Boots a node made as `options` say.
+    pub async fn start_with(options: NodeOptions) -> Self {
+        tokio::task::spawn_blocking(move || Self::start_blocking(options))
             .await
             .expect("join the boot")
     }
@@ -109,20 +125,29 @@ impl PrivateBroker {
                  `bash .ci/rabbitmq4` and export what it prints"
             )
         });
-        tokio::task::spawn_blocking(move || Self::start_blocking(Some(root), None))
-            .await
-            .expect("join the boot")
+        Self::start_with(NodeOptions {
+            root: Some(root),
+            ..NodeOptions::default()
+        })
+        .await
     }
 
     /// Boots a node of this machine's RabbitMQ with a TLS listener as well
     /// ([`amqps_url`](Self::amqps_url)) that presents `tls`'s certificate.
     pub async fn start_tls(tls: TlsFiles) -> Self {
-        tokio::task::spawn_blocking(move || Self::start_blocking(None, Some(tls)))
-            .await
-            .expect("join the boot")
+        Self::start_with(NodeOptions {
+            tls: Some(tls),
+            ..NodeOptions::default()
+        })
+        .await
     }
 
-    fn start_blocking(root: Option<PathBuf>, tls: Option<TlsFiles>) -> Self {
+    fn start_blocking(options: NodeOptions) -> Self {
+        let NodeOptions {
+            root,
+            tls,
+            cookie: shared_cookie,
+        } = options;
         let id = super::unique();
         let node = format!("jst_{id}@localhost");
         let temp = match &root {
@@ -140,8 +165,9 @@ impl PrivateBroker {
             }
         };
         let cookie = dir.join(".erlang.cookie");
-        std::fs::write(&cookie, format!("JST{}", super::unique().to_uppercase()))
-            .expect("write the cookie");
+        let secret =
+            shared_cookie.unwrap_or_else(|| format!("JST{}", super::unique().to_uppercase()));
+        std::fs::write(&cookie, secret).expect("write the cookie");
         set_mode(&cookie, 0o400);
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
         std::fs::write(dir.join("rabbitmq-env.conf"), "").expect("write rabbitmq-env.conf");
@@ -165,7 +191,6 @@ impl PrivateBroker {
             port
         });
         std::fs::write(dir.join("rabbitmq.conf"), conf).expect("write rabbitmq.conf");
-        let log = std::fs::File::create(dir.join("server.out")).expect("create server.out");
         let ctl = Ctl {
             node: node.clone(),
             amqp_port,
@@ -173,34 +198,56 @@ impl PrivateBroker {
             root,
         };
         let inner = ctl.inner(&dir);
-        let mut command = ctl.command("rabbitmq-server");
-        command
-            .env("RABBITMQ_NODENAME", &node)
-            .env("RABBITMQ_MNESIA_BASE", inner.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", inner.join("log"))
-            .env("RABBITMQ_PID_FILE", inner.join("pid"))
-            .env(
+        let server_env = [
+            ("RABBITMQ_NODENAME", node.clone().into()),
+            ("RABBITMQ_MNESIA_BASE", inner.join("mnesia").into()),
+            ("RABBITMQ_LOG_BASE", inner.join("log").into()),
+            ("RABBITMQ_PID_FILE", inner.join("pid").into()),
+            (
                 "RABBITMQ_ENABLED_PLUGINS_FILE",
-                inner.join("enabled_plugins"),
-            )
-            .env("RABBITMQ_CONFIG_FILE", inner.join("rabbitmq.conf"))
-            .env(
+                inner.join("enabled_plugins").into(),
+            ),
+            ("RABBITMQ_CONFIG_FILE", inner.join("rabbitmq.conf").into()),
+            (
                 "RABBITMQ_ADVANCED_CONFIG_FILE",
-                inner.join("advanced.config"),
-            )
-            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
-            .env("ERL_FLAGS", "-kernel inet_dist_use_interface {127,0,0,1}")
+                inner.join("advanced.config").into(),
+            ),
+            ("RABBITMQ_DIST_PORT", dist_port.to_string().into()),
+            (
+                "ERL_FLAGS",
+                "-kernel inet_dist_use_interface {127,0,0,1}".into(),
+            ),
+        ]
+        .into_iter()
+        .map(|(key, value): (&str, std::ffi::OsString)| (key.to_owned(), value))
+        .collect();
+        let mut broker = Self {
+            ctl,
+            server: None,
+            boot_time: Duration::ZERO,
+            tls_port,
+            server_env,
+        };
+        broker.boot();
+        broker
+    }
+
+    /// Starts the server (again) and waits until it runs and its AMQP port accepts.
+    fn boot(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.ctl.dir.join("server.out"))
+            .expect("open server.out");
+        let mut command = self.ctl.command("rabbitmq-server");
+        command
+            .envs(self.server_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log file"))
             .stderr(log);
         let started = Instant::now();
-        let server = command.spawn().expect("start rabbitmq-server");
-        let mut broker = Self {
-            ctl,
-            server: Some(server),
-            boot_time: Duration::ZERO,
-            tls_port,
-        };
+        self.server = Some(command.spawn().expect("start rabbitmq-server"));
+        let broker = self;
         // await_startup fails at once while the node is not registered yet: retry it.
         loop {
             if broker
@@ -234,7 +281,76 @@ impl PrivateBroker {
             broker.boot_time.as_secs_f64(),
             broker.ctl.amqp_port
         );
-        broker
+    }
+
+    /// The node's name (`jst_…@localhost`).
+    pub fn node(&self) -> &str {
+        &self.ctl.node
+    }
+
+    /// `kill -9` of the node's Erlang VM: no goodbye to clients or peers. Its data
+    /// stays, for [`start_again`](Self::start_again).
+    pub async fn kill(&mut self) {
+        let pid = std::fs::read_to_string(self.ctl.dir.join("pid")).unwrap_or_default();
+        let pid = pid.trim().to_owned();
+        assert!(!pid.is_empty(), "the node wrote no pid file");
+        let status = Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -9 {pid}");
+        if let Some(mut server) = self.server.take() {
+            tokio::task::spawn_blocking(move || {
+                let _ = server.kill();
+                let _ = server.wait();
+            })
+            .await
+            .expect("join");
+        }
+    }
+
+    /// Starts a killed node again, on its data, name and ports.
+    pub async fn start_again(&mut self) {
+        let mut node = std::mem::replace(self, Self::placeholder());
+        node = tokio::task::spawn_blocking(move || {
+            node.boot();
+            node
+        })
+        .await
+        .expect("join the boot");
+        // The placeholder has no dir: dropping it shuts nothing down.
+        drop(std::mem::replace(self, node));
+    }
+
+    /// A value with nothing to drop, for moving a node into a blocking task.
+    fn placeholder() -> Self {
+        Self {
+            ctl: Ctl {
+                node: String::new(),
+                amqp_port: 0,
+                dir: PathBuf::new(),
+                root: None,
+            },
+            server: None,
+            boot_time: Duration::ZERO,
+            tls_port: None,
+            server_env: Vec::new(),
+        }
+    }
+
+    /// Whether stopping this node now would leave some quorum queue without a
+    /// majority (`rabbitmq-queues check_if_node_is_quorum_critical`).
+    pub async fn quorum_critical(&self) -> bool {
+        !self
+            .tool("rabbitmq-queues", &["check_if_node_is_quorum_critical"])
+            .await
+            .status
+            .success()
+    }
+
+    /// `rabbitmqctl args…` on this node; its output, panicking when it fails.
+    pub async fn ctl(&self, args: &[&str]) -> String {
+        self.ctl_ok(args).await
     }
 
     fn server_output(&self) -> String {
@@ -409,7 +525,8 @@ impl PrivateBroker {
 
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
-        if self.server.is_some() {
+        // Also a killed node: its dir goes.
+        if !self.ctl.dir.as_os_str().is_empty() {
             self.shutdown_blocking();
         }
     }
