@@ -144,7 +144,17 @@ async fn a_message_that_crashes_the_process_every_time_ends_in_the_dead_letter_q
         "the delivery limit is 10; the process crashed {crashes} times"
     );
     assert_eq!(common::depth(&channel, &names.dead()).await, 0, "one copy");
-    assert_eq!(common::depth(&channel, &names.webhooks()).await, 0);
+    // The last round's webhook comes back when the kill fell between its commit
+    // and its ack (it is idempotent); the poison is not there.
+    while let Some(left) =
+        common::get_one(&channel, &names.webhooks(), Duration::from_secs(1)).await
+    {
+        assert_ne!(
+            left.delivery.data,
+            poison.as_bytes(),
+            "the poison left P.webhooks"
+        );
+    }
     println!(
         "crash loop: {crashes} crashes holding the poison, then P.dead (reason {reason}); \
          {crashes} other webhooks applied in between"
