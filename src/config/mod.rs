@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Args;
 
 pub use values::{
-    LogFormat, RetryDelays, format_duration, parse_duration, percent_decode, redact_url,
+    LogFormat, RetryDelays, format_duration, parse_duration, redact_url, take_query_params,
 };
 
 /// Where Postgres is. `Debug` elides the URL's password.

@@ -230,8 +230,32 @@ fn value_length(text: &str) -> usize {
     text.len()
 }
 
+/// `url` without its query parameters named in `keys`, and those parameters
+/// (name, `%XX`-decoded value) in their order.
+pub fn take_query_params(url: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), Vec::new());
+    };
+    let mut kept = Vec::new();
+    let mut taken = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if keys.contains(&key) {
+            taken.push((key.to_owned(), percent_decode(value)));
+        } else {
+            kept.push(pair);
+        }
+    }
+    let rest = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (rest, taken)
+}
+
 /// `%XX` decoded (an invalid escape is kept as it is).
-pub fn percent_decode(text: &str) -> String {
+fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -103,23 +103,11 @@ fn split(url: &str) -> anyhow::Result<(String, Option<SslMode>, Option<PathBuf>)
         Ok(true)
     };
     let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        match url.split_once('?') {
-            None => url.to_owned(),
-            Some((base, query)) => {
-                let mut kept = Vec::new();
-                for pair in query.split('&').filter(|p| !p.is_empty()) {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    if !take(key, crate::config::percent_decode(value))? {
-                        kept.push(pair);
-                    }
-                }
-                if kept.is_empty() {
-                    base.to_owned()
-                } else {
-                    format!("{base}?{}", kept.join("&"))
-                }
-            }
+        let (rest, taken) = crate::config::take_query_params(url, &["sslmode", "sslrootcert"]);
+        for (key, value) in taken {
+            take(&key, value)?;
         }
+        rest
     } else {
         let mut kept = Vec::new();
         for (key, value, text) in key_values(url) {

@@ -82,31 +82,16 @@ async fn connect_node(node: &str, role: &str) -> Result<Connection, String> {
 /// `url` without `cacertfile`, and the TLS settings it named.
 fn tls_of(url: &str) -> anyhow::Result<(String, OwnedTLSConfig)> {
     let mut tls = OwnedTLSConfig::default();
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), tls));
-    };
-    let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("cacertfile", file)) => {
-                let file = crate::config::percent_decode(file);
-                let pem = std::fs::read_to_string(&file).with_context(|| {
-                    format!("cannot read the cacertfile {file} named in AMQP_URL")
-                })?;
-                anyhow::ensure!(
-                    pem.contains("-----BEGIN CERTIFICATE-----"),
-                    "the cacertfile {file} named in AMQP_URL holds no PEM certificate"
-                );
-                tls.cert_chain = Some(pem);
-            }
-            _ => kept.push(pair),
-        }
+    let (uri, taken) = crate::config::take_query_params(url, &["cacertfile"]);
+    for (_, file) in taken {
+        let pem = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read the cacertfile {file} named in AMQP_URL"))?;
+        anyhow::ensure!(
+            pem.contains("-----BEGIN CERTIFICATE-----"),
+            "the cacertfile {file} named in AMQP_URL holds no PEM certificate"
+        );
+        tls.cert_chain = Some(pem);
     }
-    let uri = if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
     Ok((uri, tls))
 }
 

@@ -159,7 +159,7 @@ async fn killing_one_node_at_a_time_loses_no_accepted_webhook() {
     let killed_ingress_node = Instant::now();
     cluster.nodes[first].kill().await;
     reached(total / 2).await;
-    cluster.nodes[first].start_again().await;
+    cluster.nodes[first].start_again();
 
     // 2. A worker's node, once no quorum queue needs a single node.
     let live = (first + 1) % 3;
@@ -174,7 +174,7 @@ async fn killing_one_node_at_a_time_loses_no_accepted_webhook() {
     let killed_worker_node = Instant::now();
     cluster.nodes[second].kill().await;
     sender.await.expect("the sender finished");
-    cluster.nodes[second].start_again().await;
+    cluster.nodes[second].start_again();
 
     // Every accepted webhook applied, nothing dead-lettered.
     let names = common::names(&settings);

@@ -73,7 +73,7 @@ async fn no_token_secret_or_email_appears_in_the_logs_of_an_end_to_end_run() {
     let forged = seed::token(&external_id, &wrong_secret);
     let post = |token: &str, body: String| {
         client
-            .post(ingress.url(&format!("/extensions/jira-server/issue-updated/{token}/")))
+            .post(ingress.url(&common::webhook_path(token)))
             .header("content-type", "application/json")
             .body(body)
             .send()

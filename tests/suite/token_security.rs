@@ -200,7 +200,7 @@ async fn a_four_megabyte_token_is_refused_at_the_ingress_and_nothing_is_publishe
     );
     assert!(token.len() > 4_000_000);
     let response = reqwest::Client::new()
-        .post(ingress.url(&format!("/extensions/jira-server/issue-updated/{token}/")))
+        .post(ingress.url(&common::webhook_path(&token)))
         .body("{}")
         .send()
         .await;
@@ -216,7 +216,7 @@ async fn a_four_megabyte_token_is_refused_at_the_ingress_and_nothing_is_publishe
     // The ingress still works, and published nothing.
     let small = seed::token("jira.example.org:x", SECRET);
     let ok = reqwest::Client::new()
-        .post(ingress.url(&format!("/extensions/jira-server/issue-updated/{small}/")))
+        .post(ingress.url(&common::webhook_path(&small)))
         .body("{}")
         .send()
         .await

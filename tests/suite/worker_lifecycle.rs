@@ -26,7 +26,7 @@ async fn the_fixture_posted_to_the_ingress_assigns_the_linked_group() {
     let body = std::fs::read("tests/fixtures/issue_updated.json").expect("fixture");
     let token = seed::token(&external_id, SECRET);
     let response = reqwest::Client::new()
-        .post(ingress.url(&format!("/extensions/jira-server/issue-updated/{token}/")))
+        .post(ingress.url(&common::webhook_path(&token)))
         .header("content-type", "application/json")
         .body(body)
         .send()
