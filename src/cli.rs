@@ -46,6 +46,9 @@ pub enum Command {
     Demo(commands::demo::Args),
     /// Enqueue reconcile jobs: re-read recently updated linked issues from Jira.
     Reconcile(commands::reconcile::Args),
+    /// Encrypt stored secrets with JIRASYNC_SECRET_KEY, or move them to a new key.
+    #[command(subcommand)]
+    Secrets(commands::secrets::Command),
 }
 
 impl Cli {
@@ -65,6 +68,7 @@ impl Cli {
             Command::Dlq(command) => commands::dlq::run(&command).await,
             Command::Demo(args) => commands::demo::run(&args).await,
             Command::Reconcile(args) => commands::reconcile::run(&args).await,
+            Command::Secrets(command) => commands::secrets::run(&command).await,
         }
     }
 }

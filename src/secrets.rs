@@ -24,6 +24,33 @@ use zeroize::Zeroizing;
 pub const PREFIX: &str = "jsenc1:";
 const NONCE_LEN: usize = 24;
 
+/// Where each sealed value is stored: the associated data it is sealed with, so
+/// a value copied into another column, key or table does not open.
+pub mod place {
+    /// `integrations.metadata->>'webhook_secret'`.
+    pub const WEBHOOK_SECRET: &str = "integrations.metadata.webhook_secret";
+    /// `integrations.metadata->>'webhook_hmac_secret'`.
+    pub const WEBHOOK_HMAC_SECRET: &str = "integrations.metadata.webhook_hmac_secret";
+    /// `integration_credentials.private_key`.
+    pub const PRIVATE_KEY: &str = "integration_credentials.private_key";
+    /// `integration_credentials.access_token` (OAuth 1.0a and 2.0 tokens, PATs).
+    pub const ACCESS_TOKEN: &str = "integration_credentials.access_token";
+    /// `integration_credentials.access_token_secret`.
+    pub const ACCESS_TOKEN_SECRET: &str = "integration_credentials.access_token_secret";
+    /// `integration_credentials.client_secret`.
+    pub const CLIENT_SECRET: &str = "integration_credentials.client_secret";
+    /// `integration_credentials.refresh_token`.
+    pub const REFRESH_TOKEN: &str = "integration_credentials.refresh_token";
+    /// `oauth_sessions.private_key`.
+    pub const SESSION_PRIVATE_KEY: &str = "oauth_sessions.private_key";
+    /// `oauth_sessions.client_secret`.
+    pub const SESSION_CLIENT_SECRET: &str = "oauth_sessions.client_secret";
+    /// `oauth_sessions.code_verifier`.
+    pub const SESSION_CODE_VERIFIER: &str = "oauth_sessions.code_verifier";
+    /// `oauth_sessions.request_token_secret`.
+    pub const SESSION_REQUEST_TOKEN_SECRET: &str = "oauth_sessions.request_token_secret";
+}
+
 /// One 256-bit key and its id.
 #[derive(Clone)]
 pub struct SecretKey {
@@ -69,14 +96,28 @@ impl SecretKey {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
     #[error(
-        "{context} is sealed with key {key_id}, which neither JIRASYNC_SECRET_KEY nor \
-         JIRASYNC_SECRET_KEY_OLD is"
+        "{context} is sealed with key {key_id}, \
+         which neither JIRASYNC_SECRET_KEY nor JIRASYNC_SECRET_KEY_OLD is"
     )]
     UnknownKey { context: String, key_id: String },
     #[error(
         "{context} does not open with key {key_id}: it was altered, or sealed for another place"
     )]
     Corrupt { context: String, key_id: String },
+}
+
+/// A stored secret that no configured key opens, with what it belongs to: the
+/// error a handler dead-letters with and a command prints, never a panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{owner}: {error}; set JIRASYNC_SECRET_KEY (or, while rotating, JIRASYNC_SECRET_KEY_OLD) \
+     to the key it was sealed with, or connect it again"
+)]
+pub struct Unreadable {
+    /// What holds the value, e.g. `integration 12`.
+    pub owner: String,
+    /// Why it does not open.
+    pub error: OpenError,
 }
 
 /// The keys a process has: the current one seals, both open.
@@ -90,6 +131,11 @@ impl Keyring {
     /// `current` (`JIRASYNC_SECRET_KEY`) and `old` (`JIRASYNC_SECRET_KEY_OLD`).
     pub fn new(current: Option<SecretKey>, old: Option<SecretKey>) -> Self {
         Self { current, old }
+    }
+
+    /// The id of the key that seals, if any (`jirasync config` shows it).
+    pub fn current_id(&self) -> Option<&str> {
+        self.current.as_ref().map(SecretKey::id)
     }
 
     /// Whether values are sealed (a current key is set).
@@ -154,6 +200,36 @@ impl Keyring {
             )
             .map_err(|_| corrupt())?;
         String::from_utf8(plain).map_err(|_| corrupt())
+    }
+
+    /// As [`open`](Self::open), the error naming `owner` (called only on failure).
+    pub fn open_for(
+        &self,
+        owner: impl FnOnce() -> String,
+        context: &str,
+        stored: &str,
+    ) -> Result<String, Unreadable> {
+        self.open(context, stored).map_err(|error| Unreadable {
+            owner: owner(),
+            error,
+        })
+    }
+
+    /// As [`open_for`](Self::open_for), for a column that may be NULL.
+    pub fn open_opt(
+        &self,
+        owner: impl FnOnce() -> String,
+        context: &str,
+        stored: Option<String>,
+    ) -> Result<Option<String>, Unreadable> {
+        stored
+            .map(|stored| self.open_for(owner, context, &stored))
+            .transpose()
+    }
+
+    /// As [`seal`](Self::seal), for a value that may be absent.
+    pub fn seal_opt(&self, context: &str, plaintext: Option<&str>) -> Option<String> {
+        plaintext.map(|plaintext| self.seal(context, plaintext))
     }
 
     /// Whether `stored` is already as [`seal`](Self::seal) would store it: sealed

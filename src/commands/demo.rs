@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::config::{DatabaseSettings, PublicSettings};
 use crate::integration::install::{self, Install};
+use crate::secrets::Keyring;
 
 /// The arguments of `demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -85,7 +86,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         anyhow::bail!("the ingress answered {status}: {answer}");
     }
     println!("ingress: {status} {answer}");
-    let client = super::database(&args.database).await?;
+    let (client, _) = super::database(&args.database).await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(row) = client
@@ -119,9 +120,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 /// Seeds (or refreshes) the demo rows; returns their ids and the webhook URL.
 pub async fn seed(database: &DatabaseSettings, public: &PublicSettings) -> anyhow::Result<Demo> {
     crate::db::migrate::run(&database.url).await?;
-    let mut client = super::database(database).await?;
+    let (mut client, keys) = super::database(database).await?;
     let tx = client.transaction().await.context("failed to begin")?;
-    let demo = seed_rows(&tx, public)
+    let demo = seed_rows(&tx, &keys, public)
         .await
         .context("failed to seed the demo rows")?;
     tx.commit()
@@ -138,7 +139,11 @@ async fn id(
     Ok(client.query_one(sql, params).await?.get(0))
 }
 
-async fn seed_rows(tx: &impl GenericClient, public: &PublicSettings) -> anyhow::Result<Demo> {
+async fn seed_rows(
+    tx: &impl GenericClient,
+    keys: &Keyring,
+    public: &PublicSettings,
+) -> anyhow::Result<Demo> {
     let org = id(tx, "INSERT INTO organizations (slug, name) VALUES ('demo', 'Demo') ON CONFLICT (slug) DO UPDATE SET status = 'active' RETURNING id", &[]).await?;
     let project = id(tx, "INSERT INTO projects (organization_id, slug, name) VALUES ($1, 'checkout', 'Checkout') ON CONFLICT (organization_id, slug) DO UPDATE SET name = EXCLUDED.name RETURNING id", &[&org]).await?;
     let team = id(tx, "INSERT INTO teams (organization_id, slug, name) VALUES ($1, 'payments', 'Payments') ON CONFLICT (organization_id, slug) DO UPDATE SET status = 'active' RETURNING id", &[&org]).await?;
@@ -165,6 +170,7 @@ async fn seed_rows(tx: &impl GenericClient, public: &PublicSettings) -> anyhow::
     // earlier webhook URLs stay valid.
     let integration = install::save(
         tx,
+        keys,
         &Install {
             base_url: BASE_URL,
             verify_ssl: true,

@@ -153,7 +153,7 @@ pub async fn add(args: &AddArgs) -> anyhow::Result<Added> {
         link: &link,
         credentials: Some(&credentials),
     };
-    let saved = install::save(&tx, &install).await?;
+    let saved = install::save(&tx, pool.keys(), &install).await?;
     tx.commit()
         .await
         .context("failed to commit the integration")?;
@@ -208,8 +208,8 @@ async fn pat(
 
 /// The webhook URL (with its token) of integration `args.id`.
 pub async fn webhook_url(args: &WebhookUrlArgs) -> anyhow::Result<String> {
-    let client = super::database(&args.database).await?;
-    let integration = jira_server::by_id(&client, args.id)
+    let (client, keys) = super::database(&args.database).await?;
+    let integration = jira_server::by_id(&client, &keys, args.id)
         .await
         .context("failed to look up the integration")?
         .with_context(|| format!("no jira_server integration has id {}", args.id))?;

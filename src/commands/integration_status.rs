@@ -36,8 +36,8 @@ pub struct StatusArgs {
 
 /// Prints every integration.
 pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
-    let client = super::database(&args.database).await?;
-    let all = jira_server::all(&client)
+    let (client, keys) = super::database(&args.database).await?;
+    let all = jira_server::all(&client, &keys)
         .await
         .context("failed to list the integrations")?;
     if args.json {
@@ -74,12 +74,12 @@ pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
 
 /// Prints one integration.
 pub async fn status(args: &StatusArgs) -> anyhow::Result<()> {
-    let client = super::database(&args.database).await?;
-    let integration = jira_server::by_id(&client, args.id)
+    let (client, keys) = super::database(&args.database).await?;
+    let integration = jira_server::by_id(&client, &keys, args.id)
         .await
         .context("failed to look up the integration")?
         .with_context(|| format!("no jira_server integration has id {}", args.id))?;
-    let stored = jira_server::credentials(&client, args.id)
+    let stored = jira_server::credentials(&client, &keys, args.id)
         .await
         .context("failed to read the integration's credentials")?;
     let summary = summary(&integration, stored.as_ref());

@@ -15,26 +15,30 @@ mod oauth2;
 mod oauth_session;
 pub mod reconcile;
 pub mod run;
+pub mod secrets;
 
 pub use link::AppLink;
 
 use anyhow::Context;
-use deadpool_postgres::{Object, Pool};
+use deadpool_postgres::Object;
 
 use crate::config::DatabaseSettings;
+use crate::db::DbPool;
+use crate::secrets::Keyring;
 
 /// A small pool for a command (a refresh of an OAuth 2.0 token takes a connection
 /// of its own), with an error naming the URL when Postgres cannot be reached.
-async fn pool(settings: &DatabaseSettings) -> anyhow::Result<Pool> {
-    crate::db::connect(&settings.url, 2).await
+async fn pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+    crate::db::connect(settings, 2).await
 }
 
 /// One database connection for a command, with an error naming the URL when
-/// Postgres cannot be reached.
-async fn database(settings: &DatabaseSettings) -> anyhow::Result<Object> {
-    pool(settings)
-        .await?
+/// Postgres cannot be reached, and the keys of the secrets stored through it.
+async fn database(settings: &DatabaseSettings) -> anyhow::Result<(Object, Keyring)> {
+    let pool = pool(settings).await?;
+    let client = pool
         .get()
         .await
-        .context("failed to get a database connection")
+        .context("failed to get a database connection")?;
+    Ok((client, pool.keys().clone()))
 }

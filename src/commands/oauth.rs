@@ -95,11 +95,12 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
         anyhow::bail!("give --consumer-key and --private-key-file, or --client-id");
     };
     // Both services first, so nothing is recorded when one is unreachable.
-    let client = super::database(&args.services.database).await?;
+    let (client, keys) = super::database(&args.services.database).await?;
     let publisher = JobPublisher::connect(&args.services).await?;
     let session_id = Uuid::new_v4();
     oauth_sessions::insert(
         &client,
+        &keys,
         &NewSession {
             id: session_id,
             base_url: &base_url,
@@ -125,7 +126,7 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
     };
     let has_url =
         |session: &OauthSession| session.state != state::PENDING && session.authorize_url.is_some();
-    let session = wait_until(&client, session_id, wait, has_url).await?;
+    let session = wait_until(&client, &keys, session_id, wait, has_url).await?;
     Ok(Started {
         session_id,
         authorize_url: session.authorize_url,

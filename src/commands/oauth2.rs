@@ -27,7 +27,7 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
     };
     let client_secret = read_secret_file(secret_file, "client secret")?;
     let base_url = args.link.base_url()?;
-    let client = super::database(&args.services.database).await?;
+    let (client, keys) = super::database(&args.services.database).await?;
     let (session_id, oauth2_state, code_verifier) =
         (Uuid::new_v4(), fresh_secret(), fresh_secret());
     let scope = args.scope.as_deref().unwrap_or(DEFAULT_SCOPE);
@@ -45,6 +45,7 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
         .to_string();
     oauth_sessions::insert_oauth2(
         &client,
+        &keys,
         &NewSession {
             id: session_id,
             base_url: &base_url,
@@ -85,9 +86,9 @@ pub async fn report(args: &StartArgs, started: &Started) -> anyhow::Result<()> {
     let Some(wait) = args.wait else {
         return Ok(());
     };
-    let client = super::database(&args.services.database).await?;
+    let (client, keys) = super::database(&args.services.database).await?;
     let installed = |session: &oauth_sessions::OauthSession| session.state == state::INSTALLED;
-    let session = wait_until(&client, id, wait, installed).await?;
+    let session = wait_until(&client, &keys, id, wait, installed).await?;
     println!("{}", session.public_json());
     Ok(())
 }

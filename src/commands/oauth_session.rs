@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::link::AppLink;
 use crate::config::{DatabaseSettings, PublicSettings, Services, parse_seconds};
 use crate::db::oauth_sessions::{self, OauthSession, SessionRef, state};
+use crate::secrets::Keyring;
 
 /// How often `--wait` looks at the session.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -60,13 +61,14 @@ pub struct Started {
 /// or `wait` is up (Err saying what to check).
 pub(super) async fn wait_until(
     client: &deadpool_postgres::Object,
+    keys: &Keyring,
     id: Uuid,
     wait: Duration,
     done: impl Fn(&OauthSession) -> bool,
 ) -> anyhow::Result<OauthSession> {
     let deadline = Instant::now() + wait;
     loop {
-        let session = oauth_sessions::find(client, SessionRef::Id(id))
+        let session = oauth_sessions::find(client, keys, SessionRef::Id(id))
             .await
             .context("failed to read the OAuth session")?
             .with_context(|| format!("OAuth session {id} disappeared"))?;
@@ -97,8 +99,8 @@ pub(super) async fn wait_until(
 
 /// The session `id`, or an error naming it when there is none.
 pub(super) async fn load(database: &DatabaseSettings, id: Uuid) -> anyhow::Result<OauthSession> {
-    let client = super::database(database).await?;
-    oauth_sessions::find(&client, SessionRef::Id(id))
+    let (client, keys) = super::database(database).await?;
+    oauth_sessions::find(&client, &keys, SessionRef::Id(id))
         .await
         .context("failed to read the OAuth session")?
         .with_context(|| format!("no OAuth session has id {id}"))

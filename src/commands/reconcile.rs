@@ -39,10 +39,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 /// `jira_server` integration with an organization that has sync on. Returns
 /// `{"enqueued":[{"integration_id":…,"message_id":…}],"since_ms":…}`.
 pub async fn enqueue(args: &Args) -> anyhow::Result<Value> {
-    let client = super::database(&args.services.database).await?;
+    let (client, keys) = super::database(&args.services.database).await?;
     let ids = match args.integration {
         Some(id) => {
-            let active = jira_server::by_id(&client, id)
+            let active = jira_server::by_id(&client, &keys, id)
                 .await
                 .context("failed to look up the integration")?
                 .is_some_and(|integration| Integration::is_active(&integration));

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::secrets::{Keyring, SecretKey};
+
 pub use values::{
     LogFormat, RetryDelays, format_duration, parse_duration, redact_url, take_query_params,
 };
@@ -31,6 +33,52 @@ pub struct DatabaseSettings {
         hide_env_values = true
     )]
     pub url: String,
+
+    /// 32 random bytes, base64 (`openssl rand -base64 32`): the key that seals
+    /// stored secrets; unset: they are stored in plaintext, with a warning.
+    #[arg(
+        id = "secret_key",
+        long = "secret-key",
+        value_name = "BASE64",
+        env = "JIRASYNC_SECRET_KEY",
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
+
+    /// The previous key, while rotating: it still opens what it sealed, until
+    /// `jirasync secrets reencrypt` has moved everything to JIRASYNC_SECRET_KEY.
+    #[arg(
+        id = "secret_key_old",
+        long = "secret-key-old",
+        value_name = "BASE64",
+        env = "JIRASYNC_SECRET_KEY_OLD",
+        hide_env_values = true
+    )]
+    pub secret_key_old: Option<String>,
+}
+
+impl DatabaseSettings {
+    /// The keys that seal and open stored secrets. Parsed here rather than by
+    /// clap, whose errors would echo the value; an empty value counts as unset.
+    pub fn keyring(&self) -> anyhow::Result<Keyring> {
+        let parse = |name: &str, text: &Option<String>| -> anyhow::Result<Option<SecretKey>> {
+            match text.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(text) => SecretKey::parse(text)
+                    .map(Some)
+                    .map_err(|why| anyhow::anyhow!("{name} {why}")),
+            }
+        };
+        let current = parse("JIRASYNC_SECRET_KEY", &self.secret_key)?;
+        let old = parse("JIRASYNC_SECRET_KEY_OLD", &self.secret_key_old)?;
+        if current.is_none() && old.is_some() {
+            anyhow::bail!(
+                "JIRASYNC_SECRET_KEY_OLD is set without JIRASYNC_SECRET_KEY: set the new key \
+                 as JIRASYNC_SECRET_KEY and the previous one as JIRASYNC_SECRET_KEY_OLD"
+            );
+        }
+        Ok(Keyring::new(current, old))
+    }
 }
 
 /// Where RabbitMQ is and the names under it. `Debug` elides the URL's password.
@@ -249,8 +297,18 @@ pub struct Settings {
 
 impl fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key_id = |text: &Option<String>| {
+            text.as_deref()
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+                .map(|text| {
+                    SecretKey::parse(text).map_or("(invalid)".to_owned(), |key| key.id().to_owned())
+                })
+        };
         f.debug_struct("DatabaseSettings")
             .field("url", &redact_url(&self.url))
+            .field("secret_key_id", &key_id(&self.secret_key))
+            .field("secret_key_old_id", &key_id(&self.secret_key_old))
             .finish()
     }
 }
@@ -278,6 +336,10 @@ impl Settings {
     pub fn redacted_json(&self, log: &LogSettings) -> serde_json::Value {
         serde_json::json!({
             "database_url": redact_url(&self.database.url),
+            "secret_key_id": match self.database.keyring() {
+                Ok(keys) => keys.current_id().map(serde_json::Value::from),
+                Err(error) => Some(format!("invalid: {error}").into()),
+            },
             "amqp_url": redact_url(&self.broker.url),
             "queue_prefix": self.broker.queue_prefix,
             "listen": self.http.listen.to_string(),

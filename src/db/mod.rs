@@ -34,20 +34,55 @@ macro_rules! syncing_issues {
 pub mod migrate;
 pub mod oauth_sessions;
 pub mod reconcile;
+pub mod sealed_columns;
 pub mod status_sync;
 pub mod sync;
 pub mod tls;
 
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
-use crate::config::redact_url;
+use crate::config::{DatabaseSettings, redact_url};
+use crate::secrets::{Keyring, Unreadable};
 pub use tls::Target;
 
-/// A pool of Postgres connections.
-pub type DbPool = Pool;
+/// A pool of Postgres connections, with the keys that seal and open the secrets
+/// stored through it (`crate::secrets`). Derefs to the pool.
+#[derive(Clone)]
+pub struct DbPool {
+    pool: Pool,
+    keys: Arc<Keyring>,
+}
+
+impl std::ops::Deref for DbPool {
+    type Target = Pool;
+
+    fn deref(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl DbPool {
+    /// The keys of `JIRASYNC_SECRET_KEY` and `JIRASYNC_SECRET_KEY_OLD`.
+    pub fn keys(&self) -> &Keyring {
+        &self.keys
+    }
+}
+
+/// Why stored data could not be read or written: the database failed, or a
+/// stored secret does not open with the configured keys.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+    /// A stored secret does not open.
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
+}
 
 /// Parses `DATABASE_URL`, its TLS settings included, with a clear error naming
 /// the (redacted) URL.
@@ -68,8 +103,21 @@ pub fn parse_url(url: &str) -> anyhow::Result<Target> {
     Ok(target)
 }
 
-/// Builds a pool of at most `size` connections and checks that the database answers.
-pub async fn connect(url: &str, size: usize) -> anyhow::Result<DbPool> {
+/// Builds a pool of at most `size` connections and checks that the database
+/// answers. Without `JIRASYNC_SECRET_KEY` the process warns, once.
+pub async fn connect(database: &DatabaseSettings, size: usize) -> anyhow::Result<DbPool> {
+    let keys = Arc::new(database.keyring()?);
+    if !keys.seals() {
+        static WARNED: Once = Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "JIRASYNC_SECRET_KEY is not set: private keys, tokens and secrets are stored \
+                 in Postgres in plaintext; set it (`openssl rand -base64 32`) and run \
+                 `jirasync secrets reencrypt`"
+            );
+        });
+    }
+    let url = database.url.as_str();
     let target = parse_url(url)?;
     let manager = Manager::from_config(
         target.config,
@@ -88,22 +136,23 @@ pub async fn connect(url: &str, size: usize) -> anyhow::Result<DbPool> {
         .context("failed to build the Postgres pool")?;
     // Pool creation never fails when the database is down: fail fast here.
     drop(pool.get().await.map_err(|e| unreachable(url, &e))?);
-    Ok(pool)
+    Ok(DbPool { pool, keys })
 }
 
 /// As [`connect`], but while Postgres cannot be reached it waits (retrying with
 /// backoff up to 5 s, a warning every minute) instead of failing; `None` when
 /// `shutdown` came first. A URL that does not parse is still an error at once.
 pub async fn connect_waiting(
-    url: &str,
+    database: &DatabaseSettings,
     size: usize,
     shutdown: &crate::shutdown::Shutdown,
 ) -> anyhow::Result<Option<DbPool>> {
-    parse_url(url)?;
+    parse_url(&database.url)?;
+    database.keyring()?;
     let mut backoff = Duration::from_millis(200);
     let mut warned: Option<std::time::Instant> = None;
     loop {
-        match connect(url, size).await {
+        match connect(database, size).await {
             Ok(pool) => {
                 if warned.is_some() {
                     tracing::info!("Postgres answers; starting");

@@ -2,6 +2,8 @@
 //! (docs/reference.md §6), written by `jirasync oauth start` and the OAuth jobs,
 //! read by `oauth status`.
 //! State changes are conditional on the current state, so redelivered jobs are no-ops.
+//! Private keys, client secrets, verifiers and request-token secrets are sealed
+//! with the keyring (`crate::secrets`) and cleared once the session is installed.
 
 use std::fmt;
 use std::time::Duration;
@@ -12,6 +14,17 @@ use serde_json::{Value, json};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Error, Row};
 use uuid::Uuid;
+
+use super::StoreError;
+use crate::secrets::{Keyring, Unreadable};
+
+/// The sealed columns of `oauth_sessions`.
+mod sealed {
+    pub use crate::secrets::place::{
+        SESSION_CLIENT_SECRET as CLIENT_SECRET, SESSION_CODE_VERIFIER as CODE_VERIFIER,
+        SESSION_PRIVATE_KEY as PRIVATE_KEY, SESSION_REQUEST_TOKEN_SECRET as REQUEST_TOKEN_SECRET,
+    };
+}
 
 /// How long a claim of the access-token step (`authorizing`) excludes another
 /// delivery of the same session; longer than the step itself can take (three
@@ -126,26 +139,34 @@ const COLUMNS: &str = "id, base_url, consumer_key, private_key, verify_ssl, stat
      request_token_secret, authorize_url, error, integration_id, created_at, updated_at, flow, \
      client_secret, scope, code_verifier";
 
-fn from_row(row: &Row) -> OauthSession {
-    OauthSession {
-        id: row.get(0),
+fn from_row(keys: &Keyring, row: &Row) -> Result<OauthSession, Unreadable> {
+    let id: Uuid = row.get(0);
+    let owner = || format!("OAuth session {id}");
+    let secret = |context: &str, index: usize| keys.open_opt(owner, context, row.get(index));
+    Ok(OauthSession {
+        id,
         base_url: row.get(1),
         consumer_key: row.get(2),
-        private_key: row.get(3),
+        private_key: keys.open_for(owner, sealed::PRIVATE_KEY, row.get(3))?,
         verify_ssl: row.get(4),
         state: row.get(5),
         request_token: row.get(6),
-        request_token_secret: row.get(7),
+        request_token_secret: secret(sealed::REQUEST_TOKEN_SECRET, 7)?,
         authorize_url: row.get(8),
         error: row.get(9),
         integration_id: row.get(10),
         created_at: row.get(11),
         updated_at: row.get(12),
         flow: row.get(13),
-        client_secret: row.get(14),
+        client_secret: secret(sealed::CLIENT_SECRET, 14)?,
         scope: row.get(15),
-        code_verifier: row.get(16),
-    }
+        code_verifier: secret(sealed::CODE_VERIFIER, 16)?,
+    })
+}
+
+/// The session of `row`, if any, its secrets opened.
+fn session(keys: &Keyring, row: Option<Row>) -> Result<Option<OauthSession>, StoreError> {
+    Ok(row.as_ref().map(|row| from_row(keys, row)).transpose()?)
 }
 
 /// What `oauth start` records.
@@ -163,7 +184,11 @@ pub struct NewSession<'a> {
 }
 
 /// Records a new OAuth 1.0a session, `pending` its request token.
-pub async fn insert(client: &impl GenericClient, new: &NewSession<'_>) -> Result<(), Error> {
+pub async fn insert(
+    client: &impl GenericClient,
+    keys: &Keyring,
+    new: &NewSession<'_>,
+) -> Result<(), Error> {
     client
         .execute(
             "INSERT INTO oauth_sessions (id, base_url, consumer_key, private_key, verify_ssl, state)
@@ -172,7 +197,7 @@ pub async fn insert(client: &impl GenericClient, new: &NewSession<'_>) -> Result
                 &new.id,
                 &new.base_url,
                 &new.consumer_key,
-                &new.private_key,
+                &keys.seal(sealed::PRIVATE_KEY, new.private_key),
                 &new.verify_ssl,
             ],
         )
@@ -198,6 +223,7 @@ pub struct NewOAuth2<'a> {
 /// Records a new OAuth 2.0 session: `awaiting_authorization` at once.
 pub async fn insert_oauth2(
     client: &impl GenericClient,
+    keys: &Keyring,
     new: &NewSession<'_>,
     oauth2: &NewOAuth2<'_>,
 ) -> Result<(), Error> {
@@ -211,9 +237,9 @@ pub async fn insert_oauth2(
                 &new.base_url,
                 &new.consumer_key,
                 &new.verify_ssl,
-                &oauth2.client_secret,
+                &keys.seal(sealed::CLIENT_SECRET, oauth2.client_secret),
                 &oauth2.scope,
-                &oauth2.code_verifier,
+                &keys.seal(sealed::CODE_VERIFIER, oauth2.code_verifier),
                 &oauth2.state,
                 &oauth2.authorize_url,
             ],
@@ -229,9 +255,10 @@ pub async fn insert_oauth2(
 /// unknown, expired, installed, failed or claimed by another delivery.
 pub async fn claim_oauth2(
     client: &impl GenericClient,
+    keys: &Keyring,
     state: &str,
     called_back_at: DateTime<Utc>,
-) -> Result<Option<OauthSession>, Error> {
+) -> Result<Option<OauthSession>, StoreError> {
     let (lifetime, lease) = (
         OAUTH2_STATE_LIFETIME.as_secs_f64(),
         AUTHORIZING_LEASE.as_secs_f64(),
@@ -245,27 +272,28 @@ pub async fn claim_oauth2(
                  OR (state = 'authorizing' AND updated_at < now() - make_interval(secs => $4)))
       RETURNING {COLUMNS}"
     );
-    Ok(client
+    let row = client
         .query_opt(&sql, &[&state, &called_back_at, &lifetime, &lease])
-        .await?
-        .as_ref()
-        .map(from_row))
+        .await?;
+    session(keys, row)
 }
 
 /// The session `session` names.
 pub async fn find(
     client: &impl GenericClient,
-    session: SessionRef<'_>,
-) -> Result<Option<OauthSession>, Error> {
-    let (column, key) = session.column();
+    keys: &Keyring,
+    named: SessionRef<'_>,
+) -> Result<Option<OauthSession>, StoreError> {
+    let (column, key) = named.column();
     let sql = format!("SELECT {COLUMNS} FROM oauth_sessions WHERE {column} = $1");
-    Ok(client.query_opt(&sql, &[key]).await?.as_ref().map(from_row))
+    session(keys, client.query_opt(&sql, &[key]).await?)
 }
 
 /// `pending` → `awaiting_authorization` with the request token; false when the
 /// session was no longer pending (another delivery got there first).
 pub async fn mark_awaiting_authorization(
     client: &impl GenericClient,
+    keys: &Keyring,
     id: Uuid,
     request_token: &str,
     request_token_secret: &str,
@@ -277,7 +305,12 @@ pub async fn mark_awaiting_authorization(
                 SET state = 'awaiting_authorization', request_token = $2,
                     request_token_secret = $3, authorize_url = $4, error = NULL, updated_at = now()
               WHERE id = $1 AND state = 'pending'",
-            &[&id, &request_token, &request_token_secret, &authorize_url],
+            &[
+                &id,
+                &request_token,
+                &keys.seal(sealed::REQUEST_TOKEN_SECRET, request_token_secret),
+                &authorize_url,
+            ],
         )
         .await?;
     Ok(updated == 1)
@@ -305,8 +338,9 @@ pub async fn note_pending_error(
 /// `None` when the session is missing, installed, or claimed by another delivery.
 pub async fn claim_authorizing(
     client: &impl GenericClient,
+    keys: &Keyring,
     request_token: &str,
-) -> Result<Option<OauthSession>, Error> {
+) -> Result<Option<OauthSession>, StoreError> {
     let lease_secs = AUTHORIZING_LEASE.as_secs_f64();
     let sql = format!(
         "UPDATE oauth_sessions
@@ -316,11 +350,10 @@ pub async fn claim_authorizing(
                  OR (state = 'authorizing' AND updated_at < now() - make_interval(secs => $2)))
       RETURNING {COLUMNS}"
     );
-    Ok(client
+    let row = client
         .query_opt(&sql, &[&request_token, &lease_secs])
-        .await?
-        .as_ref()
-        .map(from_row))
+        .await?;
+    session(keys, row)
 }
 
 /// Gives a claim back after a passing failure, so the retry can claim it again.
@@ -345,25 +378,46 @@ pub enum Progress {
     Installed,
 }
 
-/// Records the session's integration and how far the install got.
+/// What an ended (installed) session no longer needs: its private key, client
+/// secret, verifier and request-token secret (the integration's credentials hold
+/// what stays in use).
+const ENDED: &str = "private_key = '', client_secret = NULL, code_verifier = NULL, \
+     request_token_secret = NULL";
+
+/// Records the session's integration and how far the install got; an installed
+/// session has ended, and its secrets are cleared ([`ENDED`]).
 pub async fn record(
     client: &impl GenericClient,
     id: Uuid,
     integration_id: i64,
     progress: Progress,
 ) -> Result<(), Error> {
-    let installed = progress == Progress::Installed;
-    client
-        .execute(
+    let sql = match progress {
+        Progress::TokenStored => {
+            "UPDATE oauth_sessions SET integration_id = $2, updated_at = now() WHERE id = $1"
+                .to_owned()
+        }
+        Progress::Installed => format!(
             "UPDATE oauth_sessions
-                SET integration_id = $2, updated_at = now(),
-                    state = CASE WHEN $3 THEN 'installed' ELSE state END,
-                    error = CASE WHEN $3 THEN NULL ELSE error END
-              WHERE id = $1",
-            &[&id, &integration_id, &installed],
-        )
-        .await?;
+                SET integration_id = $2, updated_at = now(), state = 'installed', error = NULL,
+                    {ENDED}
+              WHERE id = $1"
+        ),
+    };
+    client.execute(&sql, &[&id, &integration_id]).await?;
     Ok(())
+}
+
+/// Clears the secrets of every installed session that still holds some (sessions
+/// installed by versions that kept them); how many.
+pub async fn clear_ended(client: &impl GenericClient) -> Result<u64, Error> {
+    let sql = format!(
+        "UPDATE oauth_sessions SET {ENDED}
+          WHERE state = 'installed'
+            AND (private_key <> '' OR client_secret IS NOT NULL OR code_verifier IS NOT NULL
+                 OR request_token_secret IS NOT NULL)"
+    );
+    client.execute(&sql, &[]).await
 }
 
 /// How a job names its session: `oauth start`'s request-token job by id, the

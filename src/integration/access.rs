@@ -10,12 +10,13 @@
 use std::future::Future;
 
 use chrono::{TimeDelta, Utc};
-use deadpool_postgres::Pool;
 
 use super::credentials::{Credentials, Stored};
 use super::{Integration, jira_client, store};
+use crate::db::{DbPool, StoreError};
 use crate::jira::oauth2::ClientCredentials;
 use crate::jira::{Auth, JiraClient, JiraError};
+use crate::secrets::Unreadable;
 
 /// Why an integration's Jira could not be called.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,9 @@ pub enum AccessError {
     /// The database failed.
     #[error("failed to read or store the integration's credentials")]
     Db(#[from] tokio_postgres::Error),
+    /// A stored secret does not open with the configured keys.
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
     /// No database connection could be had.
     #[error("database unavailable")]
     Pool(#[from] deadpool_postgres::PoolError),
@@ -45,20 +49,33 @@ pub enum AccessError {
     Jira(JiraError),
 }
 
+impl From<StoreError> for AccessError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Db(error) => Self::Db(error),
+            StoreError::Unreadable(error) => Self::Unreadable(error),
+        }
+    }
+}
+
 impl Integration {
     /// Runs `call` with a client authenticated as this integration; `Ok(None)`
     /// when it has no credentials that can call Jira (an OAuth 1.0a link added
     /// without an access token). An OAuth 2.0 token is refreshed ahead of its
     /// expiry and once more when Jira answers 401; a refused refresh or PAT
     /// marks the integration as needing to be connected again.
-    pub async fn with_jira<T, F, Fut>(&self, pool: &Pool, call: F) -> Result<Option<T>, AccessError>
+    pub async fn with_jira<T, F, Fut>(
+        &self,
+        pool: &DbPool,
+        call: F,
+    ) -> Result<Option<T>, AccessError>
     where
         F: Fn(JiraClient) -> Fut,
         Fut: Future<Output = Result<T, JiraError>>,
     {
         let stored = {
             let client = pool.get().await?;
-            store::credentials(&client, self.id).await?
+            store::credentials(&client, pool.keys(), self.id).await?
         };
         let Some(stored) = stored else {
             return Ok(None);
@@ -123,12 +140,12 @@ impl Integration {
     /// expiring).
     async fn refreshed(
         &self,
-        pool: &Pool,
+        pool: &DbPool,
         refused: Option<&str>,
     ) -> Result<Credentials, AccessError> {
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
-        let Some(stored) = store::lock_credentials(&tx, self.id).await? else {
+        let Some(stored) = store::lock_credentials(&tx, pool.keys(), self.id).await? else {
             return Err(AccessError::Jira(JiraError::Unauthorized));
         };
         let credentials = self.usable(stored)?;
@@ -174,6 +191,7 @@ impl Integration {
                     .map(|seconds| now + TimeDelta::seconds(seconds));
                 store::save_refreshed(
                     &tx,
+                    pool.keys(),
                     self.id,
                     &tokens.access_token,
                     tokens.refresh_token.as_deref(),
@@ -207,7 +225,7 @@ impl Integration {
     }
 
     /// Marks the integration as needing to be connected again.
-    async fn needs_reauth(&self, pool: &Pool, reason: &str) -> Result<AccessError, AccessError> {
+    async fn needs_reauth(&self, pool: &DbPool, reason: &str) -> Result<AccessError, AccessError> {
         let client = pool.get().await?;
         let first = store::mark_needs_reauth(&client, self.id, reason).await?;
         Ok(self.reauth_error(first, reason.to_owned()))

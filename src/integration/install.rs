@@ -8,6 +8,8 @@ use rand::Rng as _;
 use reqwest::Url;
 
 use super::{Credentials, Integration, Metadata, store};
+use crate::db::StoreError;
+use crate::secrets::{Keyring, Unreadable};
 
 /// Longest external id, as in Sentry (`[:64]`).
 const EXTERNAL_ID_MAX_CHARS: usize = 64;
@@ -29,6 +31,18 @@ pub enum SaveError {
     /// The database failed.
     #[error("failed to save the integration")]
     Db(#[from] tokio_postgres::Error),
+    /// The stored integration's secrets do not open with the configured keys.
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
+}
+
+impl From<StoreError> for SaveError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Db(error) => Self::Db(error),
+            StoreError::Unreadable(error) => Self::Unreadable(error),
+        }
+    }
 }
 
 /// A base URL without surrounding blanks and trailing slashes.
@@ -83,6 +97,7 @@ pub struct Install<'a> {
 /// stay valid; the integration is returned with the secret in effect.
 pub async fn save(
     client: &impl GenericClient,
+    keys: &Keyring,
     install: &Install<'_>,
 ) -> Result<Integration, SaveError> {
     let base_url = normalize_base_url(install.base_url);
@@ -97,6 +112,7 @@ pub async fn save(
     };
     let saved = store::upsert(
         client,
+        keys,
         &external_id,
         install.name,
         &metadata.domain_name,
@@ -104,7 +120,7 @@ pub async fn save(
     )
     .await?;
     if let Some(credentials) = install.credentials {
-        store::upsert_credentials(client, saved.id, credentials).await?;
+        store::upsert_credentials(client, keys, saved.id, credentials).await?;
     }
     Ok(saved)
 }

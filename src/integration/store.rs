@@ -1,5 +1,7 @@
 //! The queries of `integrations` and `integration_credentials` (docs/reference.md
-//! §8), each written once. Callers own the transaction.
+//! §8), each written once. Callers own the transaction. The secrets among them
+//! are sealed here on the way in and opened on the way out (`crate::secrets`):
+//! callers see plaintext, the database holds what the keyring makes of it.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -9,6 +11,44 @@ use tokio_postgres::{Error, Row};
 
 use super::credentials::{AuthMethod, Stored};
 use super::{Credentials, Integration, Metadata};
+use crate::db::StoreError;
+use crate::secrets::place as sealed;
+use crate::secrets::{Keyring, Unreadable};
+
+fn owner(integration_id: i64) -> impl FnOnce() -> String {
+    move || format!("integration {integration_id}")
+}
+
+/// `metadata` as read, its secrets opened.
+fn open_metadata(
+    keys: &Keyring,
+    integration_id: i64,
+    mut metadata: Metadata,
+) -> Result<Metadata, Unreadable> {
+    metadata.webhook_secret = keys.open_opt(
+        owner(integration_id),
+        sealed::WEBHOOK_SECRET,
+        metadata.webhook_secret,
+    )?;
+    metadata.webhook_hmac_secret = keys.open_opt(
+        owner(integration_id),
+        sealed::WEBHOOK_HMAC_SECRET,
+        metadata.webhook_hmac_secret,
+    )?;
+    Ok(metadata)
+}
+
+/// `metadata` as stored, its secrets sealed.
+fn seal_metadata(keys: &Keyring, metadata: &Metadata) -> Metadata {
+    Metadata {
+        webhook_secret: keys.seal_opt(sealed::WEBHOOK_SECRET, metadata.webhook_secret.as_deref()),
+        webhook_hmac_secret: keys.seal_opt(
+            sealed::WEBHOOK_HMAC_SECRET,
+            metadata.webhook_hmac_secret.as_deref(),
+        ),
+        ..metadata.clone()
+    }
+}
 
 /// `$1` external id: see [`find_active`]. Its statement is checked against
 /// `bench/assign.sql` by `tests/bench_script.rs`.
@@ -19,20 +59,28 @@ pub const FIND_ACTIVE: &str = "SELECT id, metadata FROM integrations
 /// the statement is prepared once per connection).
 pub async fn find_active(
     client: &impl GenericClient,
+    keys: &Keyring,
     external_id: &str,
-) -> Result<Option<Integration>, Error> {
+) -> Result<Option<Integration>, StoreError> {
     let statement = client.prepare_cached(FIND_ACTIVE).await?;
-    let row = client.query_opt(&statement, &[&external_id]).await?;
-    Ok(row.map(|row| Integration {
-        id: row.get(0),
+    let Some(row) = client.query_opt(&statement, &[&external_id]).await? else {
+        return Ok(None);
+    };
+    let id = row.get(0);
+    Ok(Some(Integration {
+        id,
         external_id: external_id.to_owned(),
         status: "active".to_owned(),
-        metadata: row.get::<_, Json<Metadata>>(1).0,
+        metadata: open_metadata(keys, id, row.get::<_, Json<Metadata>>(1).0)?,
     }))
 }
 
 /// The `jira_server` integration with this row id, whatever its status.
-pub async fn by_id(client: &impl GenericClient, id: i64) -> Result<Option<Integration>, Error> {
+pub async fn by_id(
+    client: &impl GenericClient,
+    keys: &Keyring,
+    id: i64,
+) -> Result<Option<Integration>, StoreError> {
     let row = client
         .query_opt(
             "SELECT id, external_id, status, metadata FROM integrations
@@ -40,16 +88,17 @@ pub async fn by_id(client: &impl GenericClient, id: i64) -> Result<Option<Integr
             &[&id],
         )
         .await?;
-    Ok(row.as_ref().map(integration))
+    Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
 }
 
-fn integration(row: &Row) -> Integration {
-    Integration {
-        id: row.get(0),
+fn integration(keys: &Keyring, row: &Row) -> Result<Integration, Unreadable> {
+    let id = row.get(0);
+    Ok(Integration {
+        id,
         external_id: row.get(1),
         status: row.get(2),
-        metadata: row.get::<_, Json<Metadata>>(3).0,
-    }
+        metadata: open_metadata(keys, id, row.get::<_, Json<Metadata>>(3).0)?,
+    })
 }
 
 /// Creates the integration or updates the one with the same external id, and
@@ -59,11 +108,12 @@ fn integration(row: &Row) -> Integration {
 /// registered in Jira stay valid. `name: None` keeps an existing row's name.
 pub(super) async fn upsert(
     client: &impl GenericClient,
+    keys: &Keyring,
     external_id: &str,
     name: Option<&str>,
     default_name: &str,
     metadata: &Metadata,
-) -> Result<Integration, Error> {
+) -> Result<Integration, StoreError> {
     let row = client
         .query_one(
             "INSERT INTO integrations (provider, external_id, name, metadata, status)
@@ -76,10 +126,15 @@ pub(super) async fn upsert(
                                NULLIF(integrations.metadata->>'webhook_secret', ''),
                                EXCLUDED.metadata->>'webhook_secret'))
              RETURNING id, external_id, status, metadata",
-            &[&external_id, &name, &default_name, &Json(metadata)],
+            &[
+                &external_id,
+                &name,
+                &default_name,
+                &Json(seal_metadata(keys, metadata)),
+            ],
         )
         .await?;
-    Ok(integration(&row))
+    Ok(integration(keys, &row)?)
 }
 
 /// Writes the credentials of `integration_id` and clears any "needs
@@ -88,6 +143,7 @@ pub(super) async fn upsert(
 /// `integration add` without tokens does not erase what the OAuth flow obtained.
 pub(super) async fn upsert_credentials(
     client: &impl GenericClient,
+    keys: &Keyring,
     integration_id: i64,
     credentials: &Credentials,
 ) -> Result<(), Error> {
@@ -124,6 +180,12 @@ pub(super) async fn upsert_credentials(
         ),
         _ => (None, None, None, None, None),
     };
+    let private_key = keys.seal(sealed::PRIVATE_KEY, private_key);
+    let access_token = keys.seal_opt(sealed::ACCESS_TOKEN, access_token);
+    let access_token_secret =
+        keys.seal_opt(sealed::ACCESS_TOKEN_SECRET, access_token_secret.as_deref());
+    let client_secret = keys.seal_opt(sealed::CLIENT_SECRET, client_secret);
+    let refresh_token = keys.seal_opt(sealed::REFRESH_TOKEN, refresh_token);
     client
         .execute(
             "INSERT INTO integration_credentials
@@ -157,7 +219,7 @@ pub(super) async fn upsert_credentials(
                 &consumer_key,
                 &private_key,
                 &access_token,
-                access_token_secret,
+                &access_token_secret,
                 &client_id,
                 &client_secret,
                 &refresh_token,
@@ -177,59 +239,74 @@ const CREDENTIALS: &str = "SELECT auth_method, consumer_key, private_key, access
 /// The credentials of `integration_id`, if stored.
 pub async fn credentials(
     client: &impl GenericClient,
+    keys: &Keyring,
     integration_id: i64,
-) -> Result<Option<Stored>, Error> {
+) -> Result<Option<Stored>, StoreError> {
     let row = client.query_opt(CREDENTIALS, &[&integration_id]).await?;
-    Ok(row.as_ref().map(stored))
+    Ok(row
+        .as_ref()
+        .map(|row| stored(keys, integration_id, row))
+        .transpose()?)
 }
 
 /// As [`credentials`], the row locked for this transaction: the one refresh of
 /// an integration's OAuth 2.0 token runs while it holds it.
 pub(super) async fn lock_credentials(
     client: &impl GenericClient,
+    keys: &Keyring,
     integration_id: i64,
-) -> Result<Option<Stored>, Error> {
+) -> Result<Option<Stored>, StoreError> {
     let sql = format!("{CREDENTIALS} FOR UPDATE");
     let row = client.query_opt(&sql, &[&integration_id]).await?;
-    Ok(row.as_ref().map(stored))
+    Ok(row
+        .as_ref()
+        .map(|row| stored(keys, integration_id, row))
+        .transpose()?)
 }
 
-fn stored(row: &Row) -> Stored {
+fn stored(keys: &Keyring, integration_id: i64, row: &Row) -> Result<Stored, Unreadable> {
     let text = |index: usize| row.get::<_, Option<String>>(index).unwrap_or_default();
+    let secret =
+        |context: &str, index: usize| keys.open_opt(owner(integration_id), context, row.get(index));
     let credentials = match AuthMethod::parse(&row.get::<_, String>(0)) {
         AuthMethod::OAuth1 => Credentials::OAuth1 {
             consumer_key: row.get(1),
-            private_key: row.get(2),
-            access_token: row.get(3),
-            access_token_secret: row.get(4),
+            private_key: keys.open_for(owner(integration_id), sealed::PRIVATE_KEY, &text(2))?,
+            access_token: secret(sealed::ACCESS_TOKEN, 3)?,
+            access_token_secret: secret(sealed::ACCESS_TOKEN_SECRET, 4)?,
         },
         AuthMethod::OAuth2 => Credentials::OAuth2 {
             client_id: text(5),
-            client_secret: text(6),
-            access_token: text(3),
-            refresh_token: row.get(7),
+            client_secret: secret(sealed::CLIENT_SECRET, 6)?.unwrap_or_default(),
+            access_token: secret(sealed::ACCESS_TOKEN, 3)?.unwrap_or_default(),
+            refresh_token: secret(sealed::REFRESH_TOKEN, 7)?,
             expires_at: row.get(8),
             refreshed_at: row.get(9),
         },
-        AuthMethod::Pat => Credentials::Pat { token: text(3) },
+        AuthMethod::Pat => Credentials::Pat {
+            token: secret(sealed::ACCESS_TOKEN, 3)?.unwrap_or_default(),
+        },
     };
     let needs_reauth = row
         .get::<_, Option<DateTime<Utc>>>(10)
         .map(|at| (at, text(11)));
-    Stored {
+    Ok(Stored {
         credentials,
         needs_reauth,
-    }
+    })
 }
 
 /// Stores the tokens of a refresh of `integration_id`'s OAuth 2.0 access.
 pub(super) async fn save_refreshed(
     client: &impl GenericClient,
+    keys: &Keyring,
     integration_id: i64,
     access_token: &str,
     refresh_token: Option<&str>,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<(), Error> {
+    let access_token = keys.seal(sealed::ACCESS_TOKEN, access_token);
+    let refresh_token = keys.seal_opt(sealed::REFRESH_TOKEN, refresh_token);
     client
         .execute(
             "UPDATE integration_credentials
@@ -259,23 +336,34 @@ pub(super) async fn mark_needs_reauth(
     Ok(marked == 1)
 }
 
-/// Merges `patch` (an object of metadata keys) into the integration's metadata.
+/// Merges `patch` (an object of metadata keys) into the integration's metadata,
+/// its `webhook_hmac_secret` sealed.
 pub(super) async fn merge_metadata(
     client: &impl GenericClient,
+    keys: &Keyring,
     integration_id: i64,
     patch: &Value,
 ) -> Result<(), Error> {
+    let mut patch = patch.clone();
+    if let Some(secret) = patch.get_mut("webhook_hmac_secret")
+        && let Some(plain) = secret.as_str()
+    {
+        *secret = Value::String(keys.seal(sealed::WEBHOOK_HMAC_SECRET, plain));
+    }
     client
         .execute(
             "UPDATE integrations SET metadata = metadata || $2 WHERE id = $1",
-            &[&integration_id, patch],
+            &[&integration_id, &patch],
         )
         .await?;
     Ok(())
 }
 
 /// Every `jira_server` integration with its credentials, by id.
-pub async fn all(client: &impl GenericClient) -> Result<Vec<(Integration, Option<Stored>)>, Error> {
+pub async fn all(
+    client: &impl GenericClient,
+    keys: &Keyring,
+) -> Result<Vec<(Integration, Option<Stored>)>, StoreError> {
     let rows = client
         .query(
             "SELECT id, external_id, status, metadata FROM integrations
@@ -285,8 +373,8 @@ pub async fn all(client: &impl GenericClient) -> Result<Vec<(Integration, Option
         .await?;
     let mut all = Vec::with_capacity(rows.len());
     for row in &rows {
-        let integration = integration(row);
-        let stored = credentials(client, integration.id).await?;
+        let integration = integration(keys, row)?;
+        let stored = credentials(client, keys, integration.id).await?;
         all.push((integration, stored));
     }
     Ok(all)

@@ -5,7 +5,7 @@
 //! `webhook_hmac_secret`, so `X-Hub-Signature` is checked from the first webhook.
 //! Used by both install jobs and `integration add --register-webhook`.
 
-use deadpool_postgres::Pool;
+use crate::db::DbPool;
 use serde_json::json;
 
 use super::access::AccessError;
@@ -61,7 +61,7 @@ impl RegisterError {
 /// metadata. An HMAC secret the integration already has is kept, so webhooks
 /// registered before stay valid.
 pub async fn register(
-    pool: &Pool,
+    pool: &DbPool,
     integration: &Integration,
     public_url: &str,
 ) -> Result<WebhookRegistration, RegisterError> {
@@ -114,7 +114,7 @@ pub async fn register(
         patch["webhook_hmac_secret"] = json!(secret);
     }
     let client = pool.get().await?;
-    store::merge_metadata(&client, integration.id, &patch).await?;
+    store::merge_metadata(&client, pool.keys(), integration.id, &patch).await?;
     tracing::info!(
         integration.id = integration.id,
         jira.version = ?version,

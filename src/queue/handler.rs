@@ -115,6 +115,9 @@ outcomes! {
     /// Jira refused the integration's credentials for good: dead-lettered until
     /// it is connected again (or, for reconciliation, skipped).
     NeedsReauth => "needs_reauth",
+    /// A stored secret does not open with the configured keys: dead-lettered,
+    /// to be replayed once the key that sealed it is set.
+    SecretUnreadable => "secret_unreadable",
     /// No handler knows the message type: dead-lettered.
     UnknownType => "unknown_type",
     /// The handler panicked: dead-lettered.

@@ -2,6 +2,7 @@
 //! (`queue/handler.rs` says which error type is used where): database errors by
 //! their SQLSTATE, an empty pool as passing, Jira errors by whether retrying can help.
 
+use crate::db::StoreError;
 use crate::integration::AccessError;
 use crate::jira::JiraError;
 use crate::queue::handler::{Failure, Outcome};
@@ -61,6 +62,19 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
+impl From<StoreError> for Failure {
+    /// The database as above; a stored secret that does not open will not open
+    /// on a retry either: dead-lettered, naming what holds it.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Db(error) => error.into(),
+            StoreError::Unreadable(error) => {
+                Self::permanent(Outcome::SecretUnreadable, anyhow::Error::new(error))
+            }
+        }
+    }
+}
+
 impl From<deadpool_postgres::PoolError> for Failure {
     /// A pool that cannot hand out a connection: Postgres is unreachable.
     fn from(error: deadpool_postgres::PoolError) -> Self {
@@ -98,6 +112,7 @@ fn is_outage(error: &tokio_postgres::Error) -> bool {
 pub fn access(to: &str, error: AccessError) -> Failure {
     match error {
         AccessError::Db(error) => error.into(),
+        AccessError::Unreadable(error) => StoreError::Unreadable(error).into(),
         AccessError::Pool(error) => error.into(),
         AccessError::Jira(error) => jira(to, error),
         AccessError::NeedsReauth { .. } => Failure::permanent(

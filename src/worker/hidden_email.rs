@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use crate::db::DbPool;
 
 use super::cache::Cache;
 use super::failure;
@@ -44,7 +44,7 @@ impl EmailCache {
     /// Jira 5xx, 429 and timeouts are passing failures; they are not cached.
     pub async fn lookup(
         &self,
-        pool: &Pool,
+        pool: &DbPool,
         integration: &Integration,
         user: &AssigneeRef,
     ) -> Result<Lookup, Failure> {

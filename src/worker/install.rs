@@ -11,6 +11,7 @@ use crate::integration::webhook::{self, RegisterError};
 use crate::integration::{self as jira_server};
 use crate::jira::JiraError;
 use crate::queue::handler::{Failure, Outcome};
+use crate::secrets::Keyring;
 
 /// Why the install cannot succeed by retrying: the session becomes `failed`
 /// with this text and the job is acked (the fix is in Jira or the arguments).
@@ -63,7 +64,7 @@ pub async fn register_webhook(
     Span::current().record("integration.id", integration_id);
     let integration = {
         let client = jobs.pool.get().await?;
-        jira_server::by_id(&client, integration_id).await?
+        jira_server::by_id(&client, jobs.pool.keys(), integration_id).await?
     };
     let Some(integration) = integration else {
         return Ok(Err(Refusal(format!(
@@ -135,12 +136,13 @@ pub async fn settle(
 /// a retry skips the exchange (Jira takes a request token or a code once).
 pub async fn stored_access_token(
     client: &Object,
+    keys: &Keyring,
     session: &OauthSession,
 ) -> Result<Option<i64>, Failure> {
     let Some(integration_id) = session.integration_id else {
         return Ok(None);
     };
-    let stored = jira_server::credentials(client, integration_id).await?;
+    let stored = jira_server::credentials(client, keys, integration_id).await?;
     Ok(stored
         .filter(|stored| stored.credentials.can_call_rest())
         .map(|_| integration_id))

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use crate::db::DbPool;
 
 use super::cache::Cache;
 use super::failure;
@@ -37,7 +37,7 @@ impl StatusCache {
     /// timeouts are passing failures and not cached.
     pub async fn done_ids(
         &self,
-        pool: &Pool,
+        pool: &DbPool,
         integration: &Integration,
     ) -> Result<Option<DoneIds>, Failure> {
         self.0

@@ -81,8 +81,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         None => None,
     };
     let size = usize::from(concurrency) + 1;
-    let Some(pool) = crate::db::connect_waiting(&services.database.url, size, &shutdown).await?
-    else {
+    let Some(pool) = crate::db::connect_waiting(&services.database, size, &shutdown).await? else {
         tracing::info!("worker stopped before Postgres answered");
         return Ok(());
     };

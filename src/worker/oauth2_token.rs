@@ -32,9 +32,15 @@ pub async fn handle(
 ) -> Result<Outcome, Failure> {
     let mut client = jobs.pool.get().await?;
     let called_back_at = sent_at(message);
-    let Some(session) = oauth_sessions::claim_oauth2(&client, &job.state, called_back_at).await?
+    let Some(session) =
+        oauth_sessions::claim_oauth2(&client, jobs.pool.keys(), &job.state, called_back_at).await?
     else {
-        return unclaimed(&client, SessionRef::OAuth2State(&job.state)).await;
+        return unclaimed(
+            &client,
+            jobs.pool.keys(),
+            SessionRef::OAuth2State(&job.state),
+        )
+        .await;
     };
     if let Some(error) = &job.error {
         let text = denied(error, job.error_description.as_deref());
@@ -80,10 +86,11 @@ async fn complete(
     session: &OauthSession,
     job: &Oauth2Token,
 ) -> Step<i64> {
-    let integration_id = match install::stored_access_token(client, session).await? {
-        Some(stored) => stored,
-        None => step!(exchange(jobs, client, session, job).await),
-    };
+    let integration_id =
+        match install::stored_access_token(client, jobs.pool.keys(), session).await? {
+            Some(stored) => stored,
+            None => step!(exchange(jobs, client, session, job).await),
+        };
     let retry = "jirasync oauth start --client-id …";
     install::register_webhook(jobs, session, integration_id, retry).await
 }
@@ -134,5 +141,5 @@ async fn exchange(
             .map(|seconds| now + TimeDelta::seconds(seconds)),
         refreshed_at: Some(now),
     };
-    save(client, session, &credentials).await
+    save(client, jobs.pool.keys(), session, &credentials).await
 }

@@ -8,12 +8,14 @@ use deadpool_postgres::Object;
 use super::OauthJobs;
 use super::install::{self, Refusal, Step, step};
 use super::oauth_request_token::session_client;
+use crate::db::StoreError;
 use crate::db::oauth_sessions::{self, OauthSession, Progress, SessionRef, state};
 use crate::integration::Credentials;
 use crate::integration::install::{self as saving, Install, SaveError};
 use crate::jira::JiraClient;
 use crate::queue::handler::{Failure, Outcome};
 use crate::queue::job::OauthAccessToken;
+use crate::secrets::Keyring;
 
 /// Completes the install.
 ///
@@ -27,16 +29,27 @@ use crate::queue::job::OauthAccessToken;
 /// Refusals mark the session `failed` and are acked, like the request-token job.
 pub async fn handle(jobs: &OauthJobs, job: &OauthAccessToken) -> Result<Outcome, Failure> {
     let mut client = jobs.pool.get().await?;
-    let Some(session) = oauth_sessions::claim_authorizing(&client, &job.oauth_token).await? else {
-        return unclaimed(&client, SessionRef::RequestToken(&job.oauth_token)).await;
+    let Some(session) =
+        oauth_sessions::claim_authorizing(&client, jobs.pool.keys(), &job.oauth_token).await?
+    else {
+        return unclaimed(
+            &client,
+            jobs.pool.keys(),
+            SessionRef::RequestToken(&job.oauth_token),
+        )
+        .await;
     };
     let step = complete(jobs, &mut client, &session, job).await;
     install::settle(&client, &session, step).await
 }
 
 /// No claim: the session is unknown, installed, or another delivery holds it.
-pub async fn unclaimed(client: &Object, session: SessionRef<'_>) -> Result<Outcome, Failure> {
-    let session = oauth_sessions::find(client, session).await?;
+pub async fn unclaimed(
+    client: &Object,
+    keys: &Keyring,
+    session: SessionRef<'_>,
+) -> Result<Outcome, Failure> {
+    let session = oauth_sessions::find(client, keys, session).await?;
     match session.as_ref().map(|s| s.state.as_str()) {
         Some(state::INSTALLED) => Ok(Outcome::AlreadyInstalled),
         Some(state::AUTHORIZING) => Err(Failure::passing(anyhow::anyhow!(
@@ -61,10 +74,11 @@ async fn complete(
         "setting up the client for",
         session_client(session)
     ));
-    let integration_id = match install::stored_access_token(client, session).await? {
-        Some(stored) => stored,
-        None => step!(exchange(client, &jira, session, job).await),
-    };
+    let integration_id =
+        match install::stored_access_token(client, jobs.pool.keys(), session).await? {
+            Some(stored) => stored,
+            None => step!(exchange(client, jobs.pool.keys(), &jira, session, job).await),
+        };
     let retry = format!("jirasync oauth finish {}", session.id);
     install::register_webhook(jobs, session, integration_id, &retry).await
 }
@@ -73,6 +87,7 @@ async fn complete(
 /// the link from the session, in one transaction.
 async fn exchange(
     client: &mut Object,
+    keys: &Keyring,
     jira: &JiraClient,
     session: &OauthSession,
     job: &OauthAccessToken,
@@ -95,13 +110,14 @@ async fn exchange(
         access_token: Some(token.token.clone()),
         access_token_secret: Some(token.secret.clone()),
     };
-    save(client, session, &credentials).await
+    save(client, keys, session, &credentials).await
 }
 
 /// Saves the integration the session installs with `credentials`, and links the
 /// session to it, in one transaction. Shared with the OAuth 2.0 token job.
 pub async fn save(
     client: &mut Object,
+    keys: &Keyring,
     session: &OauthSession,
     credentials: &Credentials,
 ) -> Step<i64> {
@@ -113,9 +129,10 @@ pub async fn save(
         credentials: Some(credentials),
     };
     let tx = client.transaction().await?;
-    let saved = match saving::save(&tx, &install).await {
+    let saved = match saving::save(&tx, keys, &install).await {
         Ok(saved) => saved,
         Err(SaveError::Db(error)) => return Err(error.into()),
+        Err(SaveError::Unreadable(error)) => return Err(StoreError::Unreadable(error).into()),
         Err(SaveError::Install(error)) => return Ok(Err(Refusal(error.to_string()))),
     };
     oauth_sessions::record(&tx, session.id, saved.id, Progress::TokenStored).await?;

@@ -21,7 +21,9 @@ use crate::queue::job::OauthRequestToken;
 /// retries run out, `Dispatcher::dead_lettering` marks the session `failed`.
 pub async fn handle(jobs: &OauthJobs, job: &OauthRequestToken) -> Result<Outcome, Failure> {
     let client = jobs.pool.get().await?;
-    let Some(session) = oauth_sessions::find(&client, SessionRef::Id(job.session_id)).await? else {
+    let Some(session) =
+        oauth_sessions::find(&client, jobs.pool.keys(), SessionRef::Id(job.session_id)).await?
+    else {
         // Only `oauth start` publishes this job, right after inserting the row.
         return Err(Failure::permanent(
             Outcome::UnknownSession,
@@ -44,6 +46,7 @@ pub async fn handle(jobs: &OauthJobs, job: &OauthRequestToken) -> Result<Outcome
             let authorize_url = jira.authorize_url(&token.token);
             let updated = oauth_sessions::mark_awaiting_authorization(
                 &client,
+                jobs.pool.keys(),
                 session.id,
                 &token.token,
                 &token.secret,

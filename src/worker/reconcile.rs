@@ -37,14 +37,14 @@ pub async fn handle(jobs: &WebhookJobs, job: &Reconcile) -> Result<Outcome, Fail
         return Ok(Outcome::ReconcileBusy);
     }
     let mut client = jobs.pool.get().await?;
-    let Some(integration) = jira_server::by_id(&client, job.integration_id)
+    let Some(integration) = jira_server::by_id(&client, jobs.pool.keys(), job.integration_id)
         .await?
         .filter(Integration::is_active)
     else {
         tracing::warn!("reconcile job for an unknown or inactive integration");
         return Ok(Outcome::UnknownIntegration);
     };
-    match jira_server::credentials(&client, integration.id).await? {
+    match jira_server::credentials(&client, jobs.pool.keys(), integration.id).await? {
         Some(stored) if stored.needs_reauth.is_some() => {
             tracing::warn!("reconciliation skipped: the integration needs to be connected again");
             return Ok(Outcome::NeedsReauth);

@@ -4,6 +4,7 @@
 //! not say (hidden emails, status categories), then apply both changes in one
 //! transaction.
 
+use crate::secrets::Keyring;
 use deadpool_postgres::Object;
 use tracing::Span;
 
@@ -32,7 +33,7 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, F
     // token takes one of its own.
     let authenticated = {
         let client = jobs.pool.get().await?;
-        authenticate(&client, &token, &external_id, message).await?
+        authenticate(&client, jobs.pool.keys(), &token, &external_id, message).await?
     };
     let integration = match authenticated {
         Ok(integration) => integration,
@@ -75,11 +76,12 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, F
 /// verified; the reason when either is rejected (docs/reference.md §5.1–2).
 async fn authenticate(
     client: &Object,
+    keys: &Keyring,
     token: &str,
     external_id: &str,
     message: &Incoming,
 ) -> Result<Result<Integration, Rejected>, Failure> {
-    let Some(integration) = jira_server::find_active(client, external_id).await? else {
+    let Some(integration) = jira_server::find_active(client, keys, external_id).await? else {
         return Ok(Err(Rejected::UnknownIntegration));
     };
     Span::current().record("integration.id", integration.id);

@@ -30,6 +30,7 @@ fn defaults_are_the_contract_defaults() {
     let got = config(&[], &[]);
     let expected = serde_json::json!({
         "database_url": "postgres://postgres@127.0.0.1:5432/jirasync",
+        "secret_key_id": null,
         "amqp_url": "amqp://guest:***@127.0.0.1:5672/%2f",
         "queue_prefix": "jirasync",
         "listen": "127.0.0.1:8080",
@@ -100,14 +101,30 @@ fn help_never_prints_the_secret_urls_from_the_environment() {
         &[
             ("DATABASE_URL", "postgres://u:dbsecret@h/db"),
             ("AMQP_URL", "amqp://u:mqsecret@h/%2f"),
+            ("JIRASYNC_SECRET_KEY", crate::common::SECRET_KEY_A),
         ],
     );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("DATABASE_URL"), "{text}");
+    assert!(text.contains("JIRASYNC_SECRET_KEY"), "{text}");
     assert!(
-        !text.contains("dbsecret") && !text.contains("mqsecret"),
+        !text.contains("dbsecret")
+            && !text.contains("mqsecret")
+            && !text.contains(crate::common::SECRET_KEY_A),
         "{text}"
     );
+}
+
+#[test]
+fn config_shows_which_key_is_set_never_the_key() {
+    let key = crate::common::SECRET_KEY_A;
+    let got = config(&[], &[("JIRASYNC_SECRET_KEY", key)]);
+    let id = jirasync::secrets::SecretKey::parse(key)
+        .expect("a key")
+        .id()
+        .to_owned();
+    assert_eq!(got["secret_key_id"], id.as_str());
+    assert!(!got.to_string().contains(key), "{got}");
 }
 
 #[test]

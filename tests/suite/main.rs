@@ -36,6 +36,7 @@ mod postgres_tls;
 mod rabbitmq4;
 mod reconcile;
 mod reference;
+mod secret_rotation;
 mod secrets;
 mod status_sync;
 mod teardown;

@@ -82,6 +82,19 @@ async fn bodies(app: &TestApp, request_path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The PKCE verifier the first code exchange sent (the session no longer holds
+/// it once installed).
+async fn exchanged_verifier(app: &TestApp) -> String {
+    let exchange = &app.requests_to(TOKEN_PATH).await[0];
+    let form = String::from_utf8_lossy(&exchange.body).into_owned();
+    reqwest::Url::parse(&format!("http://form/?{form}"))
+        .expect("a form")
+        .query_pairs()
+        .find(|(name, _)| name == "code_verifier")
+        .map(|(_, value)| value.into_owned())
+        .expect("the exchange sent the verifier")
+}
+
 #[tokio::test]
 async fn an_oauth2_install_on_jira_10_registers_a_signed_webhook_whose_webhooks_apply() {
     let app = TestApp::builder().concurrency(1).ingress().start().await;
@@ -377,15 +390,7 @@ async fn no_secret_of_an_install_a_refresh_or_a_refusal_appears_in_the_workers_l
             "the worker logged {expected:?}:\n{text}"
         );
     }
-    let verifier: String = app
-        .db
-        .query_one(
-            "SELECT code_verifier FROM oauth_sessions WHERE id = $1",
-            &[&session_id],
-        )
-        .await
-        .expect("session")
-        .get(0);
+    let verifier = exchanged_verifier(&app).await;
     let mut forbidden = fake.issued();
     forbidden.extend([
         CLIENT_SECRET.to_owned(),
@@ -463,5 +468,92 @@ async fn oauth_start_with_wait_prints_the_authorize_url_at_once_then_the_install
     assert_eq!(last["session_id"], first["session_id"]);
     assert!(start.wait().expect("exit").success());
     assert!(!last.to_string().contains(CLIENT_SECRET));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn with_a_secret_key_an_install_leaves_no_secret_in_a_pg_dump_and_its_webhooks_apply() {
+    let app = TestApp::builder()
+        .concurrency(1)
+        .ingress()
+        .configure(|settings| settings.database.secret_key = Some(common::SECRET_KEY_A.into()))
+        .start()
+        .await;
+    let fake = FakeOAuth2::new(Duration::from_secs(300));
+    mount_jira(&app, &fake, 10).await;
+    let secret = SecretFile::new(CLIENT_SECRET);
+    let (session_id, _) = install(&app, &fake, &secret).await;
+    wait_state(&app, session_id, "installed").await;
+
+    let registered = bodies(&app, JIRA10_WEBHOOK_PATH).await;
+    let url = registered[0]["url"].as_str().expect("URL").to_owned();
+    let hmac_secret = registered[0]["configuration"]["SECRET"]
+        .as_str()
+        .expect("a webhook secret")
+        .to_owned();
+    let verifier = exchanged_verifier(&app).await;
+    let integration = session(&app, session_id).await.2.expect("integration");
+    let webhook_secret: String = app
+        .db
+        .query_one(
+            "SELECT metadata->>'webhook_secret' FROM integrations WHERE id = $1",
+            &[&integration],
+        )
+        .await
+        .expect("metadata")
+        .get(0);
+    let opened = jirasync::secrets::Keyring::new(
+        Some(jirasync::secrets::SecretKey::parse(common::SECRET_KEY_A).expect("key")),
+        None,
+    )
+    .open(jirasync::secrets::place::WEBHOOK_SECRET, &webhook_secret)
+    .expect("the stored webhook secret opens with the key");
+    assert_ne!(opened, webhook_secret, "it is stored sealed");
+
+    let dump = common::pg_dump(&app.settings);
+    let mut secrets = vec![
+        CLIENT_SECRET,
+        hmac_secret.as_str(),
+        verifier.as_str(),
+        opened.as_str(),
+    ];
+    let issued = fake.issued();
+    secrets.extend(issued.iter().map(String::as_str));
+    common::assert_none_in(&dump, &secrets);
+    assert!(dump.contains("jsenc1:"), "the secrets are there, sealed");
+    let ended = app
+        .db
+        .query_one(
+            "SELECT private_key, client_secret, code_verifier FROM oauth_sessions WHERE id = $1",
+            &[&session_id],
+        )
+        .await
+        .expect("session");
+    assert_eq!(
+        (
+            ended.get::<_, String>(0),
+            ended.get::<_, Option<String>>(1),
+            ended.get::<_, Option<String>>(2)
+        ),
+        (String::new(), None, None),
+        "an installed session keeps no secret"
+    );
+
+    // The worker opens what it stored: a signed webhook to the registered URL applies.
+    let org = app.seed().org(integration, true, "DEMO-1").await;
+    let jane = app.seed().teammate(&org, "jane@example.org").await;
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature",
+            hub_signature(&hmac_secret, ISSUE_UPDATED),
+        )
+        .body(ISSUE_UPDATED)
+        .send()
+        .await
+        .expect("POST the webhook");
+    assert_eq!(response.status(), 202);
+    app.wait_assignee(org.group_id, Some(jane)).await;
     app.finish().await;
 }

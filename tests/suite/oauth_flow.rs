@@ -700,3 +700,62 @@ async fn oauth_start_names_the_service_it_cannot_reach() {
         "nothing is recorded when a service is unreachable"
     );
 }
+
+#[tokio::test]
+async fn with_a_secret_key_an_oauth1_install_leaves_no_key_or_token_in_a_pg_dump() {
+    let f = TestApp::builder()
+        .concurrency(1)
+        .ingress()
+        .configure(|settings| settings.database.secret_key = Some(common::SECRET_KEY_A.into()))
+        .start()
+        .await;
+    f.mount_request_token().await;
+    f.mount_access_token().await;
+    f.mount_webhook(LEGACY_WEBHOOK_PATH, 201).await;
+    let started = f.start(CONSUMER_KEY).await.expect("oauth start --wait");
+    let (_, request_token, _, _) = f.session(started.session_id).await;
+    let request_token = request_token.expect("request token stored");
+    let dump = common::pg_dump(&f.settings);
+    common::assert_none_in(&dump, &["PRIVATE KEY", "req-secret-1"]);
+
+    let callback = f.ingress().url(&format!(
+        "{CALLBACK_PATH}?oauth_token={request_token}&oauth_verifier=verif-1"
+    ));
+    assert_eq!(
+        reqwest::get(&callback).await.expect("callback").status(),
+        200
+    );
+    f.wait_state(started.session_id, "installed").await;
+    let url = f.bodies(LEGACY_WEBHOOK_PATH).await[0]["url"]
+        .as_str()
+        .expect("registered URL")
+        .to_owned();
+    let token = url.trim_end_matches('/').rsplit('/').next().expect("token");
+    let dump = common::pg_dump(&f.settings);
+    // The webhook secret is the key of the URL's token: a token minted with
+    // a secret found in the dump would verify.
+    let candidates = dump
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|word| word.len() == 64);
+    for candidate in candidates {
+        assert!(
+            !token_verifies(token, candidate),
+            "the dump holds the webhook secret in the clear"
+        );
+    }
+    common::assert_none_in(
+        &dump,
+        &["PRIVATE KEY", "acc-tok", "acc-secret", "req-secret-1"],
+    );
+    let (_, _, _, integration) = f.session(started.session_id).await;
+    f.webhook_is_accepted(integration.expect("integration"), &url)
+        .await;
+    f.finish().await;
+}
+
+/// Whether `token` (a webhook URL's JWT) is signed with `secret`.
+fn token_verifies(token: &str, secret: &str) -> bool {
+    let metadata: jirasync::integration::Metadata =
+        serde_json::from_value(json!({ "webhook_secret": secret })).expect("metadata");
+    jirasync::integration::token::verify(token, &metadata).is_ok()
+}

@@ -21,7 +21,12 @@ fn url(host: &str, pg: &PrivatePg, db: &str, query: &str) -> String {
 
 /// Whether the connection jirasync makes with `url` is encrypted, or its error.
 async fn encrypted(url: &str) -> Result<bool, String> {
-    let pool = jirasync::db::connect(url, 1)
+    let database = jirasync::config::DatabaseSettings {
+        url: url.to_owned(),
+        secret_key: None,
+        secret_key_old: None,
+    };
+    let pool = jirasync::db::connect(&database, 1)
         .await
         .map_err(|e| format!("{e:#}"))?;
     let client = pool.get().await.map_err(|e| e.to_string())?;
@@ -157,7 +162,7 @@ async fn migrate_the_cli_and_a_worker_run_over_verify_full() {
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
-    let pool = jirasync::db::connect(&settings.database.url, 1)
+    let pool = jirasync::db::connect(&settings.database, 1)
         .await
         .expect("connect");
     let client = pool.get().await.expect("a connection");

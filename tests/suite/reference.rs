@@ -202,6 +202,9 @@ fn the_readme_troubleshooting_quotes_what_the_code_logs_and_counts() {
         "jirasync_http_shed_total",
         "invalid_token",
         "dead-lettered by the broker",
+        "which neither JIRASYNC_SECRET_KEY nor JIRASYNC_SECRET_KEY_OLD is",
+        "JIRASYNC_SECRET_KEY is not set",
+        "secret_unreadable",
     ];
     let mut stale = Vec::new();
     for text in quoted {

@@ -386,9 +386,46 @@ pub fn jirasync(args: &[&str], settings: &Settings, extra: &[(&str, String)]) ->
         .env("JIRASYNC_RETRY_DELAYS", delays.join(","))
         .env("JIRASYNC_PUBLIC_URL", &settings.public.url)
         .env("JIRASYNC_RECONCILE_INTERVAL", "0")
-        .env("RUST_LOG", "warn")
-        .envs(extra.iter().map(|(k, v)| (k, v)));
+        .env("RUST_LOG", "warn");
+    for (name, key) in [
+        ("JIRASYNC_SECRET_KEY", &settings.database.secret_key),
+        ("JIRASYNC_SECRET_KEY_OLD", &settings.database.secret_key_old),
+    ] {
+        if let Some(key) = key {
+            jirasync.env(name, key);
+        }
+    }
+    jirasync.envs(extra.iter().map(|(k, v)| (k, v)));
     jirasync
+}
+
+/// Two keys for `JIRASYNC_SECRET_KEY` (32 bytes of base64 each).
+pub const SECRET_KEY_A: &str = "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE=";
+/// The other one.
+pub const SECRET_KEY_B: &str = "YmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmI=";
+
+/// Everything the test database holds, as `pg_dump --data-only` writes it: what
+/// a backup (or a read-only user) would see.
+pub fn pg_dump(settings: &Settings) -> String {
+    let output = Command::new("pg_dump")
+        .args(["--data-only", "--dbname", &settings.database.url])
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        output.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("pg_dump writes UTF-8")
+}
+
+/// Panics naming each of `secrets` that `dump` holds in the clear.
+pub fn assert_none_in(dump: &str, secrets: &[&str]) {
+    let found: Vec<&&str> = secrets
+        .iter()
+        .filter(|secret| !secret.is_empty() && dump.contains(**secret))
+        .collect();
+    assert!(found.is_empty(), "the dump holds in the clear: {found:?}");
 }
 
 /// Polls `check` every 50 ms until it is true; panics naming `what` after `deadline`.

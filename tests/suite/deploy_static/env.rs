@@ -150,3 +150,53 @@ fn every_environment_variable_given_to_jirasync_is_named_in_the_contract() {
     }
     assert_none(failures);
 }
+
+#[test]
+fn the_secret_key_is_carried_as_a_secret_never_in_plain_configuration() {
+    let mut failures = Vec::new();
+    let keys = ["JIRASYNC_SECRET_KEY", "JIRASYNC_SECRET_KEY_OLD"];
+    let objects = k8s_objects();
+    let in_secret = of_kind(&objects, "Secret")
+        .iter()
+        .any(|(_, secret)| !secret["stringData"][keys[0]].is_null());
+    if !in_secret {
+        failures.push(format!("no Secret in {K8S_DIR} carries {}", keys[0]));
+    }
+    for (file, object) in &objects {
+        for key in keys {
+            if object["kind"] != "Secret"
+                && serde_json::to_string(object)
+                    .unwrap_or_default()
+                    .contains(key)
+            {
+                failures.push(format!(
+                    "{file}: {} names {key} outside a Secret",
+                    name(object)
+                ));
+            }
+        }
+    }
+    // .env.example is in the repository: it may name the key, never hold one.
+    let example = read(ENV_EXAMPLE);
+    for line in example
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+    {
+        if let Some((name, value)) = line.split_once('=')
+            && keys.contains(&name.trim())
+            && !value.trim().is_empty()
+        {
+            failures.push(format!("{ENV_EXAMPLE}: {name} holds a value"));
+        }
+    }
+    if !example.contains("JIRASYNC_SECRET_KEY=") {
+        failures.push(format!("{ENV_EXAMPLE} does not say where the key goes"));
+    }
+    let compose = read(COMPOSE);
+    for key in keys {
+        if compose.contains(&format!("{key}:")) || compose.contains(&format!("{key}=")) {
+            failures.push(format!("{COMPOSE} sets {key}: it belongs in .env"));
+        }
+    }
+    assert_none(failures);
+}

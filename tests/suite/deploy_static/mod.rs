@@ -27,6 +27,8 @@ pub const SETTING_VARS: &[&str] = &[
     "JIRASYNC_RECONCILE_INTERVAL",
     "JIRASYNC_LOG_FORMAT",
     "RUST_LOG",
+    "JIRASYNC_SECRET_KEY",
+    "JIRASYNC_SECRET_KEY_OLD",
 ];
 
 /// docs/reference.md §1: the subcommands of `jirasync`.
@@ -40,6 +42,7 @@ pub const SUBCOMMANDS: &[&str] = &[
     "dlq",
     "demo",
     "reconcile",
+    "secrets",
 ];
 
 /// The build command CI uses for release builds; the image must be built the same way.
