@@ -82,6 +82,20 @@ async fn bodies(app: &TestApp, request_path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// POSTs the real-shaped webhook to `url`, signed as Jira 10 signs it with
+/// `hmac_secret`, and checks that the ingress takes it.
+async fn post_signed(url: &str, hmac_secret: &str) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature", hub_signature(hmac_secret, ISSUE_UPDATED))
+        .body(ISSUE_UPDATED)
+        .send()
+        .await
+        .expect("POST the webhook");
+    assert_eq!(response.status(), 202);
+}
+
 /// The PKCE verifier the first code exchange sent (the session no longer holds
 /// it once installed).
 async fn exchanged_verifier(app: &TestApp) -> String {
@@ -172,16 +186,7 @@ async fn an_oauth2_install_on_jira_10_registers_a_signed_webhook_whose_webhooks_
     // A webhook to the registered URL, signed as Jira 10 signs it, is applied.
     let org = app.seed().org(integration, true, "DEMO-1").await;
     let jane = app.seed().teammate(&org, "jane@example.org").await;
-    let signature = hub_signature(&hmac_secret, ISSUE_UPDATED);
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("x-hub-signature", signature)
-        .body(ISSUE_UPDATED)
-        .send()
-        .await
-        .expect("POST the webhook");
-    assert_eq!(response.status(), 202);
+    post_signed(&url, &hmac_secret).await;
     app.wait_assignee(org.group_id, Some(jane)).await;
 
     // The same state and code once more: nothing is exchanged again. A second
@@ -476,7 +481,7 @@ async fn with_a_secret_key_an_install_leaves_no_secret_in_a_pg_dump_and_its_webh
     let app = TestApp::builder()
         .concurrency(1)
         .ingress()
-        .configure(|settings| settings.database.secret_key = Some(common::SECRET_KEY_A.into()))
+        .secret_key(common::SECRET_KEY_A)
         .start()
         .await;
     let fake = FakeOAuth2::new(Duration::from_secs(300));
@@ -542,18 +547,7 @@ async fn with_a_secret_key_an_install_leaves_no_secret_in_a_pg_dump_and_its_webh
     // The worker opens what it stored: a signed webhook to the registered URL applies.
     let org = app.seed().org(integration, true, "DEMO-1").await;
     let jane = app.seed().teammate(&org, "jane@example.org").await;
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", "application/json")
-        .header(
-            "x-hub-signature",
-            hub_signature(&hmac_secret, ISSUE_UPDATED),
-        )
-        .body(ISSUE_UPDATED)
-        .send()
-        .await
-        .expect("POST the webhook");
-    assert_eq!(response.status(), 202);
+    post_signed(&url, &hmac_secret).await;
     app.wait_assignee(org.group_id, Some(jane)).await;
     app.finish().await;
 }

@@ -706,7 +706,7 @@ async fn with_a_secret_key_an_oauth1_install_leaves_no_key_or_token_in_a_pg_dump
     let f = TestApp::builder()
         .concurrency(1)
         .ingress()
-        .configure(|settings| settings.database.secret_key = Some(common::SECRET_KEY_A.into()))
+        .secret_key(common::SECRET_KEY_A)
         .start()
         .await;
     f.mount_request_token().await;

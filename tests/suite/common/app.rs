@@ -167,6 +167,11 @@ impl Builder {
         self
     }
 
+    /// Seals stored secrets with `key` (`JIRASYNC_SECRET_KEY`).
+    pub fn secret_key(self, key: &'static str) -> Self {
+        self.configure(move |settings| settings.database.secret_key = Some(key.to_owned()))
+    }
+
     /// Changes the settings before anything starts.
     pub fn configure(mut self, configure: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
         self.configure = Some(Box::new(configure));
