@@ -3,7 +3,8 @@
 -- one assignment webhook, in its order, with its parameters — the integration of the
 -- token (src/integration/store.rs), then in one transaction the issue rows locked, the
 -- watermark moved, the linked groups, the user, the upsert and, when it changed
--- something, the activity (src/db/sync.rs). tests/bench_script.rs checks every
+-- something, the activity (src/db/sync.rs), and the audit row (src/sync/audit.rs).
+-- tests/bench_script.rs checks every
 -- statement against those constants and runs the script. Data: bench/seed.sql.
 -- Variables: -D issues=N -D users=N -D external_id=bench.jira.local:bench.
 \set n random(1, :issues)
@@ -27,7 +28,7 @@ SELECT ei.id, ei.organization_id, ei.assignee_synced_at
 UPDATE external_issues
     SET assignee_synced_at = GREATEST(COALESCE(assignee_synced_at, :at), :at)
   WHERE id = :ei_id;
-SELECT g.id, g.project_id
+SELECT g.id, g.project_id, p.slug
    FROM group_links gl
    JOIN groups g ON g.id = gl.group_id
    JOIN projects p ON p.id = g.project_id
@@ -36,7 +37,7 @@ SELECT g.id, g.project_id
     AND p.organization_id = :ei_organization_id
     AND g.status NOT IN ('pending_deletion', 'deletion_in_progress')
   ORDER BY g.id \gset g_
-SELECT u.id, ue.email
+SELECT u.id, ue.email, u.username, t.slug
    FROM user_emails ue
    JOIN users u ON u.id = ue.user_id AND u.is_active
    JOIN organization_members om ON om.user_id = u.id
@@ -46,7 +47,7 @@ SELECT u.id, ue.email
    JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = :g_project_id
   WHERE lower(ue.email) = lower(:email)
     AND ue.is_verified
-  ORDER BY u.id, ue.id
+  ORDER BY u.id, ue.id, t.id
   LIMIT 1 \gset u_
 INSERT INTO group_assignees (group_id, project_id, user_id, team_id)
  VALUES (:g_id, :g_project_id, :u_id, NULL)
@@ -60,4 +61,9 @@ INSERT INTO group_assignees (group_id, project_id, user_id, team_id)
 INSERT INTO activities (group_id, project_id, type, user_id, data)
  VALUES (:g_id, :g_project_id, 'assigned', NULL, jsonb_build_object('assignee', :u_id::text, 'assigneeEmail', :u_email::text, 'assigneeType', 'user', 'integration', 'jira_server', 'integration_id', :integration_id::bigint));
 \endif
+INSERT INTO sync_events
+        (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
+ SELECT 'bench', :integration_id, :key, :at, e.kind, e.organization_id, e.outcome, e.detail
+   FROM unnest(ARRAY['assignee']::text[], ARRAY[:ei_organization_id]::bigint[], ARRAY['assigned']::text[], ARRAY[jsonb_build_object('email', :email::text, 'jira_user', 'u', 'groups', jsonb_build_array(jsonb_build_object('group_id', :g_id::bigint, 'project', :g_slug::text, 'result', 'assigned', 'via', 'email', 'user', jsonb_build_object('id', :u_id::bigint, 'username', :u_username::text, 'email', :u_email::text, 'team', :u_slug::text))))]::jsonb[])
+     AS e(kind, organization_id, outcome, detail);
 COMMIT;

@@ -46,6 +46,11 @@ pub enum Command {
     Demo(commands::demo::Args),
     /// Enqueue reconcile jobs: re-read recently updated linked issues from Jira.
     Reconcile(commands::reconcile::Args),
+    /// Why an issue's groups are (or are not) assigned: its recent sync history.
+    Explain(commands::explain::Args),
+    /// Map Jira users to users, for assignees whose email is hidden or matches no one.
+    #[command(subcommand)]
+    UserMap(commands::user_map::Command),
     /// Encrypt stored secrets with JIRASYNC_SECRET_KEY, or move them to a new key.
     #[command(subcommand)]
     Secrets(commands::secrets::Command),
@@ -68,6 +73,8 @@ impl Cli {
             Command::Dlq(command) => commands::dlq::run(&command).await,
             Command::Demo(args) => commands::demo::run(&args).await,
             Command::Reconcile(args) => commands::reconcile::run(&args).await,
+            Command::Explain(args) => commands::explain::run(&args).await,
+            Command::UserMap(command) => commands::user_map::run(&command).await,
             Command::Secrets(command) => commands::secrets::run(&command).await,
         }
     }

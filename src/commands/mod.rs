@@ -5,6 +5,7 @@
 pub mod config;
 pub mod demo;
 pub mod dlq;
+pub mod explain;
 pub mod integration;
 mod integration_status;
 mod job;
@@ -16,6 +17,7 @@ mod oauth_session;
 pub mod reconcile;
 pub mod run;
 pub mod secrets;
+pub mod user_map;
 
 pub use link::AppLink;
 

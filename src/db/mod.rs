@@ -34,10 +34,13 @@ macro_rules! syncing_issues {
 pub mod migrate;
 pub mod oauth_sessions;
 pub mod reconcile;
+pub mod rekey;
 pub mod sealed_columns;
 pub mod status_sync;
 pub mod sync;
+pub mod sync_events;
 pub mod tls;
+pub mod user_map;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;

@@ -29,7 +29,7 @@ pub async fn enabled(
 /// is left alone). Returns whether it changed.
 pub async fn transition(
     client: &impl GenericClient,
-    group: LinkedGroup,
+    group: &LinkedGroup,
     from: &str,
     to: &str,
     activity: &str,

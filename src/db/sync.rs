@@ -23,12 +23,27 @@ pub struct ExternalIssue {
 }
 
 /// A group reached through an issue link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkedGroup {
     /// Group id.
     pub group_id: i64,
     /// Its project.
     pub project_id: i64,
+    /// The project's slug (for the audit trail).
+    pub project_slug: String,
+}
+
+/// The user a group gets, and why they are eligible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignee {
+    /// User id.
+    pub user_id: i64,
+    /// Their user name.
+    pub username: String,
+    /// The email that matched, as stored (a mapped user's first verified one, or empty).
+    pub email: String,
+    /// The slug of the active team, with the group's project, they are on.
+    pub team: String,
 }
 
 /// Which kind of change an `external_issues` watermark orders, and which
@@ -108,7 +123,7 @@ pub async fn mark_synced(
 }
 
 /// `$1` external issue id, `$2` its organization: see [`linked_groups`].
-pub const LINKED_GROUPS: &str = "SELECT g.id, g.project_id
+pub const LINKED_GROUPS: &str = "SELECT g.id, g.project_id, p.slug
    FROM group_links gl
    JOIN groups g ON g.id = gl.group_id
    JOIN projects p ON p.id = g.project_id
@@ -133,12 +148,13 @@ pub async fn linked_groups(
         .map(|row| LinkedGroup {
             group_id: row.get(0),
             project_id: row.get(1),
+            project_slug: row.get(2),
         })
         .collect())
 }
 
 /// `$1` the group's project, `$2` the email: see [`find_assignee`].
-pub const FIND_ASSIGNEE: &str = "SELECT u.id, ue.email
+pub const FIND_ASSIGNEE: &str = "SELECT u.id, ue.email, u.username, t.slug
    FROM user_emails ue
    JOIN users u ON u.id = ue.user_id AND u.is_active
    JOIN organization_members om ON om.user_id = u.id
@@ -148,22 +164,139 @@ pub const FIND_ASSIGNEE: &str = "SELECT u.id, ue.email
    JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $1
   WHERE lower(ue.email) = lower($2)
     AND ue.is_verified
-  ORDER BY u.id, ue.id
+  ORDER BY u.id, ue.id, t.id
   LIMIT 1";
 
 /// The user to assign to `group`: among active users with a verified email equal to
 /// `email` ignoring case, the lowest id who is an active member of an active team
-/// that has the group's project. Returns the user id and the email as stored.
+/// that has the group's project, with the email as stored and that team.
 pub async fn find_assignee(
     client: &impl GenericClient,
-    group: LinkedGroup,
+    group: &LinkedGroup,
     email: &str,
-) -> Result<Option<(i64, String)>, Error> {
+) -> Result<Option<Assignee>, Error> {
     let statement = client.prepare_cached(FIND_ASSIGNEE).await?;
     let row = client
         .query_opt(&statement, &[&group.project_id, &email])
         .await?;
-    Ok(row.map(|row| (row.get(0), row.get(1))))
+    Ok(row.map(|row| Assignee {
+        user_id: row.get(0),
+        email: row.get(1),
+        username: row.get(2),
+        team: row.get(3),
+    }))
+}
+
+/// A user the rules turned away, and why (`email not verified`, `inactive`,
+/// `not on an active team of project <slug>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    /// User id.
+    pub user_id: i64,
+    /// Their user name.
+    pub username: String,
+    /// Why they were not assigned.
+    pub reason: String,
+}
+
+/// Why nobody with `email` (ignoring case) could be assigned to `group`: each
+/// user holding it, lowest id first (at most 10), with the first rule they fail.
+/// Only asked when [`find_assignee`] found no one: off the hot path.
+pub async fn rejected_candidates(
+    client: &impl GenericClient,
+    group: &LinkedGroup,
+    email: &str,
+) -> Result<Vec<Rejected>, Error> {
+    let rows = client
+        .query(
+            "SELECT u.id, u.username, bool_or(ue.is_verified), u.is_active, EXISTS (
+                    SELECT 1 FROM organization_members om
+                      JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
+                      JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
+                                  AND t.organization_id = om.organization_id
+                      JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $1
+                     WHERE om.user_id = u.id)
+               FROM user_emails ue JOIN users u ON u.id = ue.user_id
+              WHERE lower(ue.email) = lower($2)
+              GROUP BY u.id ORDER BY u.id LIMIT 10",
+            &[&group.project_id, &email],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Rejected {
+            user_id: row.get(0),
+            username: row.get(1),
+            reason: rejection(group, row.get(2), row.get(3), row.get(4)),
+        })
+        .collect())
+}
+
+/// The first rule of §5.6 a user fails.
+fn rejection(group: &LinkedGroup, verified: bool, active: bool, on_team: bool) -> String {
+    if !verified {
+        "email not verified".to_owned()
+    } else if !active {
+        "inactive".to_owned()
+    } else if !on_team {
+        format!("not on an active team of project {}", group.project_slug)
+    } else {
+        "eligible".to_owned()
+    }
+}
+
+/// The user `jira_user` (a Jira `name` or `key`) is mapped to in `integration_id`.
+pub async fn mapped_user(
+    client: &impl GenericClient,
+    integration_id: i64,
+    jira_user: &str,
+) -> Result<Option<i64>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT user_id FROM jira_user_mappings WHERE integration_id = $1 AND jira_user = $2",
+            &[&integration_id, &jira_user],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// `user_id` as the assignee of `group` if the rules of §5.6 admit them (active,
+/// an active member of an active team with the group's project); else why not.
+pub async fn eligible(
+    client: &impl GenericClient,
+    group: &LinkedGroup,
+    user_id: i64,
+) -> Result<Result<Assignee, Rejected>, Error> {
+    let row = client
+        .query_one(
+            "SELECT u.username, u.is_active, (
+                    SELECT t.slug FROM organization_members om
+                      JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
+                      JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
+                                  AND t.organization_id = om.organization_id
+                      JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $2
+                     WHERE om.user_id = u.id ORDER BY t.id LIMIT 1), (
+                    SELECT ue.email FROM user_emails ue
+                     WHERE ue.user_id = u.id AND ue.is_verified ORDER BY ue.id LIMIT 1)
+               FROM users u WHERE u.id = $1",
+            &[&user_id, &group.project_id],
+        )
+        .await?;
+    let (username, active, team, email): (String, bool, Option<String>, Option<String>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    Ok(match team {
+        Some(team) if active => Ok(Assignee {
+            user_id,
+            username,
+            email: email.unwrap_or_default(),
+            team,
+        }),
+        team => Err(Rejected {
+            user_id,
+            reason: rejection(group, true, active, team.is_some()),
+            username,
+        }),
+    })
 }
 
 /// `$1` group, `$2` its project, `$3` user: see [`assign`].
@@ -180,7 +313,7 @@ pub const ASSIGN: &str = "INSERT INTO group_assignees (group_id, project_id, use
 /// activity only when something changed. Returns whether it changed.
 pub async fn assign(
     client: &impl GenericClient,
-    group: LinkedGroup,
+    group: &LinkedGroup,
     user_id: i64,
     stored_email: &str,
     integration_id: i64,
@@ -207,7 +340,7 @@ pub async fn assign(
 /// Removes the group's assignee; writes the `unassigned` activity only if there was one.
 pub async fn unassign(
     client: &impl GenericClient,
-    group: LinkedGroup,
+    group: &LinkedGroup,
     integration_id: i64,
 ) -> Result<bool, Error> {
     let removed = client
@@ -232,7 +365,7 @@ pub const INSERT_ACTIVITY: &str =
 /// Writes one `activities` row of `group` by the integration (`user_id` NULL).
 pub async fn insert_activity(
     client: &impl GenericClient,
-    group: LinkedGroup,
+    group: &LinkedGroup,
     kind: &str,
     data: &serde_json::Value,
 ) -> Result<(), Error> {

@@ -14,17 +14,19 @@ use crate::sync::{Email, IssueEvent, IssueKey};
 pub enum WebhookEvent {
     /// `changelog` is missing, null, `{}`, `[]` or `""`.
     NoChangelog,
-    /// The changelog has no item whose field is `assignee` or `status`.
+    /// The changelog has no item whose field is `assignee`, `status` or `Key`.
     NothingToSync,
-    /// The assignee, the status or both changed.
+    /// The key, the assignee, the status or several changed.
     Changed(IssueChange),
 }
 
 /// The changes of one webhook that inbound sync acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssueChange {
-    /// `issue.key`.
+    /// `issue.key` (after a move, the new key).
     pub key: IssueKey,
+    /// The issue moved (another project, so another key): the key before.
+    pub moved_from: Option<IssueKey>,
     /// Assign, unassign, or nothing (no email); `None` when the assignee did not change.
     pub assignee: Option<AssigneeChange>,
     /// The status transition; `None` when the status did not change.
@@ -56,8 +58,8 @@ pub struct StatusChange {
 /// The new assignee as the webhook tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssigneeChange {
-    /// Assign the user with this email.
-    Assign(Email),
+    /// Assign the user with this email (and how Jira names them, for the user map).
+    Assign(Email, Option<AssigneeRef>),
     /// The assignee was removed.
     Unassign,
     /// An assignee without an email address (hidden by Jira's privacy settings):
@@ -80,6 +82,13 @@ impl AssigneeRef {
         match self {
             Self::Username(name) => UserRef::Username(name),
             Self::Key(key) => UserRef::Key(key),
+        }
+    }
+
+    /// The `name` or `key`, as `jira_user_mappings.jira_user` holds it.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Username(name) | Self::Key(name) => name,
         }
     }
 
@@ -149,14 +158,29 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
         from: status_id(item.get("from")),
         to: status_id(item.get("to")),
     });
-    if !assignee_changed && status.is_none() {
+    // A move (Sentry `rekey_external_issues`): Jira's `Key` item, old key in
+    // `fromString`, new in `toString`.
+    let moved = item("Key").and_then(|item| {
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        Some((text("fromString")?, text("toString")))
+    });
+    if !assignee_changed && status.is_none() && moved.is_none() {
         return Ok(WebhookEvent::NothingToSync);
     }
     let issue = root.get("issue");
     let key = issue
         .and_then(|i| i.get("key"))
         .and_then(Value::as_str)
+        .or_else(|| moved.and_then(|(_, to)| to))
         .ok_or(MalformedWebhook::MissingIssueKey)?;
+    let moved_from = moved
+        .map(|(from, _)| IssueKey::new(from))
+        .filter(|from| from.as_str() != key);
     let fields = issue
         .and_then(|i| i.get("fields"))
         .and_then(Value::as_object);
@@ -175,8 +199,13 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
                 .and_then(Value::as_i64)
                 .and_then(DateTime::from_timestamp_millis)
         });
+    if !assignee_changed && status.is_none() && moved_from.is_none() {
+        // A `Key` item that names no other key.
+        return Ok(WebhookEvent::NothingToSync);
+    }
     Ok(WebhookEvent::Changed(IssueChange {
         key: IssueKey::new(key),
+        moved_from,
         assignee,
         status,
         event_time,
@@ -193,6 +222,7 @@ pub fn current_state(
 ) -> Result<IssueChange, MalformedWebhook> {
     Ok(IssueChange {
         key: IssueKey::new(key),
+        moved_from: None,
         assignee: Some(assignee_change(fields)?),
         status: None,
         event_time: fields
@@ -211,7 +241,7 @@ fn assignee_change(fields: &Map<String, Value>) -> Result<AssigneeChange, Malfor
             .and_then(Value::as_str)
             .and_then(Email::parse)
         {
-            Some(email) => AssigneeChange::Assign(email),
+            Some(email) => AssigneeChange::Assign(email, AssigneeRef::of(assignee)),
             None => AssigneeChange::MissingEmail(AssigneeRef::of(assignee)),
         },
         Some(other) => return Err(MalformedWebhook::BadAssignee(kind(other))),
@@ -314,7 +344,7 @@ mod tests {
             (json!({}), AssigneeChange::MissingEmail(None)),
             (
                 json!({"emailAddress": "Jane@Example.org"}),
-                AssigneeChange::Assign(Email::parse("Jane@Example.org").expect("email")),
+                AssigneeChange::Assign(Email::parse("Jane@Example.org").expect("email"), None),
             ),
         ] {
             let body = json!({"changelog": assignee_changelog(), "issue": {"key": "A-1", "fields": {"assignee": assignee}}});
@@ -474,7 +504,8 @@ mod tests {
         assert_eq!(
             assignee,
             Some(AssigneeChange::Assign(
-                Email::parse("Jane@Example.org").expect("email")
+                Email::parse("Jane@Example.org").expect("email"),
+                Some(AssigneeRef::Username("jane".into()))
             ))
         );
         assert!(event_time.is_some());

@@ -75,6 +75,8 @@ outcomes! {
     Unresolved => "unresolved",
     /// Only a status changed, and no organization syncs statuses back.
     StatusNotSynced => "status_not_synced",
+    /// The issue moved: its rows took the new key (and nothing else changed).
+    Rekeyed => "rekeyed",
     /// No changelog: nothing to do.
     NoChangelog => "no_changelog",
     /// The changelog changes neither assignee nor status.

@@ -1,19 +1,39 @@
 //! Applies one assignee change to every linked group, in one transaction
 //! (Sentry `sync_group_assignee_inbound`, plus the link-type, deletion-status and
-//! ordering fixes of docs/reference.md §5.6).
+//! ordering fixes of docs/reference.md §5.6, and the user map of §5.10), noting
+//! per organization what was decided and why (§5.9).
 
 use deadpool_postgres::Transaction;
+use serde_json::{Value, json};
 
+use super::audit::{Audit, Kind};
 use super::{Email, IssueEvent, Reach};
-use crate::db::sync::{self as q, Watermark};
+use crate::db::sync::{self as q, Assignee, LinkedGroup, Watermark};
+use crate::jira::payload::AssigneeRef;
 
 /// What to do to the linked groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Assign the user with this email.
-    Assign(Email),
+    /// Assign the user with this email, else the user the Jira user is mapped
+    /// to. Neither known: nothing can be assigned (`missing_email`).
+    Assign {
+        /// The assignee's email, when Jira gave one.
+        email: Option<Email>,
+        /// How Jira names the assignee (`name`, else `key`), for the user map.
+        jira_user: Option<AssigneeRef>,
+    },
     /// Remove the assignee.
     Unassign,
+}
+
+impl Action {
+    /// Assign the user with `email`.
+    pub fn assign(email: Email) -> Self {
+        Self::Assign {
+            email: Some(email),
+            jira_user: None,
+        }
+    }
 }
 
 /// What one change did, summed over organizations and groups.
@@ -27,36 +47,164 @@ pub struct Report {
     pub unassigned: usize,
     /// Groups where no matching user could be assigned.
     pub assignee_not_found: usize,
+    /// Groups where the assignee had no email and no mapped user.
+    pub missing_email: usize,
 }
 
-/// Applies `action` for `event`'s issue inside `tx` (the caller commits).
+/// What became of one group.
+enum GroupResult {
+    Assigned(Assignee, &'static str),
+    AlreadyAssigned(Assignee, &'static str),
+    Unassigned,
+    NothingToUnassign,
+    NoCandidate(Vec<q::Rejected>),
+    MissingEmail,
+}
+
+impl GroupResult {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Assigned(..) => "assigned",
+            Self::AlreadyAssigned(..) | Self::NothingToUnassign => "unchanged",
+            Self::Unassigned => "unassigned",
+            Self::NoCandidate(_) => "no_candidate",
+            Self::MissingEmail => "missing_email",
+        }
+    }
+
+    fn detail(&self, group: &LinkedGroup) -> Value {
+        let mut detail = json!({
+            "group_id": group.group_id,
+            "project": group.project_slug,
+            "result": self.label(),
+        });
+        match self {
+            Self::Assigned(user, via) | Self::AlreadyAssigned(user, via) => {
+                detail["user"] = json!({
+                    "id": user.user_id,
+                    "username": user.username,
+                    "email": user.email,
+                    "team": user.team,
+                });
+                detail["via"] = json!(via);
+            }
+            Self::NoCandidate(rejected) => detail["rejected"] = json!(rejected),
+            Self::Unassigned | Self::NothingToUnassign | Self::MissingEmail => {}
+        }
+        detail
+    }
+}
+
+/// Applies `action` for `event`'s issue inside `tx` (the caller commits), noting
+/// each organization's decision in `audit`.
 pub async fn apply(
     tx: &Transaction<'_>,
     event: IssueEvent<'_>,
     action: &Action,
+    audit: &mut Audit,
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
     let integration_id = event.integration_id;
-    let issues = super::admitted(tx, Watermark::Assignee, event, &mut report.reach).await?;
-    for group in super::groups_of(tx, &issues, &mut report.reach).await? {
-        match action {
-            Action::Unassign => {
-                if q::unassign(tx, group, integration_id).await? {
-                    report.unassigned += 1;
-                }
-            }
-            Action::Assign(email) => match q::find_assignee(tx, group, email.as_str()).await? {
-                Some((user_id, stored)) => {
-                    if q::assign(tx, group, user_id, &stored, integration_id).await? {
-                        report.assigned += 1;
+    let issues = super::admitted(tx, Watermark::Assignee, event, &mut report.reach, audit).await?;
+    // Looked up once, and only when a group has no candidate by email.
+    let mut mapped: Option<Option<i64>> = None;
+    for issue in &issues {
+        let mut results = Vec::new();
+        for group in super::groups_of(tx, issue, &mut report.reach).await? {
+            let result = match action {
+                Action::Unassign => match q::unassign(tx, &group, integration_id).await? {
+                    true => GroupResult::Unassigned,
+                    false => GroupResult::NothingToUnassign,
+                },
+                Action::Assign { email, jira_user } => {
+                    let by_email = match email {
+                        Some(email) => q::find_assignee(tx, &group, email.as_str()).await?,
+                        None => None,
+                    };
+                    let chosen = match by_email {
+                        Some(user) => Ok((user, "email")),
+                        None => {
+                            if mapped.is_none() {
+                                mapped = Some(match jira_user {
+                                    Some(user) => {
+                                        q::mapped_user(tx, integration_id, user.name()).await?
+                                    }
+                                    None => None,
+                                });
+                            }
+                            choose_mapped(tx, &group, email.as_ref(), mapped.flatten()).await?
+                        }
+                    };
+                    match chosen {
+                        Ok((user, via)) => {
+                            let stored = user.email.clone();
+                            match q::assign(tx, &group, user.user_id, &stored, integration_id)
+                                .await?
+                            {
+                                true => GroupResult::Assigned(user, via),
+                                false => GroupResult::AlreadyAssigned(user, via),
+                            }
+                        }
+                        Err(result) => result,
                     }
                 }
-                None => {
+            };
+            match &result {
+                GroupResult::Assigned(..) => report.assigned += 1,
+                GroupResult::Unassigned => report.unassigned += 1,
+                GroupResult::NoCandidate(_) => {
                     report.assignee_not_found += 1;
                     tracing::info!(group.id = group.group_id, "assignee-not-found");
                 }
-            },
+                GroupResult::MissingEmail => report.missing_email += 1,
+                GroupResult::AlreadyAssigned(..) | GroupResult::NothingToUnassign => {}
+            }
+            results.push((group, result));
         }
+        let outcome = organization_outcome(&results);
+        let mut detail = json!({
+            "groups": results.iter().map(|(group, result)| result.detail(group)).collect::<Vec<_>>(),
+        });
+        if let Action::Assign { email, jira_user } = action {
+            detail["email"] = json!(email.as_ref().map(Email::as_str));
+            detail["jira_user"] = json!(jira_user.as_ref().map(AssigneeRef::name));
+        }
+        audit.record(Kind::Assignee, Some(issue.organization_id), outcome, detail);
     }
     Ok(report)
+}
+
+/// The user the Jira user is mapped to, if the rules admit them for `group`; else
+/// what the group's result is: no candidate (with who was turned away and why),
+/// or no email to go by.
+async fn choose_mapped(
+    tx: &Transaction<'_>,
+    group: &LinkedGroup,
+    email: Option<&Email>,
+    mapped: Option<i64>,
+) -> Result<Result<(Assignee, &'static str), GroupResult>, tokio_postgres::Error> {
+    let mut rejected = match email {
+        Some(email) => q::rejected_candidates(tx, group, email.as_str()).await?,
+        None => Vec::new(),
+    };
+    if let Some(user_id) = mapped {
+        match q::eligible(tx, group, user_id).await? {
+            Ok(user) => return Ok(Ok((user, "user_map"))),
+            Err(refused) => rejected.push(refused),
+        }
+    }
+    Ok(Err(match (email, mapped) {
+        (None, None) => GroupResult::MissingEmail,
+        _ => GroupResult::NoCandidate(rejected),
+    }))
+}
+
+/// One organization's outcome over its groups: a change wins over none, then
+/// the want of a candidate or an email; no group at all is `unchanged`.
+fn organization_outcome(results: &[(LinkedGroup, GroupResult)]) -> &'static str {
+    let any = |label: &str| results.iter().any(|(_, result)| result.label() == label);
+    ["assigned", "unassigned", "no_candidate", "missing_email"]
+        .into_iter()
+        .find(|label| any(label))
+        .unwrap_or("unchanged")
 }

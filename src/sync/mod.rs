@@ -4,16 +4,20 @@
 //! reconcile handlers call `assignee::apply` and `status::apply`.
 
 pub mod assignee;
+pub mod audit;
+pub mod rekey;
 pub mod status;
 
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
+use serde_json::json;
 
 use crate::db::sync::{
     ExternalIssue, LinkedGroup, Watermark, linked_groups, lock_external_issues, mark_synced,
 };
+use audit::{Audit, Kind};
 
 /// One change of a Jira issue of an integration, at the time Jira says it
 /// happened (`None`: unknown, and the ordering guard does nothing).
@@ -53,13 +57,19 @@ impl Reach {
 /// The guard (docs/reference.md §5.6): a row whose watermark is later than the
 /// event time is stale; otherwise its watermark moves forward to the event time.
 /// Without an event time every row is admitted and nothing moves. Equal is not
-/// stale: redelivery of the same event re-applies as a no-op.
+/// stale: redelivery of the same event re-applies as a no-op. A stale
+/// organization is noted in `audit`, and so is the want of any organization.
 async fn admitted(
     tx: &Transaction<'_>,
     watermark: Watermark,
     event: IssueEvent<'_>,
     reach: &mut Reach,
+    audit: &mut Audit,
 ) -> Result<Vec<ExternalIssue>, tokio_postgres::Error> {
+    let (kind, flag) = match watermark {
+        Watermark::Assignee => (Kind::Assignee, "sync_reverse_assignment"),
+        Watermark::Status => (Kind::Status, "sync_status_reverse"),
+    };
     let mut admitted = Vec::new();
     let issues = lock_external_issues(tx, watermark, event.integration_id, event.key.as_str());
     for issue in issues.await? {
@@ -68,6 +78,8 @@ async fn admitted(
             Some(at) if issue.synced_at.is_some_and(|synced| synced > at) => {
                 tracing::info!(organization.id = issue.organization_id, watermark = ?watermark, "skipping stale change");
                 reach.stale += 1;
+                let detail = json!({ "event_time": at, "applied_up_to": issue.synced_at });
+                audit.record(kind, Some(issue.organization_id), "stale", detail);
             }
             Some(at) => {
                 mark_synced(tx, issue.id, watermark, at).await?;
@@ -76,20 +88,21 @@ async fn admitted(
             None => admitted.push(issue),
         }
     }
+    if reach.organizations == 0 {
+        let detail = json!({ "reason": "not_linked", "sync_flag": flag });
+        audit.record(kind, None, "not_linked", detail);
+    }
     Ok(admitted)
 }
 
-/// The groups linked to `issues` (rows [`admitted`] admitted), counted in `reach`.
+/// The groups linked to `issue` (a row [`admitted`] admitted), counted in `reach`.
 async fn groups_of(
     tx: &Transaction<'_>,
-    issues: &[ExternalIssue],
+    issue: &ExternalIssue,
     reach: &mut Reach,
 ) -> Result<Vec<LinkedGroup>, tokio_postgres::Error> {
-    let mut groups = Vec::new();
-    for issue in issues {
-        groups.extend(linked_groups(tx, issue).await?);
-    }
-    reach.groups = groups.len();
+    let groups = linked_groups(tx, issue).await?;
+    reach.groups += groups.len();
     Ok(groups)
 }
 

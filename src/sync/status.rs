@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 
 use deadpool_postgres::Transaction;
+use serde_json::json;
 
+use super::audit::{Audit, Kind};
 use super::{IssueEvent, Reach};
 use crate::db::status_sync as q;
 use crate::db::sync::Watermark;
@@ -51,22 +53,43 @@ pub struct Report {
 
 /// Applies `transition` for `event`'s issue inside `tx` (the caller commits). A
 /// status change that crosses no boundary (`None`) still moves the ordering
-/// watermark, so an older crossing delivered late cannot apply over it.
+/// watermark, so an older crossing delivered late cannot apply over it. Each
+/// organization's decision is noted in `audit`.
 pub async fn apply(
     tx: &Transaction<'_>,
     event: IssueEvent<'_>,
     transition: Option<Transition>,
+    audit: &mut Audit,
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
-    let issues = super::admitted(tx, Watermark::Status, event, &mut report.reach).await?;
-    // Without a transition only the watermark moves.
-    let Some((from, to, activity)) = transition.map(Transition::statuses) else {
-        return Ok(report);
-    };
-    for group in super::groups_of(tx, &issues, &mut report.reach).await? {
-        if q::transition(tx, group, from, to, activity, event.integration_id).await? {
-            report.changed += 1;
+    let issues = super::admitted(tx, Watermark::Status, event, &mut report.reach, audit).await?;
+    for issue in &issues {
+        // Without a transition only the watermark moves.
+        let Some((from, to, activity)) = transition.map(Transition::statuses) else {
+            let detail = json!({ "reason": "no_done_boundary" });
+            audit.record(
+                Kind::Status,
+                Some(issue.organization_id),
+                "unchanged",
+                detail,
+            );
+            continue;
+        };
+        let mut groups = Vec::new();
+        let mut changed = 0;
+        for group in super::groups_of(tx, issue, &mut report.reach).await? {
+            let moved = q::transition(tx, &group, from, to, activity, event.integration_id).await?;
+            changed += usize::from(moved);
+            groups.push(json!({
+                "group_id": group.group_id,
+                "project": group.project_slug,
+                "result": if moved { to } else { "unchanged" },
+            }));
         }
+        report.changed += changed;
+        let outcome = if changed > 0 { to } else { "unchanged" };
+        let detail = json!({ "from": from, "to": to, "groups": groups });
+        audit.record(Kind::Status, Some(issue.organization_id), outcome, detail);
     }
     Ok(report)
 }

@@ -11,6 +11,7 @@ mod oauth2_token;
 mod oauth_access_token;
 mod oauth_request_token;
 mod outage;
+mod prune;
 mod reconcile;
 mod reconcile_schedule;
 mod webhook;
@@ -95,6 +96,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     };
     let scheduling = shutdown.child_token();
     let scheduler = reconcile_schedule::spawn(&args, pool.clone(), scheduling.clone());
+    let pruner = prune::spawn(pool.clone(), scheduling.clone());
     let dispatcher = Dispatcher {
         outage: outage::Outage::new(pool.clone()),
         oauth: OauthJobs {
@@ -108,9 +110,9 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         },
     };
     let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;
-    if let Some(task) = scheduler {
-        // It stops with the consumers, whether they stopped for shutdown or failed.
-        scheduling.cancel();
+    // They stop with the consumers, whether those stopped for shutdown or failed.
+    scheduling.cancel();
+    for task in scheduler.into_iter().chain([pruner]) {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     consumed?;
@@ -193,7 +195,7 @@ impl Handler for Dispatcher {
             Message::RequestToken(job) => oauth_request_token::handle(&self.oauth, job).await,
             Message::AccessToken(job) => oauth_access_token::handle(&self.oauth, job).await,
             Message::Oauth2Token(job) => oauth2_token::handle(&self.oauth, job, incoming).await,
-            Message::Reconcile(job) => reconcile::handle(&self.webhooks, job).await,
+            Message::Reconcile(job) => reconcile::handle(&self.webhooks, job, &incoming.id).await,
         }
     }
 

@@ -1,4 +1,4 @@
-//! A Postgres outage, as the worker lives through it (docs/reference.md §5.8):
+//! A Postgres outage, as the worker lives through it (docs/reference.md §5.11):
 //! messages that found Postgres unreachable are held — no attempt used, no retry
 //! tier, nothing dead-lettered because of the outage — while every task polls it
 //! once a second; the first to notice logs the outage, the first to see it end

@@ -15,6 +15,7 @@ use crate::jira::search::FoundIssue;
 use crate::queue::handler::{Failure, Outcome};
 use crate::queue::job::Reconcile;
 use crate::sync::assignee;
+use crate::sync::audit::Audit;
 
 /// Keys per JQL query, keeping each query well under Jira's size limits.
 const KEYS_PER_QUERY: usize = 100;
@@ -25,7 +26,11 @@ const OVERLAP: TimeDelta = TimeDelta::minutes(1);
 const FIRST_LOOKBACK: TimeDelta = TimeDelta::hours(24);
 
 /// Reconciles one integration, holding its lock for the whole run.
-pub async fn handle(jobs: &WebhookJobs, job: &Reconcile) -> Result<Outcome, Failure> {
+pub async fn handle(
+    jobs: &WebhookJobs,
+    job: &Reconcile,
+    message_id: &str,
+) -> Result<Outcome, Failure> {
     tracing::Span::current().record("integration.id", job.integration_id);
     let started = Utc::now();
     // The lock lives in a transaction of its own connection until this returns;
@@ -78,7 +83,7 @@ pub async fn handle(jobs: &WebhookJobs, job: &Reconcile) -> Result<Outcome, Fail
             .unwrap_or_default();
         for issue in issues {
             found += 1;
-            if apply(jobs, &mut client, &integration, &issue).await? {
+            if apply(jobs, &mut client, &integration, &issue, message_id).await? {
                 changed += 1;
             }
         }
@@ -105,6 +110,7 @@ async fn apply(
     client: &mut deadpool_postgres::Object,
     integration: &Integration,
     issue: &FoundIssue,
+    message_id: &str,
 ) -> Result<bool, Failure> {
     let change = match current_state(&issue.key, &issue.fields) {
         Ok(change) => change,
@@ -117,13 +123,17 @@ async fn apply(
     let Some(assignee) = &change.assignee else {
         return Ok(false);
     };
-    let Some(action) = assignee_action(jobs, integration, assignee).await? else {
-        tracing::info!(issue.key = %issue.key, "missing-assignee-email");
-        return Ok(false);
-    };
+    let action = assignee_action(jobs, integration, assignee).await?;
+    let event = change.event(integration.id);
+    let mut audit = Audit::new(Some(message_id), event);
     let tx = client.transaction().await?;
-    let report = assignee::apply(&tx, change.event(integration.id), &action).await?;
+    let report = assignee::apply(&tx, event, &action, &mut audit).await?;
+    audit.write(&tx).await?;
     tx.commit().await?;
+    audit.count();
+    if report.missing_email > 0 {
+        tracing::info!(issue.key = %issue.key, "missing-assignee-email");
+    }
     Ok(report.assigned + report.unassigned > 0)
 }
 

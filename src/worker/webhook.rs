@@ -1,11 +1,11 @@
 //! Handler of `jira_server.webhook` (docs/reference.md §5; Sentry
 //! `JiraServerIssueUpdatedWebhook.post` → `handle_assignee_change` and
 //! `handle_status_change`): authenticate, parse, ask Jira what the webhook does
-//! not say (hidden emails, status categories), then apply both changes in one
-//! transaction.
+//! not say (hidden emails, status categories), then apply a move, the assignee and
+//! the status in one transaction, with the audit trail of what was decided.
 
-use crate::secrets::Keyring;
 use deadpool_postgres::Object;
+use serde_json::json;
 use tracing::Span;
 
 use super::WebhookJobs;
@@ -16,8 +16,10 @@ use crate::integration::{self as jira_server, Integration};
 use crate::jira::payload::{AssigneeChange, IssueChange, StatusChange, WebhookEvent, parse};
 use crate::queue::handler::{Failure, Incoming, Outcome};
 use crate::queue::message::{HUB_SIGNATURE, TOKEN, header_str};
-use crate::sync::IssueKey;
+use crate::secrets::Keyring;
 use crate::sync::assignee::{self, Action};
+use crate::sync::audit::{Audit, Kind};
+use crate::sync::rekey;
 use crate::sync::status::{self, Transition};
 
 /// Authenticates, parses and applies one webhook.
@@ -48,28 +50,47 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, F
     };
     Span::current().record("issue.key", change.key.as_str());
     let assignee = match &change.assignee {
-        Some(assignee) => assignee_action(jobs, &integration, assignee).await?,
+        Some(assignee) => Some(assignee_action(jobs, &integration, assignee).await?),
         None => None,
     };
-    let transition = match &change.status {
-        Some(status) => status_transition(jobs, &integration, &change.key, status).await?,
+    let status_plan = match &change.status {
+        Some(status) => Some(status_plan(jobs, &integration, &change, status).await?),
         None => None,
     };
 
     let event = change.event(integration.id);
+    let mut audit = Audit::new(Some(message.id.as_str()).filter(|id| !id.is_empty()), event);
     let mut client = jobs.pool.get().await?;
     let tx = client.transaction().await?;
+    let rekeyed = match &change.moved_from {
+        Some(from) => rekey::apply(&tx, integration.id, from, &change.key, &mut audit).await?,
+        None => 0,
+    };
     let assigned = match &assignee {
-        Some(action) => Some(assignee::apply(&tx, event, action).await?),
+        Some(action) => Some(assignee::apply(&tx, event, action, &mut audit).await?),
         None => None,
     };
-    let resolved = match transition {
-        Some(transition) => Some((transition, status::apply(&tx, event, transition).await?)),
+    let resolved = match status_plan {
+        Some(StatusPlan::Apply(transition)) => Some((
+            transition,
+            status::apply(&tx, event, transition, &mut audit).await?,
+        )),
+        Some(StatusPlan::Skipped(reason)) => {
+            audit.record(
+                Kind::Status,
+                None,
+                "not_synced",
+                json!({ "reason": reason }),
+            );
+            None
+        }
         None => None,
     };
+    audit.write(&tx).await?;
     tx.commit().await?;
+    audit.count();
     tracing::debug!(?assigned, ?resolved, "changes applied");
-    Ok(outcome(&change, assigned.as_ref(), resolved.as_ref()))
+    Ok(outcome(rekeyed, assigned.as_ref(), resolved.as_ref()))
 }
 
 /// The active integration `external_id` names, with `token` and the body's HMAC
@@ -99,49 +120,73 @@ fn rejected(reason: &Rejected) -> Outcome {
     Outcome::InvalidToken
 }
 
-/// What to do about the assignee; `None` when there is no email, not even from Jira.
+/// What to do about the assignee: a hidden email is asked of Jira; without any
+/// email the user map may still name the user (`sync::assignee`).
 pub(super) async fn assignee_action(
     jobs: &WebhookJobs,
     integration: &Integration,
     change: &AssigneeChange,
-) -> Result<Option<Action>, Failure> {
+) -> Result<Action, Failure> {
     Ok(match change {
-        AssigneeChange::Assign(email) => Some(Action::Assign(email.clone())),
-        AssigneeChange::Unassign => Some(Action::Unassign),
-        AssigneeChange::MissingEmail(None) => None,
+        AssigneeChange::Assign(email, user) => Action::Assign {
+            email: Some(email.clone()),
+            jira_user: user.clone(),
+        },
+        AssigneeChange::Unassign => Action::Unassign,
+        AssigneeChange::MissingEmail(None) => Action::Assign {
+            email: None,
+            jira_user: None,
+        },
         AssigneeChange::MissingEmail(Some(user)) => {
-            match jobs.emails.lookup(&jobs.pool, integration, user).await? {
-                Lookup::Found(email) => Some(Action::Assign(email)),
+            let email = match jobs.emails.lookup(&jobs.pool, integration, user).await? {
+                Lookup::Found(email) => Some(email),
                 Lookup::NoEmail | Lookup::NoAccessToken => None,
+            };
+            Action::Assign {
+                email,
+                jira_user: Some(user.clone()),
             }
         }
     })
 }
 
-/// Whether the status change resolves, unresolves or crosses no boundary
-/// (`Some(None)`: only the ordering watermark moves); `None` when no organization
-/// syncs statuses back or the integration cannot ask Jira (no access token:
-/// skipped with a warning).
-async fn status_transition(
+/// What to do about a status change.
+enum StatusPlan {
+    /// Apply it: resolve, unresolve, or (`None`) only move the watermark.
+    Apply(Option<Transition>),
+    /// Not synced, for this reason (`sync_events.detail.reason`).
+    Skipped(&'static str),
+}
+
+/// Whether the status change resolves, unresolves or crosses no boundary; skipped
+/// when no organization syncs statuses of the issue (under its key, or the key it
+/// moved from) or the integration cannot ask Jira (no access token: a warning).
+async fn status_plan(
     jobs: &WebhookJobs,
     integration: &Integration,
-    key: &IssueKey,
+    issue: &IssueChange,
     change: &StatusChange,
-) -> Result<Option<Option<Transition>>, Failure> {
+) -> Result<StatusPlan, Failure> {
     let enabled = {
         let client = jobs.pool.get().await?;
-        status_sync::enabled(&client, integration.id, key.as_str()).await?
+        let keys = std::iter::once(&issue.key).chain(&issue.moved_from);
+        let mut enabled = false;
+        for key in keys {
+            enabled =
+                enabled || status_sync::enabled(&client, integration.id, key.as_str()).await?;
+        }
+        enabled
     };
     if !enabled {
-        return Ok(None);
+        return Ok(StatusPlan::Skipped("no_organization_syncs_statuses"));
     }
     let Some(done) = jobs.statuses.done_ids(&jobs.pool, integration).await? else {
         tracing::warn!(
             "status sync skipped: the integration has no access token to read Jira's statuses"
         );
-        return Ok(None);
+        return Ok(StatusPlan::Skipped("no_access_token"));
     };
-    Ok(Some(Transition::between(
+    Ok(StatusPlan::Apply(Transition::between(
         change.from.as_deref(),
         change.to.as_deref(),
         &done,
@@ -149,25 +194,19 @@ async fn status_transition(
 }
 
 /// One outcome for the message: a status change that did something wins over an
-/// assignee change that did not.
+/// assignee change that did not; a move alone is `rekeyed`.
 fn outcome(
-    change: &IssueChange,
+    rekeyed: usize,
     assigned: Option<&assignee::Report>,
     resolved: Option<&(Option<Transition>, status::Report)>,
 ) -> Outcome {
     let status = resolved.map(|(transition, report)| status_outcome(report, *transition));
-    let assignee = match (&change.assignee, assigned) {
-        (_, Some(report)) => Some(assignee_outcome(report)),
-        (Some(_), None) => {
-            tracing::info!("missing-assignee-email");
-            Some(Outcome::MissingEmail)
-        }
-        (None, None) => None,
-    };
+    let assignee = assigned.map(assignee_outcome);
     match (assignee, status) {
         (Some(Outcome::Unchanged), Some(status)) => status,
         (Some(assignee), _) => assignee,
         (None, Some(status)) => status,
+        (None, None) if rekeyed > 0 => Outcome::Rekeyed,
         (None, None) => Outcome::StatusNotSynced,
     }
 }
@@ -180,6 +219,9 @@ fn assignee_outcome(report: &assignee::Report) -> Outcome {
         Outcome::Unassigned
     } else if report.assignee_not_found > 0 {
         Outcome::AssigneeNotFound
+    } else if report.missing_email > 0 {
+        tracing::info!("missing-assignee-email");
+        Outcome::MissingEmail
     } else if report.reach.all_stale() {
         Outcome::Stale
     } else {

@@ -9,6 +9,7 @@
 mod common;
 
 mod amqps;
+mod audit;
 mod bench_script;
 mod broker_outage;
 mod cluster_failover;

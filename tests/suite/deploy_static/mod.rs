@@ -43,6 +43,8 @@ pub const SUBCOMMANDS: &[&str] = &[
     "demo",
     "reconcile",
     "secrets",
+    "explain",
+    "user-map",
 ];
 
 /// The build command CI uses for release builds; the image must be built the same way.

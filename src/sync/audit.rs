@@ -1,0 +1,168 @@
+//! The audit trail (docs/reference.md §5.9): every decision inbound sync makes
+//! about an issue — per organization reached, or one row when none was — collected
+//! while the change is applied and written by one statement in the same
+//! transaction, so the trail says exactly what was committed. `jirasync explain`
+//! reads it; the worker prunes rows older than [`RETENTION`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+use tokio_postgres::Error;
+
+use super::IssueEvent;
+
+/// How long `sync_events` rows are kept.
+pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What a decision is about (`sync_events.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The assignee.
+    Assignee,
+    /// The status (resolved or not).
+    Status,
+    /// The issue key (a move to another project).
+    Key,
+}
+
+impl Kind {
+    /// `assignee`, `status` or `key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Assignee => "assignee",
+            Self::Status => "status",
+            Self::Key => "key",
+        }
+    }
+}
+
+/// One decision: about which organization (`None`: none was reached), what
+/// was decided (`sync_events.outcome`) and why (`detail`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// What it is about.
+    pub kind: Kind,
+    /// The organization, if one was reached.
+    pub organization_id: Option<i64>,
+    /// `assigned`, `no_candidate`, `stale`, …
+    pub outcome: &'static str,
+    /// Why, as `jirasync explain` tells it.
+    pub detail: Value,
+}
+
+/// The decisions of one message about one issue.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    message_id: Option<String>,
+    integration_id: i64,
+    issue_key: String,
+    event_time: Option<DateTime<Utc>>,
+    decisions: Vec<Decision>,
+}
+
+/// `$1` message id, `$2` integration, `$3` issue key, `$4` event time, then one
+/// array each of kinds, organizations, outcomes and details: see [`Audit::write`].
+pub const INSERT_SYNC_EVENTS: &str = "INSERT INTO sync_events
+        (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
+ SELECT $1, $2, $3, $4, e.kind, e.organization_id, e.outcome, e.detail
+   FROM unnest($5::text[], $6::bigint[], $7::text[], $8::jsonb[])
+     AS e(kind, organization_id, outcome, detail)";
+
+impl Audit {
+    /// The trail of `event`, delivered as message `message_id`.
+    pub fn new(message_id: Option<&str>, event: IssueEvent<'_>) -> Self {
+        Self {
+            message_id: message_id.map(str::to_owned),
+            integration_id: event.integration_id,
+            issue_key: event.key.as_str().to_owned(),
+            event_time: event.at,
+            decisions: Vec::new(),
+        }
+    }
+
+    /// Notes one decision.
+    pub fn record(
+        &mut self,
+        kind: Kind,
+        organization_id: Option<i64>,
+        outcome: &'static str,
+        detail: Value,
+    ) {
+        self.decisions.push(Decision {
+            kind,
+            organization_id,
+            outcome,
+            detail,
+        });
+    }
+
+    /// The decisions noted so far.
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+
+    /// Writes every decision in one statement (in the caller's transaction).
+    pub async fn write(&self, client: &impl GenericClient) -> Result<(), Error> {
+        if self.decisions.is_empty() {
+            return Ok(());
+        }
+        let kinds: Vec<&str> = self.decisions.iter().map(|d| d.kind.as_str()).collect();
+        let organizations: Vec<Option<i64>> =
+            self.decisions.iter().map(|d| d.organization_id).collect();
+        let outcomes: Vec<&str> = self.decisions.iter().map(|d| d.outcome).collect();
+        let details: Vec<&Value> = self.decisions.iter().map(|d| &d.detail).collect();
+        let statement = client.prepare_cached(INSERT_SYNC_EVENTS).await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &self.message_id,
+                    &self.integration_id,
+                    &self.issue_key,
+                    &self.event_time,
+                    &kinds,
+                    &organizations,
+                    &outcomes,
+                    &details,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Counts the decisions (`jirasync_sync_decisions_total` by kind and
+    /// outcome): call once they are committed.
+    pub fn count(&self) {
+        for decision in &self.decisions {
+            metrics::counter!(
+                "jirasync_sync_decisions_total",
+                "kind" => decision.kind.as_str(),
+                "outcome" => decision.outcome,
+            )
+            .increment(1);
+        }
+    }
+}
+
+/// Deletes up to `batch` rows older than `retention`; how many. Rows go oldest
+/// first, by the `created_at` index, so a large backlog is cut in short steps
+/// that never hold a lock the hot path waits on.
+pub async fn prune(
+    client: &impl GenericClient,
+    retention: Duration,
+    batch: i64,
+) -> Result<u64, Error> {
+    let seconds = retention.as_secs_f64();
+    client
+        .execute(
+            "DELETE FROM sync_events WHERE id IN (
+                SELECT id FROM sync_events
+                 WHERE created_at < now() - make_interval(secs => $1)
+                 ORDER BY created_at LIMIT $2
+                   FOR UPDATE SKIP LOCKED)",
+            &[&seconds, &batch],
+        )
+        .await
+}
