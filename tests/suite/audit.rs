@@ -293,3 +293,41 @@ async fn a_decision_rolled_back_leaves_no_row_and_old_rows_are_pruned_at_start()
         .expect("mend the schema");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn decisions_are_counted_by_kind_and_outcome_for_dashboards() {
+    let app = TestApp::builder().no_worker().start().await;
+    let org = app.seed().org(app.integration, true, "AUD-5").await;
+    let jane = app.seed().teammate(&org, "jane5@acme.io").await;
+    let port = common::private_pg::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _worker = common::process(
+        "worker",
+        &app.settings,
+        &[("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}"))],
+    );
+    app.send(&assignee_changed("AUD-5", jira_user("nobody@acme.io"), T1))
+        .await;
+    app.send(&assignee_changed("AUD-5", jira_user("jane5@acme.io"), T2))
+        .await;
+    app.wait_assignee(org.group_id, Some(jane)).await;
+    let scrape = || async {
+        match reqwest::get(format!("{base}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    };
+    let counted = |text: &str, outcome: &str| {
+        text.lines().any(|line| {
+            line.starts_with("jirasync_sync_decisions_total{")
+                && line.contains("kind=\"assignee\"")
+                && line.contains(&format!("outcome=\"{outcome}\""))
+                && line.ends_with(" 1")
+        })
+    };
+    common::eventually("both decisions are counted", WAIT, || async {
+        let text = scrape().await;
+        counted(&text, "no_candidate") && counted(&text, "assigned")
+    })
+    .await;
+}

@@ -266,3 +266,82 @@ async fn an_integration_without_access_token_skips_status_sync() {
     assert_eq!(s.dead_letters().await, 0, "skipped, not retried");
     s.finish().await;
 }
+
+#[tokio::test]
+async fn each_status_decision_is_recorded_and_explained() {
+    let s = scene(1).await;
+    s.mount_statuses(200, statuses(), None).await;
+    let org = s.org("ST-AUD", "unresolved").await;
+    s.send(&status_changed("ST-AUD", OPEN, DONE, T1)).await;
+    s.wait_status(org.group_id, "resolved").await;
+    s.send(&status_changed("ST-AUD", OPEN, IN_PROGRESS, T2))
+        .await;
+    // No organization syncs statuses of this one.
+    let plain = s.seed().org(s.integration, true, "ST-OFF").await;
+    s.send(&status_changed("ST-OFF", OPEN, DONE, T1)).await;
+    common::eventually("three decisions", WAIT, || async {
+        s.db.query_one(
+            "SELECT count(*) FROM sync_events WHERE kind = 'status'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get::<_, i64>(0)
+            == 3
+    })
+    .await;
+    let rows =
+        s.db.query(
+            "SELECT issue_key, organization_id, outcome, detail FROM sync_events
+              WHERE kind = 'status' ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("events");
+    let got: Vec<(String, Option<i64>, String, Value)> = rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect();
+    assert_eq!(
+        (
+            got[0].1,
+            got[0].2.as_str(),
+            &got[0].3["groups"][0]["result"]
+        ),
+        (Some(org.id), "resolved", &json!("resolved"))
+    );
+    assert_eq!(
+        (got[1].2.as_str(), &got[1].3["reason"]),
+        ("unchanged", &json!("no_done_boundary"))
+    );
+    assert_eq!(
+        (
+            got[2].0.as_str(),
+            got[2].1,
+            got[2].2.as_str(),
+            &got[2].3["reason"]
+        ),
+        (
+            "ST-OFF",
+            None,
+            "not_synced",
+            &json!("no_organization_syncs_statuses")
+        )
+    );
+    let explain = |key: &str| {
+        String::from_utf8_lossy(&common::output(&["explain", key], &s.settings).stdout).into_owned()
+    };
+    let text = explain("ST-AUD");
+    assert!(
+        text.contains("does not move into or out of Jira's done category"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("resolved group {}", org.group_id))
+            && text.contains("moved into the done category"),
+        "{text}"
+    );
+    assert!(explain("ST-OFF").contains("no organization syncs statuses back"));
+    assert_eq!(s.group_status(plain.group_id).await, "unresolved");
+    s.finish().await;
+}

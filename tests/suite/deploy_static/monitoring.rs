@@ -85,3 +85,23 @@ fn the_grafana_dashboard_queries_the_provisioned_datasource() {
     assert!(queries > 0, "{dashboard_file}: no queries");
     assert_none(failures);
 }
+
+#[test]
+fn the_dashboard_shows_the_sync_decisions_by_outcome() {
+    let dashboard: Json = serde_json::from_str(&read("deploy/grafana/dashboards/jirasync.json"))
+        .expect("the dashboard is JSON");
+    let shown = dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .any(|target| {
+            target["expr"].as_str().is_some_and(|expr| {
+                expr.contains("jirasync_sync_decisions_total") && expr.contains("outcome")
+            })
+        });
+    assert!(
+        shown,
+        "no panel plots jirasync_sync_decisions_total by outcome"
+    );
+}
