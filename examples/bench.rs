@@ -438,10 +438,13 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(1);
     cpu_lines.push(format!("(3) {}", cpu.report(transactions)));
 
-    // (4) Workers end to end: N preloaded webhooks, drained by 1, 2 and 4 processes.
+    // (4) Workers end to end: N preloaded webhooks, drained by 1, 2 and 4 processes;
+    // (6) one process again with the audit trail off, right after the one with it.
     let mut rows = Vec::new();
+    let mut without_audit = 0.0;
     let mut worker_rss = 0.0;
-    for (round, workers) in [1usize, 2, 4].into_iter().enumerate() {
+    let rounds = [(1usize, true), (1, false), (2, true), (4, true)];
+    for (round, (workers, audit)) in rounds.into_iter().enumerate() {
         preload(&channel, &names, &token, &args, round).await?;
         let mut children = Vec::new();
         let mut ports = Vec::new();
@@ -452,7 +455,10 @@ async fn main() -> anyhow::Result<()> {
             children.push(spawn(
                 &settings,
                 "worker",
-                &[("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}"))],
+                &[
+                    ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
+                    ("JIRASYNC_AUDIT", if audit { "on" } else { "off" }.to_owned()),
+                ],
             )?);
         }
         let pids: Vec<u32> = children.iter().map(Child::id).collect();
@@ -494,18 +500,24 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let rate = args.messages as f64 / started.elapsed().as_secs_f64();
+        let row = if audit { "(4)" } else { "(6)" };
         cpu_lines.push(format!(
-            "(4) {workers} worker(s): {}",
+            "{row} {workers} worker(s){}: {}",
+            if audit { "" } else { ", audit off" },
             cpu.report(args.messages)
         ));
-        if workers == 1 {
+        if workers == 1 && audit {
             worker_rss = children.first().map_or(0.0, peak_rss_mib);
         }
         for mut child in children {
             let _ = child.kill();
             let _ = child.wait();
         }
-        rows.push((workers, rate));
+        if audit {
+            rows.push((workers, rate));
+        } else {
+            without_audit = rate;
+        }
     }
     let _ = connection.close(200, "done".into()).await;
 
@@ -528,6 +540,11 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "| (5) peak RSS | ingress {ingress_rss:.1} MiB, worker {worker_rss:.1} MiB | | ≤ 48 / ≤ 64 MiB |"
+    );
+    let with_audit = rows.first().map_or(0.0, |(_, rate)| *rate);
+    println!(
+        "| (6) 1 worker, audit trail off (`JIRASYNC_AUDIT=off`) | {without_audit:.0} msg/s | (4) with it: {:.2} of this | ≥ 0.90 |",
+        with_audit / without_audit
     );
     println!("\nCPU time per 1,000 messages (what bounds each row on a shared machine):");
     for line in &cpu_lines {

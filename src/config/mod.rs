@@ -205,6 +205,18 @@ pub struct WorkerSettings {
         value_parser = parse_duration
     )]
     pub reconcile_interval: Duration,
+
+    /// `on`: record every sync decision in sync_events (`jirasync explain` reads
+    /// them); `off`: record none (the decisions are still counted in metrics).
+    #[arg(
+        long,
+        alias = "jirasync-audit",
+        value_name = "on|off",
+        env = "JIRASYNC_AUDIT",
+        default_value = "on",
+        value_parser = values::parse_on_off
+    )]
+    pub audit: bool,
 }
 
 /// Where `/metrics` is served, apart from the port Jira posts to.
@@ -348,6 +360,7 @@ impl Settings {
             "max_body_bytes": self.http.max_body_bytes,
             "retry_delays": self.retries.delays.0.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(),
             "reconcile_interval": format_duration(self.worker.reconcile_interval),
+            "audit": if self.worker.audit { "on" } else { "off" },
             "metrics_listen": self.metrics.listen.map(|a| a.to_string()),
             "log_format": match log.format { LogFormat::Text => "text", LogFormat::Json => "json" },
             "rust_log": log.filter,

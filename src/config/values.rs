@@ -118,6 +118,14 @@ pub(super) fn parse_public_url(s: &str) -> Result<String, String> {
     Ok(s.trim_end_matches('/').to_owned())
 }
 
+pub(super) fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is neither on nor off")),
+    }
+}
+
 pub(super) fn parse_body_limit(s: &str) -> Result<usize, String> {
     let n: usize = s
         .trim()

@@ -60,6 +60,7 @@ pub struct Audit {
     issue_key: String,
     event_time: Option<DateTime<Utc>>,
     decisions: Vec<Decision>,
+    recorded: bool,
 }
 
 /// `$1` message id, `$2` integration, `$3` issue key, `$4` event time, then one
@@ -79,6 +80,15 @@ impl Audit {
             issue_key: event.key.as_str().to_owned(),
             event_time: event.at,
             decisions: Vec::new(),
+            recorded: true,
+        }
+    }
+
+    /// This trail, counted but never written (`JIRASYNC_AUDIT=off`).
+    pub fn unrecorded(self) -> Self {
+        Self {
+            recorded: false,
+            ..self
         }
     }
 
@@ -105,7 +115,7 @@ impl Audit {
 
     /// Writes every decision in one statement (in the caller's transaction).
     pub async fn write(&self, client: &impl GenericClient) -> Result<(), Error> {
-        if self.decisions.is_empty() {
+        if self.decisions.is_empty() || !self.recorded {
             return Ok(());
         }
         let kinds: Vec<&str> = self.decisions.iter().map(|d| d.kind.as_str()).collect();

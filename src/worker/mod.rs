@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::config::{MetricsSettings, PublicSettings, Services, Settings, WorkerSettings};
 use crate::db::DbPool;
+use crate::sync::audit::Audit;
 use crate::db::oauth_sessions::{self, SessionRef};
 use crate::queue::consumer::{self, ConsumerConfig};
 use crate::queue::handler::{Failure, Handler, Incoming, Outcome};
@@ -107,6 +108,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             pool,
             emails: hidden_email::EmailCache::default(),
             statuses: jira_statuses::StatusCache::default(),
+            audit: args.worker.audit,
         },
     };
     let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;
@@ -138,6 +140,18 @@ pub struct WebhookJobs {
     emails: hidden_email::EmailCache,
     /// The `done` statuses of each integration's Jira.
     statuses: jira_statuses::StatusCache,
+    /// Whether decisions are recorded in `sync_events` (`JIRASYNC_AUDIT`).
+    audit: bool,
+}
+
+impl WebhookJobs {
+    /// The audit trail of `event`, delivered as `message_id`: recorded, or
+    /// only counted when the audit is off.
+    fn audit(&self, message_id: &str, event: crate::sync::IssueEvent<'_>) -> Audit {
+        let message_id = Some(message_id).filter(|id| !id.is_empty());
+        let audit = Audit::new(message_id, event);
+        if self.audit { audit } else { audit.unrecorded() }
+    }
 }
 
 /// What the OAuth jobs need.

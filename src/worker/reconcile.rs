@@ -15,7 +15,6 @@ use crate::jira::search::FoundIssue;
 use crate::queue::handler::{Failure, Outcome};
 use crate::queue::job::Reconcile;
 use crate::sync::assignee;
-use crate::sync::audit::Audit;
 
 /// Keys per JQL query, keeping each query well under Jira's size limits.
 const KEYS_PER_QUERY: usize = 100;
@@ -125,7 +124,7 @@ async fn apply(
     };
     let action = assignee_action(jobs, integration, assignee).await?;
     let event = change.event(integration.id);
-    let mut audit = Audit::new(Some(message_id), event);
+    let mut audit = jobs.audit(message_id, event);
     let tx = client.transaction().await?;
     let report = assignee::apply(&tx, event, &action, &mut audit).await?;
     audit.write(&tx).await?;

@@ -18,7 +18,7 @@ use crate::queue::handler::{Failure, Incoming, Outcome};
 use crate::queue::message::{HUB_SIGNATURE, TOKEN, header_str};
 use crate::secrets::Keyring;
 use crate::sync::assignee::{self, Action};
-use crate::sync::audit::{Audit, Kind};
+use crate::sync::audit::Kind;
 use crate::sync::rekey;
 use crate::sync::status::{self, Transition};
 
@@ -59,7 +59,7 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, F
     };
 
     let event = change.event(integration.id);
-    let mut audit = Audit::new(Some(message.id.as_str()).filter(|id| !id.is_empty()), event);
+    let mut audit = jobs.audit(&message.id, event);
     let mut client = jobs.pool.get().await?;
     let tx = client.transaction().await?;
     let rekeyed = match &change.moved_from {

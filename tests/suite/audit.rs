@@ -331,3 +331,19 @@ async fn decisions_are_counted_by_kind_and_outcome_for_dashboards() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn with_the_audit_off_changes_apply_and_nothing_is_recorded() {
+    let app = TestApp::builder()
+        .configure(|settings| settings.worker.audit = false)
+        .start()
+        .await;
+    let org = app.seed().org(app.integration, true, "AUD-6").await;
+    let jane = app.seed().teammate(&org, "jane6@acme.io").await;
+    app.send(&assignee_changed("AUD-6", jira_user("jane6@acme.io"), T1))
+        .await;
+    app.wait_assignee(org.group_id, Some(jane)).await;
+    app.settle().await;
+    assert!(events(&app, "AUD-6").await.is_empty());
+    app.finish().await;
+}

@@ -39,6 +39,7 @@ fn defaults_are_the_contract_defaults() {
         "max_body_bytes": 2097152,
         "retry_delays": ["5s", "30s", "2m", "10m", "30m"],
         "reconcile_interval": "10m",
+        "audit": "on",
         "metrics_listen": null,
         "log_format": "text",
         "rust_log": "info",

@@ -29,6 +29,7 @@ pub const SETTING_VARS: &[&str] = &[
     "RUST_LOG",
     "JIRASYNC_SECRET_KEY",
     "JIRASYNC_SECRET_KEY_OLD",
+    "JIRASYNC_AUDIT",
 ];
 
 /// docs/reference.md §1: the subcommands of `jirasync`.
