@@ -63,7 +63,5 @@ INSERT INTO activities (group_id, project_id, type, user_id, data)
 \endif
 INSERT INTO sync_events
         (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
- SELECT 'bench', :integration_id, :key, :at, e.kind, e.organization_id, e.outcome, e.detail
-   FROM unnest(ARRAY['assignee']::text[], ARRAY[:ei_organization_id]::bigint[], ARRAY['assigned']::text[], ARRAY[jsonb_build_object('email', :email::text, 'jira_user', 'u', 'groups', jsonb_build_array(jsonb_build_object('group_id', :g_id::bigint, 'project', :g_slug::text, 'result', 'assigned', 'via', 'email', 'user', jsonb_build_object('id', :u_id::bigint, 'username', :u_username::text, 'email', :u_email::text, 'team', :u_slug::text))))]::jsonb[])
-     AS e(kind, organization_id, outcome, detail);
+ VALUES ('bench', :integration_id, :key, :at, 'assignee', :ei_organization_id, 'assigned', jsonb_build_object('email', :email::text, 'jira_user', 'u', 'groups', jsonb_build_array(jsonb_build_object('group_id', :g_id::bigint, 'project', :g_slug::text, 'result', 'assigned', 'via', 'email', 'user', jsonb_build_object('id', :u_id::bigint, 'username', :u_username::text, 'email', :u_email::text, 'team', :u_slug::text)))));
 COMMIT;

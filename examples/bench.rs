@@ -457,7 +457,10 @@ async fn main() -> anyhow::Result<()> {
                 "worker",
                 &[
                     ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
-                    ("JIRASYNC_AUDIT", if audit { "on" } else { "off" }.to_owned()),
+                    (
+                        "JIRASYNC_AUDIT",
+                        if audit { "on" } else { "off" }.to_owned(),
+                    ),
                 ],
             )?);
         }

@@ -63,8 +63,15 @@ pub struct Audit {
     recorded: bool,
 }
 
-/// `$1` message id, `$2` integration, `$3` issue key, `$4` event time, then one
-/// array each of kinds, organizations, outcomes and details: see [`Audit::write`].
+/// `$1` message id, `$2` integration, `$3` issue key, `$4` event time, `$5` kind,
+/// `$6` organization, `$7` outcome, `$8` detail: one decision (the common case:
+/// one organization), see [`Audit::write`].
+pub const INSERT_SYNC_EVENT: &str = "INSERT INTO sync_events
+        (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
+ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// As [`INSERT_SYNC_EVENT`], with one array each of kinds, organizations,
+/// outcomes and details: several decisions in one statement.
 pub const INSERT_SYNC_EVENTS: &str = "INSERT INTO sync_events
         (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
  SELECT $1, $2, $3, $4, e.kind, e.organization_id, e.outcome, e.detail
@@ -115,7 +122,29 @@ impl Audit {
 
     /// Writes every decision in one statement (in the caller's transaction).
     pub async fn write(&self, client: &impl GenericClient) -> Result<(), Error> {
-        if self.decisions.is_empty() || !self.recorded {
+        if !self.recorded {
+            return Ok(());
+        }
+        if let [one] = self.decisions.as_slice() {
+            let statement = client.prepare_cached(INSERT_SYNC_EVENT).await?;
+            client
+                .execute(
+                    &statement,
+                    &[
+                        &self.message_id,
+                        &self.integration_id,
+                        &self.issue_key,
+                        &self.event_time,
+                        &one.kind.as_str(),
+                        &one.organization_id,
+                        &one.outcome,
+                        &one.detail,
+                    ],
+                )
+                .await?;
+            return Ok(());
+        }
+        if self.decisions.is_empty() {
             return Ok(());
         }
         let kinds: Vec<&str> = self.decisions.iter().map(|d| d.kind.as_str()).collect();

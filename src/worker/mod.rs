@@ -22,13 +22,13 @@ use std::time::Duration;
 
 use crate::config::{MetricsSettings, PublicSettings, Services, Settings, WorkerSettings};
 use crate::db::DbPool;
-use crate::sync::audit::Audit;
 use crate::db::oauth_sessions::{self, SessionRef};
 use crate::queue::consumer::{self, ConsumerConfig};
 use crate::queue::handler::{Failure, Handler, Incoming, Outcome};
 use crate::queue::job::{Job, Oauth2Token, OauthAccessToken, OauthRequestToken, Reconcile};
 use crate::queue::{Names, WEBHOOK};
 use crate::shutdown::Shutdown;
+use crate::sync::audit::Audit;
 
 /// The arguments of `jirasync worker`.
 #[derive(Debug, Clone, clap::Args)]
@@ -150,7 +150,11 @@ impl WebhookJobs {
     fn audit(&self, message_id: &str, event: crate::sync::IssueEvent<'_>) -> Audit {
         let message_id = Some(message_id).filter(|id| !id.is_empty());
         let audit = Audit::new(message_id, event);
-        if self.audit { audit } else { audit.unrecorded() }
+        if self.audit {
+            audit
+        } else {
+            audit.unrecorded()
+        }
     }
 }
 

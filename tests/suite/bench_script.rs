@@ -13,7 +13,7 @@ use jirasync::db::sync::{
     MARK_ASSIGNEE_SYNCED,
 };
 use jirasync::integration::FIND_ACTIVE;
-use jirasync::sync::audit::INSERT_SYNC_EVENTS;
+use jirasync::sync::audit::INSERT_SYNC_EVENT;
 
 const SCRIPT: &str = include_str!("../../bench/assign.sql");
 const SEED: &str = include_str!("../../bench/seed.sql");
@@ -69,10 +69,10 @@ fn every_statement_of_the_pgbench_script_is_the_workers_own() {
     let activity_data = "jsonb_build_object('assignee', :u_id::text, 'assigneeEmail', :u_email::text, \
          'assigneeType', 'user', 'integration', 'jira_server', 'integration_id', :integration_id::bigint)";
     // One decision per organization, as `sync::assignee` notes it.
-    let audit_detail = "ARRAY[jsonb_build_object('email', :email::text, 'jira_user', 'u', 'groups', \
+    let audit_detail = "jsonb_build_object('email', :email::text, 'jira_user', 'u', 'groups', \
          jsonb_build_array(jsonb_build_object('group_id', :g_id::bigint, 'project', :g_slug::text, \
          'result', 'assigned', 'via', 'email', 'user', jsonb_build_object('id', :u_id::bigint, \
-         'username', :u_username::text, 'email', :u_email::text, 'team', :u_slug::text))))]";
+         'username', :u_username::text, 'email', :u_email::text, 'team', :u_slug::text))))";
     let expected = vec![
         // Not the worker's: the values it takes from the webhook.
         collapse(
@@ -90,15 +90,15 @@ fn every_statement_of_the_pgbench_script_is_the_workers_own() {
             &[":g_id", ":g_project_id", "'assigned'", activity_data],
         ),
         bind(
-            INSERT_SYNC_EVENTS,
+            INSERT_SYNC_EVENT,
             &[
                 "'bench'",
                 ":integration_id",
                 ":key",
                 ":at",
-                "ARRAY['assignee']",
-                "ARRAY[:ei_organization_id]",
-                "ARRAY['assigned']",
+                "'assignee'",
+                ":ei_organization_id",
+                "'assigned'",
                 audit_detail,
             ],
         ),
