@@ -13,7 +13,7 @@ CREATE TABLE sync_events (
     detail jsonb NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX sync_events_issue_idx ON sync_events (issue_key, id DESC);
+CREATE INDEX sync_events_issue_idx ON sync_events (issue_key);
 -- Pruning finds old rows by created_at; a BRIN index (rows arrive in time order)
 -- costs the hot path's inserts next to nothing.
 CREATE INDEX sync_events_created_idx ON sync_events USING brin (created_at);
