@@ -1,6 +1,7 @@
 //! Publishing with broker confirms. `publish_confirmed` is the one way anything is
 //! published; `Broker` keeps one connection and confirm channel alive for the
-//! ingress and the CLI, reconnecting by itself after a broker restart.
+//! ingress and the CLI, reconnecting by itself after a broker restart and
+//! replacing a channel whose publishes RabbitMQ nacks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,7 +154,8 @@ pub async fn confirm_channel(connection: &Connection) -> anyhow::Result<Channel>
 }
 
 struct Link {
-    connection: Connection,
+    /// Shared with the links that replace this one's channel.
+    connection: Arc<Connection>,
     channel: Channel,
 }
 
@@ -162,6 +164,8 @@ pub struct Broker {
     link: RwLock<Option<Arc<Link>>>,
     blocked: std::sync::Mutex<Option<String>>,
     ready: AtomicBool,
+    /// Whether the last publish was nacked (the supervisor then renews the channel).
+    nacked: AtomicBool,
     names: Names,
 }
 
@@ -179,6 +183,7 @@ impl Broker {
             link: RwLock::new(None),
             blocked: std::sync::Mutex::new(None),
             ready: AtomicBool::new(false),
+            nacked: AtomicBool::new(false),
             names: Names::from(settings),
         });
         let task = tokio::spawn(Arc::clone(&broker).supervise(url, delays, role, shutdown));
@@ -228,14 +233,20 @@ impl Broker {
         if frame_max > 0 && len + HEADER_HEADROOM > frame_max as usize {
             return Err(PublishError::TooLarge { len, frame_max });
         }
-        publish_confirmed(
+        let result = publish_confirmed(
             &link.channel,
             &self.names.exchange(),
             routing_key,
             body,
             properties,
         )
-        .await
+        .await;
+        match &result {
+            Ok(()) => self.nacked.store(false, Ordering::Release),
+            Err(PublishError::Nacked) => self.nacked.store(true, Ordering::Release),
+            Err(_) => {}
+        }
+        result
     }
 
     /// Publishes `job` to `P` and waits for the confirm; its message id.
@@ -265,15 +276,16 @@ impl Broker {
                 opened = self.open(&url, &delays, role) => opened,
             };
             match opened {
-                Ok(link) => {
+                Ok(mut link) => {
                     tracing::info!(role, "connected to RabbitMQ");
                     last_error.clear();
                     backoff = Duration::from_millis(200);
                     let mut events = link.connection.events_listener();
+                    self.nacked.store(false, Ordering::Release);
                     *self.link.write().await = Some(Arc::clone(&link));
                     self.ready.store(true, Ordering::Release);
                     metrics::gauge!("jirasync_broker_connected", "role" => role).set(1.0);
-                    let stop = self.watch(&link, &mut events, &shutdown).await;
+                    let stop = self.watch(&mut link, &mut events, role, &shutdown).await;
                     self.ready.store(false, Ordering::Release);
                     metrics::gauge!("jirasync_broker_connected", "role" => role).set(0.0);
                     *self.link.write().await = None;
@@ -307,16 +319,18 @@ impl Broker {
         let channel = confirm_channel(&connection).await?;
         super::topology::declare(&connection, &self.names, delays).await?;
         Ok(Arc::new(Link {
-            connection,
+            connection: Arc::new(connection),
             channel,
         }))
     }
 
-    /// Waits until the link breaks (false) or shutdown is requested (true).
+    /// Waits until the link breaks (false) or shutdown is requested (true),
+    /// replacing `link`'s channel when its last publish was nacked.
     async fn watch(
         &self,
-        link: &Link,
+        link: &mut Arc<Link>,
         events: &mut (impl futures_util::Stream<Item = Event> + Unpin),
+        role: &str,
         shutdown: &Shutdown,
     ) -> bool {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -343,8 +357,52 @@ impl Broker {
                     if !link.connection.status().connected() || !link.channel.status().connected() {
                         return false;
                     }
+                    if self.nacked.swap(false, Ordering::AcqRel) && !self.renew_channel(link, role).await {
+                        return false;
+                    }
                 }
             }
         }
+    }
+
+    /// Publishes on a new confirm channel of `link`'s connection from now on; false
+    /// when none opens in time (the link is then treated as broken). In-flight
+    /// publishes finish on the old channel, which closes when they have.
+    ///
+    /// RabbitMQ 3.10 sets up a channel's path to a quorum queue at its first
+    /// publish there, from the queue's record: when that record still names a
+    /// leader whose node has just died, the channel nacks every publish to the
+    /// queue for as long as that node stays down, new leader or not (fixed in later
+    /// 3.11 and 3.12 releases by
+    /// <https://github.com/rabbitmq/rabbitmq-server/pull/9221>). A new channel reads
+    /// the record again. A full queue (`JIRASYNC_QUEUE_MAX_LENGTH`) nacks too; a new
+    /// channel then costs no more than the channel.
+    async fn renew_channel(&self, link: &mut Arc<Link>, role: &str) -> bool {
+        let opened = tokio::time::timeout(CONFIRM_TIMEOUT, confirm_channel(&link.connection)).await;
+        let channel = match opened {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(error)) => {
+                tracing::warn!(role, error = %format!("{error:#}"), "failed to open a new RabbitMQ channel; reconnecting");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    role,
+                    timeout_ms = CONFIRM_TIMEOUT.as_millis(),
+                    "RabbitMQ did not open a new channel in time; reconnecting"
+                );
+                return false;
+            }
+        };
+        tracing::warn!(
+            role,
+            "RabbitMQ nacked the last publish; publishing on a new channel from now on"
+        );
+        *link = Arc::new(Link {
+            connection: Arc::clone(&link.connection),
+            channel,
+        });
+        *self.link.write().await = Some(Arc::clone(link));
+        true
     }
 }
