@@ -367,7 +367,8 @@ impl Broker {
 
     /// Publishes on a new confirm channel of `link`'s connection from now on; false
     /// when none opens in time (the link is then treated as broken). In-flight
-    /// publishes finish on the old channel, which closes when they have.
+    /// publishes finish on the old channel, which lapin closes once the last of
+    /// them drops it (`hostile_clients::a_queue_that_keeps_refusing_does_not_pile_up_channels`).
     ///
     /// RabbitMQ 3.10 sets up a channel's path to a quorum queue at its first
     /// publish there, from the queue's record: when that record still names a

@@ -472,3 +472,65 @@ async fn a_flood_of_oauth_callbacks_enqueues_a_bounded_number_of_jobs() {
     );
     ingress.stop().await;
 }
+
+/// How many channels the connection named `name` has open on the shared broker.
+fn channels_of(name: &str) -> usize {
+    let rabbitmqctl = |args: &[&str]| {
+        let output = std::process::Command::new("rabbitmqctl")
+            .args(args)
+            .output()
+            .expect("rabbitmqctl runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let connections = rabbitmqctl(&[
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ]);
+    let Some(pid) = connections
+        .lines()
+        .find(|line| line.contains(&format!("\"{name}\"")))
+        .and_then(|line| line.split_whitespace().next())
+    else {
+        return 0;
+    };
+    rabbitmqctl(&["list_channels", "-q", "--no-table-headers", "connection"])
+        .lines()
+        .filter(|line| line.trim() == pid)
+        .count()
+}
+
+#[tokio::test]
+async fn a_queue_that_keeps_refusing_does_not_pile_up_channels() {
+    let mut settings = common::settings();
+    settings.broker.queue_max_length = 1;
+    common::declare_topology(&settings).await.expect("topology");
+    let cap = ("JIRASYNC_QUEUE_MAX_LENGTH", "1".to_owned());
+    let (process, base) = common::serving_process("ingress", &settings, &[cap]).await;
+    let name = format!("jirasync-ingress-{}", process.id());
+    let client = reqwest::Client::new();
+    // Refused publishes over several of the ingress's 500 ms ticks: each tick
+    // after a nack opens a new channel.
+    let started = std::time::Instant::now();
+    let mut refused = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let response = client
+            .post(format!("{base}{}", webhook_path(TOKEN)))
+            .body("{}")
+            .send()
+            .await
+            .expect("POST");
+        refused += usize::from(response.status() == 503);
+    }
+    assert!(refused > 10, "the full queue refused: {refused}");
+    assert!(channels_of(&name) > 0, "the ingress's connection is found");
+    common::eventually(
+        "the replaced channels are closed",
+        Duration::from_secs(15),
+        || async { channels_of(&name) <= 2 },
+    )
+    .await;
+    drop(process);
+}
