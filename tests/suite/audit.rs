@@ -347,3 +347,85 @@ async fn with_the_audit_off_changes_apply_and_nothing_is_recorded() {
     assert!(events(&app, "AUD-6").await.is_empty());
     app.finish().await;
 }
+
+#[tokio::test]
+async fn one_message_id_follows_a_webhook_from_its_202_to_a_dead_letter_and_a_replay() {
+    let app = TestApp::builder().ingress().start().await;
+    let post = |body: String| {
+        let url = app.ingress().url(&common::webhook_path(&app.token));
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(response.status(), 202);
+            response.json::<Value>().await.expect("JSON")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        }
+    };
+    // Assigned later by the same id: the group is linked once it is replayed.
+    let body = assignee_changed("AUD-7", jira_user("jane7@acme.io"), T1).to_string();
+    app.db
+        .batch_execute("ALTER TABLE sync_events RENAME TO sync_events_gone")
+        .await
+        .expect("break the audit table");
+    let id = post(body).await;
+    let dead = common::names(&app.settings).dead();
+    common::eventually("the webhook is dead-lettered", WAIT, || async {
+        common::depth(&app.channel, &dead).await == 1
+    })
+    .await;
+    let letters = common::output(&["dlq", "list", "--json"], &app.settings);
+    let listed = String::from_utf8_lossy(&letters.stdout).into_owned();
+    let letter: Value =
+        serde_json::from_str(listed.lines().next().expect("a letter")).expect("JSON");
+    assert_eq!(
+        letter["id"],
+        id.as_str(),
+        "the dead letter carries the 202's id"
+    );
+    app.db
+        .batch_execute("ALTER TABLE sync_events_gone RENAME TO sync_events")
+        .await
+        .expect("mend the table");
+    let org = app.seed().org(app.integration, true, "AUD-7").await;
+    let jane = app.seed().teammate(&org, "jane7@acme.io").await;
+    let replayed = common::output(&["dlq", "replay"], &app.settings);
+    assert!(replayed.status.success());
+    app.wait_assignee(org.group_id, Some(jane)).await;
+    let json: Value =
+        serde_json::from_str(explain(&app, &["AUD-7", "--json"]).trim()).expect("JSON");
+    assert_eq!(
+        json["message_id"],
+        id.as_str(),
+        "and the decision after the replay"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn explain_shows_one_integrations_history_when_asked() {
+    let app = TestApp::builder().start().await;
+    let org = app.seed().org(app.integration, true, "AUD-8").await;
+    app.seed().teammate(&org, "jane8@acme.io").await;
+    app.send(&assignee_changed("AUD-8", jira_user("jane8@acme.io"), T1))
+        .await;
+    wait_events(&app, "AUD-8", 1).await;
+    let own = app.integration.to_string();
+    let other = (app.integration + 1000).to_string();
+    assert_eq!(
+        explain(&app, &["AUD-8", "--integration", &own])
+            .lines()
+            .count(),
+        1
+    );
+    assert!(
+        explain(&app, &["AUD-8", "--integration", &other]).contains("no sync history for AUD-8")
+    );
+    app.finish().await;
+}
