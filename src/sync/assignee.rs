@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::audit::{Audit, Kind};
 use super::{Email, IssueEvent, Reach};
 use crate::db::sync::{self as q, Assignee, LinkedGroup, Watermark};
-use crate::jira::payload::AssigneeRef;
 
 /// What to do to the linked groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +19,7 @@ pub enum Action {
         /// The assignee's email, when Jira gave one.
         email: Option<Email>,
         /// How Jira names the assignee (`name`, else `key`), for the user map.
-        jira_user: Option<AssigneeRef>,
+        jira_user: Option<String>,
     },
     /// Remove the assignee.
     Unassign,
@@ -126,9 +125,7 @@ pub async fn apply(
                         None => {
                             if mapped.is_none() {
                                 mapped = Some(match jira_user {
-                                    Some(user) => {
-                                        q::mapped_user(tx, integration_id, user.name()).await?
-                                    }
+                                    Some(user) => q::mapped_user(tx, integration_id, user).await?,
                                     None => None,
                                 });
                             }
@@ -167,7 +164,7 @@ pub async fn apply(
         });
         if let Action::Assign { email, jira_user } = action {
             detail["email"] = json!(email.as_ref().map(Email::as_str));
-            detail["jira_user"] = json!(jira_user.as_ref().map(AssigneeRef::name));
+            detail["jira_user"] = json!(jira_user);
         }
         audit.record(Kind::Assignee, Some(issue.organization_id), outcome, detail);
     }

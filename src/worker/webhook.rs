@@ -130,7 +130,7 @@ pub(super) async fn assignee_action(
     Ok(match change {
         AssigneeChange::Assign(email, user) => Action::Assign {
             email: Some(email.clone()),
-            jira_user: user.clone(),
+            jira_user: user.as_ref().map(|user| user.name().to_owned()),
         },
         AssigneeChange::Unassign => Action::Unassign,
         AssigneeChange::MissingEmail(None) => Action::Assign {
@@ -144,7 +144,7 @@ pub(super) async fn assignee_action(
             };
             Action::Assign {
                 email,
-                jira_user: Some(user.clone()),
+                jira_user: Some(user.name().to_owned()),
             }
         }
     })
