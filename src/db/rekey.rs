@@ -17,6 +17,11 @@ pub struct KeyedIssue {
     pub key: String,
 }
 
+/// `$1` integration, `$2` the keys: see [`lock`].
+pub const LOCK_KEYS: &str = "SELECT id, organization_id, key FROM external_issues
+              WHERE integration_id = $1 AND key = ANY($2)
+              ORDER BY id FOR UPDATE";
+
 /// The rows of `keys` in `integration_id`, every organization, locked in id order
 /// (the order every change of an issue locks in).
 pub async fn lock(
@@ -24,14 +29,7 @@ pub async fn lock(
     integration_id: i64,
     keys: &[&str],
 ) -> Result<Vec<KeyedIssue>, Error> {
-    let rows = client
-        .query(
-            "SELECT id, organization_id, key FROM external_issues
-              WHERE integration_id = $1 AND key = ANY($2)
-              ORDER BY id FOR UPDATE",
-            &[&integration_id, &keys],
-        )
-        .await?;
+    let rows = client.query(LOCK_KEYS, &[&integration_id, &keys]).await?;
     Ok(rows
         .iter()
         .map(|row| KeyedIssue {

@@ -8,6 +8,13 @@ use tokio_postgres::Error;
 
 use super::sync::{LinkedGroup, insert_activity};
 
+/// `$1` integration, `$2` issue key: see [`enabled`].
+pub const STATUS_SYNC_ENABLED: &str = concat!(
+    "SELECT EXISTS (SELECT 1",
+    syncing_issues!("sync_status_reverse"),
+    " AND ei.key = $2)"
+);
+
 /// Whether any organization syncs the status of this issue back: without one,
 /// Jira's statuses need not be fetched.
 pub async fn enabled(
@@ -15,14 +22,15 @@ pub async fn enabled(
     integration_id: i64,
     key: &str,
 ) -> Result<bool, Error> {
-    const SQL: &str = concat!(
-        "SELECT EXISTS (SELECT 1",
-        syncing_issues!("sync_status_reverse"),
-        " AND ei.key = $2)"
-    );
-    let row = client.query_one(SQL, &[&integration_id, &key]).await?;
+    let row = client
+        .query_one(STATUS_SYNC_ENABLED, &[&integration_id, &key])
+        .await?;
     Ok(row.get(0))
 }
+
+/// `$1` group, `$2` status before, `$3` after: see [`transition`].
+pub const TRANSITION: &str =
+    "UPDATE groups SET status = $3 WHERE id = $1 AND status = $2 RETURNING id";
 
 /// Moves the group from status `from` to `to` and writes the `activity` row,
 /// only if the group is in `from` (an ignored group, or one already in `to`,
@@ -36,10 +44,7 @@ pub async fn transition(
     integration_id: i64,
 ) -> Result<bool, Error> {
     let changed = client
-        .query_opt(
-            "UPDATE groups SET status = $3 WHERE id = $1 AND status = $2 RETURNING id",
-            &[&group.group_id, &from, &to],
-        )
+        .query_opt(TRANSITION, &[&group.group_id, &from, &to])
         .await?
         .is_some();
     if changed {

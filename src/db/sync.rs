@@ -199,6 +199,19 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// `$1` the group's project, `$2` the email: see [`rejected_candidates`].
+pub const REJECTED_CANDIDATES: &str =
+    "SELECT u.id, u.username, bool_or(ue.is_verified), u.is_active, EXISTS (
+                    SELECT 1 FROM organization_members om
+                      JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
+                      JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
+                                  AND t.organization_id = om.organization_id
+                      JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $1
+                     WHERE om.user_id = u.id)
+               FROM user_emails ue JOIN users u ON u.id = ue.user_id
+              WHERE lower(ue.email) = lower($2)
+              GROUP BY u.id ORDER BY u.id LIMIT 10";
+
 /// Why nobody with `email` (ignoring case) could be assigned to `group`: each
 /// user holding it, lowest id first (at most 10), with the first rule they fail.
 /// Only asked when [`find_assignee`] found no one: off the hot path.
@@ -208,19 +221,7 @@ pub async fn rejected_candidates(
     email: &str,
 ) -> Result<Vec<Rejected>, Error> {
     let rows = client
-        .query(
-            "SELECT u.id, u.username, bool_or(ue.is_verified), u.is_active, EXISTS (
-                    SELECT 1 FROM organization_members om
-                      JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
-                      JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
-                                  AND t.organization_id = om.organization_id
-                      JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $1
-                     WHERE om.user_id = u.id)
-               FROM user_emails ue JOIN users u ON u.id = ue.user_id
-              WHERE lower(ue.email) = lower($2)
-              GROUP BY u.id ORDER BY u.id LIMIT 10",
-            &[&group.project_id, &email],
-        )
+        .query(REJECTED_CANDIDATES, &[&group.project_id, &email])
         .await?;
     Ok(rows
         .iter()
@@ -245,6 +246,10 @@ fn rejection(group: &LinkedGroup, verified: bool, active: bool, on_team: bool) -
     }
 }
 
+/// `$1` integration, `$2` Jira user: see [`mapped_user`].
+pub const MAPPED_USER: &str =
+    "SELECT user_id FROM jira_user_mappings WHERE integration_id = $1 AND jira_user = $2";
+
 /// The user `jira_user` (a Jira `name` or `key`) is mapped to in `integration_id`.
 pub async fn mapped_user(
     client: &impl GenericClient,
@@ -252,13 +257,22 @@ pub async fn mapped_user(
     jira_user: &str,
 ) -> Result<Option<i64>, Error> {
     let row = client
-        .query_opt(
-            "SELECT user_id FROM jira_user_mappings WHERE integration_id = $1 AND jira_user = $2",
-            &[&integration_id, &jira_user],
-        )
+        .query_opt(MAPPED_USER, &[&integration_id, &jira_user])
         .await?;
     Ok(row.map(|row| row.get(0)))
 }
+
+/// `$1` user, `$2` the group's project: see [`eligible`].
+pub const ELIGIBLE: &str = "SELECT u.username, u.is_active, (
+                    SELECT t.slug FROM organization_members om
+                      JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
+                      JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
+                                  AND t.organization_id = om.organization_id
+                      JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $2
+                     WHERE om.user_id = u.id ORDER BY t.id LIMIT 1), (
+                    SELECT ue.email FROM user_emails ue
+                     WHERE ue.user_id = u.id AND ue.is_verified ORDER BY ue.id LIMIT 1)
+               FROM users u WHERE u.id = $1";
 
 /// `user_id` as the assignee of `group` if the rules of §5.6 admit them (active,
 /// an active member of an active team with the group's project); else why not.
@@ -268,19 +282,7 @@ pub async fn eligible(
     user_id: i64,
 ) -> Result<Result<Assignee, Rejected>, Error> {
     let row = client
-        .query_one(
-            "SELECT u.username, u.is_active, (
-                    SELECT t.slug FROM organization_members om
-                      JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
-                      JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
-                                  AND t.organization_id = om.organization_id
-                      JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = $2
-                     WHERE om.user_id = u.id ORDER BY t.id LIMIT 1), (
-                    SELECT ue.email FROM user_emails ue
-                     WHERE ue.user_id = u.id AND ue.is_verified ORDER BY ue.id LIMIT 1)
-               FROM users u WHERE u.id = $1",
-            &[&user_id, &group.project_id],
-        )
+        .query_one(ELIGIBLE, &[&user_id, &group.project_id])
         .await?;
     let (username, active, team, email): (String, bool, Option<String>, Option<String>) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
@@ -337,6 +339,9 @@ pub async fn assign(
     Ok(changed)
 }
 
+/// `$1` group: see [`unassign`].
+pub const UNASSIGN: &str = "DELETE FROM group_assignees WHERE group_id = $1 RETURNING id";
+
 /// Removes the group's assignee; writes the `unassigned` activity only if there was one.
 pub async fn unassign(
     client: &impl GenericClient,
@@ -344,10 +349,7 @@ pub async fn unassign(
     integration_id: i64,
 ) -> Result<bool, Error> {
     let removed = client
-        .query_opt(
-            "DELETE FROM group_assignees WHERE group_id = $1 RETURNING id",
-            &[&group.group_id],
-        )
+        .query_opt(UNASSIGN, &[&group.group_id])
         .await?
         .is_some();
     if removed {

@@ -33,6 +33,15 @@ pub struct SyncEvent {
     pub detail: Value,
 }
 
+/// `$1` issue key, `$2` integration or NULL, `$3` limit: see [`recent`].
+pub const RECENT: &str =
+    "SELECT e.id, e.created_at, e.message_id, e.integration_id, e.issue_key, e.kind,
+                    e.event_time, e.organization_id, o.slug, e.outcome, e.detail
+               FROM sync_events e LEFT JOIN organizations o ON o.id = e.organization_id
+              WHERE (e.issue_key = $1 OR (e.kind = 'key' AND e.detail->>'from' = $1))
+                AND ($2::bigint IS NULL OR e.integration_id = $2)
+              ORDER BY e.id DESC LIMIT $3";
+
 /// The newest `limit` decisions about `issue_key` (also as the key it moved
 /// from), of `integration_id` when given.
 pub async fn recent(
@@ -42,15 +51,7 @@ pub async fn recent(
     limit: i64,
 ) -> Result<Vec<SyncEvent>, Error> {
     let rows = client
-        .query(
-            "SELECT e.id, e.created_at, e.message_id, e.integration_id, e.issue_key, e.kind,
-                    e.event_time, e.organization_id, o.slug, e.outcome, e.detail
-               FROM sync_events e LEFT JOIN organizations o ON o.id = e.organization_id
-              WHERE (e.issue_key = $1 OR (e.kind = 'key' AND e.detail->>'from' = $1))
-                AND ($2::bigint IS NULL OR e.integration_id = $2)
-              ORDER BY e.id DESC LIMIT $3",
-            &[&issue_key, &integration_id, &limit],
-        )
+        .query(RECENT, &[&issue_key, &integration_id, &limit])
         .await?;
     Ok(rows
         .iter()

@@ -185,23 +185,27 @@ impl Audit {
     }
 }
 
-/// Deletes up to `batch` rows older than `retention`; how many. Rows go oldest
-/// first, by the `created_at` index, so a large backlog is cut in short steps
-/// that never hold a lock the hot path waits on.
-pub async fn prune(
-    client: &impl GenericClient,
-    retention: Duration,
-    batch: i64,
-) -> Result<u64, Error> {
+/// `$1` retention in seconds: the first row young enough to keep, by id (ids and
+/// `created_at` grow together, so the rows before it are the old ones). Walks the
+/// primary key from the oldest row: as far as there are rows to prune, no further.
+pub const PRUNE_CUTOFF: &str = "SELECT id FROM sync_events
+  WHERE created_at >= now() - make_interval(secs => $1)
+  ORDER BY id LIMIT 1";
+
+/// Rows one [`PRUNE`] deletes at most (a constant, so the plan is an index scan).
+pub const PRUNE_BATCH: u64 = 5_000;
+
+/// `$1` the cutoff id: see [`prune`].
+pub const PRUNE: &str = "DELETE FROM sync_events WHERE id = ANY (ARRAY(
+   SELECT id FROM sync_events WHERE id < $1 ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED))";
+
+/// Deletes up to [`PRUNE_BATCH`] rows older than `retention`, oldest first; how
+/// many. By the primary key alone (no index on `created_at` for every insert to
+/// keep up), in short steps that never hold a lock the hot path waits on.
+pub async fn prune(client: &impl GenericClient, retention: Duration) -> Result<u64, Error> {
     let seconds = retention.as_secs_f64();
-    client
-        .execute(
-            "DELETE FROM sync_events WHERE id IN (
-                SELECT id FROM sync_events
-                 WHERE created_at < now() - make_interval(secs => $1)
-                 ORDER BY created_at LIMIT $2
-                   FOR UPDATE SKIP LOCKED)",
-            &[&seconds, &batch],
-        )
-        .await
+    let cutoff = client.query_opt(PRUNE_CUTOFF, &[&seconds]).await?;
+    // None: no row is young enough to keep.
+    let cutoff: i64 = cutoff.map_or(i64::MAX, |row| row.get(0));
+    client.execute(PRUNE, &[&cutoff]).await
 }

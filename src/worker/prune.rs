@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use crate::db::DbPool;
 use crate::shutdown::Shutdown;
-use crate::sync::audit::{self, RETENTION};
+use crate::sync::audit::{self, PRUNE_BATCH, RETENTION};
 
 /// How often the trail is pruned.
 const EVERY: Duration = Duration::from_secs(3600);
-/// Rows deleted per statement.
-const BATCH: i64 = 5_000;
 
 /// Starts the pruning task.
 pub fn spawn(pool: DbPool, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
@@ -40,9 +38,9 @@ async fn prune(pool: &DbPool, shutdown: &Shutdown) -> anyhow::Result<u64> {
     let client = pool.get().await?;
     let mut pruned = 0;
     while !shutdown.is_cancelled() {
-        let deleted = audit::prune(&client, RETENTION, BATCH).await?;
+        let deleted = audit::prune(&client, RETENTION).await?;
         pruned += deleted;
-        if deleted < BATCH as u64 {
+        if deleted < PRUNE_BATCH {
             break;
         }
     }

@@ -35,6 +35,7 @@ mod oauth_signature;
 mod pat;
 mod poison;
 mod postgres_tls;
+mod query_plans;
 mod rabbitmq4;
 mod reconcile;
 mod reference;

@@ -1,0 +1,169 @@
+//! Cost that stays flat as the data grows (issue 17 §3): on an installation of
+//! realistic shape (`bench/seed_big.sql`, a tenth of the benchmark's big seed), every
+//! statement a webhook, a job or `explain` runs is planned — as the worker runs it,
+//! prepared, with the generic plan Postgres switches to — without a sequential scan
+//! of any table holding more than a few thousand rows.
+
+use crate::common;
+
+use jirasync::db::{rekey, status_sync, sync, sync_events};
+use jirasync::integration::FIND_ACTIVE;
+use jirasync::sync::audit;
+use serde_json::Value;
+
+const SEED: &str = include_str!("../../bench/seed.sql");
+const SEED_BIG: &str = include_str!("../../bench/seed_big.sql");
+/// A table with more rows than this must not be read whole.
+const LARGE: f64 = 5_000.0;
+
+/// Each hot statement with arguments of its types.
+fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("FIND_ACTIVE", FIND_ACTIVE, "('bench.jira.local:bench')"),
+        (
+            "LOCK_EXTERNAL_ISSUES",
+            sync::LOCK_EXTERNAL_ISSUES,
+            "(1, 'BIG-77')",
+        ),
+        (
+            "LOCK_STATUS_ISSUES",
+            sync::LOCK_STATUS_ISSUES,
+            "(1, 'BIG-77')",
+        ),
+        (
+            "MARK_ASSIGNEE_SYNCED",
+            sync::MARK_ASSIGNEE_SYNCED,
+            "(77, now())",
+        ),
+        (
+            "MARK_STATUS_SYNCED",
+            sync::MARK_STATUS_SYNCED,
+            "(77, now())",
+        ),
+        ("LINKED_GROUPS", sync::LINKED_GROUPS, "(77, 5)"),
+        (
+            "FIND_ASSIGNEE",
+            sync::FIND_ASSIGNEE,
+            "(5, 'big77@example.org')",
+        ),
+        ("ASSIGN", sync::ASSIGN, "(77, 5, 77)"),
+        ("UNASSIGN", sync::UNASSIGN, "(77)"),
+        (
+            "INSERT_ACTIVITY",
+            sync::INSERT_ACTIVITY,
+            "(77, 5, 'assigned', '{}')",
+        ),
+        (
+            "REJECTED_CANDIDATES",
+            sync::REJECTED_CANDIDATES,
+            "(5, 'big99@example.org')",
+        ),
+        ("MAPPED_USER", sync::MAPPED_USER, "(1, 'jdoe')"),
+        ("ELIGIBLE", sync::ELIGIBLE, "(77, 5)"),
+        (
+            "STATUS_SYNC_ENABLED",
+            status_sync::STATUS_SYNC_ENABLED,
+            "(1, 'BIG-77')",
+        ),
+        (
+            "TRANSITION",
+            status_sync::TRANSITION,
+            "(77, 'unresolved', 'resolved')",
+        ),
+        (
+            "LOCK_KEYS (issue move)",
+            rekey::LOCK_KEYS,
+            "(1, ARRAY['BIG-77', 'OPS-1'])",
+        ),
+        (
+            "INSERT_SYNC_EVENT",
+            audit::INSERT_SYNC_EVENT,
+            "('m', 1, 'BIG-77', now(), 'assignee', 5, 'assigned', '{}')",
+        ),
+        (
+            "RECENT (explain)",
+            sync_events::RECENT,
+            "('BIG-77', NULL, 20)",
+        ),
+        ("PRUNE_CUTOFF", audit::PRUNE_CUTOFF, "(2592000)"),
+        ("PRUNE", audit::PRUNE, "(1000)"),
+    ]
+}
+
+/// The relations a plan reads sequentially, with the planner's row count.
+fn seq_scans(plan: &Value, found: &mut Vec<(String, f64)>) {
+    if plan["Node Type"] == "Seq Scan" {
+        found.push((
+            plan["Relation Name"].as_str().unwrap_or("?").to_owned(),
+            plan["Plan Rows"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        seq_scans(child, found);
+    }
+}
+
+#[tokio::test]
+async fn no_hot_statement_scans_a_large_table_on_a_big_installation() {
+    let settings = common::migrated().await;
+    let db = common::db(&settings).await;
+    let small = SEED
+        .replace("{users}", "20")
+        .replace("{issues}", "200")
+        .replace("{secret}", "plans");
+    db.batch_execute(&small).await.expect("bench/seed.sql");
+    let big = SEED_BIG
+        .replace("{orgs}", "1000")
+        .replace("{users}", "10000")
+        .replace("{issues}", "100000")
+        .replace("{events}", "100000");
+    db.batch_execute(&big).await.expect("bench/seed_big.sql");
+    let sizes = db
+        .query(
+            "SELECT relname, reltuples FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
+            &[],
+        )
+        .await
+        .expect("table sizes");
+    let size = |table: &str| {
+        sizes
+            .iter()
+            .find(|row| row.get::<_, String>(0) == table)
+            .map_or(0.0, |row| f64::from(row.get::<_, f32>(1)))
+    };
+    assert!(
+        size("groups") > 90_000.0,
+        "the seed is big: {}",
+        size("groups")
+    );
+    db.batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .expect("generic plans");
+    let mut failures = Vec::new();
+    for (i, (name, sql, args)) in statements().into_iter().enumerate() {
+        db.batch_execute(&format!("PREPARE plan_{i} AS {sql}"))
+            .await
+            .unwrap_or_else(|e| panic!("{name} prepares: {}", jirasync::db::error_chain(&e)));
+        // EXPLAIN without ANALYZE: nothing is written.
+        let row = db
+            .query_one(
+                &format!("EXPLAIN (FORMAT JSON) EXECUTE plan_{i}{args}"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name} explains: {}", jirasync::db::error_chain(&e)));
+        let plan: Value = row.get(0);
+        let mut scans = Vec::new();
+        seq_scans(&plan[0]["Plan"], &mut scans);
+        for (table, _) in scans {
+            if size(&table) > LARGE {
+                failures.push(format!(
+                    "{name} scans {table} ({} rows) sequentially:\n{:#}",
+                    size(&table),
+                    plan[0]["Plan"]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
