@@ -71,6 +71,22 @@ fn check_classification(
             })
     };
     let (assignee_item, status_item) = (has_item("assignee"), has_item("status"));
+    // Jira's `Key` item of a move; its `toString` stands in for a missing issue.key.
+    let key_item = changelog
+        .get("items")
+        .and_then(Value::as_array)
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|item| item.get("field").and_then(Value::as_str) == Some("Key"))
+        });
+    let key_text = |name: &str| {
+        key_item
+            .and_then(|item| item.get(name))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
     let issue = root.get("issue");
     let fields = issue.and_then(|i| i.get("fields"));
     match result {
@@ -82,7 +98,8 @@ fn check_classification(
             assert!(!assignee_item && !status_item, "an item was ignored");
         }
         Err(MalformedWebhook::MissingIssueKey) => {
-            assert!(assignee_item || status_item);
+            assert!(assignee_item || status_item || key_text("fromString").is_some());
+            assert!(key_text("toString").is_none() || key_text("fromString").is_none());
             assert!(
                 issue
                     .and_then(|i| i.get("key"))
@@ -102,16 +119,25 @@ fn check_classification(
             ));
         }
         Ok(WebhookEvent::Changed(change)) => {
+            let issue_key = issue.and_then(|i| i.get("key")).and_then(Value::as_str);
             assert_eq!(
                 Some(change.key.as_str()),
-                issue.and_then(|i| i.get("key")).and_then(Value::as_str),
-                "the key is issue.key"
+                issue_key.or_else(|| key_text("fromString").and(key_text("toString"))),
+                "the key is issue.key, else the move's new key"
+            );
+            if let Some(from) = &change.moved_from {
+                assert_eq!(Some(from.as_str()), key_text("fromString"), "moved from fromString");
+                assert_ne!(from.as_str(), change.key.as_str(), "a move changes the key");
+            }
+            assert!(
+                change.moved_from.is_some() || assignee_item || status_item,
+                "a change that changes nothing"
             );
             assert_eq!(change.assignee.is_some(), assignee_item);
             assert_eq!(change.status.is_some(), status_item);
             let assignee = fields.and_then(|f| f.get("assignee"));
             match &change.assignee {
-                Some(AssigneeChange::Assign(email)) => {
+                Some(AssigneeChange::Assign(email, _)) => {
                     let sent = assignee
                         .and_then(|a| a.get("emailAddress"))
                         .and_then(Value::as_str)
