@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use tokio_postgres::Error;
+use tokio_postgres::types::ToSql;
 
 use super::IssueEvent;
 
@@ -125,49 +126,40 @@ impl Audit {
         if !self.recorded {
             return Ok(());
         }
-        if let [one] = self.decisions.as_slice() {
-            let statement = client.prepare_cached(INSERT_SYNC_EVENT).await?;
-            client
-                .execute(
-                    &statement,
-                    &[
-                        &self.message_id,
-                        &self.integration_id,
-                        &self.issue_key,
-                        &self.event_time,
-                        &one.kind.as_str(),
-                        &one.organization_id,
-                        &one.outcome,
-                        &one.detail,
-                    ],
-                )
-                .await?;
-            return Ok(());
-        }
-        if self.decisions.is_empty() {
-            return Ok(());
-        }
-        let kinds: Vec<&str> = self.decisions.iter().map(|d| d.kind.as_str()).collect();
-        let organizations: Vec<Option<i64>> =
-            self.decisions.iter().map(|d| d.organization_id).collect();
-        let outcomes: Vec<&str> = self.decisions.iter().map(|d| d.outcome).collect();
-        let details: Vec<&Value> = self.decisions.iter().map(|d| &d.detail).collect();
-        let statement = client.prepare_cached(INSERT_SYNC_EVENTS).await?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &self.message_id,
-                    &self.integration_id,
-                    &self.issue_key,
-                    &self.event_time,
-                    &kinds,
-                    &organizations,
-                    &outcomes,
-                    &details,
+        let head: [&(dyn ToSql + Sync); 4] = [
+            &self.message_id,
+            &self.integration_id,
+            &self.issue_key,
+            &self.event_time,
+        ];
+        let (sql, rest): (&str, [&(dyn ToSql + Sync); 4]) = match self.decisions.as_slice() {
+            [] => return Ok(()),
+            [one] => (
+                INSERT_SYNC_EVENT,
+                [
+                    &one.kind.as_str(),
+                    &one.organization_id,
+                    &one.outcome,
+                    &one.detail,
                 ],
-            )
-            .await?;
+            ),
+            many => {
+                let kinds: Vec<&str> = many.iter().map(|d| d.kind.as_str()).collect();
+                let organizations: Vec<Option<i64>> =
+                    many.iter().map(|d| d.organization_id).collect();
+                let outcomes: Vec<&str> = many.iter().map(|d| d.outcome).collect();
+                let details: Vec<&Value> = many.iter().map(|d| &d.detail).collect();
+                let statement = client.prepare_cached(INSERT_SYNC_EVENTS).await?;
+                let arrays: [&(dyn ToSql + Sync); 4] =
+                    [&kinds, &organizations, &outcomes, &details];
+                let params: Vec<_> = head.iter().chain(&arrays).copied().collect();
+                client.execute(&statement, &params).await?;
+                return Ok(());
+            }
+        };
+        let statement = client.prepare_cached(sql).await?;
+        let params: Vec<_> = head.iter().chain(&rest).copied().collect();
+        client.execute(&statement, &params).await?;
         Ok(())
     }
 

@@ -14,6 +14,22 @@ fn user_map(app: &TestApp, args: &[&str]) -> std::process::Output {
     common::output(&all, &app.settings)
 }
 
+/// `jirasync user-map set` of `jira_user` in `integration` to `user`.
+fn map_user(app: &TestApp, integration: &str, jira_user: &str, user: &str) -> std::process::Output {
+    user_map(
+        app,
+        &[
+            "set",
+            "--integration",
+            integration,
+            "--jira-user",
+            jira_user,
+            "--user",
+            user,
+        ],
+    )
+}
+
 async fn username(app: &TestApp, user: i64) -> String {
     app.db
         .query_one("SELECT username FROM users WHERE id = $1", &[&user])
@@ -42,18 +58,7 @@ async fn a_mapped_jira_user_is_assigned_when_the_email_is_hidden_or_matches_no_o
     let jane_name = username(&app, jane).await;
     let integration = app.integration.to_string();
 
-    let set = user_map(
-        &app,
-        &[
-            "set",
-            "--integration",
-            &integration,
-            "--jira-user",
-            "jdoe",
-            "--user",
-            &jane_name,
-        ],
-    );
+    let set = map_user(&app, &integration, "jdoe", &jane_name);
     assert!(
         set.status.success(),
         "{}",
@@ -101,18 +106,7 @@ async fn a_mapped_jira_user_is_assigned_when_the_email_is_hidden_or_matches_no_o
     let other = app.seed().org(app.integration, true, "MAP-2").await;
     let outside = app.seed().user("outside@corp.example", true, true).await;
     let outside_name = username(&app, outside).await;
-    let set = user_map(
-        &app,
-        &[
-            "set",
-            "--integration",
-            &integration,
-            "--jira-user",
-            "JIRAUSER9",
-            "--user",
-            &outside_name,
-        ],
-    );
+    let set = map_user(&app, &integration, "JIRAUSER9", &outside_name);
     assert!(set.status.success());
     let by_key = json!({"key": "JIRAUSER9", "active": true});
     app.send(&assignee_changed("MAP-2", by_key, T1)).await;
@@ -182,18 +176,7 @@ async fn user_map_refuses_unknown_users_and_integrations_and_removes_what_it_set
     }
     let user = app.seed().user("mapped@corp.example", true, true).await;
     let name = username(&app, user).await;
-    let set = user_map(
-        &app,
-        &[
-            "set",
-            "--integration",
-            &integration,
-            "--jira-user",
-            "x",
-            "--user",
-            &name,
-        ],
-    );
+    let set = map_user(&app, &integration, "x", &name);
     assert!(set.status.success());
     let text = String::from_utf8_lossy(&user_map(&app, &["list"]).stdout).into_owned();
     assert!(text.contains(&format!("{name} (user {user})")), "{text}");
