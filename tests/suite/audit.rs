@@ -50,14 +50,6 @@ fn explain(app: &TestApp, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8")
 }
 
-async fn username(app: &TestApp, user: i64) -> String {
-    app.db
-        .query_one("SELECT username FROM users WHERE id = $1", &[&user])
-        .await
-        .expect("user")
-        .get(0)
-}
-
 #[tokio::test]
 async fn an_assignment_is_recorded_with_who_matched_and_why_and_explain_says_so() {
     let app = TestApp::builder().ingress().start().await;
@@ -93,7 +85,7 @@ async fn an_assignment_is_recorded_with_who_matched_and_why_and_explain_says_so(
     assert_eq!(group["user"]["team"], "t");
     assert_eq!(group["project"], "p");
 
-    let name = username(&app, jane).await;
+    let name = app.username(jane).await;
     let text = explain(&app, &["AUD-1"]);
     for expected in [
         format!("assigned {name} (user {jane}) to group {}", org.group_id),

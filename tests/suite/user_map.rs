@@ -30,14 +30,6 @@ fn map_user(app: &TestApp, integration: &str, jira_user: &str, user: &str) -> st
     )
 }
 
-async fn username(app: &TestApp, user: i64) -> String {
-    app.db
-        .query_one("SELECT username FROM users WHERE id = $1", &[&user])
-        .await
-        .expect("user")
-        .get(0)
-}
-
 async fn last_decision(app: &TestApp, key: &str) -> (String, Value) {
     let row = app
         .db
@@ -55,7 +47,7 @@ async fn a_mapped_jira_user_is_assigned_when_the_email_is_hidden_or_matches_no_o
     let app = TestApp::builder().concurrency(1).start().await;
     let org = app.seed().org(app.integration, true, "MAP-1").await;
     let jane = app.seed().teammate(&org, "jane@corp.example").await;
-    let jane_name = username(&app, jane).await;
+    let jane_name = app.username(jane).await;
     let integration = app.integration.to_string();
 
     let set = map_user(&app, &integration, "jdoe", &jane_name);
@@ -105,7 +97,7 @@ async fn a_mapped_jira_user_is_assigned_when_the_email_is_hidden_or_matches_no_o
     // turned away, with the reason.
     let other = app.seed().org(app.integration, true, "MAP-2").await;
     let outside = app.seed().user("outside@corp.example", true, true).await;
-    let outside_name = username(&app, outside).await;
+    let outside_name = app.username(outside).await;
     let set = map_user(&app, &integration, "JIRAUSER9", &outside_name);
     assert!(set.status.success());
     let by_key = json!({"key": "JIRAUSER9", "active": true});
@@ -175,7 +167,7 @@ async fn user_map_refuses_unknown_users_and_integrations_and_removes_what_it_set
         );
     }
     let user = app.seed().user("mapped@corp.example", true, true).await;
-    let name = username(&app, user).await;
+    let name = app.username(user).await;
     let set = map_user(&app, &integration, "x", &name);
     assert!(set.status.success());
     let text = String::from_utf8_lossy(&user_map(&app, &["list"]).stdout).into_owned();

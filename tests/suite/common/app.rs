@@ -130,6 +130,15 @@ impl TestApp {
         super::depth(&self.channel, &super::names(&self.settings).dead()).await
     }
 
+    /// The user name of user `user`.
+    pub async fn username(&self, user: i64) -> String {
+        self.db
+            .query_one("SELECT username FROM users WHERE id = $1", &[&user])
+            .await
+            .expect("user")
+            .get(0)
+    }
+
     /// Stops the worker and the ingress gracefully; dropping removes the rest.
     pub async fn finish(mut self) {
         if let Some(worker) = self.worker.take() {
