@@ -300,6 +300,8 @@ async fn decisions_are_counted_by_kind_and_outcome_for_dashboards() {
     );
     app.send(&assignee_changed("AUD-5", jira_user("nobody@acme.io"), T1))
         .await;
+    // One after the other: run together, the later one could make the first stale.
+    wait_events(&app, "AUD-5", 1).await;
     app.send(&assignee_changed("AUD-5", jira_user("jane5@acme.io"), T2))
         .await;
     app.wait_assignee(org.group_id, Some(jane)).await;
