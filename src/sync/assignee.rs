@@ -25,16 +25,6 @@ pub enum Action {
     Unassign,
 }
 
-impl Action {
-    /// Assign the user with `email`.
-    pub fn assign(email: Email) -> Self {
-        Self::Assign {
-            email: Some(email),
-            jira_user: None,
-        }
-    }
-}
-
 /// What one change did, summed over organizations and groups.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
