@@ -170,20 +170,21 @@ async fn choose_mapped(
     email: Option<&Email>,
     mapped: Option<i64>,
 ) -> Result<Result<(Assignee, &'static str), GroupResult>, tokio_postgres::Error> {
+    let refused_mapping = match mapped {
+        Some(user_id) => match q::eligible(tx, group, user_id).await? {
+            Ok(user) => return Ok(Ok((user, "user_map"))),
+            Err(refused) => Some(refused),
+        },
+        None => None,
+    };
+    // Why nobody could be assigned: asked only now, off the path that assigns.
     let mut rejected = match email {
         Some(email) => q::rejected_candidates(tx, group, email.as_str()).await?,
+        None if refused_mapping.is_none() => return Ok(Err(GroupResult::MissingEmail)),
         None => Vec::new(),
     };
-    if let Some(user_id) = mapped {
-        match q::eligible(tx, group, user_id).await? {
-            Ok(user) => return Ok(Ok((user, "user_map"))),
-            Err(refused) => rejected.push(refused),
-        }
-    }
-    Ok(Err(match (email, mapped) {
-        (None, None) => GroupResult::MissingEmail,
-        _ => GroupResult::NoCandidate(rejected),
-    }))
+    rejected.extend(refused_mapping);
+    Ok(Err(GroupResult::NoCandidate(rejected)))
 }
 
 /// One organization's outcome over its groups: a change wins over none, then

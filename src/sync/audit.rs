@@ -116,23 +116,17 @@ impl Audit {
         });
     }
 
-    /// The decisions noted so far.
-    pub fn decisions(&self) -> &[Decision] {
-        &self.decisions
-    }
-
     /// Writes every decision in one statement (in the caller's transaction).
     pub async fn write(&self, client: &impl GenericClient) -> Result<(), Error> {
         if !self.recorded {
             return Ok(());
         }
-        let head: [&(dyn ToSql + Sync); 4] = [
-            &self.message_id,
-            &self.integration_id,
-            &self.issue_key,
-            &self.event_time,
-        ];
-        let (sql, rest): (&str, [&(dyn ToSql + Sync); 4]) = match self.decisions.as_slice() {
+        // One decision (the common case) as plain values, several as arrays.
+        let kinds: Vec<&str>;
+        let organizations: Vec<Option<i64>>;
+        let outcomes: Vec<&str>;
+        let details: Vec<&Value>;
+        let (sql, decided): (&str, [&(dyn ToSql + Sync); 4]) = match self.decisions.as_slice() {
             [] => return Ok(()),
             [one] => (
                 INSERT_SYNC_EVENT,
@@ -144,21 +138,27 @@ impl Audit {
                 ],
             ),
             many => {
-                let kinds: Vec<&str> = many.iter().map(|d| d.kind.as_str()).collect();
-                let organizations: Vec<Option<i64>> =
-                    many.iter().map(|d| d.organization_id).collect();
-                let outcomes: Vec<&str> = many.iter().map(|d| d.outcome).collect();
-                let details: Vec<&Value> = many.iter().map(|d| &d.detail).collect();
-                let statement = client.prepare_cached(INSERT_SYNC_EVENTS).await?;
-                let arrays: [&(dyn ToSql + Sync); 4] =
-                    [&kinds, &organizations, &outcomes, &details];
-                let params: Vec<_> = head.iter().chain(&arrays).copied().collect();
-                client.execute(&statement, &params).await?;
-                return Ok(());
+                kinds = many.iter().map(|d| d.kind.as_str()).collect();
+                organizations = many.iter().map(|d| d.organization_id).collect();
+                outcomes = many.iter().map(|d| d.outcome).collect();
+                details = many.iter().map(|d| &d.detail).collect();
+                (
+                    INSERT_SYNC_EVENTS,
+                    [&kinds, &organizations, &outcomes, &details],
+                )
             }
         };
         let statement = client.prepare_cached(sql).await?;
-        let params: Vec<_> = head.iter().chain(&rest).copied().collect();
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &self.message_id,
+            &self.integration_id,
+            &self.issue_key,
+            &self.event_time,
+            decided[0],
+            decided[1],
+            decided[2],
+            decided[3],
+        ];
         client.execute(&statement, &params).await?;
         Ok(())
     }

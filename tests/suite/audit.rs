@@ -37,6 +37,22 @@ async fn wait_events(app: &TestApp, key: &str, count: usize) {
     .await;
 }
 
+/// POSTs `body` to the app's ingress as Jira would; the message id of its `202`.
+async fn post_to_ingress(app: &TestApp, body: &Value) -> String {
+    let response = reqwest::Client::new()
+        .post(app.ingress().url(&common::webhook_path(&app.token)))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 202);
+    response.json::<Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("the message id")
+        .to_owned()
+}
+
 /// `jirasync explain ARGS…` on the app's database: its stdout.
 fn explain(app: &TestApp, args: &[&str]) -> String {
     let mut all = vec!["explain"];
@@ -55,18 +71,8 @@ async fn an_assignment_is_recorded_with_who_matched_and_why_and_explain_says_so(
     let app = TestApp::builder().ingress().start().await;
     let org = app.seed().org(app.integration, true, "AUD-1").await;
     let jane = app.seed().teammate(&org, "jane@acme.io").await;
-    let response = reqwest::Client::new()
-        .post(app.ingress().url(&common::webhook_path(&app.token)))
-        .header("content-type", "application/json")
-        .body(assignee_changed("AUD-1", jira_user("Jane@Acme.io"), T1).to_string())
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.expect("JSON")["id"]
-        .as_str()
-        .expect("the message id")
-        .to_owned();
+    let body = assignee_changed("AUD-1", jira_user("Jane@Acme.io"), T1);
+    let id = post_to_ingress(&app, &body).await;
     app.wait_assignee(org.group_id, Some(jane)).await;
 
     let recorded = events(&app, "AUD-1").await;
@@ -345,30 +351,13 @@ async fn with_the_audit_off_changes_apply_and_nothing_is_recorded() {
 #[tokio::test]
 async fn one_message_id_follows_a_webhook_from_its_202_to_a_dead_letter_and_a_replay() {
     let app = TestApp::builder().ingress().start().await;
-    let post = |body: String| {
-        let url = app.ingress().url(&common::webhook_path(&app.token));
-        async move {
-            let response = reqwest::Client::new()
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .expect("POST");
-            assert_eq!(response.status(), 202);
-            response.json::<Value>().await.expect("JSON")["id"]
-                .as_str()
-                .expect("id")
-                .to_owned()
-        }
-    };
     // Assigned later by the same id: the group is linked once it is replayed.
-    let body = assignee_changed("AUD-7", jira_user("jane7@acme.io"), T1).to_string();
+    let body = assignee_changed("AUD-7", jira_user("jane7@acme.io"), T1);
     app.db
         .batch_execute("ALTER TABLE sync_events RENAME TO sync_events_gone")
         .await
         .expect("break the audit table");
-    let id = post(body).await;
+    let id = post_to_ingress(&app, &body).await;
     let dead = common::names(&app.settings).dead();
     common::eventually("the webhook is dead-lettered", WAIT, || async {
         common::depth(&app.channel, &dead).await == 1
