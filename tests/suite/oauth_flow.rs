@@ -121,6 +121,17 @@ impl Flow {
             .await;
     }
 
+    /// A Jira that issues tokens and takes the webhook, and an `oauth start --wait`
+    /// against it: the session and its request token, awaiting authorization.
+    async fn start_awaiting_authorization(&self) -> (Started, String) {
+        self.mount_request_token().await;
+        self.mount_access_token().await;
+        self.mount_webhook(LEGACY_WEBHOOK_PATH, 201).await;
+        let started = self.start(CONSUMER_KEY).await.expect("oauth start --wait");
+        let (_, request_token, _, _) = self.session(started.session_id).await;
+        (started, request_token.expect("request token stored"))
+    }
+
     async fn start(&self, consumer_key: &str) -> anyhow::Result<Started> {
         oauth::start(&start_args(
             &self.settings,
@@ -366,12 +377,7 @@ async fn when_retries_run_out_the_session_fails_and_the_job_is_dead_lettered() {
 #[tokio::test]
 async fn start_callback_install_then_a_webhook_to_the_registered_url_is_accepted() {
     let f = flow(1).await;
-    f.mount_request_token().await;
-    f.mount_access_token().await;
-    f.mount_webhook(LEGACY_WEBHOOK_PATH, 201).await;
-    let started = f.start(CONSUMER_KEY).await.expect("oauth start --wait");
-    let (_, request_token, _, _) = f.session(started.session_id).await;
-    let request_token = request_token.expect("request token stored");
+    let (started, request_token) = f.start_awaiting_authorization().await;
 
     // Jira redirects the browser to the callback after the user allowed access.
     let callback = f.ingress().url(&format!(
@@ -709,12 +715,7 @@ async fn with_a_secret_key_an_oauth1_install_leaves_no_key_or_token_in_a_pg_dump
         .secret_key(common::SECRET_KEY_A)
         .start()
         .await;
-    f.mount_request_token().await;
-    f.mount_access_token().await;
-    f.mount_webhook(LEGACY_WEBHOOK_PATH, 201).await;
-    let started = f.start(CONSUMER_KEY).await.expect("oauth start --wait");
-    let (_, request_token, _, _) = f.session(started.session_id).await;
-    let request_token = request_token.expect("request token stored");
+    let (started, request_token) = f.start_awaiting_authorization().await;
     let dump = common::pg_dump(&f.settings);
     common::assert_none_in(&dump, &["PRIVATE KEY", "req-secret-1"]);
 
