@@ -126,6 +126,16 @@ fn config_shows_which_key_is_set_never_the_key() {
         .to_owned();
     assert_eq!(got["secret_key_id"], id.as_str());
     assert!(!got.to_string().contains(key), "{got}");
+    let bad = config(&[], &[("JIRASYNC_SECRET_KEY", "c2hvcnQta2V5")]);
+    assert_eq!(
+        bad["secret_key_id"],
+        "invalid: JIRASYNC_SECRET_KEY is 9 bytes, not 32 (make one with `openssl rand -base64 32`)"
+    );
+    let off = config(&[], &[("JIRASYNC_AUDIT", "off")]);
+    assert_eq!(off["audit"], "off");
+    let refused = jirasync(&["config"], &[("JIRASYNC_AUDIT", "maybe")]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("neither on nor off"));
 }
 
 #[test]

@@ -345,3 +345,28 @@ async fn each_status_decision_is_recorded_and_explained() {
     assert_eq!(s.group_status(plain.group_id).await, "unresolved");
     s.finish().await;
 }
+
+#[tokio::test]
+async fn a_status_change_in_the_webhook_that_moves_the_issue_applies_under_the_new_key() {
+    let s = scene(1).await;
+    s.mount_statuses(200, statuses(), None).await;
+    let org = s.org("ST-OLD", "unresolved").await;
+    // Only the old key is known before the move: status sync must be found there.
+    let mut moved = status_changed("ST-NEW", OPEN, DONE, T1);
+    moved["changelog"]["items"]
+        .as_array_mut()
+        .expect("items")
+        .push(json!({"field": "Key", "fieldtype": "jira", "fromString": "ST-OLD", "toString": "ST-NEW"}));
+    s.send(&moved).await;
+    s.wait_status(org.group_id, "resolved").await;
+    let key: String =
+        s.db.query_one(
+            "SELECT key FROM external_issues WHERE id = $1",
+            &[&org.external_issue_id],
+        )
+        .await
+        .expect("issue")
+        .get(0);
+    assert_eq!(key, "ST-NEW");
+    s.finish().await;
+}
