@@ -195,6 +195,19 @@ pub struct WorkerSettings {
     )]
     pub concurrency: u16,
 
+    /// Webhooks applied in one transaction at most: those ready together share
+    /// one commit (a lone webhook is never held back); `1` turns batching off.
+    #[arg(
+        id = "worker_batch_size",
+        long = "worker-batch-size",
+        alias = "jirasync-worker-batch-size",
+        value_name = "N",
+        env = "JIRASYNC_WORKER_BATCH_SIZE",
+        default_value = "32",
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub batch_size: u16,
+
     /// How often each integration is reconciled against Jira; `0` turns it off.
     #[arg(
         long,
@@ -357,6 +370,7 @@ impl Settings {
             "listen": self.http.listen.to_string(),
             "public_url": self.public.url,
             "worker_concurrency": self.worker.concurrency,
+            "worker_batch_size": self.worker.batch_size,
             "max_body_bytes": self.http.max_body_bytes,
             "retry_delays": self.retries.delays.0.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(),
             "reconcile_interval": format_duration(self.worker.reconcile_interval),

@@ -29,7 +29,8 @@ pub async fn lock(
     integration_id: i64,
     keys: &[&str],
 ) -> Result<Vec<KeyedIssue>, Error> {
-    let rows = client.query(LOCK_KEYS, &[&integration_id, &keys]).await?;
+    let statement = client.prepare_cached(LOCK_KEYS).await?;
+    let rows = client.query(&statement, &[&integration_id, &keys]).await?;
     Ok(rows
         .iter()
         .map(|row| KeyedIssue {

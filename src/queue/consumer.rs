@@ -6,7 +6,6 @@
 //! stops reading a connection it blocks, acks included, so one blocked publish on
 //! the consuming connection would hold every other message's ack.
 
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -341,23 +340,11 @@ async fn guarded<H: Handler>(
     {
         Ok(result) => result,
         Err(panic) => {
-            let reason = format!("handler panicked: {}", panic_message(panic.as_ref()));
-            tracing::error!(%reason, "handler panicked");
-            Err(Failure::permanent(
-                Outcome::Panicked,
-                anyhow::anyhow!(reason),
-            ))
+            let failure = Failure::panicked(panic.as_ref());
+            tracing::error!(reason = %failure, "handler panicked");
+            Err(failure)
         }
     }
-}
-
-/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a non-string payload")
 }
 
 /// Acks, retries through a tier or dead-letters; returns the outcome.

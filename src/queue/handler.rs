@@ -12,6 +12,7 @@
 //! the worker turns those into a `Failure` at the `?` (`worker::failure`). The
 //! commands and start-up use `anyhow`; the ingress answers with its `ApiError`.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 
@@ -170,6 +171,20 @@ impl Failure {
             outcome,
             error: error.into(),
         }
+    }
+
+    /// A handler's panic, from its payload: dead-lettered at once with the panic's
+    /// message (retrying a bug only repeats it).
+    pub fn panicked(panic: &(dyn Any + Send)) -> Self {
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a non-string payload");
+        Self::permanent(
+            Outcome::Panicked,
+            anyhow::anyhow!("handler panicked: {message}"),
+        )
     }
 
     /// The failure with `context` in front of its cause chain.

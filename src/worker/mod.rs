@@ -2,6 +2,7 @@
 //! dispatches each message by its `type` to one handler file per type; also
 //! schedules the periodic reconcile jobs.
 
+mod batch;
 mod cache;
 mod failure;
 mod hidden_email;
@@ -82,7 +83,9 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         }
         None => None,
     };
-    let size = usize::from(concurrency) + 1;
+    // A connection per message in flight (authentication, Jira lookups), one
+    // per batch writer, one for the scheduler and the pruner.
+    let size = usize::from(concurrency) + batch::WRITERS + 1;
     let Some(pool) = crate::db::connect_waiting(&services.database, size, &shutdown).await? else {
         tracing::info!("worker stopped before Postgres answered");
         return Ok(());
@@ -105,6 +108,12 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             public_url: args.public.url.clone(),
         },
         webhooks: WebhookJobs {
+            batches: batch::Batches::start(
+                &pool,
+                args.worker.audit,
+                batch::WRITERS,
+                usize::from(args.worker.batch_size),
+            ),
             pool,
             emails: hidden_email::EmailCache::default(),
             statuses: jira_statuses::StatusCache::default(),
@@ -142,20 +151,23 @@ pub struct WebhookJobs {
     statuses: jira_statuses::StatusCache,
     /// Whether decisions are recorded in `sync_events` (`JIRASYNC_AUDIT`).
     audit: bool,
+    /// The writers that apply webhooks, several to a transaction.
+    batches: batch::Batches,
 }
 
 impl WebhookJobs {
-    /// The audit trail of `event`, delivered as `message_id`: recorded, or
-    /// only counted when the audit is off.
+    /// The audit trail of `event`, delivered as `message_id`.
     fn audit(&self, message_id: &str, event: crate::sync::IssueEvent<'_>) -> Audit {
-        let message_id = Some(message_id).filter(|id| !id.is_empty());
-        let audit = Audit::new(message_id, event);
-        if self.audit {
-            audit
-        } else {
-            audit.unrecorded()
-        }
+        audit(self.audit, message_id, event)
     }
+}
+
+/// The audit trail of `event`, delivered as `message_id`: recorded, or only
+/// counted when `record` is false (`JIRASYNC_AUDIT=off`).
+fn audit(record: bool, message_id: &str, event: crate::sync::IssueEvent<'_>) -> Audit {
+    let message_id = Some(message_id).filter(|id| !id.is_empty());
+    let audit = Audit::new(message_id, event);
+    if record { audit } else { audit.unrecorded() }
 }
 
 /// What the OAuth jobs need.

@@ -2,9 +2,11 @@
 //! `JiraServerIssueUpdatedWebhook.post` → `handle_assignee_change` and
 //! `handle_status_change`): authenticate, parse, ask Jira what the webhook does
 //! not say (hidden emails, status categories), then apply a move, the assignee and
-//! the status in one transaction, with the audit trail of what was decided.
+//! the status in one transaction, with the audit trail of what was decided; that
+//! transaction is shared with the other webhooks ready at the same time
+//! (`worker::batch`).
 
-use deadpool_postgres::Object;
+use deadpool_postgres::{Object, Transaction};
 use serde_json::json;
 use tracing::Span;
 
@@ -17,19 +19,66 @@ use crate::jira::payload::{AssigneeChange, IssueChange, StatusChange, WebhookEve
 use crate::queue::handler::{Failure, Incoming, Outcome};
 use crate::queue::message::{HUB_SIGNATURE, TOKEN, header_str};
 use crate::secrets::Keyring;
+use crate::sync::IssueKey;
 use crate::sync::assignee::{self, Action};
-use crate::sync::audit::Kind;
+use crate::sync::audit::{Audit, Kind};
 use crate::sync::rekey;
 use crate::sync::status::{self, Transition};
 
 /// Authenticates, parses and applies one webhook.
 pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, Failure> {
+    match prepare(jobs, message).await? {
+        Prepared::Done(outcome) => Ok(outcome),
+        Prepared::Apply(change) => jobs.batches.apply(change).await,
+    }
+}
+
+/// What a webhook comes to before any write.
+enum Prepared {
+    /// Nothing to write: rejected, or nothing to sync.
+    Done(Outcome),
+    /// A change to apply.
+    Apply(Box<Change>),
+}
+
+/// A webhook ready to apply: everything decided outside the transaction (the
+/// integration, what Jira had to be asked), so a transaction holds no lock while
+/// Jira answers.
+#[derive(Debug)]
+pub struct Change {
+    /// The message id (the ingress's `202`), for the audit trail.
+    message_id: String,
+    integration_id: i64,
+    issue: IssueChange,
+    assignee: Option<Action>,
+    status: Option<StatusPlan>,
+}
+
+impl Change {
+    /// The integration.
+    pub fn integration_id(&self) -> i64 {
+        self.integration_id
+    }
+
+    /// The issue's key (after a move, the new one).
+    pub fn key(&self) -> &IssueKey {
+        &self.issue.key
+    }
+
+    /// The key the issue moved from, if it moved.
+    pub fn moved_from(&self) -> Option<&IssueKey> {
+        self.issue.moved_from.as_ref()
+    }
+}
+
+/// Authenticates and parses a webhook and asks Jira what it does not say.
+async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Failure> {
     let Some(token) = header_str(&message.properties, TOKEN) else {
-        return Ok(rejected(&Rejected::Missing));
+        return Ok(Prepared::Done(rejected(&Rejected::Missing)));
     };
     let external_id = match token::external_id(&token) {
         Ok(id) => id,
-        Err(reason) => return Ok(rejected(&reason)),
+        Err(reason) => return Ok(Prepared::Done(rejected(&reason))),
     };
     // No connection is held while Jira is asked (below): a refresh of an OAuth 2.0
     // token takes one of its own.
@@ -39,41 +88,55 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, F
     };
     let integration = match authenticated {
         Ok(integration) => integration,
-        Err(reason) => return Ok(rejected(&reason)),
+        Err(reason) => return Ok(Prepared::Done(rejected(&reason))),
     };
     let event =
         parse(&message.body).map_err(|error| Failure::permanent(Outcome::Malformed, error))?;
-    let change = match event {
-        WebhookEvent::NoChangelog => return Ok(Outcome::NoChangelog),
-        WebhookEvent::NothingToSync => return Ok(Outcome::NothingToSync),
+    let issue = match event {
+        WebhookEvent::NoChangelog => return Ok(Prepared::Done(Outcome::NoChangelog)),
+        WebhookEvent::NothingToSync => return Ok(Prepared::Done(Outcome::NothingToSync)),
         WebhookEvent::Changed(change) => change,
     };
-    Span::current().record("issue.key", change.key.as_str());
-    let assignee = match &change.assignee {
+    Span::current().record("issue.key", issue.key.as_str());
+    let assignee = match &issue.assignee {
         Some(assignee) => Some(assignee_action(jobs, &integration, assignee).await?),
         None => None,
     };
-    let status_plan = match &change.status {
-        Some(status) => Some(status_plan(jobs, &integration, &change, status).await?),
+    let status = match &issue.status {
+        Some(status) => Some(status_plan(jobs, &integration, &issue, status).await?),
         None => None,
     };
+    Ok(Prepared::Apply(Box::new(Change {
+        message_id: message.id.clone(),
+        integration_id: integration.id,
+        issue,
+        assignee,
+        status,
+    })))
+}
 
-    let event = change.event(integration.id);
-    let mut audit = jobs.audit(&message.id, event);
-    let mut client = jobs.pool.get().await?;
-    let tx = client.transaction().await?;
-    let rekeyed = match &change.moved_from {
-        Some(from) => rekey::apply(&tx, integration.id, from, &change.key, &mut audit).await?,
+/// Applies `change` in `tx`, which the caller commits: the move, the assignee,
+/// the status and the audit trail of what was decided. Returns the outcome and
+/// the trail, to be [counted](Audit::count) once committed.
+pub async fn apply(
+    tx: &Transaction<'_>,
+    change: &Change,
+    record: bool,
+) -> Result<(Outcome, Audit), tokio_postgres::Error> {
+    let event = change.issue.event(change.integration_id);
+    let mut audit = super::audit(record, &change.message_id, event);
+    let rekeyed = match &change.issue.moved_from {
+        Some(from) => rekey::apply(tx, change.integration_id, from, event.key, &mut audit).await?,
         None => 0,
     };
-    let assigned = match &assignee {
-        Some(action) => Some(assignee::apply(&tx, event, action, &mut audit).await?),
+    let assigned = match &change.assignee {
+        Some(action) => Some(assignee::apply(tx, event, action, &mut audit).await?),
         None => None,
     };
-    let resolved = match status_plan {
+    let resolved = match change.status {
         Some(StatusPlan::Apply(transition)) => Some((
             transition,
-            status::apply(&tx, event, transition, &mut audit).await?,
+            status::apply(tx, event, transition, &mut audit).await?,
         )),
         Some(StatusPlan::Skipped(reason)) => {
             audit.record(
@@ -86,11 +149,12 @@ pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, F
         }
         None => None,
     };
-    audit.write(&tx).await?;
-    tx.commit().await?;
-    audit.count();
+    audit.write(tx).await?;
     tracing::debug!(?assigned, ?resolved, "changes applied");
-    Ok(outcome(rekeyed, assigned.as_ref(), resolved.as_ref()))
+    Ok((
+        outcome(rekeyed, assigned.as_ref(), resolved.as_ref()),
+        audit,
+    ))
 }
 
 /// The active integration `external_id` names, with `token` and the body's HMAC
@@ -151,6 +215,7 @@ pub(super) async fn assignee_action(
 }
 
 /// What to do about a status change.
+#[derive(Debug, Clone, Copy)]
 enum StatusPlan {
     /// Apply it: resolve, unresolve, or (`None`) only move the watermark.
     Apply(Option<Transition>),

@@ -36,6 +36,7 @@ fn defaults_are_the_contract_defaults() {
         "listen": "127.0.0.1:8080",
         "public_url": "http://127.0.0.1:8080",
         "worker_concurrency": 16,
+        "worker_batch_size": 32,
         "max_body_bytes": 2097152,
         "retry_delays": ["5s", "30s", "2m", "10m", "30m"],
         "reconcile_interval": "10m",
