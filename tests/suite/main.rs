@@ -10,6 +10,7 @@ mod common;
 
 mod amqps;
 mod audit;
+mod batching;
 mod bench_script;
 mod broker_outage;
 mod cluster_failover;

@@ -1,10 +1,13 @@
 //! A TCP proxy the test controls: forwards to a target until cut, then drops every
-//! connection and refuses new ones until restored.
+//! connection and refuses new ones until restored; or, frozen, keeps every
+//! connection open and forwards nothing either way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -13,6 +16,7 @@ pub struct Proxy {
     pub address: SocketAddr,
     cut: Arc<AtomicBool>,
     generation: watch::Sender<u64>,
+    frozen: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -23,9 +27,11 @@ impl Proxy {
         let address = listener.local_addr().expect("proxy address");
         let cut = Arc::new(AtomicBool::new(false));
         let (generation, _) = watch::channel(0u64);
+        let (frozen, _) = watch::channel(false);
         let task = {
             let cut = Arc::clone(&cut);
             let generation = generation.clone();
+            let frozen = frozen.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((client, _)) = listener.accept().await else {
@@ -36,13 +42,16 @@ impl Proxy {
                         continue;
                     }
                     let mut cut_signal = generation.subscribe();
+                    let (up_frozen, down_frozen) = (frozen.subscribe(), frozen.subscribe());
                     tokio::spawn(async move {
-                        let Ok(mut upstream) = TcpStream::connect(target).await else {
+                        let Ok(upstream) = TcpStream::connect(target).await else {
                             return;
                         };
-                        let mut client = client;
+                        let (client_read, client_write) = client.into_split();
+                        let (upstream_read, upstream_write) = upstream.into_split();
                         tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                            () = pump(client_read, upstream_write, up_frozen) => {}
+                            () = pump(upstream_read, client_write, down_frozen) => {}
                             _ = cut_signal.changed() => {}
                         }
                     });
@@ -53,8 +62,15 @@ impl Proxy {
             address,
             cut,
             generation,
+            frozen,
             task,
         }
+    }
+
+    /// Stops forwarding, both ways, on every connection, keeping them open: what
+    /// either side sends waits in the sockets' buffers.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
     }
 
     /// Drops every open connection and refuses new ones.
@@ -77,5 +93,33 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Copies `from` to `to` until either closes, reading nothing while frozen.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut frozen: watch::Receiver<bool>) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        if *frozen.borrow_and_update() {
+            if frozen.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            read = from.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if to.write_all(&buffer[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            changed = frozen.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,282 @@
+//! Batched commits (docs/reference.md §5.12): webhooks ready together share one
+//! transaction. Each test holds every issue row locked while the webhooks arrive,
+//! so the worker's two writers block on their first webhooks and the rest pile up
+//! for them; once the lock is released, they go in batches. A batch shows in the
+//! audit trail: its decisions share the transaction's start time (`created_at`).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common;
+use common::app::{TestApp, WAIT};
+use common::proxy::Proxy;
+use common::seed::{assignee_changed, jira_user};
+
+/// Webhooks in flight in the tests' workers: all of a test's webhooks at once.
+const CONCURRENCY: u16 = 64;
+
+/// Holds every `external_issues` row locked until dropped or [`Held::release`]d.
+struct Held(tokio_postgres::Client);
+
+impl Held {
+    async fn rows(app: &TestApp) -> Self {
+        let db = common::db(&app.settings).await;
+        db.batch_execute("BEGIN; SELECT id FROM external_issues FOR UPDATE")
+            .await
+            .expect("lock every issue row");
+        Self(db)
+    }
+
+    /// Waits until every webhook was delivered and both writers wait on the lock.
+    async fn until_the_writers_wait(&self, app: &TestApp) {
+        let queue = common::names(&app.settings).webhooks();
+        common::eventually(
+            "every webhook is delivered and both writers wait on the lock",
+            WAIT,
+            || async {
+                common::depth(&app.channel, &queue).await == 0
+                    && common::backends_waiting_on_locks(&app.db).await >= 2
+            },
+        )
+        .await;
+    }
+
+    async fn release(self) {
+        self.0
+            .batch_execute("COMMIT")
+            .await
+            .expect("release the rows");
+    }
+}
+
+/// The issue's assignee decisions in the order they were written: (message id,
+/// event time, outcome, transaction start).
+async fn decisions(app: &TestApp, key: &str) -> Vec<(String, String, String, String)> {
+    app.db
+        .query(
+            "SELECT message_id, event_time::text, outcome, created_at::text FROM sync_events
+              WHERE issue_key = $1 AND kind = 'assignee' ORDER BY id",
+            &[&key],
+        )
+        .await
+        .expect("sync_events")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect()
+}
+
+/// How many decisions share a transaction with another one.
+fn batched<T>(decisions: &[T], started: impl Fn(&T) -> &str) -> usize {
+    decisions
+        .iter()
+        .filter(|d| {
+            decisions
+                .iter()
+                .filter(|o| started(o) == started(d))
+                .count()
+                > 1
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn webhooks_of_one_issue_in_one_batch_apply_in_turn_under_the_ordering_guard() {
+    let app = TestApp::builder()
+        .concurrency(CONCURRENCY)
+        .no_worker()
+        .start()
+        .await;
+    let org = app.seed().org(app.integration, true, "BAT-1").await;
+    let mut users = Vec::new();
+    for u in 0..3 {
+        users.push(app.seed().teammate(&org, &format!("bat{u}@acme.io")).await);
+    }
+    let held = Held::rows(&app).await;
+    // 24 changes of one issue, sent in a shuffled order of their event times.
+    let order = [
+        5, 17, 0, 22, 9, 13, 3, 20, 11, 1, 16, 7, 23, 4, 19, 10, 14, 2, 21, 8, 15, 6, 18, 12,
+    ];
+    for &n in &order {
+        let email = format!("bat{}@acme.io", n % 3);
+        let at = format!("2024-01-01T10:{n:02}:00.000+0000");
+        app.send(&assignee_changed("BAT-1", jira_user(&email), &at))
+            .await;
+    }
+    let _worker = common::spawn_worker(&app.settings);
+    held.until_the_writers_wait(&app).await;
+    held.release().await;
+    // The newest change (10:23) wins.
+    app.wait_assignee(org.group_id, Some(users[23 % 3])).await;
+    common::eventually("every change is decided", WAIT, || async {
+        decisions(&app, "BAT-1").await.len() == order.len()
+    })
+    .await;
+    let decided = decisions(&app, "BAT-1").await;
+    assert!(
+        batched(&decided, |d| &d.3) >= 2,
+        "some changes shared a transaction: {decided:#?}"
+    );
+    // In the order they were written, a change older than one applied before it
+    // is stale, and any other is not — within a transaction as across them.
+    let mut newest: Option<&str> = None;
+    for (message, at, outcome, _) in &decided {
+        let older = newest.is_some_and(|newest| at.as_str() < newest);
+        assert_eq!(
+            outcome == "stale",
+            older,
+            "{message} at {at} after {newest:?}: {outcome}; all: {decided:#?}"
+        );
+        if !older {
+            newest = Some(at);
+        }
+    }
+    assert_eq!(common::doubled_activities(&app.db).await, 0);
+    assert_eq!(app.dead_letters().await, 0);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_poison_webhook_in_a_batch_is_dead_lettered_alone() {
+    let app = TestApp::builder()
+        .concurrency(CONCURRENCY)
+        .no_worker()
+        .start()
+        .await;
+    let port = common::private_pg::free_port();
+    let mut good = Vec::new();
+    for i in 0..20 {
+        let key = format!("POI-{i}");
+        let org = app.seed().org(app.integration, true, &key).await;
+        let user = app.seed().teammate(&org, &format!("poi{i}@acme.io")).await;
+        good.push((key, org.group_id, user));
+    }
+    let held = Held::rows(&app).await;
+    for (i, (key, _, _)) in good.iter().enumerate() {
+        let email = format!("poi{i}@acme.io");
+        app.send(&assignee_changed(key, jira_user(&email), common::app::T1))
+            .await;
+        if i % 5 == 4 {
+            // A key Postgres refuses (a NUL byte): its first statement fails.
+            let poison = assignee_changed("POI-\u{0}", jira_user(&email), common::app::T1);
+            app.send(&poison).await;
+        }
+    }
+    let _worker = common::process(
+        "worker",
+        &app.settings,
+        &[
+            ("JIRASYNC_WORKER_CONCURRENCY", CONCURRENCY.to_string()),
+            ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
+        ],
+    );
+    held.until_the_writers_wait(&app).await;
+    held.release().await;
+    for (_, group, user) in &good {
+        app.wait_assignee(*group, Some(*user)).await;
+    }
+    common::eventually(
+        "the four poison webhooks are dead-lettered",
+        WAIT,
+        || async { app.dead_letters().await == 4 },
+    )
+    .await;
+    let dead = common::names(&app.settings).dead();
+    for _ in 0..4 {
+        let letter = common::get_one(&app.channel, &dead, Duration::from_secs(5))
+            .await
+            .expect("a dead letter");
+        let error = jirasync::queue::message::header_str(
+            &letter.delivery.properties,
+            jirasync::queue::message::ERROR,
+        )
+        .unwrap_or_default();
+        assert!(error.contains("database error 22021"), "{error}");
+        let body: Value = serde_json::from_slice(&letter.delivery.data).expect("json");
+        assert_eq!(body["issue"]["key"], "POI-\u{0}");
+    }
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("scrape the worker")
+        .text()
+        .await
+        .expect("metrics text");
+    let fallbacks = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("jirasync_webhook_batch_fallbacks_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        fallbacks >= 1.0,
+        "a batch with a poison webhook fell back to one by one:\n{metrics}"
+    );
+    assert_eq!(common::doubled_activities(&app.db).await, 0);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_between_its_commit_and_its_acks_loses_nothing_and_writes_nothing_twice() {
+    let app = TestApp::builder()
+        .concurrency(CONCURRENCY)
+        .no_worker()
+        .start()
+        .await;
+    let mut issues = Vec::new();
+    for i in 0..12 {
+        let key = format!("ACK-{i}");
+        let org = app.seed().org(app.integration, true, &key).await;
+        let user = app.seed().teammate(&org, &format!("ack{i}@acme.io")).await;
+        issues.push((key, org.group_id, user));
+    }
+    let held = Held::rows(&app).await;
+    for (i, (key, _, _)) in issues.iter().enumerate() {
+        let email = format!("ack{i}@acme.io");
+        app.send(&assignee_changed(key, jira_user(&email), common::app::T1))
+            .await;
+    }
+    let broker: std::net::SocketAddr = "127.0.0.1:5672".parse().expect("address");
+    let proxy = Proxy::start(broker).await;
+    let mut via_proxy = (*app.settings).clone();
+    via_proxy.broker.url = proxy.amqp_url();
+    let concurrency = [("JIRASYNC_WORKER_CONCURRENCY", CONCURRENCY.to_string())];
+    let mut first = common::process("worker", &via_proxy, &concurrency);
+    held.until_the_writers_wait(&app).await;
+    // The broker hears nothing more from the worker: its acks wait in the proxy.
+    proxy.freeze();
+    held.release().await;
+    for (_, group, user) in &issues {
+        app.wait_assignee(*group, Some(*user)).await;
+    }
+    let mut committed = Vec::new();
+    for (key, _, _) in &issues {
+        committed.extend(decisions(&app, key).await);
+    }
+    assert_eq!(committed.len(), issues.len(), "one decision each");
+    assert!(
+        batched(&committed, |d| &d.3) >= 2,
+        "some were committed together: {committed:#?}"
+    );
+    first.kill().expect("kill -9 the worker");
+    let _ = first.wait();
+    proxy.cut();
+    // Unacked, so redelivered: a second worker applies them again, as no-ops.
+    let _second = common::process("worker", &app.settings, &concurrency);
+    for (key, _, _) in &issues {
+        common::eventually(&format!("{key} is applied again"), WAIT, || async {
+            decisions(&app, key).await.len() == 2
+        })
+        .await;
+        let decided = decisions(&app, key).await;
+        assert_eq!(decided[0].0, decided[1].0, "the same message, redelivered");
+        assert_eq!(
+            (decided[0].2.as_str(), decided[1].2.as_str()),
+            ("assigned", "unchanged")
+        );
+    }
+    for (_, group, _) in &issues {
+        let activities = app.activities(*group).await;
+        assert_eq!(activities.len(), 1, "assigned once: {activities:?}");
+    }
+    assert_eq!(app.dead_letters().await, 0);
+    app.finish().await;
+}
