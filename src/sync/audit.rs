@@ -79,6 +79,13 @@ pub const INSERT_SYNC_EVENTS: &str = "INSERT INTO sync_events
    FROM unnest($5::text[], $6::bigint[], $7::text[], $8::jsonb[])
      AS e(kind, organization_id, outcome, detail)";
 
+/// As [`INSERT_SYNC_EVENTS`], every column an array: the decisions of several
+/// messages (a batch, `worker::batch`) in one statement, in their order.
+pub const INSERT_SYNC_EVENTS_OF_MESSAGES: &str = "INSERT INTO sync_events
+        (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
+ SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[],
+                      $5::text[], $6::bigint[], $7::text[], $8::jsonb[])";
+
 impl Audit {
     /// The trail of `event`, delivered as message `message_id`.
     pub fn new(message_id: Option<&str>, event: IssueEvent<'_>) -> Self {
@@ -160,6 +167,50 @@ impl Audit {
             decided[3],
         ];
         client.execute(&statement, &params).await?;
+        Ok(())
+    }
+
+    /// Writes the decisions of every trail of `audits` (recorded or not: the
+    /// unrecorded are left out) in one statement, in their order.
+    pub async fn write_all(client: &impl GenericClient, audits: &[&Audit]) -> Result<(), Error> {
+        let recorded: Vec<&Audit> = audits.iter().copied().filter(|a| a.recorded).collect();
+        if let [one] = recorded.as_slice() {
+            return one.write(client).await;
+        }
+        let rows = || {
+            recorded
+                .iter()
+                .flat_map(|a| a.decisions.iter().map(move |d| (*a, d)))
+        };
+        if rows().next().is_none() {
+            return Ok(());
+        }
+        let messages: Vec<Option<&str>> = rows().map(|(a, _)| a.message_id.as_deref()).collect();
+        let integrations: Vec<i64> = rows().map(|(a, _)| a.integration_id).collect();
+        let keys: Vec<&str> = rows().map(|(a, _)| a.issue_key.as_str()).collect();
+        let times: Vec<Option<DateTime<Utc>>> = rows().map(|(a, _)| a.event_time).collect();
+        let kinds: Vec<&str> = rows().map(|(_, d)| d.kind.as_str()).collect();
+        let organizations: Vec<Option<i64>> = rows().map(|(_, d)| d.organization_id).collect();
+        let outcomes: Vec<&str> = rows().map(|(_, d)| d.outcome).collect();
+        let details: Vec<&Value> = rows().map(|(_, d)| &d.detail).collect();
+        let statement = client
+            .prepare_cached(INSERT_SYNC_EVENTS_OF_MESSAGES)
+            .await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &messages,
+                    &integrations,
+                    &keys,
+                    &times,
+                    &kinds,
+                    &organizations,
+                    &outcomes,
+                    &details,
+                ],
+            )
+            .await?;
         Ok(())
     }
 

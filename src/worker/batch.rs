@@ -159,6 +159,7 @@ impl Writer {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let (outcome, audit) = webhook::apply(&tx, change, self.record).await?;
+        audit.write(&tx).await?;
         tx.commit().await?;
         audit.count();
         Ok(outcome)
@@ -196,9 +197,12 @@ impl Writer {
             }
         }))
         .await?;
-        tx.commit().await?;
+        // In the batch's order, which is each issue's order of application.
         let mut applied: Vec<_> = applied.into_iter().flatten().collect();
         applied.sort_by_key(|(index, _)| *index);
+        let audits: Vec<&Audit> = applied.iter().map(|(_, (_, audit))| audit).collect();
+        Audit::write_all(&tx, &audits).await?;
+        tx.commit().await?;
         Ok(applied.into_iter().map(|(_, result)| result).collect())
     }
 }

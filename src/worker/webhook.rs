@@ -115,9 +115,9 @@ async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Fai
     })))
 }
 
-/// Applies `change` in `tx`, which the caller commits: the move, the assignee,
-/// the status and the audit trail of what was decided. Returns the outcome and
-/// the trail, to be [counted](Audit::count) once committed.
+/// Applies `change` in `tx`: the move, the assignee and the status. Returns the
+/// outcome and the trail of what was decided, which the caller writes in `tx`
+/// before it commits, and [counts](Audit::count) once committed.
 pub async fn apply(
     tx: &Transaction<'_>,
     change: &Change,
@@ -149,7 +149,6 @@ pub async fn apply(
         }
         None => None,
     };
-    audit.write(tx).await?;
     tracing::debug!(?assigned, ?resolved, "changes applied");
     Ok((
         outcome(rekeyed, assigned.as_ref(), resolved.as_ref()),
