@@ -4,6 +4,7 @@
 
 mod batch;
 mod cache;
+mod coalesce;
 mod failure;
 mod hidden_email;
 mod install;
@@ -115,6 +116,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
                 usize::from(args.worker.batch_size),
             ),
             pool,
+            integrations: coalesce::Coalesce::default(),
             emails: hidden_email::EmailCache::default(),
             statuses: jira_statuses::StatusCache::default(),
             audit: args.worker.audit,
@@ -153,6 +155,9 @@ pub struct WebhookJobs {
     audit: bool,
     /// The writers that apply webhooks, several to a transaction.
     batches: batch::Batches,
+    /// Lookups of integrations by external id in progress, shared by the
+    /// webhooks that ask at the same time.
+    integrations: coalesce::Coalesce<String, Option<crate::integration::Integration>>,
 }
 
 impl WebhookJobs {

@@ -6,7 +6,7 @@
 //! transaction is shared with the other webhooks ready at the same time
 //! (`worker::batch`).
 
-use deadpool_postgres::{Object, Transaction};
+use deadpool_postgres::Transaction;
 use serde_json::json;
 use tracing::Span;
 
@@ -18,7 +18,6 @@ use crate::integration::{self as jira_server, Integration};
 use crate::jira::payload::{AssigneeChange, IssueChange, StatusChange, WebhookEvent, parse};
 use crate::queue::handler::{Failure, Incoming, Outcome};
 use crate::queue::message::{HUB_SIGNATURE, TOKEN, header_str};
-use crate::secrets::Keyring;
 use crate::sync::IssueKey;
 use crate::sync::assignee::{self, Action};
 use crate::sync::audit::{Audit, Kind};
@@ -80,16 +79,17 @@ async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Fai
         Ok(id) => id,
         Err(reason) => return Ok(Prepared::Done(rejected(&reason))),
     };
-    // No connection is held while Jira is asked (below): a refresh of an OAuth 2.0
-    // token takes one of its own.
-    let authenticated = {
-        let client = jobs.pool.get().await?;
-        authenticate(&client, jobs.pool.keys(), &token, &external_id, message).await?
+    let Some(integration) = find_active(jobs, &external_id).await? else {
+        return Ok(Prepared::Done(rejected(&Rejected::UnknownIntegration)));
     };
-    let integration = match authenticated {
-        Ok(integration) => integration,
-        Err(reason) => return Ok(Prepared::Done(rejected(&reason))),
-    };
+    Span::current().record("integration.id", integration.id);
+    let signature = header_str(&message.properties, HUB_SIGNATURE);
+    let verified = token::verify(&token, &integration.metadata).and_then(|()| {
+        token::check_hmac(&integration.metadata, signature.as_deref(), &message.body)
+    });
+    if let Err(reason) = verified {
+        return Ok(Prepared::Done(rejected(&reason)));
+    }
     let event =
         parse(&message.body).map_err(|error| Failure::permanent(Outcome::Malformed, error))?;
     let issue = match event {
@@ -156,25 +156,21 @@ pub async fn apply(
     ))
 }
 
-/// The active integration `external_id` names, with `token` and the body's HMAC
-/// verified; the reason when either is rejected (docs/reference.md §5.1–2).
-async fn authenticate(
-    client: &Object,
-    keys: &Keyring,
-    token: &str,
+/// The active integration `external_id` names (docs/reference.md §5.1), in one
+/// query with the webhooks that ask for it at the same time. No connection is held
+/// after it: one held while Jira is asked would be one fewer for the others (a
+/// refresh of an OAuth 2.0 token takes one of its own).
+async fn find_active(
+    jobs: &WebhookJobs,
     external_id: &str,
-    message: &Incoming,
-) -> Result<Result<Integration, Rejected>, Failure> {
-    let Some(integration) = jira_server::find_active(client, keys, external_id).await? else {
-        return Ok(Err(Rejected::UnknownIntegration));
-    };
-    Span::current().record("integration.id", integration.id);
-    let signature = header_str(&message.properties, HUB_SIGNATURE);
-    Ok(token::verify(token, &integration.metadata)
-        .and_then(|()| {
-            token::check_hmac(&integration.metadata, signature.as_deref(), &message.body)
+) -> Result<Option<Integration>, Failure> {
+    let key = external_id.to_owned();
+    jobs.integrations
+        .get(&key, || async {
+            let client = jobs.pool.get().await?;
+            Ok(jira_server::find_active(&client, jobs.pool.keys(), external_id).await?)
         })
-        .map(|()| integration))
+        .await
 }
 
 /// A rejected token or signature: dropped (acked), logged without the token, counted.
