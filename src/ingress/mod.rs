@@ -40,6 +40,8 @@ pub struct AppState {
     broker: Arc<Broker>,
     /// `JIRASYNC_MAX_BODY_BYTES`.
     max_body_bytes: usize,
+    /// Webhook tokens whose shape was checked lately.
+    tokens: Arc<webhook::KnownTokens>,
 }
 
 /// The arguments of `jirasync ingress`: the broker and the HTTP listener (it has
@@ -147,6 +149,7 @@ async fn serve_with(
         AppState {
             broker,
             max_body_bytes: args.http.max_body_bytes,
+            tokens: Arc::default(),
         },
         metrics == MetricsAt::ThisPort,
     );

@@ -2,6 +2,7 @@
 //! and the body's presence, publishes the raw body with the contract's headers and
 //! answers 202 with the message id once the broker confirmed.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use axum::Json;
@@ -32,7 +33,7 @@ pub async fn receive(
             "the token in the URL is not a JWT (three base64url parts separated by dots)",
         ));
     }
-    if !could_be_ours(&token) {
+    if !state.tokens.could_be_ours(&token) {
         return Err(ApiError::bad_request(
             "the token in the URL is not a jirasync webhook token (an HS256 JWT with an id claim)",
         ));
@@ -88,4 +89,70 @@ pub async fn receive(
     result?;
     tracing::debug!(message.id = %id, body_bytes = body.len(), "webhook queued");
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id.to_string() }))))
+}
+
+/// Tokens lately found to be [`could_be_ours`], at most this many.
+const KNOWN_TOKENS: usize = 16;
+
+/// The last tokens that passed [`could_be_ours`]. A Jira sends every webhook of
+/// an integration with the same token, so decoding its header and claims once
+/// spares that work on the requests after; the check depends on the token alone,
+/// so a remembered yes is the answer it would give again. A refused token is not
+/// remembered.
+#[derive(Default)]
+pub struct KnownTokens {
+    /// The slot the next token goes to, and the slots.
+    slots: Mutex<(usize, [Option<Arc<str>>; KNOWN_TOKENS])>,
+}
+
+impl KnownTokens {
+    /// [`could_be_ours`], from memory when `token` passed it lately.
+    pub fn could_be_ours(&self, token: &str) -> bool {
+        let known = |slots: &[Option<Arc<str>>]| slots.iter().flatten().any(|t| **t == *token);
+        if self.slots.lock().is_ok_and(|slots| known(&slots.1)) {
+            return true;
+        }
+        if !could_be_ours(token) {
+            return false;
+        }
+        if let Ok(mut slots) = self.slots.lock()
+            && !known(&slots.1)
+        {
+            let next = slots.0;
+            slots.1[next] = Some(Arc::from(token));
+            slots.0 = (next + 1) % KNOWN_TOKENS;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_token_is_still_judged_as_could_be_ours_judges_it() {
+        let tokens = KnownTokens::default();
+        let ours = crate::integration::token::mint("jira.example:1", "secret").expect("mints");
+        let alg_none = "eyJhbGciOiJub25lIn0.eyJpZCI6IngifQ.";
+        for _ in 0..2 {
+            assert!(tokens.could_be_ours(&ours));
+            assert!(!tokens.could_be_ours(alg_none));
+        }
+    }
+
+    #[test]
+    fn more_tokens_than_slots_evict_the_oldest_and_stay_correct() {
+        let tokens = KnownTokens::default();
+        let minted: Vec<String> = (0..KNOWN_TOKENS + 3)
+            .map(|i| {
+                crate::integration::token::mint(&format!("jira.example:{i}"), "s").expect("mints")
+            })
+            .collect();
+        for token in minted.iter().chain(minted.iter()) {
+            assert!(tokens.could_be_ours(token));
+        }
+        let slots = tokens.slots.lock().expect("not poisoned");
+        assert_eq!(slots.1.iter().flatten().count(), KNOWN_TOKENS);
+    }
 }
