@@ -5,11 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use serde_json::{Value, json};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::integration::token::{could_be_ours, is_jwt_shaped};
@@ -19,14 +17,17 @@ use crate::queue::message::{
     webhook_properties,
 };
 
+/// The contract's request headers as header names, parsed once.
+const HUB_SIGNATURE_HEADER: HeaderName = HeaderName::from_static(HUB_SIGNATURE);
+const WEBHOOK_IDENTIFIER_HEADER: HeaderName = HeaderName::from_static(WEBHOOK_IDENTIFIER);
+
 /// Receives one webhook. The token and the headers are checked before the body
 /// is read, so a request refused for them costs no body bytes.
 pub async fn receive(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    request: Request,
+) -> Result<Response, ApiError> {
     let received = SystemTime::now();
     if !is_jwt_shaped(&token) {
         return Err(ApiError::bad_request(
@@ -38,10 +39,13 @@ pub async fn receive(
             "the token in the URL is not a jirasync webhook token (an HS256 JWT with an id claim)",
         ));
     }
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    // The headers are read in place, not copied out of the request.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     for (name, max) in [
-        (HUB_SIGNATURE, MAX_HUB_SIGNATURE),
-        (WEBHOOK_IDENTIFIER, MAX_WEBHOOK_IDENTIFIER),
+        (&HUB_SIGNATURE_HEADER, MAX_HUB_SIGNATURE),
+        (&WEBHOOK_IDENTIFIER_HEADER, MAX_WEBHOOK_IDENTIFIER),
     ] {
         if headers.get(name).is_some_and(|value| value.len() > max) {
             return Err(ApiError::bad_request(format!(
@@ -51,9 +55,9 @@ pub async fn receive(
     }
     let request = WebhookRequest {
         token: &token,
-        content_type: text(header::CONTENT_TYPE.as_str()),
-        webhook_identifier: text(WEBHOOK_IDENTIFIER),
-        hub_signature: text(HUB_SIGNATURE),
+        content_type: text(&header::CONTENT_TYPE),
+        webhook_identifier: text(&WEBHOOK_IDENTIFIER_HEADER),
+        hub_signature: text(&HUB_SIGNATURE_HEADER),
     };
     let too_large = || {
         ApiError::BadRequest(
@@ -88,7 +92,27 @@ pub async fn receive(
         .record(started.elapsed().as_secs_f64());
     result?;
     tracing::debug!(message.id = %id, body_bytes = body.len(), "webhook queued");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id.to_string() }))))
+    Ok(accepted(id))
+}
+
+/// `202` with `{"id":"<message id>"}`, written without building a JSON value.
+fn accepted(id: uuid::Uuid) -> Response {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let body = [
+        br#"{"id":""#.as_slice(),
+        id.hyphenated().encode_lower(&mut text).as_bytes(),
+        br#""}"#,
+    ]
+    .concat();
+    (
+        StatusCode::ACCEPTED,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Tokens lately found to be [`could_be_ours`], at most this many.
@@ -129,6 +153,23 @@ impl KnownTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_accepted_body_is_what_serde_json_writes() {
+        let id = uuid::Uuid::new_v4();
+        let response = accepted(id);
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            response.into_body(),
+            usize::MAX,
+        ))
+        .expect("a full body is ready at once")
+        .expect("a full body reads");
+        let expected = serde_json::to_vec(&serde_json::json!({ "id": id.to_string() }))
+            .expect("a JSON value serializes");
+        assert_eq!(body, expected);
+    }
 
     #[test]
     fn a_remembered_token_is_still_judged_as_could_be_ours_judges_it() {
