@@ -142,9 +142,9 @@ pub async fn rate_limited(limit: RateLimit, request: Request, next: Next) -> Res
     next.run(request).await
 }
 
-/// Middleware of every route: one of `MAX_IN_FLIGHT` slots, else `503`; an
-/// answer within [`REQUEST_TIMEOUT`], else `408`.
-pub async fn admit(admission: Admission, request: Request, next: Next) -> Response {
+/// Every route's admission (run by the edge layer): one of `MAX_IN_FLIGHT`
+/// slots, else `503`; an answer within [`REQUEST_TIMEOUT`], else `408`.
+pub async fn admitted(admission: &Admission, request: Request, next: Next) -> Response {
     let Some(_slot) = admission.request() else {
         return shed("in_flight");
     };
