@@ -39,6 +39,8 @@ pub struct AppState {
     max_body_bytes: usize,
     /// Webhook tokens whose shape was checked lately.
     tokens: Arc<webhook::KnownTokens>,
+    /// The webhook route's publish metrics.
+    publishes: Arc<webhook::PublishMetrics>,
 }
 
 /// The arguments of `jirasync ingress`: the broker and the HTTP listener (it has
@@ -147,6 +149,7 @@ async fn serve_with(
             broker,
             max_body_bytes: args.http.max_body_bytes,
             tokens: Arc::default(),
+            publishes: Arc::default(),
         },
         metrics == MetricsAt::ThisPort,
     );

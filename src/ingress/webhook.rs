@@ -2,7 +2,7 @@
 //! and the body's presence, publishes the raw body with the contract's headers and
 //! answers 202 with the message id once the broker confirmed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use axum::extract::{Path, Request, State};
@@ -84,12 +84,11 @@ pub async fn receive(
     let (id, properties) = webhook_properties(&request, received);
 
     let started = Instant::now();
-    let in_flight = metrics::gauge!("jirasync_publishes_in_flight");
-    in_flight.increment(1.0);
+    let publishes = &state.publishes;
+    publishes.in_flight().increment(1.0);
     let result = state.broker.publish(WEBHOOK, &body, properties).await;
-    in_flight.decrement(1.0);
-    metrics::histogram!("jirasync_publish_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
+    publishes.in_flight().decrement(1.0);
+    publishes.duration().record(started.elapsed().as_secs_f64());
     result?;
     tracing::debug!(message.id = %id, body_bytes = body.len(), "webhook queued");
     Ok(accepted(id))
@@ -113,6 +112,28 @@ fn accepted(id: uuid::Uuid) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The publish metrics of the webhook route, registered at the first webhook (as
+/// the macros would) and kept.
+#[derive(Default)]
+pub struct PublishMetrics {
+    /// `jirasync_publishes_in_flight`.
+    in_flight: OnceLock<metrics::Gauge>,
+    /// `jirasync_publish_duration_seconds`.
+    duration: OnceLock<metrics::Histogram>,
+}
+
+impl PublishMetrics {
+    fn in_flight(&self) -> &metrics::Gauge {
+        self.in_flight
+            .get_or_init(|| metrics::gauge!("jirasync_publishes_in_flight"))
+    }
+
+    fn duration(&self) -> &metrics::Histogram {
+        self.duration
+            .get_or_init(|| metrics::histogram!("jirasync_publish_duration_seconds"))
+    }
 }
 
 /// Tokens lately found to be [`could_be_ours`], at most this many.
