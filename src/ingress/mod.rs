@@ -37,6 +37,8 @@ pub struct AppState {
     broker: Arc<Broker>,
     /// `JIRASYNC_MAX_BODY_BYTES`.
     max_body_bytes: usize,
+    /// The limits requests are admitted under (the webhook takes its body budget).
+    admission: Admission,
     /// Webhook tokens whose shape was checked lately.
     tokens: Arc<webhook::KnownTokens>,
     /// The webhook route's publish metrics.
@@ -148,6 +150,7 @@ async fn serve_with(
         AppState {
             broker,
             max_body_bytes: args.http.max_body_bytes,
+            admission: Admission::new(args.http.max_body_bytes),
             tokens: Arc::default(),
             publishes: Arc::default(),
         },
@@ -167,17 +170,14 @@ async fn serve_with(
 
 /// The routes of docs/reference.md §3; `/metrics` only with `with_metrics`.
 pub fn router(state: AppState, with_metrics: bool) -> Router {
-    let admission = Admission::new(state.max_body_bytes);
+    let admission = state.admission.clone();
     // One bucket for both callbacks.
     let rate = server::RateLimit::callbacks();
     let callbacks = |rate: &server::RateLimit| {
         let rate = rate.clone();
         middleware::from_fn(move |request, next| server::rate_limited(rate.clone(), request, next))
     };
-    let body_admission = admission.clone();
-    let webhook = post(webhook::receive).layer(middleware::from_fn(move |request, next| {
-        server::admit_body(body_admission.clone(), request, next)
-    }));
+    let webhook = post(webhook::receive);
     let [bare, slashed] = routes::webhook_routes();
     let mut routes = Router::new()
         .route(&bare, webhook.clone())
