@@ -47,15 +47,18 @@ async fn receive_admitted(
     body: Body,
 ) -> Result<Response, ApiError> {
     let received = SystemTime::now();
-    if !is_jwt_shaped(&token) {
-        return Err(ApiError::bad_request(
-            "the token in the URL is not a JWT (three base64url parts separated by dots)",
-        ));
-    }
-    if !state.tokens.could_be_ours(&token) {
-        return Err(ApiError::bad_request(
-            "the token in the URL is not a jirasync webhook token (an HS256 JWT with an id claim)",
-        ));
+    // A token remembered as could-be-ours passed both checks already.
+    if !state.tokens.contains(&token) {
+        if !is_jwt_shaped(&token) {
+            return Err(ApiError::bad_request(
+                "the token in the URL is not a JWT (three base64url parts separated by dots)",
+            ));
+        }
+        if !state.tokens.could_be_ours(&token) {
+            return Err(ApiError::bad_request(
+                "the token in the URL is not a jirasync webhook token (an HS256 JWT with an id claim)",
+            ));
+        }
     }
     // The headers are read in place, not copied out of the request.
     let headers = &parts.headers;
@@ -168,17 +171,21 @@ pub struct KnownTokens {
 }
 
 impl KnownTokens {
+    /// Whether `token` passed [`could_be_ours`] lately (and so [`is_jwt_shaped`]).
+    pub fn contains(&self, token: &str) -> bool {
+        self.slots.lock().is_ok_and(|slots| known(&slots.1, token))
+    }
+
     /// [`could_be_ours`], from memory when `token` passed it lately.
     pub fn could_be_ours(&self, token: &str) -> bool {
-        let known = |slots: &[Option<Arc<str>>]| slots.iter().flatten().any(|t| **t == *token);
-        if self.slots.lock().is_ok_and(|slots| known(&slots.1)) {
+        if self.contains(token) {
             return true;
         }
         if !could_be_ours(token) {
             return false;
         }
         if let Ok(mut slots) = self.slots.lock()
-            && !known(&slots.1)
+            && !known(&slots.1, token)
         {
             let next = slots.0;
             slots.1[next] = Some(Arc::from(token));
@@ -186,6 +193,10 @@ impl KnownTokens {
         }
         true
     }
+}
+
+fn known(slots: &[Option<Arc<str>>], token: &str) -> bool {
+    slots.iter().flatten().any(|known| **known == *token)
 }
 
 #[cfg(test)]
@@ -214,10 +225,13 @@ mod tests {
         let tokens = KnownTokens::default();
         let ours = crate::integration::token::mint("jira.example:1", "secret").expect("mints");
         let alg_none = "eyJhbGciOiJub25lIn0.eyJpZCI6IngifQ.";
+        assert!(!tokens.contains(&ours));
         for _ in 0..2 {
             assert!(tokens.could_be_ours(&ours));
             assert!(!tokens.could_be_ours(alg_none));
         }
+        assert!(tokens.contains(&ours));
+        assert!(!tokens.contains(alg_none));
     }
 
     #[test]
