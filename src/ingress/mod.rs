@@ -2,6 +2,7 @@
 //! them, raw, on RabbitMQ; answers 202 only after the broker confirmed. No
 //! database here.
 
+mod edge;
 mod error;
 mod health;
 mod oauth2_callback;
@@ -10,18 +11,14 @@ pub mod server;
 mod webhook;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
-use tracing::Level;
 
 use crate::config::{BrokerSettings, HttpSettings, MetricsSettings, RetrySettings, Settings};
 use crate::integration::routes;
@@ -40,6 +37,12 @@ pub struct AppState {
     broker: Arc<Broker>,
     /// `JIRASYNC_MAX_BODY_BYTES`.
     max_body_bytes: usize,
+    /// The limits requests are admitted under (the webhook takes its body budget).
+    admission: Admission,
+    /// Webhook tokens whose shape was checked lately.
+    tokens: Arc<webhook::KnownTokens>,
+    /// The webhook route's publish metrics.
+    publishes: Arc<webhook::PublishMetrics>,
 }
 
 /// The arguments of `jirasync ingress`: the broker and the HTTP listener (it has
@@ -147,6 +150,9 @@ async fn serve_with(
         AppState {
             broker,
             max_body_bytes: args.http.max_body_bytes,
+            admission: Admission::new(args.http.max_body_bytes),
+            tokens: Arc::default(),
+            publishes: Arc::default(),
         },
         metrics == MetricsAt::ThisPort,
     );
@@ -164,17 +170,14 @@ async fn serve_with(
 
 /// The routes of docs/reference.md §3; `/metrics` only with `with_metrics`.
 pub fn router(state: AppState, with_metrics: bool) -> Router {
-    let admission = Admission::new(state.max_body_bytes);
+    let admission = state.admission.clone();
     // One bucket for both callbacks.
     let rate = server::RateLimit::callbacks();
     let callbacks = |rate: &server::RateLimit| {
         let rate = rate.clone();
         middleware::from_fn(move |request, next| server::rate_limited(rate.clone(), request, next))
     };
-    let body_admission = admission.clone();
-    let webhook = post(webhook::receive).layer(middleware::from_fn(move |request, next| {
-        server::admit_body(body_admission.clone(), request, next)
-    }));
+    let webhook = post(webhook::receive);
     let [bare, slashed] = routes::webhook_routes();
     let mut routes = Router::new()
         .route(&bare, webhook.clone())
@@ -189,39 +192,22 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
+    let mut templates = vec![
+        bare.as_str(),
+        slashed.as_str(),
+        routes::OAUTH_CALLBACK_PATH,
+        routes::OAUTH2_CALLBACK_PATH,
+        "/healthz",
+        "/readyz",
+    ];
     if with_metrics {
         routes = routes.route("/metrics", get(crate::health::metrics));
+        templates.push("/metrics");
     }
+    let edge = Arc::new(edge::Edge::new(admission, templates));
     routes
         .layer(middleware::from_fn(move |request, next| {
-            server::admit(admission.clone(), request, next)
+            edge::edge(Arc::clone(&edge), request, next)
         }))
-        .layer(middleware::from_fn(count_requests))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            // The path carries the webhook token: log the route template only.
-            let route = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str);
-            tracing::info_span!("http.request", http.method = %request.method(), http.route = route)
-        })
-        // A 503 is the ingress working as designed (broker down, blocked, not ready
-        // yet): the handler says why; a warning, not an error, per failed response.
-        .on_failure(DefaultOnFailure::new().level(Level::WARN)))
         .with_state(state)
-}
-
-async fn count_requests(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("jirasync_http_requests_total", "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("jirasync_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper::server::conn::http1;
@@ -71,11 +71,10 @@ impl Admission {
         Arc::clone(&self.in_flight).try_acquire_owned().ok()
     }
 
-    /// Room for the body `request` announces (its `content-length`, else the
-    /// largest body), or `None` when its budget is spent.
-    fn body(&self, request: &Request) -> Option<OwnedSemaphorePermit> {
-        let announced = request
-            .headers()
+    /// Room for the body a request with `headers` announces (its
+    /// `content-length`, else the largest body), or `None` when its budget is spent.
+    pub fn body(&self, headers: &HeaderMap) -> Option<OwnedSemaphorePermit> {
+        let announced = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<usize>().ok())
@@ -142,9 +141,9 @@ pub async fn rate_limited(limit: RateLimit, request: Request, next: Next) -> Res
     next.run(request).await
 }
 
-/// Middleware of every route: one of `MAX_IN_FLIGHT` slots, else `503`; an
-/// answer within [`REQUEST_TIMEOUT`], else `408`.
-pub async fn admit(admission: Admission, request: Request, next: Next) -> Response {
+/// Every route's admission (run by the edge layer): one of `MAX_IN_FLIGHT`
+/// slots, else `503`; an answer within [`REQUEST_TIMEOUT`], else `408`.
+pub async fn admitted(admission: &Admission, request: Request, next: Next) -> Response {
     let Some(_slot) = admission.request() else {
         return shed("in_flight");
     };
@@ -157,15 +156,8 @@ pub async fn admit(admission: Admission, request: Request, next: Next) -> Respon
     }
 }
 
-/// Middleware of the routes that read a body: room in the body budget, else `503`.
-pub async fn admit_body(admission: Admission, request: Request, next: Next) -> Response {
-    let Some(_room) = admission.body(&request) else {
-        return shed("body_budget");
-    };
-    next.run(request).await
-}
-
-fn shed(reason: &'static str) -> Response {
+/// A `503` for load shed for `reason`, counted.
+pub fn shed(reason: &'static str) -> Response {
     metrics::counter!("jirasync_http_shed_total", "reason" => reason).increment(1);
     ApiError::Overloaded.into_response()
 }

@@ -2,15 +2,16 @@
 //! and the body's presence, publishes the raw body with the contract's headers and
 //! answers 202 with the message id once the broker confirmed.
 
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use serde_json::{Value, json};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, server};
 use crate::integration::token::{could_be_ours, is_jwt_shaped};
 use crate::queue::WEBHOOK;
 use crate::queue::message::{
@@ -18,29 +19,53 @@ use crate::queue::message::{
     webhook_properties,
 };
 
-/// Receives one webhook. The token and the headers are checked before the body
-/// is read, so a request refused for them costs no body bytes.
-pub async fn receive(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
+/// The contract's request headers as header names, parsed once.
+const HUB_SIGNATURE_HEADER: HeaderName = HeaderName::from_static(HUB_SIGNATURE);
+const WEBHOOK_IDENTIFIER_HEADER: HeaderName = HeaderName::from_static(WEBHOOK_IDENTIFIER);
+
+/// Receives one webhook: room in the body budget first (else `503`), then the
+/// token and the headers are checked before the body is read, so a request
+/// refused for them costs no body bytes. The budget is taken here rather than by
+/// a middleware of the route: one layer less per request.
+pub async fn receive(State(state): State<AppState>, request: Request) -> Response {
+    let Some(_room) = state.admission.body(request.headers()) else {
+        return server::shed("body_budget");
+    };
+    let (mut parts, body) = request.into_parts();
+    match Path::<String>::from_request_parts(&mut parts, &state).await {
+        Ok(Path(token)) => receive_admitted(&state, token, &parts, body)
+            .await
+            .into_response(),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn receive_admitted(
+    state: &AppState,
+    token: String,
+    parts: &Parts,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let received = SystemTime::now();
-    if !is_jwt_shaped(&token) {
-        return Err(ApiError::bad_request(
-            "the token in the URL is not a JWT (three base64url parts separated by dots)",
-        ));
+    // A token remembered as could-be-ours passed both checks already.
+    if !state.tokens.contains(&token) {
+        if !is_jwt_shaped(&token) {
+            return Err(ApiError::bad_request(
+                "the token in the URL is not a JWT (three base64url parts separated by dots)",
+            ));
+        }
+        if !state.tokens.could_be_ours(&token) {
+            return Err(ApiError::bad_request(
+                "the token in the URL is not a jirasync webhook token (an HS256 JWT with an id claim)",
+            ));
+        }
     }
-    if !could_be_ours(&token) {
-        return Err(ApiError::bad_request(
-            "the token in the URL is not a jirasync webhook token (an HS256 JWT with an id claim)",
-        ));
-    }
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    // The headers are read in place, not copied out of the request.
+    let headers = &parts.headers;
+    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     for (name, max) in [
-        (HUB_SIGNATURE, MAX_HUB_SIGNATURE),
-        (WEBHOOK_IDENTIFIER, MAX_WEBHOOK_IDENTIFIER),
+        (&HUB_SIGNATURE_HEADER, MAX_HUB_SIGNATURE),
+        (&WEBHOOK_IDENTIFIER_HEADER, MAX_WEBHOOK_IDENTIFIER),
     ] {
         if headers.get(name).is_some_and(|value| value.len() > max) {
             return Err(ApiError::bad_request(format!(
@@ -50,9 +75,9 @@ pub async fn receive(
     }
     let request = WebhookRequest {
         token: &token,
-        content_type: text(header::CONTENT_TYPE.as_str()),
-        webhook_identifier: text(WEBHOOK_IDENTIFIER),
-        hub_signature: text(HUB_SIGNATURE),
+        content_type: text(&header::CONTENT_TYPE),
+        webhook_identifier: text(&WEBHOOK_IDENTIFIER_HEADER),
+        hub_signature: text(&HUB_SIGNATURE_HEADER),
     };
     let too_large = || {
         ApiError::BadRequest(
@@ -79,13 +104,148 @@ pub async fn receive(
     let (id, properties) = webhook_properties(&request, received);
 
     let started = Instant::now();
-    let in_flight = metrics::gauge!("jirasync_publishes_in_flight");
-    in_flight.increment(1.0);
+    let publishes = &state.publishes;
+    publishes.in_flight().increment(1.0);
     let result = state.broker.publish(WEBHOOK, &body, properties).await;
-    in_flight.decrement(1.0);
-    metrics::histogram!("jirasync_publish_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
+    publishes.in_flight().decrement(1.0);
+    publishes.duration().record(started.elapsed().as_secs_f64());
     result?;
     tracing::debug!(message.id = %id, body_bytes = body.len(), "webhook queued");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id.to_string() }))))
+    Ok(accepted(id))
+}
+
+/// `202` with `{"id":"<message id>"}`, written without building a JSON value.
+fn accepted(id: uuid::Uuid) -> Response {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let body = [
+        br#"{"id":""#.as_slice(),
+        id.hyphenated().encode_lower(&mut text).as_bytes(),
+        br#""}"#,
+    ]
+    .concat();
+    (
+        StatusCode::ACCEPTED,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The publish metrics of the webhook route, registered at the first webhook (as
+/// the macros would) and kept.
+#[derive(Default)]
+pub struct PublishMetrics {
+    /// `jirasync_publishes_in_flight`.
+    in_flight: OnceLock<metrics::Gauge>,
+    /// `jirasync_publish_duration_seconds`.
+    duration: OnceLock<metrics::Histogram>,
+}
+
+impl PublishMetrics {
+    fn in_flight(&self) -> &metrics::Gauge {
+        self.in_flight
+            .get_or_init(|| metrics::gauge!("jirasync_publishes_in_flight"))
+    }
+
+    fn duration(&self) -> &metrics::Histogram {
+        self.duration
+            .get_or_init(|| metrics::histogram!("jirasync_publish_duration_seconds"))
+    }
+}
+
+/// Tokens lately found to be [`could_be_ours`], at most this many.
+const KNOWN_TOKENS: usize = 16;
+
+/// The last tokens that passed [`could_be_ours`]. A Jira sends every webhook of
+/// an integration with the same token, so decoding its header and claims once
+/// spares that work on the requests after; the check depends on the token alone,
+/// so a remembered yes is the answer it would give again. A refused token is not
+/// remembered.
+#[derive(Default)]
+pub struct KnownTokens {
+    /// The slot the next token goes to, and the slots.
+    slots: Mutex<(usize, [Option<Arc<str>>; KNOWN_TOKENS])>,
+}
+
+impl KnownTokens {
+    /// Whether `token` passed [`could_be_ours`] lately (and so [`is_jwt_shaped`]).
+    pub fn contains(&self, token: &str) -> bool {
+        self.slots.lock().is_ok_and(|slots| known(&slots.1, token))
+    }
+
+    /// [`could_be_ours`], from memory when `token` passed it lately.
+    pub fn could_be_ours(&self, token: &str) -> bool {
+        if self.contains(token) {
+            return true;
+        }
+        if !could_be_ours(token) {
+            return false;
+        }
+        if let Ok(mut slots) = self.slots.lock()
+            && !known(&slots.1, token)
+        {
+            let next = slots.0;
+            slots.1[next] = Some(Arc::from(token));
+            slots.0 = (next + 1) % KNOWN_TOKENS;
+        }
+        true
+    }
+}
+
+fn known(slots: &[Option<Arc<str>>], token: &str) -> bool {
+    slots.iter().flatten().any(|known| **known == *token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accepted_body_is_what_serde_json_writes() {
+        let id = uuid::Uuid::new_v4();
+        let response = accepted(id);
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            response.into_body(),
+            usize::MAX,
+        ))
+        .expect("a full body is ready at once")
+        .expect("a full body reads");
+        let expected = serde_json::to_vec(&serde_json::json!({ "id": id.to_string() }))
+            .expect("a JSON value serializes");
+        assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_judged_as_could_be_ours_judges_it() {
+        let tokens = KnownTokens::default();
+        let ours = crate::integration::token::mint("jira.example:1", "secret").expect("mints");
+        let alg_none = "eyJhbGciOiJub25lIn0.eyJpZCI6IngifQ.";
+        assert!(!tokens.contains(&ours));
+        for _ in 0..2 {
+            assert!(tokens.could_be_ours(&ours));
+            assert!(!tokens.could_be_ours(alg_none));
+        }
+        assert!(tokens.contains(&ours));
+        assert!(!tokens.contains(alg_none));
+    }
+
+    #[test]
+    fn more_tokens_than_slots_evict_the_oldest_and_stay_correct() {
+        let tokens = KnownTokens::default();
+        let minted: Vec<String> = (0..KNOWN_TOKENS + 3)
+            .map(|i| {
+                crate::integration::token::mint(&format!("jira.example:{i}"), "s").expect("mints")
+            })
+            .collect();
+        for token in minted.iter().chain(minted.iter()) {
+            assert!(tokens.could_be_ours(token));
+        }
+        let slots = tokens.slots.lock().expect("not poisoned");
+        assert_eq!(slots.1.iter().flatten().count(), KNOWN_TOKENS);
+    }
 }

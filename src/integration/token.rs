@@ -74,15 +74,16 @@ pub fn is_jwt_shaped(token: &str) -> bool {
     if token.len() > MAX_TOKEN_LEN {
         return false;
     }
-    let parts: Vec<&str> = token.split('.').collect();
-    let base64url = |part: &str| {
-        part.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    parts.len() == 3
-        && !parts[0].is_empty()
-        && !parts[1].is_empty()
-        && parts.iter().all(|p| base64url(p))
+    // One pass over the bytes, no allocation: the ingress runs this per request.
+    let (mut dots, mut part_len) = (0, 0);
+    for &byte in token.as_bytes() {
+        match byte {
+            b'.' if dots < 2 && part_len > 0 => (dots, part_len) = (dots + 1, 0),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => part_len += 1,
+            _ => return false,
+        }
+    }
+    dots == 2
 }
 
 /// Whether `token` could be one jirasync minted: JWT-shaped, an `HS256` header
@@ -399,6 +400,19 @@ mod tests {
         #[test]
         fn any_string_is_classified_without_panicking(token in ".*") {
             let _ = is_jwt_shaped(&token);
+        }
+
+        #[test]
+        fn the_shape_check_agrees_with_splitting_on_dots(token in "[a-zA-Z0-9_.=+-]{0,24}") {
+            let parts: Vec<&str> = token.split('.').collect();
+            let base64url = |part: &str| {
+                part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
+            let expected = parts.len() == 3
+                && !parts[0].is_empty()
+                && !parts[1].is_empty()
+                && parts.iter().all(|p| base64url(p));
+            prop_assert_eq!(is_jwt_shaped(&token), expected, "{}", token);
         }
 
         #[test]

@@ -11,7 +11,7 @@ use anyhow::Context;
 use futures_util::StreamExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionStatus, Event};
-use tokio::sync::RwLock;
+use std::sync::{PoisonError, RwLock};
 
 use super::Names;
 use super::job::Job;
@@ -161,6 +161,8 @@ struct Link {
 
 /// One long-lived connection with a confirm channel shared by every caller.
 pub struct Broker {
+    /// The current link. A std lock: held only to clone or replace the `Arc`,
+    /// never across an await, so a publish takes it without a wait queue.
     link: RwLock<Option<Arc<Link>>>,
     blocked: std::sync::Mutex<Option<String>>,
     ready: AtomicBool,
@@ -200,6 +202,17 @@ impl Broker {
         &self.names
     }
 
+    fn link(&self) -> Option<Arc<Link>> {
+        self.link
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_link(&self, link: Option<Arc<Link>>) {
+        *self.link.write().unwrap_or_else(PoisonError::into_inner) = link;
+    }
+
     fn blocked_reason(&self) -> Option<String> {
         self.blocked.lock().map(|b| b.clone()).unwrap_or(None)
     }
@@ -220,12 +233,7 @@ impl Broker {
         if let Some(reason) = self.blocked_reason() {
             return Err(PublishError::Blocked(reason));
         }
-        let link = self
-            .link
-            .read()
-            .await
-            .clone()
-            .ok_or(PublishError::NotConnected)?;
+        let link = self.link().ok_or(PublishError::NotConnected)?;
         let (len, frame_max) = (
             super::message::header_frame_len(&properties),
             link.connection.configuration().frame_max(),
@@ -235,7 +243,8 @@ impl Broker {
         }
         let result = publish_confirmed(
             &link.channel,
-            &self.names.exchange(),
+            // The exchange is named P; `prefix` borrows it where `exchange` copies it.
+            self.names.prefix(),
             routing_key,
             body,
             properties,
@@ -282,13 +291,13 @@ impl Broker {
                     backoff = Duration::from_millis(200);
                     let mut events = link.connection.events_listener();
                     self.nacked.store(false, Ordering::Release);
-                    *self.link.write().await = Some(Arc::clone(&link));
+                    self.set_link(Some(Arc::clone(&link)));
                     self.ready.store(true, Ordering::Release);
                     metrics::gauge!("jirasync_broker_connected", "role" => role).set(1.0);
                     let stop = self.watch(&mut link, &mut events, role, &shutdown).await;
                     self.ready.store(false, Ordering::Release);
                     metrics::gauge!("jirasync_broker_connected", "role" => role).set(0.0);
-                    *self.link.write().await = None;
+                    self.set_link(None);
                     self.set_blocked(None);
                     if stop {
                         // Let in-flight publishes finish before closing the channel.
@@ -403,7 +412,7 @@ impl Broker {
             connection: Arc::clone(&link.connection),
             channel,
         });
-        *self.link.write().await = Some(Arc::clone(link));
+        self.set_link(Some(Arc::clone(link)));
         true
     }
 }
