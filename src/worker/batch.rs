@@ -9,10 +9,12 @@
 //! different issues' statements are sent together. The batch first locks every
 //! issue row it will touch, per integration in id order — the order every change
 //! locks in — so that concurrent batches cannot deadlock on them. Each message's
-//! task acks only after the commit. When a batch fails (a bad message, a
-//! deadlock, a lost connection, a panic), it is rolled back and its webhooks are
-//! applied one by one, each in its own transaction, so only the message that
-//! fails takes the retry tiers or the dead-letter queue.
+//! task acks only after the commit. A writer waits at most [`LOCK_WAIT`] for a
+//! lock. When a batch fails (a bad message, a deadlock, a row locked for longer, a
+//! lost connection, a panic), it is rolled back and each webhook goes back to its
+//! message's task, which applies it alone, as without batching: only the message
+//! that fails takes the retry tiers or the dead-letter queue, and one stuck on a
+//! lock holds up nobody else.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
@@ -31,12 +33,18 @@ use crate::sync::audit::Audit;
 /// Writer tasks (and so transactions in progress) per worker process.
 pub const WRITERS: usize = 2;
 
-/// A webhook waiting for its writer, and where its result goes.
+/// How long a writer's transaction waits for a row lock (`lock_timeout`): far
+/// longer than another batch holds one, short enough that a webhook stuck behind
+/// a lock held for long delays its batch-mates by no more.
+pub const LOCK_WAIT: &str = "1s";
+
+/// A webhook waiting for its writer, and where its result goes: its outcome
+/// once committed, or the change back for the message's task to apply alone.
 struct Pending {
     change: Box<Change>,
     /// The message's span: what its application logs is logged in it.
     span: Span,
-    reply: oneshot::Sender<Result<Outcome, Failure>>,
+    reply: oneshot::Sender<Result<Outcome, Box<Change>>>,
 }
 
 /// The way to the writers.
@@ -63,26 +71,46 @@ impl Batches {
         Self { sender }
     }
 
-    /// Applies `change` with whatever else is ready; returns once it is
-    /// committed (or failed).
-    pub async fn apply(&self, change: Box<Change>) -> Result<Outcome, Failure> {
+    /// Applies `change` with whatever else is ready, or, when that fails, alone
+    /// on `pool`; returns once it is committed (or failed).
+    pub async fn apply(
+        &self,
+        pool: &DbPool,
+        change: Box<Change>,
+        record: bool,
+    ) -> Result<Outcome, Failure> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             change,
             span: Span::current(),
             reply,
         };
-        if self.sender.send(pending).await.is_err() {
-            return Err(stopped());
-        }
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        let change = match self.sender.send(pending).await {
+            Ok(()) => match answer.await {
+                Ok(Ok(outcome)) => return Ok(outcome),
+                Ok(Err(change)) => change,
+                Err(_) => {
+                    return Err(Failure::passing(anyhow::anyhow!(
+                        "the worker's database writer stopped before applying the webhook"
+                    )));
+                }
+            },
+            // No writer (shutting down): the change is in the error.
+            Err(mpsc::error::SendError(pending)) => pending.change,
+        };
+        alone(pool, &change, record).await
     }
 }
 
-fn stopped() -> Failure {
-    Failure::passing(anyhow::anyhow!(
-        "the worker's database writer stopped before applying the webhook"
-    ))
+/// One webhook in a transaction of its own.
+async fn alone(pool: &DbPool, change: &Change, record: bool) -> Result<Outcome, Failure> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let (outcome, audit) = webhook::apply(&tx, change, record).await?;
+    audit.write(&tx).await?;
+    tx.commit().await?;
+    audit.count();
+    Ok(outcome)
 }
 
 /// One writer task.
@@ -113,56 +141,31 @@ impl Writer {
         }
     }
 
-    /// Applies `batch` together, or else one by one, and answers each message.
+    /// Applies `batch` together and answers each message: its outcome, or its
+    /// change back when the batch failed.
     async fn settle(&self, batch: Vec<Pending>) {
         metrics::histogram!("jirasync_webhook_batch_size").record(batch.len() as f64);
-        if batch.len() > 1 {
-            let changes: Vec<(&Change, &Span)> =
-                batch.iter().map(|p| (&*p.change, &p.span)).collect();
-            match AssertUnwindSafe(self.together(&changes))
-                .catch_unwind()
-                .await
-            {
-                Ok(Ok(applied)) => {
-                    for (pending, (outcome, audit)) in batch.into_iter().zip(applied) {
-                        audit.count();
-                        // The message's task may be gone (shutdown): nothing to tell.
-                        let _ = pending.reply.send(Ok(outcome));
-                    }
-                    return;
+        let changes: Vec<(&Change, &Span)> = batch.iter().map(|p| (&*p.change, &p.span)).collect();
+        let failure = match AssertUnwindSafe(self.together(&changes))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(applied)) => {
+                for (pending, (outcome, audit)) in batch.into_iter().zip(applied) {
+                    audit.count();
+                    // The message's task may be gone (shutdown): nothing to tell.
+                    let _ = pending.reply.send(Ok(outcome));
                 }
-                Ok(Err(error)) => {
-                    tracing::info!(size = batch.len(), error = %format!("{error:#}"), "a batch failed; applying its webhooks one by one");
-                }
-                Err(panic) => {
-                    tracing::error!(size = batch.len(), reason = %Failure::panicked(panic.as_ref()), "a batch panicked; applying its webhooks one by one");
-                }
+                return;
             }
-            metrics::counter!("jirasync_webhook_batch_fallbacks_total").increment(1);
-        }
+            Ok(Err(error)) => format!("{error:#}"),
+            Err(panic) => Failure::panicked(panic.as_ref()).to_string(),
+        };
+        tracing::info!(size = batch.len(), error = %failure, "a batch failed; each of its webhooks is applied alone");
+        metrics::counter!("jirasync_webhook_batch_fallbacks_total").increment(1);
         for pending in batch {
-            let result = AssertUnwindSafe(self.alone(&pending.change))
-                .catch_unwind()
-                .instrument(pending.span.clone())
-                .await
-                .unwrap_or_else(|panic| {
-                    let failure = Failure::panicked(panic.as_ref());
-                    tracing::error!(parent: &pending.span, reason = %failure, "handler panicked");
-                    Err(failure)
-                });
-            let _ = pending.reply.send(result);
+            let _ = pending.reply.send(Err(pending.change));
         }
-    }
-
-    /// One webhook in a transaction of its own.
-    async fn alone(&self, change: &Change) -> Result<Outcome, Failure> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let (outcome, audit) = webhook::apply(&tx, change, self.record).await?;
-        audit.write(&tx).await?;
-        tx.commit().await?;
-        audit.count();
-        Ok(outcome)
     }
 
     /// Every change of the batch in one transaction, each change's result in
@@ -170,7 +173,11 @@ impl Writer {
     async fn together(&self, batch: &[(&Change, &Span)]) -> anyhow::Result<Vec<(Outcome, Audit)>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        lock_in_order(&tx, batch.iter().map(|(change, _)| *change)).await?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
+            .await?;
+        if batch.len() > 1 {
+            lock_in_order(&tx, batch.iter().map(|(change, _)| *change)).await?;
+        }
         // A move renames rows another change of the batch may look up: then one
         // after the other, in order. Otherwise each issue's changes in order,
         // the issues side by side (their statements pipelined on the connection).
