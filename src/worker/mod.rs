@@ -60,6 +60,10 @@ impl From<&Settings> for Args {
     }
 }
 
+/// Connections at most for what messages in flight read before they write:
+/// more concurrency than this waits for one (briefly) instead of opening more.
+const READERS: usize = 16;
+
 /// `jirasync worker`: runs the consumer pool until shutdown.
 pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     serve(args, consumer::DRAIN_DEADLINE, shutdown).await
@@ -84,9 +88,10 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         }
         None => None,
     };
-    // A connection per message in flight (authentication, Jira lookups), one
-    // per batch writer, one for the scheduler and the pruner.
-    let size = usize::from(concurrency) + batch::WRITERS + 1;
+    // Connections for the messages in flight (authentication, Jira lookups,
+    // reconciliations; each holds one briefly), one per batch writer, one for the
+    // scheduler and the pruner.
+    let size = usize::from(concurrency).min(READERS) + batch::WRITERS + 1;
     let Some(pool) = crate::db::connect_waiting(&services.database, size, &shutdown).await? else {
         tracing::info!("worker stopped before Postgres answered");
         return Ok(());
