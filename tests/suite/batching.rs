@@ -17,6 +17,47 @@ use common::seed::{assignee_changed, jira_user};
 /// Webhooks in flight in the tests' workers: all of a test's webhooks at once.
 const CONCURRENCY: u16 = 64;
 
+/// A seeded issue: its key, its group, and the teammate its webhook assigns.
+struct Issue {
+    key: String,
+    group: i64,
+    user: i64,
+    email: String,
+}
+
+/// A test app whose worker the test starts.
+async fn app() -> TestApp {
+    TestApp::builder()
+        .concurrency(CONCURRENCY)
+        .no_worker()
+        .start()
+        .await
+}
+
+/// Issues `<PREFIX>-<i>`, each in an organization of its own with a teammate
+/// `<prefix><i>@acme.io`.
+async fn issues(app: &TestApp, prefix: &str, count: usize) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    for i in 0..count {
+        let key = format!("{prefix}-{i}");
+        let org = app.seed().org(app.integration, true, &key).await;
+        let email = format!("{}{i}@acme.io", prefix.to_lowercase());
+        let user = app.seed().teammate(&org, &email).await;
+        issues.push(Issue {
+            key,
+            group: org.group_id,
+            user,
+            email,
+        });
+    }
+    issues
+}
+
+/// The webhook that assigns `issue` to its teammate.
+fn assignment(issue: &Issue) -> Value {
+    assignee_changed(&issue.key, jira_user(&issue.email), common::app::T1)
+}
+
 /// Holds every `external_issues` row locked until dropped or [`Held::release`]d.
 struct Held(tokio_postgres::Client);
 
@@ -83,11 +124,7 @@ fn batched<T>(decisions: &[T], started: impl Fn(&T) -> &str) -> usize {
 
 #[tokio::test]
 async fn webhooks_of_one_issue_in_one_batch_apply_in_turn_under_the_ordering_guard() {
-    let app = TestApp::builder()
-        .concurrency(CONCURRENCY)
-        .no_worker()
-        .start()
-        .await;
+    let app = app().await;
     let org = app.seed().org(app.integration, true, "BAT-1").await;
     let mut users = Vec::new();
     for u in 0..3 {
@@ -139,27 +176,17 @@ async fn webhooks_of_one_issue_in_one_batch_apply_in_turn_under_the_ordering_gua
 
 #[tokio::test]
 async fn a_poison_webhook_in_a_batch_is_dead_lettered_alone() {
-    let app = TestApp::builder()
-        .concurrency(CONCURRENCY)
-        .no_worker()
-        .start()
-        .await;
+    let app = app().await;
     let port = common::private_pg::free_port();
-    let mut good = Vec::new();
-    for i in 0..20 {
-        let key = format!("POI-{i}");
-        let org = app.seed().org(app.integration, true, &key).await;
-        let user = app.seed().teammate(&org, &format!("poi{i}@acme.io")).await;
-        good.push((key, org.group_id, user));
-    }
+    let good = issues(&app, "POI", 20).await;
     let held = Held::rows(&app).await;
-    for (i, (key, _, _)) in good.iter().enumerate() {
-        let email = format!("poi{i}@acme.io");
-        app.send(&assignee_changed(key, jira_user(&email), common::app::T1))
-            .await;
+    for (i, issue) in good.iter().enumerate() {
+        let webhook = assignment(issue);
+        app.send(&webhook).await;
         if i % 5 == 4 {
             // A key Postgres refuses (a NUL byte): its first statement fails.
-            let poison = assignee_changed("POI-\u{0}", jira_user(&email), common::app::T1);
+            let mut poison = webhook;
+            poison["issue"]["key"] = "POI-\u{0}".into();
             app.send(&poison).await;
         }
     }
@@ -173,8 +200,8 @@ async fn a_poison_webhook_in_a_batch_is_dead_lettered_alone() {
     );
     held.until_a_writer_waits(&app).await;
     held.release().await;
-    for (_, group, user) in &good {
-        app.wait_assignee(*group, Some(*user)).await;
+    for issue in &good {
+        app.wait_assignee(issue.group, Some(issue.user)).await;
     }
     common::eventually(
         "the four poison webhooks are dead-lettered",
@@ -217,26 +244,13 @@ async fn a_poison_webhook_in_a_batch_is_dead_lettered_alone() {
 
 #[tokio::test]
 async fn a_worker_killed_between_its_commit_and_its_acks_loses_nothing_and_writes_nothing_twice() {
-    let app = TestApp::builder()
-        .concurrency(CONCURRENCY)
-        .no_worker()
-        .start()
-        .await;
-    let mut issues = Vec::new();
-    for i in 0..12 {
-        let key = format!("ACK-{i}");
-        let org = app.seed().org(app.integration, true, &key).await;
-        let user = app.seed().teammate(&org, &format!("ack{i}@acme.io")).await;
-        issues.push((key, org.group_id, user));
-    }
+    let app = app().await;
+    let issues = issues(&app, "ACK", 12).await;
     let held = Held::rows(&app).await;
-    for (i, (key, _, _)) in issues.iter().enumerate() {
-        let email = format!("ack{i}@acme.io");
-        app.send(&assignee_changed(key, jira_user(&email), common::app::T1))
-            .await;
+    for issue in &issues {
+        app.send(&assignment(issue)).await;
     }
-    let broker: std::net::SocketAddr = "127.0.0.1:5672".parse().expect("address");
-    let proxy = Proxy::start(broker).await;
+    let proxy = Proxy::start("127.0.0.1:5672".parse().expect("address")).await;
     let mut via_proxy = (*app.settings).clone();
     via_proxy.broker.url = proxy.amqp_url();
     let concurrency = [("JIRASYNC_WORKER_CONCURRENCY", CONCURRENCY.to_string())];
@@ -245,12 +259,12 @@ async fn a_worker_killed_between_its_commit_and_its_acks_loses_nothing_and_write
     // The broker hears nothing more from the worker: its acks wait in the proxy.
     proxy.freeze();
     held.release().await;
-    for (_, group, user) in &issues {
-        app.wait_assignee(*group, Some(*user)).await;
+    for issue in &issues {
+        app.wait_assignee(issue.group, Some(issue.user)).await;
     }
     let mut committed = Vec::new();
-    for (key, _, _) in &issues {
-        committed.extend(decisions(&app, key).await);
+    for issue in &issues {
+        committed.extend(decisions(&app, &issue.key).await);
     }
     assert_eq!(committed.len(), issues.len(), "one decision each");
     assert!(
@@ -262,7 +276,7 @@ async fn a_worker_killed_between_its_commit_and_its_acks_loses_nothing_and_write
     proxy.cut();
     // Unacked, so redelivered: a second worker applies them again, as no-ops.
     let _second = common::process("worker", &app.settings, &concurrency);
-    for (key, _, _) in &issues {
+    for Issue { key, .. } in &issues {
         common::eventually(&format!("{key} is applied again"), WAIT, || async {
             decisions(&app, key).await.len() == 2
         })
@@ -274,8 +288,8 @@ async fn a_worker_killed_between_its_commit_and_its_acks_loses_nothing_and_write
             ("assigned", "unchanged")
         );
     }
-    for (_, group, _) in &issues {
-        let activities = app.activities(*group).await;
+    for issue in &issues {
+        let activities = app.activities(issue.group).await;
         assert_eq!(activities.len(), 1, "assigned once: {activities:?}");
     }
     assert_eq!(app.dead_letters().await, 0);
