@@ -3,7 +3,7 @@
 -- {users} users big<N>@example.org spread over them (2 % share an email with
 -- another user: 20 per 1,000); {issues} issues BIG-<N> spread over the
 -- organizations, each linked to its own group; {events} rows of audit trail.
--- Used by examples/bench.rs (--big) and, smaller, by tests/suite/query_plans.rs.
+-- Used by examples/bench/ (--big) and, smaller, by tests/suite/query_plans.rs.
 CREATE TEMP TABLE big_orgs AS
   WITH created AS (
     INSERT INTO organizations (slug, name)
