@@ -2,7 +2,8 @@
 //! and runs this. It measures, on the local RabbitMQ and Postgres, (1) raw confirmed
 //! publishes, (2) the ingress (a child `jirasync ingress`), (3) pgbench running the
 //! worker's SQL, (4) draining preloaded webhooks with 1, 2 and 4 `jirasync worker`
-//! processes, (5) the children's peak RSS, and prints one table.
+//! processes, (5) the children's peak RSS, (6) and (7) one worker without the audit
+//! trail and amid a big installation, and prints one table.
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Child, Command, Stdio};
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use futures_util::FutureExt;
 use jirasync::config::Settings;
 use jirasync::queue::{Names, WEBHOOK, message, publisher};
 use tokio::sync::Semaphore;
@@ -41,7 +43,8 @@ fn args() -> Args {
             "--users" => a.users = value,
             "--big-issues" => a.big_issues = value,
             other => panic!(
-                "unknown argument {other}; use --messages N --concurrency C --issues I --users U --big-issues B"
+                "unknown argument {other}; use --messages N --concurrency C --issues I --users U \
+                 --big-issues B"
             ),
         }
     }
@@ -149,7 +152,23 @@ fn binary() -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
-fn spawn(settings: &Settings, role: &str, extra: &[(&str, String)]) -> anyhow::Result<Child> {
+/// A child `jirasync` process, killed when dropped (also when a row fails).
+struct Kid(Child);
+
+impl Kid {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(settings: &Settings, role: &str, extra: &[(&str, String)]) -> anyhow::Result<Kid> {
     let mut command = Command::new(binary()?);
     command
         .arg(role)
@@ -161,10 +180,53 @@ fn spawn(settings: &Settings, role: &str, extra: &[(&str, String)]) -> anyhow::R
     for (k, v) in extra {
         command.env(k, v);
     }
-    Ok(command.spawn()?)
+    Ok(Kid(command.spawn()?))
 }
 
-fn peak_rss_mib(child: &Child) -> f64 {
+/// Waits until `/readyz` on `port` answers 200 (the ingress's port, or a worker's
+/// `JIRASYNC_METRICS_LISTEN`).
+async fn wait_ready(client: &reqwest::Client, port: u16, what: &str) -> anyhow::Result<()> {
+    let ready = Instant::now();
+    while !matches!(client.get(format!("http://127.0.0.1:{port}/readyz")).send().await, Ok(r) if r.status() == 200)
+    {
+        if ready.elapsed() > Duration::from_secs(20) {
+            bail!("{what} did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// The worker's `jirasync_messages_total` of message type `kind` (from its
+/// `JIRASYNC_METRICS_LISTEN` on `port`), by outcome; empty while it is not answering.
+async fn worker_counts(client: &reqwest::Client, port: u16, kind: &str) -> Vec<(String, f64)> {
+    let Ok(response) = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    let text = response.text().await.unwrap_or_default();
+    let wanted = format!("type=\"{kind}\"");
+    text.lines()
+        .filter_map(|line| {
+            let (labels, value) = line
+                .strip_prefix("jirasync_messages_total{")?
+                .rsplit_once("} ")?;
+            if !labels.split(',').any(|label| label == wanted) {
+                return None;
+            }
+            let outcome = labels
+                .split(',')
+                .find_map(|label| label.strip_prefix("outcome=\""))?
+                .trim_end_matches('"');
+            Some((outcome.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn peak_rss_mib(child: &Kid) -> f64 {
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     status
@@ -280,6 +342,39 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// What the rows share: the settings and arguments, the connection that seeds and
+/// checks, the confirm channel, an HTTP client, and whose CPU is whose.
+struct Bench<'a> {
+    settings: &'a Settings,
+    args: &'a Args,
+    db: &'a tokio_postgres::Client,
+    channel: &'a lapin::Channel,
+    client: &'a reqwest::Client,
+    rabbitmq_uid: u32,
+    postgres_uid: u32,
+}
+
+impl Bench<'_> {
+    /// Starts counting the CPU of RabbitMQ, Postgres and the children `pids` (as `name`).
+    fn cpu_use(&self, name: &'static str, pids: Vec<u32>) -> CpuUse {
+        let (rabbitmq, postgres) = (self.rabbitmq_uid, self.postgres_uid);
+        CpuUse::start(vec![
+            (
+                "RabbitMQ",
+                Box::new(move || cpu_seconds(|_, uid| uid == rabbitmq)),
+            ),
+            (
+                "Postgres",
+                Box::new(move || cpu_seconds(|_, uid| uid == postgres)),
+            ),
+            (
+                name,
+                Box::new(move || cpu_seconds(|pid, _| pids.contains(&pid))),
+            ),
+        ])
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -288,13 +383,27 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::defaults();
     settings.broker.queue_prefix = format!("bench_{id}");
     settings.database.url = format!("postgres://postgres@127.0.0.1:5432/bench_{id}");
-    jirasync::commands::migrate::migrate(&settings.services(), true).await?;
     let names = Names::new(settings.broker.queue_prefix.clone());
+    // The database and the queues go whatever happens in the rows, an error or a
+    // panic; the children go with their `Kid`s, the fake Jira with the runtime.
+    let result = std::panic::AssertUnwindSafe(run(&settings, &args, &names))
+        .catch_unwind()
+        .await;
+    cleanup(&settings, &names, &channel_names(&settings)).await;
+    match result {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Every row, then the table.
+async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<()> {
+    jirasync::commands::migrate::migrate(&settings.services(), true).await?;
     // One connection for seeding and for checking the assignments after each round.
     let (db, db_connection) =
         tokio_postgres::connect(&settings.database.url, tokio_postgres::NoTls).await?;
     tokio::spawn(db_connection);
-    let secret = seed(&db, &args).await?;
+    let secret = seed(&db, args).await?;
     let token = jirasync::integration::token::mint("bench.jira.local:bench", &secret)?;
     let fixture = std::fs::read("tests/fixtures/issue_updated.json")
         .context("run from the repository root")?;
@@ -333,7 +442,7 @@ async fn main() -> anyhow::Result<()> {
             webhook_identifier: None,
             hub_signature: None,
         };
-        measure(&args, || {
+        measure(args, || {
             let (channel, exchange, body) = (channel.clone(), names.exchange(), body.clone());
             let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
             async move {
@@ -345,12 +454,12 @@ async fn main() -> anyhow::Result<()> {
         .await?
     };
     cpu_lines.push(format!("(1) {}", cpu.report(args.messages)));
-    purge(&channel, &names).await?;
+    purge(&channel, names).await?;
 
     // (2) The ingress: the same webhooks POSTed with the same concurrency.
     let port = free_port();
-    let mut ingress = spawn(
-        &settings,
+    let ingress = spawn(
+        settings,
         "ingress",
         &[("JIRASYNC_LISTEN", format!("127.0.0.1:{port}"))],
     )?;
@@ -358,14 +467,7 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let url = format!("http://127.0.0.1:{port}/extensions/jira-server/issue-updated/{token}/");
-    let ready = Instant::now();
-    while !matches!(client.get(format!("http://127.0.0.1:{port}/readyz")).send().await, Ok(r) if r.status() == 200)
-    {
-        if ready.elapsed() > Duration::from_secs(20) {
-            bail!("the ingress did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&client, port, "the ingress").await?;
     // As long as the broker took for the same number of messages, at least 5 s.
     let seconds = (args.messages as f64 / broker_rate).ceil().max(5.0) as u64;
     let ingress_pid = ingress.id();
@@ -376,13 +478,12 @@ async fn main() -> anyhow::Result<()> {
             Box::new(move || cpu_seconds(|pid, _| pid == ingress_pid)),
         ),
     ]);
-    let (ingress_rate, ingress_p50, ingress_p99, answered) = wrk(&args, seconds, &url, &body)?;
+    let (ingress_rate, ingress_p50, ingress_p99, answered) = wrk(args, seconds, &url, &body)?;
     // wrk has exited: its CPU is the difference of the machine's busy time.
     cpu_lines.push(format!("(2) {}", cpu.report(answered)));
     let ingress_rss = peak_rss_mib(&ingress);
-    let _ = ingress.kill();
-    let _ = ingress.wait();
-    purge(&channel, &names).await?;
+    drop(ingress);
+    purge(&channel, names).await?;
 
     // (3) The database's limit: pgbench running the worker's SQL.
     let db_name = settings
@@ -444,111 +545,48 @@ async fn main() -> anyhow::Result<()> {
 
     // (4) Workers end to end: N preloaded webhooks, drained by 1, 2 and 4 processes;
     // (6) one process again with the audit trail off, right after the one with it;
-    // (7) one process on the same webhooks amid an installation of realistic size.
+    // then (7) one process amid an installation of realistic size. Every batch of events is an hour
+    // after the last (`round`), so the ordering guard applies them all.
+    let bench = Bench {
+        settings,
+        args,
+        db: &db,
+        channel: &channel,
+        client: &client,
+        rabbitmq_uid: rabbitmq,
+        postgres_uid: postgres,
+    };
+    let mut round = 0;
     let mut rows = Vec::new();
     let mut without_audit = 0.0;
-    let mut on_big = None;
     let mut worker_rss = 0.0;
-    let mut rounds = vec![
-        (1usize, true, false),
-        (1, false, false),
-        (2, true, false),
-        (4, true, false),
-    ];
-    if args.big_issues > 0 {
-        rounds.push((1, true, true));
-    }
-    for (round, (workers, audit, big)) in rounds.into_iter().enumerate() {
-        if big {
-            let seeding = Instant::now();
-            seed_big(&db, args.big_issues).await?;
-            eprintln!(
-                "seeded the big installation ({} issues) in {:.0} s",
-                args.big_issues,
-                seeding.elapsed().as_secs_f64()
-            );
-        }
-        preload(&channel, &names, &token, &args, round).await?;
-        let mut children = Vec::new();
-        let mut ports = Vec::new();
-        let started = Instant::now();
-        for _ in 0..workers {
-            let port = free_port();
-            ports.push(port);
-            children.push(spawn(
-                &settings,
-                "worker",
-                &[
-                    ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
-                    (
-                        "JIRASYNC_AUDIT",
-                        if audit { "on" } else { "off" }.to_owned(),
-                    ),
-                ],
-            )?);
-        }
-        let pids: Vec<u32> = children.iter().map(Child::id).collect();
-        let cpu = CpuUse::start(vec![
-            ("RabbitMQ", Box::new(broker_cpu)),
-            ("Postgres", Box::new(postgres_cpu)),
-            (
-                "workers",
-                Box::new(move || cpu_seconds(|pid, _| pids.contains(&pid))),
-            ),
-        ]);
-        loop {
-            let mut handled = 0.0;
-            for port in &ports {
-                if let Ok(r) = client
-                    .get(format!("http://127.0.0.1:{port}/metrics"))
-                    .send()
-                    .await
-                {
-                    handled += r
-                        .text()
-                        .await
-                        .unwrap_or_default()
-                        .lines()
-                        .filter(|l| l.starts_with("jirasync_messages_total"))
-                        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                        .sum::<f64>();
-                }
-            }
-            if handled >= args.messages as f64 && all_applied(&db, &args, round).await? {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(600) {
-                bail!(
-                    "workers did not drain {} messages in 10 minutes ({handled} handled)",
-                    args.messages
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let rate = args.messages as f64 / started.elapsed().as_secs_f64();
-        let (row, what) = match (audit, big) {
-            (_, true) => ("(7)", ", big seed"),
-            (true, false) => ("(4)", ""),
-            (false, false) => ("(6)", ", audit off"),
-        };
-        cpu_lines.push(format!(
-            "{row} {workers} worker(s){what}: {}",
-            cpu.report(args.messages)
-        ));
-        if workers == 1 && audit {
-            worker_rss = children.first().map_or(0.0, peak_rss_mib);
-        }
-        for mut child in children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if big {
-            on_big = Some(rate);
-        } else if audit {
-            rows.push((workers, rate));
+    for (workers, audit) in [(1usize, true), (1, false), (2, true), (4, true)] {
+        let drained = drain(&bench, names, &token, workers, audit, round).await?;
+        round += 1;
+        let what = if audit { "(4)" } else { "(6)" };
+        let off = if audit { "" } else { ", audit off" };
+        cpu_lines.push(format!("{what} {workers} worker(s){off}: {}", drained.cpu));
+        if !audit {
+            without_audit = drained.rate;
         } else {
-            without_audit = rate;
+            if workers == 1 {
+                worker_rss = drained.first_rss_mib;
+            }
+            rows.push((workers, drained.rate));
         }
+    }
+    let mut on_big = None;
+    if args.big_issues > 0 {
+        let seeding = Instant::now();
+        seed_big(&db, args.big_issues).await?;
+        eprintln!(
+            "seeded the big installation ({} issues) in {:.0} s",
+            args.big_issues,
+            seeding.elapsed().as_secs_f64()
+        );
+        let drained = drain(&bench, names, &token, 1, true, round).await?;
+        cpu_lines.push(format!("(7) 1 worker(s), big seed: {}", drained.cpu));
+        on_big = Some(drained.rate);
     }
     let _ = connection.close(200, "done".into()).await;
 
@@ -591,9 +629,78 @@ async fn main() -> anyhow::Result<()> {
     for line in &cpu_lines {
         println!("  {line}");
     }
-
-    cleanup(&settings, &names, &channel_names(&settings)).await;
     Ok(())
+}
+
+/// What one drain measured.
+struct Drained {
+    /// Messages per second, from the workers' start to the last assignment.
+    rate: f64,
+    /// Peak RSS of the first worker.
+    first_rss_mib: f64,
+    /// Where the CPU went, per 1,000 messages.
+    cpu: String,
+}
+
+/// Preloads `args.messages` webhooks of `round` and drains them with `workers`
+/// `jirasync worker` processes (audit trail on or off); the clock stops when the
+/// workers' `jirasync_messages_total` has counted every message and every
+/// issue's group holds the assignee of its last event.
+async fn drain(
+    bench: &Bench<'_>,
+    names: &Names,
+    token: &str,
+    workers: usize,
+    audit: bool,
+    round: usize,
+) -> anyhow::Result<Drained> {
+    let args = bench.args;
+    preload(bench.channel, names, token, args, round).await?;
+    let mut children = Vec::new();
+    let mut ports = Vec::new();
+    let started = Instant::now();
+    for _ in 0..workers {
+        let port = free_port();
+        ports.push(port);
+        children.push(spawn(
+            bench.settings,
+            "worker",
+            &[
+                ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
+                (
+                    "JIRASYNC_AUDIT",
+                    if audit { "on" } else { "off" }.to_owned(),
+                ),
+            ],
+        )?);
+    }
+    let cpu = bench.cpu_use("workers", children.iter().map(Kid::id).collect());
+    loop {
+        let mut handled = 0.0;
+        for port in &ports {
+            handled += worker_counts(bench.client, *port, WEBHOOK)
+                .await
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<f64>();
+        }
+        if handled >= args.messages as f64 && all_applied(bench.db, args, round).await? {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "workers did not drain {} messages in 10 minutes ({handled} handled)",
+                args.messages
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = args.messages as f64 / started.elapsed().as_secs_f64();
+    Ok(Drained {
+        rate,
+        first_rss_mib: children.first().map_or(0.0, peak_rss_mib),
+        cpu: cpu.report(args.messages),
+    })
 }
 
 fn channel_names(settings: &Settings) -> Vec<String> {
