@@ -3,8 +3,12 @@
 //! publishes, (2) the ingress (a child `jirasync ingress`), (3) pgbench running the
 //! worker's SQL, (4) draining preloaded webhooks with 1, 2 and 4 `jirasync worker`
 //! processes, (5) the children's peak RSS, (6) and (7) one worker without the audit
-//! trail and amid a big installation, and prints one table.
+//! trail and amid a big installation, (8) one reconciliation against a fake Jira
+//! (`reconcile.rs`), and prints one table.
 #![allow(clippy::unwrap_used)]
+
+mod fake_jira;
+mod reconcile;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,6 +27,8 @@ struct Args {
     users: usize,
     /// Issues of the big seed (`bench/seed_big.sql`); 0 skips row (7).
     big_issues: usize,
+    /// Linked issues of the reconciliation (`bench/seed_reconcile.sql`); 0 skips row (8).
+    reconcile_issues: usize,
 }
 
 fn args() -> Args {
@@ -32,6 +38,7 @@ fn args() -> Args {
         issues: 200,
         users: 20,
         big_issues: 1_000_000,
+        reconcile_issues: 100_000,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -42,9 +49,10 @@ fn args() -> Args {
             "--issues" => a.issues = value,
             "--users" => a.users = value,
             "--big-issues" => a.big_issues = value,
+            "--reconcile-issues" => a.reconcile_issues = value,
             other => panic!(
                 "unknown argument {other}; use --messages N --concurrency C --issues I --users U \
-                 --big-issues B"
+                 --big-issues B --reconcile-issues R"
             ),
         }
     }
@@ -545,7 +553,7 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
 
     // (4) Workers end to end: N preloaded webhooks, drained by 1, 2 and 4 processes;
     // (6) one process again with the audit trail off, right after the one with it;
-    // then (7) one process amid an installation of realistic size. Every batch of events is an hour
+    // then (8) the reconciliation, before (7) drains with one process amid an installation of realistic size. Every batch of events is an hour
     // after the last (`round`), so the ordering guard applies them all.
     let bench = Bench {
         settings,
@@ -574,6 +582,12 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             }
             rows.push((workers, drained.rate));
         }
+    }
+    let mut reconciled = None;
+    if args.reconcile_issues > 0 {
+        let row = reconcile::run(&bench, names, args.reconcile_issues).await?;
+        cpu_lines.push(format!("(8) reconciliation, per 1,000 issues: {}", row.cpu));
+        reconciled = Some(row);
     }
     let mut on_big = None;
     if args.big_issues > 0 {
@@ -623,6 +637,20 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             args.big_issues,
             args.big_issues,
             rate / with_audit
+        );
+    }
+    if let Some(r) = &reconciled {
+        println!(
+            "| (8) reconciliation of {} linked issues ({} of them assigned in Jira and in no group), 1 worker, one job, fake Jira | handled in {:.1} s ({:.0} issues/s); {} Jira requests ({} searches, {} other); {} assignments changed; worker peak RSS {:.1} MiB | | |",
+            r.linked,
+            r.issues,
+            r.seconds,
+            r.linked as f64 / r.seconds,
+            r.searches + r.other,
+            r.searches,
+            r.other,
+            r.changed,
+            r.worker_rss_mib
         );
     }
     println!("\nCPU time per 1,000 messages (what bounds each row on a shared machine):");
