@@ -4,11 +4,13 @@
 //! worker's SQL, (4) draining preloaded webhooks with 1, 2 and 4 `jirasync worker`
 //! processes, (5) the children's peak RSS, (6) and (7) one worker without the audit
 //! trail and amid a big installation, (8) one reconciliation against a fake Jira
-//! (`reconcile.rs`), and prints one table.
+//! (`reconcile.rs`), (9) end-to-end latency at a steady rate (`steady.rs`), and
+//! prints one table.
 #![allow(clippy::unwrap_used)]
 
 mod fake_jira;
 mod reconcile;
+mod steady;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -29,6 +31,10 @@ struct Args {
     big_issues: usize,
     /// Linked issues of the reconciliation (`bench/seed_reconcile.sql`); 0 skips row (8).
     reconcile_issues: usize,
+    /// Webhooks per second of the steady row; 0 skips row (9).
+    steady_rate: usize,
+    /// How long the steady row sends, in seconds.
+    steady_seconds: usize,
 }
 
 fn args() -> Args {
@@ -39,6 +45,8 @@ fn args() -> Args {
         users: 20,
         big_issues: 1_000_000,
         reconcile_issues: 100_000,
+        steady_rate: 200,
+        steady_seconds: 10,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -50,9 +58,11 @@ fn args() -> Args {
             "--users" => a.users = value,
             "--big-issues" => a.big_issues = value,
             "--reconcile-issues" => a.reconcile_issues = value,
+            "--steady-rate" => a.steady_rate = value,
+            "--steady-seconds" => a.steady_seconds = value,
             other => panic!(
                 "unknown argument {other}; use --messages N --concurrency C --issues I --users U \
-                 --big-issues B --reconcile-issues R"
+                 --big-issues B --reconcile-issues R --steady-rate S --steady-seconds T"
             ),
         }
     }
@@ -553,7 +563,8 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
 
     // (4) Workers end to end: N preloaded webhooks, drained by 1, 2 and 4 processes;
     // (6) one process again with the audit trail off, right after the one with it;
-    // then (8) the reconciliation, before (7) drains with one process amid an installation of realistic size. Every batch of events is an hour
+    // then (9) the steady rate and (8) the reconciliation, before (7) drains with one
+    // process amid an installation of realistic size. Every batch of events is an hour
     // after the last (`round`), so the ordering guard applies them all.
     let bench = Bench {
         settings,
@@ -582,6 +593,13 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             }
             rows.push((workers, drained.rate));
         }
+    }
+    let mut steady_row = None;
+    if args.steady_rate > 0 {
+        let row = steady::run(&bench, &token, args.steady_rate, args.steady_seconds, round).await?;
+        round += 1;
+        cpu_lines.push(format!("(9) steady rate, ingress and worker: {}", row.cpu));
+        steady_row = Some(row);
     }
     let mut reconciled = None;
     if args.reconcile_issues > 0 {
@@ -651,6 +669,23 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             r.other,
             r.changed,
             r.worker_rss_mib
+        );
+    }
+    if let Some(s) = &steady_row {
+        println!(
+            "| (9) end to end at {} webhooks/s for {} s, 1 ingress + 1 worker: 202 → commit | p50 {:.1} ms, p99 {:.1} ms to the audit INSERT (the transaction's last statement before COMMIT); to the transaction's start p50 {:.1}, p99 {:.1} ms; POST → 202 p50 {:.1}, p99 {:.1} ms; {} sent at {:.0}/s (sender at worst {:.1} ms late), {} assigned | | p99 ≤ 50 ms |",
+            args.steady_rate,
+            args.steady_seconds,
+            s.to_insert.0,
+            s.to_insert.1,
+            s.to_start.0,
+            s.to_start.1,
+            s.answer.0,
+            s.answer.1,
+            s.sent,
+            s.rate,
+            s.worst_lag_ms,
+            s.assigned
         );
     }
     println!("\nCPU time per 1,000 messages (what bounds each row on a shared machine):");
