@@ -1,7 +1,10 @@
 -- Undoes bench/seed_reconcile.sql after row (8) of examples/bench/, so the rows
 -- after it see the installation they saw before: the REC-<N> issues, their groups
 -- (with their assignments, links and activities) and audit rows, the credentials,
--- the base URL.
+-- the base URL. examples/bench/reconcile.rs vacuums the tables after it: without,
+-- their statistics would count a few hundred rows on pages sized for 100,000, and the
+-- planner, scaling that density, would plan bench/seed_big.sql's joins of a million
+-- rows as nested loops (that seed then ran for many minutes instead of under one).
 DELETE FROM sync_events WHERE issue_key LIKE 'REC-%';
 DELETE FROM groups WHERE title LIKE 'REC-%';
 DELETE FROM external_issues WHERE key LIKE 'REC-%';
@@ -10,4 +13,3 @@ DELETE FROM integration_credentials
 UPDATE integrations SET metadata = metadata || jsonb_build_object('base_url', 'http://bench.jira.local')
  WHERE external_id = 'bench.jira.local:bench';
 DELETE FROM integration_reconciliations;
-ANALYZE;
