@@ -402,11 +402,15 @@ async fn main() -> anyhow::Result<()> {
     settings.broker.queue_prefix = format!("bench_{id}");
     settings.database.url = format!("postgres://postgres@127.0.0.1:5432/bench_{id}");
     let names = Names::new(settings.broker.queue_prefix.clone());
-    // The database and the queues go whatever happens in the rows, an error or a
-    // panic; the children go with their `Kid`s, the fake Jira with the runtime.
-    let result = std::panic::AssertUnwindSafe(run(&settings, &args, &names))
-        .catch_unwind()
-        .await;
+    // The database and the queues go whatever happens in the rows, an error, a
+    // panic, Ctrl-C or SIGTERM; the children go with their `Kid`s, the fake Jira
+    // with the runtime.
+    let shutdown = jirasync::shutdown::on_signals();
+    let rows = std::panic::AssertUnwindSafe(run(&settings, &args, &names)).catch_unwind();
+    let result = tokio::select! {
+        result = rows => result,
+        () = shutdown.cancelled() => Ok(Err(anyhow::anyhow!("stopped by a signal"))),
+    };
     cleanup(&settings, &names, &channel_names(&settings)).await;
     match result {
         Ok(result) => result,
