@@ -8,19 +8,24 @@
 //! prints one table.
 #![allow(clippy::unwrap_used)]
 
+mod drain;
 mod fake_jira;
+mod procs;
 mod reconcile;
 mod steady;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use futures_util::FutureExt;
 use jirasync::config::Settings;
 use jirasync::queue::{Names, WEBHOOK, message, publisher};
 use tokio::sync::Semaphore;
+
+use drain::drain;
+use procs::{CpuUse, cpu_seconds, free_port, peak_rss_mib, spawn, uid_of, wait_ready};
 
 struct Args {
     messages: usize,
@@ -152,212 +157,6 @@ fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
     ms.sort_by(|a, b| a.total_cmp(b));
     let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
     (at(0.50), at(0.99))
-}
-
-fn binary() -> anyhow::Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .context("no target dir")?
-        .join("jirasync");
-    if !path.exists() {
-        bail!(
-            "{} is missing: run `cargo build --release` first (bench/run.sh does)",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// A child `jirasync` process, killed when dropped (also when a row fails).
-struct Kid(Child);
-
-impl Kid {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(settings: &Settings, role: &str, extra: &[(&str, String)]) -> anyhow::Result<Kid> {
-    let mut command = Command::new(binary()?);
-    command
-        .arg(role)
-        .env("DATABASE_URL", &settings.database.url)
-        .env("AMQP_URL", &settings.broker.url)
-        .env("JIRASYNC_QUEUE_PREFIX", &settings.broker.queue_prefix)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null());
-    for (k, v) in extra {
-        command.env(k, v);
-    }
-    Ok(Kid(command.spawn()?))
-}
-
-/// Waits until `/readyz` on `port` answers 200 (the ingress's port, or a worker's
-/// `JIRASYNC_METRICS_LISTEN`).
-async fn wait_ready(client: &reqwest::Client, port: u16, what: &str) -> anyhow::Result<()> {
-    let ready = Instant::now();
-    while !matches!(client.get(format!("http://127.0.0.1:{port}/readyz")).send().await, Ok(r) if r.status() == 200)
-    {
-        if ready.elapsed() > Duration::from_secs(20) {
-            bail!("{what} did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
-/// The worker's `jirasync_messages_total` of message type `kind` (from its
-/// `JIRASYNC_METRICS_LISTEN` on `port`), by outcome; empty while it is not answering.
-async fn worker_counts(client: &reqwest::Client, port: u16, kind: &str) -> Vec<(String, f64)> {
-    let Ok(response) = client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-    else {
-        return Vec::new();
-    };
-    let text = response.text().await.unwrap_or_default();
-    let wanted = format!("type=\"{kind}\"");
-    text.lines()
-        .filter_map(|line| {
-            let (labels, value) = line
-                .strip_prefix("jirasync_messages_total{")?
-                .rsplit_once("} ")?;
-            if !labels.split(',').any(|label| label == wanted) {
-                return None;
-            }
-            let outcome = labels
-                .split(',')
-                .find_map(|label| label.strip_prefix("outcome=\""))?
-                .trim_end_matches('"');
-            Some((outcome.to_owned(), value.trim().parse().ok()?))
-        })
-        .collect()
-}
-
-fn peak_rss_mib(child: &Kid) -> f64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// CPU time (user + system) used so far, in seconds, by the processes of this
-/// machine that `wanted` picks by (pid, owner uid); Linux /proc only.
-fn cpu_seconds(wanted: impl Fn(u32, u32) -> bool) -> f64 {
-    use std::os::unix::fs::MetadataExt;
-    let ticks_per_second = 100.0; // USER_HZ on Linux
-    let mut ticks = 0u64;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(meta) = entry.metadata() else { continue };
-        if !wanted(pid, meta.uid()) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the command (which may hold spaces) start at its ')'.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        // utime, stime, cutime, cstime: fields 14 to 17, i.e. 11 to 14 after the
-        // state. The children's times count the Postgres backends that exited.
-        for i in [11, 12, 13, 14] {
-            ticks += fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
-        }
-    }
-    ticks as f64 / ticks_per_second
-}
-
-fn uid_of(user: &str) -> Option<u32> {
-    let out = Command::new("id").args(["-u", user]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-/// Busy and total CPU time of the whole machine so far (/proc/stat), in ticks.
-fn machine_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let values: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: u64 = values.iter().take(8).sum();
-    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    (total - idle, total)
-}
-
-/// A named CPU counter (seconds so far).
-type CpuCounter = (&'static str, Box<dyn Fn() -> f64>);
-
-/// Where the CPU went during one measurement: per process group, and how busy the
-/// machine was. `groups` name CPU counters read before and after.
-struct CpuUse {
-    groups: Vec<CpuCounter>,
-    start: Vec<f64>,
-    machine: (u64, u64),
-}
-
-impl CpuUse {
-    fn start(groups: Vec<CpuCounter>) -> Self {
-        let start = groups.iter().map(|(_, read)| read()).collect();
-        Self {
-            groups,
-            start,
-            machine: machine_ticks(),
-        }
-    }
-
-    /// "name X ms, …; machine busy N %" per 1,000 messages.
-    fn report(&self, messages: usize) -> String {
-        let (busy, total) = machine_ticks();
-        let per_thousand = 1000.0 / messages as f64;
-        let parts: Vec<String> = self
-            .groups
-            .iter()
-            .zip(&self.start)
-            .map(|((name, read), start)| {
-                format!("{name} {:.0}", (read() - start) * 1000.0 * per_thousand)
-            })
-            .collect();
-        let busy = (busy - self.machine.0) as f64 / (total - self.machine.1).max(1) as f64;
-        format!(
-            "{} ms; machine busy {:.0} %",
-            parts.join(", "),
-            busy * 100.0
-        )
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What the rows share: the settings and arguments, the connection that seeds and
@@ -699,77 +498,6 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
     Ok(())
 }
 
-/// What one drain measured.
-struct Drained {
-    /// Messages per second, from the workers' start to the last assignment.
-    rate: f64,
-    /// Peak RSS of the first worker.
-    first_rss_mib: f64,
-    /// Where the CPU went, per 1,000 messages.
-    cpu: String,
-}
-
-/// Preloads `args.messages` webhooks of `round` and drains them with `workers`
-/// `jirasync worker` processes (audit trail on or off); the clock stops when the
-/// workers' `jirasync_messages_total` has counted every message and every
-/// issue's group holds the assignee of its last event.
-async fn drain(
-    bench: &Bench<'_>,
-    names: &Names,
-    token: &str,
-    workers: usize,
-    audit: bool,
-    round: usize,
-) -> anyhow::Result<Drained> {
-    let args = bench.args;
-    preload(bench.channel, names, token, args, round).await?;
-    let mut children = Vec::new();
-    let mut ports = Vec::new();
-    let started = Instant::now();
-    for _ in 0..workers {
-        let port = free_port();
-        ports.push(port);
-        children.push(spawn(
-            bench.settings,
-            "worker",
-            &[
-                ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
-                (
-                    "JIRASYNC_AUDIT",
-                    if audit { "on" } else { "off" }.to_owned(),
-                ),
-            ],
-        )?);
-    }
-    let cpu = bench.cpu_use("workers", children.iter().map(Kid::id).collect());
-    loop {
-        let mut handled = 0.0;
-        for port in &ports {
-            handled += worker_counts(bench.client, *port, WEBHOOK)
-                .await
-                .iter()
-                .map(|(_, n)| n)
-                .sum::<f64>();
-        }
-        if handled >= args.messages as f64 && all_applied(bench.db, args, round).await? {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!(
-                "workers did not drain {} messages in 10 minutes ({handled} handled)",
-                args.messages
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let rate = args.messages as f64 / started.elapsed().as_secs_f64();
-    Ok(Drained {
-        rate,
-        first_rss_mib: children.first().map_or(0.0, peak_rss_mib),
-        cpu: cpu.report(args.messages),
-    })
-}
-
 fn channel_names(settings: &Settings) -> Vec<String> {
     Names::new(settings.broker.queue_prefix.clone()).all_queues(&settings.retries.delays.0)
 }
@@ -786,56 +514,6 @@ async fn purge(channel: &lapin::Channel, names: &Names) -> anyhow::Result<()> {
     channel
         .queue_purge(names.webhooks().as_str().into(), Default::default())
         .await?;
-    Ok(())
-}
-
-/// N assignment webhooks across the issues and users; each round's events are later
-/// than the last round's, so the ordering guard applies them.
-async fn preload(
-    channel: &lapin::Channel,
-    names: &Names,
-    token: &str,
-    args: &Args,
-    round: usize,
-) -> anyhow::Result<()> {
-    let request = message::WebhookRequest {
-        token,
-        content_type: Some("application/json"),
-        webhook_identifier: None,
-        hub_signature: None,
-    };
-    let base = chrono::Utc::now() + chrono::Duration::hours(round as i64);
-    let semaphore = Arc::new(Semaphore::new(args.concurrency));
-    let mut tasks = Vec::new();
-    for k in 0..args.messages {
-        let issue = k % args.issues + 1;
-        let user = (k / args.issues + issue + round) % args.users + 1;
-        let at = base + chrono::Duration::milliseconds(k as i64);
-        let body = serde_json::json!({
-            "timestamp": at.timestamp_millis(), "webhookEvent": "jira:issue_updated",
-            "issue": {"key": format!("BENCH-{issue}"), "fields": {"assignee": {"name": format!("u{user}"), "emailAddress": format!("bench{user}@example.org")},
-                      "updated": at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(), "description": "x".repeat(5000)}},
-            "changelog": {"items": [{"field": "assignee"}]}
-        });
-        let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
-        let permit = Arc::clone(&semaphore).acquire_owned().await?;
-        let (channel, exchange) = (channel.clone(), names.exchange());
-        tasks.push(tokio::spawn(async move {
-            publisher::publish_confirmed(
-                &channel,
-                &exchange,
-                WEBHOOK,
-                &serde_json::to_vec(&body).unwrap(),
-                props,
-            )
-            .await
-            .unwrap();
-            drop(permit);
-        }));
-    }
-    for task in tasks {
-        task.await?;
-    }
     Ok(())
 }
 
@@ -861,36 +539,6 @@ async fn seed_big(db: &tokio_postgres::Client, issues: usize) -> anyhow::Result<
         .replace("{events}", &issues.to_string());
     db.batch_execute(&sql).await?;
     Ok(())
-}
-
-/// Whether every issue's group holds the assignee of its last event in `round`.
-async fn all_applied(
-    db: &tokio_postgres::Client,
-    args: &Args,
-    round: usize,
-) -> anyhow::Result<bool> {
-    let rows = db
-        .query(
-            "SELECT g.title, ue.email FROM groups g
-               JOIN group_assignees ga ON ga.group_id = g.id
-               JOIN user_emails ue ON ue.user_id = ga.user_id",
-            &[],
-        )
-        .await?;
-    let held: std::collections::HashMap<String, String> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    Ok((1..=args.issues).all(|issue| {
-        let expected = last_user(args, round, issue).map(|u| format!("bench{u}@example.org"));
-        expected.is_none() || held.get(&format!("BENCH-{issue}")) == expected.as_ref()
-    }))
-}
-
-/// The user of the last event of `issue` in `round` (see `preload`).
-fn last_user(args: &Args, round: usize, issue: usize) -> Option<usize> {
-    (0..args.messages)
-        .rev()
-        .find(|k| k % args.issues + 1 == issue)
-        .map(|k| (k / args.issues + issue + round) % args.users + 1)
 }
 
 async fn cleanup(settings: &Settings, names: &Names, queues: &[String]) {

@@ -11,8 +11,9 @@ use anyhow::{Context, bail};
 use jirasync::queue::job::{Job, Reconcile};
 use jirasync::queue::{Names, publisher};
 
+use super::Bench;
 use super::fake_jira::FakeJira;
-use super::{Bench, free_port, peak_rss_mib, spawn, wait_ready, worker_counts};
+use super::procs::{free_port, peak_rss_mib, spawn, wait_ready, worker_counts};
 
 /// What row (8) measured.
 pub struct Reconciled {

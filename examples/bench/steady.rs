@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use jirasync::queue::WEBHOOK;
 
-use super::{Bench, free_port, percentiles, spawn, wait_ready, worker_counts};
+use super::procs::{free_port, spawn, wait_ready, worker_counts};
+use super::{Bench, percentiles};
 
 /// What row (9) measured; latencies in ms.
 pub struct Steady {
