@@ -1,10 +1,8 @@
 -- Undoes bench/seed_reconcile.sql after row (8) of examples/bench/, so the rows
 -- after it see the installation they saw before: the REC-<N> issues, their groups
 -- (with their assignments, links and activities) and audit rows, the credentials,
--- the base URL. examples/bench/reconcile.rs vacuums the tables after it: without,
--- their statistics would count a few hundred rows on pages sized for 100,000, and the
--- planner, scaling that density, would plan bench/seed_big.sql's joins of a million
--- rows as nested loops (that seed then ran for many minutes instead of under one).
+-- the base URL. examples/bench/reconcile.rs then vacuums the tables, so (7) finds
+-- them without the dead rows.
 DELETE FROM sync_events WHERE issue_key LIKE 'REC-%';
 DELETE FROM groups WHERE title LIKE 'REC-%';
 DELETE FROM external_issues WHERE key LIKE 'REC-%';
