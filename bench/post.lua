@@ -1,4 +1,4 @@
--- wrk script of the benchmark's ingress row (examples/bench.rs): POSTs the body in
+-- wrk script of the benchmark's ingress row (examples/bench/): POSTs the body in
 -- $BENCH_BODY, counts answers other than 202 and prints one machine-readable line.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

@@ -1,4 +1,4 @@
--- The benchmark's data (examples/bench.rs, tests/bench_script.rs): one Jira Server
+-- The benchmark's data (examples/bench/, tests/bench_script.rs): one Jira Server
 -- integration, one organization with sync on, a project and a team, {users} members
 -- with verified emails bench<N>@example.org, and {issues} issues BENCH-<N>, each
 -- linked to its own group. {secret} is the integration's webhook secret.

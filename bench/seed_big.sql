@@ -3,7 +3,7 @@
 -- {users} users big<N>@example.org spread over them (2 % share an email with
 -- another user: 20 per 1,000); {issues} issues BIG-<N> spread over the
 -- organizations, each linked to its own group; {events} rows of audit trail.
--- Used by examples/bench.rs (--big) and, smaller, by tests/suite/query_plans.rs.
+-- Used by examples/bench/ (--big) and, smaller, by tests/suite/query_plans.rs.
 CREATE TEMP TABLE big_orgs AS
   WITH created AS (
     INSERT INTO organizations (slug, name)
@@ -33,9 +33,14 @@ INSERT INTO external_issues (organization_id, integration_id, key)
   SELECT o.id, i.id, 'BIG-' || n
     FROM generate_series(1, {issues}) n JOIN big_orgs o ON o.k = (n - 1) % {orgs} + 1
    CROSS JOIN integrations i;
+-- Analyzed as the tables grow: with statistics from before this seed (a few hundred
+-- rows, every key and title BENCH-… or REC-…) the joins below were planned for a
+-- handful of BIG- rows, as nested loops over a million (minutes instead of seconds).
+ANALYZE;
 INSERT INTO groups (project_id, title)
   SELECT p.id, ei.key FROM external_issues ei JOIN projects p ON p.organization_id = ei.organization_id
    WHERE ei.key LIKE 'BIG-%';
+ANALYZE groups;
 INSERT INTO group_links (group_id, project_id, linked_type, linked_id)
   SELECT g.id, g.project_id, 'issue', ei.id
     FROM groups g JOIN projects p ON p.id = g.project_id

@@ -2,17 +2,30 @@
 //! and runs this. It measures, on the local RabbitMQ and Postgres, (1) raw confirmed
 //! publishes, (2) the ingress (a child `jirasync ingress`), (3) pgbench running the
 //! worker's SQL, (4) draining preloaded webhooks with 1, 2 and 4 `jirasync worker`
-//! processes, (5) the children's peak RSS, and prints one table.
+//! processes, (5) the children's peak RSS, (6) and (7) one worker without the audit
+//! trail and amid a big installation, (8) one reconciliation against a fake Jira
+//! (`reconcile.rs`), (9) end-to-end latency at a steady rate (`steady.rs`), and
+//! prints one table.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
+mod drain;
+mod fake_jira;
+mod procs;
+mod reconcile;
+mod steady;
+
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
+use futures_util::FutureExt;
 use jirasync::config::Settings;
 use jirasync::queue::{Names, WEBHOOK, message, publisher};
 use tokio::sync::Semaphore;
+
+use drain::drain;
+use procs::{CpuUse, cpu_seconds, free_port, peak_rss_mib, spawn, uid_of, wait_ready};
 
 struct Args {
     messages: usize,
@@ -21,6 +34,12 @@ struct Args {
     users: usize,
     /// Issues of the big seed (`bench/seed_big.sql`); 0 skips row (7).
     big_issues: usize,
+    /// Linked issues of the reconciliation (`bench/seed_reconcile.sql`); 0 skips row (8).
+    reconcile_issues: usize,
+    /// Webhooks per second of the steady row; 0 skips row (9).
+    steady_rate: usize,
+    /// How long the steady row sends, in seconds.
+    steady_seconds: usize,
 }
 
 fn args() -> Args {
@@ -30,6 +49,9 @@ fn args() -> Args {
         issues: 200,
         users: 20,
         big_issues: 1_000_000,
+        reconcile_issues: 100_000,
+        steady_rate: 200,
+        steady_seconds: 10,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -40,8 +62,12 @@ fn args() -> Args {
             "--issues" => a.issues = value,
             "--users" => a.users = value,
             "--big-issues" => a.big_issues = value,
+            "--reconcile-issues" => a.reconcile_issues = value,
+            "--steady-rate" => a.steady_rate = value,
+            "--steady-seconds" => a.steady_seconds = value,
             other => panic!(
-                "unknown argument {other}; use --messages N --concurrency C --issues I --users U --big-issues B"
+                "unknown argument {other}; use --messages N --concurrency C --issues I --users U \
+                 --big-issues B --reconcile-issues R --steady-rate S --steady-seconds T"
             ),
         }
     }
@@ -133,151 +159,37 @@ fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
     (at(0.50), at(0.99))
 }
 
-fn binary() -> anyhow::Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .context("no target dir")?
-        .join("jirasync");
-    if !path.exists() {
-        bail!(
-            "{} is missing: run `cargo build --release` first (bench/run.sh does)",
-            path.display()
-        );
+/// What the rows share: the settings and arguments, the connection that seeds and
+/// checks, the confirm channel, an HTTP client, and whose CPU is whose.
+struct Bench<'a> {
+    settings: &'a Settings,
+    args: &'a Args,
+    db: &'a tokio_postgres::Client,
+    channel: &'a lapin::Channel,
+    client: &'a reqwest::Client,
+    rabbitmq_uid: u32,
+    postgres_uid: u32,
+}
+
+impl Bench<'_> {
+    /// Starts counting the CPU of RabbitMQ, Postgres and the children `pids` (as `name`).
+    fn cpu_use(&self, name: &'static str, pids: Vec<u32>) -> CpuUse {
+        let (rabbitmq, postgres) = (self.rabbitmq_uid, self.postgres_uid);
+        CpuUse::start(vec![
+            (
+                "RabbitMQ",
+                Box::new(move || cpu_seconds(|_, uid| uid == rabbitmq)),
+            ),
+            (
+                "Postgres",
+                Box::new(move || cpu_seconds(|_, uid| uid == postgres)),
+            ),
+            (
+                name,
+                Box::new(move || cpu_seconds(|pid, _| pids.contains(&pid))),
+            ),
+        ])
     }
-    Ok(path)
-}
-
-fn spawn(settings: &Settings, role: &str, extra: &[(&str, String)]) -> anyhow::Result<Child> {
-    let mut command = Command::new(binary()?);
-    command
-        .arg(role)
-        .env("DATABASE_URL", &settings.database.url)
-        .env("AMQP_URL", &settings.broker.url)
-        .env("JIRASYNC_QUEUE_PREFIX", &settings.broker.queue_prefix)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null());
-    for (k, v) in extra {
-        command.env(k, v);
-    }
-    Ok(command.spawn()?)
-}
-
-fn peak_rss_mib(child: &Child) -> f64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// CPU time (user + system) used so far, in seconds, by the processes of this
-/// machine that `wanted` picks by (pid, owner uid); Linux /proc only.
-fn cpu_seconds(wanted: impl Fn(u32, u32) -> bool) -> f64 {
-    use std::os::unix::fs::MetadataExt;
-    let ticks_per_second = 100.0; // USER_HZ on Linux
-    let mut ticks = 0u64;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(meta) = entry.metadata() else { continue };
-        if !wanted(pid, meta.uid()) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the command (which may hold spaces) start at its ')'.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        // utime, stime, cutime, cstime: fields 14 to 17, i.e. 11 to 14 after the
-        // state. The children's times count the Postgres backends that exited.
-        for i in [11, 12, 13, 14] {
-            ticks += fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
-        }
-    }
-    ticks as f64 / ticks_per_second
-}
-
-fn uid_of(user: &str) -> Option<u32> {
-    let out = Command::new("id").args(["-u", user]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-/// Busy and total CPU time of the whole machine so far (/proc/stat), in ticks.
-fn machine_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let values: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: u64 = values.iter().take(8).sum();
-    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    (total - idle, total)
-}
-
-/// A named CPU counter (seconds so far).
-type CpuCounter = (&'static str, Box<dyn Fn() -> f64>);
-
-/// Where the CPU went during one measurement: per process group, and how busy the
-/// machine was. `groups` name CPU counters read before and after.
-struct CpuUse {
-    groups: Vec<CpuCounter>,
-    start: Vec<f64>,
-    machine: (u64, u64),
-}
-
-impl CpuUse {
-    fn start(groups: Vec<CpuCounter>) -> Self {
-        let start = groups.iter().map(|(_, read)| read()).collect();
-        Self {
-            groups,
-            start,
-            machine: machine_ticks(),
-        }
-    }
-
-    /// "name X ms, …; machine busy N %" per 1,000 messages.
-    fn report(&self, messages: usize) -> String {
-        let (busy, total) = machine_ticks();
-        let per_thousand = 1000.0 / messages as f64;
-        let parts: Vec<String> = self
-            .groups
-            .iter()
-            .zip(&self.start)
-            .map(|((name, read), start)| {
-                format!("{name} {:.0}", (read() - start) * 1000.0 * per_thousand)
-            })
-            .collect();
-        let busy = (busy - self.machine.0) as f64 / (total - self.machine.1).max(1) as f64;
-        format!(
-            "{} ms; machine busy {:.0} %",
-            parts.join(", "),
-            busy * 100.0
-        )
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::main]
@@ -288,13 +200,31 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::defaults();
     settings.broker.queue_prefix = format!("bench_{id}");
     settings.database.url = format!("postgres://postgres@127.0.0.1:5432/bench_{id}");
-    jirasync::commands::migrate::migrate(&settings.services(), true).await?;
     let names = Names::new(settings.broker.queue_prefix.clone());
+    // The database and the queues go whatever happens in the rows, an error, a
+    // panic, Ctrl-C or SIGTERM; the children go with their `Kid`s, the fake Jira
+    // with the runtime.
+    let shutdown = jirasync::shutdown::on_signals();
+    let rows = std::panic::AssertUnwindSafe(run(&settings, &args, &names)).catch_unwind();
+    let result = tokio::select! {
+        result = rows => result,
+        () = shutdown.cancelled() => Ok(Err(anyhow::anyhow!("stopped by a signal"))),
+    };
+    cleanup(&settings, &names, &channel_names(&settings)).await;
+    match result {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Every row, then the table.
+async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<()> {
+    jirasync::commands::migrate::migrate(&settings.services(), true).await?;
     // One connection for seeding and for checking the assignments after each round.
     let (db, db_connection) =
         tokio_postgres::connect(&settings.database.url, tokio_postgres::NoTls).await?;
     tokio::spawn(db_connection);
-    let secret = seed(&db, &args).await?;
+    let secret = seed(&db, args).await?;
     let token = jirasync::integration::token::mint("bench.jira.local:bench", &secret)?;
     let fixture = std::fs::read("tests/fixtures/issue_updated.json")
         .context("run from the repository root")?;
@@ -333,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
             webhook_identifier: None,
             hub_signature: None,
         };
-        measure(&args, || {
+        measure(args, || {
             let (channel, exchange, body) = (channel.clone(), names.exchange(), body.clone());
             let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
             async move {
@@ -345,12 +275,12 @@ async fn main() -> anyhow::Result<()> {
         .await?
     };
     cpu_lines.push(format!("(1) {}", cpu.report(args.messages)));
-    purge(&channel, &names).await?;
+    purge(&channel, names).await?;
 
     // (2) The ingress: the same webhooks POSTed with the same concurrency.
     let port = free_port();
-    let mut ingress = spawn(
-        &settings,
+    let ingress = spawn(
+        settings,
         "ingress",
         &[("JIRASYNC_LISTEN", format!("127.0.0.1:{port}"))],
     )?;
@@ -358,14 +288,7 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let url = format!("http://127.0.0.1:{port}/extensions/jira-server/issue-updated/{token}/");
-    let ready = Instant::now();
-    while !matches!(client.get(format!("http://127.0.0.1:{port}/readyz")).send().await, Ok(r) if r.status() == 200)
-    {
-        if ready.elapsed() > Duration::from_secs(20) {
-            bail!("the ingress did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&client, port, "the ingress").await?;
     // As long as the broker took for the same number of messages, at least 5 s.
     let seconds = (args.messages as f64 / broker_rate).ceil().max(5.0) as u64;
     let ingress_pid = ingress.id();
@@ -376,13 +299,12 @@ async fn main() -> anyhow::Result<()> {
             Box::new(move || cpu_seconds(|pid, _| pid == ingress_pid)),
         ),
     ]);
-    let (ingress_rate, ingress_p50, ingress_p99, answered) = wrk(&args, seconds, &url, &body)?;
+    let (ingress_rate, ingress_p50, ingress_p99, answered) = wrk(args, seconds, &url, &body)?;
     // wrk has exited: its CPU is the difference of the machine's busy time.
     cpu_lines.push(format!("(2) {}", cpu.report(answered)));
     let ingress_rss = peak_rss_mib(&ingress);
-    let _ = ingress.kill();
-    let _ = ingress.wait();
-    purge(&channel, &names).await?;
+    drop(ingress);
+    purge(&channel, names).await?;
 
     // (3) The database's limit: pgbench running the worker's SQL.
     let db_name = settings
@@ -444,111 +366,62 @@ async fn main() -> anyhow::Result<()> {
 
     // (4) Workers end to end: N preloaded webhooks, drained by 1, 2 and 4 processes;
     // (6) one process again with the audit trail off, right after the one with it;
-    // (7) one process on the same webhooks amid an installation of realistic size.
+    // then (9) the steady rate and (8) the reconciliation, before (7) drains with one
+    // process amid an installation of realistic size. Every batch of events is an hour
+    // after the last (`round`), so the ordering guard applies them all.
+    let bench = Bench {
+        settings,
+        args,
+        db: &db,
+        channel: &channel,
+        client: &client,
+        rabbitmq_uid: rabbitmq,
+        postgres_uid: postgres,
+    };
+    let mut round = 0;
     let mut rows = Vec::new();
     let mut without_audit = 0.0;
-    let mut on_big = None;
     let mut worker_rss = 0.0;
-    let mut rounds = vec![
-        (1usize, true, false),
-        (1, false, false),
-        (2, true, false),
-        (4, true, false),
-    ];
-    if args.big_issues > 0 {
-        rounds.push((1, true, true));
-    }
-    for (round, (workers, audit, big)) in rounds.into_iter().enumerate() {
-        if big {
-            let seeding = Instant::now();
-            seed_big(&db, args.big_issues).await?;
-            eprintln!(
-                "seeded the big installation ({} issues) in {:.0} s",
-                args.big_issues,
-                seeding.elapsed().as_secs_f64()
-            );
-        }
-        preload(&channel, &names, &token, &args, round).await?;
-        let mut children = Vec::new();
-        let mut ports = Vec::new();
-        let started = Instant::now();
-        for _ in 0..workers {
-            let port = free_port();
-            ports.push(port);
-            children.push(spawn(
-                &settings,
-                "worker",
-                &[
-                    ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
-                    (
-                        "JIRASYNC_AUDIT",
-                        if audit { "on" } else { "off" }.to_owned(),
-                    ),
-                ],
-            )?);
-        }
-        let pids: Vec<u32> = children.iter().map(Child::id).collect();
-        let cpu = CpuUse::start(vec![
-            ("RabbitMQ", Box::new(broker_cpu)),
-            ("Postgres", Box::new(postgres_cpu)),
-            (
-                "workers",
-                Box::new(move || cpu_seconds(|pid, _| pids.contains(&pid))),
-            ),
-        ]);
-        loop {
-            let mut handled = 0.0;
-            for port in &ports {
-                if let Ok(r) = client
-                    .get(format!("http://127.0.0.1:{port}/metrics"))
-                    .send()
-                    .await
-                {
-                    handled += r
-                        .text()
-                        .await
-                        .unwrap_or_default()
-                        .lines()
-                        .filter(|l| l.starts_with("jirasync_messages_total"))
-                        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                        .sum::<f64>();
-                }
-            }
-            if handled >= args.messages as f64 && all_applied(&db, &args, round).await? {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(600) {
-                bail!(
-                    "workers did not drain {} messages in 10 minutes ({handled} handled)",
-                    args.messages
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let rate = args.messages as f64 / started.elapsed().as_secs_f64();
-        let (row, what) = match (audit, big) {
-            (_, true) => ("(7)", ", big seed"),
-            (true, false) => ("(4)", ""),
-            (false, false) => ("(6)", ", audit off"),
-        };
-        cpu_lines.push(format!(
-            "{row} {workers} worker(s){what}: {}",
-            cpu.report(args.messages)
-        ));
-        if workers == 1 && audit {
-            worker_rss = children.first().map_or(0.0, peak_rss_mib);
-        }
-        for mut child in children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if big {
-            on_big = Some(rate);
-        } else if audit {
-            rows.push((workers, rate));
+    for (workers, audit) in [(1usize, true), (1, false), (2, true), (4, true)] {
+        let drained = drain(&bench, names, &token, workers, audit, round).await?;
+        round += 1;
+        let what = if audit { "(4)" } else { "(6)" };
+        let off = if audit { "" } else { ", audit off" };
+        cpu_lines.push(format!("{what} {workers} worker(s){off}: {}", drained.cpu));
+        if !audit {
+            without_audit = drained.rate;
         } else {
-            without_audit = rate;
+            if workers == 1 {
+                worker_rss = drained.first_rss_mib;
+            }
+            rows.push((workers, drained.rate));
         }
+    }
+    let mut steady_row = None;
+    if args.steady_rate > 0 {
+        let row = steady::run(&bench, &token, args.steady_rate, args.steady_seconds, round).await?;
+        round += 1;
+        cpu_lines.push(format!("(9) steady rate, ingress and worker: {}", row.cpu));
+        steady_row = Some(row);
+    }
+    let mut reconciled = None;
+    if args.reconcile_issues > 0 {
+        let row = reconcile::run(&bench, names, args.reconcile_issues).await?;
+        cpu_lines.push(format!("(8) reconciliation, per 1,000 issues: {}", row.cpu));
+        reconciled = Some(row);
+    }
+    let mut on_big = None;
+    if args.big_issues > 0 {
+        let seeding = Instant::now();
+        seed_big(&db, args.big_issues).await?;
+        eprintln!(
+            "seeded the big installation ({} issues) in {:.0} s",
+            args.big_issues,
+            seeding.elapsed().as_secs_f64()
+        );
+        let drained = drain(&bench, names, &token, 1, true, round).await?;
+        cpu_lines.push(format!("(7) 1 worker(s), big seed: {}", drained.cpu));
+        on_big = Some(drained.rate);
     }
     let _ = connection.close(200, "done".into()).await;
 
@@ -587,12 +460,41 @@ async fn main() -> anyhow::Result<()> {
             rate / with_audit
         );
     }
+    if let Some(r) = &reconciled {
+        println!(
+            "| (8) reconciliation of {} linked issues ({} of them assigned in Jira and in no group), 1 worker, one job, fake Jira | handled in {:.1} s ({:.0} issues/s); {} Jira requests ({} searches, {} other); {} assignments changed; worker peak RSS {:.1} MiB | | |",
+            r.linked,
+            r.issues,
+            r.seconds,
+            r.linked as f64 / r.seconds,
+            r.searches + r.other,
+            r.searches,
+            r.other,
+            r.changed,
+            r.worker_rss_mib
+        );
+    }
+    if let Some(s) = &steady_row {
+        println!(
+            "| (9) end to end at {} webhooks/s for {} s, 1 ingress + 1 worker: 202 → commit | p50 {:.1} ms, p99 {:.1} ms to the audit INSERT (the transaction's last statement before COMMIT); to the transaction's start p50 {:.1}, p99 {:.1} ms; POST → 202 p50 {:.1}, p99 {:.1} ms; {} sent at {:.0}/s (sender at worst {:.1} ms late), {} assigned | | p99 ≤ 50 ms |",
+            args.steady_rate,
+            args.steady_seconds,
+            s.to_insert.0,
+            s.to_insert.1,
+            s.to_start.0,
+            s.to_start.1,
+            s.answer.0,
+            s.answer.1,
+            s.sent,
+            s.rate,
+            s.worst_lag_ms,
+            s.assigned
+        );
+    }
     println!("\nCPU time per 1,000 messages (what bounds each row on a shared machine):");
     for line in &cpu_lines {
         println!("  {line}");
     }
-
-    cleanup(&settings, &names, &channel_names(&settings)).await;
     Ok(())
 }
 
@@ -612,56 +514,6 @@ async fn purge(channel: &lapin::Channel, names: &Names) -> anyhow::Result<()> {
     channel
         .queue_purge(names.webhooks().as_str().into(), Default::default())
         .await?;
-    Ok(())
-}
-
-/// N assignment webhooks across the issues and users; each round's events are later
-/// than the last round's, so the ordering guard applies them.
-async fn preload(
-    channel: &lapin::Channel,
-    names: &Names,
-    token: &str,
-    args: &Args,
-    round: usize,
-) -> anyhow::Result<()> {
-    let request = message::WebhookRequest {
-        token,
-        content_type: Some("application/json"),
-        webhook_identifier: None,
-        hub_signature: None,
-    };
-    let base = chrono::Utc::now() + chrono::Duration::hours(round as i64);
-    let semaphore = Arc::new(Semaphore::new(args.concurrency));
-    let mut tasks = Vec::new();
-    for k in 0..args.messages {
-        let issue = k % args.issues + 1;
-        let user = (k / args.issues + issue + round) % args.users + 1;
-        let at = base + chrono::Duration::milliseconds(k as i64);
-        let body = serde_json::json!({
-            "timestamp": at.timestamp_millis(), "webhookEvent": "jira:issue_updated",
-            "issue": {"key": format!("BENCH-{issue}"), "fields": {"assignee": {"name": format!("u{user}"), "emailAddress": format!("bench{user}@example.org")},
-                      "updated": at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(), "description": "x".repeat(5000)}},
-            "changelog": {"items": [{"field": "assignee"}]}
-        });
-        let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
-        let permit = Arc::clone(&semaphore).acquire_owned().await?;
-        let (channel, exchange) = (channel.clone(), names.exchange());
-        tasks.push(tokio::spawn(async move {
-            publisher::publish_confirmed(
-                &channel,
-                &exchange,
-                WEBHOOK,
-                &serde_json::to_vec(&body).unwrap(),
-                props,
-            )
-            .await
-            .unwrap();
-            drop(permit);
-        }));
-    }
-    for task in tasks {
-        task.await?;
-    }
     Ok(())
 }
 
@@ -687,36 +539,6 @@ async fn seed_big(db: &tokio_postgres::Client, issues: usize) -> anyhow::Result<
         .replace("{events}", &issues.to_string());
     db.batch_execute(&sql).await?;
     Ok(())
-}
-
-/// Whether every issue's group holds the assignee of its last event in `round`.
-async fn all_applied(
-    db: &tokio_postgres::Client,
-    args: &Args,
-    round: usize,
-) -> anyhow::Result<bool> {
-    let rows = db
-        .query(
-            "SELECT g.title, ue.email FROM groups g
-               JOIN group_assignees ga ON ga.group_id = g.id
-               JOIN user_emails ue ON ue.user_id = ga.user_id",
-            &[],
-        )
-        .await?;
-    let held: std::collections::HashMap<String, String> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    Ok((1..=args.issues).all(|issue| {
-        let expected = last_user(args, round, issue).map(|u| format!("bench{u}@example.org"));
-        expected.is_none() || held.get(&format!("BENCH-{issue}")) == expected.as_ref()
-    }))
-}
-
-/// The user of the last event of `issue` in `round` (see `preload`).
-fn last_user(args: &Args, round: usize, issue: usize) -> Option<usize> {
-    (0..args.messages)
-        .rev()
-        .find(|k| k % args.issues + 1 == issue)
-        .map(|k| (k / args.issues + issue + round) % args.users + 1)
 }
 
 async fn cleanup(settings: &Settings, names: &Names, queues: &[String]) {

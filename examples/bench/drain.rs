@@ -1,0 +1,163 @@
+//! Rows (4), (6) and (7): webhooks preloaded on `P.webhooks`, drained by `jirasync
+//! worker` processes, until every issue's group holds the assignee of its last event.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use jirasync::queue::{Names, WEBHOOK, message, publisher};
+use tokio::sync::Semaphore;
+
+use super::procs::{Kid, free_port, peak_rss_mib, spawn, worker_counts};
+use super::{Args, Bench};
+
+/// What one drain measured.
+pub struct Drained {
+    /// Messages per second, from the workers' start to the last assignment.
+    pub rate: f64,
+    /// Peak RSS of the first worker.
+    pub first_rss_mib: f64,
+    /// Where the CPU went, per 1,000 messages.
+    pub cpu: String,
+}
+
+/// Preloads `args.messages` webhooks of `round` and drains them with `workers`
+/// `jirasync worker` processes (audit trail on or off); the clock stops when the
+/// workers' `jirasync_messages_total` has counted every message and every
+/// issue's group holds the assignee of its last event.
+pub async fn drain(
+    bench: &Bench<'_>,
+    names: &Names,
+    token: &str,
+    workers: usize,
+    audit: bool,
+    round: usize,
+) -> anyhow::Result<Drained> {
+    let args = bench.args;
+    preload(bench.channel, names, token, args, round).await?;
+    let mut children = Vec::new();
+    let mut ports = Vec::new();
+    let started = Instant::now();
+    for _ in 0..workers {
+        let port = free_port();
+        ports.push(port);
+        children.push(spawn(
+            bench.settings,
+            "worker",
+            &[
+                ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
+                (
+                    "JIRASYNC_AUDIT",
+                    if audit { "on" } else { "off" }.to_owned(),
+                ),
+            ],
+        )?);
+    }
+    let cpu = bench.cpu_use("workers", children.iter().map(Kid::id).collect());
+    loop {
+        let mut handled = 0.0;
+        for port in &ports {
+            handled += worker_counts(bench.client, *port, WEBHOOK)
+                .await
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<f64>();
+        }
+        if handled >= args.messages as f64 && all_applied(bench.db, args, round).await? {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "workers did not drain {} messages in 10 minutes ({handled} handled)",
+                args.messages
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = args.messages as f64 / started.elapsed().as_secs_f64();
+    Ok(Drained {
+        rate,
+        first_rss_mib: children.first().map_or(0.0, peak_rss_mib),
+        cpu: cpu.report(args.messages),
+    })
+}
+
+/// N assignment webhooks across the issues and users; each round's events are later
+/// than the last round's, so the ordering guard applies them.
+pub async fn preload(
+    channel: &lapin::Channel,
+    names: &Names,
+    token: &str,
+    args: &Args,
+    round: usize,
+) -> anyhow::Result<()> {
+    let request = message::WebhookRequest {
+        token,
+        content_type: Some("application/json"),
+        webhook_identifier: None,
+        hub_signature: None,
+    };
+    let base = chrono::Utc::now() + chrono::Duration::hours(round as i64);
+    let semaphore = Arc::new(Semaphore::new(args.concurrency));
+    let mut tasks = Vec::new();
+    for k in 0..args.messages {
+        let issue = k % args.issues + 1;
+        let user = (k / args.issues + issue + round) % args.users + 1;
+        let at = base + chrono::Duration::milliseconds(k as i64);
+        let body = serde_json::json!({
+            "timestamp": at.timestamp_millis(), "webhookEvent": "jira:issue_updated",
+            "issue": {"key": format!("BENCH-{issue}"), "fields": {"assignee": {"name": format!("u{user}"), "emailAddress": format!("bench{user}@example.org")},
+                      "updated": at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(), "description": "x".repeat(5000)}},
+            "changelog": {"items": [{"field": "assignee"}]}
+        });
+        let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
+        let permit = Arc::clone(&semaphore).acquire_owned().await?;
+        let (channel, exchange) = (channel.clone(), names.exchange());
+        tasks.push(tokio::spawn(async move {
+            publisher::publish_confirmed(
+                &channel,
+                &exchange,
+                WEBHOOK,
+                &serde_json::to_vec(&body).unwrap(),
+                props,
+            )
+            .await
+            .unwrap();
+            drop(permit);
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(())
+}
+
+/// Whether every issue's group holds the assignee of its last event in `round`.
+pub async fn all_applied(
+    db: &tokio_postgres::Client,
+    args: &Args,
+    round: usize,
+) -> anyhow::Result<bool> {
+    let rows = db
+        .query(
+            "SELECT g.title, ue.email FROM groups g
+               JOIN group_assignees ga ON ga.group_id = g.id
+               JOIN user_emails ue ON ue.user_id = ga.user_id",
+            &[],
+        )
+        .await?;
+    let held: std::collections::HashMap<String, String> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok((1..=args.issues).all(|issue| {
+        let expected = last_user(args, round, issue).map(|u| format!("bench{u}@example.org"));
+        expected.is_none() || held.get(&format!("BENCH-{issue}")) == expected.as_ref()
+    }))
+}
+
+/// The user of the last event of `issue` in `round` (see `preload`).
+pub fn last_user(args: &Args, round: usize, issue: usize) -> Option<usize> {
+    (0..args.messages)
+        .rev()
+        .find(|k| k % args.issues + 1 == issue)
+        .map(|k| (k / args.issues + issue + round) % args.users + 1)
+}
