@@ -8,13 +8,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::webhook::assignee_action;
 use super::{WebhookJobs, failure};
-use crate::db::reconcile;
+use crate::db::{reconcile, rekey};
 use crate::integration::{self as jira_server, Integration};
 use crate::jira::payload::current_state;
 use crate::jira::search::FoundIssue;
 use crate::queue::handler::{Failure, Outcome};
 use crate::queue::job::Reconcile;
 use crate::sync::assignee;
+use crate::sync::audit::Audit;
 
 /// Keys per JQL query, keeping each query well under Jira's size limits.
 const KEYS_PER_QUERY: usize = 100;
@@ -80,12 +81,8 @@ pub async fn handle(
             .await
             .map_err(|error| failure::access("search Jira for updated issues", error))?
             .unwrap_or_default();
-        for issue in issues {
-            found += 1;
-            if apply(jobs, &mut client, &integration, &issue, message_id).await? {
-                changed += 1;
-            }
-        }
+        found += issues.len();
+        changed += apply_page(jobs, &mut client, &integration, &issues, message_id).await?;
     }
     reconcile::record(&client, integration.id, started).await?;
     lock.commit().await?;
@@ -102,38 +99,65 @@ pub async fn handle(
     })
 }
 
-/// Applies one issue's current assignee like a webhook that changed it; true when
-/// a group's assignment changed.
-async fn apply(
+/// Applies the current assignee of each issue of a page of the search like a
+/// webhook that changed it, in one transaction (the page's rows locked first, in
+/// id order, as a batch of webhooks locks them); how many issues had a group's
+/// assignment changed.
+async fn apply_page(
     jobs: &WebhookJobs,
     client: &mut deadpool_postgres::Object,
     integration: &Integration,
-    issue: &FoundIssue,
+    issues: &[FoundIssue],
     message_id: &str,
-) -> Result<bool, Failure> {
-    let change = match current_state(&issue.key, &issue.fields) {
-        Ok(change) => change,
-        Err(error) => {
-            // One odd issue does not block the others.
-            tracing::warn!(issue.key = %issue.key, %error, "skipping an issue Jira returned");
-            return Ok(false);
-        }
-    };
-    let Some(assignee) = &change.assignee else {
-        return Ok(false);
-    };
-    let action = assignee_action(jobs, integration, assignee).await?;
-    let event = change.event(integration.id);
-    let mut audit = jobs.audit(message_id, event);
-    let tx = client.transaction().await?;
-    let report = assignee::apply(&tx, event, &action, &mut audit).await?;
-    audit.write(&tx).await?;
-    tx.commit().await?;
-    audit.count();
-    if report.missing_email > 0 {
-        tracing::info!(issue.key = %issue.key, "missing-assignee-email");
+) -> Result<usize, Failure> {
+    // Jira is asked (hidden emails) before the transaction, which holds locks.
+    let mut changes = Vec::with_capacity(issues.len());
+    for issue in issues {
+        let change = match current_state(&issue.key, &issue.fields) {
+            Ok(change) => change,
+            Err(error) => {
+                // One odd issue does not block the others.
+                tracing::warn!(issue.key = %issue.key, %error, "skipping an issue Jira returned");
+                continue;
+            }
+        };
+        let Some(assignee) = &change.assignee else {
+            continue;
+        };
+        let action = assignee_action(jobs, integration, assignee).await?;
+        changes.push((change, action));
     }
-    Ok(report.assigned + report.unassigned > 0)
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let tx = client.transaction().await?;
+    let mut keys: Vec<&str> = changes
+        .iter()
+        .map(|(change, _)| change.key.as_str())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    rekey::lock(&tx, integration.id, &keys).await?;
+    let mut audits = Vec::with_capacity(changes.len());
+    let mut changed = 0;
+    for (change, action) in &changes {
+        let event = change.event(integration.id);
+        let mut audit = jobs.audit(message_id, event);
+        let report = assignee::apply(&tx, event, action, &mut audit).await?;
+        if report.missing_email > 0 {
+            tracing::info!(issue.key = %change.key, "missing-assignee-email");
+        }
+        if report.assigned + report.unassigned > 0 {
+            changed += 1;
+        }
+        audits.push(audit);
+    }
+    Audit::write_all(&tx, &audits.iter().collect::<Vec<_>>()).await?;
+    tx.commit().await?;
+    for audit in &audits {
+        audit.count();
+    }
+    Ok(changed)
 }
 
 /// `key in ("A-1", …) AND updated >= "-Nm"`. A relative time: Jira reads absolute
