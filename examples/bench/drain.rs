@@ -22,7 +22,8 @@ pub struct Drained {
 }
 
 /// Preloads `args.messages` webhooks of `round` and drains them with `workers`
-/// `jirasync worker` processes (audit trail on or off); the clock stops when the
+/// `jirasync worker` processes (audit trail on or off, at `concurrency` or the
+/// default); the clock stops when the
 /// workers' `jirasync_messages_total` has counted every message and every
 /// issue's group holds the assignee of its last event.
 pub async fn drain(
@@ -31,6 +32,7 @@ pub async fn drain(
     token: &str,
     workers: usize,
     audit: bool,
+    concurrency: Option<u16>,
     round: usize,
 ) -> anyhow::Result<Drained> {
     let args = bench.args;
@@ -41,17 +43,17 @@ pub async fn drain(
     for _ in 0..workers {
         let port = free_port();
         ports.push(port);
-        children.push(spawn(
-            bench.settings,
-            "worker",
-            &[
-                ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
-                (
-                    "JIRASYNC_AUDIT",
-                    if audit { "on" } else { "off" }.to_owned(),
-                ),
-            ],
-        )?);
+        let mut extra = vec![
+            ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
+            (
+                "JIRASYNC_AUDIT",
+                if audit { "on" } else { "off" }.to_owned(),
+            ),
+        ];
+        if let Some(concurrency) = concurrency {
+            extra.push(("JIRASYNC_WORKER_CONCURRENCY", concurrency.to_string()));
+        }
+        children.push(spawn(bench.settings, "worker", &extra)?);
     }
     let cpu = bench.cpu_use("workers", children.iter().map(Kid::id).collect());
     loop {
