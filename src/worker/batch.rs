@@ -50,6 +50,9 @@ struct Pending {
 /// The way to the writers.
 pub struct Batches {
     sender: mpsc::Sender<Pending>,
+    /// Where a webhook handed back is applied alone, recording decisions when `record`.
+    pool: DbPool,
+    record: bool,
 }
 
 impl Batches {
@@ -68,17 +71,16 @@ impl Batches {
             };
             tokio::spawn(writer.run(Arc::clone(&receiver)));
         }
-        Self { sender }
+        Self {
+            sender,
+            pool: pool.clone(),
+            record,
+        }
     }
 
-    /// Applies `change` with whatever else is ready, or, when that fails, alone
-    /// on `pool`; returns once it is committed (or failed).
-    pub async fn apply(
-        &self,
-        pool: &DbPool,
-        change: Box<Change>,
-        record: bool,
-    ) -> Result<Outcome, Failure> {
+    /// Applies `change` with whatever else is ready, or, when that fails, alone;
+    /// returns once it is committed (or failed).
+    pub async fn apply(&self, change: Box<Change>) -> Result<Outcome, Failure> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             change,
@@ -98,7 +100,7 @@ impl Batches {
             // No writer (shutting down): the change is in the error.
             Err(mpsc::error::SendError(pending)) => pending.change,
         };
-        alone(pool, &change, record).await
+        alone(&self.pool, &change, self.record).await
     }
 }
 

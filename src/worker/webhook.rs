@@ -28,7 +28,7 @@ use crate::sync::status::{self, Transition};
 pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, Failure> {
     match prepare(jobs, message).await? {
         Prepared::Done(outcome) => Ok(outcome),
-        Prepared::Apply(change) => jobs.batches.apply(&jobs.pool, change, jobs.audit).await,
+        Prepared::Apply(change) => jobs.batches.apply(change).await,
     }
 }
 
