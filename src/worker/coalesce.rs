@@ -137,6 +137,17 @@ mod tests {
         }
     }
 
+    /// A task asking `coalesce` for `key`, through `fake`.
+    fn ask(
+        coalesce: &Arc<Coalesce<&'static str, u32>>,
+        fake: &Arc<Fake>,
+        key: &'static str,
+        fail: bool,
+    ) -> tokio::task::JoinHandle<Result<u32, String>> {
+        let (coalesce, fake) = (Arc::clone(coalesce), Arc::clone(fake));
+        tokio::spawn(async move { coalesce.get(&key, || fake.lookup(fail)).await })
+    }
+
     async fn until_asked(fake: &Fake, n: usize) {
         while fake.asked.load(Ordering::SeqCst) < n {
             tokio::task::yield_now().await;
@@ -147,12 +158,7 @@ mod tests {
     async fn lookups_of_one_key_at_the_same_time_share_one_answer() {
         let coalesce = Arc::new(Coalesce::<&str, u32>::default());
         let fake = Fake::new();
-        let tasks: Vec<_> = (0..5)
-            .map(|_| {
-                let (coalesce, fake) = (Arc::clone(&coalesce), Arc::clone(&fake));
-                tokio::spawn(async move { coalesce.get(&"a", || fake.lookup(false)).await })
-            })
-            .collect();
+        let tasks: Vec<_> = (0..5).map(|_| ask(&coalesce, &fake, "a", false)).collect();
         until_asked(&fake, 1).await;
         // The others join the one in progress (give them the chance to).
         for _ in 0..100 {
@@ -165,10 +171,7 @@ mod tests {
         assert_eq!(fake.asked.load(Ordering::SeqCst), 1);
         // Nothing is kept: the next asks anew.
         let fake2 = Fake::new();
-        let next = {
-            let (coalesce, fake2) = (Arc::clone(&coalesce), Arc::clone(&fake2));
-            tokio::spawn(async move { coalesce.get(&"a", || fake2.lookup(false)).await })
-        };
+        let next = ask(&coalesce, &fake2, "a", false);
         until_asked(&fake2, 1).await;
         fake2.release.notify_waiters();
         assert_eq!(next.await.expect("join"), Ok(7));
@@ -178,19 +181,10 @@ mod tests {
     async fn an_error_is_not_shared_and_other_keys_ask_for_themselves() {
         let coalesce = Arc::new(Coalesce::<&str, u32>::default());
         let fake = Fake::new();
-        let first = {
-            let (coalesce, fake) = (Arc::clone(&coalesce), Arc::clone(&fake));
-            tokio::spawn(async move { coalesce.get(&"a", || fake.lookup(true)).await })
-        };
+        let first = ask(&coalesce, &fake, "a", true);
         until_asked(&fake, 1).await;
-        let waiter = {
-            let (coalesce, fake) = (Arc::clone(&coalesce), Arc::clone(&fake));
-            tokio::spawn(async move { coalesce.get(&"a", || fake.lookup(true)).await })
-        };
-        let other = {
-            let (coalesce, fake) = (Arc::clone(&coalesce), Arc::clone(&fake));
-            tokio::spawn(async move { coalesce.get(&"b", || fake.lookup(false)).await })
-        };
+        let waiter = ask(&coalesce, &fake, "a", true);
+        let other = ask(&coalesce, &fake, "b", false);
         until_asked(&fake, 2).await;
         for _ in 0..100 {
             tokio::task::yield_now().await;
@@ -212,15 +206,9 @@ mod tests {
     async fn an_asker_dropped_midway_lets_its_waiters_ask_themselves() {
         let coalesce = Arc::new(Coalesce::<&str, u32>::default());
         let fake = Fake::new();
-        let first = {
-            let (coalesce, fake) = (Arc::clone(&coalesce), Arc::clone(&fake));
-            tokio::spawn(async move { coalesce.get(&"a", || fake.lookup(false)).await })
-        };
+        let first = ask(&coalesce, &fake, "a", false);
         until_asked(&fake, 1).await;
-        let waiter = {
-            let (coalesce, fake) = (Arc::clone(&coalesce), Arc::clone(&fake));
-            tokio::spawn(async move { coalesce.get(&"a", || fake.lookup(false)).await })
-        };
+        let waiter = ask(&coalesce, &fake, "a", false);
         for _ in 0..100 {
             tokio::task::yield_now().await;
         }
