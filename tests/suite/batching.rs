@@ -141,7 +141,7 @@ async fn webhooks_of_one_issue_in_one_batch_apply_in_turn_under_the_ordering_gua
         app.send(&assignee_changed("BAT-1", jira_user(&email), &at))
             .await;
     }
-    let _worker = common::spawn_worker(&app.settings);
+    let worker = common::spawn_worker(&app.settings);
     held.until_a_writer_waits(&app).await;
     held.release().await;
     // The newest change (10:23) wins.
@@ -171,6 +171,8 @@ async fn webhooks_of_one_issue_in_one_batch_apply_in_turn_under_the_ordering_gua
     }
     assert_eq!(common::doubled_activities(&app.db).await, 0);
     assert_eq!(app.dead_letters().await, 0);
+    // Stopped before the teardown, or it could declare its queues anew.
+    worker.stop().await;
     app.finish().await;
 }
 
@@ -190,7 +192,7 @@ async fn a_poison_webhook_in_a_batch_is_dead_lettered_alone() {
             app.send(&poison).await;
         }
     }
-    let _worker = common::process(
+    let worker = common::process(
         "worker",
         &app.settings,
         &[
@@ -239,6 +241,8 @@ async fn a_poison_webhook_in_a_batch_is_dead_lettered_alone() {
         "a batch with a poison webhook fell back to one by one:\n{metrics}"
     );
     assert_eq!(common::doubled_activities(&app.db).await, 0);
+    // Killed before the teardown, or it could declare its queues anew.
+    drop(worker);
     app.finish().await;
 }
 
@@ -275,7 +279,7 @@ async fn a_worker_killed_between_its_commit_and_its_acks_loses_nothing_and_write
     let _ = first.wait();
     proxy.cut();
     // Unacked, so redelivered: a second worker applies them again, as no-ops.
-    let _second = common::process("worker", &app.settings, &concurrency);
+    let second = common::process("worker", &app.settings, &concurrency);
     for Issue { key, .. } in &issues {
         common::eventually(&format!("{key} is applied again"), WAIT, || async {
             decisions(&app, key).await.len() == 2
@@ -293,5 +297,7 @@ async fn a_worker_killed_between_its_commit_and_its_acks_loses_nothing_and_write
         assert_eq!(activities.len(), 1, "assigned once: {activities:?}");
     }
     assert_eq!(app.dead_letters().await, 0);
+    // Killed before the teardown, or it could declare its queues anew.
+    drop(second);
     app.finish().await;
 }
