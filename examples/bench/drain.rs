@@ -114,7 +114,7 @@ pub async fn preload(
         });
         let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
         let permit = Arc::clone(&semaphore).acquire_owned().await?;
-        let (channel, exchange) = (channel.clone(), names.exchange());
+        let (channel, exchange) = (channel.clone(), names.exchange().to_owned());
         tasks.push(tokio::spawn(async move {
             publisher::publish_confirmed(
                 &channel,

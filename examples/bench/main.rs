@@ -268,7 +268,8 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             hub_signature: None,
         };
         measure(args, || {
-            let (channel, exchange, body) = (channel.clone(), names.exchange(), body.clone());
+            let (channel, exchange, body) =
+                (channel.clone(), names.exchange().to_owned(), body.clone());
             let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
             async move {
                 publisher::publish_confirmed(&channel, &exchange, WEBHOOK, &body, props)
@@ -581,7 +582,7 @@ async fn cleanup(settings: &Settings, names: &Names, queues: &[String]) {
         }
         if let Ok(channel) = connection.create_channel().await {
             let _ = channel
-                .exchange_delete(names.exchange().as_str().into(), Default::default())
+                .exchange_delete(names.exchange().into(), Default::default())
                 .await;
         }
     }

@@ -83,7 +83,7 @@ pub async fn run(bench: &Bench<'_>, names: &Names, issues: usize) -> anyhow::Res
     let started = Instant::now();
     publisher::publish_confirmed(
         bench.channel,
-        &names.exchange(),
+        names.exchange(),
         Reconcile::TYPE,
         &body,
         props,

@@ -41,7 +41,7 @@ impl JobPublisher {
         let (id, body, properties) = job.to_message();
         publish_confirmed(
             &self.channel,
-            &self.names.exchange(),
+            self.names.exchange(),
             J::TYPE,
             &body,
             properties,

@@ -56,8 +56,8 @@ impl Names {
     }
 
     /// `P`: the direct exchange everyone publishes to.
-    pub fn exchange(&self) -> String {
-        self.prefix.clone()
+    pub fn exchange(&self) -> &str {
+        &self.prefix
     }
 
     /// `P.webhooks`.

@@ -243,8 +243,7 @@ impl Broker {
         }
         let result = publish_confirmed(
             &link.channel,
-            // The exchange is named P; `prefix` borrows it where `exchange` copies it.
-            self.names.prefix(),
+            self.names.exchange(),
             routing_key,
             body,
             properties,

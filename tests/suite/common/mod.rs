@@ -668,10 +668,7 @@ async fn delete_topology(url: &str, names: &Names, queues: &[String]) -> bool {
     }
     if let Ok(channel) = connection.create_channel().await {
         let _ = channel
-            .exchange_delete(
-                names.exchange().as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
+            .exchange_delete(names.exchange().into(), ExchangeDeleteOptions::default())
             .await;
     }
     let _ = connection.close(200, "done".into()).await;
@@ -711,7 +708,7 @@ pub async fn publish(
         .expect("confirm mode");
     jirasync::queue::publisher::publish_confirmed(
         channel,
-        &names(settings).exchange(),
+        names(settings).exchange(),
         key,
         body,
         props,
