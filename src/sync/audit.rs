@@ -71,17 +71,9 @@ pub const INSERT_SYNC_EVENT: &str = "INSERT INTO sync_events
         (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// As [`INSERT_SYNC_EVENT`], with one array each of kinds, organizations,
-/// outcomes and details: several decisions in one statement.
+/// As [`INSERT_SYNC_EVENT`], every column an array: several decisions, of one
+/// message or of several (a batch, `worker::batch`), in one statement, in order.
 pub const INSERT_SYNC_EVENTS: &str = "INSERT INTO sync_events
-        (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
- SELECT $1, $2, $3, $4, e.kind, e.organization_id, e.outcome, e.detail
-   FROM unnest($5::text[], $6::bigint[], $7::text[], $8::jsonb[])
-     AS e(kind, organization_id, outcome, detail)";
-
-/// As [`INSERT_SYNC_EVENTS`], every column an array: the decisions of several
-/// messages (a batch, `worker::batch`) in one statement, in their order.
-pub const INSERT_SYNC_EVENTS_OF_MESSAGES: &str = "INSERT INTO sync_events
         (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[],
                       $5::text[], $6::bigint[], $7::text[], $8::jsonb[])";
@@ -125,19 +117,29 @@ impl Audit {
 
     /// Writes every decision in one statement (in the caller's transaction).
     pub async fn write(&self, client: &impl GenericClient) -> Result<(), Error> {
-        if !self.recorded {
-            return Ok(());
-        }
-        // One decision (the common case) as plain values, several as arrays.
-        let kinds: Vec<&str>;
-        let organizations: Vec<Option<i64>>;
-        let outcomes: Vec<&str>;
-        let details: Vec<&Value>;
-        let (sql, decided): (&str, [&(dyn ToSql + Sync); 4]) = match self.decisions.as_slice() {
+        Self::write_all(client, &[self]).await
+    }
+
+    /// Writes the decisions of every trail of `audits` that is recorded in one
+    /// statement, in their order: one decision (the common case) as plain values,
+    /// several as arrays.
+    pub async fn write_all(client: &impl GenericClient, audits: &[&Audit]) -> Result<(), Error> {
+        let rows: Vec<(&Audit, &Decision)> = audits
+            .iter()
+            .filter(|audit| audit.recorded)
+            .flat_map(|audit| audit.decisions.iter().map(move |d| (*audit, d)))
+            .collect();
+        let (messages, integrations, keys, times): (Vec<_>, Vec<_>, Vec<_>, Vec<_>);
+        let (kinds, organizations, outcomes, details): (Vec<_>, Vec<_>, Vec<_>, Vec<_>);
+        let (sql, params): (&str, [&(dyn ToSql + Sync); 8]) = match rows.as_slice() {
             [] => return Ok(()),
-            [one] => (
+            [(audit, one)] => (
                 INSERT_SYNC_EVENT,
                 [
+                    &audit.message_id,
+                    &audit.integration_id,
+                    &audit.issue_key,
+                    &audit.event_time,
                     &one.kind.as_str(),
                     &one.organization_id,
                     &one.outcome,
@@ -145,72 +147,31 @@ impl Audit {
                 ],
             ),
             many => {
-                kinds = many.iter().map(|d| d.kind.as_str()).collect();
-                organizations = many.iter().map(|d| d.organization_id).collect();
-                outcomes = many.iter().map(|d| d.outcome).collect();
-                details = many.iter().map(|d| &d.detail).collect();
+                messages = many.iter().map(|(a, _)| a.message_id.as_deref()).collect();
+                integrations = many.iter().map(|(a, _)| a.integration_id).collect();
+                keys = many.iter().map(|(a, _)| a.issue_key.as_str()).collect();
+                times = many.iter().map(|(a, _)| a.event_time).collect();
+                kinds = many.iter().map(|(_, d)| d.kind.as_str()).collect();
+                organizations = many.iter().map(|(_, d)| d.organization_id).collect();
+                outcomes = many.iter().map(|(_, d)| d.outcome).collect();
+                details = many.iter().map(|(_, d)| &d.detail).collect();
                 (
                     INSERT_SYNC_EVENTS,
-                    [&kinds, &organizations, &outcomes, &details],
+                    [
+                        &messages,
+                        &integrations,
+                        &keys,
+                        &times,
+                        &kinds,
+                        &organizations,
+                        &outcomes,
+                        &details,
+                    ],
                 )
             }
         };
         let statement = client.prepare_cached(sql).await?;
-        let params: [&(dyn ToSql + Sync); 8] = [
-            &self.message_id,
-            &self.integration_id,
-            &self.issue_key,
-            &self.event_time,
-            decided[0],
-            decided[1],
-            decided[2],
-            decided[3],
-        ];
         client.execute(&statement, &params).await?;
-        Ok(())
-    }
-
-    /// Writes the decisions of every trail of `audits` (recorded or not: the
-    /// unrecorded are left out) in one statement, in their order.
-    pub async fn write_all(client: &impl GenericClient, audits: &[&Audit]) -> Result<(), Error> {
-        let recorded: Vec<&Audit> = audits.iter().copied().filter(|a| a.recorded).collect();
-        if let [one] = recorded.as_slice() {
-            return one.write(client).await;
-        }
-        let rows = || {
-            recorded
-                .iter()
-                .flat_map(|a| a.decisions.iter().map(move |d| (*a, d)))
-        };
-        if rows().next().is_none() {
-            return Ok(());
-        }
-        let messages: Vec<Option<&str>> = rows().map(|(a, _)| a.message_id.as_deref()).collect();
-        let integrations: Vec<i64> = rows().map(|(a, _)| a.integration_id).collect();
-        let keys: Vec<&str> = rows().map(|(a, _)| a.issue_key.as_str()).collect();
-        let times: Vec<Option<DateTime<Utc>>> = rows().map(|(a, _)| a.event_time).collect();
-        let kinds: Vec<&str> = rows().map(|(_, d)| d.kind.as_str()).collect();
-        let organizations: Vec<Option<i64>> = rows().map(|(_, d)| d.organization_id).collect();
-        let outcomes: Vec<&str> = rows().map(|(_, d)| d.outcome).collect();
-        let details: Vec<&Value> = rows().map(|(_, d)| &d.detail).collect();
-        let statement = client
-            .prepare_cached(INSERT_SYNC_EVENTS_OF_MESSAGES)
-            .await?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &messages,
-                    &integrations,
-                    &keys,
-                    &times,
-                    &kinds,
-                    &organizations,
-                    &outcomes,
-                    &details,
-                ],
-            )
-            .await?;
         Ok(())
     }
 

@@ -81,8 +81,8 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             "('m', 1, 'BIG-77', now(), 'assignee', 5, 'assigned', '{}')",
         ),
         (
-            "INSERT_SYNC_EVENTS_OF_MESSAGES (a batch)",
-            audit::INSERT_SYNC_EVENTS_OF_MESSAGES,
+            "INSERT_SYNC_EVENTS (several, a batch)",
+            audit::INSERT_SYNC_EVENTS,
             "(ARRAY['m', 'n'], ARRAY[1, 1], ARRAY['BIG-77', 'BIG-78'], ARRAY[now(), now()], ARRAY['assignee', 'assignee'], ARRAY[5, 5], ARRAY['assigned', 'assigned'], ARRAY['{}', '{}']::jsonb[])",
         ),
         (
