@@ -33,10 +33,10 @@ use crate::sync::audit::Audit;
 /// Writer tasks (and so transactions in progress) per worker process.
 pub const WRITERS: usize = 2;
 
-/// How long a writer's transaction waits for a row lock (`lock_timeout`): far
-/// longer than another batch holds one, short enough that a webhook stuck behind
-/// a lock held for long delays its batch-mates by no more.
-pub const LOCK_WAIT: &str = "1s";
+/// How long a writer's transaction waits for a row lock (`lock_timeout`, 1 s):
+/// far longer than another batch holds one, short enough that a webhook stuck
+/// behind a lock held for long delays its batch-mates by no more.
+pub const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '1s'";
 
 /// A webhook waiting for its writer, and where its result goes: its outcome
 /// once committed, or the change back for the message's task to apply alone.
@@ -175,8 +175,7 @@ impl Writer {
     async fn together(&self, batch: &[(&Change, &Span)]) -> anyhow::Result<Vec<(Outcome, Audit)>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
-            .await?;
+        tx.batch_execute(LOCK_WAIT).await?;
         if batch.len() > 1 {
             lock_in_order(&tx, batch.iter().map(|(change, _)| *change)).await?;
         }
@@ -228,9 +227,7 @@ async fn lock_in_order<'a>(
         of.push(change.key().as_str());
         of.extend(change.moved_from().map(|key| key.as_str()));
     }
-    for (integration_id, mut keys) in keys {
-        keys.sort_unstable();
-        keys.dedup();
+    for (integration_id, keys) in keys {
         rekey::lock(tx, integration_id, &keys).await?;
     }
     Ok(())

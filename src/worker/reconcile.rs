@@ -131,12 +131,10 @@ async fn apply_page(
         return Ok(0);
     }
     let tx = client.transaction().await?;
-    let mut keys: Vec<&str> = changes
+    let keys: Vec<&str> = changes
         .iter()
         .map(|(change, _)| change.key.as_str())
         .collect();
-    keys.sort_unstable();
-    keys.dedup();
     rekey::lock(&tx, integration.id, &keys).await?;
     let mut audits = Vec::with_capacity(changes.len());
     let mut changed = 0;
