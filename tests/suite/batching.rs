@@ -27,9 +27,17 @@ struct Issue {
 
 /// A test app whose worker the test starts.
 async fn app() -> TestApp {
+    app_with(|_| {}).await
+}
+
+/// As [`app`], with `configure` applied to the settings.
+async fn app_with(
+    configure: impl FnOnce(&mut jirasync::config::Settings) + Send + 'static,
+) -> TestApp {
     TestApp::builder()
         .concurrency(CONCURRENCY)
         .no_worker()
+        .configure(configure)
         .start()
         .await
 }
@@ -299,5 +307,83 @@ async fn a_worker_killed_between_its_commit_and_its_acks_loses_nothing_and_write
     assert_eq!(app.dead_letters().await, 0);
     // Killed before the teardown, or it could declare its queues anew.
     drop(second);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn with_a_batch_size_of_one_every_webhook_has_a_transaction_of_its_own() {
+    let app = app_with(|settings| settings.worker.batch_size = 1).await;
+    let issues = issues(&app, "ONE", 12).await;
+    let held = Held::rows(&app).await;
+    for issue in &issues {
+        app.send(&assignment(issue)).await;
+    }
+    let worker = common::spawn_worker(&app.settings);
+    held.until_a_writer_waits(&app).await;
+    held.release().await;
+    for issue in &issues {
+        app.wait_assignee(issue.group, Some(issue.user)).await;
+    }
+    let mut decided = Vec::new();
+    for issue in &issues {
+        decided.extend(decisions(&app, &issue.key).await);
+    }
+    assert_eq!(decided.len(), issues.len());
+    assert_eq!(batched(&decided, |d| &d.3), 0, "{decided:#?}");
+    worker.stop().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_worker_with_many_messages_in_flight_opens_at_most_nineteen_connections() {
+    let app = app().await;
+    // 40 integrations: their lookups cannot share a query.
+    let mut tokens = Vec::new();
+    for _ in 0..40 {
+        let (_, external_id) = app.seed().integration(serde_json::json!({})).await;
+        tokens.push(common::seed::token(&external_id, common::seed::SECRET));
+    }
+    // Every lookup waits, holding its connection, while the table is locked.
+    let locker = common::db(&app.settings).await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE integrations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock the integrations");
+    let body = assignee_changed("NONE-1", jira_user("none@acme.io"), common::app::T1).to_string();
+    for token in &tokens {
+        app.send_with(token, body.as_bytes(), None).await;
+    }
+    let worker = common::spawn_worker(&app.settings);
+    let queue = common::names(&app.settings).webhooks();
+    common::eventually(
+        "every webhook is delivered and 16 lookups wait",
+        WAIT,
+        || async {
+            common::depth(&app.channel, &queue).await == 0
+                && common::backends_waiting_on_locks(&app.db).await >= 16
+        },
+    )
+    .await;
+    // 16 for what messages read, 2 writers, 1 for the scheduler and pruner.
+    let opened = || async {
+        let row = app
+            .db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND application_name = 'jirasync'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity");
+        row.get::<_, i64>(0)
+    };
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < Duration::from_secs(1) {
+        let opened = opened().await;
+        assert!(opened <= 19, "{opened} connections");
+        tokio::task::yield_now().await;
+    }
+    locker.batch_execute("COMMIT").await.expect("unlock");
+    worker.stop().await;
     app.finish().await;
 }
