@@ -1,9 +1,10 @@
 //! Batched commits (docs/reference.md §5.12): webhooks ready together share one
-//! transaction. Each test holds every issue row locked while the webhooks arrive,
+//! transaction. The tests hold every issue row locked while the webhooks arrive,
 //! so the worker's writers block on their first webhooks (two writers: all but two
 //! at most are then in a writer's batch or waiting for one); once the lock is
 //! released, they go in batches. A batch shows in the audit trail: its decisions
-//! share the transaction's start time (`created_at`).
+//! share the transaction's start time (`created_at`). The last test holds the
+//! integrations instead, to see how many connections the lookups take.
 
 use std::time::Duration;
 
