@@ -16,7 +16,8 @@ use clap::Args;
 use crate::secrets::{Keyring, SecretKey};
 
 pub use values::{
-    LogFormat, RetryDelays, format_duration, parse_duration, redact_url, take_query_params,
+    Cidr, LogFormat, RetryDelays, TrustedProxies, format_duration, parse_duration, redact_url,
+    take_query_params,
 };
 
 /// Where Postgres is. `Debug` elides the URL's password.
@@ -177,6 +178,49 @@ pub struct HttpSettings {
         value_parser = values::parse_body_limit
     )]
     pub max_body_bytes: usize,
+
+    /// Comma-separated CIDR blocks of the reverse proxies in front of the ingress,
+    /// whose `X-Forwarded-For` names the client; unset: the header is ignored.
+    #[arg(
+        long,
+        value_name = "CIDRS",
+        env = "JIRASYNC_TRUSTED_PROXIES",
+        default_value = "",
+        hide_default_value = true,
+        value_parser = TrustedProxies::from_str
+    )]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Open connections per client; one more closes that client's longest-idle
+    /// connection.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "JIRASYNC_CLIENT_MAX_CONNECTIONS",
+        default_value = "128",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub client_max_connections: u32,
+
+    /// Requests being handled per client; more get 429.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "JIRASYNC_CLIENT_MAX_IN_FLIGHT",
+        default_value = "64",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub client_max_in_flight: u32,
+
+    /// Rejected webhook tokens per client and minute that make the client suspect.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "JIRASYNC_CLIENT_MAX_REJECTS",
+        default_value = "20",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub client_max_rejects: u32,
 }
 
 /// How a worker process runs.
@@ -230,6 +274,28 @@ pub struct WorkerSettings {
         value_parser = values::parse_on_off
     )]
     pub audit: bool,
+
+    /// How far a webhook's event time may lie ahead of its receive time; a later
+    /// one is replaced by the receive time (and audited).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "JIRASYNC_MAX_EVENT_SKEW",
+        default_value = "5m",
+        value_parser = parse_duration
+    )]
+    pub max_event_skew: Duration,
+
+    /// How long a message waits out its Jira's outage (5xx, 429, timeouts, network
+    /// errors) on the retry tiers before it is dead-lettered.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "JIRASYNC_JIRA_OUTAGE_MAX",
+        default_value = "24h",
+        value_parser = parse_duration
+    )]
+    pub jira_outage_max: Duration,
 }
 
 /// Where `/metrics` is served, apart from the port Jira posts to.
@@ -276,6 +342,21 @@ pub struct LogSettings {
         global = true
     )]
     pub filter: String,
+
+    /// `1`: RUST_LOG may raise the levels of libraries (tokio_postgres, lapin,
+    /// hyper, reqwest, h2, rustls), whose debug logs carry SQL parameters, AMQP
+    /// frames and tokens; otherwise they log at info at most.
+    #[arg(
+        long,
+        value_name = "1|0",
+        env = "JIRASYNC_UNSAFE_DEPENDENCY_LOGS",
+        default_value = "0",
+        hide_default_value = true,
+        value_parser = values::parse_unlock,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub unsafe_dependency_logs: bool,
 }
 
 /// Postgres and RabbitMQ with the topology's retry tiers: what `migrate`, the
@@ -372,12 +453,19 @@ impl Settings {
             "worker_concurrency": self.worker.concurrency,
             "worker_batch_size": self.worker.batch_size,
             "max_body_bytes": self.http.max_body_bytes,
+            "trusted_proxies": self.http.trusted_proxies.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "client_max_connections": self.http.client_max_connections,
+            "client_max_in_flight": self.http.client_max_in_flight,
+            "client_max_rejects": self.http.client_max_rejects,
+            "max_event_skew": format_duration(self.worker.max_event_skew),
+            "jira_outage_max": format_duration(self.worker.jira_outage_max),
             "retry_delays": self.retries.delays.0.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(),
             "reconcile_interval": format_duration(self.worker.reconcile_interval),
             "audit": if self.worker.audit { "on" } else { "off" },
             "metrics_listen": self.metrics.listen.map(|a| a.to_string()),
             "log_format": match log.format { LogFormat::Text => "text", LogFormat::Json => "json" },
             "rust_log": log.filter,
+            "unsafe_dependency_logs": log.unsafe_dependency_logs,
         })
     }
 

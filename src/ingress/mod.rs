@@ -2,6 +2,7 @@
 //! them, raw, on RabbitMQ; answers 202 only after the broker confirmed. No
 //! database here.
 
+pub mod client;
 mod edge;
 mod error;
 mod health;

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ApiError;
+use super::client::Client;
 use crate::shutdown::Shutdown;
 
 /// A client that has not sent its request line and headers by then is disconnected.
@@ -176,9 +177,9 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown, drain
             },
             () = shutdown.cancelled() => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors, or the peer gave up: not fatal.
                     tracing::warn!(%error, "accepting a connection failed");
@@ -192,8 +193,13 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown, drain
         http.timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_buf_size(READ_BUFFER_BYTES);
+        let client = Client(peer.ip());
+        let tagged = tower::ServiceExt::map_request(app.clone(), move |mut request: Request<_>| {
+            request.extensions_mut().insert(client);
+            request
+        });
         let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(tagged));
         let connection = graceful.watch(connection);
         let open = open.clone();
         open.increment(1.0);

@@ -38,12 +38,19 @@ fn defaults_are_the_contract_defaults() {
         "worker_concurrency": 16,
         "worker_batch_size": 32,
         "max_body_bytes": 2097152,
+        "trusted_proxies": [],
+        "client_max_connections": 128,
+        "client_max_in_flight": 64,
+        "client_max_rejects": 20,
+        "max_event_skew": "5m",
+        "jira_outage_max": "1d",
         "retry_delays": ["5s", "30s", "2m", "10m", "30m"],
         "reconcile_interval": "10m",
         "audit": "on",
         "metrics_listen": null,
         "log_format": "text",
         "rust_log": "info",
+        "unsafe_dependency_logs": false,
     });
     assert_eq!(got, expected);
 }
