@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use jirasync::jira::payload::parse_jira_time;
+use jirasync::queue::WEBHOOK;
 use jirasync::queue::job::{Job, Reconcile};
+use jirasync::queue::message::long_string;
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
@@ -19,6 +21,7 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::common::app::{T1, WAIT};
 use crate::common::seed::{Org, assignee_changed, jira_user};
 use crate::common::{self, TestApp};
+use crate::issue_moves::moved;
 
 /// The review's probe: an `updated` no clock reaches.
 const FAR: &str = "9999-12-31T23:59:59.000+0000";
@@ -29,14 +32,9 @@ const SKEW: TimeDelta = TimeDelta::minutes(5);
 const OPEN: &str = "1";
 const DONE: &str = "10001";
 
-/// `at` as Jira writes `updated`.
-fn jira_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
-}
-
-/// Now, as Jira would date a change made now (to the millisecond).
+/// Now, as Jira would date a change made now (to the millisecond), and parsed.
 fn now_in_jira() -> (String, DateTime<Utc>) {
-    let text = jira_time(Utc::now());
+    let text = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
     let at = parse_jira_time(&text).expect("a Jira time");
     (text, at)
 }
@@ -58,11 +56,6 @@ async fn scene() -> TestApp {
         .credentials(Some("acc-tok"))
         .start()
         .await;
-    mount_statuses(&app).await;
-    app
-}
-
-async fn mount_statuses(app: &TestApp) {
     let statuses = json!([
         {"id": OPEN, "name": "Open", "statusCategory": {"id": 2, "key": "new"}},
         {"id": DONE, "name": "Done", "statusCategory": {"id": 3, "key": "done"}}
@@ -75,6 +68,7 @@ async fn mount_statuses(app: &TestApp) {
         )
         .mount(&app.server)
         .await;
+    app
 }
 
 /// An organization that syncs assignees and statuses back, with `key` linked.
@@ -91,17 +85,11 @@ async fn org(app: &TestApp, key: &str) -> Org {
     org
 }
 
-async fn group_status(app: &TestApp, group: i64) -> String {
-    app.db
-        .query_one("SELECT status FROM groups WHERE id = $1", &[&group])
-        .await
-        .expect("group")
-        .get(0)
-}
-
 async fn wait_status(app: &TestApp, group: i64, expected: &str) {
     common::eventually(&format!("group {group} is {expected}"), WAIT, || async {
-        group_status(app, group).await == expected
+        let sql = "SELECT status FROM groups WHERE id = $1";
+        let row = app.db.query_one(sql, &[&group]).await.expect("group");
+        row.get::<_, String>(0) == expected
     })
     .await;
 }
@@ -279,24 +267,14 @@ async fn a_message_without_a_receive_time_is_bounded_by_the_time_the_worker_took
     let mallory = app.seed().teammate(&org, "mallory@example.org").await;
     // Published by hand: the token, no `received_at_ms`.
     let mut headers = FieldTable::default();
-    headers.insert(
-        "token".into(),
-        jirasync::queue::message::long_string(&app.token),
-    );
+    headers.insert("token".into(), long_string(&app.token));
     let props = BasicProperties::default()
-        .with_type(jirasync::queue::WEBHOOK.into())
+        .with_type(WEBHOOK.into())
         .with_message_id("by-hand".into())
         .with_headers(headers);
-    let body = assignee_changed("CLK-3", jira_user("mallory@example.org"), FAR);
+    let body = assignee_changed("CLK-3", jira_user("mallory@example.org"), FAR).to_string();
     let before = Utc::now();
-    common::publish(
-        &app.channel,
-        &app.settings,
-        jirasync::queue::WEBHOOK,
-        body.to_string().as_bytes(),
-        props,
-    )
-    .await;
+    common::publish(&app.channel, &app.settings, WEBHOOK, body.as_bytes(), props).await;
     app.wait_assignee(org.group_id, Some(mallory)).await;
     let after = Utc::now();
     let clamped = decisions_with(&app, "CLK-3", "event_time_clamped_from").await;
@@ -335,11 +313,11 @@ async fn a_far_future_updated_from_jiras_search_does_not_freeze_the_issue() {
     let worker = common::spawn_worker(&app.settings);
 
     let before = Utc::now();
-    let job = Reconcile {
+    let (_, body, props) = Reconcile {
         integration_id: app.integration,
         since_ms: None,
-    };
-    let (_, body, props) = job.to_message();
+    }
+    .to_message();
     common::publish(&app.channel, &app.settings, Reconcile::TYPE, &body, props).await;
     app.wait_assignee(org.group_id, Some(mallory)).await;
     let after = Utc::now();
@@ -404,15 +382,11 @@ async fn in_a_batch_event_times_are_clamped_and_older_moves_are_stale() {
             .seed()
             .org(app.integration, true, &format!("BCLK-{i}"))
             .await;
-        let mallory = app
-            .seed()
-            .teammate(&org, &format!("mallory{i}@example.org"))
+        let seed = app.seed();
+        seed.teammate(&org, &format!("mallory{i}@example.org"))
             .await;
-        let jane = app
-            .seed()
-            .teammate(&org, &format!("jane{i}@example.org"))
-            .await;
-        clocks.push((org, mallory, jane));
+        let jane = seed.teammate(&org, &format!("jane{i}@example.org")).await;
+        clocks.push((org, jane));
         // As a move BMOVA-i → BMOVB-i at t2 left it.
         let moved = app
             .seed()
@@ -444,14 +418,9 @@ async fn in_a_batch_event_times_are_clamped_and_older_moves_are_stale() {
         ))
         .await;
         // The move back, BMOVB-i → BMOVA-i, made before t2 and delivered late.
-        let mut late: Value =
-            serde_json::from_slice(include_bytes!("../fixtures/issue_moved.json"))
-                .expect("fixture");
-        late["issue"]["key"] = json!(format!("BMOVA-{i}"));
-        late["issue"]["fields"]["updated"] = json!("2024-01-05T09:00:00.000+0000");
-        late["changelog"]["items"][1]["fromString"] = json!(format!("BMOVB-{i}"));
-        late["changelog"]["items"][1]["toString"] = json!(format!("BMOVA-{i}"));
-        app.send(&late).await;
+        let (from, to) = (format!("BMOVB-{i}"), format!("BMOVA-{i}"));
+        app.send(&moved(&from, &to, "2024-01-05T09:00:00.000+0000"))
+            .await;
     }
     let worker = common::spawn_worker(&app.settings);
     let queue = common::names(&app.settings).webhooks();
@@ -468,7 +437,7 @@ async fn in_a_batch_event_times_are_clamped_and_older_moves_are_stale() {
         .await
         .expect("release the rows");
 
-    for (org, _, jane) in &clocks {
+    for (org, jane) in &clocks {
         app.wait_assignee(org.group_id, Some(*jane)).await;
     }
     common::eventually("every move is decided", WAIT, || async {

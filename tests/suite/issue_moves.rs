@@ -25,7 +25,7 @@ const T1: &str = "2024-01-05T09:00:00.000+0000";
 const FAR: &str = "9999-12-31T23:59:59.000+0000";
 
 /// The fixture's move, from `from` to `to`, at `updated`.
-fn moved(from: &str, to: &str, updated: &str) -> Value {
+pub fn moved(from: &str, to: &str, updated: &str) -> Value {
     let mut body: Value = serde_json::from_slice(ISSUE_MOVED).expect("fixture");
     body["issue"]["key"] = json!(to);
     body["issue"]["fields"]["updated"] = json!(updated);
