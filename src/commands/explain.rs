@@ -65,8 +65,29 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the event says, as a sentence.
+/// What the event says, as a sentence, with what the bounded clock did
+/// (docs/reference.md §5.6): an event time clamped to the receive time, a
+/// watermark left by an older version replaced.
 pub fn sentence(event: &SyncEvent) -> String {
+    let mut sentence = decision(event);
+    let detail = &event.detail;
+    if let Some(jira) = detail["event_time_clamped_from"].as_str() {
+        sentence.push_str(&format!(
+            "; Jira's event time {jira} lay beyond the time jirasync received the change plus \
+             JIRASYNC_MAX_EVENT_SKEW, so the receive time was used"
+        ));
+    }
+    if let Some(reset) = detail["watermark_reset_from"].as_str() {
+        sentence.push_str(&format!(
+            "; the watermark there, {reset}, lay beyond any receive time (set before event times \
+             were bounded) and was replaced"
+        ));
+    }
+    sentence
+}
+
+/// The decision itself, as a sentence.
+fn decision(event: &SyncEvent) -> String {
     let detail = &event.detail;
     let text = |value: &Value| value.as_str().unwrap_or("?").to_owned();
     let org = match (&event.organization, event.organization_id) {
@@ -76,6 +97,14 @@ pub fn sentence(event: &SyncEvent) -> String {
     };
     let key = &event.issue_key;
     match (event.kind.as_str(), event.outcome.as_str()) {
+        ("key", "stale") => format!(
+            "left {} as it is{org}: a later move (Jira time {}) was applied there already; this \
+             move to {} is from {}",
+            text(&detail["from"]),
+            text(&detail["applied_up_to"]),
+            text(&detail["to"]),
+            text(&detail["event_time"])
+        ),
         (_, "stale") => format!(
             "skipped{org}: a later change of {key} (Jira time {}) was applied there already; this \
              one is from {}",
@@ -134,7 +163,8 @@ pub fn sentence(event: &SyncEvent) -> String {
             sentence
         }
         ("key", _) => format!(
-            "move of {} to {}: nothing to re-key (no issue had the old key; moved already?)",
+            "move of {} to {}: nothing to re-key (no organization with a sync flag on had the \
+             old key; moved already?)",
             text(&detail["from"]),
             text(&detail["to"])
         ),
@@ -254,5 +284,52 @@ fn plural_groups(ids: &[i64]) -> String {
     match list.len() {
         1 => format!("group {}", list[0]),
         _ => format!("groups {}", list.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn event(kind: &str, outcome: &str, detail: Value) -> SyncEvent {
+        SyncEvent {
+            id: 1,
+            at: Utc::now(),
+            message_id: None,
+            integration_id: Some(1),
+            issue_key: "OPS-7".to_owned(),
+            kind: kind.to_owned(),
+            event_time: None,
+            organization_id: Some(3),
+            organization: Some("acme".to_owned()),
+            outcome: outcome.to_owned(),
+            detail,
+        }
+    }
+
+    #[test]
+    fn a_clamped_event_time_and_a_replaced_watermark_are_told() {
+        let detail = json!({"groups": [], "event_time_clamped_from": "9999-12-31T23:59:59Z",
+            "watermark_reset_from": "9999-01-01T00:00:00Z"});
+        let text = sentence(&event("assignee", "unchanged", detail));
+        assert!(
+            text.contains("Jira's event time 9999-12-31T23:59:59Z lay beyond")
+                && text.contains("so the receive time was used")
+                && text.contains("the watermark there, 9999-01-01T00:00:00Z, lay beyond"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stale_move_says_which_key_stays() {
+        let detail = json!({"from": "OPS-7", "to": "DEMO-1", "event_time": "2024-01-01T10:00:00Z",
+            "applied_up_to": "2024-01-01T11:00:00Z"});
+        let text = sentence(&event("key", "stale", detail));
+        assert_eq!(
+            text,
+            "left OPS-7 as it is in acme: a later move (Jira time 2024-01-01T11:00:00Z) was \
+             applied there already; this move to DEMO-1 is from 2024-01-01T10:00:00Z"
+        );
     }
 }

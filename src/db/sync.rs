@@ -122,6 +122,31 @@ pub async fn mark_synced(
     Ok(())
 }
 
+/// `$1` external issue id, `$2` event time: see [`reset_synced`].
+pub const RESET_ASSIGNEE_SYNCED: &str =
+    "UPDATE external_issues SET assignee_synced_at = $2 WHERE id = $1";
+
+/// As [`RESET_ASSIGNEE_SYNCED`], for statuses.
+pub const RESET_STATUS_SYNCED: &str =
+    "UPDATE external_issues SET status_synced_at = $2 WHERE id = $1";
+
+/// Sets the watermark to `at`, also back: for one that binds nothing (later than
+/// `sync::clock::horizon`, left by a version that did not bound event times).
+/// Rare, so not prepared.
+pub async fn reset_synced(
+    client: &impl GenericClient,
+    external_issue_id: i64,
+    watermark: Watermark,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    let sql = match watermark {
+        Watermark::Assignee => RESET_ASSIGNEE_SYNCED,
+        Watermark::Status => RESET_STATUS_SYNCED,
+    };
+    client.execute(sql, &[&external_issue_id, &at]).await?;
+    Ok(())
+}
+
 /// `$1` external issue id, `$2` its organization: see [`linked_groups`].
 pub const LINKED_GROUPS: &str = "SELECT g.id, g.project_id, p.slug
    FROM group_links gl

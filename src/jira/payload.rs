@@ -3,11 +3,13 @@
 //! (docs/reference.md §5.3–5.7). Jira sends many more fields; only those below are looked at.
 //! Called by the worker's webhook handler.
 
+use std::time::Duration;
+
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value};
 
 use super::UserRef;
-use crate::sync::{Email, IssueEvent, IssueKey};
+use crate::sync::{Email, IssueEvent, IssueKey, clock};
 
 /// What a webhook body asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,17 +33,34 @@ pub struct IssueChange {
     pub assignee: Option<AssigneeChange>,
     /// The status transition; `None` when the status did not change.
     pub status: Option<StatusChange>,
-    /// `issue.fields.updated`, else top-level `timestamp`.
+    /// `issue.fields.updated`, else top-level `timestamp`; once
+    /// [bounded](Self::bound_event_time), never later than the receive time + the skew.
     pub event_time: Option<DateTime<Utc>>,
+    /// Jira's event time, when [`bound_event_time`](Self::bound_event_time)
+    /// replaced it by the receive time.
+    pub event_time_clamped_from: Option<DateTime<Utc>>,
 }
 
 impl IssueChange {
-    /// The change as inbound sync takes it, for `integration_id`.
-    pub fn event(&self, integration_id: i64) -> IssueEvent<'_> {
+    /// Bounds the event time by the time jirasync received the change
+    /// (docs/reference.md §5.6): one later than `received` + `skew` becomes
+    /// `received`, and Jira's is kept in `event_time_clamped_from`.
+    pub fn bound_event_time(&mut self, received: DateTime<Utc>, skew: Duration) {
+        let jira = self.event_time_clamped_from.or(self.event_time);
+        let bounded = clock::bound(jira, received, skew);
+        self.event_time = bounded.at;
+        self.event_time_clamped_from = bounded.clamped_from;
+    }
+
+    /// The change as inbound sync takes it, for `integration_id`, its ordering
+    /// guard knowing event times bounded by `skew`.
+    pub fn event(&self, integration_id: i64, skew: Duration) -> IssueEvent<'_> {
         IssueEvent {
             integration_id,
             key: &self.key,
             at: self.event_time,
+            clamped_from: self.event_time_clamped_from,
+            skew,
         }
     }
 }
@@ -209,6 +228,7 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
         assignee,
         status,
         event_time,
+        event_time_clamped_from: None,
     }))
 }
 
@@ -229,6 +249,7 @@ pub fn current_state(
             .get("updated")
             .and_then(Value::as_str)
             .and_then(parse_jira_time),
+        event_time_clamped_from: None,
     })
 }
 
@@ -486,6 +507,32 @@ mod tests {
             panic!("not an assignee change")
         };
         assert_eq!(event_time, None);
+    }
+
+    #[test]
+    fn a_far_future_event_time_is_bounded_by_the_receive_time() {
+        let body = json!({"changelog": assignee_changelog(),
+            "issue": {"key": "A-1", "fields": {"updated": "9999-12-31T23:59:59.000+0000"}}});
+        let Ok(WebhookEvent::Changed(mut change)) = event(body) else {
+            panic!("not a change")
+        };
+        let far = parse_jira_time("9999-12-31T23:59:59.000+0000");
+        assert_eq!(change.event_time, far, "parsed as Jira sent it");
+        let received = DateTime::from_timestamp_millis(1_700_000_000_000).expect("a time");
+        let skew = Duration::from_secs(300);
+        change.bound_event_time(received, skew);
+        assert_eq!(
+            (change.event_time, change.event_time_clamped_from),
+            (Some(received), far)
+        );
+        // Bounding again (a retry, received as before) keeps Jira's time.
+        change.bound_event_time(received, skew);
+        assert_eq!(
+            (change.event_time, change.event_time_clamped_from),
+            (Some(received), far)
+        );
+        let event = change.event(7, skew);
+        assert_eq!((event.at, event.clamped_from), (Some(received), far));
     }
 
     #[test]

@@ -97,7 +97,8 @@ pub async fn apply(
     let issues = super::admitted(tx, Watermark::Assignee, event, &mut report.reach, audit).await?;
     // Looked up once, and only when a group has no candidate by email.
     let mut mapped: Option<Option<i64>> = None;
-    for issue in &issues {
+    for admitted in &issues {
+        let issue = &admitted.issue;
         let mut results = Vec::new();
         for group in super::groups_of(tx, issue, &mut report.reach).await? {
             let result = match action {
@@ -156,6 +157,7 @@ pub async fn apply(
             detail["email"] = json!(email.as_ref().map(Email::as_str));
             detail["jira_user"] = json!(jira_user);
         }
+        admitted.note(&mut detail);
         audit.record(Kind::Assignee, Some(issue.organization_id), outcome, detail);
     }
     Ok(report)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio_postgres::Error;
 use tokio_postgres::types::ToSql;
 
@@ -60,6 +60,8 @@ pub struct Audit {
     integration_id: i64,
     issue_key: String,
     event_time: Option<DateTime<Utc>>,
+    /// Jira's event time, when `event_time` (the receive time) replaced it.
+    clamped_from: Option<DateTime<Utc>>,
     decisions: Vec<Decision>,
     recorded: bool,
 }
@@ -86,6 +88,7 @@ impl Audit {
             integration_id: event.integration_id,
             issue_key: event.key.as_str().to_owned(),
             event_time: event.at,
+            clamped_from: event.clamped_from,
             decisions: Vec::new(),
             recorded: true,
         }
@@ -99,14 +102,18 @@ impl Audit {
         }
     }
 
-    /// Notes one decision.
+    /// Notes one decision; when the event time was clamped, its `detail` keeps
+    /// Jira's as `event_time_clamped_from`.
     pub fn record(
         &mut self,
         kind: Kind,
         organization_id: Option<i64>,
         outcome: &'static str,
-        detail: Value,
+        mut detail: Value,
     ) {
+        if let (Some(from), Some(detail)) = (self.clamped_from, detail.as_object_mut()) {
+            detail.insert("event_time_clamped_from".to_owned(), json!(from));
+        }
         self.decisions.push(Decision {
             kind,
             organization_id,

@@ -1,34 +1,66 @@
 //! The rules of inbound sync (docs/reference.md §5.5–5.7): which organizations and
 //! groups a Jira issue reaches, who gets assigned, which status a group takes, and
-//! the ordering guard. Free of HTTP and AMQP types; the worker's webhook and
-//! reconcile handlers call `assignee::apply` and `status::apply`.
+//! the ordering guard and its bounded clock (`clock`). Free of HTTP and AMQP
+//! types; the worker's webhook and reconcile handlers call `rekey::apply`,
+//! `assignee::apply` and `status::apply`.
 
 pub mod assignee;
 pub mod audit;
+pub mod clock;
 pub mod rekey;
 pub mod status;
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::db::sync::{
     ExternalIssue, LinkedGroup, Watermark, linked_groups, lock_external_issues, mark_synced,
+    reset_synced,
 };
 use audit::{Audit, Kind};
 
 /// One change of a Jira issue of an integration, at the time Jira says it
-/// happened (`None`: unknown, and the ordering guard does nothing).
+/// happened, bounded by the receive time (`None`: unknown, and the ordering
+/// guard does nothing).
 #[derive(Debug, Clone, Copy)]
 pub struct IssueEvent<'a> {
     /// The integration the webhook (or search) came from.
     pub integration_id: i64,
     /// The issue.
     pub key: &'a IssueKey,
-    /// `issue.fields.updated`, else the webhook's `timestamp`.
+    /// `issue.fields.updated`, else the webhook's `timestamp`; the receive time
+    /// when that lay beyond it + `skew` ([`clock::bound`]).
     pub at: Option<DateTime<Utc>>,
+    /// Jira's time, when `at` replaced it.
+    pub clamped_from: Option<DateTime<Utc>>,
+    /// `JIRASYNC_MAX_EVENT_SKEW`: with it, the guard tells a stored watermark
+    /// that binds from one an unbounded version set ([`clock::horizon`]).
+    pub skew: Duration,
+}
+
+/// A row the ordering guard admitted, and the watermark it found there that
+/// bound nothing (later than [`clock::horizon`]: left by a version that did
+/// not bound event times) and replaced.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The row.
+    pub issue: ExternalIssue,
+    /// The watermark replaced, if one was.
+    pub reset_from: Option<DateTime<Utc>>,
+}
+
+impl Admitted {
+    /// Notes the replaced watermark in a decision's `detail`
+    /// (`watermark_reset_from`), for `jirasync explain`.
+    pub fn note(&self, detail: &mut Value) {
+        if let (Some(from), Some(detail)) = (self.reset_from, detail.as_object_mut()) {
+            detail.insert("watermark_reset_from".to_owned(), json!(from));
+        }
+    }
 }
 
 /// The organizations one change reached, how many of them the ordering guard
@@ -57,35 +89,54 @@ impl Reach {
 /// The guard (docs/reference.md §5.6): a row whose watermark is later than the
 /// event time is stale; otherwise its watermark moves forward to the event time.
 /// Without an event time every row is admitted and nothing moves. Equal is not
-/// stale: redelivery of the same event re-applies as a no-op. A stale
-/// organization is noted in `audit`, and so is the want of any organization.
+/// stale: redelivery of the same event re-applies as a no-op. A watermark beyond
+/// [`clock::horizon`] binds nothing and is replaced by the event time: no change
+/// since this version can have set it, so an older version did, from an
+/// unbounded event time, and it would otherwise freeze the issue for good. A
+/// stale organization is noted in `audit`, and so is the want of any organization.
 async fn admitted(
     tx: &Transaction<'_>,
     watermark: Watermark,
     event: IssueEvent<'_>,
     reach: &mut Reach,
     audit: &mut Audit,
-) -> Result<Vec<ExternalIssue>, tokio_postgres::Error> {
+) -> Result<Vec<Admitted>, tokio_postgres::Error> {
     let (kind, flag) = match watermark {
         Watermark::Assignee => (Kind::Assignee, "sync_reverse_assignment"),
         Watermark::Status => (Kind::Status, "sync_status_reverse"),
     };
     let mut admitted = Vec::new();
     let issues = lock_external_issues(tx, watermark, event.integration_id, event.key.as_str());
-    for issue in issues.await? {
+    let issues = issues.await?;
+    // Taken once the rows are locked: every change committed before was received before.
+    let horizon = clock::horizon(event.skew);
+    for issue in issues {
         reach.organizations += 1;
+        let binding = clock::binding(issue.synced_at, horizon);
         match event.at {
-            Some(at) if issue.synced_at.is_some_and(|synced| synced > at) => {
+            Some(at) if binding.is_some_and(|synced| synced > at) => {
                 tracing::info!(organization.id = issue.organization_id, watermark = ?watermark, "skipping stale change");
                 reach.stale += 1;
-                let detail = json!({ "event_time": at, "applied_up_to": issue.synced_at });
+                let detail = json!({ "event_time": at, "applied_up_to": binding });
                 audit.record(kind, Some(issue.organization_id), "stale", detail);
+            }
+            Some(at) if binding.is_none() && issue.synced_at.is_some() => {
+                tracing::warn!(organization.id = issue.organization_id, watermark = ?watermark, "replacing a watermark beyond any receive time");
+                reset_synced(tx, issue.id, watermark, at).await?;
+                let reset_from = issue.synced_at;
+                admitted.push(Admitted { issue, reset_from });
             }
             Some(at) => {
                 mark_synced(tx, issue.id, watermark, at).await?;
-                admitted.push(issue);
+                admitted.push(Admitted {
+                    issue,
+                    reset_from: None,
+                });
             }
-            None => admitted.push(issue),
+            None => admitted.push(Admitted {
+                issue,
+                reset_from: None,
+            }),
         }
     }
     if reach.organizations == 0 {

@@ -63,10 +63,12 @@ pub async fn apply(
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
     let issues = super::admitted(tx, Watermark::Status, event, &mut report.reach, audit).await?;
-    for issue in &issues {
+    for admitted in &issues {
+        let issue = &admitted.issue;
         // Without a transition only the watermark moves.
         let Some((from, to, activity)) = transition.map(Transition::statuses) else {
-            let detail = json!({ "reason": "no_done_boundary" });
+            let mut detail = json!({ "reason": "no_done_boundary" });
+            admitted.note(&mut detail);
             audit.record(
                 Kind::Status,
                 Some(issue.organization_id),
@@ -88,7 +90,8 @@ pub async fn apply(
         }
         report.changed += changed;
         let outcome = if changed > 0 { to } else { "unchanged" };
-        let detail = json!({ "from": from, "to": to, "groups": groups });
+        let mut detail = json!({ "from": from, "to": to, "groups": groups });
+        admitted.note(&mut detail);
         audit.record(Kind::Status, Some(issue.organization_id), outcome, detail);
     }
     Ok(report)

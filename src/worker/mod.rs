@@ -125,6 +125,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             emails: hidden_email::EmailCache::default(),
             statuses: jira_statuses::StatusCache::default(),
             audit: args.worker.audit,
+            max_event_skew: args.worker.max_event_skew,
         },
     };
     let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;
@@ -158,6 +159,9 @@ pub struct WebhookJobs {
     statuses: jira_statuses::StatusCache,
     /// Whether decisions are recorded in `sync_events` (`JIRASYNC_AUDIT`).
     audit: bool,
+    /// `JIRASYNC_MAX_EVENT_SKEW`: how far an event time may lie ahead of its
+    /// receive time (`sync::clock`).
+    max_event_skew: Duration,
     /// The writers that apply webhooks, several to a transaction.
     batches: batch::Batches,
     /// Lookups of integrations by external id in progress, shared by the

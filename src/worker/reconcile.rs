@@ -81,8 +81,16 @@ pub async fn handle(
             .await
             .map_err(|error| failure::access("search Jira for updated issues", error))?
             .unwrap_or_default();
+        // The search's receive time: its event times are bounded by it, as a
+        // webhook's are by the ingress's.
+        let answered = Utc::now();
         found += issues.len();
-        changed += apply_page(jobs, &mut client, &integration, &issues, message_id).await?;
+        let page = Page {
+            issues: &issues,
+            answered,
+            message_id,
+        };
+        changed += apply_page(jobs, &mut client, &integration, page).await?;
     }
     reconcile::record(&client, integration.id, started).await?;
     lock.commit().await?;
@@ -99,21 +107,30 @@ pub async fn handle(
     })
 }
 
+/// What one search answered, and when.
+struct Page<'a> {
+    issues: &'a [FoundIssue],
+    /// When the search answered: the event times' receive time.
+    answered: DateTime<Utc>,
+    /// The reconcile job's message id, for the audit trail.
+    message_id: &'a str,
+}
+
 /// Applies the current assignee of each issue of a page of the search like a
 /// webhook that changed it, in one transaction (the page's rows locked first, in
 /// id order, as a batch of webhooks locks them); how many issues had a group's
-/// assignment changed.
+/// assignment changed. An event time later than the answer's time + the skew is
+/// replaced by that time, as a webhook's is (docs/reference.md §5.6).
 async fn apply_page(
     jobs: &WebhookJobs,
     client: &mut deadpool_postgres::Object,
     integration: &Integration,
-    issues: &[FoundIssue],
-    message_id: &str,
+    page: Page<'_>,
 ) -> Result<usize, Failure> {
     // Jira is asked (hidden emails) before the transaction, which holds locks.
-    let mut changes = Vec::with_capacity(issues.len());
-    for issue in issues {
-        let change = match current_state(&issue.key, &issue.fields) {
+    let mut changes = Vec::with_capacity(page.issues.len());
+    for issue in page.issues {
+        let mut change = match current_state(&issue.key, &issue.fields) {
             Ok(change) => change,
             Err(error) => {
                 // One odd issue does not block the others.
@@ -121,6 +138,7 @@ async fn apply_page(
                 continue;
             }
         };
+        change.bound_event_time(page.answered, jobs.max_event_skew);
         let Some(assignee) = &change.assignee else {
             continue;
         };
@@ -139,8 +157,8 @@ async fn apply_page(
     let mut audits = Vec::with_capacity(changes.len());
     let mut changed = 0;
     for (change, action) in &changes {
-        let event = change.event(integration.id);
-        let mut audit = jobs.audit(message_id, event);
+        let event = change.event(integration.id, jobs.max_event_skew);
+        let mut audit = jobs.audit(page.message_id, event);
         let report = assignee::apply(&tx, event, action, &mut audit).await?;
         if report.missing_email > 0 {
             tracing::info!(issue.key = %change.key, "missing-assignee-email");

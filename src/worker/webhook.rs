@@ -6,6 +6,9 @@
 //! transaction is shared with the other webhooks ready at the same time
 //! (`worker::batch`).
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use serde_json::json;
 use tracing::Span;
@@ -17,7 +20,7 @@ use crate::integration::token::{self, Rejected};
 use crate::integration::{self as jira_server, Integration};
 use crate::jira::payload::{AssigneeChange, IssueChange, StatusChange, WebhookEvent, parse};
 use crate::queue::handler::{Failure, Incoming, Outcome};
-use crate::queue::message::{HUB_SIGNATURE, TOKEN, header_str};
+use crate::queue::message::{HUB_SIGNATURE, RECEIVED_AT_MS, TOKEN, header_int, header_str};
 use crate::sync::IssueKey;
 use crate::sync::assignee::{self, Action};
 use crate::sync::audit::{Audit, Kind};
@@ -48,7 +51,10 @@ pub struct Change {
     /// The message id (the ingress's `202`), for the audit trail.
     message_id: String,
     integration_id: i64,
+    /// The change, its event time bounded by the receive time.
     issue: IssueChange,
+    /// `JIRASYNC_MAX_EVENT_SKEW`, for the ordering guard.
+    skew: Duration,
     assignee: Option<Action>,
     status: Option<StatusPlan>,
 }
@@ -92,11 +98,12 @@ async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Fai
     }
     let event =
         parse(&message.body).map_err(|error| Failure::permanent(Outcome::Malformed, error))?;
-    let issue = match event {
+    let mut issue = match event {
         WebhookEvent::NoChangelog => return Ok(Prepared::Done(Outcome::NoChangelog)),
         WebhookEvent::NothingToSync => return Ok(Prepared::Done(Outcome::NothingToSync)),
         WebhookEvent::Changed(change) => change,
     };
+    issue.bound_event_time(received_at(message), jobs.max_event_skew);
     Span::current().record("issue.key", issue.key.as_str());
     let assignee = match &issue.assignee {
         Some(assignee) => Some(assignee_action(jobs, &integration, assignee).await?),
@@ -110,9 +117,18 @@ async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Fai
         message_id: message.id.clone(),
         integration_id: integration.id,
         issue,
+        skew: jobs.max_event_skew,
         assignee,
         status,
     })))
+}
+
+/// When the ingress received the message (its `received_at_ms` header), else —
+/// a message published by hand — now, when the worker took it.
+fn received_at(message: &Incoming) -> DateTime<Utc> {
+    header_int(&message.properties, RECEIVED_AT_MS)
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or_else(Utc::now)
 }
 
 /// Applies `change` in `tx`: the move, the assignee and the status. Returns the
@@ -123,11 +139,11 @@ pub async fn apply(
     change: &Change,
     record: bool,
 ) -> Result<(Outcome, Audit), tokio_postgres::Error> {
-    let event = change.issue.event(change.integration_id);
+    let event = change.issue.event(change.integration_id, change.skew);
     let mut audit = super::audit(record, &change.message_id, event);
-    let rekeyed = match &change.issue.moved_from {
-        Some(from) => rekey::apply(tx, change.integration_id, from, event.key, &mut audit).await?,
-        None => 0,
+    let moved = match &change.issue.moved_from {
+        Some(from) => rekey::apply(tx, event, from, &mut audit).await?,
+        None => rekey::Report::default(),
     };
     let assigned = match &change.assignee {
         Some(action) => Some(assignee::apply(tx, event, action, &mut audit).await?),
@@ -150,10 +166,7 @@ pub async fn apply(
         None => None,
     };
     tracing::debug!(?assigned, ?resolved, "changes applied");
-    Ok((
-        outcome(rekeyed, assigned.as_ref(), resolved.as_ref()),
-        audit,
-    ))
+    Ok((outcome(moved, assigned.as_ref(), resolved.as_ref()), audit))
 }
 
 /// The active integration `external_id` names (docs/reference.md §5.1), in one
@@ -254,9 +267,10 @@ async fn status_plan(
 }
 
 /// One outcome for the message: a status change that did something wins over an
-/// assignee change that did not; a move alone is `rekeyed`.
+/// assignee change that did not; a move alone is `rekeyed`, or `stale` when every
+/// row it found had a later move applied.
 fn outcome(
-    rekeyed: usize,
+    moved: rekey::Report,
     assigned: Option<&assignee::Report>,
     resolved: Option<&(Option<Transition>, status::Report)>,
 ) -> Outcome {
@@ -266,7 +280,8 @@ fn outcome(
         (Some(Outcome::Unchanged), Some(status)) => status,
         (Some(assignee), _) => assignee,
         (None, Some(status)) => status,
-        (None, None) if rekeyed > 0 => Outcome::Rekeyed,
+        (None, None) if moved.moved > 0 => Outcome::Rekeyed,
+        (None, None) if moved.stale > 0 => Outcome::Stale,
         (None, None) => Outcome::StatusNotSynced,
     }
 }

@@ -1,18 +1,65 @@
 //! Issues that move (docs/reference.md §5.8): Jira's `Key` changelog item re-keys
-//! the integration's external issues, merging into a row that has the new key
-//! already, and the groups keep syncing under the new key; `explain` finds the move
-//! under either key.
+//! the integration's external issues in the organizations with a sync flag on,
+//! merging into a row that has the new key already, and the groups keep syncing
+//! under the new key; a move older than the last one applied to a row is stale
+//! there, and a move's event time is bounded by its receive time (§5.6); `explain`
+//! finds the move under either key.
 
 use crate::common::app::WAIT;
 use crate::common::seed::{assignee_changed, jira_user};
 use crate::common::{self, TestApp};
 
+use chrono::{DateTime, TimeDelta, Utc};
+use jirasync::jira::payload::parse_jira_time;
 use serde_json::{Value, json};
 
 /// Sentry's "moved issue" shape: `issue.key` is the new key; the changelog has
 /// the project, `Key` (old in `fromString`, new in `toString`) and workflow items.
 const ISSUE_MOVED: &[u8] = include_bytes!("../fixtures/issue_moved.json");
 const AFTER_MOVE: &str = "2024-01-06T10:00:00.000+0000";
+
+/// The fixture's move time, and one an hour before it.
+const T2: &str = "2024-01-05T10:00:00.000+0000";
+const T1: &str = "2024-01-05T09:00:00.000+0000";
+/// The review's probe: an `updated` no clock reaches.
+const FAR: &str = "9999-12-31T23:59:59.000+0000";
+
+/// The fixture's move, from `from` to `to`, at `updated`.
+pub fn moved(from: &str, to: &str, updated: &str) -> Value {
+    let mut body: Value = serde_json::from_slice(ISSUE_MOVED).expect("fixture");
+    body["issue"]["key"] = json!(to);
+    body["issue"]["fields"]["updated"] = json!(updated);
+    let items = body["changelog"]["items"].as_array_mut().expect("items");
+    let key = items
+        .iter_mut()
+        .find(|item| item["field"] == "Key")
+        .expect("the Key item");
+    key["fromString"] = json!(from);
+    key["toString"] = json!(to);
+    body
+}
+
+/// Sets the organization's sync flags to `config`.
+async fn configure(app: &TestApp, org: i64, config: Value) {
+    app.db
+        .execute(
+            "UPDATE organization_integrations SET config = $2 WHERE organization_id = $1",
+            &[&org, &config],
+        )
+        .await
+        .expect("sync flags");
+}
+
+async fn key_synced_at(app: &TestApp, external_issue: i64) -> Option<DateTime<Utc>> {
+    app.db
+        .query_one(
+            "SELECT key_synced_at FROM external_issues WHERE id = $1",
+            &[&external_issue],
+        )
+        .await
+        .expect("external issue")
+        .get(0)
+}
 
 async fn keys(app: &TestApp, org: i64) -> Vec<String> {
     app.db
@@ -193,6 +240,149 @@ async fn a_move_onto_a_key_the_organization_has_merges_the_rows_and_their_links(
     assert!(
         text.contains("merged into the existing OPS-7 (1 links moved, 1 duplicates dropped)"),
         "{text}"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_move_applies_only_in_organizations_with_a_sync_flag_on() {
+    let app = TestApp::builder().concurrency(1).start().await;
+    let assigning = app.seed().org(app.integration, true, "DEMO-1").await;
+    // Any one of the four flags moves the issue there.
+    let forward = app.seed().org(app.integration, false, "DEMO-1").await;
+    let flags = |forward_status: bool| {
+        json!({"sync_reverse_assignment": false, "sync_status_reverse": false,
+               "sync_forward_assignment": false, "sync_status_forward": forward_status})
+    };
+    configure(&app, forward.id, flags(true)).await;
+    let off = app.seed().org(app.integration, false, "DEMO-1").await;
+    configure(&app, off.id, flags(false)).await;
+
+    app.send_with(&app.token, ISSUE_MOVED, None).await;
+    common::eventually("the organizations with sync on re-keyed", WAIT, || async {
+        keys(&app, assigning.id).await == ["OPS-7"] && keys(&app, forward.id).await == ["OPS-7"]
+    })
+    .await;
+    // In the same transaction: the organization with every flag off kept its key.
+    assert_eq!(keys(&app, off.id).await, ["DEMO-1"]);
+    assert_eq!(
+        linked_groups(&app, off.external_issue_id).await,
+        [off.group_id]
+    );
+    let events = key_events(&app).await;
+    let decided: Vec<(Option<i64>, &str)> = events
+        .iter()
+        .map(|(org, outcome, _)| (*org, outcome.as_str()))
+        .collect();
+    assert_eq!(
+        decided,
+        [
+            (Some(assigning.id), "rekeyed"),
+            (Some(forward.id), "rekeyed")
+        ]
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn an_older_move_delivered_late_is_stale_and_redelivery_changes_nothing() {
+    let app = TestApp::builder().concurrency(1).start().await;
+    let org = app.seed().org(app.integration, true, "DEMO-1").await;
+    let there = moved("DEMO-1", "OPS-7", T2);
+    // Made before it, delivered after it.
+    let back = moved("OPS-7", "DEMO-1", T1);
+
+    app.send(&there).await;
+    common::eventually("DEMO-1 becomes OPS-7", WAIT, || async {
+        keys(&app, org.id).await == ["OPS-7"]
+    })
+    .await;
+    app.send(&back).await;
+    common::eventually("the late move is decided", WAIT, || async {
+        key_events(&app).await.len() == 2
+    })
+    .await;
+    assert_eq!(keys(&app, org.id).await, ["OPS-7"], "B stays");
+    assert_eq!(
+        key_synced_at(&app, org.external_issue_id).await,
+        parse_jira_time(T2)
+    );
+    let events = key_events(&app).await;
+    assert_eq!((events[1].0, events[1].1.as_str()), (Some(org.id), "stale"));
+    assert_eq!(
+        (&events[1].2["event_time"], &events[1].2["applied_up_to"]),
+        (
+            &json!("2024-01-05T09:00:00Z"),
+            &json!("2024-01-05T10:00:00Z")
+        )
+    );
+
+    // Both redelivered: decided again, nothing changed twice.
+    app.send(&there).await;
+    app.send(&back).await;
+    common::eventually("the redeliveries are decided", WAIT, || async {
+        key_events(&app).await.len() == 4
+    })
+    .await;
+    let events = key_events(&app).await;
+    let redelivered: Vec<(Option<i64>, &str)> = events[2..]
+        .iter()
+        .map(|(org, outcome, _)| (*org, outcome.as_str()))
+        .collect();
+    assert_eq!(redelivered, [(None, "unchanged"), (Some(org.id), "stale")]);
+    assert_eq!(keys(&app, org.id).await, ["OPS-7"]);
+    assert_eq!(
+        key_synced_at(&app, org.external_issue_id).await,
+        parse_jira_time(T2)
+    );
+    assert_eq!(
+        linked_groups(&app, org.external_issue_id).await,
+        [org.group_id]
+    );
+    let text =
+        String::from_utf8_lossy(&common::output(&["explain", "DEMO-1"], &app.settings).stdout)
+            .into_owned();
+    assert!(
+        text.contains("left OPS-7 as it is") && text.contains("a later move (Jira time"),
+        "{text}"
+    );
+    assert_eq!(app.dead_letters().await, 0);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_far_future_move_is_bounded_and_the_move_back_applies() {
+    let app = TestApp::builder().concurrency(1).start().await;
+    let org = app.seed().org(app.integration, true, "DEMO-1").await;
+
+    let before = Utc::now();
+    app.send(&moved("DEMO-1", "OPS-7", FAR)).await;
+    let sent = Utc::now();
+    common::eventually("DEMO-1 becomes OPS-7", WAIT, || async {
+        keys(&app, org.id).await == ["OPS-7"]
+    })
+    .await;
+    let moved_at = key_synced_at(&app, org.external_issue_id).await;
+    assert!(
+        moved_at.is_some_and(|at| at >= before - TimeDelta::milliseconds(1) && at <= sent),
+        "the move time is its receive time: {moved_at:?}"
+    );
+    let events = key_events(&app).await;
+    assert_eq!(
+        events[0].2["event_time_clamped_from"],
+        "9999-12-31T23:59:59Z"
+    );
+
+    // A move made afterwards applies.
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+    app.send(&moved("OPS-7", "DEMO-1", &now)).await;
+    common::eventually("OPS-7 moves back to DEMO-1", WAIT, || async {
+        keys(&app, org.id).await == ["DEMO-1"]
+    })
+    .await;
+    assert_eq!(
+        key_synced_at(&app, org.external_issue_id).await,
+        parse_jira_time(&now)
     );
     app.finish().await;
 }

@@ -65,6 +65,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "key",
             "assignee_synced_at",
             "status_synced_at",
+            "key_synced_at",
         ],
     ),
     (

@@ -76,6 +76,21 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             "(1, ARRAY['BIG-77', 'OPS-1'])",
         ),
         (
+            "LOCK_MOVING (issue move, organizations with sync on)",
+            rekey::LOCK_MOVING,
+            "(1, ARRAY['BIG-77', 'OPS-1'])",
+        ),
+        (
+            "RESET_ASSIGNEE_SYNCED",
+            sync::RESET_ASSIGNEE_SYNCED,
+            "(77, now())",
+        ),
+        (
+            "RESET_STATUS_SYNCED",
+            sync::RESET_STATUS_SYNCED,
+            "(77, now())",
+        ),
+        (
             "INSERT_SYNC_EVENT",
             audit::INSERT_SYNC_EVENT,
             "('m', 1, 'BIG-77', now(), 'assignee', 5, 'assigned', '{}')",
