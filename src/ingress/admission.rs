@@ -159,8 +159,7 @@ impl Clients {
             _ => false,
         };
         if !fits {
-            // Nothing held (a first request over a limit of 0 cannot happen:
-            // limits are at least 1), so an entry made just now stays empty.
+            // An entry made just now for this refusal holds nothing: not kept.
             if entry.in_flight == 0 && entry.kib == [0, 0] {
                 used.remove(&client);
             }

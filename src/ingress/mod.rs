@@ -127,6 +127,7 @@ async fn serve_with(
         .local_addr()
         .context("failed to read the listen address")?;
     crate::telemetry::prometheus();
+    let limits = server::Limits::of(&args.http);
     // The broker link outlives the HTTP server so in-flight requests can finish.
     let broker_stop = CancellationToken::new();
     let (broker, broker_task) =
@@ -139,13 +140,14 @@ async fn serve_with(
                 ready_text: health::READY,
                 not_ready_text: health::NOT_READY,
             };
-            // The probes' port: the same connection limits, no `X-Forwarded-For`.
-            let limits = server::Limits {
-                client_max_connections: server::Limits::of(&args.http).client_max_connections,
+            // The probes' port: the same connection limits; it has no use for
+            // `X-Forwarded-For`.
+            let probes = server::Limits {
                 trusted_proxies: Arc::default(),
+                ..limits.clone()
             };
             let spawned =
-                crate::health::spawn_with(metrics_address, readiness, limits, shutdown.clone());
+                crate::health::spawn_with(metrics_address, readiness, probes, shutdown.clone());
             match spawned.await {
                 Ok(task) => Some(task),
                 Err(error) => {
@@ -168,7 +170,6 @@ async fn serve_with(
         metrics == MetricsAt::ThisPort,
     );
     tracing::info!(%address, "ingress listening");
-    let limits = server::Limits::of(&args.http);
     server::serve(listener, app, limits, shutdown, DRAIN_DEADLINE).await;
     broker_stop.cancel();
     let _ = broker_task.await;

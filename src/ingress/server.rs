@@ -41,7 +41,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// none waits in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 512;
 /// `JIRASYNC_CLIENT_MAX_CONNECTIONS`'s default, for a listener without the
-/// ingress's settings (a worker's metrics listener).
+/// ingress's settings (a worker's metrics listener); a test keeps them equal.
 pub const DEFAULT_CLIENT_MAX_CONNECTIONS: usize = 128;
 /// The read buffer of a connection (hyper's default is about 400 KB): a request
 /// line and headers larger than this get `431`.
@@ -140,7 +140,7 @@ pub async fn serve(
         };
         let io = TokioIo::new(Watched::new(stream, Arc::clone(&conn)));
         let connection = graceful.watch(http.serve_connection(io, service));
-        let open = open.clone();
+        let (open, refused) = (open.clone(), refused.clone());
         open.increment(1.0);
         tokio::spawn(async move {
             tokio::select! {
@@ -149,6 +149,7 @@ pub async fn serve(
                 },
                 // Dropping the connection closes its socket.
                 () = conn.evicted() => {
+                    refused.increment(1);
                     tracing::debug!("connection closed: its client opened a newer one");
                 }
             }
@@ -167,7 +168,6 @@ pub async fn serve(
 
 /// The service of one connection: tags each request with its [`Client`] and
 /// marks the connection busy while the request is handled.
-#[derive(Clone)]
 struct Tagging {
     app: Router,
     conn: Arc<Conn>,
@@ -213,4 +213,20 @@ fn timed_out() -> Response {
         })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_without_settings_has_the_settings_default_limits() {
+        let settings = crate::config::Settings::defaults();
+        let limits = Limits::of(&settings.http);
+        assert_eq!(
+            limits.client_max_connections,
+            Limits::default().client_max_connections
+        );
+        assert_eq!(*limits.trusted_proxies, TrustedProxies::default());
+    }
 }

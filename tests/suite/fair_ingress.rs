@@ -628,3 +628,43 @@ async fn the_metrics_listener_has_the_same_connection_limits_and_its_probes_answ
     );
     assert_eq!(all, IDLE, "the rest after 3 s of silence");
 }
+
+/// `bench/run.sh` posts 64 at a time from one client over kept-alive
+/// connections: the per-client limits must refuse none of them.
+#[tokio::test]
+async fn a_client_with_64_requests_in_flight_is_never_refused() {
+    const EACH: usize = 10;
+    let settings = common::settings();
+    common::declare_topology(&settings).await.expect("topology");
+    let (_ingress, base) = common::ingress_process(&settings).await;
+    let client = http_from(Ipv4Addr::LOCALHOST);
+    let url = format!("{base}{}", webhook_path(TOKEN));
+    let senders = (0..CLIENT_MAX_IN_FLIGHT).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::with_capacity(EACH);
+            for _ in 0..EACH {
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send()
+                    .await;
+                statuses.push(answer.map_or(0, |a| a.status().as_u16()));
+            }
+            statuses
+        })
+    });
+    let mut statuses = std::collections::BTreeMap::new();
+    for sender in futures_util::future::join_all(senders).await {
+        for status in sender.expect("a sender") {
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+    }
+    let sent = CLIENT_MAX_IN_FLIGHT * EACH;
+    assert_eq!(statuses.get(&202).copied(), Some(sent), "{statuses:?}");
+    assert_eq!(
+        usize::try_from(webhooks_queued(&settings).await).expect("fits"),
+        sent
+    );
+}
