@@ -1,10 +1,12 @@
 //! The metrics and health listener of `JIRASYNC_METRICS_LISTEN`, apart from the
 //! port Jira posts to: `/metrics` for Prometheus, `/healthz` while the process
 //! runs, `/readyz` while it can do its work (a worker consumes, an ingress can
-//! publish). `jirasync run` serves one for both.
+//! publish), on the ingress's accept loop and its connection limits.
+//! `jirasync run` serves one for both.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -12,7 +14,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::ingress::server::{Limits, serve};
 use crate::shutdown::Shutdown;
+
+/// How long scrapes in progress may take to finish after shutdown is requested.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// Whether the process can do its work, and how `/readyz` says so.
 pub struct Readiness {
@@ -32,10 +38,22 @@ pub async fn metrics() -> impl IntoResponse {
     )
 }
 
-/// Binds `address` and serves until `shutdown`.
+/// Binds `address` and serves until `shutdown`, with the default connection limits.
 pub async fn spawn(
     address: SocketAddr,
     readiness: Readiness,
+    shutdown: Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    spawn_with(address, readiness, Limits::default(), shutdown).await
+}
+
+/// Binds `address` and serves until `shutdown` on the ingress's accept loop,
+/// under `limits` (connections overall and per client, idle and header
+/// timeouts): the probes' port must answer whatever the clients of the other do.
+pub async fn spawn_with(
+    address: SocketAddr,
+    readiness: Readiness,
+    limits: Limits,
     shutdown: Shutdown,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(address)
@@ -59,12 +77,5 @@ pub async fn spawn(
         )
         .route("/metrics", get(metrics));
     tracing::info!(%address, "metrics listening");
-    Ok(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "metrics listener failed");
-        }
-    }))
+    Ok(tokio::spawn(serve(listener, app, limits, shutdown, DRAIN)))
 }

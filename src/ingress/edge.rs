@@ -1,7 +1,8 @@
 //! The one layer every ingress request passes first (`router` installs it): the
 //! request's span, its `jirasync_http_*` metrics and its admission
-//! ([`server::admitted`]). One layer with its metric handles registered once,
-//! rather than a tracing layer and two middlewares looking them up per request.
+//! ([`server::admitted`]; `/healthz` and `/readyz` bypass it, so a flood never
+//! fails a probe). One layer with its metric handles registered once, rather than
+//! a tracing layer and two middlewares looking them up per request.
 
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ use super::server::{self, Admission};
 
 /// The route label of a request no route matched.
 const UNMATCHED: &str = "unmatched";
+/// The routes answered without admission: the probes.
+const UNLIMITED: [&str; 2] = ["/healthz", "/readyz"];
 
 /// What the layer shares between requests.
 pub struct Edge {
@@ -28,6 +31,8 @@ pub struct Edge {
 /// The request metrics of one route.
 struct RouteMetrics {
     route: String,
+    /// Answered without admission (one of [`UNLIMITED`]).
+    unlimited: bool,
     /// `jirasync_http_request_duration_seconds`, registered at first use (a
     /// series appears on `/metrics` once a request took that route, as before).
     duration: OnceLock<Histogram>,
@@ -39,6 +44,7 @@ impl RouteMetrics {
     fn new(route: &str) -> Self {
         Self {
             route: route.to_owned(),
+            unlimited: UNLIMITED.contains(&route),
             duration: OnceLock::new(),
             requests: RwLock::new(Vec::new()),
         }
@@ -114,9 +120,6 @@ pub async fn edge(edge: Arc<Edge>, request: Request, next: Next) -> Response {
     async {
         tracing::debug!("started processing request");
         let started = Instant::now();
-        let response = server::admitted(&edge.admission, request, next).await;
-        let latency = started.elapsed();
-        let status = response.status();
         let unlisted;
         let metrics = match edge.metrics(route) {
             Some(metrics) => metrics,
@@ -126,6 +129,13 @@ pub async fn edge(edge: Arc<Edge>, request: Request, next: Next) -> Response {
                 &unlisted
             }
         };
+        let response = if metrics.unlimited {
+            next.run(request).await
+        } else {
+            server::admitted(&edge.admission, request, next).await
+        };
+        let latency = started.elapsed();
+        let status = response.status();
         metrics.record(status, latency);
         let latency_ms = latency.as_millis();
         // A 503 is the ingress working as designed (broker down, blocked, not ready

@@ -2,12 +2,15 @@
 //! them, raw, on RabbitMQ; answers 202 only after the broker confirmed. No
 //! database here.
 
+mod admission;
 pub mod client;
+mod connections;
 mod edge;
 mod error;
 mod health;
 mod oauth2_callback;
 mod oauth_callback;
+mod rate;
 pub mod server;
 mod webhook;
 
@@ -124,6 +127,7 @@ async fn serve_with(
         .local_addr()
         .context("failed to read the listen address")?;
     crate::telemetry::prometheus();
+    let limits = server::Limits::of(&args.http);
     // The broker link outlives the HTTP server so in-flight requests can finish.
     let broker_stop = CancellationToken::new();
     let (broker, broker_task) =
@@ -136,7 +140,15 @@ async fn serve_with(
                 ready_text: health::READY,
                 not_ready_text: health::NOT_READY,
             };
-            match crate::health::spawn(metrics_address, readiness, shutdown.clone()).await {
+            // The probes' port: the same connection limits; it has no use for
+            // `X-Forwarded-For`.
+            let probes = server::Limits {
+                trusted_proxies: Arc::default(),
+                ..limits.clone()
+            };
+            let spawned =
+                crate::health::spawn_with(metrics_address, readiness, probes, shutdown.clone());
+            match spawned.await {
                 Ok(task) => Some(task),
                 Err(error) => {
                     broker_stop.cancel();
@@ -151,14 +163,14 @@ async fn serve_with(
         AppState {
             broker,
             max_body_bytes: args.http.max_body_bytes,
-            admission: Admission::new(args.http.max_body_bytes),
+            admission: Admission::new(args.http.max_body_bytes, args.http.client_max_in_flight),
             tokens: Arc::default(),
             publishes: Arc::default(),
         },
         metrics == MetricsAt::ThisPort,
     );
     tracing::info!(%address, "ingress listening");
-    server::serve(listener, app, shutdown, DRAIN_DEADLINE).await;
+    server::serve(listener, app, limits, shutdown, DRAIN_DEADLINE).await;
     broker_stop.cancel();
     let _ = broker_task.await;
     if let Some(task) = metrics_task {
@@ -172,7 +184,7 @@ async fn serve_with(
 /// The routes of docs/reference.md §3; `/metrics` only with `with_metrics`.
 pub fn router(state: AppState, with_metrics: bool) -> Router {
     let admission = state.admission.clone();
-    // One bucket for both callbacks.
+    // One bucket per client for both callbacks.
     let rate = server::RateLimit::callbacks();
     let callbacks = |rate: &server::RateLimit| {
         let rate = rate.clone();

@@ -1,152 +1,88 @@
-//! The ingress's HTTP/1.1 server, under limits that keep hostile or broken clients
-//! from taking it down (docs/reference.md §3): a connection cap, a header-read
-//! timeout, bounded read buffers, a whole-request timeout, a cap on requests in
-//! flight and a budget of body bytes being read, both of which shed load with
-//! `503` + `Retry-After` rather than queueing it.
+//! The HTTP/1.1 server of the ingress's port and of the metrics listener
+//! (`crate::health`), under limits that keep hostile or broken clients from
+//! taking it down (docs/reference.md §3): connection caps, overall and per client
+//! ([`Connections`]), idle and header-read timeouts, bounded read buffers and a
+//! whole-request timeout. The per-request limits are [`Admission`]'s.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::Service as _;
 
-use super::ApiError;
 use super::client::Client;
+use super::connections::{Busy, Conn, Connections, Watched};
+use crate::config::{HttpSettings, TrustedProxies};
 use crate::shutdown::Shutdown;
+
+pub use super::admission::{Admission, MAX_IN_FLIGHT};
+pub use super::connections::IDLE_TIMEOUT;
+pub use super::rate::{CALLBACK_BURST, CALLBACK_PER_SECOND, RateLimit, rate_limited};
 
 /// A client that has not sent its request line and headers by then is disconnected.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every request is answered within this, its body read included (`408` when the
 /// client sends too slowly).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open connections at most; further clients wait in the listen backlog.
+/// Open connections at most; a further one is accepted and closed at once, so
+/// none waits in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 512;
-/// Requests being handled at most; more get `503`.
-pub const MAX_IN_FLIGHT: usize = 256;
+/// `JIRASYNC_CLIENT_MAX_CONNECTIONS`'s default, for a listener without the
+/// ingress's settings (a worker's metrics listener); a test keeps them equal.
+pub const DEFAULT_CLIENT_MAX_CONNECTIONS: usize = 128;
 /// The read buffer of a connection (hyper's default is about 400 KB): a request
 /// line and headers larger than this get `431`.
 const READ_BUFFER_BYTES: usize = 32 * 1024;
-/// Bodies up to this size draw on their own budget, so a flood of large bodies
-/// cannot starve Jira's ordinary webhooks (a few KB each).
-const SMALL_BODY_BYTES: usize = 64 * 1024;
-/// Bytes of small bodies being read at once (128 of the largest).
-const SMALL_BODY_BUDGET_BYTES: usize = 128 * SMALL_BODY_BYTES;
-/// Bytes of larger bodies being read at once: 8 of the largest, at least 16 MiB.
-const LARGE_BODY_BUDGET_MIN_BYTES: usize = 16 * 1024 * 1024;
-const LARGE_BODY_BUDGET_BODIES: usize = 8;
 
-/// The limits every request is admitted under.
+/// The connection limits of a listener and how it tells a request's client.
 #[derive(Clone)]
-pub struct Admission {
-    in_flight: Arc<Semaphore>,
-    /// Budgets of body bytes being read, in KiB: small bodies, larger ones.
-    small_bodies: Arc<Semaphore>,
-    large_bodies: Arc<Semaphore>,
-    max_body_bytes: usize,
+pub struct Limits {
+    /// Open connections per TCP peer (`JIRASYNC_CLIENT_MAX_CONNECTIONS`).
+    pub client_max_connections: usize,
+    /// Whose `X-Forwarded-For` names the client (`JIRASYNC_TRUSTED_PROXIES`).
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
-impl Admission {
-    /// Limits for bodies of at most `max_body_bytes`.
-    pub fn new(max_body_bytes: usize) -> Self {
-        let large = LARGE_BODY_BUDGET_MIN_BYTES.max(LARGE_BODY_BUDGET_BODIES * max_body_bytes);
-        let kib = |bytes: usize| Arc::new(Semaphore::new(bytes.div_ceil(1024)));
+impl Default for Limits {
+    fn default() -> Self {
         Self {
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-            small_bodies: kib(SMALL_BODY_BUDGET_BYTES),
-            large_bodies: kib(large),
-            max_body_bytes,
-        }
-    }
-
-    /// A slot for one request, or `None` when `MAX_IN_FLIGHT` are being handled.
-    fn request(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.in_flight).try_acquire_owned().ok()
-    }
-
-    /// Room for the body a request with `headers` announces (its
-    /// `content-length`, else the largest body), or `None` when its budget is spent.
-    pub fn body(&self, headers: &HeaderMap) -> Option<OwnedSemaphorePermit> {
-        let announced = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok())
-            .unwrap_or(self.max_body_bytes)
-            .min(self.max_body_bytes);
-        let budget = if announced <= SMALL_BODY_BYTES {
-            &self.small_bodies
-        } else {
-            &self.large_bodies
-        };
-        let kib = u32::try_from(announced.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-        Arc::clone(budget).try_acquire_many_owned(kib).ok()
-    }
-}
-
-/// A token bucket: `burst` requests at once, then `per_second`. The OAuth
-/// callbacks are public and each one they take enqueues a job; this bounds how
-/// many an anonymous client can enqueue (the jobs themselves are cheap for a
-/// state or token no session holds).
-#[derive(Clone)]
-pub struct RateLimit(Arc<std::sync::Mutex<(f64, std::time::Instant)>>, f64, f64);
-
-/// Callback requests at once, and per second after that.
-pub const CALLBACK_BURST: f64 = 50.0;
-pub const CALLBACK_PER_SECOND: f64 = 5.0;
-
-impl RateLimit {
-    /// The callbacks' limit.
-    pub fn callbacks() -> Self {
-        Self(
-            Arc::new(std::sync::Mutex::new((
-                CALLBACK_BURST,
-                std::time::Instant::now(),
-            ))),
-            CALLBACK_BURST,
-            CALLBACK_PER_SECOND,
-        )
-    }
-
-    /// Takes a token, if there is one.
-    fn take(&self) -> bool {
-        let Ok(mut bucket) = self.0.lock() else {
-            return false;
-        };
-        let (tokens, last) = &mut *bucket;
-        let now = std::time::Instant::now();
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.2).min(self.1);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
+            client_max_connections: DEFAULT_CLIENT_MAX_CONNECTIONS,
+            trusted_proxies: Arc::default(),
         }
     }
 }
 
-/// Middleware of the OAuth callbacks: a token of `limit`, else `429`.
-pub async fn rate_limited(limit: RateLimit, request: Request, next: Next) -> Response {
-    if !limit.take() {
-        metrics::counter!("jirasync_http_shed_total", "reason" => "rate").increment(1);
-        return ApiError::TooMany.into_response();
+impl Limits {
+    /// The ingress's port's limits.
+    pub fn of(http: &HttpSettings) -> Self {
+        Self {
+            client_max_connections: usize::try_from(http.client_max_connections)
+                .unwrap_or(DEFAULT_CLIENT_MAX_CONNECTIONS),
+            trusted_proxies: Arc::new(http.trusted_proxies.clone()),
+        }
     }
-    next.run(request).await
 }
 
-/// Every route's admission (run by the edge layer): one of `MAX_IN_FLIGHT`
-/// slots, else `503`; an answer within [`REQUEST_TIMEOUT`], else `408`.
+/// Every admitted route's admission (run by the edge layer): a slot of the
+/// client and of the ingress, else `429` or `503`; an answer within
+/// [`REQUEST_TIMEOUT`], else `408`.
 pub async fn admitted(admission: &Admission, request: Request, next: Next) -> Response {
-    let Some(_slot) = admission.request() else {
-        return shed("in_flight");
+    let _slot = match admission.request(Client::of(&request)) {
+        Ok(slot) => slot,
+        Err(shed) => return shed.into_response(),
     };
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
@@ -157,26 +93,24 @@ pub async fn admitted(admission: &Admission, request: Request, next: Next) -> Re
     }
 }
 
-/// A `503` for load shed for `reason`, counted.
-pub fn shed(reason: &'static str) -> Response {
-    metrics::counter!("jirasync_http_shed_total", "reason" => reason).increment(1);
-    ApiError::Overloaded.into_response()
-}
-
-/// Serves `app` on `listener` until `shutdown`, then lets open requests finish
-/// for up to `drain`.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown, drain: Duration) {
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+/// Serves `app` on `listener` under `limits` until `shutdown`, then lets open
+/// requests finish for up to `drain`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: Shutdown,
+    drain: Duration,
+) {
+    let connections = Connections::new(MAX_CONNECTIONS, limits.client_max_connections);
     let graceful = GracefulShutdown::new();
     let open = metrics::gauge!("jirasync_http_connections");
+    let refused = metrics::counter!("jirasync_http_shed_total", "reason" => "client_connections");
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(READ_BUFFER_BYTES);
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = shutdown.cancelled() => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -189,26 +123,38 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown, drain
             },
             () = shutdown.cancelled() => break,
         };
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(READ_BUFFER_BYTES);
-        let client = Client(peer.ip());
-        let tagged = tower::ServiceExt::map_request(app.clone(), move |mut request: Request<_>| {
-            request.extensions_mut().insert(client);
-            request
-        });
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(tagged));
-        let connection = graceful.watch(connection);
-        let open = open.clone();
+        let peer = peer.ip().to_canonical();
+        // Accepted and closed rather than left in the backlog, where it would
+        // hold up the clients queued behind it.
+        let Some(held) = connections.open(peer) else {
+            refused.increment(1);
+            drop(stream);
+            continue;
+        };
+        let conn = Arc::clone(held.conn());
+        let service = Tagging {
+            app: app.clone(),
+            conn: Arc::clone(&conn),
+            peer,
+            trusted: Arc::clone(&limits.trusted_proxies),
+        };
+        let io = TokioIo::new(Watched::new(stream, Arc::clone(&conn)));
+        let connection = graceful.watch(http.serve_connection(io, service));
+        let (open, refused) = (open.clone(), refused.clone());
         open.increment(1.0);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+            tokio::select! {
+                ended = connection => if let Err(error) = ended {
+                    tracing::debug!(%error, "connection ended with an error");
+                },
+                // Dropping the connection closes its socket.
+                () = conn.evicted() => {
+                    refused.increment(1);
+                    tracing::debug!("connection closed: its client opened a newer one");
+                }
             }
             open.decrement(1.0);
-            drop(permit);
+            drop(held);
         });
     }
     drop(listener);
@@ -217,6 +163,44 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown, drain
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within the drain deadline");
+    }
+}
+
+/// The service of one connection: tags each request with its [`Client`] and
+/// marks the connection busy while the request is handled.
+struct Tagging {
+    app: Router,
+    conn: Arc<Conn>,
+    peer: IpAddr,
+    trusted: Arc<TrustedProxies>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Tagging {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Handling;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        let client = Client::resolve(self.peer, request.headers(), &self.trusted);
+        request.extensions_mut().insert(client);
+        Handling {
+            _busy: self.conn.busy(),
+            future: self.app.clone().call(request),
+        }
+    }
+}
+
+/// A request being handled, its connection busy until it is answered.
+struct Handling {
+    _busy: Busy,
+    future: axum::routing::future::RouteFuture<Infallible>,
+}
+
+impl Future for Handling {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().future).poll(cx)
     }
 }
 
@@ -229,4 +213,20 @@ fn timed_out() -> Response {
         })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_without_settings_has_the_settings_default_limits() {
+        let settings = crate::config::Settings::defaults();
+        let limits = Limits::of(&settings.http);
+        assert_eq!(
+            limits.client_max_connections,
+            Limits::default().client_max_connections
+        );
+        assert_eq!(*limits.trusted_proxies, TrustedProxies::default());
+    }
 }

@@ -11,7 +11,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState, server};
+use super::admission::{self, BodyError};
+use super::client::Client;
+use super::{ApiError, AppState};
 use crate::integration::token::{could_be_ours, is_jwt_shaped};
 use crate::queue::WEBHOOK;
 use crate::queue::message::{
@@ -23,13 +25,18 @@ use crate::queue::message::{
 const HUB_SIGNATURE_HEADER: HeaderName = HeaderName::from_static(HUB_SIGNATURE);
 const WEBHOOK_IDENTIFIER_HEADER: HeaderName = HeaderName::from_static(WEBHOOK_IDENTIFIER);
 
-/// Receives one webhook: room in the body budget first (else `503`), then the
-/// token and the headers are checked before the body is read, so a request
-/// refused for them costs no body bytes. The budget is taken here rather than by
-/// a middleware of the route: one layer less per request.
+/// Receives one webhook: room in its client's share of the body budget (else
+/// `429`) and in the budget (else `503`) first, then the token and the headers
+/// are checked before the body is read, so a request refused for them costs no
+/// body bytes. The budget is taken here rather than by a middleware of the
+/// route: one layer less per request.
 pub async fn receive(State(state): State<AppState>, request: Request) -> Response {
-    let Some(_room) = state.admission.body(request.headers()) else {
-        return server::shed("body_budget");
+    let _room = match state
+        .admission
+        .body(Client::of(&request), request.headers())
+    {
+        Ok(room) => room,
+        Err(shed) => return shed.into_response(),
     };
     let (mut parts, body) = request.into_parts();
     match Path::<String>::from_request_parts(&mut parts, &state).await {
@@ -92,12 +99,14 @@ async fn receive_admitted(
     if announced.is_some_and(|length| length > state.max_body_bytes) {
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(body, state.max_body_bytes)
-        .await
-        .map_err(|error| match std::error::Error::source(&error) {
-            Some(cause) if cause.is::<http_body_util::LengthLimitError>() => too_large(),
-            _ => ApiError::bad_request("the body could not be read"),
-        })?;
+    let body = match admission::read_body(body, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(BodyError::Stalled) => return Ok(admission::stalled()),
+        Err(BodyError::Unreadable) => {
+            return Err(ApiError::bad_request("the body could not be read"));
+        }
+    };
     if body.is_empty() {
         return Err(ApiError::bad_request("the body is empty"));
     }

@@ -381,7 +381,17 @@ async fn the_memory_alarm_makes_the_ingress_answer_503_quickly_with_bounded_memo
     let user = seed.teammate(&org, "x@example.org").await;
     let token = seed::token(&external_id, SECRET);
     let body = assignee_changed("ALARM-1", jira_user("x@example.org"), T1).to_string();
-    let (mut ingress, base) = common::ingress_process(&settings).await;
+    // The flood comes from one client: its own limits (64 in flight, 128
+    // connections) raised, so it meets the ingress's (fair_ingress.rs tests those).
+    let (mut ingress, base) = common::serving_process(
+        "ingress",
+        &settings,
+        &[
+            ("JIRASYNC_CLIENT_MAX_CONNECTIONS", FLOOD.to_string()),
+            ("JIRASYNC_CLIENT_MAX_IN_FLIGHT", FLOOD.to_string()),
+        ],
+    )
+    .await;
     let url = webhook_url(&base, &token);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

@@ -118,6 +118,19 @@ fn the_compose_stack_migrates_before_the_ingress_and_workers_start() {
             "{COMPOSE}: services.ingress.environment.JIRASYNC_LISTEN is {listen}, expected 0.0.0.0:8080"
         ));
     }
+    // The healthcheck asks the metrics listener, which a flood of the port Jira
+    // posts to cannot fail (docs/reference.md §3).
+    let metrics = service(&compose, "ingress")["environment"]["JIRASYNC_METRICS_LISTEN"]
+        .as_str()
+        .and_then(|listen| listen.rsplit(':').next())
+        .unwrap_or_default()
+        .to_owned();
+    let check = service(&compose, "ingress")["healthcheck"]["test"].to_string();
+    if metrics.is_empty() || !check.contains(&format!("/dev/tcp/127.0.0.1/{metrics} ")) {
+        failures.push(format!(
+            "{COMPOSE}: services.ingress.healthcheck.test {check} does not ask the metrics port {metrics:?} (JIRASYNC_METRICS_LISTEN)"
+        ));
+    }
     assert_none(failures);
 }
 

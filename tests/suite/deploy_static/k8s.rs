@@ -47,9 +47,38 @@ fn probe_port_exists(container: &Json, port: &Json) -> bool {
         })
 }
 
+/// The port of the ConfigMap's `JIRASYNC_METRICS_LISTEN` (0 when it sets none).
+fn metrics_port(objects: &[(String, Json)]) -> u64 {
+    of_kind(objects, "ConfigMap")
+        .iter()
+        .find_map(|(_, map)| map["data"]["JIRASYNC_METRICS_LISTEN"].as_str())
+        .and_then(|listen| listen.rsplit(':').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether a probe's `port` (by name or number) is the container's `number`.
+fn probe_port_is(container: &Json, port: &Json, number: u64) -> bool {
+    container["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            p["containerPort"] == number && (p["name"] == *port || p["containerPort"] == *port)
+        })
+}
+
+/// Both probe the metrics listener, which no client of the ingress can flood
+/// (docs/reference.md §3): probes on the port Jira posts to failed under the
+/// security review's floods and took the pods out and restarted them.
 #[test]
-fn the_ingress_and_worker_deployments_probe_readyz_and_healthz() {
+fn the_ingress_and_worker_deployments_probe_readyz_and_healthz_on_the_metrics_port() {
     let objects = k8s_objects();
+    let metrics = metrics_port(&objects);
+    assert!(
+        metrics > 0,
+        "{K8S_DIR}: no ConfigMap sets JIRASYNC_METRICS_LISTEN"
+    );
     let mut failures = Vec::new();
     for role in ["ingress", "worker"] {
         let (file, deployment) = deployment_running(&objects, role);
@@ -63,6 +92,11 @@ fn the_ingress_and_worker_deployments_probe_readyz_and_healthz() {
                 if !probe_port_exists(container, &get["port"]) {
                     failures.push(format!(
                         "{place}.port {} is not one of the container's ports",
+                        get["port"]
+                    ));
+                } else if !probe_port_is(container, &get["port"], metrics) {
+                    failures.push(format!(
+                        "{place}.port {} is not the metrics port {metrics} (JIRASYNC_METRICS_LISTEN)",
                         get["port"]
                     ));
                 }
