@@ -146,7 +146,7 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
 
 /// The session as JSON, without its private key, tokens or secrets.
 pub async fn status(args: &StatusArgs) -> anyhow::Result<Value> {
-    let session = load(&args.database, args.session_id).await?;
+    let (_, session) = load(&args.database, args.session_id).await?;
     Ok(session.public_json())
 }
 
@@ -156,7 +156,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Value> {
 /// done). An installed session is reported as such and nothing is enqueued.
 pub async fn finish(args: &FinishArgs) -> anyhow::Result<Value> {
     let id = args.session_id;
-    let session = load(&args.services.database, id).await?;
+    let (client, session) = load(&args.services.database, id).await?;
     if session.state == state::INSTALLED {
         return Ok(json!({
             "session_id": id,
@@ -165,7 +165,7 @@ pub async fn finish(args: &FinishArgs) -> anyhow::Result<Value> {
         }));
     }
     let verifier = match (&args.code, &args.verifier) {
-        (Some(code), _) => return super::oauth2::finish(args, &session, code).await,
+        (Some(code), _) => return super::oauth2::finish(args, &client, &session, code).await,
         (None, Some(verifier)) => verifier,
         (None, None) => anyhow::bail!("give --verifier (OAuth 1.0a) or --code (OAuth 2.0)"),
     };

@@ -110,6 +110,7 @@ const MAX_CODE_LEN: usize = 1024;
 /// error otherwise (an OAuth 1.0a session, a failed, finishing or expired one).
 pub async fn finish(
     args: &FinishArgs,
+    client: &deadpool_postgres::Object,
     session: &OauthSession,
     given: &str,
 ) -> anyhow::Result<Value> {
@@ -138,8 +139,7 @@ pub async fn finish(
         lifetime.num_minutes(),
         lifetime.num_minutes()
     );
-    let (client, _) = super::database(&args.services.database).await?;
-    let session_state = oauth_sessions::oauth2_state(&client, id)
+    let session_state = oauth_sessions::oauth2_state(client, id)
         .await
         .context("failed to read the OAuth session")?
         .with_context(|| format!("OAuth session {id} has no state; start again"))?;
