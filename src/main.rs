@@ -16,6 +16,6 @@ async fn main() -> std::process::ExitCode {
 
 async fn start(cli: Cli) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    telemetry::init_tracing(cli.log.format, &cli.log.filter)?;
+    telemetry::init_tracing(&cli.log)?;
     cli.run().await
 }

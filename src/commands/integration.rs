@@ -124,6 +124,7 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
 /// integration and says how to register it by hand.
 pub async fn add(args: &AddArgs) -> anyhow::Result<Added> {
     let base_url = args.link.base_url()?;
+    super::transport::warn(&base_url, !args.link.no_verify_ssl, Some(&args.public.url));
     let (link, credentials) = match (args.link.oauth1()?, &args.pat_file) {
         (Some(oauth1), _) => (
             oauth1.consumer_key.clone(),
@@ -213,5 +214,11 @@ pub async fn webhook_url(args: &WebhookUrlArgs) -> anyhow::Result<String> {
         .await
         .context("failed to look up the integration")?
         .with_context(|| format!("no jira_server integration has id {}", args.id))?;
+    let metadata = &integration.metadata;
+    super::transport::warn(
+        &metadata.base_url,
+        metadata.verify_ssl,
+        Some(&args.public.url),
+    );
     Ok(integration.webhook_url(&args.public.url)?)
 }

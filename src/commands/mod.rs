@@ -17,6 +17,7 @@ mod oauth_session;
 pub mod reconcile;
 pub mod run;
 pub mod secrets;
+mod transport;
 pub mod user_map;
 
 pub use link::AppLink;

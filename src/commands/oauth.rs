@@ -22,7 +22,9 @@ pub enum Command {
     Start(StartArgs),
     /// Print a session's state as JSON.
     Status(StatusArgs),
-    /// Enqueue the access-token job for a session.
+    /// Finish a session by hand when the callback cannot be reached: OAuth 1.0a
+    /// with the verifier Jira showed, OAuth 2.0 with the code of the address
+    /// Jira sent the browser to.
     Finish(FinishArgs),
 }
 
@@ -41,9 +43,13 @@ pub struct StatusArgs {
 pub struct FinishArgs {
     /// Session id.
     pub session_id: Uuid,
-    /// The verifier Jira showed after authorization.
+    /// OAuth 1.0a: the verifier Jira showed after authorization.
+    #[arg(long, required_unless_present = "code", conflicts_with = "code")]
+    pub verifier: Option<String>,
+    /// OAuth 2.0: the `code` of the address Jira sent the browser to (the code
+    /// alone, or that whole address).
     #[arg(long)]
-    pub verifier: String,
+    pub code: Option<String>,
     /// Postgres and RabbitMQ.
     #[command(flatten)]
     pub services: Services,
@@ -83,6 +89,11 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
 /// request-token job; with `wait`, polls the session until it has an authorize
 /// URL (Ok), failed (Err with its error) or the time is up (Err).
 pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
+    super::transport::warn(
+        &args.link.base_url,
+        !args.link.no_verify_ssl,
+        Some(&args.public.url),
+    );
     if args.client_id.is_some() {
         return super::oauth2::start(args).await;
     }
@@ -135,21 +146,17 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
 
 /// The session as JSON, without its private key, tokens or secrets.
 pub async fn status(args: &StatusArgs) -> anyhow::Result<Value> {
-    let session = load(&args.database, args.session_id).await?;
+    let (_, session) = load(&args.database, args.session_id).await?;
     Ok(session.public_json())
 }
 
-/// Enqueues the access-token job for the session's request token with
-/// `verifier` (what the callback would have done). An installed session is
-/// reported as such and nothing is enqueued.
+/// Finishes the session by hand: with `--code`, an OAuth 2.0 session
+/// ([`super::oauth2::finish`]); with `--verifier`, enqueues the access-token job
+/// for an OAuth 1.0a session's request token (what the callback would have
+/// done). An installed session is reported as such and nothing is enqueued.
 pub async fn finish(args: &FinishArgs) -> anyhow::Result<Value> {
     let id = args.session_id;
-    let session = load(&args.services.database, id).await?;
-    anyhow::ensure!(
-        !session.is_oauth2(),
-        "OAuth session {id} is an OAuth 2.0 one: it finishes through Jira's redirect to the callback; \
-         when that cannot reach jirasync, start again with a JIRASYNC_PUBLIC_URL the browser can reach"
-    );
+    let (client, session) = load(&args.services.database, id).await?;
     if session.state == state::INSTALLED {
         return Ok(json!({
             "session_id": id,
@@ -157,6 +164,16 @@ pub async fn finish(args: &FinishArgs) -> anyhow::Result<Value> {
             "integration_id": session.integration_id,
         }));
     }
+    let verifier = match (&args.code, &args.verifier) {
+        (Some(code), _) => return super::oauth2::finish(args, &client, &session, code).await,
+        (None, Some(verifier)) => verifier,
+        (None, None) => anyhow::bail!("give --verifier (OAuth 1.0a) or --code (OAuth 2.0)"),
+    };
+    anyhow::ensure!(
+        !session.is_oauth2(),
+        "OAuth session {id} is an OAuth 2.0 one: finish it with `jirasync oauth finish {id} --code CODE`, \
+         CODE being the code= of the address Jira sent the browser to"
+    );
     let Some(request_token) = session.request_token else {
         anyhow::bail!(
             "OAuth session {id} has no request token (state {}{}); wait for `jirasync oauth status {id}` \
@@ -171,7 +188,7 @@ pub async fn finish(args: &FinishArgs) -> anyhow::Result<Value> {
     let publisher = JobPublisher::connect(&args.services).await?;
     let job = OauthAccessToken {
         oauth_token: request_token,
-        oauth_verifier: Some(args.verifier.clone()),
+        oauth_verifier: Some(verifier.clone()),
     };
     let published = publisher.publish(&job).await;
     publisher.close().await;

@@ -1,19 +1,27 @@
-//! `jirasync oauth start --client-id ID --client-secret-file FILE [--scope S]`:
-//! the command-line side of the OAuth 2.0 install (docs/reference.md §6.2). It
-//! records a session with a fresh `state` and PKCE verifier and prints the
-//! authorize URL at once; Jira's redirect to the callback and the worker's
-//! `jira_server.oauth2_token` job do the rest. No job is enqueued here.
+//! `jirasync oauth start --client-id ID --client-secret-file FILE [--scope S]`
+//! and `oauth finish SESSION_ID --code CODE`: the command-line side of the OAuth
+//! 2.0 install (docs/reference.md §6.2). `start` records a session with a fresh
+//! `state` and PKCE verifier and prints the authorize URL at once; Jira's
+//! redirect to the callback and the worker's `jira_server.oauth2_token` job do
+//! the rest. When the callback cannot be reached, `finish --code` enqueues that
+//! job itself with the code the browser's address bar shows.
 
 use anyhow::Context;
-use serde_json::json;
+use chrono::{TimeDelta, Utc};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::job::JobPublisher;
 use super::link::read_secret_file;
+use super::oauth::FinishArgs;
 use super::oauth_session::{StartArgs, Started, wait_until};
-use crate::db::oauth_sessions::{self, NewOAuth2, NewSession, state};
+use crate::db::oauth_sessions::{
+    self, NewOAuth2, NewSession, OAUTH2_STATE_LIFETIME, OauthSession, state,
+};
 use crate::integration::routes;
 use crate::jira::Auth;
 use crate::jira::oauth2::{AuthorizeRequest, fresh_secret};
+use crate::queue::job::Oauth2Token;
 
 /// The scope asked for by default: webhook registration needs an administrator's.
 pub const DEFAULT_SCOPE: &str = "ADMIN";
@@ -91,4 +99,149 @@ pub async fn report(args: &StartArgs, started: &Started) -> anyhow::Result<()> {
     let session = wait_until(&client, &keys, id, wait, installed).await?;
     println!("{}", session.public_json());
     Ok(())
+}
+
+/// The longest code taken, as the callback takes it.
+const MAX_CODE_LEN: usize = 1024;
+
+/// `oauth finish SESSION_ID --code CODE`: enqueues the session's
+/// `jira_server.oauth2_token` job with `code`, as the callback does, when the
+/// session awaits authorization and started less than 10 minutes ago; a clear
+/// error otherwise (an OAuth 1.0a session, a failed, finishing or expired one).
+pub async fn finish(
+    args: &FinishArgs,
+    client: &deadpool_postgres::Object,
+    session: &OauthSession,
+    given: &str,
+) -> anyhow::Result<Value> {
+    let id = session.id;
+    anyhow::ensure!(
+        session.is_oauth2(),
+        "OAuth session {id} is an OAuth 1.0a one: finish it with `jirasync oauth finish {id} \
+         --verifier VERIFIER`, VERIFIER being the code Jira showed after authorization"
+    );
+    match session.state.as_str() {
+        state::AWAITING_AUTHORIZATION => {}
+        state::FAILED => anyhow::bail!(
+            "OAuth session {id} has failed ({}); start again with `jirasync oauth start --client-id …`",
+            session.error.as_deref().unwrap_or("no error recorded")
+        ),
+        other => anyhow::bail!(
+            "OAuth session {id} is {other}: a code is being exchanged already (the callback or an \
+             earlier `oauth finish` brought one); `jirasync oauth status {id}` shows how it ends"
+        ),
+    }
+    let lifetime = TimeDelta::from_std(OAUTH2_STATE_LIFETIME).unwrap_or(TimeDelta::MAX);
+    anyhow::ensure!(
+        Utc::now() - session.created_at <= lifetime,
+        "OAuth session {id} started more than {} minutes ago and has expired; start again with \
+         `jirasync oauth start --client-id …` and finish within {} minutes",
+        lifetime.num_minutes(),
+        lifetime.num_minutes()
+    );
+    let session_state = oauth_sessions::oauth2_state(client, id)
+        .await
+        .context("failed to read the OAuth session")?
+        .with_context(|| format!("OAuth session {id} has no state; start again"))?;
+    let code = code_of(given, &session_state, id)?;
+    let publisher = JobPublisher::connect(&args.services).await?;
+    let job = Oauth2Token {
+        state: session_state,
+        code: Some(code),
+        error: None,
+        error_description: None,
+    };
+    let published = publisher.publish(&job).await;
+    publisher.close().await;
+    let message_id = published?;
+    Ok(json!({ "session_id": id, "message_id": message_id }))
+}
+
+/// The code in `given`: the code itself, or the address Jira sent the browser
+/// to (whose `state` must be the session's, and which may carry Jira's `error`
+/// instead of a code).
+fn code_of(given: &str, session_state: &str, id: Uuid) -> anyhow::Result<String> {
+    let given = given.trim();
+    let query = match given.split_once('?') {
+        Some((_, query)) => Some(query),
+        None if given.starts_with("code=") => Some(given),
+        None => None,
+    };
+    let code = match query {
+        None => given.to_owned(),
+        Some(query) => {
+            let pairs: Vec<(String, String)> = reqwest::Url::parse(&format!("http://q/?{query}"))
+                .map(|url| url.query_pairs().into_owned().collect())
+                .unwrap_or_default();
+            let get = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.clone())
+            };
+            if get("state").is_some_and(|state| state != session_state) {
+                anyhow::bail!(
+                    "the address given to --code is of another authorization than OAuth session \
+                     {id} (its state differs); give the address Jira sent the browser to after \
+                     opening this session's authorize_url"
+                );
+            }
+            if let Some(error) = get("error") {
+                anyhow::bail!(
+                    "Jira did not authorize jirasync (error={}); start again with `jirasync oauth \
+                     start --client-id …`",
+                    printable(&error)
+                );
+            }
+            get("code").with_context(|| {
+                "the address given to --code has no code= parameter; give the code alone".to_owned()
+            })?
+        }
+    };
+    anyhow::ensure!(
+        !code.is_empty()
+            && code.len() <= MAX_CODE_LEN
+            && !code.chars().any(|c| c.is_control() || c.is_whitespace()),
+        "--code must be the code Jira issued: 1 to {MAX_CODE_LEN} characters, no blanks"
+    );
+    Ok(code)
+}
+
+/// At most 100 characters of `text`, control characters as blanks.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(100)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_code_is_taken_alone_or_from_the_address_jira_sent_the_browser_to() {
+        let id = Uuid::nil();
+        let code = |given: &str| code_of(given, "st4te", id).map_err(|e| e.to_string());
+        assert_eq!(code(" abc-123 ").as_deref(), Ok("abc-123"));
+        assert_eq!(code("code=abc").as_deref(), Ok("abc"));
+        assert_eq!(
+            code("https://sync.example.com/extensions/jira-server/oauth2/callback?code=a%2Fb&state=st4te")
+                .as_deref(),
+            Ok("a/b")
+        );
+        let other = code("https://x/cb?code=abc&state=other").expect_err("another state");
+        assert!(other.contains("another authorization"), "{other}");
+        let denied = code("https://x/cb?error=access_denied&state=st4te").expect_err("denied");
+        assert!(denied.contains("error=access_denied"), "{denied}");
+        for bad in [
+            "",
+            "a b",
+            "a\x1bb",
+            &"c".repeat(MAX_CODE_LEN + 1),
+            "https://x/cb?state=st4te",
+        ] {
+            assert!(code(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -97,11 +97,16 @@ pub(super) async fn wait_until(
     }
 }
 
-/// The session `id`, or an error naming it when there is none.
-pub(super) async fn load(database: &DatabaseSettings, id: Uuid) -> anyhow::Result<OauthSession> {
+/// The session `id` and the connection it was read on, or an error naming it
+/// when there is none.
+pub(super) async fn load(
+    database: &DatabaseSettings,
+    id: Uuid,
+) -> anyhow::Result<(deadpool_postgres::Object, OauthSession)> {
     let (client, keys) = super::database(database).await?;
-    oauth_sessions::find(&client, &keys, SessionRef::Id(id))
+    let session = oauth_sessions::find(&client, &keys, SessionRef::Id(id))
         .await
         .context("failed to read the OAuth session")?
-        .with_context(|| format!("no OAuth session has id {id}"))
+        .with_context(|| format!("no OAuth session has id {id}"))?;
+    Ok((client, session))
 }

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 
 use super::credentials::{Credentials, Stored};
 use super::{Integration, jira_client, store};
@@ -185,29 +185,44 @@ impl Integration {
         };
         match jira.oauth2_refresh(client_credentials, refresh_token).await {
             Ok(tokens) => {
+                // Jira has rotated the refresh token: storing the new one is the
+                // first thing that may fail, whatever else the answer holds
+                // (its expiry is clamped, so no date arithmetic can panic).
                 let now = Utc::now();
-                let expires_at = tokens
-                    .expires_in
-                    .map(|seconds| now + TimeDelta::seconds(seconds));
+                let expires_at = match &tokens.access_token {
+                    Some(_) => tokens.expires_at(now),
+                    // No usable access token: stored as expired, so the next
+                    // call refreshes with the new refresh token.
+                    None => now,
+                };
                 store::save_refreshed(
                     &tx,
                     pool.keys(),
                     self.id,
-                    &tokens.access_token,
+                    tokens.access_token.as_deref(),
                     tokens.refresh_token.as_deref(),
                     expires_at,
                 )
                 .await?;
                 tx.commit().await?;
+                let Some(access_token) = tokens.access_token else {
+                    metrics::counter!("jirasync_token_refreshes_total", "outcome" => "no_access_token")
+                        .increment(1);
+                    return Err(AccessError::Jira(JiraError::InvalidResponse {
+                        reason: "Jira's refresh answer carries no access_token (its refresh \
+                                 token is stored; the next call refreshes again)"
+                            .to_owned(),
+                    }));
+                };
                 metrics::counter!("jirasync_token_refreshes_total", "outcome" => "refreshed")
                     .increment(1);
                 tracing::info!(integration.id = self.id, "OAuth 2.0 access token refreshed");
                 Ok(Credentials::OAuth2 {
                     client_id: client_id.clone(),
                     client_secret: client_secret.clone(),
-                    access_token: tokens.access_token,
+                    access_token,
                     refresh_token: tokens.refresh_token.or(Some(refresh_token.clone())),
-                    expires_at,
+                    expires_at: Some(expires_at),
                     refreshed_at: Some(now),
                 })
             }

@@ -296,21 +296,25 @@ fn stored(keys: &Keyring, integration_id: i64, row: &Row) -> Result<Stored, Unre
     })
 }
 
-/// Stores the tokens of a refresh of `integration_id`'s OAuth 2.0 access.
+/// Stores the tokens of a refresh of `integration_id`'s OAuth 2.0 access: the
+/// rotated refresh token (`None` keeps the stored one), the access token (`None`
+/// keeps the stored one, which `expires_at` should then mark as expired) and
+/// its expiry, in one statement.
 pub(super) async fn save_refreshed(
     client: &impl GenericClient,
     keys: &Keyring,
     integration_id: i64,
-    access_token: &str,
+    access_token: Option<&str>,
     refresh_token: Option<&str>,
-    expires_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let access_token = keys.seal(sealed::ACCESS_TOKEN, access_token);
+    let access_token = keys.seal_opt(sealed::ACCESS_TOKEN, access_token);
     let refresh_token = keys.seal_opt(sealed::REFRESH_TOKEN, refresh_token);
     client
         .execute(
             "UPDATE integration_credentials
-                SET access_token = $2, refresh_token = COALESCE($3, refresh_token),
+                SET access_token = COALESCE($2, access_token),
+                    refresh_token = COALESCE($3, refresh_token),
                     access_token_expires_at = $4, refreshed_at = now()
               WHERE integration_id = $1",
             &[&integration_id, &access_token, &refresh_token, &expires_at],

@@ -8,9 +8,11 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng as _;
 use reqwest::Url;
 use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::client::JiraClient;
@@ -57,17 +59,97 @@ pub struct AuthorizeRequest<'a> {
     pub code_verifier: &'a str,
 }
 
-/// The tokens a grant gave. `Debug` redacts them.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// The shortest access-token lifetime believed, in seconds (docs/reference.md §6.2).
+pub const MIN_EXPIRES_IN: i64 = 60;
+/// The longest access-token lifetime believed, in seconds: a year.
+pub const MAX_EXPIRES_IN: i64 = 31_536_000;
+/// The lifetime assumed when the answer gives none, or not a positive number.
+pub const DEFAULT_EXPIRES_IN: i64 = 3600;
+
+/// The tokens a grant gave, read leniently: Jira has already rotated the refresh
+/// token when it answers, so whatever the answer holds besides must not stop the
+/// new refresh token from being stored. `Debug` redacts them.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Tokens {
-    /// The access token (`Authorization: Bearer`).
-    pub access_token: String,
+    /// The access token (`Authorization: Bearer`); `None` when the answer has
+    /// none (or not a non-empty string).
+    pub access_token: Option<String>,
     /// The refresh token; Jira rotates it, so the new one replaces the old.
-    #[serde(default)]
     pub refresh_token: Option<String>,
-    /// Seconds the access token is valid for.
+    /// Seconds the access token is valid for: `expires_in` clamped to
+    /// [[`MIN_EXPIRES_IN`], [`MAX_EXPIRES_IN`]], [`DEFAULT_EXPIRES_IN`] when it
+    /// is missing or not a positive number.
+    pub expires_in: i64,
+}
+
+/// The fields of a token answer, each of any JSON type.
+#[derive(Deserialize)]
+struct Answer {
     #[serde(default)]
-    pub expires_in: Option<i64>,
+    access_token: Option<Value>,
+    #[serde(default)]
+    refresh_token: Option<Value>,
+    #[serde(default)]
+    expires_in: Option<Value>,
+}
+
+/// The same without `expires_in`, which serde skips unparsed: the reading of an
+/// answer whose number is beyond what an `f64` holds (`1e400`).
+#[derive(Deserialize)]
+struct TokensOnly {
+    #[serde(default)]
+    access_token: Option<Value>,
+    #[serde(default)]
+    refresh_token: Option<Value>,
+}
+
+impl Tokens {
+    /// Reads a token endpoint's answer; `None` when it is not a JSON object.
+    /// Never fails on a field: a token that is not a non-empty string is
+    /// absent, an unusable `expires_in` is [`DEFAULT_EXPIRES_IN`].
+    pub fn parse(body: &str) -> Option<Self> {
+        // serde would read a struct from an array too.
+        if !body.trim_start().starts_with('{') {
+            return None;
+        }
+        let (access_token, refresh_token, expires_in) = match serde_json::from_str::<Answer>(body) {
+            Ok(answer) => (answer.access_token, answer.refresh_token, answer.expires_in),
+            Err(_) => {
+                let tokens = serde_json::from_str::<TokensOnly>(body).ok()?;
+                (tokens.access_token, tokens.refresh_token, None)
+            }
+        };
+        let token = |value: Option<Value>| match value {
+            Some(Value::String(token)) if !token.is_empty() => Some(token),
+            _ => None,
+        };
+        Some(Self {
+            access_token: token(access_token),
+            refresh_token: token(refresh_token),
+            expires_in: clamp_expires_in(expires_in.as_ref()),
+        })
+    }
+
+    /// When the access token expires if it was issued at `now`. Cannot
+    /// overflow: the lifetime is at most a year.
+    pub fn expires_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        TimeDelta::try_seconds(self.expires_in)
+            .and_then(|lifetime| now.checked_add_signed(lifetime))
+            .unwrap_or(now)
+    }
+}
+
+/// `expires_in` as §6.2 reads it: a positive number of seconds clamped to
+/// [[`MIN_EXPIRES_IN`], [`MAX_EXPIRES_IN`]]; anything else (missing, zero,
+/// negative, a string) [`DEFAULT_EXPIRES_IN`].
+pub fn clamp_expires_in(value: Option<&Value>) -> i64 {
+    match value.and_then(Value::as_f64) {
+        // Clamped as a float first, so the cast is exact and cannot saturate.
+        Some(seconds) if seconds > 0.0 => {
+            seconds.clamp(MIN_EXPIRES_IN as f64, MAX_EXPIRES_IN as f64) as i64
+        }
+        _ => DEFAULT_EXPIRES_IN,
+    }
 }
 
 impl fmt::Debug for Tokens {
@@ -159,8 +241,8 @@ impl JiraClient {
             return Err(JiraError::oauth2_refused(&refusal.error));
         }
         let answer = answer.success()?;
-        serde_json::from_str(&answer.body).map_err(|_| JiraError::InvalidResponse {
-            reason: "the token answer lacks access_token".to_owned(),
+        Tokens::parse(&answer.body).ok_or_else(|| JiraError::InvalidResponse {
+            reason: "the token answer is not a JSON object".to_owned(),
         })
     }
 }
@@ -196,14 +278,55 @@ mod tests {
     #[test]
     fn tokens_never_show_in_debug_output() {
         let tokens = Tokens {
-            access_token: "acc-123".into(),
+            access_token: Some("acc-123".into()),
             refresh_token: Some("ref-456".into()),
-            expires_in: Some(3600),
+            expires_in: 3600,
         };
         let debug = format!("{tokens:?}");
         assert!(
             !debug.contains("acc-123") && !debug.contains("ref-456"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn expires_in_is_clamped_and_defaults_to_an_hour() {
+        for (answer, expected) in [
+            (r#""expires_in": 7200"#, 7200),
+            (r#""expires_in": 1"#, MIN_EXPIRES_IN),
+            (r#""expires_in": 0.5"#, MIN_EXPIRES_IN),
+            (r#""expires_in": 1e30"#, MAX_EXPIRES_IN),
+            // Beyond an f64: unreadable, so the default; the tokens are still read.
+            (r#""expires_in": 1e400"#, DEFAULT_EXPIRES_IN),
+            (r#""expires_in": 9223372036854775807"#, MAX_EXPIRES_IN),
+            (r#""expires_in": 18446744073709551615"#, MAX_EXPIRES_IN),
+            (r#""expires_in": -5"#, DEFAULT_EXPIRES_IN),
+            (r#""expires_in": 0"#, DEFAULT_EXPIRES_IN),
+            (r#""expires_in": "7200""#, DEFAULT_EXPIRES_IN),
+            (r#""expires_in": null"#, DEFAULT_EXPIRES_IN),
+            (r#""expires_in": {"s": 1}"#, DEFAULT_EXPIRES_IN),
+            (r#""other": 1"#, DEFAULT_EXPIRES_IN),
+        ] {
+            let body = format!(r#"{{"access_token": "a", "refresh_token": "r", {answer}}}"#);
+            let tokens = Tokens::parse(&body).expect("an object");
+            assert_eq!(tokens.expires_in, expected, "{answer}");
+            assert_eq!(tokens.access_token.as_deref(), Some("a"), "{answer}");
+            assert_eq!(tokens.refresh_token.as_deref(), Some("r"), "{answer}");
+            let now = Utc::now();
+            assert_eq!(tokens.expires_at(now) - now, TimeDelta::seconds(expected));
+        }
+    }
+
+    #[test]
+    fn a_refresh_token_is_read_whatever_else_the_answer_holds() {
+        let tokens = Tokens::parse(r#"{"refresh_token": "r", "access_token": 7}"#).expect("object");
+        assert_eq!(tokens.refresh_token.as_deref(), Some("r"));
+        assert_eq!(tokens.access_token, None);
+        let tokens =
+            Tokens::parse(r#"{"access_token": "", "refresh_token": ["r"]}"#).expect("object");
+        assert_eq!((tokens.access_token, tokens.refresh_token), (None, None));
+        for not_an_object in ["", "[]", "\"x\"", "<html>", r#"{"refresh_token": "r""#] {
+            assert!(Tokens::parse(not_an_object).is_none(), "{not_an_object}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! and the integration are saved, the webhook is registered (version-aware) and
 //! the session becomes `installed`.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 
 use super::OauthJobs;
@@ -130,15 +130,22 @@ async fn exchange(
         "exchanging the authorization code with",
         tokens
     ));
+    // Nothing between the answer and the save can fail: a missing access token
+    // is a refusal (the code is spent), the expiry is clamped (§6.2).
+    let Some(access_token) = tokens.access_token.clone() else {
+        return Ok(Err(Refusal(
+            "Jira's token answer carries no access_token; start again with `jirasync oauth \
+             start --client-id …`"
+                .to_owned(),
+        )));
+    };
     let now = Utc::now();
     let credentials = Credentials::OAuth2 {
         client_id: session.consumer_key.clone(),
         client_secret: client_secret.to_owned(),
-        access_token: tokens.access_token,
-        refresh_token: tokens.refresh_token,
-        expires_at: tokens
-            .expires_in
-            .map(|seconds| now + TimeDelta::seconds(seconds)),
+        access_token,
+        refresh_token: tokens.refresh_token.clone(),
+        expires_at: Some(tokens.expires_at(now)),
         refreshed_at: Some(now),
     };
     save(client, jobs.pool.keys(), session, &credentials).await

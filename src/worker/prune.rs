@@ -1,15 +1,17 @@
-//! The audit trail's pruning (docs/reference.md §5.9): at start and every hour,
-//! each worker deletes `sync_events` rows older than 30 days, a batch at a time
-//! and off the hot path (its own connection, short statements, rows another
-//! worker is deleting skipped).
+//! The worker's housekeeping (docs/reference.md §5.9, §8): at start and every
+//! hour, each worker deletes `sync_events` rows older than 30 days, clears the
+//! secrets of OAuth sessions not installed 24 hours after their last update and
+//! deletes sessions 30 days after it — a batch at a time and off the hot path
+//! (its own connection, short statements, rows another worker is on skipped).
 
 use std::time::Duration;
 
 use crate::db::DbPool;
+use crate::db::oauth_sessions::{self, CLEANUP_BATCH};
 use crate::shutdown::Shutdown;
 use crate::sync::audit::{self, PRUNE_BATCH, RETENTION};
 
-/// How often the trail is pruned.
+/// How often the trail is pruned and the sessions cleaned.
 const EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts the pruning task.
@@ -29,6 +31,17 @@ pub fn spawn(pool: DbPool, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
                     tracing::warn!(error = %format!("{error:#}"), "pruning the sync history failed");
                 }
             }
+            match clean_sessions(&pool, &shutdown).await {
+                Ok((0, 0)) => {}
+                Ok((scrubbed, deleted)) => tracing::info!(
+                    scrubbed,
+                    deleted,
+                    "cleared the secrets of OAuth sessions idle for 24 hours, deleted those idle for 30 days"
+                ),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "cleaning the OAuth sessions failed");
+                }
+            }
         }
     })
 }
@@ -45,4 +58,28 @@ async fn prune(pool: &DbPool, shutdown: &Shutdown) -> anyhow::Result<u64> {
         }
     }
     Ok(pruned)
+}
+
+/// Deletes, then scrubs, batch after batch until none is full: (sessions
+/// scrubbed, sessions deleted).
+async fn clean_sessions(pool: &DbPool, shutdown: &Shutdown) -> anyhow::Result<(u64, u64)> {
+    let client = pool.get().await?;
+    // A batch is full when it touched CLEANUP_BATCH rows (a positive constant).
+    let full = u64::try_from(CLEANUP_BATCH).unwrap_or(u64::MAX);
+    let (mut scrubbed, mut deleted) = (0, 0);
+    while !shutdown.is_cancelled() {
+        let batch = oauth_sessions::delete_old(&client).await?;
+        deleted += batch;
+        if batch < full {
+            break;
+        }
+    }
+    while !shutdown.is_cancelled() {
+        let batch = oauth_sessions::scrub_stale(&client).await?;
+        scrubbed += batch;
+        if batch < full {
+            break;
+        }
+    }
+    Ok((scrubbed, deleted))
 }

@@ -156,7 +156,8 @@ impl Flow {
     ) -> anyhow::Result<Value> {
         oauth::finish(&oauth::FinishArgs {
             session_id,
-            verifier: verifier.to_owned(),
+            verifier: Some(verifier.to_owned()),
+            code: None,
             services: self.settings.services(),
         })
         .await

@@ -52,6 +52,11 @@ struct Books {
     rejected_bearers: usize,
     /// Whether the PAT was revoked.
     pat_revoked: bool,
+    /// The last (access, refresh) tokens issued.
+    latest: (String, String),
+    /// What the answers give as `expires_in`: `None` its lifetime, `Some(None)`
+    /// nothing, `Some(Some(json))` that JSON text as it is.
+    expires_in: Option<Option<String>>,
 }
 
 /// The provider.
@@ -119,7 +124,24 @@ impl FakeOAuth2 {
             .access
             .insert(access.clone(), Instant::now() + self.lifetime);
         books.refresh.insert(refresh.clone(), true);
+        books.latest = (access.clone(), refresh.clone());
         (access, refresh)
+    }
+
+    /// The last (access, refresh) tokens issued.
+    pub fn latest(&self) -> (String, String) {
+        self.books().latest.clone()
+    }
+
+    /// Whether `refresh` is a refresh token the fake still takes.
+    pub fn takes_refresh_token(&self, refresh: &str) -> bool {
+        self.books().refresh.get(refresh) == Some(&true)
+    }
+
+    /// Makes the token answers give `expires_in` as this JSON text (`None`:
+    /// no `expires_in` at all), as a misbehaving Jira or proxy might.
+    pub fn answer_expires_in(&self, json: Option<&str>) {
+        self.books().expires_in = Some(json.map(str::to_owned));
     }
 
     /// Codes exchanged, refreshes done, refresh tokens refused (used twice),
@@ -219,12 +241,20 @@ impl FakeOAuth2 {
             _ => return refuse(400, "unsupported_grant_type"),
         }
         let (access, refresh) = self.issue(&mut books);
-        ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": access,
-            "refresh_token": refresh,
-            "token_type": "bearer",
-            "expires_in": self.lifetime.as_secs(),
-        }))
+        let expires_in = match &books.expires_in {
+            None => Some(self.lifetime.as_secs().to_string()),
+            Some(json) => json.clone(),
+        };
+        // Written by hand: the JSON text may be beyond what serde_json would write (`1e400`).
+        let expires_in = expires_in
+            .map(|json| format!(r#","expires_in":{json}"#))
+            .unwrap_or_default();
+        let body = format!(
+            r#"{{"access_token":{},"refresh_token":{},"token_type":"bearer"{expires_in}}}"#,
+            json!(access),
+            json!(refresh)
+        );
+        ResponseTemplate::new(200).set_body_raw(body, "application/json")
     }
 
     fn bearer_is_live(&self, request: &Request) -> bool {
