@@ -1,7 +1,8 @@
-//! `jirasync integration add|webhook-url|list|status`: connect a Jira from
-//! existing credentials (an OAuth 1.0a application link, or a personal access
-//! token checked with Jira first), print the webhook URL to register by hand, and
-//! show how each integration connects (`integration_status.rs`).
+//! `jirasync integration add|webhook-url|list|status|enable|disable`: connect a
+//! Jira from existing credentials (an OAuth 1.0a application link, or a personal
+//! access token checked with Jira first), print the webhook URL to register by
+//! hand, show how each integration connects (`integration_status.rs`), and let it
+//! take webhooks or not.
 
 use std::path::PathBuf;
 
@@ -27,6 +28,20 @@ pub enum Command {
     List(ListArgs),
     /// Show one integration: auth method, state, token expiry, Jira version, webhook.
     Status(StatusArgs),
+    /// Let an integration take webhooks and jobs again (status `active`).
+    Enable(SwitchArgs),
+    /// Drop an integration's webhooks and jobs (status `disabled`) until it is enabled.
+    Disable(SwitchArgs),
+}
+
+/// The arguments of `integration enable` and `integration disable`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SwitchArgs {
+    /// Integration id.
+    pub id: i64,
+    /// Postgres.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
 }
 
 /// The arguments of `integration add`.
@@ -113,8 +128,25 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
         Command::WebhookUrl(args) => println!("{}", webhook_url(args).await?),
         Command::List(args) => integration_status::list(args).await?,
         Command::Status(args) => integration_status::status(args).await?,
+        Command::Enable(args) => println!("{:#}", switch(args, jira_server::ACTIVE).await?),
+        Command::Disable(args) => println!("{:#}", switch(args, jira_server::DISABLED).await?),
     }
     Ok(())
+}
+
+/// Sets integration `args.id`'s status; the row as `integration status --json`
+/// shows it. A disabled integration's webhooks are dropped and make no verdict
+/// at the ingresses (docs/reference.md §3, §5.1).
+pub async fn switch(args: &SwitchArgs, status: &str) -> anyhow::Result<Value> {
+    let (client, keys) = super::database(&args.database).await?;
+    let integration = jira_server::set_status(&client, &keys, args.id, status)
+        .await
+        .context("failed to set the integration's status")?
+        .with_context(|| format!("no jira_server integration has id {}", args.id))?;
+    let stored = jira_server::credentials(&client, &keys, args.id)
+        .await
+        .context("failed to read the integration's credentials")?;
+    Ok(integration_status::summary(&integration, stored.as_ref()))
 }
 
 /// Creates or updates the integration and its credentials; an existing webhook
@@ -158,6 +190,13 @@ pub async fn add(args: &AddArgs) -> anyhow::Result<Added> {
     tx.commit()
         .await
         .context("failed to commit the integration")?;
+    if saved.is_disabled() {
+        eprintln!(
+            "integration {} is disabled: its credentials were updated and it stays disabled \
+             (its webhooks are dropped); `jirasync integration enable {}` lets it take them again",
+            saved.id, saved.id
+        );
+    }
     let webhook_url = saved.webhook_url(&args.public.url)?;
     let registration = match args.register_webhook {
         false => None,

@@ -7,11 +7,13 @@ pub mod client;
 mod connections;
 mod edge;
 mod error;
+mod expiring;
 mod health;
 mod oauth2_callback;
 mod oauth_callback;
 mod rate;
 pub mod server;
+pub mod verdicts;
 mod webhook;
 
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub struct AppState {
     tokens: Arc<webhook::KnownTokens>,
     /// The webhook route's publish metrics.
     publishes: Arc<webhook::PublishMetrics>,
+    /// The workers' verdicts on tokens, and the clients they count against.
+    verdicts: Arc<verdicts::Verdicts>,
 }
 
 /// The arguments of `jirasync ingress`: the broker and the HTTP listener (it has
@@ -159,6 +163,14 @@ async fn serve_with(
         }
         MetricsAt::ThisPort | MetricsAt::Elsewhere => None,
     };
+    // Verdicts only refuse requests: they need not outlive the HTTP server.
+    let verdicts = Arc::new(verdicts::Verdicts::new(args.http.client_max_rejects));
+    let verdicts_task = tokio::spawn(verdicts::listen(
+        args.broker.url.clone(),
+        broker.names().verdicts(),
+        Arc::clone(&verdicts),
+        shutdown.child_token(),
+    ));
     let app = router(
         AppState {
             broker,
@@ -166,6 +178,7 @@ async fn serve_with(
             admission: Admission::new(args.http.max_body_bytes, args.http.client_max_in_flight),
             tokens: Arc::default(),
             publishes: Arc::default(),
+            verdicts,
         },
         metrics == MetricsAt::ThisPort,
     );
@@ -173,6 +186,7 @@ async fn serve_with(
     server::serve(listener, app, limits, shutdown, DRAIN_DEADLINE).await;
     broker_stop.cancel();
     let _ = broker_task.await;
+    let _ = verdicts_task.await;
     if let Some(task) = metrics_task {
         // Scrapers keep connections open; do not wait for them for long.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;

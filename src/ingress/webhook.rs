@@ -38,9 +38,10 @@ pub async fn receive(State(state): State<AppState>, request: Request) -> Respons
         Ok(room) => room,
         Err(shed) => return shed.into_response(),
     };
+    let client = Client::of(&request);
     let (mut parts, body) = request.into_parts();
     match Path::<String>::from_request_parts(&mut parts, &state).await {
-        Ok(Path(token)) => receive_admitted(&state, token, &parts, body)
+        Ok(Path(token)) => receive_admitted(&state, token, client, &parts, body)
             .await
             .into_response(),
         Err(rejection) => rejection.into_response(),
@@ -50,6 +51,7 @@ pub async fn receive(State(state): State<AppState>, request: Request) -> Respons
 async fn receive_admitted(
     state: &AppState,
     token: String,
+    client: Client,
     parts: &Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -66,6 +68,10 @@ async fn receive_admitted(
                 "the token in the URL is not a jirasync webhook token (an HS256 JWT with an id claim)",
             ));
         }
+    }
+    // The workers' verdicts (docs/reference.md §3): before the body is read.
+    if let Err(refusal) = state.verdicts.admit(&token, client) {
+        return Ok(refusal.into_response());
     }
     // The headers are read in place, not copied out of the request.
     let headers = &parts.headers;

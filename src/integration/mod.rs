@@ -19,10 +19,16 @@ use crate::jira::{Auth, ClientOptions, JiraClient, JiraError};
 pub use access::AccessError;
 pub use credentials::{AuthMethod, Credentials, Stored};
 pub use metadata::Metadata;
-pub use store::{FIND_ACTIVE, all, by_id, credentials, find_active};
+pub use store::{FIND_ACTIVE, all, by_id, credentials, find, find_active, set_status};
 
 /// `integrations.provider` of every row this crate reads or writes.
 pub const PROVIDER: &str = "jira_server";
+
+/// The status of an integration that takes webhooks and jobs.
+pub const ACTIVE: &str = "active";
+/// The status `integration disable` sets: webhooks dropped, no verdict, kept by
+/// `integration add` and the install jobs.
+pub const DISABLED: &str = "disabled";
 
 /// A `jira_server` integration row. `Debug` shows no secret (see [`Metadata`]).
 #[derive(Debug, Clone)]
@@ -40,7 +46,12 @@ pub struct Integration {
 impl Integration {
     /// Whether the integration takes webhooks and jobs.
     pub fn is_active(&self) -> bool {
-        self.status == "active"
+        self.status == ACTIVE
+    }
+
+    /// Whether an admin disabled it (`integration disable`).
+    pub fn is_disabled(&self) -> bool {
+        self.status == DISABLED
     }
 
     /// The webhook URL with its token, under `public_url`.

@@ -75,6 +75,42 @@ pub async fn find_active(
     }))
 }
 
+/// The `jira_server` integration with this external id, whatever its status
+/// (the worker asks only for a token no active one matches).
+pub async fn find(
+    client: &impl GenericClient,
+    keys: &Keyring,
+    external_id: &str,
+) -> Result<Option<Integration>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT id, external_id, status, metadata FROM integrations
+              WHERE provider = 'jira_server' AND external_id = $1",
+            &[&external_id],
+        )
+        .await?;
+    Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
+}
+
+/// Sets the status of `jira_server` integration `id` (`active`, `disabled`); the
+/// row as it is then, if it exists.
+pub async fn set_status(
+    client: &impl GenericClient,
+    keys: &Keyring,
+    id: i64,
+    status: &str,
+) -> Result<Option<Integration>, StoreError> {
+    let row = client
+        .query_opt(
+            "UPDATE integrations SET status = $2
+              WHERE id = $1 AND provider = 'jira_server'
+             RETURNING id, external_id, status, metadata",
+            &[&id, &status],
+        )
+        .await?;
+    Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
+}
+
 /// The `jira_server` integration with this row id, whatever its status.
 pub async fn by_id(
     client: &impl GenericClient,
@@ -102,7 +138,8 @@ fn integration(keys: &Keyring, row: &Row) -> Result<Integration, Unreadable> {
 }
 
 /// Creates the integration or updates the one with the same external id, and
-/// makes it `active`. The metadata is merged into the stored one, so keys this
+/// makes it `active`, unless an admin `disabled` it: that one stays so (its
+/// credentials are still updated; the caller says so). The metadata is merged into the stored one, so keys this
 /// write does not carry (e.g. `webhook_hmac_secret`) are kept, and an existing
 /// non-empty `webhook_secret` wins over the new one, so webhook URLs already
 /// registered in Jira stay valid. `name: None` keeps an existing row's name.
@@ -120,7 +157,8 @@ pub(super) async fn upsert(
              VALUES ('jira_server', $1, COALESCE($2, $3), $4, 'active')
              ON CONFLICT (provider, external_id) DO UPDATE
                 SET name = COALESCE($2, integrations.name),
-                    status = 'active',
+                    status = CASE integrations.status
+                        WHEN 'disabled' THEN 'disabled' ELSE 'active' END,
                     metadata = integrations.metadata || EXCLUDED.metadata
                         || jsonb_build_object('webhook_secret', COALESCE(
                                NULLIF(integrations.metadata->>'webhook_secret', ''),

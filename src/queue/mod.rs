@@ -1,14 +1,16 @@
 //! RabbitMQ: names and topology (docs/reference.md §4), connections, the
-//! confirming publisher, message properties, typed jobs, and the worker's
-//! consumer loop with its handler contract.
+//! confirming publisher, message properties, typed jobs, the worker's
+//! consumer loop with its handler contract, and best-effort fanout (verdicts).
 
 pub mod connection;
 pub mod consumer;
+pub mod fanout;
 pub mod handler;
 pub mod job;
 pub mod message;
 pub mod publisher;
 pub mod topology;
+pub mod verdict;
 
 use std::time::Duration;
 
@@ -73,6 +75,17 @@ impl Names {
     /// `P.dead`.
     pub fn dead(&self) -> String {
         format!("{}.dead", self.prefix)
+    }
+
+    /// `P.verdicts`: the fanout exchange workers tell every ingress their
+    /// verdicts on webhook tokens through.
+    pub fn verdicts(&self) -> String {
+        format!("{}.verdicts", self.prefix)
+    }
+
+    /// Every exchange of the topology, for tests and clean-up.
+    pub fn all_exchanges(&self) -> Vec<String> {
+        vec![self.exchange().to_owned(), self.verdicts()]
     }
 
     /// `<source>.retry.<delay>`, e.g. `P.webhooks.retry.30s`.

@@ -37,6 +37,7 @@ pub async fn declare(
         )
         .await
         .with_context(|| format!("failed to declare exchange {}", names.exchange()))?;
+    declare_fanout(&channel, &names.verdicts()).await?;
 
     // RabbitMQ 4 gives every quorum queue a delivery limit of 20 and drops what
     // exceeds it when, as here, there is nowhere to dead-letter: a dead letter given
@@ -98,6 +99,74 @@ pub async fn declare(
     }
     let _ = channel.close(200, "declared".into()).await;
     Ok(())
+}
+
+/// Declares `name` as a durable fanout exchange: every queue bound to it gets a
+/// copy of each message (`P.verdicts`, one queue per ingress). Idempotent; also
+/// called by the fanout publisher and listener on each connect
+/// (`queue::fanout`), so neither depends on who declared first.
+pub async fn declare_fanout(channel: &Channel, name: &str) -> anyhow::Result<()> {
+    channel
+        .exchange_declare(
+            name.into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("failed to declare exchange {name}"))
+}
+
+/// Messages a listener's queue holds at most: one that falls behind drops the
+/// oldest (the default overflow, `drop-head`) rather than filling the broker.
+pub const LISTENER_QUEUE_MAX_LENGTH: i64 = 10_000;
+
+/// Declares a queue of this channel's connection alone, named by the broker, and
+/// binds it to the fanout `exchange`; returns its name. The one exception to
+/// "everything durable" (docs/reference.md §4): it lives and dies with the
+/// connection, and whoever reconnects declares a fresh one.
+pub async fn declare_listener_queue(channel: &Channel, exchange: &str) -> anyhow::Result<String> {
+    let mut args = FieldTable::default();
+    // Exclusive queues cannot be quorum queues: say classic, so a virtual host
+    // whose default queue type is quorum does not refuse the declare.
+    // https://www.rabbitmq.com/docs/vhosts#default-queue-type
+    args.insert("x-queue-type".into(), string("classic"));
+    // https://www.rabbitmq.com/docs/maxlength
+    args.insert(
+        "x-max-length".into(),
+        AMQPValue::LongLongInt(LISTENER_QUEUE_MAX_LENGTH),
+    );
+    let queue = channel
+        .queue_declare(
+            // An empty name: the broker names it (`amq.gen-…`).
+            ShortString::from(""),
+            QueueDeclareOptions {
+                // Deleted when its connection closes, for whatever reason.
+                // https://www.rabbitmq.com/docs/queues#exclusive-queues
+                exclusive: true,
+                auto_delete: true,
+                durable: false,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .with_context(|| format!("failed to declare a queue to listen to {exchange}"))?;
+    let name = queue.name().as_str().to_owned();
+    channel
+        .queue_bind(
+            name.as_str().into(),
+            exchange.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("failed to bind a queue to {exchange}"))?;
+    Ok(name)
 }
 
 async fn open(connection: &Connection) -> anyhow::Result<Channel> {

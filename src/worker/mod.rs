@@ -16,6 +16,7 @@ mod outage;
 mod prune;
 mod reconcile;
 mod reconcile_schedule;
+mod verdicts;
 mod webhook;
 
 use std::sync::Arc;
@@ -107,6 +108,9 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     let scheduling = shutdown.child_token();
     let scheduler = reconcile_schedule::spawn(&args, pool.clone(), scheduling.clone());
     let pruner = prune::spawn(pool.clone(), scheduling.clone());
+    // Stopped with the scheduler: the verdicts of messages drained after
+    // shutdown still go out.
+    let (verdicts, verdicts_task) = verdicts::Verdicts::start(&services.broker, scheduling.clone());
     let dispatcher = Dispatcher {
         outage: outage::Outage::new(pool.clone()),
         oauth: OauthJobs {
@@ -126,12 +130,13 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             statuses: jira_statuses::StatusCache::default(),
             audit: args.worker.audit,
             max_event_skew: args.worker.max_event_skew,
+            verdicts,
         },
     };
     let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;
     // They stop with the consumers, whether those stopped for shutdown or failed.
     scheduling.cancel();
-    for task in scheduler.into_iter().chain([pruner]) {
+    for task in scheduler.into_iter().chain([pruner, verdicts_task]) {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     consumed?;
@@ -167,6 +172,8 @@ pub struct WebhookJobs {
     /// Lookups of integrations by external id in progress, shared by the
     /// webhooks that ask at the same time.
     integrations: coalesce::Coalesce<String, Option<crate::integration::Integration>>,
+    /// Tells every ingress which tokens were accepted or rejected.
+    verdicts: verdicts::Verdicts,
 }
 
 impl WebhookJobs {

@@ -137,5 +137,12 @@ pub async fn save(
     };
     oauth_sessions::record(&tx, session.id, saved.id, Progress::TokenStored).await?;
     tx.commit().await?;
+    if saved.is_disabled() {
+        tracing::warn!(
+            integration.id = saved.id,
+            "the integration is disabled: its credentials were updated and it stays disabled; \
+             `jirasync integration enable` lets it take webhooks again"
+        );
+    }
     Ok(Ok(saved.id))
 }

@@ -83,17 +83,27 @@ async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Fai
     };
     let external_id = match token::external_id(&token) {
         Ok(id) => id,
-        Err(reason) => return Ok(Prepared::Done(rejected(&reason))),
+        Err(reason) => {
+            jobs.verdicts.rejected(&token);
+            return Ok(Prepared::Done(rejected(&reason)));
+        }
     };
     let Some(integration) = find_active(jobs, &external_id).await? else {
-        return Ok(Prepared::Done(rejected(&Rejected::UnknownIntegration)));
+        return Ok(Prepared::Done(
+            not_active(jobs, &token, &external_id).await?,
+        ));
     };
     Span::current().record("integration.id", integration.id);
+    if let Err(reason) = token::verify(&token, &integration.metadata) {
+        jobs.verdicts.rejected(&token);
+        return Ok(Prepared::Done(rejected(&reason)));
+    }
+    jobs.verdicts.accepted(&token);
+    // A wrong body signature is about this delivery, not the token: no verdict.
     let signature = header_str(&message.properties, HUB_SIGNATURE);
-    let verified = token::verify(&token, &integration.metadata).and_then(|()| {
+    if let Err(reason) =
         token::check_hmac(&integration.metadata, signature.as_deref(), &message.body)
-    });
-    if let Err(reason) = verified {
+    {
         return Ok(Prepared::Done(rejected(&reason)));
     }
     let event =
@@ -184,6 +194,32 @@ async fn find_active(
             Ok(jira_server::find_active(&client, jobs.pool.keys(), external_id).await?)
         })
         .await
+}
+
+/// A token naming no active integration: rejected, and said so to the ingresses,
+/// unless it verifies against an integration that exists but is not active
+/// (`disabled`): that one's webhooks are dropped without a verdict, so Jira's
+/// posts count against no client and `integration enable` takes them again at once.
+async fn not_active(
+    jobs: &WebhookJobs,
+    token: &str,
+    external_id: &str,
+) -> Result<Outcome, Failure> {
+    let integration = {
+        let client = jobs.pool.get().await?;
+        jira_server::find(&client, jobs.pool.keys(), external_id).await?
+    };
+    match integration {
+        Some(integration) if token::verify(token, &integration.metadata).is_ok() => {
+            Span::current().record("integration.id", integration.id);
+            tracing::info!(status = %integration.status, "webhook of an integration that is not active dropped");
+            Ok(Outcome::InvalidToken)
+        }
+        _ => {
+            jobs.verdicts.rejected(token);
+            Ok(rejected(&Rejected::UnknownIntegration))
+        }
+    }
 }
 
 /// A rejected token or signature: dropped (acked), logged without the token, counted.

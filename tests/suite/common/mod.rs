@@ -47,7 +47,7 @@ pub fn unique() -> String {
 }
 
 /// A test's settings: a unique queue prefix and a unique database name (`jst_…`).
-/// Dropping it deletes the queues and the exchange and drops the database, on
+/// Dropping it deletes the queues and the exchanges and drops the database, on
 /// the servers the settings name and on the shared ones, whether the test
 /// passed or panicked. Derefs to [`Settings`]; a clone is plain `Settings`.
 pub struct Isolated(Settings);
@@ -612,7 +612,7 @@ pub async fn activities(
     .collect()
 }
 
-/// Deletes the test's queues and exchange (on its broker and the shared one) and
+/// Deletes the test's queues and exchanges (on its broker and the shared one) and
 /// drops its database (on its server and the shared one). Best effort: what is
 /// unreachable (a stopped private node) is skipped.
 async fn cleanup(settings: &Settings) {
@@ -648,7 +648,7 @@ async fn cleanup(settings: &Settings) {
     }
 }
 
-/// Deletes `queues` and the exchange on the broker at `url`; false when it could
+/// Deletes `queues` and the exchanges on the broker at `url`; false when it could
 /// not connect or a delete failed (deleting what is not there succeeds).
 async fn delete_topology(url: &str, names: &Names, queues: &[String]) -> bool {
     let connect = Connection::connect(url, ConnectionProperties::default());
@@ -666,10 +666,12 @@ async fn delete_topology(url: &str, names: &Names, queues: &[String]) -> bool {
             Err(_) => false,
         };
     }
-    if let Ok(channel) = connection.create_channel().await {
-        let _ = channel
-            .exchange_delete(names.exchange().into(), ExchangeDeleteOptions::default())
-            .await;
+    for exchange in names.all_exchanges() {
+        if let Ok(channel) = connection.create_channel().await {
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
     }
     let _ = connection.close(200, "done".into()).await;
     deleted
