@@ -4,10 +4,12 @@
 
 pub mod connection;
 pub mod consumer;
+pub mod frame;
 pub mod handler;
 pub mod job;
 pub mod message;
 pub mod publisher;
+mod settle;
 pub mod topology;
 
 use std::time::Duration;
