@@ -1,5 +1,9 @@
 //! `jirasync dlq list` and `jirasync dlq replay`: inspect `P.dead` without
 //! consuming it, and move dead letters back to their source queue with confirms.
+//! Whoever can publish chooses a message's fields: `list` prints their control
+//! characters escaped (ESC as `\x1b`), so a dead letter cannot drive the terminal.
+
+use std::borrow::Cow;
 
 use std::time::SystemTime;
 
@@ -12,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::BrokerSettings;
 use crate::queue::message::{
-    self, ATTEMPTS, DEAD_LETTERED_AT_MS, ERROR, RECEIVED_AT_MS, SOURCE_QUEUE,
+    self, ATTEMPTS, DEAD_LETTERED_AT_MS, ERROR, FIRST_FAILED_AT_MS, RECEIVED_AT_MS, SOURCE_QUEUE,
 };
 use crate::queue::publisher::{confirm_channel, publish_confirmed};
 use crate::queue::{Names, connection};
@@ -132,7 +136,8 @@ pub async fn list(broker: &BrokerSettings, limit: usize) -> anyhow::Result<Vec<D
 }
 
 /// Moves up to `limit` (default: every message there now) dead letters back to
-/// their source queue, resetting the attempt count; returns how many moved.
+/// their source queue, resetting the attempt count and the outage clock; returns
+/// how many moved.
 pub async fn replay(broker: &BrokerSettings, limit: Option<usize>) -> anyhow::Result<usize> {
     let names = Names::from(broker);
     let connection = connection::connect(&broker.url, "dlq").await?;
@@ -260,7 +265,8 @@ fn table_str(table: &FieldTable, key: &str) -> Option<String> {
     }
 }
 
-/// The properties without the dead-letter bookkeeping: the attempt count starts over.
+/// The properties without the dead-letter bookkeeping: the attempt count and the
+/// outage clock (`x-jirasync-first-failed-at-ms`) start over.
 fn reset(props: &BasicProperties) -> BasicProperties {
     let mut headers = FieldTable::default();
     if let Some(old) = props.headers() {
@@ -270,6 +276,7 @@ fn reset(props: &BasicProperties) -> BasicProperties {
                 ERROR,
                 SOURCE_QUEUE,
                 DEAD_LETTERED_AT_MS,
+                FIRST_FAILED_AT_MS,
                 "x-death",
                 "x-delivery-count",
             ]
@@ -288,10 +295,10 @@ fn reset(props: &BasicProperties) -> BasicProperties {
 pub fn print(letters: &[DeadLetter], json: bool, queue: &str) -> anyhow::Result<()> {
     if json {
         for letter in letters {
-            println!(
-                "{}",
-                serde_json::to_string(letter).context("failed to encode JSON")?
-            );
+            let line = serde_json::to_string(letter).context("failed to encode JSON")?;
+            // JSON escapes U+0000–U+001F itself; DEL and the C1 controls (U+009B
+            // is a CSI to some terminals) only appear inside strings, as `\u00XX`.
+            println!("{}", escaped(&line, |c| format!("\\u{:04x}", u32::from(c))));
         }
         return Ok(());
     }
@@ -307,15 +314,40 @@ pub fn print(letters: &[DeadLetter], json: bool, queue: &str) -> anyhow::Result<
     for l in letters {
         println!(
             "{:<36}  {:<32}  {:>8}  {:>10}  {:>10}  {}",
-            l.id,
-            l.r#type,
+            text(&l.id),
+            text(&l.r#type),
             l.attempts,
             age(now, l.received_at_ms),
             age(now, l.dead_lettered_at_ms),
-            l.error
+            text(&l.error)
         );
     }
     Ok(())
+}
+
+/// A field for the text table: control characters as `\x1b`, `\x9b` (every
+/// control character is below U+00A0).
+fn text(field: &str) -> Cow<'_, str> {
+    escaped(field, |c| format!("\\x{:02x}", u32::from(c)))
+}
+
+/// `line` with each control character (Unicode's `Cc`: U+0000–U+001F,
+/// U+007F–U+009F) replaced by `escape` of it.
+fn escaped(line: &str, escape: impl Fn(char) -> String) -> Cow<'_, str> {
+    if !line.chars().any(char::is_control) {
+        return Cow::Borrowed(line);
+    }
+    Cow::Owned(
+        line.chars()
+            .map(|c| {
+                if c.is_control() {
+                    escape(c)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// `3m ago`-style age of a timestamp.
@@ -350,19 +382,45 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_escaped_in_the_table_and_in_json() {
+        assert_eq!(text("plain"), "plain");
+        assert_eq!(
+            text("a\u{1b}[31mb\u{7}\r\n\u{7f}\u{9b}"),
+            "a\\x1b[31mb\\x07\\x0d\\x0a\\x7f\\x9b"
+        );
+        let letter = DeadLetter {
+            id: "\u{1b}]0;title\u{7}".into(),
+            r#type: "\u{9b}2J".into(),
+            error: "boom\u{7f}".into(),
+            attempts: 1,
+            source_queue: "P.webhooks".into(),
+            received_at_ms: None,
+            dead_lettered_at_ms: None,
+        };
+        let line = serde_json::to_string(&letter).expect("json");
+        let line = escaped(&line, |c| format!("\\u{:04x}", u32::from(c)));
+        assert!(!line.chars().any(char::is_control), "{line}");
+        let back: serde_json::Value = serde_json::from_str(&line).expect("still JSON");
+        assert_eq!(back["id"], "\u{1b}]0;title\u{7}");
+        assert_eq!(back["type"], "\u{9b}2J");
+        assert_eq!(back["error"], "boom\u{7f}");
+    }
+
+    #[test]
     fn replaying_drops_the_dead_letter_bookkeeping_and_keeps_the_rest() {
         let mut headers = FieldTable::default();
         headers.insert("token".into(), message::long_string("t"));
         headers.insert(ATTEMPTS.into(), AMQPValue::LongLongInt(6));
         headers.insert(ERROR.into(), message::long_string("boom"));
         headers.insert(SOURCE_QUEUE.into(), message::long_string("P.webhooks"));
+        headers.insert(FIRST_FAILED_AT_MS.into(), AMQPValue::LongLongInt(1));
         headers.insert("x-death".into(), AMQPValue::FieldArray(vec![].into()));
         let props = BasicProperties::default()
             .with_headers(headers)
             .with_type("jira_server.webhook".into());
         let reset = reset(&props);
         assert_eq!(message::header_str(&reset, "token").as_deref(), Some("t"));
-        for gone in [ATTEMPTS, ERROR, SOURCE_QUEUE, "x-death"] {
+        for gone in [ATTEMPTS, ERROR, SOURCE_QUEUE, FIRST_FAILED_AT_MS, "x-death"] {
             assert!(
                 !reset
                     .headers()

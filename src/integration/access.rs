@@ -6,8 +6,13 @@
 //! (`SELECT … FOR UPDATE`), and stores the rotated tokens before it lets go: of many
 //! workers finding the token expiring (or refused) at once, one refreshes; the
 //! others wait on the row, see the new token, and use it.
+//!
+//! Every call's result also tells whether the integration's Jira answers:
+//! `jirasync_jira_available{integration_id}` (docs/reference.md §5.11, §9).
 
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 
 use chrono::Utc;
 
@@ -17,6 +22,11 @@ use crate::db::{DbPool, StoreError};
 use crate::jira::oauth2::ClientCredentials;
 use crate::jira::{Auth, JiraClient, JiraError};
 use crate::secrets::Unreadable;
+
+/// The integrations whose Jira failed its last call (5xx, 429, a timeout, a
+/// network error), so that only the first failure and the recovery are logged.
+/// A std lock: held for one insert or remove, never across an await.
+static FAILING: Mutex<BTreeSet<i64>> = Mutex::new(BTreeSet::new());
 
 /// Why an integration's Jira could not be called.
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +99,14 @@ impl Integration {
         let Some(jira) = self.client(&credentials)? else {
             return Ok(None);
         };
-        match call(jira.clone()).await {
+        match self.observed(call(jira.clone()).await) {
             Err(JiraError::Unauthorized) => match &credentials {
                 Credentials::OAuth2 { access_token, .. } => {
                     let credentials = self.refreshed(pool, Some(access_token)).await?;
                     let auth = credentials
                         .auth()
                         .map_err(|e| AccessError::Setup(e.into()))?;
-                    call(jira.with_auth(auth))
-                        .await
+                    self.observed(call(jira.with_auth(auth)).await)
                         .map(Some)
                         .map_err(AccessError::Jira)
                 }
@@ -183,7 +192,7 @@ impl Integration {
             id: client_id,
             secret: client_secret,
         };
-        match jira.oauth2_refresh(client_credentials, refresh_token).await {
+        match self.observed(jira.oauth2_refresh(client_credentials, refresh_token).await) {
             Ok(tokens) => {
                 // Jira has rotated the refresh token: storing the new one is the
                 // first thing that may fail, whatever else the answer holds
@@ -237,6 +246,43 @@ impl Integration {
             // Nothing was stored: the refresh token is still the one Jira holds.
             Err(error) => Err(AccessError::Jira(error)),
         }
+    }
+
+    /// `result` of a call of this integration's Jira, recorded: 5xx, 429, a
+    /// timeout or a network error set `jirasync_jira_available` to 0, any answer
+    /// sets it to 1 (an error of ours, such as a key that cannot sign, neither);
+    /// the first failure and the first answer after it are logged.
+    fn observed<T>(&self, result: Result<T, JiraError>) -> Result<T, JiraError> {
+        let failing = match &result {
+            Ok(_) => false,
+            Err(error) if error.is_transient() => true,
+            Err(JiraError::Config(_) | JiraError::Key(_) | JiraError::Sign(_)) => return result,
+            Err(_) => false,
+        };
+        metrics::gauge!("jirasync_jira_available", "integration_id" => self.id.to_string())
+            .set(if failing { 0.0 } else { 1.0 });
+        let changed = {
+            let mut set = FAILING.lock().unwrap_or_else(PoisonError::into_inner);
+            if failing {
+                set.insert(self.id)
+            } else {
+                set.remove(&self.id)
+            }
+        };
+        match (changed, &result) {
+            (true, Err(error)) => tracing::warn!(
+                integration.id = self.id,
+                %error,
+                "the integration's Jira is failing: messages that need it wait on the retry \
+                 tiers until it answers (at most JIRASYNC_JIRA_OUTAGE_MAX)"
+            ),
+            (true, _) => tracing::info!(
+                integration.id = self.id,
+                "the integration's Jira answers again"
+            ),
+            (false, _) => {}
+        }
+        result
     }
 
     /// Marks the integration as needing to be connected again.

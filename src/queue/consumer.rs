@@ -1,6 +1,7 @@
 //! The worker's consumer loop: a consuming connection and a publishing one, a
-//! task per delivery bounded by a semaphore, and the one place that decides ack /
-//! retry tier / dead letter (the handlers' side of it is `handler.rs`).
+//! task per delivery bounded by a semaphore, each delivery handled (with retries
+//! in process) and settled by `settle.rs`, the one place that decides ack / retry
+//! tier / dead letter (the handlers' side of it is `handler.rs`).
 //! Retry and dead-letter publishes are confirmed before the original is acked
 //! (waiting out a resource alarm). They go out on a connection of their own: RabbitMQ
 //! stops reading a connection it blocks, acks included, so one blocked publish on
@@ -9,22 +10,23 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::handler::{Failure, Handler, Incoming, Outcome};
-use super::message::{self, ATTEMPTS, DEAD_LETTERED_AT_MS, ERROR, SOURCE_QUEUE};
-use super::publisher::{PublishError, confirm_channel, publish_confirmed_while_blocked};
+use super::message;
+use super::publisher::confirm_channel;
+use super::settle::settle;
 use super::{Names, connection, topology};
 use crate::shutdown::Shutdown;
 
@@ -43,6 +45,10 @@ pub struct ConsumerConfig {
     pub names: Names,
     /// Retry tiers.
     pub delays: Vec<Duration>,
+    /// How long after its first failure a message whose dependency is failing
+    /// ([`Failure::DependencyDown`]) keeps waiting on the last tier before it is
+    /// dead-lettered (`JIRASYNC_JIRA_OUTAGE_MAX`).
+    pub outage_max: Duration,
     /// Messages in flight, and unacked deliveries across both consumers
     /// ([`prefetch`]).
     pub concurrency: u16,
@@ -81,13 +87,18 @@ pub async fn run<H: Handler>(
 }
 
 /// Shared by every delivery task of one connection.
-struct Context_<H> {
-    handler: Arc<H>,
-    publisher: Channel,
+pub(super) struct Context_<H> {
+    pub(super) handler: Arc<H>,
+    pub(super) publisher: Channel,
     /// Whether RabbitMQ blocks the connection: copies wait for their confirm then.
-    connection: lapin::ConnectionStatus,
-    names: Names,
-    delays: Vec<Duration>,
+    pub(super) connection: lapin::ConnectionStatus,
+    /// The publishing connection's negotiated frame size: every copy fits one frame.
+    pub(super) frame_max: u32,
+    pub(super) names: Names,
+    /// The retry tiers.
+    pub(super) delays: Vec<Duration>,
+    /// How long a message waits out its dependency's outage ([`ConsumerConfig`]).
+    pub(super) outage_max: Duration,
     /// Held messages stop waiting for an outage to end on shutdown.
     shutdown: Shutdown,
 }
@@ -161,8 +172,10 @@ async fn consume_on<H: Handler>(
         handler: Arc::clone(handler),
         publisher,
         connection: publishing.status().clone(),
+        frame_max: publishing.configuration().frame_max(),
         names: config.names.clone(),
         delays: config.delays.clone(),
+        outage_max: config.outage_max,
         shutdown: shutdown.clone(),
     });
     let semaphore = Arc::new(Semaphore::new(usize::from(config.concurrency)));
@@ -267,11 +280,13 @@ async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Del
             Err(failure) => (None, Err(failure)),
         };
         in_flight.decrement(1.0);
-        metrics::histogram!("jirasync_message_duration_seconds", "type" => incoming.kind.clone())
+        // The label is one of §4's types or `unknown`: whoever can publish picks `type`.
+        let label = message::type_label(&incoming.kind);
+        metrics::histogram!("jirasync_message_duration_seconds", "type" => label)
             .record(started.elapsed().as_secs_f64());
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let outcome = settle(context, &incoming, message.as_ref(), &delivery, result).await;
-        metrics::counter!("jirasync_messages_total", "type" => incoming.kind.clone(), "outcome" => outcome.label())
+        metrics::counter!("jirasync_messages_total", "type" => label, "outcome" => outcome.label())
             .increment(1);
         tracing::info!(outcome = outcome.label(), elapsed_ms, "message handled");
     }
@@ -310,13 +325,15 @@ async fn handle_with_retries<H: Handler>(
             other => other,
         };
         match result {
-            Err(Failure::Passing(error)) => match delays.next() {
-                Some(delay) => {
-                    tracing::debug!(reason = %format!("{error:#}"), ?delay, "retrying in process");
-                    tokio::time::sleep(delay).await;
+            Err(failure @ (Failure::Passing(_) | Failure::DependencyDown { .. })) => {
+                match delays.next() {
+                    Some(delay) => {
+                        tracing::debug!(reason = %failure, ?delay, "retrying in process");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(failure),
                 }
-                None => return Err(Failure::Passing(error)),
-            },
+            }
             other => return other,
         }
     }
@@ -345,128 +362,6 @@ async fn guarded<H: Handler>(
             Err(failure)
         }
     }
-}
-
-/// Acks, retries through a tier or dead-letters; returns the outcome.
-async fn settle<H: Handler>(
-    context: &Context_<H>,
-    incoming: &Incoming,
-    message: Option<&H::Message>,
-    delivery: &Delivery,
-    result: Result<Outcome, Failure>,
-) -> Outcome {
-    let attempts = message::header_int(&incoming.properties, ATTEMPTS).unwrap_or(0) + 1;
-    let (outcome, published) = match result {
-        Ok(outcome) => (outcome, Ok(())),
-        Err(Failure::Passing(error)) => {
-            let reason = format!("{error:#}");
-            let tier = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
-            match context.delays.get(tier) {
-                Some(delay) => {
-                    let queue = context.names.retry(&incoming.queue, *delay);
-                    tracing::warn!(%reason, attempts, retry.queue = %queue, "transient failure; retrying later");
-                    let props = message::with_headers(
-                        &incoming.properties,
-                        &[(ATTEMPTS, AMQPValue::LongLongInt(attempts))],
-                    );
-                    (
-                        Outcome::Retried,
-                        publish_confirmed_while_blocked(
-                            &context.connection,
-                            &context.publisher,
-                            "",
-                            &queue,
-                            &incoming.body,
-                            props,
-                        )
-                        .await,
-                    )
-                }
-                None => {
-                    let reason = format!("gave up after {attempts} attempts: {reason}");
-                    (
-                        Outcome::DeadLettered,
-                        dead_letter(context, incoming, message, attempts, &reason, &error).await,
-                    )
-                }
-            }
-        }
-        Err(Failure::Permanent { outcome, error }) => {
-            let reason = format!("{error:#}");
-            (
-                outcome,
-                dead_letter(context, incoming, message, attempts, &reason, &error).await,
-            )
-        }
-        // Held through an outage until shutdown: back to its queue, to wait there.
-        Err(Failure::Outage(error)) => {
-            tracing::info!(reason = %format!("{error:#}"), "shutting down during an outage; requeueing");
-            message::give_back(&delivery.acker).await;
-            return Outcome::Requeued;
-        }
-    };
-    match published {
-        Ok(()) => {
-            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
-                // The broker redelivers it; handlers are idempotent.
-                tracing::warn!(%error, "ack failed; the message will be redelivered");
-            }
-            outcome
-        }
-        Err(error) => {
-            tracing::error!(%error, "could not publish to the retry or dead-letter queue; requeueing");
-            message::give_back(&delivery.acker).await;
-            Outcome::Requeued
-        }
-    }
-}
-
-/// Lets the handler record the final failure of a parsed message, then publishes
-/// the copy to `P.dead` with the bookkeeping headers.
-async fn dead_letter<H: Handler>(
-    context: &Context_<H>,
-    incoming: &Incoming,
-    message: Option<&H::Message>,
-    attempts: i64,
-    reason: &str,
-    error: &anyhow::Error,
-) -> Result<(), PublishError> {
-    if let Some(message) = message {
-        context.handler.dead_lettering(message, reason, error).await;
-    }
-    tracing::warn!(%reason, attempts, "dead-lettering");
-    metrics::counter!("jirasync_dead_lettered_total", "type" => incoming.kind.clone()).increment(1);
-    let props = message::with_headers(
-        &incoming.properties,
-        &[
-            (ATTEMPTS, AMQPValue::LongLongInt(attempts)),
-            (ERROR, message::long_string(&one_line(reason))),
-            (SOURCE_QUEUE, message::long_string(&incoming.queue)),
-            (
-                DEAD_LETTERED_AT_MS,
-                AMQPValue::LongLongInt(message::millis(SystemTime::now())),
-            ),
-        ],
-    );
-    publish_confirmed_while_blocked(
-        &context.connection,
-        &context.publisher,
-        "",
-        &context.names.dead(),
-        &incoming.body,
-        props,
-    )
-    .await
-}
-
-/// One line of at most 500 characters.
-fn one_line(reason: &str) -> String {
-    let line: String = reason
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(500)
-        .collect();
-    line
 }
 
 #[cfg(test)]

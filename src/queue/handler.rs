@@ -4,7 +4,9 @@
 //!
 //! Which error type is used where: a handler returns an [`Outcome`] or a
 //! [`Failure`] — [`Failure::Passing`] (tried again: in process, then through the
-//! retry tiers, then dead-lettered) or [`Failure::Permanent`] (dead-lettered at
+//! retry tiers, then dead-lettered), [`Failure::DependencyDown`] (the same, but
+//! waiting out the dependency's outage on the last tier before it is dead-lettered),
+//! [`Failure::Outage`] (held in hand) or [`Failure::Permanent`] (dead-lettered at
 //! once) — each carrying its cause chain, which becomes the dead letter's
 //! `x-jirasync-error`; only the consumer loop decides ack, retry or dead letter.
 //! Below the handlers each module has a `thiserror` enum saying what happened
@@ -126,9 +128,11 @@ outcomes! {
     /// The handler panicked: dead-lettered.
     Panicked => "panicked",
     // What the consumer loop did with a failure.
-    /// A passing failure: sent to a retry tier.
+    /// A passing failure: sent to a retry tier (for a failing dependency, the
+    /// last tier again until its outage outlasts `outage_max`).
     Retried => "retried",
-    /// Retries ran out: dead-lettered.
+    /// Retries ran out (or a dependency's outage outlasted `outage_max`):
+    /// dead-lettered.
     DeadLettered => "dead_lettered",
     /// The retry or dead-letter publish failed: given back to the queue.
     Requeued => "requeued",
@@ -143,9 +147,21 @@ impl fmt::Display for Outcome {
 /// Why a message was not handled, with its cause chain.
 #[derive(Debug)]
 pub enum Failure {
-    /// A passing failure (deadlock, Jira 5xx or timeout): try again later,
-    /// through the retry tiers.
+    /// A passing failure (a deadlock, a serialization failure): try again later,
+    /// through the retry tiers, then dead-letter.
     Passing(anyhow::Error),
+    /// What this message needs (and only some messages need) is failing for a
+    /// while, e.g. an integration's Jira: tried again like a passing failure,
+    /// through the retry tiers and then the last tier again and again, until the
+    /// consumer's `outage_max` has passed since the message first failed
+    /// (`x-jirasync-first-failed-at-ms`); then dead-lettered with a reason saying
+    /// for how long `dependency` failed.
+    DependencyDown {
+        /// What is failing, as the dead letter's reason names it (e.g. `Jira`).
+        dependency: &'static str,
+        /// The last failure.
+        error: anyhow::Error,
+    },
     /// What every message needs is unreachable (Postgres): the message is held,
     /// no attempt used, and tried again once [`Handler::recovered`] says it is
     /// back. Meanwhile the worker takes no more messages than it holds.
@@ -163,6 +179,14 @@ impl Failure {
     /// A passing failure.
     pub fn passing(error: impl Into<anyhow::Error>) -> Self {
         Self::Passing(error.into())
+    }
+
+    /// A failure of `dependency`, waited out up to the consumer's `outage_max`.
+    pub fn dependency_down(dependency: &'static str, error: impl Into<anyhow::Error>) -> Self {
+        Self::DependencyDown {
+            dependency,
+            error: error.into(),
+        }
     }
 
     /// A permanent failure labelled `outcome`.
@@ -192,6 +216,10 @@ impl Failure {
         match self {
             Self::Passing(error) => Self::Passing(error.context(context)),
             Self::Outage(error) => Self::Outage(error.context(context)),
+            Self::DependencyDown { dependency, error } => Self::DependencyDown {
+                dependency,
+                error: error.context(context),
+            },
             Self::Permanent { outcome, error } => Self::Permanent {
                 outcome,
                 error: error.context(context),
@@ -204,9 +232,10 @@ impl fmt::Display for Failure {
     /// The whole cause chain on one line: `what failed: because: because`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Passing(error) | Self::Outage(error) | Self::Permanent { error, .. } => {
-                write!(f, "{error:#}")
-            }
+            Self::Passing(error)
+            | Self::Outage(error)
+            | Self::DependencyDown { error, .. }
+            | Self::Permanent { error, .. } => write!(f, "{error:#}"),
         }
     }
 }

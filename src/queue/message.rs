@@ -23,6 +23,49 @@ pub const ERROR: &str = "x-jirasync-error";
 pub const SOURCE_QUEUE: &str = "x-jirasync-source-queue";
 /// When it was dead-lettered, in ms since the epoch.
 pub const DEAD_LETTERED_AT_MS: &str = "x-jirasync-dead-lettered-at-ms";
+/// When it first failed for a passing reason, in ms since the epoch: the clock of
+/// a dependency's outage, kept on its retries, removed by `dlq replay`.
+pub const FIRST_FAILED_AT_MS: &str = "x-jirasync-first-failed-at-ms";
+/// The headers a retry or dead-letter copy left out so that it fits one frame.
+pub const DROPPED_HEADERS: &str = "x-jirasync-dropped-headers";
+
+/// Every header docs/reference.md §4 defines: a copy that does not fit one frame
+/// drops the others first (`queue::frame`).
+pub const DEFINED_HEADERS: [&str; 10] = [
+    TOKEN,
+    RECEIVED_AT_MS,
+    WEBHOOK_IDENTIFIER,
+    HUB_SIGNATURE,
+    ATTEMPTS,
+    ERROR,
+    SOURCE_QUEUE,
+    DEAD_LETTERED_AT_MS,
+    FIRST_FAILED_AT_MS,
+    DROPPED_HEADERS,
+];
+
+/// Every message type of docs/reference.md §4's table (some are not handled by
+/// this version yet): the only values the metric label `type` takes.
+pub const KNOWN_TYPES: [&str; 9] = [
+    "jira_server.webhook",
+    "jira_cloud.webhook",
+    "jira_server.oauth_request_token",
+    "jira_server.oauth_access_token",
+    "jira_server.oauth2_token",
+    "jira_cloud.oauth2_token",
+    "jira_cloud.webhook_refresh",
+    "jira_server.reconcile",
+    "jira_server.outbound",
+];
+
+/// The metric label of a message type: the type itself when §4 lists it, else
+/// `unknown` (whoever can publish must not grow the metrics without bound).
+pub fn type_label(kind: &str) -> &'static str {
+    KNOWN_TYPES
+        .into_iter()
+        .find(|known| *known == kind)
+        .unwrap_or("unknown")
+}
 
 /// Persistent delivery mode.
 const PERSISTENT: u8 = 2;
@@ -42,6 +85,40 @@ pub fn header_frame_len(props: &BasicProperties) -> usize {
     // class, weight, body size, flags; 14 properties at most 256 bytes each.
     const FIXED: usize = 2 + 2 + 8 + 2 + 14 * 256;
     FIXED + props.headers().as_ref().map_or(0, table_len)
+}
+
+/// The exact size of the content header frame that carries `props`: the frame's
+/// own 8 bytes, class, weight, body size, property flags and each property as
+/// AMQP 0-9-1 encodes it. RabbitMQ closes the connection (`frame_too_large`) on a
+/// frame larger than the negotiated `frame_max`.
+pub fn header_frame_bytes(props: &BasicProperties) -> usize {
+    fn short(value: &Option<ShortString>) -> usize {
+        value.as_ref().map_or(0, |s| 1 + s.as_str().len())
+    }
+    fn octet<T>(value: &Option<T>, len: usize) -> usize {
+        value.as_ref().map_or(0, |_| len)
+    }
+    let strings = [
+        props.content_type(),
+        props.content_encoding(),
+        props.correlation_id(),
+        props.reply_to(),
+        props.expiration(),
+        props.message_id(),
+        props.kind(),
+        props.user_id(),
+        props.app_id(),
+        props.cluster_id(),
+    ];
+    8 + 2
+        + 2
+        + 8
+        + 2
+        + strings.into_iter().map(short).sum::<usize>()
+        + props.headers().as_ref().map_or(0, table_len)
+        + octet(props.delivery_mode(), 1)
+        + octet(props.priority(), 1)
+        + octet(props.timestamp(), 8)
 }
 
 fn table_len(table: &FieldTable) -> usize {
@@ -225,6 +302,52 @@ mod tests {
             header_str(&props, HUB_SIGNATURE).as_deref(),
             Some("sha256=00")
         );
+    }
+
+    #[test]
+    fn unknown_types_are_one_label() {
+        assert_eq!(type_label("jira_server.webhook"), "jira_server.webhook");
+        assert_eq!(
+            type_label("jira_cloud.webhook_refresh"),
+            "jira_cloud.webhook_refresh"
+        );
+        for other in [
+            "",
+            "jira_server.webhook ",
+            "x\u{1b}[31m",
+            "JIRA_SERVER.WEBHOOK",
+        ] {
+            assert_eq!(type_label(other), "unknown", "{other:?}");
+        }
+    }
+
+    #[test]
+    fn the_exact_header_frame_size_is_what_the_encoder_writes() {
+        let mut nested = FieldTable::default();
+        nested.insert("count".into(), AMQPValue::LongLongInt(3));
+        nested.insert("queue".into(), long_string("P.webhooks.retry.1s"));
+        let mut headers = FieldTable::default();
+        headers.insert(TOKEN.into(), long_string("a.b.c"));
+        headers.insert(RECEIVED_AT_MS.into(), AMQPValue::LongLongInt(1));
+        headers.insert("flag".into(), AMQPValue::Boolean(true));
+        headers.insert("small".into(), AMQPValue::ShortInt(7));
+        headers.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::FieldTable(nested)].into()),
+        );
+        let (_, props) = job_properties("jira_server.reconcile");
+        let props = props
+            .with_headers(headers)
+            .with_priority(1)
+            .with_correlation_id("c".into())
+            .with_app_id("jirasync".into());
+        let encoded = lapin::protocol::basic::gen_properties(&props)(Vec::<u8>::new().into())
+            .expect("encode the properties")
+            .write;
+        // The frame's 8 bytes and class, weight and body size (12) around the
+        // properties with their flags.
+        assert_eq!(header_frame_bytes(&props), 8 + 12 + encoded.len());
+        assert!(header_frame_bytes(&props) <= header_frame_len(&props) + 8);
     }
 
     #[test]

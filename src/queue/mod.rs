@@ -5,10 +5,12 @@
 pub mod connection;
 pub mod consumer;
 pub mod fanout;
+pub mod frame;
 pub mod handler;
 pub mod job;
 pub mod message;
 pub mod publisher;
+mod settle;
 pub mod topology;
 pub mod verdict;
 

@@ -1,6 +1,8 @@
 //! Turns the errors below the handlers into a [`Failure`] at the `?`
 //! (`queue/handler.rs` says which error type is used where): database errors by
-//! their SQLSTATE, an empty pool as passing, Jira errors by whether retrying can help.
+//! their SQLSTATE, an empty pool as an outage, an integration's Jira failing (5xx,
+//! 429, timeouts, network errors) as a dependency outage that messages wait out
+//! (docs/reference.md §5.11), other Jira errors as permanent.
 
 use crate::db::StoreError;
 use crate::integration::AccessError;
@@ -126,14 +128,19 @@ pub fn access(to: &str, error: AccessError) -> Failure {
     }
 }
 
-/// A failed Jira call while trying `to` (e.g. "look up the assignee in Jira"):
-/// 5xx, 429, timeouts and network errors are retried; a refusal or a broken
-/// setup is dead-lettered, to be replayed once fixed.
+/// What the dead letter of a message that waited out a Jira outage names.
+const JIRA: &str = "Jira";
+
+/// A failed call of an integration's Jira while trying `to` (e.g. "look up the
+/// assignee in Jira"): 5xx, 429, timeouts and network errors are an outage of that
+/// Jira, which the message waits out on the retry tiers for up to
+/// `JIRASYNC_JIRA_OUTAGE_MAX` after its first failure; a refusal or a broken setup
+/// is dead-lettered, to be replayed once fixed.
 pub fn jira(to: &str, error: JiraError) -> Failure {
     let transient = error.is_transient();
     let error = anyhow::Error::new(error).context(format!("failed to {to}"));
     if transient {
-        Failure::Passing(error)
+        Failure::dependency_down(JIRA, error)
     } else {
         Failure::permanent(Outcome::JiraFailed, error)
     }
@@ -160,5 +167,40 @@ fn is_transient(error: &tokio_postgres::Error) -> bool {
                 ]
                 .contains(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_jira_is_waited_out_and_a_refusal_is_dead_lettered() {
+        let failure = jira("fetch", JiraError::unavailable("HTTP 503", None));
+        assert!(
+            matches!(
+                failure,
+                Failure::DependencyDown {
+                    dependency: "Jira",
+                    ..
+                }
+            ),
+            "{failure:?}"
+        );
+        assert_eq!(
+            failure.to_string(),
+            "failed to fetch: Jira is unavailable: HTTP 503"
+        );
+        let failure = jira("fetch", JiraError::unexpected(400, ""));
+        assert!(
+            matches!(
+                failure,
+                Failure::Permanent {
+                    outcome: Outcome::JiraFailed,
+                    ..
+                }
+            ),
+            "{failure:?}"
+        );
     }
 }

@@ -101,6 +101,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         url: services.broker.url.clone(),
         names: Names::from(&services.broker),
         delays: services.retries.delays.0.clone(),
+        outage_max: args.worker.jira_outage_max,
         concurrency,
         drain_deadline,
         consuming,
@@ -304,7 +305,9 @@ mod tests {
             let known = match Message::parse(&incoming) {
                 Ok(_) => true,
                 Err(Failure::Permanent { outcome, .. }) => outcome != Outcome::UnknownType,
-                Err(Failure::Passing(_) | Failure::Outage(_)) => false,
+                Err(Failure::Passing(_) | Failure::Outage(_) | Failure::DependencyDown { .. }) => {
+                    false
+                }
             };
             assert!(known, "{kind} has no handler");
         }

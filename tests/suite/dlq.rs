@@ -245,3 +245,131 @@ pub(crate) async fn delivery_limit_dead_letters(
         "back in P.jobs"
     );
 }
+
+/// What a hostile publisher puts in a dead letter's fields: ESC sequences that
+/// clear the screen, set the terminal's title, colour, and a C1 CSI.
+const ESCAPES: [&str; 4] = [
+    "\u{1b}[2J\u{1b}[Hid",
+    "\u{1b}]0;pwned\u{7}type",
+    "boom \u{1b}[31mred\u{1b}[0m\r\n",
+    "\u{9b}6n\u{7f}queue",
+];
+
+#[tokio::test]
+async fn dlq_list_prints_control_characters_escaped() {
+    let settings = common::migrated().await;
+    let (_connection, channel) = common::amqp().await;
+    let names = common::names(&settings);
+    let (_, props) = jirasync::queue::message::job_properties("x");
+    let props = jirasync::queue::message::with_headers(
+        &props,
+        &[
+            (
+                "x-jirasync-error",
+                jirasync::queue::message::long_string(ESCAPES[2]),
+            ),
+            (
+                "x-jirasync-source-queue",
+                jirasync::queue::message::long_string(ESCAPES[3]),
+            ),
+        ],
+    )
+    .with_message_id(ESCAPES[0].into())
+    .with_type(ESCAPES[1].into());
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirm mode");
+    jirasync::queue::publisher::publish_confirmed(&channel, "", &names.dead(), b"{}", props)
+        .await
+        .expect("publish confirmed");
+
+    let listed = common::output(&["dlq", "list"], &settings);
+    assert!(listed.status.success(), "{listed:?}");
+    let text = String::from_utf8(listed.stdout).expect("UTF-8");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    for shown in [
+        r"\x1b[2J\x1b[Hid",
+        r"\x1b]0;pwned\x07type",
+        r"boom \x1b[31mred\x1b[0m\x0d\x0a",
+    ] {
+        assert!(text.contains(shown), "{shown} not in {text}");
+    }
+
+    let listed = common::output(&["dlq", "list", "--json"], &settings);
+    assert!(listed.status.success(), "{listed:?}");
+    let text = String::from_utf8(listed.stdout).expect("UTF-8");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    let letter: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+    assert_eq!(letter["id"], ESCAPES[0]);
+    assert_eq!(letter["type"], ESCAPES[1]);
+    assert_eq!(letter["error"], ESCAPES[2]);
+    assert_eq!(letter["source_queue"], ESCAPES[3]);
+    assert_eq!(
+        common::depth(&channel, &names.dead()).await,
+        1,
+        "listing takes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_too_large_for_a_frame_drops_the_headers_section_4_does_not_define() {
+    let app = common::TestApp::builder().no_worker().start().await;
+    let log = std::env::temp_dir().join(format!("jst-frame-{}.log", common::unique()));
+    let _worker = common::process_logged("worker", &app.settings, &[], &log);
+    let (frame_max, props) = crate::jira_outage::near_frame_limit(&app, "x-big").await;
+    // Malformed: dead-lettered at once, its copy adding the bookkeeping headers.
+    common::publish(
+        &app.channel,
+        &app.settings,
+        jirasync::queue::WEBHOOK,
+        b"[1]",
+        props,
+    )
+    .await;
+
+    let dead = common::get_one(&app.channel, &common::names(&app.settings).dead(), WAIT)
+        .await
+        .expect("the dead letter");
+    assert_eq!(dead.delivery.data, b"[1]");
+    let props = &dead.delivery.properties;
+    assert!(
+        !props
+            .headers()
+            .as_ref()
+            .is_some_and(|h| h.contains_key("x-big")),
+        "the big header is dropped"
+    );
+    assert_eq!(
+        header_str(props, "x-jirasync-dropped-headers").as_deref(),
+        Some("x-big")
+    );
+    assert!(
+        header_str(props, "token").is_some(),
+        "the defined headers stay"
+    );
+    let error = header_str(props, "x-jirasync-error").expect("its reason");
+    assert!(error.contains("not an object"), "{error}");
+    assert!(jirasync::queue::message::header_frame_bytes(props) < frame_max as usize);
+
+    // The publishing connection stayed up: the next message is handled at once.
+    let started = std::time::Instant::now();
+    app.settle().await;
+    let next = started.elapsed();
+    assert!(next < Duration::from_secs(5), "{next:?}");
+    assert_eq!(app.dead_letters().await, 0, "dead-lettered once");
+    let written = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        !written.contains("reconnecting") && !written.contains("publishing connection"),
+        "{written}"
+    );
+    assert!(written.contains("leaves headers out"), "{written}");
+    eprintln!("frame_max {frame_max}; the next webhook was applied {next:?} after");
+}
