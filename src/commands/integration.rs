@@ -1,7 +1,8 @@
-//! `jirasync integration add|webhook-url|list|status`: connect a Jira from
-//! existing credentials (an OAuth 1.0a application link, or a personal access
-//! token checked with Jira first), print the webhook URL to register by hand, and
-//! show how each integration connects (`integration_status.rs`).
+//! `jirasync integration add|webhook-url|list|status|rotate-webhook-secret`:
+//! connect a Jira from existing credentials (an OAuth 1.0a application link, or a
+//! personal access token checked with Jira first), print the webhook URL to register
+//! by hand, show how each integration connects (`integration_status.rs`), and
+//! rotate its webhook secret (`rotate_webhook_secret.rs`).
 
 use std::path::PathBuf;
 
@@ -27,6 +28,9 @@ pub enum Command {
     List(ListArgs),
     /// Show one integration: auth method, state, token expiry, Jira version, webhook.
     Status(StatusArgs),
+    /// Give an integration a fresh webhook secret and URL (the old ones accepted
+    /// for --overlap) and update the webhook registered in Jira.
+    RotateWebhookSecret(super::rotate_webhook_secret::Args),
 }
 
 /// The arguments of `integration add`.
@@ -113,6 +117,7 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
         Command::WebhookUrl(args) => println!("{}", webhook_url(args).await?),
         Command::List(args) => integration_status::list(args).await?,
         Command::Status(args) => integration_status::status(args).await?,
+        Command::RotateWebhookSecret(args) => super::rotate_webhook_secret::run(args).await?,
     }
     Ok(())
 }

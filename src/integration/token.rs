@@ -2,8 +2,11 @@
 //! `get_integration_from_token`): an HS256 JWT `{"id": <external id>}` signed with
 //! the integration's `webhook_secret`. Minted here for `integration add`, the
 //! install job and `demo`; its shape is checked by the ingress, and its claims,
-//! signature and the body's optional HMAC by the worker.
+//! signature and the body's optional HMAC by the worker. After a rotation
+//! (`jirasync integration rotate-webhook-secret`) the previous secrets are accepted
+//! too until `previous_valid_until`.
 
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
@@ -109,11 +112,15 @@ pub fn external_id(token: &str) -> Result<String, Rejected> {
         .ok_or(Rejected::NoId)
 }
 
-/// Verifies the token against the integration's `webhook_secret`: HS256 only;
-/// `exp`/`nbf` checked when present; an `aud` claim rejects it.
-/// The signature is checked by jsonwebtoken, which compares HMACs in constant time
-/// (aws-lc-rs `hmac::verify`).
+/// Verifies the token against the integration's `webhook_secret` (or, until
+/// the rotation's overlap ends, its previous one): HS256 only; `exp`/`nbf`
+/// checked when present; an `aud` claim rejects it.
 pub fn verify(token: &str, metadata: &Metadata) -> Result<(), Rejected> {
+    verify_at(token, metadata, Utc::now())
+}
+
+/// As [`verify`], the overlap judged at `now`.
+pub fn verify_at(token: &str, metadata: &Metadata, now: DateTime<Utc>) -> Result<(), Rejected> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Rejected::TooLong);
     }
@@ -121,6 +128,16 @@ pub fn verify(token: &str, metadata: &Metadata) -> Result<(), Rejected> {
         .webhook_secret
         .as_deref()
         .ok_or(Rejected::NoSecret)?;
+    let current = verify_with(token, secret);
+    match (&current, metadata.previous_at(now)) {
+        (Err(_), Some((Some(previous), _))) if verify_with(token, previous).is_ok() => Ok(()),
+        _ => current,
+    }
+}
+
+/// The signature is checked by jsonwebtoken, which compares HMACs in constant
+/// time (aws-lc-rs `hmac::verify`).
+fn verify_with(token: &str, secret: &str) -> Result<(), Rejected> {
     let mut validation = Validation::new(Algorithm::HS256);
     // Sentry's tokens carry no exp; check it only when present.
     validation.required_spec_claims.clear();
@@ -137,11 +154,22 @@ pub fn verify(token: &str, metadata: &Metadata) -> Result<(), Rejected> {
 }
 
 /// When the integration has a `webhook_hmac_secret`, requires `signature` to be
-/// `sha256=<hex>` of HMAC-SHA256 over `body`, compared in constant time.
+/// `sha256=<hex>` of HMAC-SHA256 over `body` with it (or, until the rotation's
+/// overlap ends, with the previous one), compared in constant time.
 pub fn check_hmac(
     metadata: &Metadata,
     signature: Option<&str>,
     body: &[u8],
+) -> Result<(), Rejected> {
+    check_hmac_at(metadata, signature, body, Utc::now())
+}
+
+/// As [`check_hmac`], the overlap judged at `now`.
+pub fn check_hmac_at(
+    metadata: &Metadata,
+    signature: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
 ) -> Result<(), Rejected> {
     let Some(secret) = metadata.webhook_hmac_secret.as_deref() else {
         return Ok(());
@@ -150,11 +178,14 @@ pub fn check_hmac(
         .and_then(|s| s.strip_prefix("sha256="))
         .and_then(decode_hex)
         .ok_or(Rejected::BadHmac)?;
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| Rejected::BadHmac)?;
-    mac.update(body);
-    let expected = mac.finalize().into_bytes();
-    if bool::from(expected.as_slice().ct_eq(&given)) {
+    let previous = metadata.previous_at(now).and_then(|(_, previous)| previous);
+    let signed_with = |secret: &str| {
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).is_ok_and(|mut mac| {
+            mac.update(body);
+            bool::from(mac.finalize().into_bytes().as_slice().ct_eq(&given))
+        })
+    };
+    if signed_with(secret) || previous.is_some_and(signed_with) {
         Ok(())
     } else {
         Err(Rejected::BadHmac)
@@ -351,6 +382,54 @@ mod tests {
             check_hmac(&with, Some("sha256=zz"), body),
             Err(Rejected::BadHmac)
         );
+    }
+
+    #[test]
+    fn previous_secrets_pass_until_the_overlap_ends_and_not_after() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let now = chrono::Utc::now();
+        let until = now + chrono::TimeDelta::seconds(60);
+        let rotated = metadata(json!({
+            "webhook_secret": "new", "webhook_hmac_secret": "new-hmac",
+            "previous_webhook_secret": "old", "previous_webhook_hmac_secret": "old-hmac",
+            "previous_valid_until": until.to_rfc3339(),
+        }));
+        let (old, new) = (
+            mint("x", "old").expect("signs"),
+            mint("x", "new").expect("signs"),
+        );
+        let other = mint("x", "other").expect("signs");
+        let body = b"{}";
+        let signed = |secret: &[u8]| format!("sha256={}", hmac_hex(secret, body));
+        let after = until + chrono::TimeDelta::seconds(1);
+        for (case, at, token, ok) in [
+            ("new token during the overlap", now, &new, true),
+            ("old token during the overlap", now, &old, true),
+            ("other token during the overlap", now, &other, false),
+            ("new token after it", after, &new, true),
+            ("old token after it", after, &old, false),
+        ] {
+            assert_eq!(verify_at(token, &rotated, at).is_ok(), ok, "{case}");
+        }
+        for (case, at, secret, ok) in [
+            (
+                "new HMAC during the overlap",
+                now,
+                b"new-hmac".as_slice(),
+                true,
+            ),
+            ("old HMAC during the overlap", now, b"old-hmac", true),
+            ("other HMAC during the overlap", now, b"other", false),
+            ("new HMAC after it", after, b"new-hmac", true),
+            ("old HMAC after it", after, b"old-hmac", false),
+        ] {
+            let signature = signed(secret);
+            assert_eq!(
+                check_hmac_at(&rotated, Some(&signature), body, at).is_ok(),
+                ok,
+                "{case}"
+            );
+        }
     }
 
     #[test]
