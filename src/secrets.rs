@@ -123,16 +123,17 @@ impl fmt::Display for Unreadable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self { owner, error } = self;
         match error {
-            OpenError::Plaintext { .. } => write!(
-                f,
-                "{owner}: {error}; replace it: `jirasync integration rotate-webhook-secret` for a \
-                 webhook secret, connect it again (`jirasync integration add`, `jirasync oauth \
-                 start`) for credentials"
-            ),
-            OpenError::UnknownKey { .. } | OpenError::Corrupt { .. } => write!(
+            OpenError::UnknownKey { .. } => write!(
                 f,
                 "{owner}: {error}; set JIRASYNC_SECRET_KEY (or, while rotating, \
                  JIRASYNC_SECRET_KEY_OLD) to the key it was sealed with, or connect it again"
+            ),
+            // Copied from elsewhere or planted: no key helps, the value must be replaced.
+            OpenError::Corrupt { .. } | OpenError::Plaintext { .. } => write!(
+                f,
+                "{owner}: {error}; replace it: `jirasync integration rotate-webhook-secret` for \
+                 a webhook secret, connect it again (`jirasync integration add`, `jirasync oauth \
+                 start`) for credentials"
             ),
         }
     }
