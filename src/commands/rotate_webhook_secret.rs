@@ -47,7 +47,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         let rotated = rotation::rotate(&tx, pool.keys(), args.id, args.overlap)
             .await
             .map_err(|error| match error {
-                RotateError::NotFound(_) => anyhow::Error::new(error),
+                RotateError::NotFound(_) | RotateError::OverlapTooLong => anyhow::Error::new(error),
                 RotateError::Store(error) => {
                     anyhow::Error::new(error).context("failed to rotate the webhook secret")
                 }

@@ -42,6 +42,9 @@ pub enum RotateError {
     /// No `jira_server` integration has the id.
     #[error("no jira_server integration has id {0}")]
     NotFound(i64),
+    /// The overlap reaches past what a timestamp holds.
+    #[error("the overlap is too long; give at most a few years (e.g. 24h, 30d)")]
+    OverlapTooLong,
     /// The database failed, or the rotated row does not open.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -64,7 +67,7 @@ pub async fn rotate(
     id: i64,
     overlap: Duration,
 ) -> Result<Rotated, RotateError> {
-    let Some((_, _, stored)) = store::lock_sealed(client, keys, id).await? else {
+    let Some(stored) = store::lock_sealed_metadata(client, keys, id).await? else {
         return Err(RotateError::NotFound(id));
     };
     let stored_secret = |key: &str| {
@@ -88,11 +91,20 @@ pub async fn rotate(
     if signs {
         patch["webhook_hmac_secret"] = json!(fresh_webhook_secret());
     }
-    let until = Utc::now() + TimeDelta::from_std(overlap).unwrap_or(TimeDelta::MAX);
+    let until = TimeDelta::from_std(overlap)
+        .ok()
+        .and_then(|overlap| Utc::now().checked_add_signed(overlap))
+        .ok_or(RotateError::OverlapTooLong)?;
     let keep = !overlap.is_zero() && (old_secret.is_some() || old_hmac.is_some());
     if keep {
-        patch["previous_webhook_secret"] = json!(old_secret);
-        patch["previous_webhook_hmac_secret"] = json!(old_hmac);
+        for (key, old) in [
+            ("previous_webhook_secret", &old_secret),
+            ("previous_webhook_hmac_secret", &old_hmac),
+        ] {
+            if let Some(old) = old {
+                patch[key] = json!(old);
+            }
+        }
         patch["previous_valid_until"] = json!(until);
     }
     store::merge_metadata(client, keys, id, &PREVIOUS, &patch).await?;

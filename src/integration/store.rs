@@ -411,28 +411,25 @@ pub(super) async fn merge_metadata(
     Ok(())
 }
 
-/// The integration with this row id, locked for the caller's transaction, its
-/// metadata as stored (secrets still sealed): for a rotation, which must see
-/// which secrets there are even when one does not open.
-pub(super) async fn lock_sealed(
+/// The metadata of the integration with this row id as stored (its secrets still
+/// sealed), the row locked for the caller's transaction: for a rotation, which
+/// must see which secrets there are even when one does not open.
+pub(super) async fn lock_sealed_metadata(
     client: &impl GenericClient,
     keys: &Keyring,
     id: i64,
-) -> Result<Option<(String, String, Map<String, Value>)>, Error> {
+) -> Result<Option<Map<String, Value>>, Error> {
     recheck(client, keys).await?;
     let row = client
         .query_opt(
-            "SELECT external_id, status, metadata FROM integrations
+            "SELECT metadata FROM integrations
               WHERE id = $1 AND provider = 'jira_server' FOR UPDATE",
             &[&id],
         )
         .await?;
-    Ok(row.map(|row| {
-        let metadata = match row.get::<_, Value>(2) {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        };
-        (row.get(0), row.get(1), metadata)
+    Ok(row.map(|row| match row.get::<_, Value>(0) {
+        Value::Object(map) => map,
+        _ => Map::new(),
     }))
 }
 

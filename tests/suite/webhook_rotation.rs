@@ -239,7 +239,42 @@ async fn a_jira_that_refuses_the_update_or_a_webhook_registered_by_hand_gets_the
     assert_eq!(printed["manual_webhook"]["secret"], Value::Null);
     assert!(stderr.contains("no record of registering"), "{stderr}");
     assert!(!stderr.contains("Secret to"), "unsigned: {stderr}");
+
+    // A second rotation during the overlap: the secret it replaces is the previous
+    // one now, and the one before that stops working at once.
+    let first = token_of(printed["webhook_url"].as_str().expect("URL"));
+    let (again, _) = rotate(&app, app.integration, "24h");
+    let second = token_of(again["webhook_url"].as_str().expect("URL"));
+    let mut groups = Vec::new();
+    for (key, token) in [("GEN-0", &app.token), ("GEN-1", &first), ("GEN-2", &second)] {
+        let (group, user) = issue(&app, app.integration, key).await;
+        let email = format!("{}@example.org", key.to_lowercase());
+        let body = assignee_changed(key, jira_user(&email), T1).to_string();
+        app.send_with(token, body.as_bytes(), None).await;
+        groups.push((group, user));
+    }
+    // Concurrency 1: once the last is applied, the others were handled.
+    app.wait_assignee(groups[2].0, Some(groups[2].1)).await;
+    assert_eq!(
+        app.assignee(groups[0].0).await,
+        None,
+        "the first secret is dropped"
+    );
+    assert_eq!(
+        app.assignee(groups[1].0).await,
+        Some(groups[1].1),
+        "the replaced one overlaps"
+    );
     app.finish().await;
+}
+
+/// The token in a webhook URL (`…/issue-updated/<token>/`).
+fn token_of(url: &str) -> String {
+    url.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .expect("a token")
+        .to_owned()
 }
 
 #[tokio::test]
