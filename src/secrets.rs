@@ -1,16 +1,26 @@
-//! Secrets at rest (docs/reference.md §8): with `JIRASYNC_SECRET_KEY` set, RSA
-//! private keys, OAuth tokens and secrets, client secrets, PATs and webhook secrets
-//! are stored sealed with XChaCha20-Poly1305 — random 192-bit nonces, so no nonce
-//! repeats under one key — as `jsenc1:<key id>:<base64url(nonce ‖ ciphertext)>`.
+//! Secrets at rest (docs/reference.md §2, §8): with `JIRASYNC_SECRET_KEY` set,
+//! RSA private keys, OAuth tokens and secrets, client secrets, PATs and webhook
+//! secrets are stored sealed with XChaCha20-Poly1305 — random 192-bit nonces, so no
+//! nonce repeats under one key — as `jsenc2:<key id>:<base64url(nonce ‖ ciphertext)>`.
 //! The key id (the first 8 hex digits of the key's SHA-256) says which key opens
 //! a value, so `JIRASYNC_SECRET_KEY_OLD` can open what an older key sealed while
 //! `jirasync secrets reencrypt` moves it to the new one. Each value is bound to
-//! where it is stored (its context, e.g. `integration_credentials.private_key`) as
-//! associated data: a sealed value copied into another column does not open.
-//! Values without the prefix are plaintext written before a key was set (or by an
-//! older version) and are read as they are.
+//! its [`Slot`] — column and row — as associated data: copied into another column
+//! or another row it does not open. `jsenc1:` values (written by earlier versions)
+//! are bound to their column only; they are still read, and `secrets reencrypt`
+//! rebinds them. Values without a prefix are plaintext (written before a key was
+//! set, or by hand) and are read as they are until `secrets reencrypt` records
+//! that everything is sealed ([`policy`]); then they are refused.
+
+mod error;
+pub mod policy;
+mod slot;
+
+pub use error::{OpenError, Unreadable};
+pub use slot::{Slot, place};
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -20,36 +30,13 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-/// What a sealed value starts with.
-pub const PREFIX: &str = "jsenc1:";
-const NONCE_LEN: usize = 24;
+use policy::PlaintextPolicy;
 
-/// Where each sealed value is stored: the associated data it is sealed with, so
-/// a value copied into another column, key or table does not open.
-pub mod place {
-    /// `integrations.metadata->>'webhook_secret'`.
-    pub const WEBHOOK_SECRET: &str = "integrations.metadata.webhook_secret";
-    /// `integrations.metadata->>'webhook_hmac_secret'`.
-    pub const WEBHOOK_HMAC_SECRET: &str = "integrations.metadata.webhook_hmac_secret";
-    /// `integration_credentials.private_key`.
-    pub const PRIVATE_KEY: &str = "integration_credentials.private_key";
-    /// `integration_credentials.access_token` (OAuth 1.0a and 2.0 tokens, PATs).
-    pub const ACCESS_TOKEN: &str = "integration_credentials.access_token";
-    /// `integration_credentials.access_token_secret`.
-    pub const ACCESS_TOKEN_SECRET: &str = "integration_credentials.access_token_secret";
-    /// `integration_credentials.client_secret`.
-    pub const CLIENT_SECRET: &str = "integration_credentials.client_secret";
-    /// `integration_credentials.refresh_token`.
-    pub const REFRESH_TOKEN: &str = "integration_credentials.refresh_token";
-    /// `oauth_sessions.private_key`.
-    pub const SESSION_PRIVATE_KEY: &str = "oauth_sessions.private_key";
-    /// `oauth_sessions.client_secret`.
-    pub const SESSION_CLIENT_SECRET: &str = "oauth_sessions.client_secret";
-    /// `oauth_sessions.code_verifier`.
-    pub const SESSION_CODE_VERIFIER: &str = "oauth_sessions.code_verifier";
-    /// `oauth_sessions.request_token_secret`.
-    pub const SESSION_REQUEST_TOKEN_SECRET: &str = "oauth_sessions.request_token_secret";
-}
+/// What a value sealed for its column and row starts with.
+pub const PREFIX: &str = "jsenc2:";
+/// What a value an earlier version sealed for its column only starts with.
+pub const COLUMN_BOUND_PREFIX: &str = "jsenc1:";
+const NONCE_LEN: usize = 24;
 
 /// One 256-bit key and its id.
 #[derive(Clone)]
@@ -92,45 +79,48 @@ impl SecretKey {
     }
 }
 
-/// A stored value no configured key opens.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OpenError {
-    #[error(
-        "{context} is sealed with key {key_id}, \
-         which neither JIRASYNC_SECRET_KEY nor JIRASYNC_SECRET_KEY_OLD is"
-    )]
-    UnknownKey { context: String, key_id: String },
-    #[error(
-        "{context} does not open with key {key_id}: it was altered, or sealed for another place"
-    )]
-    Corrupt { context: String, key_id: String },
-}
-
-/// A stored secret that no configured key opens, with what it belongs to: the
-/// error a handler dead-letters with and a command prints, never a panic.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{owner}: {error}; set JIRASYNC_SECRET_KEY (or, while rotating, JIRASYNC_SECRET_KEY_OLD) \
-     to the key it was sealed with, or connect it again"
-)]
-pub struct Unreadable {
-    /// What holds the value, e.g. `integration 12`.
-    pub owner: String,
-    /// Why it does not open.
-    pub error: OpenError,
-}
-
-/// The keys a process has: the current one seals, both open.
+/// The keys a process has — the current one seals, both open — and whether it
+/// still reads plaintext ([`policy`]), shared by every clone.
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
     current: Option<SecretKey>,
     old: Option<SecretKey>,
+    plaintext: Arc<PlaintextPolicy>,
+}
+
+/// How a stored value is sealed.
+enum Stored<'a> {
+    /// `jsenc2:`: for its column and row.
+    RowBound { key_id: &'a str, data: &'a str },
+    /// `jsenc1:`: for its column only (an earlier version).
+    ColumnBound { key_id: &'a str, data: &'a str },
+    /// No prefix.
+    Plaintext,
+}
+
+impl<'a> Stored<'a> {
+    fn of(stored: &'a str) -> Self {
+        let split = |rest: &'a str| rest.split_once(':').unwrap_or((rest, ""));
+        if let Some(rest) = stored.strip_prefix(PREFIX) {
+            let (key_id, data) = split(rest);
+            Self::RowBound { key_id, data }
+        } else if let Some(rest) = stored.strip_prefix(COLUMN_BOUND_PREFIX) {
+            let (key_id, data) = split(rest);
+            Self::ColumnBound { key_id, data }
+        } else {
+            Self::Plaintext
+        }
+    }
 }
 
 impl Keyring {
     /// `current` (`JIRASYNC_SECRET_KEY`) and `old` (`JIRASYNC_SECRET_KEY_OLD`).
     pub fn new(current: Option<SecretKey>, old: Option<SecretKey>) -> Self {
-        Self { current, old }
+        Self {
+            current,
+            old,
+            plaintext: Arc::default(),
+        }
     }
 
     /// The id of the key that seals, if any (`jirasync config` shows it).
@@ -143,20 +133,42 @@ impl Keyring {
         self.current.is_some()
     }
 
-    /// `plaintext` sealed for `context` with the current key; as it is without one.
-    pub fn seal(&self, context: &str, plaintext: &str) -> String {
+    /// Whether plaintext is refused: `secrets reencrypt` recorded that
+    /// everything is sealed, and this process has read that record.
+    pub fn refuses_plaintext(&self) -> bool {
+        self.plaintext.refused()
+    }
+
+    /// Whether the caller should read the record now ([`policy::RECHECK`]).
+    pub fn recheck_due(&self) -> bool {
+        self.plaintext.due()
+    }
+
+    /// What the record said: present (`true`) or not.
+    pub fn record_read(&self, sealed: bool) {
+        self.plaintext.read(sealed);
+    }
+
+    /// Reading the record failed; the next reader tries again.
+    pub fn record_unread(&self) {
+        self.plaintext.failed();
+    }
+
+    /// `plaintext` sealed for `slot` with the current key; as it is without one.
+    pub fn seal(&self, slot: &Slot, plaintext: &str) -> String {
         let Some(key) = &self.current else {
             return plaintext.to_owned();
         };
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
+        let aad = slot.associated_data();
         let sealed = key
             .cipher
             .encrypt(
                 &XNonce::from(nonce),
                 Payload {
                     msg: plaintext.as_bytes(),
-                    aad: context.as_bytes(),
+                    aad: aad.as_bytes(),
                 },
             )
             .expect("XChaCha20-Poly1305 seals any length this holds");
@@ -165,84 +177,92 @@ impl Keyring {
         format!("{PREFIX}{}:{}", key.id, URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// The plaintext of `stored` (sealed for `context`, or plaintext as it is).
-    pub fn open(&self, context: &str, stored: &str) -> Result<String, OpenError> {
-        let Some(rest) = stored.strip_prefix(PREFIX) else {
-            return Ok(stored.to_owned());
+    /// As [`seal`](Self::seal), for a value that may be absent.
+    pub fn seal_opt(&self, slot: &Slot, plaintext: Option<&str>) -> Option<String> {
+        plaintext.map(|plaintext| self.seal(slot, plaintext))
+    }
+
+    /// The plaintext of `stored`, found in `slot`: sealed for it, sealed for its
+    /// column by an earlier version, or plaintext while that is still read.
+    pub fn open(&self, slot: &Slot, stored: &str) -> Result<String, Unreadable> {
+        let unreadable = |error| Unreadable {
+            owner: slot.owner(),
+            error,
         };
-        let (key_id, data) = rest.split_once(':').unwrap_or((rest, ""));
-        let corrupt = || OpenError::Corrupt {
-            context: context.to_owned(),
-            key_id: key_id.to_owned(),
+        let (key_id, data, aad) = match Stored::of(stored) {
+            Stored::RowBound { key_id, data } => (key_id, data, slot.associated_data()),
+            Stored::ColumnBound { key_id, data } => (key_id, data, slot.column.to_owned()),
+            Stored::Plaintext if self.refuses_plaintext() => {
+                return Err(unreadable(OpenError::Plaintext {
+                    context: slot.column.to_owned(),
+                }));
+            }
+            Stored::Plaintext => return Ok(stored.to_owned()),
         };
+        self.decrypt(key_id, data, &aad).map_err(|error| {
+            unreadable(match error {
+                Decrypt::UnknownKey => OpenError::UnknownKey {
+                    context: slot.column.to_owned(),
+                    key_id: key_id.to_owned(),
+                },
+                Decrypt::Corrupt => OpenError::Corrupt {
+                    context: slot.column.to_owned(),
+                    key_id: key_id.to_owned(),
+                },
+            })
+        })
+    }
+
+    /// As [`open`](Self::open), for a column that may be NULL.
+    pub fn open_opt(
+        &self,
+        slot: &Slot,
+        stored: Option<&str>,
+    ) -> Result<Option<String>, Unreadable> {
+        stored.map(|stored| self.open(slot, stored)).transpose()
+    }
+
+    fn decrypt(&self, key_id: &str, data: &str, aad: &str) -> Result<String, Decrypt> {
         let key = [&self.current, &self.old]
             .into_iter()
             .flatten()
             .find(|key| key.id == key_id)
-            .ok_or_else(|| OpenError::UnknownKey {
-                context: context.to_owned(),
-                key_id: key_id.to_owned(),
-            })?;
-        let bytes = URL_SAFE_NO_PAD.decode(data).map_err(|_| corrupt())?;
+            .ok_or(Decrypt::UnknownKey)?;
+        let bytes = URL_SAFE_NO_PAD.decode(data).map_err(|_| Decrypt::Corrupt)?;
         if bytes.len() < NONCE_LEN {
-            return Err(corrupt());
+            return Err(Decrypt::Corrupt);
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let nonce = XNonce::try_from(nonce).map_err(|_| corrupt())?;
+        let nonce = XNonce::try_from(nonce).map_err(|_| Decrypt::Corrupt)?;
         let plain = key
             .cipher
             .decrypt(
                 &nonce,
                 Payload {
                     msg: sealed,
-                    aad: context.as_bytes(),
+                    aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| corrupt())?;
-        String::from_utf8(plain).map_err(|_| corrupt())
-    }
-
-    /// As [`open`](Self::open), the error naming `owner` (called only on failure).
-    pub fn open_for(
-        &self,
-        owner: impl FnOnce() -> String,
-        context: &str,
-        stored: &str,
-    ) -> Result<String, Unreadable> {
-        self.open(context, stored).map_err(|error| Unreadable {
-            owner: owner(),
-            error,
-        })
-    }
-
-    /// As [`open_for`](Self::open_for), for a column that may be NULL.
-    pub fn open_opt(
-        &self,
-        owner: impl FnOnce() -> String,
-        context: &str,
-        stored: Option<String>,
-    ) -> Result<Option<String>, Unreadable> {
-        stored
-            .map(|stored| self.open_for(owner, context, &stored))
-            .transpose()
-    }
-
-    /// As [`seal`](Self::seal), for a value that may be absent.
-    pub fn seal_opt(&self, context: &str, plaintext: Option<&str>) -> Option<String> {
-        plaintext.map(|plaintext| self.seal(context, plaintext))
+            .map_err(|_| Decrypt::Corrupt)?;
+        String::from_utf8(plain).map_err(|_| Decrypt::Corrupt)
     }
 
     /// Whether `stored` is already as [`seal`](Self::seal) would store it: sealed
-    /// with the current key, or plaintext when there is none.
+    /// for its row with the current key, or plaintext when there is none. (Whether
+    /// it opens in its slot is [`open`](Self::open)'s to say.)
     pub fn is_current(&self, stored: &str) -> bool {
-        match &self.current {
-            Some(key) => stored
-                .strip_prefix(PREFIX)
-                .and_then(|rest| rest.split_once(':'))
-                .is_some_and(|(id, _)| id == key.id),
-            None => !stored.starts_with(PREFIX),
+        match (&self.current, Stored::of(stored)) {
+            (Some(key), Stored::RowBound { key_id, .. }) => key_id == key.id,
+            (None, Stored::Plaintext) => true,
+            _ => false,
         }
     }
+}
+
+/// Why [`Keyring::decrypt`] failed.
+enum Decrypt {
+    UnknownKey,
+    Corrupt,
 }
 
 #[cfg(test)]
@@ -256,13 +276,36 @@ mod tests {
         SecretKey::parse(text).expect("a valid key")
     }
 
+    fn slot(row: i64) -> Slot {
+        Slot::new(place::PRIVATE_KEY, row)
+    }
+
+    /// What an earlier version stored: sealed for the column only, as `jsenc1:`.
+    fn column_bound(key: &SecretKey, column: &str, plaintext: &str) -> String {
+        let nonce = [7u8; NONCE_LEN];
+        let sealed = key
+            .cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: column.as_bytes(),
+                },
+            )
+            .expect("seals");
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        format!(
+            "{COLUMN_BOUND_PREFIX}{}:{}",
+            key.id,
+            URL_SAFE_NO_PAD.encode(bytes)
+        )
+    }
+
     #[test]
-    fn a_sealed_value_opens_and_holds_no_plaintext() {
+    fn a_sealed_value_opens_in_its_slot_and_holds_no_plaintext() {
         let ring = Keyring::new(Some(key(KEY)), None);
-        let sealed = ring.seal(
-            "integration_credentials.private_key",
-            "-----BEGIN PRIVATE KEY-----",
-        );
+        let sealed = ring.seal(&slot(1), "-----BEGIN PRIVATE KEY-----");
         assert!(
             sealed.starts_with(&format!("{PREFIX}{}:", key(KEY).id())),
             "{sealed}"
@@ -270,65 +313,109 @@ mod tests {
         assert!(!sealed.contains("PRIVATE KEY"));
         assert_ne!(
             sealed,
-            ring.seal(
-                "integration_credentials.private_key",
-                "-----BEGIN PRIVATE KEY-----"
-            ),
+            ring.seal(&slot(1), "-----BEGIN PRIVATE KEY-----"),
             "a fresh nonce each time"
         );
         assert_eq!(
-            ring.open("integration_credentials.private_key", &sealed)
-                .as_deref(),
+            ring.open(&slot(1), &sealed).as_deref(),
             Ok("-----BEGIN PRIVATE KEY-----")
         );
         assert!(ring.is_current(&sealed));
     }
 
     #[test]
-    fn plaintext_from_before_a_key_is_read_as_it_is() {
+    fn a_sealed_value_copied_to_another_row_or_column_does_not_open() {
         let ring = Keyring::new(Some(key(KEY)), None);
-        assert_eq!(ring.open("c", "plain token").as_deref(), Ok("plain token"));
-        assert!(!ring.is_current("plain token"));
-        let none = Keyring::default();
-        assert_eq!(none.seal("c", "plain"), "plain");
-        assert!(none.is_current("plain"));
+        let sealed = ring.seal(&slot(1), "tok");
+        for (case, other) in [
+            ("another row", slot(2)),
+            ("another column", Slot::new(place::ACCESS_TOKEN, 1)),
+            ("another table", Slot::new(place::SESSION_PRIVATE_KEY, 1)),
+        ] {
+            let error = ring.open(&other, &sealed).expect_err(case);
+            assert!(
+                matches!(error.error, OpenError::Corrupt { .. }),
+                "{case}: {error}"
+            );
+            assert_eq!(error.owner, other.owner(), "{case}: names the row");
+        }
+        assert_eq!(slot(2).owner(), "integration 2");
+        assert!(
+            Slot::new(place::SESSION_CLIENT_SECRET, "s")
+                .owner()
+                .starts_with("OAuth session")
+        );
     }
 
     #[test]
-    fn another_key_another_place_or_an_altered_value_do_not_open() {
+    fn values_an_earlier_version_bound_to_their_column_are_still_read() {
         let ring = Keyring::new(Some(key(KEY)), None);
-        let sealed = ring.seal("integration_credentials.access_token", "tok");
+        let old = column_bound(&key(KEY), place::PRIVATE_KEY, "pem");
+        assert_eq!(ring.open(&slot(1), &old).as_deref(), Ok("pem"));
+        assert_eq!(ring.open(&slot(2), &old).as_deref(), Ok("pem"));
+        assert!(!ring.is_current(&old), "to be rebound");
+        assert!(
+            ring.open(&Slot::new(place::ACCESS_TOKEN, 1), &old).is_err(),
+            "still bound to its column"
+        );
+    }
+
+    #[test]
+    fn plaintext_is_read_until_everything_is_recorded_sealed() {
+        let ring = Keyring::new(Some(key(KEY)), None);
+        assert_eq!(
+            ring.open(&slot(1), "plain token").as_deref(),
+            Ok("plain token")
+        );
+        assert!(!ring.is_current("plain token"));
+        let none = Keyring::default();
+        assert_eq!(none.seal(&slot(1), "plain"), "plain");
+        assert!(none.is_current("plain"));
+
+        let clone = ring.clone();
+        ring.record_read(true);
+        assert!(clone.refuses_plaintext(), "clones share the record");
+        let error = clone.open(&slot(1), "plain token").expect_err("refused");
+        assert!(error.is_plaintext());
+        assert!(
+            error
+                .to_string()
+                .contains("plaintext where a sealed value is required"),
+            "{error}"
+        );
+        let sealed = ring.seal(&slot(1), "tok");
+        assert_eq!(clone.open(&slot(1), &sealed).as_deref(), Ok("tok"));
+    }
+
+    #[test]
+    fn another_key_or_an_altered_value_do_not_open() {
+        let ring = Keyring::new(Some(key(KEY)), None);
+        let sealed = ring.seal(&slot(1), "tok");
         let other = Keyring::new(Some(key(OTHER)), None);
         assert!(matches!(
-            other.open("integration_credentials.access_token", &sealed),
+            other.open(&slot(1), &sealed).map_err(|e| e.error),
             Err(OpenError::UnknownKey { key_id, .. }) if key_id == key(KEY).id()
-        ));
-        assert!(matches!(
-            ring.open("integration_credentials.client_secret", &sealed),
-            Err(OpenError::Corrupt { .. })
         ));
         let mut altered = sealed.clone();
         let last = altered.pop().expect("not empty");
         altered.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(
-            ring.open("integration_credentials.access_token", &altered)
-                .is_err()
-        );
-        assert!(ring.open("c", "jsenc1:nocolon").is_err());
+        assert!(ring.open(&slot(1), &altered).is_err());
+        assert!(ring.open(&slot(1), "jsenc2:nocolon").is_err());
+        assert!(ring.open(&slot(1), "jsenc1:nocolon").is_err());
     }
 
     #[test]
     fn the_old_key_opens_while_the_new_one_seals() {
         let before = Keyring::new(Some(key(OTHER)), None);
-        let sealed = before.seal("c", "secret");
+        let sealed = before.seal(&slot(1), "secret");
         let rotating = Keyring::new(Some(key(KEY)), Some(key(OTHER)));
-        assert_eq!(rotating.open("c", &sealed).as_deref(), Ok("secret"));
+        assert_eq!(rotating.open(&slot(1), &sealed).as_deref(), Ok("secret"));
         assert!(!rotating.is_current(&sealed));
-        let moved = rotating.seal("c", "secret");
+        let moved = rotating.seal(&slot(1), "secret");
         assert!(rotating.is_current(&moved));
         assert_eq!(
             Keyring::new(Some(key(KEY)), None)
-                .open("c", &moved)
+                .open(&slot(1), &moved)
                 .as_deref(),
             Ok("secret")
         );

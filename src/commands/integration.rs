@@ -1,8 +1,8 @@
-//! `jirasync integration add|webhook-url|list|status|enable|disable`: connect a
-//! Jira from existing credentials (an OAuth 1.0a application link, or a personal
-//! access token checked with Jira first), print the webhook URL to register by
-//! hand, show how each integration connects (`integration_status.rs`), and let it
-//! take webhooks or not.
+//! `jirasync integration add|webhook-url|list|status|enable|disable|rotate-webhook-secret`:
+//! connect a Jira from existing credentials (an OAuth 1.0a application link, or a
+//! personal access token checked with Jira first), print the webhook URL to register
+//! by hand, show how each integration connects (`integration_status.rs`), let it
+//! take webhooks or not, and rotate its webhook secret (`rotate_webhook_secret.rs`).
 
 use std::path::PathBuf;
 
@@ -28,6 +28,9 @@ pub enum Command {
     List(ListArgs),
     /// Show one integration: auth method, state, token expiry, Jira version, webhook.
     Status(StatusArgs),
+    /// Give an integration a fresh webhook secret and URL (the old ones accepted
+    /// for --overlap) and update the webhook registered in Jira.
+    RotateWebhookSecret(super::rotate_webhook_secret::Args),
     /// Let an integration take webhooks and jobs again (status `active`).
     Enable(SwitchArgs),
     /// Drop an integration's webhooks and jobs (status `disabled`) until it is enabled.
@@ -128,6 +131,7 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
         Command::WebhookUrl(args) => println!("{}", webhook_url(args).await?),
         Command::List(args) => integration_status::list(args).await?,
         Command::Status(args) => integration_status::status(args).await?,
+        Command::RotateWebhookSecret(args) => super::rotate_webhook_secret::run(args).await?,
         Command::Enable(args) => println!("{:#}", switch(args, jira_server::ACTIVE).await?),
         Command::Disable(args) => println!("{:#}", switch(args, jira_server::DISABLED).await?),
     }

@@ -15,6 +15,7 @@ pub mod oauth;
 mod oauth2;
 mod oauth_session;
 pub mod reconcile;
+mod rotate_webhook_secret;
 pub mod run;
 pub mod secrets;
 mod transport;

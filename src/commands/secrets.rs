@@ -1,7 +1,9 @@
 //! `jirasync secrets reencrypt`: seals every stored secret with the current
-//! `JIRASYNC_SECRET_KEY` — plaintext written before a key was set, and values
-//! sealed with `JIRASYNC_SECRET_KEY_OLD` while rotating — and clears what ended
-//! OAuth sessions still hold. Idempotent; safe while workers run.
+//! `JIRASYNC_SECRET_KEY`, bound to its column and row — plaintext written before a
+//! key was set, values sealed with `JIRASYNC_SECRET_KEY_OLD` while rotating, and
+//! values an earlier version bound to their column only — clears what ended OAuth
+//! sessions still hold, and records that everything is sealed once nothing is left
+//! (from then on plaintext is refused). Idempotent; safe while workers run.
 
 use anyhow::Context;
 use serde_json::json;
@@ -46,7 +48,7 @@ async fn reencrypt(args: &Args) -> anyhow::Result<()> {
         .await
         .context("failed to clear the secrets of installed OAuth sessions")?;
     eprintln!("oauth_sessions: cleared the secrets of {cleared} installed session(s)");
-    let tallies = sealed_columns::reencrypt(&client, &keys, |tally| {
+    let done = sealed_columns::reencrypt(&client, &keys, |tally| {
         eprintln!(
             "{}: {} sealed, {} already current, {} changed meanwhile, {} unreadable",
             tally.column,
@@ -58,6 +60,7 @@ async fn reencrypt(args: &Args) -> anyhow::Result<()> {
     })
     .await
     .context("failed to re-encrypt the stored secrets")?;
+    let tallies = &done.tallies;
     let sum = |count: fn(&sealed_columns::Tally) -> u64| tallies.iter().map(count).sum::<u64>();
     let unreadable: Vec<String> = tallies
         .iter()
@@ -72,6 +75,7 @@ async fn reencrypt(args: &Args) -> anyhow::Result<()> {
             "changed_meanwhile": sum(|t| t.changed),
             "unreadable": unreadable.len(),
             "sessions_cleared": cleared,
+            "recorded_sealed": done.recorded,
         })
     );
     if !unreadable.is_empty() {
@@ -79,6 +83,18 @@ async fn reencrypt(args: &Args) -> anyhow::Result<()> {
             "{} stored secret(s) did not open and were left as they are:\n  {}",
             unreadable.len(),
             unreadable.join("\n  ")
+        );
+    }
+    if done.recorded {
+        eprintln!(
+            "every secret is sealed with key {key_id}, bound to its row: recorded; from now on \
+             plaintext in a sealed column is refused"
+        );
+    } else {
+        eprintln!(
+            "{} value(s) were written meanwhile without the key: not recorded as all sealed; \
+             give every process JIRASYNC_SECRET_KEY and run this again",
+            done.remaining
         );
     }
     Ok(())

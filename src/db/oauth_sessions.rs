@@ -3,7 +3,9 @@
 //! read by `oauth status`.
 //! State changes are conditional on the current state, so redelivered jobs are no-ops.
 //! Private keys, client secrets, verifiers and request-token secrets are sealed
-//! with the keyring (`crate::secrets`) and cleared once the session is installed.
+//! with the keyring (`crate::secrets`), bound to the session's id (known before
+//! the row is inserted: `oauth start` makes it), and cleared once the session is
+//! installed.
 
 use std::fmt;
 use std::time::Duration;
@@ -16,7 +18,8 @@ use tokio_postgres::{Error, Row};
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::secrets::{Keyring, Unreadable};
+use super::sealed_columns::recheck;
+use crate::secrets::{Keyring, Slot, Unreadable};
 
 /// The sealed columns of `oauth_sessions`.
 mod sealed {
@@ -141,13 +144,15 @@ const COLUMNS: &str = "id, base_url, consumer_key, private_key, verify_ssl, stat
 
 fn from_row(keys: &Keyring, row: &Row) -> Result<OauthSession, Unreadable> {
     let id: Uuid = row.get(0);
-    let owner = || format!("OAuth session {id}");
-    let secret = |context: &str, index: usize| keys.open_opt(owner, context, row.get(index));
+    let slot = |column: &'static str| Slot::new(column, id);
+    let secret = |column: &'static str, index: usize| {
+        keys.open_opt(&slot(column), row.get::<_, Option<&str>>(index))
+    };
     Ok(OauthSession {
         id,
         base_url: row.get(1),
         consumer_key: row.get(2),
-        private_key: keys.open_for(owner, sealed::PRIVATE_KEY, row.get(3))?,
+        private_key: keys.open(&slot(sealed::PRIVATE_KEY), row.get(3))?,
         verify_ssl: row.get(4),
         state: row.get(5),
         request_token: row.get(6),
@@ -197,7 +202,7 @@ pub async fn insert(
                 &new.id,
                 &new.base_url,
                 &new.consumer_key,
-                &keys.seal(sealed::PRIVATE_KEY, new.private_key),
+                &keys.seal(&Slot::new(sealed::PRIVATE_KEY, new.id), new.private_key),
                 &new.verify_ssl,
             ],
         )
@@ -237,9 +242,15 @@ pub async fn insert_oauth2(
                 &new.base_url,
                 &new.consumer_key,
                 &new.verify_ssl,
-                &keys.seal(sealed::CLIENT_SECRET, oauth2.client_secret),
+                &keys.seal(
+                    &Slot::new(sealed::CLIENT_SECRET, new.id),
+                    oauth2.client_secret,
+                ),
                 &oauth2.scope,
-                &keys.seal(sealed::CODE_VERIFIER, oauth2.code_verifier),
+                &keys.seal(
+                    &Slot::new(sealed::CODE_VERIFIER, new.id),
+                    oauth2.code_verifier,
+                ),
                 &oauth2.state,
                 &oauth2.authorize_url,
             ],
@@ -272,6 +283,7 @@ pub async fn claim_oauth2(
                  OR (state = 'authorizing' AND updated_at < now() - make_interval(secs => $4)))
       RETURNING {COLUMNS}"
     );
+    recheck(client, keys).await?;
     let row = client
         .query_opt(&sql, &[&state, &called_back_at, &lifetime, &lease])
         .await?;
@@ -285,6 +297,7 @@ pub async fn find(
     named: SessionRef<'_>,
 ) -> Result<Option<OauthSession>, StoreError> {
     let (column, key) = named.column();
+    recheck(client, keys).await?;
     let sql = format!("SELECT {COLUMNS} FROM oauth_sessions WHERE {column} = $1");
     session(keys, client.query_opt(&sql, &[key]).await?)
 }
@@ -308,7 +321,10 @@ pub async fn mark_awaiting_authorization(
             &[
                 &id,
                 &request_token,
-                &keys.seal(sealed::REQUEST_TOKEN_SECRET, request_token_secret),
+                &keys.seal(
+                    &Slot::new(sealed::REQUEST_TOKEN_SECRET, id),
+                    request_token_secret,
+                ),
                 &authorize_url,
             ],
         )
@@ -350,6 +366,7 @@ pub async fn claim_authorizing(
                  OR (state = 'authorizing' AND updated_at < now() - make_interval(secs => $2)))
       RETURNING {COLUMNS}"
     );
+    recheck(client, keys).await?;
     let row = client
         .query_opt(&sql, &[&request_token, &lease_secs])
         .await?;

@@ -1,35 +1,35 @@
 //! Every column that holds a sealed secret (`crate::secrets`), for `jirasync
-//! secrets reencrypt`: read each value, and where it is plaintext or sealed with
-//! another key than the current one, seal it anew. Each write is conditional on
+//! secrets reencrypt`: read each value, and where it is plaintext, sealed with
+//! another key than the current one, or sealed by an earlier version for its
+//! column only, seal it anew for its column and row. Each write is conditional on
 //! the value read, so a value a running worker changed meanwhile (a refreshed
-//! token, sealed already) is left as that worker wrote it.
+//! token, sealed already) is left as that worker wrote it. When nothing is left in
+//! plaintext or unreadable, the run is recorded in `secrets_sealed`, and from then
+//! on plaintext is refused ([`recheck`] reads the record for every reader).
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
-use crate::secrets::place;
-use crate::secrets::{Keyring, Unreadable};
+use crate::secrets::{Keyring, PREFIX, Slot, Unreadable, place};
 
 /// One place a sealed value is stored.
 struct Column {
     /// `table.column` (or `table.metadata.key`), as the progress shows it.
     context: &'static str,
-    /// Reads `(owner, id as text, value)` of every row holding a value.
+    /// Reads `(row key as text, value)` of every row holding a value.
     select: &'static str,
-    /// Writes `$2` where the row's id is `$1` and the value is still `$3`.
+    /// Writes `$2` where the row's key is `$1` and the value is still `$3`.
     update: &'static str,
+    /// Counts the values not matching the `LIKE` pattern `$1`.
+    remaining: &'static str,
 }
 
 macro_rules! text_column {
-    ($table:literal, $id:literal, $id_type:literal, $owner:literal, $column:literal, $context:expr) => {
+    ($table:literal, $id:literal, $id_type:literal, $column:literal, $context:expr) => {
         Column {
             context: $context,
             select: concat!(
                 "SELECT ",
-                $owner,
-                " || ' ' || ",
-                $id,
-                "::text, ",
                 $id,
                 "::text, ",
                 $column,
@@ -53,6 +53,15 @@ macro_rules! text_column {
                 $column,
                 " = $3"
             ),
+            remaining: concat!(
+                "SELECT count(*) FROM ",
+                $table,
+                " WHERE ",
+                $column,
+                " <> '' AND ",
+                $column,
+                " NOT LIKE $1"
+            ),
         }
     };
 }
@@ -62,7 +71,7 @@ macro_rules! metadata_key {
         Column {
             context: $context,
             select: concat!(
-                "SELECT 'integration ' || id::text, id::text, metadata->>'",
+                "SELECT id::text, metadata->>'",
                 $key,
                 "' FROM integrations WHERE metadata->>'",
                 $key,
@@ -75,6 +84,14 @@ macro_rules! metadata_key {
                 $key,
                 "' = $3"
             ),
+            remaining: concat!(
+                "SELECT count(*) FROM integrations WHERE metadata->>'",
+                $key,
+                "' <> '' AND ",
+                "metadata->>'",
+                $key,
+                "' NOT LIKE $1"
+            ),
         }
     };
 }
@@ -85,7 +102,6 @@ macro_rules! credentials {
             "integration_credentials",
             "integration_id",
             "bigint",
-            "'integration'",
             $column,
             $context
         )
@@ -94,20 +110,18 @@ macro_rules! credentials {
 
 macro_rules! session {
     ($column:literal, $context:expr) => {
-        text_column!(
-            "oauth_sessions",
-            "id",
-            "uuid",
-            "'OAuth session'",
-            $column,
-            $context
-        )
+        text_column!("oauth_sessions", "id", "uuid", $column, $context)
     };
 }
 
 const COLUMNS: &[Column] = &[
     metadata_key!("webhook_secret", place::WEBHOOK_SECRET),
     metadata_key!("webhook_hmac_secret", place::WEBHOOK_HMAC_SECRET),
+    metadata_key!("previous_webhook_secret", place::PREVIOUS_WEBHOOK_SECRET),
+    metadata_key!(
+        "previous_webhook_hmac_secret",
+        place::PREVIOUS_WEBHOOK_HMAC_SECRET
+    ),
     credentials!("private_key", place::PRIVATE_KEY),
     credentials!("access_token", place::ACCESS_TOKEN),
     credentials!("access_token_secret", place::ACCESS_TOKEN_SECRET),
@@ -124,23 +138,41 @@ const COLUMNS: &[Column] = &[
 pub struct Tally {
     /// Where.
     pub column: &'static str,
-    /// Values sealed anew (plaintext, or sealed with the old key).
+    /// Values sealed anew (plaintext, sealed with the old key, or for the column only).
     pub sealed: u64,
-    /// Values already sealed with the current key.
+    /// Values already sealed for their row with the current key.
     pub current: u64,
     /// Values that changed while this ran (left as they are now).
     pub changed: u64,
-    /// Values no configured key opens.
+    /// Values that do not open where they are (no configured key opens them, sealed
+    /// for another row, or plaintext once everything was recorded sealed).
     pub unreadable: Vec<Unreadable>,
 }
 
-/// Re-encrypts every column under `keys`' current key, one column at a time,
-/// calling `progress` after each.
+/// What [`reencrypt`] did.
+#[derive(Debug, Clone)]
+pub struct Reencrypted {
+    /// Column by column.
+    pub tallies: Vec<Tally>,
+    /// Values left that are not sealed with the current key in the row-bound
+    /// format (plaintext or old ones that did not open, or that a process without
+    /// the key wrote meanwhile).
+    pub remaining: u64,
+    /// Whether "everything sealed" is recorded (`secrets_sealed`): nothing remained
+    /// and nothing was unreadable.
+    pub recorded: bool,
+}
+
+/// Re-encrypts every column under `keys`' current key, each value bound to its
+/// row, one column at a time, calling `progress` after each; then, when no value
+/// is left otherwise, records that everything is sealed. `keys` must have a current key.
 pub async fn reencrypt(
     client: &impl GenericClient,
     keys: &Keyring,
     mut progress: impl FnMut(&Tally),
-) -> Result<Vec<Tally>, Error> {
+) -> Result<Reencrypted, Error> {
+    // Plaintext found after a record is planted: never sealed (that would launder it).
+    recheck(client, keys).await?;
     let mut tallies = Vec::with_capacity(COLUMNS.len());
     for column in COLUMNS {
         let mut tally = Tally {
@@ -148,20 +180,20 @@ pub async fn reencrypt(
             ..Tally::default()
         };
         for row in client.query(column.select, &[]).await? {
-            let (owner, id, stored): (String, String, String) =
-                (row.get(0), row.get(1), row.get(2));
-            if keys.is_current(&stored) {
-                tally.current += 1;
-                continue;
-            }
-            let plain = match keys.open_for(|| owner, column.context, &stored) {
+            let (id, stored): (String, String) = (row.get(0), row.get(1));
+            let slot = Slot::new(column.context, &id);
+            let plain = match keys.open(&slot, &stored) {
                 Ok(plain) => plain,
                 Err(unreadable) => {
                     tally.unreadable.push(unreadable);
                     continue;
                 }
             };
-            let sealed = keys.seal(column.context, &plain);
+            if keys.is_current(&stored) {
+                tally.current += 1;
+                continue;
+            }
+            let sealed = keys.seal(&slot, &plain);
             match client
                 .execute(column.update, &[&id, &sealed, &stored])
                 .await?
@@ -173,5 +205,60 @@ pub async fn reencrypt(
         progress(&tally);
         tallies.push(tally);
     }
-    Ok(tallies)
+    let Some(key_id) = keys.current_id() else {
+        return Ok(Reencrypted {
+            tallies,
+            remaining: 0,
+            recorded: false,
+        });
+    };
+    let pattern = format!("{PREFIX}{key_id}:%");
+    let mut remaining = 0;
+    for column in COLUMNS {
+        let count: i64 = client
+            .query_one(column.remaining, &[&pattern])
+            .await?
+            .get(0);
+        remaining += u64::try_from(count).unwrap_or_default();
+    }
+    let unreadable = tallies.iter().any(|tally| !tally.unreadable.is_empty());
+    let recorded = remaining == 0 && !unreadable;
+    if recorded {
+        client
+            .execute(
+                "INSERT INTO secrets_sealed (singleton, key_id, sealed_at) VALUES (true, $1, now())
+                 ON CONFLICT (singleton) DO UPDATE SET key_id = EXCLUDED.key_id, sealed_at = now()",
+                &[&key_id],
+            )
+            .await?;
+        keys.record_read(true);
+    }
+    Ok(Reencrypted {
+        tallies,
+        remaining,
+        recorded,
+    })
+}
+
+/// Reads the record that everything is sealed into `keys`, when due (at most every
+/// `secrets::policy::RECHECK` per process): called by every reader of a sealed
+/// column before it opens what it read, so a record written while a process runs
+/// takes effect in it within that interval, at one query per interval.
+pub async fn recheck(client: &impl GenericClient, keys: &Keyring) -> Result<(), Error> {
+    if !keys.recheck_due() {
+        return Ok(());
+    }
+    match client
+        .query_opt("SELECT key_id FROM secrets_sealed", &[])
+        .await
+    {
+        Ok(row) => {
+            keys.record_read(row.is_some());
+            Ok(())
+        }
+        Err(error) => {
+            keys.record_unread();
+            Err(error)
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -32,6 +33,16 @@ pub struct Metadata {
     /// Jira's id of the registered webhook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_id: Option<String>,
+    /// The `webhook_secret` a rotation replaced, still accepted until
+    /// `previous_valid_until`. Secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_webhook_secret: Option<String>,
+    /// The `webhook_hmac_secret` a rotation replaced, likewise. Secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_webhook_hmac_secret: Option<String>,
+    /// Until when the previous secrets are accepted (the rotation's overlap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<DateTime<Utc>>,
 }
 
 impl Default for Metadata {
@@ -45,7 +56,24 @@ impl Default for Metadata {
             jira_version: None,
             webhook_path: None,
             webhook_id: None,
+            previous_webhook_secret: None,
+            previous_webhook_hmac_secret: None,
+            previous_valid_until: None,
         }
+    }
+}
+
+impl Metadata {
+    /// The previous secrets (webhook, HMAC) while they are still accepted at `now`.
+    pub fn previous_at(&self, now: DateTime<Utc>) -> Option<(Option<&str>, Option<&str>)> {
+        self.previous_valid_until
+            .filter(|until| now < *until)
+            .map(|_| {
+                (
+                    self.previous_webhook_secret.as_deref(),
+                    self.previous_webhook_hmac_secret.as_deref(),
+                )
+            })
     }
 }
 
@@ -60,6 +88,15 @@ impl fmt::Debug for Metadata {
             .field("jira_version", &self.jira_version)
             .field("webhook_path", &self.webhook_path)
             .field("webhook_id", &self.webhook_id)
+            .field(
+                "previous_webhook_secret",
+                &self.previous_webhook_secret.is_some(),
+            )
+            .field(
+                "previous_webhook_hmac_secret",
+                &self.previous_webhook_hmac_secret.is_some(),
+            )
+            .field("previous_valid_until", &self.previous_valid_until)
             .finish()
     }
 }
@@ -83,6 +120,11 @@ impl<'de> Deserialize<'de> for Metadata {
             jira_version: non_empty("jira_version"),
             webhook_path: non_empty("webhook_path"),
             webhook_id: non_empty("webhook_id"),
+            previous_webhook_secret: non_empty("previous_webhook_secret"),
+            previous_webhook_hmac_secret: non_empty("previous_webhook_hmac_secret"),
+            previous_valid_until: text("previous_valid_until")
+                .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+                .map(|at| at.with_timezone(&Utc)),
         })
     }
 }
@@ -111,10 +153,15 @@ mod tests {
 
     #[test]
     fn debug_never_shows_a_secret() {
-        let metadata = read(json!({"webhook_secret": "s3cret", "webhook_hmac_secret": "hm4c"}));
+        let metadata = read(
+            json!({"webhook_secret": "s3cret", "webhook_hmac_secret": "hm4c",
+            "previous_webhook_secret": "pr3v", "previous_webhook_hmac_secret": "ph4c"}),
+        );
         let debug = format!("{metadata:?}");
         assert!(
-            !debug.contains("s3cret") && !debug.contains("hm4c"),
+            ["s3cret", "hm4c", "pr3v", "ph4c"]
+                .iter()
+                .all(|secret| !debug.contains(secret)),
             "{debug}"
         );
     }
@@ -130,9 +177,29 @@ mod tests {
             jira_version: Some("10.3.1".into()),
             webhook_path: None,
             webhook_id: None,
+            previous_webhook_secret: Some("p".into()),
+            previous_webhook_hmac_secret: None,
+            previous_valid_until: Some(Utc::now()),
         };
         let json = serde_json::to_value(&metadata).expect("serializes");
         assert_eq!(json.get("webhook_hmac_secret"), None);
         assert_eq!(read(json), metadata);
+    }
+
+    #[test]
+    fn previous_secrets_count_only_until_their_time() {
+        let now = Utc::now();
+        let metadata = read(json!({
+            "previous_webhook_secret": "p", "previous_valid_until": (now + chrono::TimeDelta::seconds(5)).to_rfc3339()
+        }));
+        assert_eq!(metadata.previous_at(now), Some((Some("p"), None)));
+        assert_eq!(
+            metadata.previous_at(now + chrono::TimeDelta::seconds(6)),
+            None
+        );
+        assert_eq!(
+            read(json!({"previous_webhook_secret": "p"})).previous_at(now),
+            None
+        );
     }
 }

@@ -2,13 +2,15 @@
 //! row and [`Metadata`], its [`Credentials`] (one auth method: OAuth 1.0a, OAuth 2.0
 //! or a personal access token), the webhook [`token`] and [`routes`], how an install
 //! is [`save`](install::save)d, its [`webhook`] registration, and the one way to
-//! call its Jira ([`Integration::with_jira`], which keeps an OAuth 2.0 token fresh).
+//! call its Jira ([`Integration::with_jira`], which keeps an OAuth 2.0 token fresh),
+//! and the [`rotation`] of its webhook secrets.
 //! Used by the worker, the admin commands, `demo` and the ingress's router.
 
 mod access;
 mod credentials;
 pub mod install;
 mod metadata;
+pub mod rotation;
 pub mod routes;
 mod store;
 pub mod token;

@@ -1,53 +1,73 @@
 //! The queries of `integrations` and `integration_credentials` (docs/reference.md
 //! §8), each written once. Callers own the transaction. The secrets among them
-//! are sealed here on the way in and opened on the way out (`crate::secrets`):
-//! callers see plaintext, the database holds what the keyring makes of it.
+//! are sealed here on the way in and opened on the way out (`crate::secrets`),
+//! each bound to its column and its integration's row: callers see plaintext,
+//! the database holds what the keyring makes of it.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio_postgres::types::Json;
 use tokio_postgres::{Error, Row};
 
 use super::credentials::{AuthMethod, Stored};
 use super::{Credentials, Integration, Metadata};
 use crate::db::StoreError;
+use crate::db::sealed_columns::recheck;
 use crate::secrets::place as sealed;
-use crate::secrets::{Keyring, Unreadable};
+use crate::secrets::{Keyring, Slot, Unreadable};
 
-fn owner(integration_id: i64) -> impl FnOnce() -> String {
-    move || format!("integration {integration_id}")
-}
+/// The secrets of `integrations.metadata`: their key and column.
+const METADATA_SECRETS: [(&str, &str); 4] = [
+    ("webhook_secret", sealed::WEBHOOK_SECRET),
+    ("webhook_hmac_secret", sealed::WEBHOOK_HMAC_SECRET),
+    ("previous_webhook_secret", sealed::PREVIOUS_WEBHOOK_SECRET),
+    (
+        "previous_webhook_hmac_secret",
+        sealed::PREVIOUS_WEBHOOK_HMAC_SECRET,
+    ),
+];
 
-/// `metadata` as read, its secrets opened.
+/// `metadata` as read, its secrets opened. Previous secrets whose overlap has
+/// ended are dropped unopened: nothing accepts them any more.
 fn open_metadata(
     keys: &Keyring,
     integration_id: i64,
     mut metadata: Metadata,
 ) -> Result<Metadata, Unreadable> {
-    metadata.webhook_secret = keys.open_opt(
-        owner(integration_id),
-        sealed::WEBHOOK_SECRET,
-        metadata.webhook_secret,
-    )?;
-    metadata.webhook_hmac_secret = keys.open_opt(
-        owner(integration_id),
-        sealed::WEBHOOK_HMAC_SECRET,
-        metadata.webhook_hmac_secret,
-    )?;
+    let open = |column: &'static str, stored: Option<String>| {
+        keys.open_opt(&Slot::new(column, integration_id), stored.as_deref())
+    };
+    metadata.webhook_secret = open(sealed::WEBHOOK_SECRET, metadata.webhook_secret)?;
+    metadata.webhook_hmac_secret = open(sealed::WEBHOOK_HMAC_SECRET, metadata.webhook_hmac_secret)?;
+    if metadata.previous_at(Utc::now()).is_some() {
+        metadata.previous_webhook_secret = open(
+            sealed::PREVIOUS_WEBHOOK_SECRET,
+            metadata.previous_webhook_secret,
+        )?;
+        metadata.previous_webhook_hmac_secret = open(
+            sealed::PREVIOUS_WEBHOOK_HMAC_SECRET,
+            metadata.previous_webhook_hmac_secret,
+        )?;
+    } else {
+        metadata.previous_webhook_secret = None;
+        metadata.previous_webhook_hmac_secret = None;
+    }
     Ok(metadata)
 }
 
-/// `metadata` as stored, its secrets sealed.
-fn seal_metadata(keys: &Keyring, metadata: &Metadata) -> Metadata {
-    Metadata {
-        webhook_secret: keys.seal_opt(sealed::WEBHOOK_SECRET, metadata.webhook_secret.as_deref()),
-        webhook_hmac_secret: keys.seal_opt(
-            sealed::WEBHOOK_HMAC_SECRET,
-            metadata.webhook_hmac_secret.as_deref(),
-        ),
-        ..metadata.clone()
+/// `patch` (an object of metadata keys) with its secrets sealed for
+/// `integration_id`'s row.
+fn seal_patch(keys: &Keyring, integration_id: i64, patch: &Value) -> Value {
+    let mut patch = patch.clone();
+    for (key, column) in METADATA_SECRETS {
+        if let Some(secret) = patch.get_mut(key)
+            && let Some(plain) = secret.as_str()
+        {
+            *secret = Value::String(keys.seal(&Slot::new(column, integration_id), plain));
+        }
     }
+    patch
 }
 
 /// `$1` external id: see [`find_active`]. Its statement is checked against
@@ -62,6 +82,7 @@ pub async fn find_active(
     keys: &Keyring,
     external_id: &str,
 ) -> Result<Option<Integration>, StoreError> {
+    recheck(client, keys).await?;
     let statement = client.prepare_cached(FIND_ACTIVE).await?;
     let Some(row) = client.query_opt(&statement, &[&external_id]).await? else {
         return Ok(None);
@@ -117,6 +138,7 @@ pub async fn by_id(
     keys: &Keyring,
     id: i64,
 ) -> Result<Option<Integration>, StoreError> {
+    recheck(client, keys).await?;
     let row = client
         .query_opt(
             "SELECT id, external_id, status, metadata FROM integrations
@@ -143,6 +165,12 @@ fn integration(keys: &Keyring, row: &Row) -> Result<Integration, Unreadable> {
 /// write does not carry (e.g. `webhook_hmac_secret`) are kept, and an existing
 /// non-empty `webhook_secret` wins over the new one, so webhook URLs already
 /// registered in Jira stay valid. `name: None` keeps an existing row's name.
+///
+/// A new row's id is known only once it is inserted, and its secrets are sealed
+/// for that id: so the row is upserted without secrets first, then its
+/// `webhook_secret` is set when it has none (callers run both in one transaction).
+/// Of the metadata's secrets only `webhook_secret` is written here; the others
+/// go through [`merge_metadata`].
 pub(super) async fn upsert(
     client: &impl GenericClient,
     keys: &Keyring,
@@ -151,6 +179,15 @@ pub(super) async fn upsert(
     default_name: &str,
     metadata: &Metadata,
 ) -> Result<Integration, StoreError> {
+    let plain = Metadata {
+        webhook_secret: None,
+        webhook_hmac_secret: None,
+        previous_webhook_secret: None,
+        previous_webhook_hmac_secret: None,
+        previous_valid_until: None,
+        ..metadata.clone()
+    };
+    recheck(client, keys).await?;
     let row = client
         .query_one(
             "INSERT INTO integrations (provider, external_id, name, metadata, status)
@@ -160,18 +197,27 @@ pub(super) async fn upsert(
                     status = CASE integrations.status
                         WHEN 'disabled' THEN 'disabled' ELSE 'active' END,
                     metadata = integrations.metadata || EXCLUDED.metadata
-                        || jsonb_build_object('webhook_secret', COALESCE(
-                               NULLIF(integrations.metadata->>'webhook_secret', ''),
-                               EXCLUDED.metadata->>'webhook_secret'))
              RETURNING id, external_id, status, metadata",
-            &[
-                &external_id,
-                &name,
-                &default_name,
-                &Json(seal_metadata(keys, metadata)),
-            ],
+            &[&external_id, &name, &default_name, &Json(plain)],
         )
         .await?;
+    let id: i64 = row.get(0);
+    let row = match &metadata.webhook_secret {
+        Some(secret) => {
+            let sealed = keys.seal(&Slot::new(sealed::WEBHOOK_SECRET, id), secret);
+            client
+                .query_opt(
+                    "UPDATE integrations
+                        SET metadata = metadata || jsonb_build_object('webhook_secret', $2::text)
+                      WHERE id = $1 AND COALESCE(metadata->>'webhook_secret', '') = ''
+                  RETURNING id, external_id, status, metadata",
+                    &[&id, &sealed],
+                )
+                .await?
+                .unwrap_or(row)
+        }
+        None => row,
+    };
     Ok(integration(keys, &row)?)
 }
 
@@ -218,12 +264,15 @@ pub(super) async fn upsert_credentials(
         ),
         _ => (None, None, None, None, None),
     };
-    let private_key = keys.seal(sealed::PRIVATE_KEY, private_key);
-    let access_token = keys.seal_opt(sealed::ACCESS_TOKEN, access_token);
-    let access_token_secret =
-        keys.seal_opt(sealed::ACCESS_TOKEN_SECRET, access_token_secret.as_deref());
-    let client_secret = keys.seal_opt(sealed::CLIENT_SECRET, client_secret);
-    let refresh_token = keys.seal_opt(sealed::REFRESH_TOKEN, refresh_token);
+    let slot = |column: &'static str| Slot::new(column, integration_id);
+    let private_key = keys.seal(&slot(sealed::PRIVATE_KEY), private_key);
+    let access_token = keys.seal_opt(&slot(sealed::ACCESS_TOKEN), access_token);
+    let access_token_secret = keys.seal_opt(
+        &slot(sealed::ACCESS_TOKEN_SECRET),
+        access_token_secret.as_deref(),
+    );
+    let client_secret = keys.seal_opt(&slot(sealed::CLIENT_SECRET), client_secret);
+    let refresh_token = keys.seal_opt(&slot(sealed::REFRESH_TOKEN), refresh_token);
     client
         .execute(
             "INSERT INTO integration_credentials
@@ -280,6 +329,7 @@ pub async fn credentials(
     keys: &Keyring,
     integration_id: i64,
 ) -> Result<Option<Stored>, StoreError> {
+    recheck(client, keys).await?;
     let row = client.query_opt(CREDENTIALS, &[&integration_id]).await?;
     Ok(row
         .as_ref()
@@ -294,6 +344,7 @@ pub(super) async fn lock_credentials(
     keys: &Keyring,
     integration_id: i64,
 ) -> Result<Option<Stored>, StoreError> {
+    recheck(client, keys).await?;
     let sql = format!("{CREDENTIALS} FOR UPDATE");
     let row = client.query_opt(&sql, &[&integration_id]).await?;
     Ok(row
@@ -304,12 +355,14 @@ pub(super) async fn lock_credentials(
 
 fn stored(keys: &Keyring, integration_id: i64, row: &Row) -> Result<Stored, Unreadable> {
     let text = |index: usize| row.get::<_, Option<String>>(index).unwrap_or_default();
-    let secret =
-        |context: &str, index: usize| keys.open_opt(owner(integration_id), context, row.get(index));
+    let slot = |column: &'static str| Slot::new(column, integration_id);
+    let secret = |column: &'static str, index: usize| {
+        keys.open_opt(&slot(column), row.get::<_, Option<&str>>(index))
+    };
     let credentials = match AuthMethod::parse(&row.get::<_, String>(0)) {
         AuthMethod::OAuth1 => Credentials::OAuth1 {
             consumer_key: row.get(1),
-            private_key: keys.open_for(owner(integration_id), sealed::PRIVATE_KEY, &text(2))?,
+            private_key: keys.open(&slot(sealed::PRIVATE_KEY), &text(2))?,
             access_token: secret(sealed::ACCESS_TOKEN, 3)?,
             access_token_secret: secret(sealed::ACCESS_TOKEN_SECRET, 4)?,
         },
@@ -346,8 +399,9 @@ pub(super) async fn save_refreshed(
     refresh_token: Option<&str>,
     expires_at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let access_token = keys.seal_opt(sealed::ACCESS_TOKEN, access_token);
-    let refresh_token = keys.seal_opt(sealed::REFRESH_TOKEN, refresh_token);
+    let slot = |column: &'static str| Slot::new(column, integration_id);
+    let access_token = keys.seal_opt(&slot(sealed::ACCESS_TOKEN), access_token);
+    let refresh_token = keys.seal_opt(&slot(sealed::REFRESH_TOKEN), refresh_token);
     client
         .execute(
             "UPDATE integration_credentials
@@ -379,26 +433,56 @@ pub(super) async fn mark_needs_reauth(
 }
 
 /// Merges `patch` (an object of metadata keys) into the integration's metadata,
-/// its `webhook_hmac_secret` sealed.
+/// its secrets sealed for the integration's row; keys in `remove` are dropped
+/// first.
 pub(super) async fn merge_metadata(
     client: &impl GenericClient,
     keys: &Keyring,
     integration_id: i64,
+    remove: &[&str],
     patch: &Value,
 ) -> Result<(), Error> {
-    let mut patch = patch.clone();
-    if let Some(secret) = patch.get_mut("webhook_hmac_secret")
-        && let Some(plain) = secret.as_str()
-    {
-        *secret = Value::String(keys.seal(sealed::WEBHOOK_HMAC_SECRET, plain));
-    }
+    let patch = seal_patch(keys, integration_id, patch);
+    let remove: Vec<&str> = remove.to_vec();
     client
         .execute(
-            "UPDATE integrations SET metadata = metadata || $2 WHERE id = $1",
-            &[&integration_id, &patch],
+            "UPDATE integrations SET metadata = (metadata - $2::text[]) || $3 WHERE id = $1",
+            &[&integration_id, &remove, &patch],
         )
         .await?;
     Ok(())
+}
+
+/// The metadata of the integration with this row id as stored (its secrets still
+/// sealed), the row locked for the caller's transaction: for a rotation, which
+/// must see which secrets there are even when one does not open.
+pub(super) async fn lock_sealed_metadata(
+    client: &impl GenericClient,
+    keys: &Keyring,
+    id: i64,
+) -> Result<Option<Map<String, Value>>, Error> {
+    recheck(client, keys).await?;
+    let row = client
+        .query_opt(
+            "SELECT metadata FROM integrations
+              WHERE id = $1 AND provider = 'jira_server' FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|row| match row.get::<_, Value>(0) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }))
+}
+
+/// Opens the sealed value `stored` of `column` in `integration_id`'s row.
+pub(super) fn open_one(
+    keys: &Keyring,
+    integration_id: i64,
+    column: &'static str,
+    stored: &str,
+) -> Result<String, Unreadable> {
+    keys.open(&Slot::new(column, integration_id), stored)
 }
 
 /// Every `jira_server` integration with its credentials, by id.

@@ -2,15 +2,19 @@
 //! `get_integration_from_token`): an HS256 JWT `{"id": <external id>}` signed with
 //! the integration's `webhook_secret`. Minted here for `integration add`, the
 //! install job and `demo`; its shape is checked by the ingress, and its claims,
-//! signature and the body's optional HMAC by the worker.
+//! signature and the body's optional HMAC by the worker. After a rotation
+//! (`jirasync integration rotate-webhook-secret`) the previous secrets are accepted
+//! too until `previous_valid_until`.
 
-use hmac::{Hmac, KeyInit, Mac};
+use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use super::Metadata;
+
+mod hub_signature;
+
+pub use hub_signature::{check_hmac, check_hmac_at};
 
 /// Longest token accepted, at the ingress and in the worker (Sentry's are about
 /// 150 characters): a longer one is refused before it is decoded.
@@ -109,11 +113,15 @@ pub fn external_id(token: &str) -> Result<String, Rejected> {
         .ok_or(Rejected::NoId)
 }
 
-/// Verifies the token against the integration's `webhook_secret`: HS256 only;
-/// `exp`/`nbf` checked when present; an `aud` claim rejects it.
-/// The signature is checked by jsonwebtoken, which compares HMACs in constant time
-/// (aws-lc-rs `hmac::verify`).
+/// Verifies the token against the integration's `webhook_secret` (or, until
+/// the rotation's overlap ends, its previous one): HS256 only; `exp`/`nbf`
+/// checked when present; an `aud` claim rejects it.
 pub fn verify(token: &str, metadata: &Metadata) -> Result<(), Rejected> {
+    verify_at(token, metadata, Utc::now())
+}
+
+/// As [`verify`], the overlap judged at `now`.
+pub fn verify_at(token: &str, metadata: &Metadata, now: DateTime<Utc>) -> Result<(), Rejected> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Rejected::TooLong);
     }
@@ -121,6 +129,16 @@ pub fn verify(token: &str, metadata: &Metadata) -> Result<(), Rejected> {
         .webhook_secret
         .as_deref()
         .ok_or(Rejected::NoSecret)?;
+    let current = verify_with(token, secret);
+    match (&current, metadata.previous_at(now)) {
+        (Err(_), Some((Some(previous), _))) if verify_with(token, previous).is_ok() => Ok(()),
+        _ => current,
+    }
+}
+
+/// The signature is checked by jsonwebtoken, which compares HMACs in constant
+/// time (aws-lc-rs `hmac::verify`).
+fn verify_with(token: &str, secret: &str) -> Result<(), Rejected> {
     let mut validation = Validation::new(Algorithm::HS256);
     // Sentry's tokens carry no exp; check it only when present.
     validation.required_spec_claims.clear();
@@ -134,42 +152,6 @@ pub fn verify(token: &str, metadata: &Metadata) -> Result<(), Rejected> {
     )
     .map(|_| ())
     .map_err(|e| Rejected::Invalid(e.to_string()))
-}
-
-/// When the integration has a `webhook_hmac_secret`, requires `signature` to be
-/// `sha256=<hex>` of HMAC-SHA256 over `body`, compared in constant time.
-pub fn check_hmac(
-    metadata: &Metadata,
-    signature: Option<&str>,
-    body: &[u8],
-) -> Result<(), Rejected> {
-    let Some(secret) = metadata.webhook_hmac_secret.as_deref() else {
-        return Ok(());
-    };
-    let given = signature
-        .and_then(|s| s.strip_prefix("sha256="))
-        .and_then(decode_hex)
-        .ok_or(Rejected::BadHmac)?;
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| Rejected::BadHmac)?;
-    mac.update(body);
-    let expected = mac.finalize().into_bytes();
-    if bool::from(expected.as_slice().ct_eq(&given)) {
-        Ok(())
-    } else {
-        Err(Rejected::BadHmac)
-    }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    // Digits only: `from_str_radix` alone also takes a sign ("+7").
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
@@ -217,16 +199,6 @@ mod tests {
             &EncodingKey::from_secret(secret.as_bytes()),
         )
         .expect("encode")
-    }
-
-    fn hmac_hex(secret: &[u8], body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("key");
-        mac.update(body);
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
     }
 
     #[test]
@@ -329,54 +301,30 @@ mod tests {
     }
 
     #[test]
-    fn the_hmac_is_required_only_when_configured_and_must_match() {
-        let body = b"{\"a\":1}";
-        let hex = hmac_hex(b"k", body);
-        let good = format!("sha256={hex}");
-        let with = metadata(json!({"webhook_hmac_secret": "k"}));
-        let without = metadata(json!({}));
-        assert_eq!(check_hmac(&without, None, body), Ok(()));
-        assert_eq!(check_hmac(&with, Some(&good), body), Ok(()));
-        assert_eq!(check_hmac(&with, None, body), Err(Rejected::BadHmac));
-        assert_eq!(
-            check_hmac(&with, Some(&good), b"{\"a\":2}"),
-            Err(Rejected::BadHmac)
+    fn previous_tokens_pass_until_the_overlap_ends_and_not_after() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let now = chrono::Utc::now();
+        let until = now + chrono::TimeDelta::seconds(60);
+        let rotated = metadata(json!({
+            "webhook_secret": "new", "webhook_hmac_secret": "new-hmac",
+            "previous_webhook_secret": "old", "previous_webhook_hmac_secret": "old-hmac",
+            "previous_valid_until": until.to_rfc3339(),
+        }));
+        let (old, new) = (
+            mint("x", "old").expect("signs"),
+            mint("x", "new").expect("signs"),
         );
-        assert_eq!(
-            check_hmac(&with, Some(&hex), body),
-            Err(Rejected::BadHmac),
-            "prefix required"
-        );
-        assert_eq!(
-            check_hmac(&with, Some("sha256=zz"), body),
-            Err(Rejected::BadHmac)
-        );
-    }
-
-    #[test]
-    fn a_plus_sign_is_not_a_hex_digit_in_the_hmac() {
-        // `u8::from_str_radix` takes "+7" as 7, so an HMAC byte 07 written "+7"
-        // passed; fuzz/fuzz_targets/token.rs checks this too.
-        let with = metadata(json!({"webhook_hmac_secret": "k"}));
-        let (body, hex, zero) = (0..)
-            .find_map(|i| {
-                let body = format!("{{\"a\":{i}}}");
-                let hex = hmac_hex(b"k", body.as_bytes());
-                // A byte below 0x10: a '0' at an even position.
-                let zero = (0..hex.len())
-                    .step_by(2)
-                    .find(|&j| hex.as_bytes()[j] == b'0')?;
-                Some((body, hex, zero))
-            })
-            .expect("some body's HMAC has a byte below 0x10");
-        let good = format!("sha256={hex}");
-        let plus = format!("sha256={}+{}", &hex[..zero], &hex[zero + 1..]);
-        assert_eq!(check_hmac(&with, Some(&good), body.as_bytes()), Ok(()));
-        assert_eq!(
-            check_hmac(&with, Some(&plus), body.as_bytes()),
-            Err(Rejected::BadHmac),
-            "{plus}"
-        );
+        let other = mint("x", "other").expect("signs");
+        let after = until + chrono::TimeDelta::seconds(1);
+        for (case, at, token, ok) in [
+            ("new token during the overlap", now, &new, true),
+            ("old token during the overlap", now, &old, true),
+            ("other token during the overlap", now, &other, false),
+            ("new token after it", after, &new, true),
+            ("old token after it", after, &old, false),
+        ] {
+            assert_eq!(verify_at(token, &rotated, at).is_ok(), ok, "{case}");
+        }
     }
 
     #[test]

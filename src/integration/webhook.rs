@@ -3,7 +3,9 @@
 //! `/rest/webhooks/1.0/webhook` before Jira 10, `/rest/jira-webhook/1.0/webhooks`
 //! from 10 — and where the resource takes a secret, one is registered and stored as
 //! `webhook_hmac_secret`, so `X-Hub-Signature` is checked from the first webhook.
-//! Used by both install jobs and `integration add --register-webhook`.
+//! Used by both install jobs and `integration add --register-webhook`; [`update`]
+//! points the registered webhook at a rotated URL and secret
+//! (`integration rotate-webhook-secret`).
 
 use crate::db::DbPool;
 use serde_json::json;
@@ -13,6 +15,26 @@ use super::install::fresh_webhook_secret;
 use super::token::MintError;
 use super::{Integration, store};
 use crate::jira::{ISSUE_EVENTS, JiraError, ServerInfo, WebhookApi, WebhookRegistration};
+
+/// Why the webhook registered in Jira was not updated (the caller then says how
+/// to change it by hand).
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// No registration is recorded: the webhook was registered by hand, or by a
+    /// version that did not record Jira's id.
+    #[error("jirasync has no record of registering this integration's webhook in Jira")]
+    NotRecorded,
+    /// The integration has no credentials that can call Jira.
+    #[error("integration {0} has no credentials to call Jira with")]
+    NoCredentials(i64),
+    /// The webhook URL cannot be made.
+    #[error(transparent)]
+    Url(#[from] MintError),
+    /// Jira could not be called, or refused (e.g. 403: no admin rights; 404: the
+    /// webhook was deleted in Jira).
+    #[error(transparent)]
+    Access(#[from] AccessError),
+}
 
 /// Why a registration failed.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +136,7 @@ pub async fn register(
         patch["webhook_hmac_secret"] = json!(secret);
     }
     let client = pool.get().await?;
-    store::merge_metadata(&client, pool.keys(), integration.id, &patch).await?;
+    store::merge_metadata(&client, pool.keys(), integration.id, &[], &patch).await?;
     tracing::info!(
         integration.id = integration.id,
         jira.version = ?version,
@@ -124,4 +146,45 @@ pub async fn register(
         "webhook registered in Jira"
     );
     Ok(registration)
+}
+
+/// Points the webhook registered for `integration` (the resource and id its
+/// metadata recorded) at its current URL under `public_url` and, where Jira signs
+/// deliveries, its current `webhook_hmac_secret`: `PUT <resource>/<id>` with the
+/// integration's auth method. The resource that took it.
+pub async fn update(
+    pool: &DbPool,
+    integration: &Integration,
+    public_url: &str,
+) -> Result<WebhookApi, UpdateError> {
+    let metadata = &integration.metadata;
+    let api = metadata
+        .webhook_path
+        .as_deref()
+        .and_then(WebhookApi::from_path);
+    let (Some(api), Some(id)) = (api, metadata.webhook_id.as_deref()) else {
+        return Err(UpdateError::NotRecorded);
+    };
+    let url = integration.webhook_url(public_url)?;
+    let secret = metadata.webhook_hmac_secret.as_deref();
+    let updated = integration
+        .with_jira(pool, |jira| {
+            let (id, url) = (id.to_owned(), url.clone());
+            let secret = secret.map(str::to_owned);
+            async move {
+                jira.update_webhook(api, &id, &url, &ISSUE_EVENTS, secret.as_deref())
+                    .await
+            }
+        })
+        .await?;
+    if updated.is_none() {
+        return Err(UpdateError::NoCredentials(integration.id));
+    }
+    tracing::info!(
+        integration.id = integration.id,
+        webhook.api = ?api,
+        webhook.id = id,
+        "webhook in Jira updated to the rotated URL and secret"
+    );
+    Ok(api)
 }

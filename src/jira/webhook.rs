@@ -1,7 +1,9 @@
 //! Registers the issue webhook in Jira: `POST /rest/webhooks/1.0/webhook`
 //! (Jira ≤ 9, Sentry's call) or Jira 10's `POST /rest/jira-webhook/1.0/webhooks`,
-//! each in its own JSON, the other tried once on 404. Called by
-//! `integration::webhook`, which picks the API by the Jira's version.
+//! each in its own JSON, the other tried once on 404; and updates a registered one
+//! (`PUT <resource>/<id>` with the same body, as Jira documents it) when its URL and
+//! secret rotate. Called by `integration::webhook`, which picks the API by the
+//! Jira's version (or the resource recorded at registration).
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -46,6 +48,13 @@ impl WebhookApi {
             Self::Legacy => Self::Jira10,
             Self::Jira10 => Self::Legacy,
         }
+    }
+
+    /// The resource a registration recorded (`metadata.webhook_path`), if it is one.
+    pub fn from_path(path: &str) -> Option<Self> {
+        [Self::Legacy, Self::Jira10]
+            .into_iter()
+            .find(|api| api.path() == path)
     }
 
     /// The resource path under the base URL.
@@ -126,6 +135,31 @@ impl JiraClient {
         })
     }
 
+    /// Changes the webhook `id` registered on `api` to deliver `events` to `url`,
+    /// signed with `secret` where the resource takes one: `PUT <resource>/<id>` with
+    /// the registration's body. An error when Jira refuses (e.g. 403 for want of
+    /// admin rights, 404 when the webhook was deleted in Jira).
+    pub async fn update_webhook(
+        &self,
+        api: WebhookApi,
+        id: &str,
+        url: &str,
+        events: &[&str],
+        secret: Option<&str>,
+    ) -> Result<(), JiraError> {
+        let mut endpoint = self.endpoint(api.path())?;
+        // One path segment, encoded: a stored id cannot point elsewhere in Jira.
+        endpoint
+            .path_segments_mut()
+            .map_err(|()| JiraError::Config("the Jira base URL cannot take a path".to_owned()))?
+            .push(id);
+        let body = api.body(url, events, secret);
+        self.call(Method::PUT, endpoint, Some(&body))
+            .await?
+            .success()?;
+        Ok(())
+    }
+
     async fn post_webhook(
         &self,
         api: WebhookApi,
@@ -200,5 +234,13 @@ mod tests {
         assert_eq!(WebhookApi::for_version(9), WebhookApi::Legacy);
         assert_eq!(WebhookApi::for_version(10), WebhookApi::Jira10);
         assert_eq!(WebhookApi::for_version(11), WebhookApi::Jira10);
+    }
+
+    #[test]
+    fn a_recorded_path_names_its_resource() {
+        for api in [WebhookApi::Legacy, WebhookApi::Jira10] {
+            assert_eq!(WebhookApi::from_path(api.path()), Some(api));
+        }
+        assert_eq!(WebhookApi::from_path("/rest/other"), None);
     }
 }

@@ -71,6 +71,13 @@ impl From<StoreError> for Failure {
         match error {
             StoreError::Db(error) => error.into(),
             StoreError::Unreadable(error) => {
+                if error.is_plaintext() {
+                    // Written by hand or planted by a database writer: an operator must look.
+                    tracing::error!(
+                        owner = %error.owner,
+                        "plaintext where a sealed value is required: refused, not used"
+                    );
+                }
                 Self::permanent(Outcome::SecretUnreadable, anyhow::Error::new(error))
             }
         }

@@ -511,7 +511,10 @@ async fn with_a_secret_key_an_install_leaves_no_secret_in_a_pg_dump_and_its_webh
         Some(jirasync::secrets::SecretKey::parse(common::SECRET_KEY_A).expect("key")),
         None,
     )
-    .open(jirasync::secrets::place::WEBHOOK_SECRET, &webhook_secret)
+    .open(
+        &jirasync::secrets::Slot::new(jirasync::secrets::place::WEBHOOK_SECRET, integration),
+        &webhook_secret,
+    )
     .expect("the stored webhook secret opens with the key");
     assert_ne!(opened, webhook_secret, "it is stored sealed");
 
@@ -525,7 +528,7 @@ async fn with_a_secret_key_an_install_leaves_no_secret_in_a_pg_dump_and_its_webh
     let issued = fake.issued();
     secrets.extend(issued.iter().map(String::as_str));
     common::assert_none_in(&dump, &secrets);
-    assert!(dump.contains("jsenc1:"), "the secrets are there, sealed");
+    assert!(dump.contains("jsenc2:"), "the secrets are there, sealed");
     let ended = app
         .db
         .query_one(

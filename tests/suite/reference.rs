@@ -208,6 +208,8 @@ fn the_readme_troubleshooting_quotes_what_the_code_logs_and_counts() {
         "which neither JIRASYNC_SECRET_KEY nor JIRASYNC_SECRET_KEY_OLD is",
         "JIRASYNC_SECRET_KEY is not set",
         "secret_unreadable",
+        "plaintext where a sealed value is required: refused, not used",
+        "sealed for another column or row",
     ];
     let mut stale = Vec::new();
     for text in quoted {

@@ -77,7 +77,7 @@ async fn plaintext_is_read_reencrypt_seals_it_and_a_rotation_moves_it_to_the_new
     assert_eq!(sealed["unreadable"], 0);
     let dump = common::pg_dump(&app.settings);
     common::assert_none_in(&dump, &plaintext);
-    assert!(dump.contains(&format!("jsenc1:{}:", key_id(a))));
+    assert!(dump.contains(&format!("jsenc2:{}:", key_id(a))));
     let again = reencrypt(&with_a);
     assert_eq!(
         (&again["sealed"], &again["already_current"]),
@@ -90,9 +90,9 @@ async fn plaintext_is_read_reencrypt_seals_it_and_a_rotation_moves_it_to_the_new
     let rotated = reencrypt(&keyed(&app.settings, b, Some(a)));
     assert_eq!(rotated["sealed"], 4, "{rotated}");
     let dump = common::pg_dump(&app.settings);
-    assert!(dump.contains(&format!("jsenc1:{}:", key_id(b))));
+    assert!(dump.contains(&format!("jsenc2:{}:", key_id(b))));
     assert!(
-        !dump.contains(&format!("jsenc1:{}:", key_id(a))),
+        !dump.contains(&format!("jsenc2:{}:", key_id(a))),
         "nothing is left under the old key"
     );
     common::assert_none_in(&dump, &plaintext);

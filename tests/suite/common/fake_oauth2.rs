@@ -359,7 +359,8 @@ pub async fn mount_token_endpoint(app: &TestApp, fake: &Arc<FakeOAuth2>) {
 }
 
 /// Mounts the fake's token endpoint and, behind its bearer tokens, `serverInfo`
-/// of a Jira `major`, `myself` (the PAT's user) and both webhook resources.
+/// of a Jira `major`, `myself` (the PAT's user) and both webhook resources, with
+/// updates of the webhook each registers.
 pub async fn mount_jira(app: &TestApp, fake: &Arc<FakeOAuth2>, major: u32) {
     mount_token_endpoint(app, fake).await;
     Mock::given(method("GET"))
@@ -387,7 +388,25 @@ pub async fn mount_jira(app: &TestApp, fake: &Arc<FakeOAuth2>, major: u32) {
             .mount(&app.server)
             .await;
     }
+    // Updates of the webhooks it registered, as Jira documents them: `PUT
+    // <resource>/<id>` with the registration's body, answered with the webhook.
+    for (webhook_path, id) in [
+        (JIRA10_WEBHOOK_PATH, JIRA10_WEBHOOK_ID),
+        (LEGACY_WEBHOOK_PATH, LEGACY_WEBHOOK_ID),
+    ] {
+        Mock::given(method("PUT"))
+            .and(path(format!("{webhook_path}/{id}")))
+            .respond_with(fake.bearer(
+                ResponseTemplate::new(200).set_body_json(json!({"id": id, "name": "jirasync"})),
+            ))
+            .mount(&app.server)
+            .await;
+    }
 }
+
+/// Jira's ids of the webhooks the fake registers on each resource.
+pub const JIRA10_WEBHOOK_ID: &str = "42";
+pub const LEGACY_WEBHOOK_ID: &str = "7";
 
 /// `GET /rest/api/2/user?username=<name>` answers, behind the bearer tokens, a
 /// user whose email is `email`.
