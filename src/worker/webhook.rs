@@ -176,7 +176,9 @@ pub async fn apply(
         None => None,
     };
     tracing::debug!(?assigned, ?resolved, "changes applied");
-    Ok((outcome(moved, assigned.as_ref(), resolved.as_ref()), audit))
+    let status_asked = change.status.is_some();
+    let outcome = outcome(moved, assigned.as_ref(), resolved.as_ref(), status_asked);
+    Ok((outcome, audit))
 }
 
 /// The active integration `external_id` names (docs/reference.md §5.1), in one
@@ -304,11 +306,14 @@ async fn status_plan(
 
 /// One outcome for the message: a status change that did something wins over an
 /// assignee change that did not; a move alone is `rekeyed`, or `stale` when every
-/// row it found had a later move applied.
+/// row it found had a later move applied, or `unchanged` when it found none; a
+/// status change no organization syncs (`status_asked`, not applied) is
+/// `status_not_synced`.
 fn outcome(
     moved: rekey::Report,
     assigned: Option<&assignee::Report>,
     resolved: Option<&(Option<Transition>, status::Report)>,
+    status_asked: bool,
 ) -> Outcome {
     let status = resolved.map(|(transition, report)| status_outcome(report, *transition));
     let assignee = assigned.map(assignee_outcome);
@@ -318,7 +323,8 @@ fn outcome(
         (None, Some(status)) => status,
         (None, None) if moved.moved > 0 => Outcome::Rekeyed,
         (None, None) if moved.stale > 0 => Outcome::Stale,
-        (None, None) => Outcome::StatusNotSynced,
+        (None, None) if status_asked => Outcome::StatusNotSynced,
+        (None, None) => Outcome::Unchanged,
     }
 }
 
@@ -352,5 +358,38 @@ fn status_outcome(report: &status::Report, transition: Option<Transition>) -> Ou
         Outcome::Stale
     } else {
         Outcome::Unchanged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_move_alone_is_rekeyed_stale_or_unchanged_never_a_status_outcome() {
+        let report = |moved, stale| rekey::Report { moved, stale };
+        for (name, moved, status_asked, expected) in [
+            ("moved", report(1, 0), false, Outcome::Rekeyed),
+            (
+                "every row had a later move",
+                report(0, 2),
+                false,
+                Outcome::Stale,
+            ),
+            (
+                "no organization moves issues",
+                report(0, 0),
+                false,
+                Outcome::Unchanged,
+            ),
+            (
+                "a status no one syncs",
+                report(0, 0),
+                true,
+                Outcome::StatusNotSynced,
+            ),
+        ] {
+            assert_eq!(outcome(moved, None, None, status_asked), expected, "{name}");
+        }
     }
 }
