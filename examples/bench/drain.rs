@@ -99,7 +99,7 @@ pub async fn preload(
         webhook_identifier: None,
         hub_signature: None,
     };
-    let base = chrono::Utc::now() + chrono::Duration::hours(round as i64);
+    let base = super::round_base(round);
     let semaphore = Arc::new(Semaphore::new(args.concurrency));
     let mut tasks = Vec::new();
     for k in 0..args.messages {

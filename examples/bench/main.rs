@@ -46,6 +46,16 @@ struct Args {
     steady_seconds: usize,
 }
 
+/// When the events of batch `round` start: each an hour after the one before, and
+/// all of them in the past, since the worker takes no event time beyond its receive
+/// time + `JIRASYNC_MAX_EVENT_SKEW` (docs/reference.md §5.6): the ordering guard
+/// then applies every batch over the last.
+pub fn round_base(round: usize) -> chrono::DateTime<chrono::Utc> {
+    static START: std::sync::LazyLock<chrono::DateTime<chrono::Utc>> =
+        std::sync::LazyLock::new(|| chrono::Utc::now() - chrono::Duration::days(2));
+    *START + chrono::Duration::hours(i64::try_from(round).unwrap_or(i64::MAX).min(24))
+}
+
 fn args() -> Args {
     let mut a = Args {
         messages: 4000,
@@ -373,7 +383,7 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
     // (6) one process again with the audit trail off, right after the one with it;
     // then (9) the steady rate and (8) the reconciliation, before (7) drains with one
     // process amid an installation of realistic size. Every batch of events is an hour
-    // after the last (`round`), so the ordering guard applies them all.
+    // after the last (`round_base`), so the ordering guard applies them all.
     let bench = Bench {
         settings,
         args,

@@ -215,7 +215,7 @@ async fn webhooks(bench: &Bench<'_>, n: usize, round: usize) -> anyhow::Result<V
             Some((issue, number(r.get(1), "bench", "@example.org")?))
         })
         .collect();
-    let base = chrono::Utc::now() + chrono::Duration::hours(i64::try_from(round)?);
+    let base = super::round_base(round);
     let mut bodies = Vec::with_capacity(n);
     for k in 0..n {
         let issue = k % args.issues + 1;
