@@ -4,6 +4,7 @@
 //! flags; [`Settings`] holds them all (`jirasync run`, `jirasync config`). Parsed
 //! once by clap, then passed down; nothing else reads the environment.
 
+mod proxies;
 mod values;
 
 use std::fmt;
@@ -15,9 +16,9 @@ use clap::Args;
 
 use crate::secrets::{Keyring, SecretKey};
 
+pub use proxies::{Cidr, TrustedProxies};
 pub use values::{
-    Cidr, LogFormat, RetryDelays, TrustedProxies, format_duration, parse_duration, redact_url,
-    take_query_params,
+    LogFormat, RetryDelays, format_duration, parse_duration, redact_url, take_query_params,
 };
 
 /// Where Postgres is. `Debug` elides the URL's password.
