@@ -99,7 +99,7 @@ pub async fn preload(
         webhook_identifier: None,
         hub_signature: None,
     };
-    let base = super::round_base(round);
+    let base = super::batch_base(args.messages);
     let semaphore = Arc::new(Semaphore::new(args.concurrency));
     let mut tasks = Vec::new();
     for k in 0..args.messages {

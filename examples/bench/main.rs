@@ -46,14 +46,24 @@ struct Args {
     steady_seconds: usize,
 }
 
-/// When the events of batch `round` start: each an hour after the one before, and
-/// all of them in the past, since the worker takes no event time beyond its receive
-/// time + `JIRASYNC_MAX_EVENT_SKEW` (docs/reference.md §5.6): the ordering guard
-/// then applies every batch over the last.
-pub fn round_base(round: usize) -> chrono::DateTime<chrono::Utc> {
-    static START: std::sync::LazyLock<chrono::DateTime<chrono::Utc>> =
-        std::sync::LazyLock::new(|| chrono::Utc::now() - chrono::Duration::days(2));
-    *START + chrono::Duration::hours(i64::try_from(round).unwrap_or(i64::MAX).min(24))
+/// When the next batch of `events` events (one a millisecond) starts: now, or just
+/// after the last batch when that one still runs ahead of now. Each batch is thus
+/// later than everything before it — the last batch, pgbench's watermarks (row 3),
+/// the fake Jira's `updated` (row 8) — so the ordering guard applies it over them;
+/// and it lies at most `events` ms ahead of the time it is sent, within the
+/// worker's `JIRASYNC_MAX_EVENT_SKEW` (5 min, docs/reference.md §5.6) up to
+/// 300,000 events a batch.
+pub fn batch_base(events: usize) -> chrono::DateTime<chrono::Utc> {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_END_MS: AtomicI64 = AtomicI64::new(0);
+    let now = chrono::Utc::now().timestamp_millis();
+    let span = i64::try_from(events).unwrap_or(i64::MAX);
+    let mut base = now;
+    let _ = LAST_END_MS.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+        base = now.max(last.saturating_add(1));
+        Some(base.saturating_add(span))
+    });
+    chrono::DateTime::from_timestamp_millis(base).unwrap_or_else(chrono::Utc::now)
 }
 
 fn args() -> Args {
@@ -382,8 +392,8 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
     // (4) Workers end to end: N preloaded webhooks, drained by 1, 2 and 4 processes;
     // (6) one process again with the audit trail off, right after the one with it;
     // then (9) the steady rate and (8) the reconciliation, before (7) drains with one
-    // process amid an installation of realistic size. Every batch of events is an hour
-    // after the last (`round_base`), so the ordering guard applies them all.
+    // process amid an installation of realistic size. Every batch of events is later
+    // than the last (`batch_base`), so the ordering guard applies them all.
     let bench = Bench {
         settings,
         args,
@@ -428,7 +438,8 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
     }
     let mut steady_row = None;
     if args.steady_rate > 0 {
-        let row = steady::run(&bench, &token, args.steady_rate, args.steady_seconds, round).await?;
+        let row = steady::run(&bench, &token, args.steady_rate, args.steady_seconds).await?;
+        // The next drain gives the issues other users than the last drain did.
         round += 1;
         cpu_lines.push(format!("(9) steady rate, ingress and worker: {}", row.cpu));
         steady_row = Some(row);

@@ -41,14 +41,13 @@ struct Answered {
     post_ms: f64,
 }
 
-/// Sends `rate` webhooks a second for `seconds`; their events are in hour `round`
-/// after now, after every earlier round's (the ordering guard applies them).
+/// Sends `rate` webhooks a second for `seconds`; their events are later than every
+/// earlier batch's (`batch_base`: the ordering guard applies them).
 pub async fn run(
     bench: &Bench<'_>,
     token: &str,
     rate: usize,
     seconds: usize,
-    round: usize,
 ) -> anyhow::Result<Steady> {
     let args = bench.args;
     if args.users < 2 {
@@ -62,7 +61,7 @@ pub async fn run(
              ALTER TABLE sync_events ALTER COLUMN bench_inserted_at SET DEFAULT clock_timestamp();",
         )
         .await?;
-    let bodies = webhooks(bench, rate * seconds, round).await?;
+    let bodies = webhooks(bench, rate * seconds).await?;
 
     let (ingress_port, metrics_port) = (free_port(), free_port());
     let ingress = spawn(
@@ -190,7 +189,7 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Res
 
 /// `n` webhooks across the seeded issues, each giving its issue another user than
 /// it holds (the one after it, in turn), each event a millisecond after the last.
-async fn webhooks(bench: &Bench<'_>, n: usize, round: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+async fn webhooks(bench: &Bench<'_>, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     let args = bench.args;
     let rows = bench
         .db
@@ -215,7 +214,7 @@ async fn webhooks(bench: &Bench<'_>, n: usize, round: usize) -> anyhow::Result<V
             Some((issue, number(r.get(1), "bench", "@example.org")?))
         })
         .collect();
-    let base = super::round_base(round);
+    let base = super::batch_base(n);
     let mut bodies = Vec::with_capacity(n);
     for k in 0..n {
         let issue = k % args.issues + 1;
