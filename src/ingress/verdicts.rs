@@ -142,10 +142,10 @@ impl Verdicts {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether `client` may post `token` now; when it may and the token is not
+    /// Whether `client` may post the token of digest `token` now; when it may and it is not
     /// verified, the post is remembered so that a rejection counts against it.
-    pub fn admit(&self, token: &str, client: Client) -> Result<(), Refusal> {
-        self.admit_at(TokenDigest::of(token), client, Instant::now())
+    pub fn admit(&self, token: TokenDigest, client: Client) -> Result<(), Refusal> {
+        self.admit_at(token, client, Instant::now())
     }
 
     fn admit_at(&self, token: TokenDigest, client: Client, now: Instant) -> Result<(), Refusal> {

@@ -20,6 +20,7 @@ use crate::queue::message::{
     HUB_SIGNATURE, MAX_HUB_SIGNATURE, MAX_WEBHOOK_IDENTIFIER, WEBHOOK_IDENTIFIER, WebhookRequest,
     webhook_properties,
 };
+use crate::queue::verdict::TokenDigest;
 
 /// The contract's request headers as header names, parsed once.
 const HUB_SIGNATURE_HEADER: HeaderName = HeaderName::from_static(HUB_SIGNATURE);
@@ -57,20 +58,21 @@ async fn receive_admitted(
 ) -> Result<Response, ApiError> {
     let received = SystemTime::now();
     // A token remembered as could-be-ours passed both checks already.
-    if !state.tokens.contains(&token) {
-        if !is_jwt_shaped(&token) {
+    let digest = match state.tokens.known(&token) {
+        Some(digest) => digest,
+        None if !is_jwt_shaped(&token) => {
             return Err(ApiError::bad_request(
                 "the token in the URL is not a JWT (three base64url parts separated by dots)",
             ));
         }
-        if !state.tokens.could_be_ours(&token) {
-            return Err(ApiError::bad_request(
+        None => state.tokens.could_be_ours(&token).ok_or_else(|| {
+            ApiError::bad_request(
                 "the token in the URL is not a jirasync webhook token (an HS256 JWT with an id claim)",
-            ));
-        }
-    }
+            )
+        })?,
+    };
     // The workers' verdicts (docs/reference.md §3): before the body is read.
-    if let Err(refusal) = state.verdicts.admit(&token, client) {
+    if let Err(refusal) = state.verdicts.admit(digest, client) {
         return Ok(refusal.into_response());
     }
     // The headers are read in place, not copied out of the request.
@@ -174,44 +176,54 @@ impl PublishMetrics {
 /// Tokens lately found to be [`could_be_ours`], at most this many.
 const KNOWN_TOKENS: usize = 16;
 
-/// The last tokens that passed [`could_be_ours`]. A Jira sends every webhook of
-/// an integration with the same token, so decoding its header and claims once
-/// spares that work on the requests after; the check depends on the token alone,
-/// so a remembered yes is the answer it would give again. A refused token is not
+/// The last tokens that passed [`could_be_ours`], with their digests. A Jira
+/// sends every webhook of an integration with the same token, so decoding its
+/// header and claims and hashing it for the verdicts (`verdicts.rs`) once spares
+/// that work on the requests after; both depend on the token alone, so a
+/// remembered answer is the one they would give again. A refused token is not
 /// remembered.
 #[derive(Default)]
 pub struct KnownTokens {
-    /// The slot the next token goes to, and the slots.
-    slots: Mutex<(usize, [Option<Arc<str>>; KNOWN_TOKENS])>,
+    /// The slot the next token goes to, and the slots. A std lock: held for a
+    /// 16-entry compare, never across an await.
+    slots: Mutex<(usize, [Option<Known>; KNOWN_TOKENS])>,
 }
+
+/// A remembered token and its digest.
+type Known = (Arc<str>, TokenDigest);
 
 impl KnownTokens {
-    /// Whether `token` passed [`could_be_ours`] lately (and so [`is_jwt_shaped`]).
-    pub fn contains(&self, token: &str) -> bool {
-        self.slots.lock().is_ok_and(|slots| known(&slots.1, token))
+    /// The digest of `token` when it passed [`could_be_ours`] lately (and so
+    /// [`is_jwt_shaped`]).
+    pub fn known(&self, token: &str) -> Option<TokenDigest> {
+        let slots = self.slots.lock().ok()?;
+        known(&slots.1, token)
     }
 
-    /// [`could_be_ours`], from memory when `token` passed it lately.
-    pub fn could_be_ours(&self, token: &str) -> bool {
-        if self.contains(token) {
-            return true;
-        }
+    /// [`could_be_ours`] of a token not [`known`](Self::known): its digest when it
+    /// could be, and then it is remembered.
+    pub fn could_be_ours(&self, token: &str) -> Option<TokenDigest> {
         if !could_be_ours(token) {
-            return false;
+            return None;
         }
+        let digest = TokenDigest::of(token);
         if let Ok(mut slots) = self.slots.lock()
-            && !known(&slots.1, token)
+            && known(&slots.1, token).is_none()
         {
             let next = slots.0;
-            slots.1[next] = Some(Arc::from(token));
+            slots.1[next] = Some((Arc::from(token), digest));
             slots.0 = (next + 1) % KNOWN_TOKENS;
         }
-        true
+        Some(digest)
     }
 }
 
-fn known(slots: &[Option<Arc<str>>], token: &str) -> bool {
-    slots.iter().flatten().any(|known| **known == *token)
+fn known(slots: &[Option<Known>], token: &str) -> Option<TokenDigest> {
+    slots
+        .iter()
+        .flatten()
+        .find(|(known, _)| **known == *token)
+        .map(|(_, digest)| *digest)
 }
 
 #[cfg(test)]
@@ -236,17 +248,17 @@ mod tests {
     }
 
     #[test]
-    fn a_remembered_token_is_still_judged_as_could_be_ours_judges_it() {
+    fn a_remembered_token_is_still_judged_as_could_be_ours_judges_it_with_its_digest() {
         let tokens = KnownTokens::default();
         let ours = crate::integration::token::mint("jira.example:1", "secret").expect("mints");
         let alg_none = "eyJhbGciOiJub25lIn0.eyJpZCI6IngifQ.";
-        assert!(!tokens.contains(&ours));
+        assert_eq!(tokens.known(&ours), None);
         for _ in 0..2 {
-            assert!(tokens.could_be_ours(&ours));
-            assert!(!tokens.could_be_ours(alg_none));
+            assert_eq!(tokens.could_be_ours(&ours), Some(TokenDigest::of(&ours)));
+            assert_eq!(tokens.could_be_ours(alg_none), None);
         }
-        assert!(tokens.contains(&ours));
-        assert!(!tokens.contains(alg_none));
+        assert_eq!(tokens.known(&ours), Some(TokenDigest::of(&ours)));
+        assert_eq!(tokens.known(alg_none), None);
     }
 
     #[test]
@@ -258,7 +270,8 @@ mod tests {
             })
             .collect();
         for token in minted.iter().chain(minted.iter()) {
-            assert!(tokens.could_be_ours(token));
+            let digest = tokens.known(token).or_else(|| tokens.could_be_ours(token));
+            assert_eq!(digest, Some(TokenDigest::of(token)));
         }
         let slots = tokens.slots.lock().expect("not poisoned");
         assert_eq!(slots.1.iter().flatten().count(), KNOWN_TOKENS);
