@@ -73,16 +73,7 @@ async fn scene() -> TestApp {
 
 /// An organization that syncs assignees and statuses back, with `key` linked.
 async fn org(app: &TestApp, key: &str) -> Org {
-    let org = app.seed().org(app.integration, true, key).await;
-    app.db
-        .execute(
-            "UPDATE organization_integrations SET config = config || '{\"sync_status_reverse\": true}'
-              WHERE organization_id = $1",
-            &[&org.id],
-        )
-        .await
-        .expect("status sync on");
-    org
+    app.seed().status_org(app.integration, key).await
 }
 
 async fn wait_status(app: &TestApp, group: i64, expected: &str) {

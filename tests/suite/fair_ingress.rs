@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::common::{self, SHAPED_TOKEN as TOKEN, webhook_path};
@@ -69,7 +69,7 @@ pub async fn status_within(stream: &mut TcpStream, deadline: Duration) -> Option
 }
 
 /// Whether the server closed `stream` (EOF or reset) within `deadline`.
-pub async fn closed_within(stream: &mut TcpStream, deadline: Duration) -> bool {
+pub async fn closed_within(stream: &mut (impl AsyncRead + Unpin), deadline: Duration) -> bool {
     let mut buffer = [0_u8; 256];
     let wait = async {
         loop {

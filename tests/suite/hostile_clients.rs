@@ -157,20 +157,6 @@ async fn status_of(stream: &mut (impl AsyncRead + Unpin), deadline: Duration) ->
         .and_then(|code| code.parse().ok())
 }
 
-/// Whether the server closed `stream` (EOF or reset) within `deadline`.
-async fn closed_within(stream: &mut (impl AsyncRead + Unpin), deadline: Duration) -> bool {
-    let mut buffer = [0_u8; 256];
-    let wait = async {
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(deadline, wait).await.is_ok()
-}
-
 fn head(path: &str, content_length: usize) -> String {
     format!(
         "POST {path} HTTP/1.1\r\nHost: jira\r\nContent-Type: application/json\r\n\
@@ -218,7 +204,7 @@ async fn clients_that_never_finish_their_headers_are_disconnected() {
     let (mut earliest, mut latest) = (Duration::MAX, Duration::ZERO);
     for stream in &mut slow {
         assert!(
-            closed_within(stream, Duration::from_secs(25)).await,
+            fair::closed_within(stream, Duration::from_secs(25)).await,
             "a client stuck in its headers is disconnected"
         );
         earliest = earliest.min(started.elapsed());

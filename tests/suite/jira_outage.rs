@@ -78,16 +78,7 @@ async fn jira_down(
 
 /// An organization with status sync on and its group unresolved, linked to `key`.
 async fn status_org(app: &TestApp, key: &str) -> Org {
-    let org = app.seed().org(app.integration, true, key).await;
-    app.db
-        .execute(
-            "UPDATE organization_integrations SET config = config || '{\"sync_status_reverse\": true}'
-              WHERE organization_id = $1",
-            &[&org.id],
-        )
-        .await
-        .expect("status sync on");
-    org
+    app.seed().status_org(app.integration, key).await
 }
 
 /// A `jira:issue_updated` body moving `key` into `done`.

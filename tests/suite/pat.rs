@@ -21,7 +21,9 @@ use crate::common::fake_oauth2::{
 use crate::common::seed::assignee_changed;
 use crate::common::{self, TestApp};
 
-fn add_args(app: &TestApp, pat: &SecretFile, register_webhook: bool) -> AddArgs {
+/// The arguments of `integration add --pat-file PAT [--register-webhook]`
+/// against the test's fake Jira.
+pub fn add_args(app: &TestApp, pat: &SecretFile, register_webhook: bool) -> AddArgs {
     AddArgs {
         link: AppLink {
             base_url: app.server.uri(),

@@ -54,15 +54,7 @@ fn statuses() -> Value {
 impl Scene {
     /// An organization with status sync on, its group in `status`.
     async fn org(&self, key: &str, status: &str) -> Org {
-        let org = self.seed().org(self.integration, true, key).await;
-        self.db
-            .execute(
-                "UPDATE organization_integrations SET config = config || '{\"sync_status_reverse\": true}'
-                  WHERE organization_id = $1",
-                &[&org.id],
-            )
-            .await
-            .expect("status sync on");
+        let org = self.seed().status_org(self.integration, key).await;
         self.set_status(org.group_id, status).await;
         org
     }

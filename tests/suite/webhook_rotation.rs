@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jirasync::commands::AppLink;
-use jirasync::commands::integration::{self, AddArgs};
+use jirasync::commands::integration;
 use serde_json::Value;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
@@ -35,23 +34,9 @@ async fn app_with_jira(major: u32) -> (TestApp, std::sync::Arc<FakeOAuth2>) {
 /// webhook URL.
 async fn add_with_webhook(app: &TestApp) -> (i64, String) {
     let pat = SecretFile::new(PAT);
-    let added = integration::add(&AddArgs {
-        link: AppLink {
-            base_url: app.server.uri(),
-            consumer_key: None,
-            private_key_file: None,
-            no_verify_ssl: false,
-        },
-        access_token: None,
-        access_token_secret: None,
-        pat_file: Some(pat.0.clone()),
-        name: None,
-        register_webhook: true,
-        database: app.settings.database.clone(),
-        public: app.settings.public.clone(),
-    })
-    .await
-    .expect("integration add");
+    let added = integration::add(&crate::pat::add_args(app, &pat, true))
+        .await
+        .expect("integration add");
     assert!(
         matches!(added.registration, Some(Ok(_))),
         "{:?}",

@@ -135,6 +135,20 @@ impl Seed<'_> {
         }
     }
 
+    /// [`org`](Self::org) with assignee sync on, and status sync on too.
+    pub async fn status_org(&self, integration: i64, key: &str) -> Org {
+        let org = self.org(integration, true, key).await;
+        self.db
+            .execute(
+                "UPDATE organization_integrations SET config = config || '{\"sync_status_reverse\": true}'
+                  WHERE organization_id = $1",
+                &[&org.id],
+            )
+            .await
+            .expect("status sync on");
+        org
+    }
+
     /// A group in `project`.
     pub async fn group(&self, project: i64, status: &str) -> i64 {
         self.id(
