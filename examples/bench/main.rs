@@ -601,10 +601,13 @@ async fn cleanup(settings: &Settings, names: &Names, queues: &[String]) {
                     .await;
             }
         }
-        if let Ok(channel) = connection.create_channel().await {
-            let _ = channel
-                .exchange_delete(names.exchange().into(), Default::default())
-                .await;
+        // `P` and `P.verdicts`.
+        for exchange in names.all_exchanges() {
+            if let Ok(channel) = connection.create_channel().await {
+                let _ = channel
+                    .exchange_delete(exchange.as_str().into(), Default::default())
+                    .await;
+            }
         }
     }
     if let Ok((db, connection)) = tokio_postgres::connect(
