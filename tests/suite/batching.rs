@@ -68,10 +68,10 @@ fn assignment(issue: &Issue) -> Value {
 }
 
 /// Holds every `external_issues` row locked until dropped or [`Held::release`]d.
-struct Held(tokio_postgres::Client);
+pub struct Held(tokio_postgres::Client);
 
 impl Held {
-    async fn rows(app: &TestApp) -> Self {
+    pub async fn rows(app: &TestApp) -> Self {
         let db = common::db(&app.settings).await;
         db.batch_execute("BEGIN; SELECT id FROM external_issues FOR UPDATE")
             .await
@@ -80,7 +80,7 @@ impl Held {
     }
 
     /// Waits until every webhook was delivered and a writer waits on the lock.
-    async fn until_a_writer_waits(&self, app: &TestApp) {
+    pub async fn until_a_writer_waits(&self, app: &TestApp) {
         let queue = common::names(&app.settings).webhooks();
         common::eventually(
             "every webhook is delivered and a writer waits on the lock",
@@ -93,7 +93,7 @@ impl Held {
         .await;
     }
 
-    async fn release(self) {
+    pub async fn release(self) {
         self.0
             .batch_execute("COMMIT")
             .await

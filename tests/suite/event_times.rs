@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
+use crate::batching::Held;
 use crate::common::app::{T1, WAIT};
 use crate::common::seed::{Org, assignee_changed, jira_user};
 use crate::common::{self, TestApp};
@@ -335,17 +336,6 @@ async fn a_far_future_updated_from_jiras_search_does_not_freeze_the_issue() {
     app.finish().await;
 }
 
-/// Holds every `external_issues` row locked while the webhooks arrive, so the
-/// worker's writers take them in batches once it is released (as
-/// `tests/suite/batching.rs` does).
-async fn held_rows(app: &TestApp) -> tokio_postgres::Client {
-    let db = common::db(&app.settings).await;
-    db.batch_execute("BEGIN; SELECT id FROM external_issues FOR UPDATE")
-        .await
-        .expect("lock every issue row");
-    db
-}
-
 /// The issues' decisions as (issue key, kind, outcome, transaction start).
 async fn decided(app: &TestApp, prefix: &str) -> Vec<(String, String, String, String)> {
     app.db
@@ -392,7 +382,9 @@ async fn in_a_batch_event_times_are_clamped_and_older_moves_are_stale() {
             .expect("a moved issue");
         moves.push(moved);
     }
-    let held = held_rows(&app).await;
+    // Every issue row locked while the webhooks arrive, so the writers take them
+    // in batches once released.
+    let held = Held::rows(&app).await;
     for i in 0..ISSUES {
         let key = format!("BCLK-{i}");
         app.send(&assignee_changed(
@@ -414,19 +406,8 @@ async fn in_a_batch_event_times_are_clamped_and_older_moves_are_stale() {
             .await;
     }
     let worker = common::spawn_worker(&app.settings);
-    let queue = common::names(&app.settings).webhooks();
-    common::eventually(
-        "every webhook is delivered and a writer waits on the lock",
-        WAIT,
-        || async {
-            common::depth(&app.channel, &queue).await == 0
-                && common::a_backend_waits_on_a_lock(&app.db).await
-        },
-    )
-    .await;
-    held.batch_execute("COMMIT")
-        .await
-        .expect("release the rows");
+    held.until_a_writer_waits(&app).await;
+    held.release().await;
 
     for (org, jane) in &clocks {
         app.wait_assignee(org.group_id, Some(*jane)).await;

@@ -48,6 +48,15 @@ pub fn http_from(from: Ipv4Addr) -> reqwest::Client {
 /// The status of the answer on `stream` (`None`: closed without one, or none
 /// within `deadline`).
 pub async fn status_within(stream: &mut TcpStream, deadline: Duration) -> Option<u16> {
+    read_status(stream, deadline).await.ok().flatten()
+}
+
+/// The status of the HTTP answer on `stream`: `Err` when neither it nor a close
+/// came within `deadline`, `Ok(None)` when the server closed without one.
+pub async fn read_status(
+    stream: &mut (impl AsyncRead + Unpin),
+    deadline: Duration,
+) -> Result<Option<u16>, tokio::time::error::Elapsed> {
     let mut answer = Vec::new();
     let mut buffer = [0_u8; 1024];
     let read = async {
@@ -61,11 +70,11 @@ pub async fn status_within(stream: &mut TcpStream, deadline: Duration) -> Option
             }
         }
     };
-    let _ = tokio::time::timeout(deadline, read).await;
-    String::from_utf8_lossy(&answer)
+    tokio::time::timeout(deadline, read).await?;
+    Ok(String::from_utf8_lossy(&answer)
         .split_whitespace()
         .nth(1)
-        .and_then(|code| code.parse().ok())
+        .and_then(|code| code.parse().ok()))
 }
 
 /// Whether the server closed `stream` (EOF or reset) within `deadline`.

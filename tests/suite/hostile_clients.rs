@@ -12,7 +12,7 @@ use jirasync::queue::WEBHOOK;
 use jirasync::queue::message::{WebhookRequest, long_string, webhook_properties};
 use jirasync::queue::publisher::{Broker, PublishError};
 use jirasync::shutdown::Shutdown;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common;
@@ -135,26 +135,9 @@ async fn a_message_too_large_for_a_frame_is_refused_before_the_broker_sees_it() 
 /// The status of the HTTP answer on `stream`, read within `deadline`; `None`
 /// when the server closed the connection without one.
 async fn status_of(stream: &mut (impl AsyncRead + Unpin), deadline: Duration) -> Option<u16> {
-    let mut answer = Vec::new();
-    let mut buffer = [0_u8; 1024];
-    let read = async {
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buffer[..n]),
-            }
-            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(deadline, read)
+    fair::read_status(stream, deadline)
         .await
-        .expect("an answer or a close in time");
-    let line = String::from_utf8_lossy(&answer);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
+        .expect("an answer or a close in time")
 }
 
 fn head(path: &str, content_length: usize) -> String {
