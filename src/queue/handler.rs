@@ -35,107 +35,47 @@ pub struct Incoming {
     pub body: Vec<u8>,
 }
 
-macro_rules! outcomes {
-    ($($(#[$doc:meta])* $variant:ident => $label:literal,)+) => {
-        /// Every way a message can end, in one list: its [`label`](Outcome::label)
-        /// names it in `jirasync_messages_total{outcome}` and in the log line.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Outcome {
-            $($(#[$doc])* $variant,)+
-        }
+/// How a message ended, as its label in `jirasync_messages_total{outcome}` and
+/// in the log line. The handlers name their own outcomes (the worker's list is
+/// `worker::Outcome`); the consumer loop's are the constants here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Outcome(&'static str);
 
-        impl Outcome {
-            /// Every outcome, in the order above.
-            pub const ALL: &[Outcome] = &[$(Outcome::$variant,)+];
-
-            /// The metric label.
-            pub fn label(self) -> &'static str {
-                match self {
-                    $(Outcome::$variant => $label,)+
-                }
-            }
-        }
-    };
-}
-
-outcomes! {
-    // Webhooks (docs/reference.md §5).
-    /// A linked group got a (new) assignee.
-    Assigned => "assigned",
-    /// A linked group's assignee was removed.
-    Unassigned => "unassigned",
-    /// No user matched the assignee's email in a linked group's teams.
-    AssigneeNotFound => "assignee_not_found",
-    /// The change was already in place (or reached no group).
-    Unchanged => "unchanged",
-    /// Every organization had applied a later change already.
-    Stale => "stale",
-    /// The assignee has no email, not even from Jira.
-    MissingEmail => "missing_email",
-    /// A linked group was resolved.
-    Resolved => "resolved",
-    /// A linked group was unresolved.
-    Unresolved => "unresolved",
-    /// Only a status changed, and no organization syncs statuses back.
-    StatusNotSynced => "status_not_synced",
-    /// The issue moved: its rows took the new key (and nothing else changed).
-    Rekeyed => "rekeyed",
-    /// No changelog: nothing to do.
-    NoChangelog => "no_changelog",
-    /// The changelog changes neither assignee nor status.
-    NothingToSync => "nothing_to_sync",
-    /// The token or the body's signature was rejected: dropped.
-    InvalidToken => "invalid_token",
-    // OAuth jobs (docs/reference.md §6).
-    /// The request token is stored; a person must authorize it.
-    AwaitingAuthorization => "awaiting_authorization",
-    /// The session was handled by an earlier delivery.
-    AlreadyHandled => "already_handled",
-    /// The integration is installed and its webhook registered.
-    Installed => "installed",
-    /// The session was installed by an earlier delivery.
-    AlreadyInstalled => "already_installed",
-    /// No session awaits this token (or, for a request-token job, none exists).
-    UnknownSession => "unknown_session",
-    /// Jira refused the request (`oauth_problem`); the session failed.
-    Refused => "refused",
-    /// The session failed (or a database error that retrying cannot fix).
-    Failed => "failed",
-    // Reconciliation (docs/reference.md §6).
-    /// Reconciled; nothing needed changing.
-    Reconciled => "reconciled",
-    /// Reconciled, and some assignments changed.
-    ReconciledChanges => "reconciled_changes",
-    /// Another reconciliation of the integration was running.
-    ReconcileBusy => "reconcile_busy",
-    /// The job names no active integration.
-    UnknownIntegration => "unknown_integration",
-    /// The integration has no access token to call Jira with.
-    NoAccessToken => "no_access_token",
-    // Failures (docs/reference.md §4).
-    /// The body is not what its type requires: dead-lettered.
-    Malformed => "malformed",
-    /// Jira refused a call or the client cannot be set up: dead-lettered.
-    JiraFailed => "jira_failed",
-    /// Jira refused the integration's credentials for good: dead-lettered until
-    /// it is connected again (or, for reconciliation, skipped).
-    NeedsReauth => "needs_reauth",
-    /// A stored secret does not open with the configured keys: dead-lettered,
-    /// to be replayed once the key that sealed it is set.
-    SecretUnreadable => "secret_unreadable",
-    /// No handler knows the message type: dead-lettered.
-    UnknownType => "unknown_type",
-    /// The handler panicked: dead-lettered.
-    Panicked => "panicked",
-    // What the consumer loop did with a failure.
+impl Outcome {
     /// A passing failure: sent to a retry tier (for a failing dependency, the
     /// last tier again until its outage outlasts `outage_max`).
-    Retried => "retried",
+    pub const RETRIED: Self = Self("retried");
     /// Retries ran out (or a dependency's outage outlasted `outage_max`):
     /// dead-lettered.
-    DeadLettered => "dead_lettered",
+    pub const DEAD_LETTERED: Self = Self("dead_lettered");
     /// The retry or dead-letter publish failed: given back to the queue.
-    Requeued => "requeued",
+    pub const REQUEUED: Self = Self("requeued");
+    /// The handler panicked: dead-lettered.
+    pub const PANICKED: Self = Self("panicked");
+    /// The body is not what its type requires: dead-lettered.
+    pub const MALFORMED: Self = Self("malformed");
+    /// No handler knows the message type: dead-lettered.
+    pub const UNKNOWN_TYPE: Self = Self("unknown_type");
+
+    /// Every outcome the consumer loop itself gives.
+    pub const ALL: [Self; 6] = [
+        Self::RETRIED,
+        Self::DEAD_LETTERED,
+        Self::REQUEUED,
+        Self::PANICKED,
+        Self::MALFORMED,
+        Self::UNKNOWN_TYPE,
+    ];
+
+    /// An outcome labelled `label` (a snake_case word).
+    pub const fn new(label: &'static str) -> Self {
+        Self(label)
+    }
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        self.0
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -168,7 +108,7 @@ pub enum Failure {
     Outage(anyhow::Error),
     /// Cannot succeed: dead-letter at once; `outcome` labels it in metrics.
     Permanent {
-        /// The metric label, e.g. [`Outcome::Malformed`].
+        /// The metric label, e.g. [`Outcome::MALFORMED`].
         outcome: Outcome,
         /// What failed.
         error: anyhow::Error,
@@ -190,9 +130,9 @@ impl Failure {
     }
 
     /// A permanent failure labelled `outcome`.
-    pub fn permanent(outcome: Outcome, error: impl Into<anyhow::Error>) -> Self {
+    pub fn permanent(outcome: impl Into<Outcome>, error: impl Into<anyhow::Error>) -> Self {
         Self::Permanent {
-            outcome,
+            outcome: outcome.into(),
             error: error.into(),
         }
     }
@@ -206,7 +146,7 @@ impl Failure {
             .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("a non-string payload");
         Self::permanent(
-            Outcome::Panicked,
+            Outcome::PANICKED,
             anyhow::anyhow!("handler panicked: {message}"),
         )
     }

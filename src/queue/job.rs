@@ -32,12 +32,12 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync {
         (id, body, properties)
     }
 
-    /// Parses a body; a permanent [`Outcome::Malformed`] failure when it is not
+    /// Parses a body; a permanent [`Outcome::MALFORMED`] failure when it is not
     /// [`Job::SHAPE`].
     fn parse(body: &[u8]) -> Result<Self, Failure> {
         let malformed = |detail: String| {
             Failure::permanent(
-                Outcome::Malformed,
+                Outcome::MALFORMED,
                 anyhow::anyhow!("the job body is not {}: {detail}", Self::SHAPE),
             )
         };
@@ -196,7 +196,7 @@ mod tests {
                 matches!(
                     failure,
                     Failure::Permanent {
-                        outcome: Outcome::Malformed,
+                        outcome: Outcome::MALFORMED,
                         ..
                     }
                 ),

@@ -94,7 +94,7 @@ pub(super) async fn settle<H: Handler>(
         Err(Failure::Outage(error)) => {
             tracing::info!(reason = %format!("{error:#}"), "shutting down during an outage; requeueing");
             message::give_back(&delivery.acker).await;
-            return Outcome::Requeued;
+            return Outcome::REQUEUED;
         }
         Err(Failure::Permanent { outcome, error }) => {
             let reason = format!("{error:#}");
@@ -133,7 +133,7 @@ pub(super) async fn settle<H: Handler>(
                     left_out(&fitted.dropped);
                     let props = fitted.properties;
                     let published = publish(context, &queue, &incoming.body, props).await;
-                    (Outcome::Retried, published.map_err(Unsent::Publish))
+                    (Outcome::RETRIED, published.map_err(Unsent::Publish))
                 }
                 // Retried without a header it needs, it could only fail otherwise
                 // (a token dropped is a token rejected): kept whole in P.dead instead.
@@ -150,7 +150,7 @@ pub(super) async fn settle<H: Handler>(
                         first_failed: Some(first_failed),
                     };
                     let published = dead_letter(context, incoming, message, dead).await;
-                    (Outcome::DeadLettered, published)
+                    (Outcome::DEAD_LETTERED, published)
                 }
                 Err(len) => return rejected(context, incoming, delivery, len).await,
             }
@@ -164,7 +164,7 @@ pub(super) async fn settle<H: Handler>(
                 first_failed: Some(first_failed),
             };
             let published = dead_letter(context, incoming, message, dead).await;
-            (Outcome::DeadLettered, published)
+            (Outcome::DEAD_LETTERED, published)
         }
     };
     finish(context, incoming, delivery, outcome, published).await
@@ -199,7 +199,7 @@ async fn acked(delivery: &Delivery, outcome: Outcome, copied: Result<(), Publish
         Err(error) => {
             tracing::error!(%error, "could not publish to the retry or dead-letter queue; requeueing");
             message::give_back(&delivery.acker).await;
-            Outcome::Requeued
+            Outcome::REQUEUED
         }
     }
 }
@@ -228,7 +228,7 @@ async fn rejected<H: Handler>(
     if let Err(error) = rejected {
         tracing::warn!(%error, "reject failed; the message will be redelivered");
     }
-    Outcome::DeadLettered
+    Outcome::DEAD_LETTERED
 }
 
 /// Why a copy was not stored.

@@ -27,8 +27,9 @@ use tracing::{Instrument, Span};
 
 use super::webhook::{self, Change};
 use crate::db::{DbPool, rekey};
-use crate::queue::handler::{Failure, Outcome};
+use crate::queue::handler::Failure;
 use crate::sync::audit::Audit;
+use crate::worker::Outcome;
 
 /// Writer tasks (and so transactions in progress) per worker process.
 pub const WRITERS: usize = 2;

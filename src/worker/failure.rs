@@ -7,7 +7,8 @@
 use crate::db::StoreError;
 use crate::integration::AccessError;
 use crate::jira::JiraError;
-use crate::queue::handler::{Failure, Outcome};
+use crate::queue::handler::Failure;
+use crate::worker::Outcome;
 
 /// A database failure in one line: the SQLSTATE with Postgres's message, the
 /// table and constraint, and the hint, or what broke the connection (tokio-postgres's own `Display` says
@@ -202,10 +203,7 @@ mod tests {
         assert!(
             matches!(
                 failure,
-                Failure::Permanent {
-                    outcome: Outcome::JiraFailed,
-                    ..
-                }
+                Failure::Permanent { outcome, .. } if outcome == Outcome::JiraFailed.into()
             ),
             "{failure:?}"
         );

@@ -10,8 +10,9 @@ use crate::db::oauth_sessions::{self, OauthSession, Progress, SessionRef};
 use crate::integration::webhook::{self, RegisterError};
 use crate::integration::{self as jira_server};
 use crate::jira::JiraError;
-use crate::queue::handler::{Failure, Outcome};
+use crate::queue::handler::Failure;
 use crate::secrets::Keyring;
+use crate::worker::Outcome;
 
 /// Why the install cannot succeed by retrying: the session becomes `failed`
 /// with this text and the job is acked (the fix is in Jira or the arguments).

@@ -13,6 +13,7 @@ mod oauth2_token;
 mod oauth_access_token;
 mod oauth_request_token;
 mod outage;
+pub mod outcome;
 mod prune;
 mod reconcile;
 mod reconcile_schedule;
@@ -27,11 +28,13 @@ use crate::config::{MetricsSettings, PublicSettings, Services, Settings, WorkerS
 use crate::db::DbPool;
 use crate::db::oauth_sessions::{self, SessionRef};
 use crate::queue::consumer::{self, ConsumerConfig};
-use crate::queue::handler::{Failure, Handler, Incoming, Outcome};
+use crate::queue::handler::{self, Failure, Handler, Incoming};
 use crate::queue::job::{Job, Oauth2Token, OauthAccessToken, OauthRequestToken, Reconcile};
 use crate::queue::{Names, WEBHOOK};
 use crate::shutdown::Shutdown;
 use crate::sync::audit::Audit;
+
+pub use outcome::Outcome;
 
 /// The arguments of `jirasync worker`.
 #[derive(Debug, Clone, clap::Args)]
@@ -226,7 +229,7 @@ impl Message {
             Reconcile::TYPE => Self::Reconcile(Reconcile::parse(body)?),
             other => {
                 return Err(Failure::permanent(
-                    Outcome::UnknownType,
+                    handler::Outcome::UNKNOWN_TYPE,
                     anyhow::anyhow!("no handler for message type {other:?}"),
                 ));
             }
@@ -241,14 +244,19 @@ impl Handler for Dispatcher {
         Message::parse(incoming)
     }
 
-    async fn handle(&self, message: &Message, incoming: &Incoming) -> Result<Outcome, Failure> {
-        match message {
+    async fn handle(
+        &self,
+        message: &Message,
+        incoming: &Incoming,
+    ) -> Result<handler::Outcome, Failure> {
+        let outcome = match message {
             Message::Webhook => webhook::handle(&self.webhooks, incoming).await,
             Message::RequestToken(job) => oauth_request_token::handle(&self.oauth, job).await,
             Message::AccessToken(job) => oauth_access_token::handle(&self.oauth, job).await,
             Message::Oauth2Token(job) => oauth2_token::handle(&self.oauth, job, incoming).await,
             Message::Reconcile(job) => reconcile::handle(&self.webhooks, job, &incoming.id).await,
-        }
+        };
+        outcome.map(handler::Outcome::from)
     }
 
     /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
@@ -304,7 +312,9 @@ mod tests {
             // An empty body is malformed for every job, but the type is known.
             let known = match Message::parse(&incoming) {
                 Ok(_) => true,
-                Err(Failure::Permanent { outcome, .. }) => outcome != Outcome::UnknownType,
+                Err(Failure::Permanent { outcome, .. }) => {
+                    outcome != handler::Outcome::UNKNOWN_TYPE
+                }
                 Err(Failure::Passing(_) | Failure::Outage(_) | Failure::DependencyDown { .. }) => {
                     false
                 }

@@ -14,8 +14,9 @@ use crate::db::oauth_sessions::{self, OauthSession, SessionRef};
 use crate::integration::{Credentials, jira_client, routes};
 use crate::jira::Auth;
 use crate::jira::oauth2::ClientCredentials;
-use crate::queue::handler::{Failure, Incoming, Outcome};
+use crate::queue::handler::{Failure, Incoming};
 use crate::queue::job::Oauth2Token;
+use crate::worker::Outcome;
 
 /// Completes the install.
 ///

@@ -13,9 +13,10 @@ use crate::db::oauth_sessions::{self, OauthSession, Progress, SessionRef, state}
 use crate::integration::Credentials;
 use crate::integration::install::{self as saving, Install, SaveError};
 use crate::jira::JiraClient;
-use crate::queue::handler::{Failure, Outcome};
+use crate::queue::handler::Failure;
 use crate::queue::job::OauthAccessToken;
 use crate::secrets::Keyring;
+use crate::worker::Outcome;
 
 /// Completes the install.
 ///

@@ -7,8 +7,9 @@ use super::OauthJobs;
 use crate::db::oauth_sessions::{self, OauthSession, SessionRef, state};
 use crate::integration::{jira_client, routes};
 use crate::jira::{Auth, JiraClient, JiraError, Signer};
-use crate::queue::handler::{Failure, Outcome};
+use crate::queue::handler::Failure;
 use crate::queue::job::OauthRequestToken;
+use crate::worker::Outcome;
 
 /// Fetches the request token.
 ///

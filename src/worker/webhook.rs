@@ -19,13 +19,14 @@ use crate::db::status_sync;
 use crate::integration::token::{self, Rejected};
 use crate::integration::{self as jira_server, Integration};
 use crate::jira::payload::{AssigneeChange, IssueChange, StatusChange, WebhookEvent, parse};
-use crate::queue::handler::{Failure, Incoming, Outcome};
+use crate::queue::handler::{Failure, Incoming};
 use crate::queue::message::{HUB_SIGNATURE, RECEIVED_AT_MS, TOKEN, header_int, header_str};
 use crate::sync::IssueKey;
 use crate::sync::assignee::{self, Action};
 use crate::sync::audit::{Audit, Kind};
 use crate::sync::rekey;
 use crate::sync::status::{self, Transition};
+use crate::worker::Outcome;
 
 /// Authenticates, parses and applies one webhook.
 pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, Failure> {

@@ -36,7 +36,7 @@ impl Handler for Panicky {
             .lock()
             .expect("handled list")
             .push(message.body.clone());
-        Ok(Outcome::Unchanged)
+        Ok(Outcome::new("unchanged"))
     }
 }
 

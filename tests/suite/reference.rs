@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use clap::CommandFactory;
 use jirasync::cli::Cli;
-use jirasync::queue::handler::Outcome;
 use jirasync::queue::{JOB_TYPES, WEBHOOK};
 
 const REFERENCE: &str = include_str!("../../docs/reference.md");
@@ -93,7 +92,7 @@ fn every_message_type_and_outcome_is_documented() {
         undocumented.is_empty(),
         "message types missing: {undocumented:?}"
     );
-    let labels = Outcome::ALL.iter().map(|outcome| outcome.label());
+    let labels = jirasync::worker::outcome::all_labels();
     let undocumented = missing(labels, |label| format!("`{label}`"));
     assert!(
         undocumented.is_empty(),
