@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use jirasync::queue::{Names, WEBHOOK, message, publisher};
+use jirasync::integration::messages::{self as provider, WEBHOOK};
+use jirasync::queue::{Names, publisher};
 use tokio::sync::Semaphore;
 
 use super::procs::{Kid, free_port, peak_rss_mib, spawn, worker_counts};
@@ -93,7 +94,7 @@ pub async fn preload(
     args: &Args,
     round: usize,
 ) -> anyhow::Result<()> {
-    let request = message::WebhookRequest {
+    let request = provider::WebhookRequest {
         token,
         content_type: Some("application/json"),
         webhook_identifier: None,
@@ -112,7 +113,7 @@ pub async fn preload(
                       "updated": at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(), "description": "x".repeat(5000)}},
             "changelog": {"items": [{"field": "assignee"}]}
         });
-        let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
+        let (_, props) = provider::webhook_properties(&request, std::time::SystemTime::now());
         let permit = Arc::clone(&semaphore).acquire_owned().await?;
         let (channel, exchange) = (channel.clone(), names.exchange().to_owned());
         tasks.push(tokio::spawn(async move {

@@ -22,7 +22,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use futures_util::FutureExt;
 use jirasync::config::Settings;
-use jirasync::queue::{Names, WEBHOOK, message, publisher};
+use jirasync::integration::messages::{self as provider, WEBHOOK};
+use jirasync::queue::{Names, publisher};
 use tokio::sync::Semaphore;
 
 use drain::drain;
@@ -224,7 +225,10 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::defaults();
     settings.broker.queue_prefix = format!("bench_{id}");
     settings.database.url = format!("postgres://postgres@127.0.0.1:5432/bench_{id}");
-    let names = Names::new(settings.broker.queue_prefix.clone());
+    let names = Names::new(
+        settings.broker.queue_prefix.clone(),
+        &jirasync::integration::messages::CATALOG,
+    );
     // The database and the queues go whatever happens in the rows, an error, a
     // panic, Ctrl-C or SIGTERM; the children go with their `Kid`s, the fake Jira
     // with the runtime.
@@ -281,7 +285,7 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
         ),
     ]);
     let (broker_rate, broker_p50, broker_p99) = {
-        let request = message::WebhookRequest {
+        let request = provider::WebhookRequest {
             token: &token,
             content_type: Some("application/json"),
             webhook_identifier: None,
@@ -290,7 +294,7 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
         measure(args, || {
             let (channel, exchange, body) =
                 (channel.clone(), names.exchange().to_owned(), body.clone());
-            let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
+            let (_, props) = provider::webhook_properties(&request, std::time::SystemTime::now());
             async move {
                 publisher::publish_confirmed(&channel, &exchange, WEBHOOK, &body, props)
                     .await
@@ -548,7 +552,11 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
 }
 
 fn channel_names(settings: &Settings) -> Vec<String> {
-    Names::new(settings.broker.queue_prefix.clone()).all_queues(&settings.retries.delays.0)
+    Names::new(
+        settings.broker.queue_prefix.clone(),
+        &jirasync::integration::messages::CATALOG,
+    )
+    .all_queues(&settings.retries.delays.0)
 }
 
 /// The fixture, padded with an extra field to `size` bytes (Jira payloads carry many fields).

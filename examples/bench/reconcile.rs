@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use jirasync::queue::job::{Job, Reconcile};
+use jirasync::queue::job::Job;
 use jirasync::queue::{Names, publisher};
+use jirasync::worker::jobs::Reconcile;
 
 use super::Bench;
 use super::fake_jira::FakeJira;

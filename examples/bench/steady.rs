@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use jirasync::queue::WEBHOOK;
+use jirasync::integration::messages::WEBHOOK;
 
 use super::procs::{free_port, spawn, wait_ready, worker_counts};
 use super::{Bench, percentiles};

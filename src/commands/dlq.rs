@@ -15,8 +15,9 @@ use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 
 use crate::config::BrokerSettings;
+use crate::integration::messages::RECEIVED_AT_MS;
 use crate::queue::message::{
-    self, ATTEMPTS, DEAD_LETTERED_AT_MS, ERROR, FIRST_FAILED_AT_MS, RECEIVED_AT_MS, SOURCE_QUEUE,
+    self, ATTEMPTS, DEAD_LETTERED_AT_MS, ERROR, FIRST_FAILED_AT_MS, SOURCE_QUEUE,
 };
 use crate::queue::publisher::{confirm_channel, publish_confirmed};
 use crate::queue::{Names, connection};
@@ -60,7 +61,11 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::List(args) => {
             let letters = list(&args.broker, args.limit).await?;
-            print(&letters, args.json, &Names::from(&args.broker).dead())
+            print(
+                &letters,
+                args.json,
+                &crate::integration::messages::names(&args.broker).dead(),
+            )
         }
         Command::Replay(args) => {
             let moved = replay(&args.broker, args.limit).await?;
@@ -96,7 +101,7 @@ pub struct DeadLetter {
 /// between the two steps leaves a duplicate, not a gap. Listing every message
 /// keeps their order; listing some moves those to the end.
 pub async fn list(broker: &BrokerSettings, limit: usize) -> anyhow::Result<Vec<DeadLetter>> {
-    let names = Names::from(broker);
+    let names = crate::integration::messages::names(broker);
     let connection = connection::connect(&broker.url, "dlq").await?;
     let publisher = confirm_channel(&connection).await?;
     let channel = connection
@@ -139,7 +144,7 @@ pub async fn list(broker: &BrokerSettings, limit: usize) -> anyhow::Result<Vec<D
 /// their source queue, resetting the attempt count and the outage clock; returns
 /// how many moved.
 pub async fn replay(broker: &BrokerSettings, limit: Option<usize>) -> anyhow::Result<usize> {
-    let names = Names::from(broker);
+    let names = crate::integration::messages::names(broker);
     let connection = connection::connect(&broker.url, "dlq").await?;
     let publisher = confirm_channel(&connection).await?;
     let channel = connection

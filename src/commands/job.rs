@@ -26,7 +26,7 @@ impl JobPublisher {
         let broker = &services.broker;
         let connection = connection::connect(&broker.url, "cli").await?;
         let channel = confirm_channel(&connection).await?;
-        let names = Names::from(broker);
+        let names = crate::integration::messages::names(broker);
         topology::declare(&connection, &names, &services.retries.delays.0).await?;
         Ok(Self {
             connection,

@@ -4,7 +4,7 @@
 use anyhow::Context;
 
 use crate::config::{BrokerSettings, RetrySettings, Services};
-use crate::queue::{Names, connection, topology};
+use crate::queue::{connection, topology};
 
 /// The arguments of `migrate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,7 +40,12 @@ pub async fn declare_topology(
     retries: &RetrySettings,
 ) -> anyhow::Result<()> {
     let connection = connection::connect(&broker.url, "migrate").await?;
-    topology::declare(&connection, &Names::from(broker), &retries.delays.0).await?;
+    topology::declare(
+        &connection,
+        &crate::integration::messages::names(broker),
+        &retries.delays.0,
+    )
+    .await?;
     connection
         .close(200, "done".into())
         .await

@@ -13,7 +13,7 @@ pub use super::oauth_session::{StartArgs, Started};
 use super::oauth_session::{load, wait_until};
 use crate::config::{DatabaseSettings, Services};
 use crate::db::oauth_sessions::{self, NewSession, OauthSession, SessionRef, state};
-use crate::queue::job::{OauthAccessToken, OauthRequestToken};
+use crate::worker::jobs::{OauthAccessToken, OauthRequestToken};
 
 /// `jirasync oauth …`
 #[derive(Debug, clap::Subcommand)]

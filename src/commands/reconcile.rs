@@ -11,8 +11,8 @@ use super::job::JobPublisher;
 use crate::config::{Services, parse_duration};
 use crate::db::reconcile;
 use crate::integration::{self as jira_server, Integration};
-use crate::queue::job::Reconcile;
 use crate::queue::message::millis;
+use crate::worker::jobs::Reconcile;
 
 /// The arguments of `reconcile`.
 #[derive(Debug, Clone, clap::Args)]

@@ -134,8 +134,14 @@ async fn serve_with(
     let limits = server::Limits::of(&args.http);
     // The broker link outlives the HTTP server so in-flight requests can finish.
     let broker_stop = CancellationToken::new();
-    let (broker, broker_task) =
-        Broker::start(&args.broker, &args.retries, "ingress", broker_stop.clone());
+    let names = crate::integration::messages::names(&args.broker);
+    let (broker, broker_task) = Broker::start(
+        &args.broker,
+        names,
+        &args.retries,
+        "ingress",
+        broker_stop.clone(),
+    );
     let metrics_task = match metrics {
         MetricsAt::Own(metrics_address) => {
             let ready = Arc::clone(&broker);

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState};
 use crate::jira::oauth2::is_fresh_secret_shaped;
-use crate::queue::job::Oauth2Token;
+use crate::worker::jobs::Oauth2Token;
 
 /// Longest code, error or description kept; Jira's codes are about 40 characters.
 const MAX_PARAM_LEN: usize = 1024;

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::queue::job::OauthAccessToken;
+use crate::worker::jobs::OauthAccessToken;
 
 /// Longest token or verifier accepted; Jira's are about 32 characters.
 const MAX_PARAM_LEN: usize = 1024;

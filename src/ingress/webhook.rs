@@ -14,12 +14,11 @@ use axum::response::{IntoResponse, Response};
 use super::admission::{self, BodyError};
 use super::client::Client;
 use super::{ApiError, AppState};
-use crate::integration::token::{could_be_ours, is_jwt_shaped};
-use crate::queue::WEBHOOK;
-use crate::queue::message::{
-    HUB_SIGNATURE, MAX_HUB_SIGNATURE, MAX_WEBHOOK_IDENTIFIER, WEBHOOK_IDENTIFIER, WebhookRequest,
-    webhook_properties,
+use crate::integration::messages::{
+    HUB_SIGNATURE, MAX_HUB_SIGNATURE, MAX_WEBHOOK_IDENTIFIER, WEBHOOK, WEBHOOK_IDENTIFIER,
+    WebhookRequest, webhook_properties,
 };
+use crate::integration::token::{could_be_ours, is_jwt_shaped};
 use crate::queue::verdict::TokenDigest;
 
 /// The contract's request headers as header names, parsed once.

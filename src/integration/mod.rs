@@ -3,12 +3,14 @@
 //! or a personal access token), the webhook [`token`] and [`routes`], how an install
 //! is [`save`](install::save)d, its [`webhook`] registration, and the one way to
 //! call its Jira ([`Integration::with_jira`], which keeps an OAuth 2.0 token fresh),
-//! and the [`rotation`] of its webhook secrets.
+//! the [`rotation`] of its webhook secrets, and its [`messages`] (the message
+//! types and webhook headers the queues carry).
 //! Used by the worker, the admin commands, `demo` and the ingress's router.
 
 mod access;
 mod credentials;
 pub mod install;
+pub mod messages;
 mod metadata;
 pub mod rotation;
 pub mod routes;

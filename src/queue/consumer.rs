@@ -281,7 +281,7 @@ async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Del
         };
         in_flight.decrement(1.0);
         // The label is one of §4's types or `unknown`: whoever can publish picks `type`.
-        let label = message::type_label(&incoming.kind);
+        let label = context.names.catalog().type_label(&incoming.kind);
         metrics::histogram!("jirasync_message_duration_seconds", "type" => label)
             .record(started.elapsed().as_secs_f64());
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -8,7 +8,8 @@
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 
-use super::message::{self, DEFINED_HEADERS, DROPPED_HEADERS, header_frame_bytes};
+use super::Catalog;
+use super::message::{self, DROPPED_HEADERS, header_frame_bytes};
 
 /// Bytes left free below `frame_max`, for a miscount of ours.
 const SPARE: usize = 64;
@@ -34,12 +35,18 @@ pub fn fits(props: &BasicProperties, frame_max: u32) -> bool {
 }
 
 /// `props` made to fit a frame of `frame_max` bytes: unchanged when they fit;
-/// else without the headers §4 does not define; else also without the largest
+/// else without the headers §4 does not define (neither the transport's own nor
+/// `catalog`'s); else also without the largest
 /// of the others, except those named in `keep` (the copy's own bookkeeping).
 /// Whatever was left out is named in `x-jirasync-dropped-headers`, after the
 /// names an earlier copy dropped. `Err` with the frame's size when even that
 /// does not fit (a `frame_max` too small for the bookkeeping itself).
-pub fn fit(props: BasicProperties, frame_max: u32, keep: &[&str]) -> Result<Fitted, usize> {
+pub fn fit(
+    props: BasicProperties,
+    frame_max: u32,
+    catalog: &Catalog,
+    keep: &[&str],
+) -> Result<Fitted, usize> {
     if fits(&props, frame_max) {
         return Ok(Fitted {
             properties: props,
@@ -55,7 +62,7 @@ pub fn fit(props: BasicProperties, frame_max: u32, keep: &[&str]) -> Result<Fitt
         .unwrap_or_default()
         .into_iter()
         .filter(|(name, _)| name.as_str() != DROPPED_HEADERS)
-        .partition(|(name, _)| DEFINED_HEADERS.contains(&name.as_str()));
+        .partition(|(name, _)| catalog.defines_header(name.as_str()));
     // Sorted by name: the table is a sorted map.
     let mut dropped: Vec<String> = undefined
         .into_iter()
@@ -122,12 +129,21 @@ fn named(earlier: Option<&str>, dropped: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::message::{ATTEMPTS, ERROR, TOKEN, header_str, long_string};
+    use crate::queue::message::{ATTEMPTS, ERROR, header_str, long_string};
+
+    /// A header the provider defines.
+    const TOKEN: &str = "token";
+    static CATALOG: Catalog = Catalog {
+        webhooks: &[],
+        jobs: &[],
+        known_types: &[],
+        headers: &[TOKEN],
+    };
 
     const FRAME: u32 = 131_072;
 
     fn with(headers: &[(&str, AMQPValue)]) -> BasicProperties {
-        let (_, props) = message::job_properties("jira_server.reconcile");
+        let (_, props) = message::job_properties("p.job");
         message::with_headers(&props, headers)
     }
 
@@ -145,7 +161,7 @@ mod tests {
     #[test]
     fn properties_that_fit_are_left_alone() {
         let props = with(&[("x-custom", big(1000)), (TOKEN, long_string("t"))]);
-        let fitted = fit(props.clone(), FRAME, &[]).expect("fits");
+        let fitted = fit(props.clone(), FRAME, &CATALOG, &[]).expect("fits");
         assert_eq!(fitted.properties, props);
         assert!(fitted.dropped.is_empty() && !fitted.dropped_defined);
     }
@@ -158,7 +174,7 @@ mod tests {
             (TOKEN, long_string("t")),
             (ATTEMPTS, AMQPValue::LongLongInt(2)),
         ]);
-        let fitted = fit(props, FRAME, &[ATTEMPTS]).expect("fits");
+        let fitted = fit(props, FRAME, &CATALOG, &[ATTEMPTS]).expect("fits");
         assert!(fits(&fitted.properties, FRAME));
         assert_eq!(fitted.dropped, ["x-big", "x-small"]);
         assert!(!fitted.dropped_defined);
@@ -178,7 +194,7 @@ mod tests {
             (ERROR, long_string("why")),
             ("x-other", big(5)),
         ]);
-        let fitted = fit(props, FRAME, &[ERROR]).expect("fits");
+        let fitted = fit(props, FRAME, &CATALOG, &[ERROR]).expect("fits");
         assert!(fitted.dropped_defined);
         assert_eq!(fitted.dropped, ["x-other", TOKEN]);
         assert_eq!(
@@ -197,7 +213,7 @@ mod tests {
             (DROPPED_HEADERS, long_string("x-first")),
             ("x-late", big(131_000)),
         ]);
-        let fitted = fit(props, FRAME, &[]).expect("fits");
+        let fitted = fit(props, FRAME, &CATALOG, &[]).expect("fits");
         assert_eq!(
             header_str(&fitted.properties, DROPPED_HEADERS).as_deref(),
             Some("x-first, x-late")
@@ -211,7 +227,7 @@ mod tests {
             .collect();
         let headers: Vec<(&str, AMQPValue)> =
             many.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let fitted = fit(with(&headers), FRAME, &[]).expect("fits");
+        let fitted = fit(with(&headers), FRAME, &CATALOG, &[]).expect("fits");
         let list = header_str(&fitted.properties, DROPPED_HEADERS).expect("list");
         assert!(list.len() <= MAX_DROPPED_LIST + 20, "{}", list.len());
         assert!(list.ends_with("more"), "{list}");
@@ -221,6 +237,6 @@ mod tests {
     #[test]
     fn a_frame_too_small_for_the_bookkeeping_is_an_error() {
         let props = with(&[(ERROR, big(5000))]);
-        assert!(fit(props, 4096, &[ERROR]).is_err());
+        assert!(fit(props, 4096, &CATALOG, &[ERROR]).is_err());
     }
 }

@@ -1,5 +1,7 @@
-//! Message properties and headers of docs/reference.md §4: building them for webhooks and
-//! jobs, and reading them back in the worker and the `dlq` commands.
+//! Message properties and the transport's headers of docs/reference.md §4:
+//! building them for jobs (and, through [`properties`], for the provider's
+//! webhooks: `integration::messages`), and reading them back in the worker and
+//! the `dlq` commands.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,14 +9,6 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use uuid::Uuid;
 
-/// The webhook URL's token.
-pub const TOKEN: &str = "token";
-/// When the ingress received the webhook, in ms since the epoch.
-pub const RECEIVED_AT_MS: &str = "received_at_ms";
-/// Jira's delivery id, passed through when present.
-pub const WEBHOOK_IDENTIFIER: &str = "x-atlassian-webhook-identifier";
-/// `sha256=<hex>` HMAC of the body, passed through when present.
-pub const HUB_SIGNATURE: &str = "x-hub-signature";
 /// Failed attempts so far.
 pub const ATTEMPTS: &str = "x-jirasync-attempts";
 /// Why a message was dead-lettered (one line).
@@ -29,13 +23,10 @@ pub const FIRST_FAILED_AT_MS: &str = "x-jirasync-first-failed-at-ms";
 /// The headers a retry or dead-letter copy left out so that it fits one frame.
 pub const DROPPED_HEADERS: &str = "x-jirasync-dropped-headers";
 
-/// Every header docs/reference.md §4 defines: a copy that does not fit one frame
-/// drops the others first (`queue::frame`).
-pub const DEFINED_HEADERS: [&str; 10] = [
-    TOKEN,
-    RECEIVED_AT_MS,
-    WEBHOOK_IDENTIFIER,
-    HUB_SIGNATURE,
+/// The headers of docs/reference.md §4 the transport itself sets; with the
+/// provider's ([`Catalog::headers`](super::Catalog)) they are the defined ones a
+/// copy that does not fit one frame keeps longest (`queue::frame`).
+pub const TRANSPORT_HEADERS: [&str; 6] = [
     ATTEMPTS,
     ERROR,
     SOURCE_QUEUE,
@@ -44,37 +35,8 @@ pub const DEFINED_HEADERS: [&str; 10] = [
     DROPPED_HEADERS,
 ];
 
-/// Every message type of docs/reference.md §4's table (some are not handled by
-/// this version yet): the only values the metric label `type` takes.
-pub const KNOWN_TYPES: [&str; 9] = [
-    "jira_server.webhook",
-    "jira_cloud.webhook",
-    "jira_server.oauth_request_token",
-    "jira_server.oauth_access_token",
-    "jira_server.oauth2_token",
-    "jira_cloud.oauth2_token",
-    "jira_cloud.webhook_refresh",
-    "jira_server.reconcile",
-    "jira_server.outbound",
-];
-
-/// The metric label of a message type: the type itself when §4 lists it, else
-/// `unknown` (whoever can publish must not grow the metrics without bound).
-pub fn type_label(kind: &str) -> &'static str {
-    KNOWN_TYPES
-        .into_iter()
-        .find(|known| *known == kind)
-        .unwrap_or("unknown")
-}
-
 /// Persistent delivery mode.
 const PERSISTENT: u8 = 2;
-
-/// Longest `X-Hub-Signature` the ingress takes (`sha256=` and 64 hex digits fit
-/// twice over).
-pub const MAX_HUB_SIGNATURE: usize = 128;
-/// Longest `X-Atlassian-Webhook-Identifier` the ingress takes.
-pub const MAX_WEBHOOK_IDENTIFIER: usize = 256;
 
 /// An upper bound of the bytes `props` take in an AMQP content header frame:
 /// every short-string property at its longest (255 bytes), the fixed-size ones,
@@ -145,52 +107,18 @@ fn value_len(value: &AMQPValue) -> usize {
     }
 }
 
-/// What the ingress knows of one webhook request.
-#[derive(Debug, Clone)]
-pub struct WebhookRequest<'a> {
-    /// The token from the URL.
-    pub token: &'a str,
-    /// The request's content type, if any.
-    pub content_type: Option<&'a str>,
-    /// `X-Atlassian-Webhook-Identifier`, if any.
-    pub webhook_identifier: Option<&'a str>,
-    /// `X-Hub-Signature`, if any.
-    pub hub_signature: Option<&'a str>,
-}
-
-/// Properties of a webhook message; returns them with the new message id.
-pub fn webhook_properties(
-    request: &WebhookRequest<'_>,
-    received: SystemTime,
-) -> (Uuid, BasicProperties) {
-    let id = Uuid::new_v4();
-    let received_ms = millis(received);
-    let mut headers = FieldTable::default();
-    headers.insert(TOKEN.into(), long_string(request.token));
-    headers.insert(RECEIVED_AT_MS.into(), AMQPValue::LongLongInt(received_ms));
-    if let Some(value) = request.webhook_identifier {
-        headers.insert(WEBHOOK_IDENTIFIER.into(), long_string(value));
-    }
-    if let Some(value) = request.hub_signature {
-        headers.insert(HUB_SIGNATURE.into(), long_string(value));
-    }
-    let mut props = base(crate::queue::WEBHOOK, id, received).with_headers(headers);
-    if let Some(content_type) = request.content_type.and_then(short_string) {
-        props = props.with_content_type(content_type);
-    }
-    (id, props)
-}
-
 /// Properties of a job message of type `job_type` (JSON body).
 pub fn job_properties(job_type: &str) -> (Uuid, BasicProperties) {
     let id = Uuid::new_v4();
-    let props = base(job_type, id, SystemTime::now())
+    let props = properties(job_type, id, SystemTime::now())
         .with_content_type("application/json".into())
         .with_headers(FieldTable::default());
     (id, props)
 }
 
-fn base(kind: &str, id: Uuid, at: SystemTime) -> BasicProperties {
+/// The properties every message starts from: persistent, of type `kind`, with
+/// message id `id` and timestamp `at` (seconds).
+pub fn properties(kind: &str, id: Uuid, at: SystemTime) -> BasicProperties {
     BasicProperties::default()
         .with_delivery_mode(PERSISTENT)
         .with_type(kind.into())
@@ -208,10 +136,6 @@ pub fn millis(at: SystemTime) -> i64 {
 /// A string header value.
 pub fn long_string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
-}
-
-fn short_string(value: &str) -> Option<ShortString> {
-    ShortString::try_new(value).ok()
 }
 
 /// Reads a string header (long or short string).
@@ -279,63 +203,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn webhook_properties_carry_every_contract_header() {
-        let request = WebhookRequest {
-            token: "a.b.c",
-            content_type: Some("application/json"),
-            webhook_identifier: Some("42"),
-            hub_signature: Some("sha256=00"),
-        };
-        let at = UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
-        let (id, props) = webhook_properties(&request, at);
-        assert_eq!(message_id(&props), id.to_string());
-        assert_eq!(message_type(&props), "jira_server.webhook");
-        assert_eq!(props.delivery_mode(), &Some(2));
-        assert_eq!(props.timestamp(), &Some(1_700_000_000));
-        assert_eq!(header_str(&props, TOKEN).as_deref(), Some("a.b.c"));
-        assert_eq!(header_int(&props, RECEIVED_AT_MS), Some(1_700_000_000_123));
-        assert_eq!(
-            header_str(&props, WEBHOOK_IDENTIFIER).as_deref(),
-            Some("42")
-        );
-        assert_eq!(
-            header_str(&props, HUB_SIGNATURE).as_deref(),
-            Some("sha256=00")
-        );
-    }
-
-    #[test]
-    fn unknown_types_are_one_label() {
-        assert_eq!(type_label("jira_server.webhook"), "jira_server.webhook");
-        assert_eq!(
-            type_label("jira_cloud.webhook_refresh"),
-            "jira_cloud.webhook_refresh"
-        );
-        for other in [
-            "",
-            "jira_server.webhook ",
-            "x\u{1b}[31m",
-            "JIRA_SERVER.WEBHOOK",
-        ] {
-            assert_eq!(type_label(other), "unknown", "{other:?}");
-        }
-    }
-
-    #[test]
     fn the_exact_header_frame_size_is_what_the_encoder_writes() {
         let mut nested = FieldTable::default();
         nested.insert("count".into(), AMQPValue::LongLongInt(3));
         nested.insert("queue".into(), long_string("P.webhooks.retry.1s"));
         let mut headers = FieldTable::default();
-        headers.insert(TOKEN.into(), long_string("a.b.c"));
-        headers.insert(RECEIVED_AT_MS.into(), AMQPValue::LongLongInt(1));
+        headers.insert("token".into(), long_string("a.b.c"));
+        headers.insert("received_at_ms".into(), AMQPValue::LongLongInt(1));
         headers.insert("flag".into(), AMQPValue::Boolean(true));
         headers.insert("small".into(), AMQPValue::ShortInt(7));
         headers.insert(
             "x-death".into(),
             AMQPValue::FieldArray(vec![AMQPValue::FieldTable(nested)].into()),
         );
-        let (_, props) = job_properties("jira_server.reconcile");
+        let (_, props) = job_properties("p.job");
         let props = props
             .with_headers(headers)
             .with_priority(1)
@@ -348,19 +229,5 @@ mod tests {
         // properties with their flags.
         assert_eq!(header_frame_bytes(&props), 8 + 12 + encoded.len());
         assert!(header_frame_bytes(&props) <= header_frame_len(&props) + 8);
-    }
-
-    #[test]
-    fn absent_optional_headers_are_left_out() {
-        let request = WebhookRequest {
-            token: "a.b.c",
-            content_type: None,
-            webhook_identifier: None,
-            hub_signature: None,
-        };
-        let (_, props) = webhook_properties(&request, SystemTime::now());
-        assert_eq!(header_str(&props, WEBHOOK_IDENTIFIER), None);
-        assert_eq!(header_str(&props, HUB_SIGNATURE), None);
-        assert_eq!(props.content_type(), &None);
     }
 }

@@ -1,6 +1,9 @@
-//! RabbitMQ: names and topology (docs/reference.md §4), connections, the
-//! confirming publisher, message properties, typed jobs, the worker's
-//! consumer loop with its handler contract, and best-effort fanout (verdicts).
+//! RabbitMQ transport: names and topology (docs/reference.md §4), connections,
+//! the confirming publisher, message properties, the [`Job`](job::Job) trait, the
+//! worker's consumer loop with its handler contract, and best-effort fanout
+//! (verdicts). It names no provider: which message types go to which source
+//! queue, and which headers they define, is the provider's [`Catalog`]
+//! (`integration::messages`).
 
 pub mod connection;
 pub mod consumer;
@@ -18,35 +21,75 @@ use std::time::Duration;
 
 use crate::config::{BrokerSettings, format_duration};
 
-pub use job::JOB_TYPES;
+/// What a provider's messages are, as the transport needs to know them: the
+/// routing keys (= message types) bound to `P.webhooks` and to `P.jobs`, every
+/// type the metric label `type` may take, and the headers its messages define
+/// (a copy that must shrink to fit a frame drops the others first).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Catalog {
+    /// Types routed to `P.webhooks`.
+    pub webhooks: &'static [&'static str],
+    /// Types routed to `P.jobs`.
+    pub jobs: &'static [&'static str],
+    /// Every type docs/reference.md §4 lists (some not handled yet): the only
+    /// values of the metric label `type`.
+    pub known_types: &'static [&'static str],
+    /// The headers the provider's messages carry (besides the transport's own,
+    /// [`message::TRANSPORT_HEADERS`]).
+    pub headers: &'static [&'static str],
+}
 
-/// Routing key and message type of a Jira webhook.
-pub const WEBHOOK: &str = "jira_server.webhook";
+impl Catalog {
+    /// The metric label of a message type: the type itself when the catalog
+    /// knows it, else `unknown` (whoever can publish must not grow the metrics
+    /// without bound).
+    pub fn type_label(&self, kind: &str) -> &'static str {
+        self.known_types
+            .iter()
+            .copied()
+            .find(|known| *known == kind)
+            .unwrap_or("unknown")
+    }
 
-/// The exchange and queue names under one prefix, and the length cap of the
-/// two source queues (`JIRASYNC_QUEUE_MAX_LENGTH`).
+    /// Whether docs/reference.md §4 defines the header `name`: the transport's
+    /// own or the catalog's.
+    pub fn defines_header(&self, name: &str) -> bool {
+        message::TRANSPORT_HEADERS.contains(&name) || self.headers.contains(&name)
+    }
+}
+
+/// The exchange and queue names under one prefix, the length cap of the
+/// two source queues (`JIRASYNC_QUEUE_MAX_LENGTH`), and the provider's
+/// [`Catalog`] of what is routed where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
     prefix: String,
     max_length: Option<u64>,
-}
-
-impl From<&BrokerSettings> for Names {
-    fn from(broker: &BrokerSettings) -> Self {
-        Self {
-            prefix: broker.queue_prefix.clone(),
-            max_length: (broker.queue_max_length > 0).then_some(broker.queue_max_length),
-        }
-    }
+    catalog: &'static Catalog,
 }
 
 impl Names {
-    /// Names under prefix P, the source queues without a cap.
-    pub fn new(prefix: impl Into<String>) -> Self {
+    /// Names under prefix P for `catalog`'s messages, the source queues without a cap.
+    pub fn new(prefix: impl Into<String>, catalog: &'static Catalog) -> Self {
         Self {
             prefix: prefix.into(),
             max_length: None,
+            catalog,
         }
+    }
+
+    /// Names of `broker`'s prefix and length cap for `catalog`'s messages.
+    pub fn of(broker: &BrokerSettings, catalog: &'static Catalog) -> Self {
+        Self {
+            prefix: broker.queue_prefix.clone(),
+            max_length: (broker.queue_max_length > 0).then_some(broker.queue_max_length),
+            catalog,
+        }
+    }
+
+    /// What is routed where.
+    pub fn catalog(&self) -> &'static Catalog {
+        self.catalog
     }
 
     /// Messages `P.webhooks` and `P.jobs` hold at most.
@@ -95,9 +138,10 @@ impl Names {
         format!("{source}.retry.{}", format_duration(delay))
     }
 
-    /// The source queue a routing key is bound to.
+    /// The source queue a routing key is bound to (`P.jobs` unless the catalog
+    /// routes it to `P.webhooks`).
     pub fn source_for(&self, routing_key: &str) -> String {
-        if routing_key == WEBHOOK {
+        if self.catalog.webhooks.contains(&routing_key) {
             self.webhooks()
         } else {
             self.jobs()
@@ -120,9 +164,16 @@ impl Names {
 mod tests {
     use super::*;
 
+    static CATALOG: Catalog = Catalog {
+        webhooks: &["p.webhook"],
+        jobs: &["p.one", "p.two"],
+        known_types: &["p.webhook", "p.one", "p.two", "p.later"],
+        headers: &["token"],
+    };
+
     #[test]
     fn retry_queues_are_named_after_their_source_and_delay() {
-        let names = Names::new("P");
+        let names = Names::new("P", &CATALOG);
         assert_eq!(
             names.retry(&names.webhooks(), Duration::from_secs(30)),
             "P.webhooks.retry.30s"
@@ -134,11 +185,25 @@ mod tests {
     }
 
     #[test]
-    fn only_webhooks_route_to_the_webhook_queue() {
-        let names = Names::new("P");
-        assert_eq!(names.source_for(WEBHOOK), "P.webhooks");
-        for job in JOB_TYPES {
+    fn only_the_catalogs_webhook_types_route_to_the_webhook_queue() {
+        let names = Names::new("P", &CATALOG);
+        assert_eq!(names.source_for("p.webhook"), "P.webhooks");
+        for job in CATALOG.jobs.iter().chain(&["p.unheard_of"]) {
             assert_eq!(names.source_for(job), "P.jobs", "{job}");
         }
+    }
+
+    #[test]
+    fn type_labels_are_the_known_types_or_unknown() {
+        assert_eq!(CATALOG.type_label("p.later"), "p.later");
+        assert_eq!(CATALOG.type_label("p.webhook "), "unknown");
+        assert_eq!(CATALOG.type_label(""), "unknown");
+    }
+
+    #[test]
+    fn defined_headers_are_the_transports_and_the_catalogs() {
+        assert!(CATALOG.defines_header("token"));
+        assert!(CATALOG.defines_header(message::ATTEMPTS));
+        assert!(!CATALOG.defines_header("x-custom"));
     }
 }

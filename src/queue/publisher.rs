@@ -172,10 +172,11 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts the supervisor that connects, declares the topology and reconnects
-    /// whenever the connection is lost, until `shutdown`.
+    /// Starts the supervisor that connects, declares the topology of `names` and
+    /// reconnects whenever the connection is lost, until `shutdown`.
     pub fn start(
         settings: &BrokerSettings,
+        names: Names,
         retries: &RetrySettings,
         role: &'static str,
         shutdown: Shutdown,
@@ -186,7 +187,7 @@ impl Broker {
             blocked: std::sync::Mutex::new(None),
             ready: AtomicBool::new(false),
             nacked: AtomicBool::new(false),
-            names: Names::from(settings),
+            names,
         });
         let task = tokio::spawn(Arc::clone(&broker).supervise(url, delays, role, shutdown));
         (broker, task)

@@ -127,7 +127,12 @@ pub(super) async fn settle<H: Handler>(
                     (FIRST_FAILED_AT_MS, AMQPValue::LongLongInt(first_failed)),
                 ],
             );
-            match frame::fit(props, context.frame_max, &[ATTEMPTS, FIRST_FAILED_AT_MS]) {
+            match frame::fit(
+                props,
+                context.frame_max,
+                context.names.catalog(),
+                &[ATTEMPTS, FIRST_FAILED_AT_MS],
+            ) {
                 Ok(fitted) if !fitted.dropped_defined => {
                     tracing::warn!(%reason, attempts, retry.queue = %queue, "transient failure; retrying later");
                     left_out(&fitted.dropped);
@@ -219,7 +224,7 @@ async fn rejected<H: Handler>(
         frame.max = context.frame_max,
         "no copy of the message fits one AMQP frame; rejecting it to the dead-letter queue"
     );
-    metrics::counter!("jirasync_dead_lettered_total", "type" => message::type_label(&incoming.kind))
+    metrics::counter!("jirasync_dead_lettered_total", "type" => context.names.catalog().type_label(&incoming.kind))
         .increment(1);
     let rejected = delivery
         .acker
@@ -263,7 +268,7 @@ async fn dead_letter<H: Handler>(
             .await;
     }
     tracing::warn!(reason = %dead.reason, attempts = dead.attempts, "dead-lettering");
-    metrics::counter!("jirasync_dead_lettered_total", "type" => message::type_label(&incoming.kind))
+    metrics::counter!("jirasync_dead_lettered_total", "type" => context.names.catalog().type_label(&incoming.kind))
         .increment(1);
     let mut set = vec![
         (ATTEMPTS, AMQPValue::LongLongInt(dead.attempts)),
@@ -279,7 +284,8 @@ async fn dead_letter<H: Handler>(
     }
     let keep: Vec<&str> = set.iter().map(|(name, _)| *name).collect();
     let props = message::with_headers(&incoming.properties, &set);
-    let fitted = frame::fit(props, context.frame_max, &keep).map_err(Unsent::TooLarge)?;
+    let fitted = frame::fit(props, context.frame_max, context.names.catalog(), &keep)
+        .map_err(Unsent::TooLarge)?;
     left_out(&fitted.dropped);
     publish(
         context,

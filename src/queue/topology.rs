@@ -9,7 +9,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Connection, ExchangeKind};
 
-use super::{JOB_TYPES, Names, WEBHOOK};
+use super::Names;
 
 /// How often the broker may deliver one message before it dead-letters it.
 pub const DELIVERY_LIMIT: i64 = 10;
@@ -62,8 +62,8 @@ pub async fn declare(
     .await?;
 
     for (source, keys) in [
-        (names.webhooks(), vec![WEBHOOK]),
-        (names.jobs(), JOB_TYPES.to_vec()),
+        (names.webhooks(), names.catalog().webhooks),
+        (names.jobs(), names.catalog().jobs),
     ] {
         let mut args = quorum();
         dead_letter_to(&mut args, &names.dead());
@@ -79,7 +79,7 @@ pub async fn declare(
                 .queue_bind(
                     source.as_str().into(),
                     names.exchange().into(),
-                    key.into(),
+                    (*key).into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )

@@ -9,6 +9,7 @@ mod failure;
 mod hidden_email;
 mod install;
 mod jira_statuses;
+pub mod jobs;
 mod oauth2_token;
 mod oauth_access_token;
 mod oauth_request_token;
@@ -27,12 +28,13 @@ use std::time::Duration;
 use crate::config::{MetricsSettings, PublicSettings, Services, Settings, WorkerSettings};
 use crate::db::DbPool;
 use crate::db::oauth_sessions::{self, SessionRef};
+use crate::integration::messages::{self, WEBHOOK};
 use crate::queue::consumer::{self, ConsumerConfig};
 use crate::queue::handler::{self, Failure, Handler, Incoming};
-use crate::queue::job::{Job, Oauth2Token, OauthAccessToken, OauthRequestToken, Reconcile};
-use crate::queue::{Names, WEBHOOK};
+use crate::queue::job::Job;
 use crate::shutdown::Shutdown;
 use crate::sync::audit::Audit;
+use crate::worker::jobs::{Oauth2Token, OauthAccessToken, OauthRequestToken, Reconcile};
 
 pub use outcome::Outcome;
 
@@ -102,7 +104,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     };
     let config = ConsumerConfig {
         url: services.broker.url.clone(),
-        names: Names::from(&services.broker),
+        names: messages::names(&services.broker),
         delays: services.retries.delays.0.clone(),
         outage_max: args.worker.jira_outage_max,
         concurrency,
@@ -203,7 +205,7 @@ pub struct OauthJobs {
 }
 
 /// Every message type the worker handles, parsed once per delivery: this match
-/// is the one list of them (the topology binds `queue::JOB_TYPES` to `P.jobs`).
+/// is the one list of them (the topology binds `messages::JOB_TYPES` to `P.jobs`).
 pub enum Message {
     /// `jira_server.webhook`: the body is read after the token is verified.
     Webhook,
@@ -301,7 +303,7 @@ mod tests {
 
     #[test]
     fn every_job_type_the_topology_routes_has_a_handler() {
-        for kind in crate::queue::JOB_TYPES.into_iter().chain([WEBHOOK]) {
+        for kind in messages::JOB_TYPES.into_iter().chain([WEBHOOK]) {
             let incoming = Incoming {
                 queue: "P.jobs".into(),
                 kind: kind.into(),

@@ -15,8 +15,8 @@ use crate::integration::{Credentials, jira_client, routes};
 use crate::jira::Auth;
 use crate::jira::oauth2::ClientCredentials;
 use crate::queue::handler::{Failure, Incoming};
-use crate::queue::job::Oauth2Token;
 use crate::worker::Outcome;
+use crate::worker::jobs::Oauth2Token;
 
 /// Completes the install.
 ///

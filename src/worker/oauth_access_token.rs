@@ -14,9 +14,9 @@ use crate::integration::Credentials;
 use crate::integration::install::{self as saving, Install, SaveError};
 use crate::jira::JiraClient;
 use crate::queue::handler::Failure;
-use crate::queue::job::OauthAccessToken;
 use crate::secrets::Keyring;
 use crate::worker::Outcome;
+use crate::worker::jobs::OauthAccessToken;
 
 /// Completes the install.
 ///

@@ -8,8 +8,8 @@ use crate::db::oauth_sessions::{self, OauthSession, SessionRef, state};
 use crate::integration::{jira_client, routes};
 use crate::jira::{Auth, JiraClient, JiraError, Signer};
 use crate::queue::handler::Failure;
-use crate::queue::job::OauthRequestToken;
 use crate::worker::Outcome;
+use crate::worker::jobs::OauthRequestToken;
 
 /// Fetches the request token.
 ///

@@ -13,10 +13,10 @@ use crate::integration::{self as jira_server, Integration};
 use crate::jira::payload::current_state;
 use crate::jira::search::FoundIssue;
 use crate::queue::handler::Failure;
-use crate::queue::job::Reconcile;
 use crate::sync::assignee;
 use crate::sync::audit::Audit;
 use crate::worker::Outcome;
+use crate::worker::jobs::Reconcile;
 
 /// Keys per JQL query, keeping each query well under Jira's size limits.
 const KEYS_PER_QUERY: usize = 100;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::Args;
 use crate::db::{DbPool, reconcile};
-use crate::queue::job::Reconcile;
 use crate::queue::publisher::Broker;
 use crate::shutdown::Shutdown;
+use crate::worker::jobs::Reconcile;
 
 /// Starts the scheduler; `None` when the interval is 0 (turned off).
 pub fn spawn(args: &Args, pool: DbPool, shutdown: Shutdown) -> Option<tokio::task::JoinHandle<()>> {
@@ -20,6 +20,7 @@ pub fn spawn(args: &Args, pool: DbPool, shutdown: Shutdown) -> Option<tokio::tas
     let services = &args.services;
     let (broker, supervisor) = Broker::start(
         &services.broker,
+        crate::integration::messages::names(&services.broker),
         &services.retries,
         "scheduler",
         shutdown.clone(),

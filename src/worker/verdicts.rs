@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerSettings;
-use crate::queue::Names;
 use crate::queue::fanout::Publisher;
 use crate::queue::verdict::{Judgement, TokenDigest, Verdict};
 use crate::shutdown::Shutdown;
@@ -37,7 +36,7 @@ impl Verdicts {
     pub fn start(broker: &BrokerSettings, shutdown: Shutdown) -> (Self, JoinHandle<()>) {
         let (publisher, task) = Publisher::start(
             broker.url.clone(),
-            Names::from(broker).verdicts(),
+            crate::integration::messages::names(broker).verdicts(),
             Verdict::properties(),
             "verdict-publisher",
             shutdown,

@@ -184,7 +184,7 @@ async fn during_an_outage_the_worker_holds_no_more_messages_than_its_concurrency
         case.send(&app).await;
     }
     const JOBS: usize = 3;
-    let job = jirasync::queue::job::Reconcile {
+    let job = jirasync::worker::jobs::Reconcile {
         integration_id: app.integration,
         since_ms: None,
     };

@@ -328,7 +328,7 @@ async fn a_dead_letter_too_large_for_a_frame_drops_the_headers_section_4_does_no
     common::publish(
         &app.channel,
         &app.settings,
-        jirasync::queue::WEBHOOK,
+        jirasync::integration::messages::WEBHOOK,
         b"[1]",
         props,
     )

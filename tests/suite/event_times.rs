@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use jirasync::integration::messages::WEBHOOK;
 use jirasync::jira::payload::parse_jira_time;
-use jirasync::queue::WEBHOOK;
-use jirasync::queue::job::{Job, Reconcile};
+use jirasync::queue::job::Job;
 use jirasync::queue::message::long_string;
+use jirasync::worker::jobs::Reconcile;
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
 use serde_json::{Value, json};

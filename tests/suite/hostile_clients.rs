@@ -8,8 +8,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use jirasync::queue::WEBHOOK;
-use jirasync::queue::message::{WebhookRequest, long_string, webhook_properties};
+use jirasync::integration::messages::WEBHOOK;
+use jirasync::integration::messages::{WebhookRequest, webhook_properties};
+use jirasync::queue::message::long_string;
 use jirasync::queue::publisher::{Broker, PublishError};
 use jirasync::shutdown::Shutdown;
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -93,7 +94,13 @@ async fn a_message_too_large_for_a_frame_is_refused_before_the_broker_sees_it() 
         .await
         .expect("declare topology");
     let stop = Shutdown::new();
-    let (broker, task) = Broker::start(&settings.broker, &settings.retries, "test", stop.clone());
+    let (broker, task) = Broker::start(
+        &settings.broker,
+        jirasync::integration::messages::names(&settings.broker),
+        &settings.retries,
+        "test",
+        stop.clone(),
+    );
     common::eventually("the broker link is up", WAIT, || async {
         broker.is_ready()
     })

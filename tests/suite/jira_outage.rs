@@ -150,7 +150,7 @@ async fn status_changes_wait_out_a_jira_outage_longer_than_the_retry_tiers_and_a
             common::publish(
                 &app.channel,
                 &app.settings,
-                jirasync::queue::WEBHOOK,
+                jirasync::integration::messages::WEBHOOK,
                 body.as_bytes(),
                 props,
             )
@@ -204,13 +204,14 @@ pub(crate) async fn near_frame_limit(app: &TestApp, name: &str) -> (u32, lapin::
     let (connection, _channel) = common::amqp().await;
     let frame_max = connection.configuration().frame_max();
     let _ = connection.close(200, "done".into()).await;
-    let request = message::WebhookRequest {
+    let request = jirasync::integration::messages::WebhookRequest {
         token: &app.token,
         content_type: Some("application/json"),
         webhook_identifier: None,
         hub_signature: None,
     };
-    let (_, props) = message::webhook_properties(&request, std::time::SystemTime::now());
+    let (_, props) =
+        jirasync::integration::messages::webhook_properties(&request, std::time::SystemTime::now());
     let probe = message::with_headers(&props, &[(name, message::long_string(""))]);
     let room = frame_max as usize - message::header_frame_bytes(&probe) - 100;
     let props = message::with_headers(&props, &[(name, message::long_string(&"p".repeat(room)))]);

@@ -249,7 +249,7 @@ async fn made_up_message_types_are_one_metric_label() {
             labels.insert(rest.split('"').next().unwrap_or_default().to_owned());
         }
     }
-    let known = jirasync::queue::message::KNOWN_TYPES;
+    let known = jirasync::integration::messages::CATALOG.known_types;
     let unexpected: Vec<&String> = labels
         .iter()
         .filter(|label| *label != "unknown" && !known.contains(&label.as_str()))

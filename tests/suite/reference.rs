@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use clap::CommandFactory;
 use jirasync::cli::Cli;
-use jirasync::queue::{JOB_TYPES, WEBHOOK};
+use jirasync::integration::messages::{JOB_TYPES, WEBHOOK};
 
 const REFERENCE: &str = include_str!("../../docs/reference.md");
 

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use jirasync::queue::WEBHOOK;
+use jirasync::integration::messages::WEBHOOK;
 use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::{Channel, Connection};
 use serde_json::{Value, json};

@@ -121,7 +121,7 @@ pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
 
 /// The queue names of these settings.
 pub fn names(settings: &Settings) -> Names {
-    Names::from(&settings.broker)
+    jirasync::integration::messages::names(&settings.broker)
 }
 
 /// A running ingress on port 0; stopped when dropped.
@@ -685,15 +685,22 @@ pub async fn publish_webhook(
     body: &[u8],
     hub_signature: Option<&str>,
 ) {
-    let request = jirasync::queue::message::WebhookRequest {
+    let request = jirasync::integration::messages::WebhookRequest {
         token,
         content_type: Some("application/json"),
         webhook_identifier: None,
         hub_signature,
     };
     let (_, props) =
-        jirasync::queue::message::webhook_properties(&request, std::time::SystemTime::now());
-    publish(channel, settings, jirasync::queue::WEBHOOK, body, props).await;
+        jirasync::integration::messages::webhook_properties(&request, std::time::SystemTime::now());
+    publish(
+        channel,
+        settings,
+        jirasync::integration::messages::WEBHOOK,
+        body,
+        props,
+    )
+    .await;
 }
 
 /// Publishes to `P` with a routing key and properties, waiting for the confirm.

@@ -38,7 +38,7 @@ async fn text_logs_escape_the_control_characters_of_message_fields() {
     common::publish(
         &channel,
         &settings,
-        jirasync::queue::WEBHOOK,
+        jirasync::integration::messages::WEBHOOK,
         b"{}",
         properties,
     )
