@@ -3,18 +3,16 @@
 //! schedules the periodic reconcile jobs.
 
 mod batch;
-mod cache;
-mod coalesce;
 mod failure;
-mod hidden_email;
 mod install;
-mod jira_statuses;
 pub mod jobs;
+mod lookups;
 mod oauth2_token;
 mod oauth_access_token;
 mod oauth_request_token;
 mod outage;
 pub mod outcome;
+mod periodic;
 mod prune;
 mod reconcile;
 mod reconcile_schedule;
@@ -35,6 +33,9 @@ use crate::queue::job::Job;
 use crate::shutdown::Shutdown;
 use crate::sync::audit::Audit;
 use crate::worker::jobs::{Oauth2Token, OauthAccessToken, OauthRequestToken, Reconcile};
+use lookups::hidden_email::EmailCache;
+use lookups::jira_statuses::StatusCache;
+use lookups::single_flight::SingleFlight;
 
 pub use outcome::Outcome;
 
@@ -131,9 +132,9 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
                 usize::from(args.worker.batch_size),
             ),
             pool,
-            integrations: coalesce::Coalesce::default(),
-            emails: hidden_email::EmailCache::default(),
-            statuses: jira_statuses::StatusCache::default(),
+            integrations: SingleFlight::default(),
+            emails: EmailCache::default(),
+            statuses: StatusCache::default(),
             audit: args.worker.audit,
             max_event_skew: args.worker.max_event_skew,
             verdicts,
@@ -165,9 +166,9 @@ pub struct Dispatcher {
 pub struct WebhookJobs {
     pool: DbPool,
     /// Emails of assignees that webhooks hide, as Jira's user API returned them.
-    emails: hidden_email::EmailCache,
+    emails: EmailCache,
     /// The `done` statuses of each integration's Jira.
-    statuses: jira_statuses::StatusCache,
+    statuses: StatusCache,
     /// Whether decisions are recorded in `sync_events` (`JIRASYNC_AUDIT`).
     audit: bool,
     /// `JIRASYNC_MAX_EVENT_SKEW`: how far an event time may lie ahead of its
@@ -177,7 +178,7 @@ pub struct WebhookJobs {
     batches: batch::Batches,
     /// Lookups of integrations by external id in progress, shared by the
     /// webhooks that ask at the same time.
-    integrations: coalesce::Coalesce<String, Option<crate::integration::Integration>>,
+    integrations: SingleFlight<String, Option<crate::integration::Integration>>,
     /// Tells every ingress which tokens were accepted or rejected.
     verdicts: verdicts::Verdicts,
 }

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::periodic::First;
 use crate::db::DbPool;
 use crate::db::oauth_sessions::{self, CLEANUP_BATCH};
 use crate::shutdown::Shutdown;
@@ -16,34 +17,33 @@ const EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts the pruning task.
 pub fn spawn(pool: DbPool, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(EVERY);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = ticks.tick() => {}
-            }
-            match prune(&pool, &shutdown).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "pruned the sync history older than 30 days"),
-                Err(error) => {
-                    tracing::warn!(error = %format!("{error:#}"), "pruning the sync history failed");
-                }
-            }
-            match clean_sessions(&pool, &shutdown).await {
-                Ok((0, 0)) => {}
-                Ok((scrubbed, deleted)) => tracing::info!(
-                    scrubbed,
-                    deleted,
-                    "cleared the secrets of OAuth sessions idle for 24 hours, deleted those idle for 30 days"
-                ),
-                Err(error) => {
-                    tracing::warn!(error = %format!("{error:#}"), "cleaning the OAuth sessions failed");
-                }
-            }
-        }
+    let stop = shutdown.clone();
+    super::periodic::spawn(First::AtStart, EVERY, shutdown, move || {
+        let (pool, shutdown) = (pool.clone(), stop.clone());
+        async move { housekeeping(&pool, &shutdown).await }
     })
+}
+
+/// One run: the trail pruned, the sessions cleaned.
+async fn housekeeping(pool: &DbPool, shutdown: &Shutdown) {
+    match prune(pool, shutdown).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "pruned the sync history older than 30 days"),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "pruning the sync history failed");
+        }
+    }
+    match clean_sessions(pool, shutdown).await {
+        Ok((0, 0)) => {}
+        Ok((scrubbed, deleted)) => tracing::info!(
+            scrubbed,
+            deleted,
+            "cleared the secrets of OAuth sessions idle for 24 hours, deleted those idle for 30 days"
+        ),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cleaning the OAuth sessions failed");
+        }
+    }
 }
 
 /// Deletes batch after batch until none is full; how many rows.

@@ -3,9 +3,11 @@
 //! integration is claimed in Postgres first, so many workers enqueue one job per
 //! interval between them, not one each.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Args;
+use super::periodic::First;
 use crate::db::{DbPool, reconcile};
 use crate::queue::publisher::Broker;
 use crate::shutdown::Shutdown;
@@ -25,24 +27,22 @@ pub fn spawn(args: &Args, pool: DbPool, shutdown: Shutdown) -> Option<tokio::tas
         "scheduler",
         shutdown.clone(),
     );
-    Some(tokio::spawn(async move {
-        // The first tick comes one interval after start: a restart does not
-        // reconcile everything at once, and the claim keeps the rhythm anyway.
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = ticks.tick() => {}
-            }
+    // The first tick comes one interval after start: a restart does not
+    // reconcile everything at once, and the claim keeps the rhythm anyway.
+    let scheduler = super::periodic::spawn(First::AfterOnePeriod, every, shutdown, move || {
+        let (pool, broker) = (pool.clone(), Arc::clone(&broker));
+        async move {
             if !broker.is_ready() {
                 tracing::warn!("reconcile scheduling skipped: RabbitMQ is not connected");
-                continue;
+                return;
             }
             if let Err(error) = enqueue_due(&pool, &broker, every).await {
                 tracing::warn!(error = %format!("{error:#}"), "reconcile scheduling failed");
             }
         }
+    });
+    Some(tokio::spawn(async move {
+        let _ = scheduler.await;
         let _ = supervisor.await;
     }))
 }

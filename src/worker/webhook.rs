@@ -14,7 +14,7 @@ use serde_json::json;
 use tracing::Span;
 
 use super::WebhookJobs;
-use super::hidden_email::Lookup;
+use super::lookups::hidden_email::Lookup;
 use crate::db::status_sync;
 use crate::integration::messages::{HUB_SIGNATURE, RECEIVED_AT_MS, TOKEN};
 use crate::integration::token::{self, Rejected};

@@ -10,9 +10,9 @@ use std::time::Duration;
 use crate::db::DbPool;
 
 use super::cache::Cache;
-use super::failure;
 use crate::integration::Integration;
 use crate::queue::handler::Failure;
+use crate::worker::failure;
 
 /// How long a list of statuses is reused.
 const TTL: Duration = Duration::from_secs(5 * 60);

@@ -1,9 +1,10 @@
-//! One query for webhooks that ask the same thing at the same time: every webhook
-//! looks up the integration its token names, and in a burst the worker's tasks
-//! ask for the same one together. The first asks Postgres; those that ask while
-//! it waits take its answer, at most one query's time older than their own would
-//! have been. Nothing is kept once answered: the next webhook asks anew, and sees
-//! an integration deactivated meanwhile.
+//! The worker's one single-flight mechanism: tasks that ask the same thing at
+//! the same time share one lookup. Every webhook looks up the integration its
+//! token names, and in a burst the worker's tasks ask for the same one together;
+//! the first asks Postgres (or Jira, under a [`Cache`](super::cache::Cache)); those
+//! that ask while it waits take its answer, at most one lookup's time older than
+//! their own would have been. Nothing is kept once answered: the next asker asks
+//! anew, and sees an integration deactivated meanwhile.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,11 +18,11 @@ use tokio::sync::watch;
 type Answer<V> = watch::Receiver<Option<Option<V>>>;
 
 /// Lookups in progress, by key.
-pub struct Coalesce<K, V> {
+pub struct SingleFlight<K, V> {
     waiting: Mutex<HashMap<K, Answer<V>>>,
 }
 
-impl<K, V> Default for Coalesce<K, V> {
+impl<K, V> Default for SingleFlight<K, V> {
     fn default() -> Self {
         Self {
             waiting: Mutex::new(HashMap::new()),
@@ -29,7 +30,7 @@ impl<K, V> Default for Coalesce<K, V> {
     }
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> Coalesce<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
     /// `lookup`'s answer for `key`, or the answer of the lookup of `key` in
     /// progress; an error is never shared.
     pub async fn get<E, F>(&self, key: &K, lookup: impl Fn() -> F) -> Result<V, E>
@@ -137,15 +138,15 @@ mod tests {
         }
     }
 
-    /// A task asking `coalesce` for `key`, through `fake`.
+    /// A task asking `flights` for `key`, through `fake`.
     fn ask(
-        coalesce: &Arc<Coalesce<&'static str, u32>>,
+        flights: &Arc<SingleFlight<&'static str, u32>>,
         fake: &Arc<Fake>,
         key: &'static str,
         fail: bool,
     ) -> tokio::task::JoinHandle<Result<u32, String>> {
-        let (coalesce, fake) = (Arc::clone(coalesce), Arc::clone(fake));
-        tokio::spawn(async move { coalesce.get(&key, || fake.lookup(fail)).await })
+        let (flights, fake) = (Arc::clone(flights), Arc::clone(fake));
+        tokio::spawn(async move { flights.get(&key, || fake.lookup(fail)).await })
     }
 
     async fn until_asked(fake: &Fake, n: usize) {
@@ -156,9 +157,9 @@ mod tests {
 
     #[tokio::test]
     async fn lookups_of_one_key_at_the_same_time_share_one_answer() {
-        let coalesce = Arc::new(Coalesce::<&str, u32>::default());
+        let flights = Arc::new(SingleFlight::<&str, u32>::default());
         let fake = Fake::new();
-        let tasks: Vec<_> = (0..5).map(|_| ask(&coalesce, &fake, "a", false)).collect();
+        let tasks: Vec<_> = (0..5).map(|_| ask(&flights, &fake, "a", false)).collect();
         until_asked(&fake, 1).await;
         // The others join the one in progress (give them the chance to).
         for _ in 0..100 {
@@ -171,7 +172,7 @@ mod tests {
         assert_eq!(fake.asked.load(Ordering::SeqCst), 1);
         // Nothing is kept: the next asks anew.
         let fake2 = Fake::new();
-        let next = ask(&coalesce, &fake2, "a", false);
+        let next = ask(&flights, &fake2, "a", false);
         until_asked(&fake2, 1).await;
         fake2.release.notify_waiters();
         assert_eq!(next.await.expect("join"), Ok(7));
@@ -179,12 +180,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_error_is_not_shared_and_other_keys_ask_for_themselves() {
-        let coalesce = Arc::new(Coalesce::<&str, u32>::default());
+        let flights = Arc::new(SingleFlight::<&str, u32>::default());
         let fake = Fake::new();
-        let first = ask(&coalesce, &fake, "a", true);
+        let first = ask(&flights, &fake, "a", true);
         until_asked(&fake, 1).await;
-        let waiter = ask(&coalesce, &fake, "a", true);
-        let other = ask(&coalesce, &fake, "b", false);
+        let waiter = ask(&flights, &fake, "a", true);
+        let other = ask(&flights, &fake, "b", false);
         until_asked(&fake, 2).await;
         for _ in 0..100 {
             tokio::task::yield_now().await;
@@ -204,11 +205,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_asker_dropped_midway_lets_its_waiters_ask_themselves() {
-        let coalesce = Arc::new(Coalesce::<&str, u32>::default());
+        let flights = Arc::new(SingleFlight::<&str, u32>::default());
         let fake = Fake::new();
-        let first = ask(&coalesce, &fake, "a", false);
+        let first = ask(&flights, &fake, "a", false);
         until_asked(&fake, 1).await;
-        let waiter = ask(&coalesce, &fake, "a", false);
+        let waiter = ask(&flights, &fake, "a", false);
         for _ in 0..100 {
             tokio::task::yield_now().await;
         }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use crate::db::DbPool;
 
 use super::cache::Cache;
-use super::failure;
 use crate::integration::Integration;
 use crate::jira::payload::AssigneeRef;
 use crate::queue::handler::Failure;
 use crate::sync::Email;
+use crate::worker::failure;
 
 /// How long an answer (an email, or "none") is reused.
 const TTL: Duration = Duration::from_secs(5 * 60);
