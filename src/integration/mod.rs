@@ -23,8 +23,19 @@ pub use credentials::{AuthMethod, Credentials, Stored};
 pub use metadata::Metadata;
 pub use store::{FIND_ACTIVE, all, by_id, credentials, find, find_active, set_status};
 
-/// `integrations.provider` of every row this crate reads or writes.
-pub const PROVIDER: &str = "jira_server";
+/// The provider's name, for the statements that must hold it as a literal
+/// ([`FIND_ACTIVE`], matched by `bench/assign.sql`); everything else binds or
+/// formats [`PROVIDER`].
+macro_rules! provider {
+    () => {
+        "jira_server"
+    };
+}
+use provider;
+
+/// `integrations.provider` of every row this crate reads or writes: the one place
+/// the crate names it. Bound into SQL, formatted into messages and activities.
+pub const PROVIDER: &str = provider!();
 
 /// The status of an integration that takes webhooks and jobs.
 pub const ACTIVE: &str = "active";
