@@ -90,3 +90,25 @@ pub fn jira_client(base_url: &str, verify_ssl: bool, auth: Auth) -> Result<JiraC
     };
     JiraClient::new(base_url, auth, &options)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provider_is_named_alike_in_literal_sql_bound_sql_and_messages() {
+        assert_eq!(PROVIDER, "jira_server");
+        assert!(
+            FIND_ACTIVE.contains("provider = 'jira_server' AND external_id = $1"),
+            "{FIND_ACTIVE}"
+        );
+        assert_eq!(
+            rotation::RotateError::NotFound(7).to_string(),
+            "no jira_server integration has id 7"
+        );
+        assert_eq!(
+            token::Rejected::UnknownIntegration.to_string(),
+            "no active jira_server integration matches the token"
+        );
+    }
+}
