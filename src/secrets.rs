@@ -5,19 +5,22 @@
 //! The key id (the first 8 hex digits of the key's SHA-256) says which key opens
 //! a value, so `JIRASYNC_SECRET_KEY_OLD` can open what an older key sealed while
 //! `jirasync secrets reencrypt` moves it to the new one. Each value is bound to
-//! its [`Slot`] — column and row — as associated data: copied into another column
+//! its [`Slot`] — column and row — as associated data (every sealed column is
+//! declared once, in [`column`]): copied into another column
 //! or another row it does not open. `jsenc1:` values (written by earlier versions)
 //! are bound to their column only; they are still read, and `secrets reencrypt`
 //! rebinds them. Values without a prefix are plaintext (written before a key was
 //! set, or by hand) and are read as they are until `secrets reencrypt` records
 //! that everything is sealed ([`policy`]); then they are refused.
 
+pub mod column;
 mod error;
 pub mod policy;
 mod slot;
 
+pub use column::{Sealed, place};
 pub use error::{OpenError, Unreadable};
-pub use slot::{Slot, place};
+pub use slot::Slot;
 
 use std::fmt;
 use std::sync::Arc;

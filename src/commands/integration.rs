@@ -14,7 +14,7 @@ use super::link::{AppLink, read_secret_file};
 use crate::config::{DatabaseSettings, PublicSettings};
 use crate::integration::install::{self, Install};
 use crate::integration::webhook;
-use crate::integration::{self as jira_server, Credentials};
+use crate::integration::{self, Credentials, PROVIDER};
 use crate::jira::{Auth, JiraError};
 
 /// `jirasync integration …`
@@ -132,8 +132,8 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
         Command::List(args) => integration_status::list(args).await?,
         Command::Status(args) => integration_status::status(args).await?,
         Command::RotateWebhookSecret(args) => super::rotate_webhook_secret::run(args).await?,
-        Command::Enable(args) => println!("{:#}", switch(args, jira_server::ACTIVE).await?),
-        Command::Disable(args) => println!("{:#}", switch(args, jira_server::DISABLED).await?),
+        Command::Enable(args) => println!("{:#}", switch(args, integration::ACTIVE).await?),
+        Command::Disable(args) => println!("{:#}", switch(args, integration::DISABLED).await?),
     }
     Ok(())
 }
@@ -143,11 +143,11 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
 /// at the ingresses (docs/reference.md §3, §5.1).
 pub async fn switch(args: &SwitchArgs, status: &str) -> anyhow::Result<Value> {
     let (client, keys) = super::database(&args.database).await?;
-    let integration = jira_server::set_status(&client, &keys, args.id, status)
+    let integration = integration::set_status(&client, &keys, args.id, status)
         .await
         .context("failed to set the integration's status")?
-        .with_context(|| format!("no jira_server integration has id {}", args.id))?;
-    let stored = jira_server::credentials(&client, &keys, args.id)
+        .with_context(|| format!("no {PROVIDER} integration has id {}", args.id))?;
+    let stored = integration::credentials(&client, &keys, args.id)
         .await
         .context("failed to read the integration's credentials")?;
     Ok(integration_status::summary(&integration, stored.as_ref()))
@@ -253,10 +253,10 @@ async fn pat(
 /// The webhook URL (with its token) of integration `args.id`.
 pub async fn webhook_url(args: &WebhookUrlArgs) -> anyhow::Result<String> {
     let (client, keys) = super::database(&args.database).await?;
-    let integration = jira_server::by_id(&client, &keys, args.id)
+    let integration = integration::by_id(&client, &keys, args.id)
         .await
         .context("failed to look up the integration")?
-        .with_context(|| format!("no jira_server integration has id {}", args.id))?;
+        .with_context(|| format!("no {PROVIDER} integration has id {}", args.id))?;
     let metadata = &integration.metadata;
     super::transport::warn(
         &metadata.base_url,

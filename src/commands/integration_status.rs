@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::config::DatabaseSettings;
-use crate::integration::{self as jira_server, Credentials, Integration, Stored};
+use crate::integration::{self, Credentials, Integration, PROVIDER, Stored};
 
 /// The arguments of `integration list`.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,7 +37,7 @@ pub struct StatusArgs {
 /// Prints every integration.
 pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
     let (client, keys) = super::database(&args.database).await?;
-    let all = jira_server::all(&client, &keys)
+    let all = integration::all(&client, &keys)
         .await
         .context("failed to list the integrations")?;
     if args.json {
@@ -47,7 +47,7 @@ pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if all.is_empty() {
-        println!("no jira_server integration yet: connect one with `jirasync oauth start`");
+        println!("no {PROVIDER} integration yet: connect one with `jirasync oauth start`");
         return Ok(());
     }
     println!(
@@ -75,11 +75,11 @@ pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
 /// Prints one integration.
 pub async fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let (client, keys) = super::database(&args.database).await?;
-    let integration = jira_server::by_id(&client, &keys, args.id)
+    let integration = integration::by_id(&client, &keys, args.id)
         .await
         .context("failed to look up the integration")?
-        .with_context(|| format!("no jira_server integration has id {}", args.id))?;
-    let stored = jira_server::credentials(&client, &keys, args.id)
+        .with_context(|| format!("no {PROVIDER} integration has id {}", args.id))?;
+    let stored = integration::credentials(&client, &keys, args.id)
         .await
         .context("failed to read the integration's credentials")?;
     let summary = summary(&integration, stored.as_ref());

@@ -9,10 +9,9 @@ use uuid::Uuid;
 
 use super::job::JobPublisher;
 use super::link::Oauth1Link;
-pub use super::oauth_session::{StartArgs, Started};
+pub use super::oauth_session::{FinishArgs, StartArgs, Started, StatusArgs};
 use super::oauth_session::{load, wait_until};
-use crate::config::{DatabaseSettings, Services};
-use crate::db::oauth_sessions::{self, NewSession, OauthSession, SessionRef, state};
+use crate::db::oauth_sessions::{self, NewOAuth1, NewSession, OauthSession, SessionRef, State};
 use crate::worker::jobs::{OauthAccessToken, OauthRequestToken};
 
 /// `jirasync oauth …`
@@ -26,33 +25,6 @@ pub enum Command {
     /// with the verifier Jira showed, OAuth 2.0 with the code of the address
     /// Jira sent the browser to.
     Finish(FinishArgs),
-}
-
-/// The arguments of `oauth status`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StatusArgs {
-    /// Session id.
-    pub session_id: Uuid,
-    /// Postgres.
-    #[command(flatten)]
-    pub database: DatabaseSettings,
-}
-
-/// The arguments of `oauth finish`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FinishArgs {
-    /// Session id.
-    pub session_id: Uuid,
-    /// OAuth 1.0a: the verifier Jira showed after authorization.
-    #[arg(long, required_unless_present = "code", conflicts_with = "code")]
-    pub verifier: Option<String>,
-    /// OAuth 2.0: the `code` of the address Jira sent the browser to (the code
-    /// alone, or that whole address).
-    #[arg(long)]
-    pub code: Option<String>,
-    /// Postgres and RabbitMQ.
-    #[command(flatten)]
-    pub services: Services,
 }
 
 /// Runs one `oauth` subcommand, printing its result on stdout.
@@ -109,15 +81,17 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
     let (client, keys) = super::database(&args.services.database).await?;
     let publisher = JobPublisher::connect(&args.services).await?;
     let session_id = Uuid::new_v4();
-    oauth_sessions::insert(
+    oauth_sessions::insert_oauth1(
         &client,
         &keys,
         &NewSession {
             id: session_id,
             base_url: &base_url,
+            verify_ssl: !args.link.no_verify_ssl,
+        },
+        &NewOAuth1 {
             consumer_key: &consumer_key,
             private_key: &private_key,
-            verify_ssl: !args.link.no_verify_ssl,
         },
     )
     .await
@@ -136,7 +110,7 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
         });
     };
     let has_url =
-        |session: &OauthSession| session.state != state::PENDING && session.authorize_url.is_some();
+        |session: &OauthSession| session.state != State::Pending && session.authorize_url.is_some();
     let session = wait_until(&client, &keys, session_id, wait, has_url).await?;
     Ok(Started {
         session_id,
@@ -157,24 +131,25 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Value> {
 pub async fn finish(args: &FinishArgs) -> anyhow::Result<Value> {
     let id = args.session_id;
     let (client, session) = load(&args.services.database, id).await?;
-    if session.state == state::INSTALLED {
+    if session.state == State::Installed {
         return Ok(json!({
             "session_id": id,
-            "state": session.state,
+            "state": session.state.as_str(),
             "integration_id": session.integration_id,
         }));
     }
     let verifier = match (&args.code, &args.verifier) {
-        (Some(code), _) => return super::oauth2::finish(args, &client, &session, code).await,
+        (Some(code), _) => return super::oauth2::finish(args, &client, session, code).await,
         (None, Some(verifier)) => verifier,
         (None, None) => anyhow::bail!("give --verifier (OAuth 1.0a) or --code (OAuth 2.0)"),
     };
-    anyhow::ensure!(
-        !session.is_oauth2(),
-        "OAuth session {id} is an OAuth 2.0 one: finish it with `jirasync oauth finish {id} --code CODE`, \
-         CODE being the code= of the address Jira sent the browser to"
-    );
-    let Some(request_token) = session.request_token else {
+    let Some(session) = session.into_oauth1() else {
+        anyhow::bail!(
+            "OAuth session {id} is an OAuth 2.0 one: finish it with `jirasync oauth finish {id} --code CODE`, \
+             CODE being the code= of the address Jira sent the browser to"
+        );
+    };
+    let Some(request_token) = session.flow.request_token else {
         anyhow::bail!(
             "OAuth session {id} has no request token (state {}{}); wait for `jirasync oauth status {id}` \
              to show awaiting_authorization, or start again with `jirasync oauth start`",

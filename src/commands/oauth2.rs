@@ -13,10 +13,9 @@ use uuid::Uuid;
 
 use super::job::JobPublisher;
 use super::link::read_secret_file;
-use super::oauth::FinishArgs;
-use super::oauth_session::{StartArgs, Started, wait_until};
+use super::oauth_session::{FinishArgs, StartArgs, Started, wait_until};
 use crate::db::oauth_sessions::{
-    self, NewOAuth2, NewSession, OAUTH2_STATE_LIFETIME, OauthSession, state,
+    self, NewOAuth2, NewSession, OAUTH2_STATE_LIFETIME, OauthSession, State,
 };
 use crate::integration::routes;
 use crate::jira::Auth;
@@ -57,11 +56,10 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
         &NewSession {
             id: session_id,
             base_url: &base_url,
-            consumer_key: client_id,
-            private_key: "",
             verify_ssl: !args.link.no_verify_ssl,
         },
         &NewOAuth2 {
+            client_id,
             client_secret: &client_secret,
             scope,
             code_verifier: &code_verifier,
@@ -95,7 +93,7 @@ pub async fn report(args: &StartArgs, started: &Started) -> anyhow::Result<()> {
         return Ok(());
     };
     let (client, keys) = super::database(&args.services.database).await?;
-    let installed = |session: &oauth_sessions::OauthSession| session.state == state::INSTALLED;
+    let installed = |session: &OauthSession| session.state == State::Installed;
     let session = wait_until(&client, &keys, id, wait, installed).await?;
     println!("{}", session.public_json());
     Ok(())
@@ -111,18 +109,19 @@ const MAX_CODE_LEN: usize = 1024;
 pub async fn finish(
     args: &FinishArgs,
     client: &deadpool_postgres::Object,
-    session: &OauthSession,
+    session: OauthSession,
     given: &str,
 ) -> anyhow::Result<Value> {
     let id = session.id;
-    anyhow::ensure!(
-        session.is_oauth2(),
-        "OAuth session {id} is an OAuth 1.0a one: finish it with `jirasync oauth finish {id} \
-         --verifier VERIFIER`, VERIFIER being the code Jira showed after authorization"
-    );
-    match session.state.as_str() {
-        state::AWAITING_AUTHORIZATION => {}
-        state::FAILED => anyhow::bail!(
+    let Some(session) = session.into_oauth2() else {
+        anyhow::bail!(
+            "OAuth session {id} is an OAuth 1.0a one: finish it with `jirasync oauth finish {id} \
+             --verifier VERIFIER`, VERIFIER being the code Jira showed after authorization"
+        );
+    };
+    match session.state {
+        State::AwaitingAuthorization => {}
+        State::Failed => anyhow::bail!(
             "OAuth session {id} has failed ({}); start again with `jirasync oauth start --client-id …`",
             session.error.as_deref().unwrap_or("no error recorded")
         ),

@@ -1,6 +1,6 @@
 //! What `oauth start`'s two flows share (`oauth.rs` for OAuth 1.0a, `oauth2.rs`
-//! for OAuth 2.0): the arguments, what it prints, and reading and waiting on a
-//! session.
+//! for OAuth 2.0): the arguments of `start`, `status` and `finish`, what `start`
+//! prints, and reading and waiting on a session.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::link::AppLink;
 use crate::config::{DatabaseSettings, PublicSettings, Services, parse_seconds};
-use crate::db::oauth_sessions::{self, OauthSession, SessionRef, state};
+use crate::db::oauth_sessions::{self, OauthSession, SessionRef, State};
 use crate::secrets::Keyring;
 
 /// How often `--wait` looks at the session.
@@ -48,6 +48,33 @@ pub struct StartArgs {
     pub public: PublicSettings,
 }
 
+/// The arguments of `oauth status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Session id.
+    pub session_id: Uuid,
+    /// Postgres.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+}
+
+/// The arguments of `oauth finish`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FinishArgs {
+    /// Session id.
+    pub session_id: Uuid,
+    /// OAuth 1.0a: the verifier Jira showed after authorization.
+    #[arg(long, required_unless_present = "code", conflicts_with = "code")]
+    pub verifier: Option<String>,
+    /// OAuth 2.0: the `code` of the address Jira sent the browser to (the code
+    /// alone, or that whole address).
+    #[arg(long)]
+    pub code: Option<String>,
+    /// Postgres and RabbitMQ.
+    #[command(flatten)]
+    pub services: Services,
+}
+
 /// What `oauth start` prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
@@ -72,7 +99,7 @@ pub(super) async fn wait_until(
             .await
             .context("failed to read the OAuth session")?
             .with_context(|| format!("OAuth session {id} disappeared"))?;
-        if session.state == state::FAILED {
+        if session.state == State::Failed {
             anyhow::bail!(
                 "OAuth session {id} failed: {}",
                 session.error.as_deref().unwrap_or("no error recorded")

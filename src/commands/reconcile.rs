@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::job::JobPublisher;
 use crate::config::{Services, parse_duration};
 use crate::db::reconcile;
-use crate::integration::{self as jira_server, Integration};
+use crate::integration::{self, Integration, PROVIDER};
 use crate::queue::message::millis;
 use crate::worker::jobs::Reconcile;
 
@@ -36,24 +36,24 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Enqueues the jobs: for `--integration`, or else for every active
-/// `jira_server` integration with an organization that has sync on. Returns
+/// [`PROVIDER`] integration with an organization that has sync on. Returns
 /// `{"enqueued":[{"integration_id":…,"message_id":…}],"since_ms":…}`.
 pub async fn enqueue(args: &Args) -> anyhow::Result<Value> {
     let (client, keys) = super::database(&args.services.database).await?;
     let ids = match args.integration {
         Some(id) => {
-            let active = jira_server::by_id(&client, &keys, id)
+            let active = integration::by_id(&client, &keys, id)
                 .await
                 .context("failed to look up the integration")?
                 .is_some_and(|integration| Integration::is_active(&integration));
             if !active {
                 anyhow::bail!(
-                    "no active jira_server integration with id {id}; list them with `SELECT id, name FROM integrations`"
+                    "no active {PROVIDER} integration with id {id}; list them with `SELECT id, name FROM integrations`"
                 );
             }
             vec![id]
         }
-        None => reconcile::syncing_integrations(&client)
+        None => reconcile::syncing_integrations(&client, PROVIDER)
             .await
             .context("failed to list the integrations with sync on")?,
     };

@@ -2,36 +2,35 @@
 //! (docs/reference.md §6), written by `jirasync oauth start` and the OAuth jobs,
 //! read by `oauth status`.
 //! State changes are conditional on the current state, so redelivered jobs are no-ops.
-//! Private keys, client secrets, verifiers and request-token secrets are sealed
-//! with the keyring (`crate::secrets`), bound to the session's id (known before
-//! the row is inserted: `oauth start` makes it), and cleared once the session is
-//! installed.
+//! A row is read as the [`Session`] of its flow, in a typed [`State`]. Private
+//! keys, client secrets, verifiers and request-token secrets are sealed with the
+//! keyring (their columns are declared in `crate::secrets::column`), bound to the
+//! session's id (known before the row is inserted: `oauth start` makes it), and
+//! cleared once the session is installed.
 
-use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use serde_json::{Value, json};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Error, Row};
 use uuid::Uuid;
 
 use super::StoreError;
 use super::sealed_columns::recheck;
-use crate::secrets::{Keyring, Slot, Unreadable};
+use crate::secrets::column::{
+    OauthSessions, SESSION_CLIENT_SECRET, SESSION_CODE_VERIFIER, SESSION_PRIVATE_KEY,
+    SESSION_REQUEST_TOKEN_SECRET,
+};
+use crate::secrets::{Keyring, Sealed, Unreadable};
 
 mod cleanup;
+mod session;
 
 pub use cleanup::{CLEANUP_BATCH, DELETE_AFTER, SCRUB_AFTER, delete_old, scrub_stale};
-
-/// The sealed columns of `oauth_sessions`.
-mod sealed {
-    pub use crate::secrets::place::{
-        SESSION_CLIENT_SECRET as CLIENT_SECRET, SESSION_CODE_VERIFIER as CODE_VERIFIER,
-        SESSION_PRIVATE_KEY as PRIVATE_KEY, SESSION_REQUEST_TOKEN_SECRET as REQUEST_TOKEN_SECRET,
-    };
-}
+pub use session::{
+    Flow, OAUTH2, OAuth1, OAuth2, Oauth1Session, Oauth2Session, OauthSession, Session, State,
+};
 
 /// How long a claim of the access-token step (`authorizing`) excludes another
 /// delivery of the same session; longer than the step itself can take (three
@@ -42,134 +41,41 @@ pub const AUTHORIZING_LEASE: Duration = Duration::from_secs(120);
 /// callback; a later one is refused (nothing is exchanged).
 pub const OAUTH2_STATE_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
-/// `oauth_sessions.flow` of an OAuth 2.0 session.
-pub const OAUTH2: &str = "oauth2";
-
-/// The states of `oauth_sessions.state` (docs/reference.md §8).
-pub mod state {
-    /// Created; the request-token job has not succeeded yet.
-    pub const PENDING: &str = "pending";
-    /// The request token is there; a person must open the authorize URL.
-    pub const AWAITING_AUTHORIZATION: &str = "awaiting_authorization";
-    /// The access-token job is working on it.
-    pub const AUTHORIZING: &str = "authorizing";
-    /// The integration exists and its webhook is registered.
-    pub const INSTALLED: &str = "installed";
-    /// A step failed for good; `error` says why and what to check.
-    pub const FAILED: &str = "failed";
-}
-
-/// One row of `oauth_sessions`. Holds a private key and tokens: `Debug` redacts them.
-#[derive(Clone)]
-pub struct OauthSession {
-    /// Session id.
-    pub id: Uuid,
-    /// Jira's base URL.
-    pub base_url: String,
-    /// `oauth1` or `oauth2`.
-    pub flow: String,
-    /// Consumer key of the application link (OAuth 2.0: the client id).
-    pub consumer_key: String,
-    /// PEM private key of the application link (empty for OAuth 2.0). Secret.
-    pub private_key: String,
-    /// The OAuth 2.0 client secret. Secret.
-    pub client_secret: Option<String>,
-    /// The OAuth 2.0 scope asked for.
-    pub scope: Option<String>,
-    /// The OAuth 2.0 PKCE verifier. Secret.
-    pub code_verifier: Option<String>,
-    /// Whether to verify Jira's TLS certificate.
-    pub verify_ssl: bool,
-    /// One of [`state`].
-    pub state: String,
-    /// The request token, once fetched. A temporary credential.
-    pub request_token: Option<String>,
-    /// Its secret. Secret.
-    pub request_token_secret: Option<String>,
-    /// Where the person authorizes the request token.
-    pub authorize_url: Option<String>,
-    /// Why it failed (or, while pending, the last passing failure).
-    pub error: Option<String>,
-    /// The integration it installed (set once the access token is stored).
-    pub integration_id: Option<i64>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl fmt::Debug for OauthSession {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OauthSession")
-            .field("id", &self.id)
-            .field("base_url", &self.base_url)
-            .field("flow", &self.flow)
-            .field("consumer_key", &self.consumer_key)
-            .field("state", &self.state)
-            .field("integration_id", &self.integration_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl OauthSession {
-    /// Whether this is an OAuth 2.0 session.
-    pub fn is_oauth2(&self) -> bool {
-        self.flow == OAUTH2
-    }
-
-    /// The session as `jirasync oauth status` shows it: no private key, client
-    /// secret, verifier, token or token secret (the authorize URL carries only
-    /// what is useless without them).
-    pub fn public_json(&self) -> Value {
-        let link = if self.is_oauth2() {
-            "client_id"
-        } else {
-            "consumer_key"
-        };
-        json!({
-            "session_id": self.id,
-            "flow": self.flow,
-            "state": self.state,
-            "base_url": self.base_url,
-            link: self.consumer_key,
-            "verify_ssl": self.verify_ssl,
-            "authorize_url": self.authorize_url,
-            "error": self.error,
-            "integration_id": self.integration_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        })
-    }
-}
-
 const COLUMNS: &str = "id, base_url, consumer_key, private_key, verify_ssl, state, request_token, \
      request_token_secret, authorize_url, error, integration_id, created_at, updated_at, flow, \
      client_secret, scope, code_verifier";
 
 fn from_row(keys: &Keyring, row: &Row) -> Result<OauthSession, Unreadable> {
     let id: Uuid = row.get(0);
-    let slot = |column: &'static str| Slot::new(column, id);
-    let secret = |column: &'static str, index: usize| {
-        keys.open_opt(&slot(column), row.get::<_, Option<&str>>(index))
+    let secret = |column: &Sealed<OauthSessions>, index: usize| {
+        column.open_opt(keys, id, row.get::<_, Option<&str>>(index))
     };
-    Ok(OauthSession {
+    let flow = if row.get::<_, &str>(13) == OAUTH2 {
+        Flow::OAuth2(OAuth2 {
+            client_id: row.get(2),
+            client_secret: secret(&SESSION_CLIENT_SECRET, 14)?,
+            scope: row.get(15),
+            code_verifier: secret(&SESSION_CODE_VERIFIER, 16)?,
+        })
+    } else {
+        Flow::OAuth1(OAuth1 {
+            consumer_key: row.get(2),
+            private_key: SESSION_PRIVATE_KEY.open(keys, id, row.get(3))?,
+            request_token: row.get(6),
+            request_token_secret: secret(&SESSION_REQUEST_TOKEN_SECRET, 7)?,
+        })
+    };
+    Ok(Session {
         id,
         base_url: row.get(1),
-        consumer_key: row.get(2),
-        private_key: keys.open(&slot(sealed::PRIVATE_KEY), row.get(3))?,
         verify_ssl: row.get(4),
         state: row.get(5),
-        request_token: row.get(6),
-        request_token_secret: secret(sealed::REQUEST_TOKEN_SECRET, 7)?,
         authorize_url: row.get(8),
         error: row.get(9),
         integration_id: row.get(10),
         created_at: row.get(11),
         updated_at: row.get(12),
-        flow: row.get(13),
-        client_secret: secret(sealed::CLIENT_SECRET, 14)?,
-        scope: row.get(15),
-        code_verifier: secret(sealed::CODE_VERIFIER, 16)?,
+        flow,
     })
 }
 
@@ -178,25 +84,30 @@ fn session(keys: &Keyring, row: Option<Row>) -> Result<Option<OauthSession>, Sto
     Ok(row.as_ref().map(|row| from_row(keys, row)).transpose()?)
 }
 
-/// What `oauth start` records.
+/// What every new session records.
 pub struct NewSession<'a> {
     /// Session id.
     pub id: Uuid,
     /// Jira's base URL, without a trailing slash.
     pub base_url: &'a str,
-    /// Consumer key.
-    pub consumer_key: &'a str,
-    /// PEM private key.
-    pub private_key: &'a str,
     /// Verify Jira's TLS certificate.
     pub verify_ssl: bool,
 }
 
+/// What `oauth start` records of an OAuth 1.0a session besides [`NewSession`].
+pub struct NewOAuth1<'a> {
+    /// Consumer key.
+    pub consumer_key: &'a str,
+    /// PEM private key.
+    pub private_key: &'a str,
+}
+
 /// Records a new OAuth 1.0a session, `pending` its request token.
-pub async fn insert(
+pub async fn insert_oauth1(
     client: &impl GenericClient,
     keys: &Keyring,
     new: &NewSession<'_>,
+    oauth1: &NewOAuth1<'_>,
 ) -> Result<(), Error> {
     client
         .execute(
@@ -205,8 +116,8 @@ pub async fn insert(
             &[
                 &new.id,
                 &new.base_url,
-                &new.consumer_key,
-                &keys.seal(&Slot::new(sealed::PRIVATE_KEY, new.id), new.private_key),
+                &oauth1.consumer_key,
+                &SESSION_PRIVATE_KEY.seal(keys, new.id, oauth1.private_key),
                 &new.verify_ssl,
             ],
         )
@@ -214,9 +125,11 @@ pub async fn insert(
     Ok(())
 }
 
-/// What `oauth start --client-id` records besides [`NewSession`] (whose
-/// `consumer_key` is the client id and `private_key` empty).
+/// What `oauth start --client-id` records of an OAuth 2.0 session besides
+/// [`NewSession`].
 pub struct NewOAuth2<'a> {
+    /// The client id (stored as the link's key).
+    pub client_id: &'a str,
     /// The client secret.
     pub client_secret: &'a str,
     /// The scope asked for.
@@ -244,17 +157,11 @@ pub async fn insert_oauth2(
             &[
                 &new.id,
                 &new.base_url,
-                &new.consumer_key,
+                &oauth2.client_id,
                 &new.verify_ssl,
-                &keys.seal(
-                    &Slot::new(sealed::CLIENT_SECRET, new.id),
-                    oauth2.client_secret,
-                ),
+                &SESSION_CLIENT_SECRET.seal(keys, new.id, oauth2.client_secret),
                 &oauth2.scope,
-                &keys.seal(
-                    &Slot::new(sealed::CODE_VERIFIER, new.id),
-                    oauth2.code_verifier,
-                ),
+                &SESSION_CODE_VERIFIER.seal(keys, new.id, oauth2.code_verifier),
                 &oauth2.state,
                 &oauth2.authorize_url,
             ],
@@ -273,7 +180,7 @@ pub async fn claim_oauth2(
     keys: &Keyring,
     state: &str,
     called_back_at: DateTime<Utc>,
-) -> Result<Option<OauthSession>, StoreError> {
+) -> Result<Option<Oauth2Session>, StoreError> {
     let (lifetime, lease) = (
         OAUTH2_STATE_LIFETIME.as_secs_f64(),
         AUTHORIZING_LEASE.as_secs_f64(),
@@ -291,7 +198,8 @@ pub async fn claim_oauth2(
     let row = client
         .query_opt(&sql, &[&state, &called_back_at, &lifetime, &lease])
         .await?;
-    session(keys, row)
+    // The statement claims OAuth 2.0 sessions only.
+    Ok(session(keys, row)?.and_then(|session| session.into_oauth2()))
 }
 
 /// The session `session` names.
@@ -325,10 +233,7 @@ pub async fn mark_awaiting_authorization(
             &[
                 &id,
                 &request_token,
-                &keys.seal(
-                    &Slot::new(sealed::REQUEST_TOKEN_SECRET, id),
-                    request_token_secret,
-                ),
+                &SESSION_REQUEST_TOKEN_SECRET.seal(keys, id, request_token_secret),
                 &authorize_url,
             ],
         )
@@ -360,7 +265,7 @@ pub async fn claim_authorizing(
     client: &impl GenericClient,
     keys: &Keyring,
     request_token: &str,
-) -> Result<Option<OauthSession>, StoreError> {
+) -> Result<Option<Oauth1Session>, StoreError> {
     let lease_secs = AUTHORIZING_LEASE.as_secs_f64();
     let sql = format!(
         "UPDATE oauth_sessions
@@ -374,7 +279,8 @@ pub async fn claim_authorizing(
     let row = client
         .query_opt(&sql, &[&request_token, &lease_secs])
         .await?;
-    session(keys, row)
+    // Only an OAuth 1.0a session has a request token.
+    Ok(session(keys, row)?.and_then(|session| session.into_oauth1()))
 }
 
 /// Gives a claim back after a passing failure, so the retry can claim it again.

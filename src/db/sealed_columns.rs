@@ -1,5 +1,5 @@
-//! Every column that holds a sealed secret (`crate::secrets`), for `jirasync
-//! secrets reencrypt`: read each value, and where it is plaintext, sealed with
+//! `jirasync secrets reencrypt` over every column that holds a sealed secret
+//! (`crate::secrets::column::ALL`, each declared once there): read each value, and where it is plaintext, sealed with
 //! another key than the current one, or sealed by an earlier version for its
 //! column only, seal it anew for its column and row. Each write is conditional on
 //! the value read, so a value a running worker changed meanwhile (a refreshed
@@ -10,128 +10,48 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
-use crate::secrets::{Keyring, PREFIX, Slot, Unreadable, place};
+use crate::secrets::column::{ALL, Cell, Column};
+use crate::secrets::{Keyring, PREFIX, Unreadable};
 
-/// One place a sealed value is stored.
-struct Column {
-    /// `table.column` (or `table.metadata.key`), as the progress shows it.
-    context: &'static str,
+/// The statements that re-encrypt one [`Column`].
+struct Statements {
     /// Reads `(row key as text, value)` of every row holding a value.
-    select: &'static str,
+    select: String,
     /// Writes `$2` where the row's key is `$1` and the value is still `$3`.
-    update: &'static str,
+    update: String,
     /// Counts the values not matching the `LIKE` pattern `$1`.
-    remaining: &'static str,
+    remaining: String,
 }
 
-macro_rules! text_column {
-    ($table:literal, $id:literal, $id_type:literal, $column:literal, $context:expr) => {
-        Column {
-            context: $context,
-            select: concat!(
-                "SELECT ",
-                $id,
-                "::text, ",
-                $column,
-                " FROM ",
-                $table,
-                " WHERE ",
-                $column,
-                " <> '' ORDER BY ",
-                $id
+impl Statements {
+    fn of(column: &Column) -> Self {
+        let Column {
+            table,
+            key,
+            key_type,
+            cell,
+            ..
+        } = column;
+        let (value, set) = match cell {
+            Cell::Text(name) => ((*name).to_owned(), format!("{name} = $2")),
+            Cell::MetadataKey(json_key) => (
+                format!("metadata->>'{json_key}'"),
+                format!("metadata = jsonb_set(metadata, '{{{json_key}}}', to_jsonb($2::text))"),
             ),
-            update: concat!(
-                "UPDATE ",
-                $table,
-                " SET ",
-                $column,
-                " = $2 WHERE ",
-                $id,
-                " = $1::text::",
-                $id_type,
-                " AND ",
-                $column,
-                " = $3"
+        };
+        Self {
+            select: format!(
+                "SELECT {key}::text, {value} FROM {table} WHERE {value} <> '' ORDER BY {key}"
             ),
-            remaining: concat!(
-                "SELECT count(*) FROM ",
-                $table,
-                " WHERE ",
-                $column,
-                " <> '' AND ",
-                $column,
-                " NOT LIKE $1"
+            update: format!(
+                "UPDATE {table} SET {set} WHERE {key} = $1::text::{key_type} AND {value} = $3"
+            ),
+            remaining: format!(
+                "SELECT count(*) FROM {table} WHERE {value} <> '' AND {value} NOT LIKE $1"
             ),
         }
-    };
+    }
 }
-
-macro_rules! metadata_key {
-    ($key:literal, $context:expr) => {
-        Column {
-            context: $context,
-            select: concat!(
-                "SELECT id::text, metadata->>'",
-                $key,
-                "' FROM integrations WHERE metadata->>'",
-                $key,
-                "' <> '' ORDER BY id"
-            ),
-            update: concat!(
-                "UPDATE integrations SET metadata = jsonb_set(metadata, '{",
-                $key,
-                "}', to_jsonb($2::text)) WHERE id = $1::text::bigint AND metadata->>'",
-                $key,
-                "' = $3"
-            ),
-            remaining: concat!(
-                "SELECT count(*) FROM integrations WHERE metadata->>'",
-                $key,
-                "' <> '' AND ",
-                "metadata->>'",
-                $key,
-                "' NOT LIKE $1"
-            ),
-        }
-    };
-}
-
-macro_rules! credentials {
-    ($column:literal, $context:expr) => {
-        text_column!(
-            "integration_credentials",
-            "integration_id",
-            "bigint",
-            $column,
-            $context
-        )
-    };
-}
-
-macro_rules! session {
-    ($column:literal, $context:expr) => {
-        text_column!("oauth_sessions", "id", "uuid", $column, $context)
-    };
-}
-
-const COLUMNS: &[Column] = &[
-    metadata_key!("webhook_secret", place::WEBHOOK_SECRET),
-    metadata_key!("webhook_hmac_secret", place::WEBHOOK_HMAC_SECRET),
-    metadata_key!("previous_webhook_secret", place::PREVIOUS_WEBHOOK_SECRET),
-    metadata_key!(
-        "previous_webhook_hmac_secret",
-        place::PREVIOUS_WEBHOOK_HMAC_SECRET
-    ),
-    credentials!("private_key", place::PRIVATE_KEY),
-    credentials!("access_token", place::ACCESS_TOKEN),
-    credentials!("access_token_secret", place::ACCESS_TOKEN_SECRET),
-    credentials!("client_secret", place::CLIENT_SECRET),
-    credentials!("refresh_token", place::REFRESH_TOKEN),
-    session!("private_key", place::SESSION_PRIVATE_KEY),
-    session!("client_secret", place::SESSION_CLIENT_SECRET),
-    session!("code_verifier", place::SESSION_CODE_VERIFIER),
-    session!("request_token_secret", place::SESSION_REQUEST_TOKEN_SECRET),
-];
 
 /// What re-encrypting one column did.
 #[derive(Debug, Default, Clone)]
@@ -173,15 +93,16 @@ pub async fn reencrypt(
 ) -> Result<Reencrypted, Error> {
     // Plaintext found after a record is planted: never sealed (that would launder it).
     recheck(client, keys).await?;
-    let mut tallies = Vec::with_capacity(COLUMNS.len());
-    for column in COLUMNS {
+    let mut tallies = Vec::with_capacity(ALL.len());
+    for column in ALL {
+        let statements = Statements::of(column);
         let mut tally = Tally {
-            column: column.context,
+            column: column.place,
             ..Tally::default()
         };
-        for row in client.query(column.select, &[]).await? {
+        for row in client.query(&statements.select, &[]).await? {
             let (id, stored): (String, String) = (row.get(0), row.get(1));
-            let slot = Slot::new(column.context, &id);
+            let slot = column.slot(&id);
             let plain = match keys.open(&slot, &stored) {
                 Ok(plain) => plain,
                 Err(unreadable) => {
@@ -195,7 +116,7 @@ pub async fn reencrypt(
             }
             let sealed = keys.seal(&slot, &plain);
             match client
-                .execute(column.update, &[&id, &sealed, &stored])
+                .execute(&statements.update, &[&id, &sealed, &stored])
                 .await?
             {
                 0 => tally.changed += 1,
@@ -214,9 +135,9 @@ pub async fn reencrypt(
     };
     let pattern = format!("{PREFIX}{key_id}:%");
     let mut remaining = 0;
-    for column in COLUMNS {
+    for column in ALL {
         let count: i64 = client
-            .query_one(column.remaining, &[&pattern])
+            .query_one(&Statements::of(column).remaining, &[&pattern])
             .await?
             .get(0);
         remaining += u64::try_from(count).unwrap_or_default();
@@ -260,5 +181,56 @@ pub async fn recheck(client: &impl GenericClient, keys: &Keyring) -> Result<(), 
             keys.record_unread();
             Err(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::column::{SESSION_CODE_VERIFIER, WEBHOOK_HMAC_SECRET};
+    use crate::secrets::place;
+
+    #[test]
+    fn each_kind_of_column_is_reencrypted_with_the_statements_of_before() {
+        let column = |place: &str| ALL.iter().find(|c| c.place == place).expect("declared");
+        let metadata = Statements::of(column(WEBHOOK_HMAC_SECRET.place()));
+        assert_eq!(
+            metadata.select,
+            "SELECT id::text, metadata->>'webhook_hmac_secret' FROM integrations \
+             WHERE metadata->>'webhook_hmac_secret' <> '' ORDER BY id"
+        );
+        assert_eq!(
+            metadata.update,
+            "UPDATE integrations SET metadata = jsonb_set(metadata, '{webhook_hmac_secret}', \
+             to_jsonb($2::text)) WHERE id = $1::text::bigint \
+             AND metadata->>'webhook_hmac_secret' = $3"
+        );
+        assert_eq!(
+            metadata.remaining,
+            "SELECT count(*) FROM integrations WHERE metadata->>'webhook_hmac_secret' <> '' \
+             AND metadata->>'webhook_hmac_secret' NOT LIKE $1"
+        );
+        let credentials = Statements::of(column(place::REFRESH_TOKEN));
+        assert_eq!(
+            credentials.select,
+            "SELECT integration_id::text, refresh_token FROM integration_credentials \
+             WHERE refresh_token <> '' ORDER BY integration_id"
+        );
+        assert_eq!(
+            credentials.update,
+            "UPDATE integration_credentials SET refresh_token = $2 \
+             WHERE integration_id = $1::text::bigint AND refresh_token = $3"
+        );
+        let session = Statements::of(column(SESSION_CODE_VERIFIER.place()));
+        assert_eq!(
+            session.update,
+            "UPDATE oauth_sessions SET code_verifier = $2 WHERE id = $1::text::uuid \
+             AND code_verifier = $3"
+        );
+        assert_eq!(
+            session.remaining,
+            "SELECT count(*) FROM oauth_sessions WHERE code_verifier <> '' \
+             AND code_verifier NOT LIKE $1"
+        );
     }
 }

@@ -20,9 +20,14 @@ pub struct Mapping {
 /// Why a mapping cannot be set.
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
-    /// No `jira_server` integration has this id.
-    #[error("no jira_server integration has id {0}")]
-    NoIntegration(i64),
+    /// No integration of this provider has this id.
+    #[error("no {provider} integration has id {id}")]
+    NoIntegration {
+        /// The provider asked for (`integration::PROVIDER`).
+        provider: &'static str,
+        /// The id given.
+        id: i64,
+    },
     /// No user has this user name.
     #[error("no user has username {0:?}")]
     NoUser(String),
@@ -31,22 +36,26 @@ pub enum SetError {
     Db(#[from] Error),
 }
 
-/// Maps `jira_user` of `integration_id` to the user named `username`, replacing
-/// an earlier mapping of that Jira user.
+/// Maps `jira_user` of `integration_id` (an integration of `provider`) to the
+/// user named `username`, replacing an earlier mapping of that Jira user.
 pub async fn set(
     client: &impl GenericClient,
+    provider: &'static str,
     integration_id: i64,
     jira_user: &str,
     username: &str,
 ) -> Result<Mapping, SetError> {
     let integration = client
         .query_opt(
-            "SELECT 1 FROM integrations WHERE id = $1 AND provider = 'jira_server'",
-            &[&integration_id],
+            "SELECT 1 FROM integrations WHERE id = $1 AND provider = $2",
+            &[&integration_id, &provider],
         )
         .await?;
     if integration.is_none() {
-        return Err(SetError::NoIntegration(integration_id));
+        return Err(SetError::NoIntegration {
+            provider,
+            id: integration_id,
+        });
     }
     let user = client
         .query_opt("SELECT id FROM users WHERE username = $1", &[&username])

@@ -25,8 +25,19 @@ pub use credentials::{AuthMethod, Credentials, Stored};
 pub use metadata::Metadata;
 pub use store::{FIND_ACTIVE, all, by_id, credentials, find, find_active, set_status};
 
-/// `integrations.provider` of every row this crate reads or writes.
-pub const PROVIDER: &str = "jira_server";
+/// The provider's name, for the statements that must hold it as a literal
+/// ([`FIND_ACTIVE`], matched by `bench/assign.sql`); everything else binds or
+/// formats [`PROVIDER`].
+macro_rules! provider {
+    () => {
+        "jira_server"
+    };
+}
+use provider;
+
+/// `integrations.provider` of every row this crate reads or writes: the one place
+/// the crate names it. Bound into SQL, formatted into messages and activities.
+pub const PROVIDER: &str = provider!();
 
 /// The status of an integration that takes webhooks and jobs.
 pub const ACTIVE: &str = "active";
@@ -80,4 +91,26 @@ pub fn jira_client(base_url: &str, verify_ssl: bool, auth: Auth) -> Result<JiraC
         ..ClientOptions::default()
     };
     JiraClient::new(base_url, auth, &options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provider_is_named_alike_in_literal_sql_bound_sql_and_messages() {
+        assert_eq!(PROVIDER, "jira_server");
+        assert!(
+            FIND_ACTIVE.contains("provider = 'jira_server' AND external_id = $1"),
+            "{FIND_ACTIVE}"
+        );
+        assert_eq!(
+            rotation::RotateError::NotFound(7).to_string(),
+            "no jira_server integration has id 7"
+        );
+        assert_eq!(
+            token::Rejected::UnknownIntegration.to_string(),
+            "no active jira_server integration matches the token"
+        );
+    }
 }

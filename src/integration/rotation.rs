@@ -11,10 +11,10 @@ use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
 use super::install::fresh_webhook_secret;
-use super::{Integration, store};
+use super::{Integration, PROVIDER, store};
 use crate::db::StoreError;
-use crate::secrets::Keyring;
-use crate::secrets::{Unreadable, place};
+use crate::secrets::column::{Integrations, WEBHOOK_HMAC_SECRET, WEBHOOK_SECRET};
+use crate::secrets::{Keyring, Sealed, Unreadable};
 
 /// The metadata keys of the previous secrets, replaced by every rotation.
 const PREVIOUS: [&str; 3] = [
@@ -39,8 +39,8 @@ pub struct Rotated {
 /// Why a rotation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError {
-    /// No `jira_server` integration has the id.
-    #[error("no jira_server integration has id {0}")]
+    /// No integration of [`PROVIDER`] has the id.
+    #[error("no {provider} integration has id {0}", provider = PROVIDER)]
     NotFound(i64),
     /// The overlap reaches past what a timestamp holds.
     #[error("the overlap is too long; give at most a few years (e.g. 24h, 30d)")]
@@ -78,15 +78,16 @@ pub async fn rotate(
             .map(str::to_owned)
     };
     let mut dropped = Vec::new();
-    let mut previous = |key: &str, column: &'static str| {
-        let sealed = stored_secret(key)?;
-        store::open_one(keys, id, column, &sealed)
+    let mut previous = |column: &Sealed<Integrations>| {
+        let sealed = stored_secret(column.metadata_key()?)?;
+        column
+            .open(keys, id, &sealed)
             .map_err(|unreadable| dropped.push(unreadable))
             .ok()
     };
-    let old_secret = previous("webhook_secret", place::WEBHOOK_SECRET);
+    let old_secret = previous(&WEBHOOK_SECRET);
     let signs = stored_secret("webhook_hmac_secret").is_some();
-    let old_hmac = previous("webhook_hmac_secret", place::WEBHOOK_HMAC_SECRET);
+    let old_hmac = previous(&WEBHOOK_HMAC_SECRET);
     let mut patch = json!({ "webhook_secret": fresh_webhook_secret() });
     if signs {
         patch["webhook_hmac_secret"] = json!(fresh_webhook_secret());

@@ -1,32 +1,33 @@
-//! The queries of `integrations` and `integration_credentials` (docs/reference.md
-//! §8), each written once. Callers own the transaction. The secrets among them
-//! are sealed here on the way in and opened on the way out (`crate::secrets`),
-//! each bound to its column and its integration's row: callers see plaintext,
-//! the database holds what the keyring makes of it.
+//! The queries of `integrations` (docs/reference.md §8), each written once, and
+//! (in [`credentials`]) of `integration_credentials`. Callers own the transaction.
+//! The secrets among them are sealed here on the way in and opened on the way out
+//! (their columns are declared in `crate::secrets::column`), each bound to its
+//! column and its integration's row: callers see plaintext, the database holds
+//! what the keyring makes of it.
 
-use chrono::{DateTime, Utc};
+mod credentials;
+
+use chrono::Utc;
 use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value};
 use tokio_postgres::types::Json;
 use tokio_postgres::{Error, Row};
 
-use super::credentials::{AuthMethod, Stored};
-use super::{Credentials, Integration, Metadata};
+use super::credentials::Stored;
+use super::{Integration, Metadata, PROVIDER, provider};
 use crate::db::StoreError;
 use crate::db::sealed_columns::recheck;
-use crate::secrets::place as sealed;
-use crate::secrets::{Keyring, Slot, Unreadable};
+use crate::secrets::Sealed;
+use crate::secrets::column::{
+    Integrations, PREVIOUS_WEBHOOK_HMAC_SECRET, PREVIOUS_WEBHOOK_SECRET, WEBHOOK_HMAC_SECRET,
+    WEBHOOK_SECRET, metadata_secrets,
+};
+use crate::secrets::{Keyring, Unreadable};
 
-/// The secrets of `integrations.metadata`: their key and column.
-const METADATA_SECRETS: [(&str, &str); 4] = [
-    ("webhook_secret", sealed::WEBHOOK_SECRET),
-    ("webhook_hmac_secret", sealed::WEBHOOK_HMAC_SECRET),
-    ("previous_webhook_secret", sealed::PREVIOUS_WEBHOOK_SECRET),
-    (
-        "previous_webhook_hmac_secret",
-        sealed::PREVIOUS_WEBHOOK_HMAC_SECRET,
-    ),
-];
+pub use credentials::credentials;
+pub(super) use credentials::{
+    lock_credentials, mark_needs_reauth, save_refreshed, upsert_credentials,
+};
 
 /// `metadata` as read, its secrets opened. Previous secrets whose overlap has
 /// ended are dropped unopened: nothing accepts them any more.
@@ -35,18 +36,16 @@ fn open_metadata(
     integration_id: i64,
     mut metadata: Metadata,
 ) -> Result<Metadata, Unreadable> {
-    let open = |column: &'static str, stored: Option<String>| {
-        keys.open_opt(&Slot::new(column, integration_id), stored.as_deref())
+    let open = |column: &Sealed<Integrations>, stored: Option<String>| {
+        column.open_opt(keys, integration_id, stored.as_deref())
     };
-    metadata.webhook_secret = open(sealed::WEBHOOK_SECRET, metadata.webhook_secret)?;
-    metadata.webhook_hmac_secret = open(sealed::WEBHOOK_HMAC_SECRET, metadata.webhook_hmac_secret)?;
+    metadata.webhook_secret = open(&WEBHOOK_SECRET, metadata.webhook_secret)?;
+    metadata.webhook_hmac_secret = open(&WEBHOOK_HMAC_SECRET, metadata.webhook_hmac_secret)?;
     if metadata.previous_at(Utc::now()).is_some() {
-        metadata.previous_webhook_secret = open(
-            sealed::PREVIOUS_WEBHOOK_SECRET,
-            metadata.previous_webhook_secret,
-        )?;
+        metadata.previous_webhook_secret =
+            open(&PREVIOUS_WEBHOOK_SECRET, metadata.previous_webhook_secret)?;
         metadata.previous_webhook_hmac_secret = open(
-            sealed::PREVIOUS_WEBHOOK_HMAC_SECRET,
+            &PREVIOUS_WEBHOOK_HMAC_SECRET,
             metadata.previous_webhook_hmac_secret,
         )?;
     } else {
@@ -57,14 +56,14 @@ fn open_metadata(
 }
 
 /// `patch` (an object of metadata keys) with its secrets sealed for
-/// `integration_id`'s row.
+/// `integration_id`'s row: every metadata key declared sealed.
 fn seal_patch(keys: &Keyring, integration_id: i64, patch: &Value) -> Value {
     let mut patch = patch.clone();
-    for (key, column) in METADATA_SECRETS {
+    for (key, column) in metadata_secrets() {
         if let Some(secret) = patch.get_mut(key)
             && let Some(plain) = secret.as_str()
         {
-            *secret = Value::String(keys.seal(&Slot::new(column, integration_id), plain));
+            *secret = Value::String(keys.seal(&column.slot(integration_id), plain));
         }
     }
     patch
@@ -72,8 +71,12 @@ fn seal_patch(keys: &Keyring, integration_id: i64, patch: &Value) -> Value {
 
 /// `$1` external id: see [`find_active`]. Its statement is checked against
 /// `bench/assign.sql` by `tests/bench_script.rs`.
-pub const FIND_ACTIVE: &str = "SELECT id, metadata FROM integrations
-  WHERE provider = 'jira_server' AND external_id = $1 AND status = 'active'";
+pub const FIND_ACTIVE: &str = concat!(
+    "SELECT id, metadata FROM integrations
+  WHERE provider = '",
+    provider!(),
+    "' AND external_id = $1 AND status = 'active'"
+);
 
 /// The active `jira_server` integration with this external id (every webhook asks:
 /// the statement is prepared once per connection).
@@ -106,8 +109,8 @@ pub async fn find(
     let row = client
         .query_opt(
             "SELECT id, external_id, status, metadata FROM integrations
-              WHERE provider = 'jira_server' AND external_id = $1",
-            &[&external_id],
+              WHERE provider = $2 AND external_id = $1",
+            &[&external_id, &PROVIDER],
         )
         .await?;
     Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
@@ -124,9 +127,9 @@ pub async fn set_status(
     let row = client
         .query_opt(
             "UPDATE integrations SET status = $2
-              WHERE id = $1 AND provider = 'jira_server'
+              WHERE id = $1 AND provider = $3
              RETURNING id, external_id, status, metadata",
-            &[&id, &status],
+            &[&id, &status, &PROVIDER],
         )
         .await?;
     Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
@@ -142,8 +145,8 @@ pub async fn by_id(
     let row = client
         .query_opt(
             "SELECT id, external_id, status, metadata FROM integrations
-              WHERE id = $1 AND provider = 'jira_server'",
-            &[&id],
+              WHERE id = $1 AND provider = $2",
+            &[&id, &PROVIDER],
         )
         .await?;
     Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
@@ -191,20 +194,20 @@ pub(super) async fn upsert(
     let row = client
         .query_one(
             "INSERT INTO integrations (provider, external_id, name, metadata, status)
-             VALUES ('jira_server', $1, COALESCE($2, $3), $4, 'active')
+             VALUES ($5, $1, COALESCE($2, $3), $4, 'active')
              ON CONFLICT (provider, external_id) DO UPDATE
                 SET name = COALESCE($2, integrations.name),
                     status = CASE integrations.status
                         WHEN 'disabled' THEN 'disabled' ELSE 'active' END,
                     metadata = integrations.metadata || EXCLUDED.metadata
              RETURNING id, external_id, status, metadata",
-            &[&external_id, &name, &default_name, &Json(plain)],
+            &[&external_id, &name, &default_name, &Json(plain), &PROVIDER],
         )
         .await?;
     let id: i64 = row.get(0);
     let row = match &metadata.webhook_secret {
         Some(secret) => {
-            let sealed = keys.seal(&Slot::new(sealed::WEBHOOK_SECRET, id), secret);
+            let sealed = WEBHOOK_SECRET.seal(keys, id, secret);
             client
                 .query_opt(
                     "UPDATE integrations
@@ -219,217 +222,6 @@ pub(super) async fn upsert(
         None => row,
     };
     Ok(integration(keys, &row)?)
-}
-
-/// Writes the credentials of `integration_id` and clears any "needs
-/// re-authorization" mark (a new install is what it asks for). A missing OAuth
-/// 1.0a access token (or secret) keeps the stored one of the same method, so
-/// `integration add` without tokens does not erase what the OAuth flow obtained.
-pub(super) async fn upsert_credentials(
-    client: &impl GenericClient,
-    keys: &Keyring,
-    integration_id: i64,
-    credentials: &Credentials,
-) -> Result<(), Error> {
-    let none = None::<String>;
-    let (consumer_key, private_key, access_token, access_token_secret) = match credentials {
-        Credentials::OAuth1 {
-            consumer_key,
-            private_key,
-            access_token,
-            access_token_secret,
-        } => (
-            consumer_key.as_str(),
-            private_key.as_str(),
-            access_token,
-            access_token_secret,
-        ),
-        Credentials::OAuth2 { .. } | Credentials::Pat { .. } => ("", "", &none, &none),
-    };
-    let access_token = access_token.as_deref().or(credentials.access_token());
-    let (client_id, client_secret, refresh_token, expires_at, refreshed_at) = match credentials {
-        Credentials::OAuth2 {
-            client_id,
-            client_secret,
-            refresh_token,
-            expires_at,
-            refreshed_at,
-            ..
-        } => (
-            Some(client_id.as_str()),
-            Some(client_secret.as_str()),
-            refresh_token.as_deref(),
-            *expires_at,
-            *refreshed_at,
-        ),
-        _ => (None, None, None, None, None),
-    };
-    let slot = |column: &'static str| Slot::new(column, integration_id);
-    let private_key = keys.seal(&slot(sealed::PRIVATE_KEY), private_key);
-    let access_token = keys.seal_opt(&slot(sealed::ACCESS_TOKEN), access_token);
-    let access_token_secret = keys.seal_opt(
-        &slot(sealed::ACCESS_TOKEN_SECRET),
-        access_token_secret.as_deref(),
-    );
-    let client_secret = keys.seal_opt(&slot(sealed::CLIENT_SECRET), client_secret);
-    let refresh_token = keys.seal_opt(&slot(sealed::REFRESH_TOKEN), refresh_token);
-    client
-        .execute(
-            "INSERT INTO integration_credentials
-                    (integration_id, auth_method, consumer_key, private_key, access_token,
-                     access_token_secret, client_id, client_secret, refresh_token,
-                     access_token_expires_at, refreshed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (integration_id) DO UPDATE
-                SET consumer_key = EXCLUDED.consumer_key,
-                    private_key = EXCLUDED.private_key,
-                    access_token = CASE
-                        WHEN EXCLUDED.access_token IS NULL
-                         AND integration_credentials.auth_method = EXCLUDED.auth_method
-                        THEN integration_credentials.access_token ELSE EXCLUDED.access_token END,
-                    access_token_secret = CASE
-                        WHEN EXCLUDED.access_token_secret IS NULL
-                         AND integration_credentials.auth_method = EXCLUDED.auth_method
-                        THEN integration_credentials.access_token_secret
-                        ELSE EXCLUDED.access_token_secret END,
-                    auth_method = EXCLUDED.auth_method,
-                    client_id = EXCLUDED.client_id,
-                    client_secret = EXCLUDED.client_secret,
-                    refresh_token = EXCLUDED.refresh_token,
-                    access_token_expires_at = EXCLUDED.access_token_expires_at,
-                    refreshed_at = EXCLUDED.refreshed_at,
-                    needs_reauth_at = NULL,
-                    auth_error = NULL",
-            &[
-                &integration_id,
-                &credentials.method().as_str(),
-                &consumer_key,
-                &private_key,
-                &access_token,
-                &access_token_secret,
-                &client_id,
-                &client_secret,
-                &refresh_token,
-                &expires_at,
-                &refreshed_at,
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
-const CREDENTIALS: &str = "SELECT auth_method, consumer_key, private_key, access_token,
-        access_token_secret, client_id, client_secret, refresh_token, access_token_expires_at,
-        refreshed_at, needs_reauth_at, auth_error
-   FROM integration_credentials WHERE integration_id = $1";
-
-/// The credentials of `integration_id`, if stored.
-pub async fn credentials(
-    client: &impl GenericClient,
-    keys: &Keyring,
-    integration_id: i64,
-) -> Result<Option<Stored>, StoreError> {
-    recheck(client, keys).await?;
-    let row = client.query_opt(CREDENTIALS, &[&integration_id]).await?;
-    Ok(row
-        .as_ref()
-        .map(|row| stored(keys, integration_id, row))
-        .transpose()?)
-}
-
-/// As [`credentials`], the row locked for this transaction: the one refresh of
-/// an integration's OAuth 2.0 token runs while it holds it.
-pub(super) async fn lock_credentials(
-    client: &impl GenericClient,
-    keys: &Keyring,
-    integration_id: i64,
-) -> Result<Option<Stored>, StoreError> {
-    recheck(client, keys).await?;
-    let sql = format!("{CREDENTIALS} FOR UPDATE");
-    let row = client.query_opt(&sql, &[&integration_id]).await?;
-    Ok(row
-        .as_ref()
-        .map(|row| stored(keys, integration_id, row))
-        .transpose()?)
-}
-
-fn stored(keys: &Keyring, integration_id: i64, row: &Row) -> Result<Stored, Unreadable> {
-    let text = |index: usize| row.get::<_, Option<String>>(index).unwrap_or_default();
-    let slot = |column: &'static str| Slot::new(column, integration_id);
-    let secret = |column: &'static str, index: usize| {
-        keys.open_opt(&slot(column), row.get::<_, Option<&str>>(index))
-    };
-    let credentials = match AuthMethod::parse(&row.get::<_, String>(0)) {
-        AuthMethod::OAuth1 => Credentials::OAuth1 {
-            consumer_key: row.get(1),
-            private_key: keys.open(&slot(sealed::PRIVATE_KEY), &text(2))?,
-            access_token: secret(sealed::ACCESS_TOKEN, 3)?,
-            access_token_secret: secret(sealed::ACCESS_TOKEN_SECRET, 4)?,
-        },
-        AuthMethod::OAuth2 => Credentials::OAuth2 {
-            client_id: text(5),
-            client_secret: secret(sealed::CLIENT_SECRET, 6)?.unwrap_or_default(),
-            access_token: secret(sealed::ACCESS_TOKEN, 3)?.unwrap_or_default(),
-            refresh_token: secret(sealed::REFRESH_TOKEN, 7)?,
-            expires_at: row.get(8),
-            refreshed_at: row.get(9),
-        },
-        AuthMethod::Pat => Credentials::Pat {
-            token: secret(sealed::ACCESS_TOKEN, 3)?.unwrap_or_default(),
-        },
-    };
-    let needs_reauth = row
-        .get::<_, Option<DateTime<Utc>>>(10)
-        .map(|at| (at, text(11)));
-    Ok(Stored {
-        credentials,
-        needs_reauth,
-    })
-}
-
-/// Stores the tokens of a refresh of `integration_id`'s OAuth 2.0 access: the
-/// rotated refresh token (`None` keeps the stored one), the access token (`None`
-/// keeps the stored one, which `expires_at` should then mark as expired) and
-/// its expiry, in one statement.
-pub(super) async fn save_refreshed(
-    client: &impl GenericClient,
-    keys: &Keyring,
-    integration_id: i64,
-    access_token: Option<&str>,
-    refresh_token: Option<&str>,
-    expires_at: DateTime<Utc>,
-) -> Result<(), Error> {
-    let slot = |column: &'static str| Slot::new(column, integration_id);
-    let access_token = keys.seal_opt(&slot(sealed::ACCESS_TOKEN), access_token);
-    let refresh_token = keys.seal_opt(&slot(sealed::REFRESH_TOKEN), refresh_token);
-    client
-        .execute(
-            "UPDATE integration_credentials
-                SET access_token = COALESCE($2, access_token),
-                    refresh_token = COALESCE($3, refresh_token),
-                    access_token_expires_at = $4, refreshed_at = now()
-              WHERE integration_id = $1",
-            &[&integration_id, &access_token, &refresh_token, &expires_at],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Marks `integration_id`'s credentials as refused for good with `reason`; true
-/// when they were not marked yet (so the refusal is logged and counted once).
-pub(super) async fn mark_needs_reauth(
-    client: &impl GenericClient,
-    integration_id: i64,
-    reason: &str,
-) -> Result<bool, Error> {
-    let marked = client
-        .execute(
-            "UPDATE integration_credentials SET needs_reauth_at = now(), auth_error = $2
-              WHERE integration_id = $1 AND needs_reauth_at IS NULL",
-            &[&integration_id, &reason],
-        )
-        .await?;
-    Ok(marked == 1)
 }
 
 /// Merges `patch` (an object of metadata keys) into the integration's metadata,
@@ -465,24 +257,14 @@ pub(super) async fn lock_sealed_metadata(
     let row = client
         .query_opt(
             "SELECT metadata FROM integrations
-              WHERE id = $1 AND provider = 'jira_server' FOR UPDATE",
-            &[&id],
+              WHERE id = $1 AND provider = $2 FOR UPDATE",
+            &[&id, &PROVIDER],
         )
         .await?;
     Ok(row.map(|row| match row.get::<_, Value>(0) {
         Value::Object(map) => map,
         _ => Map::new(),
     }))
-}
-
-/// Opens the sealed value `stored` of `column` in `integration_id`'s row.
-pub(super) fn open_one(
-    keys: &Keyring,
-    integration_id: i64,
-    column: &'static str,
-    stored: &str,
-) -> Result<String, Unreadable> {
-    keys.open(&Slot::new(column, integration_id), stored)
 }
 
 /// Every `jira_server` integration with its credentials, by id.
@@ -493,8 +275,8 @@ pub async fn all(
     let rows = client
         .query(
             "SELECT id, external_id, status, metadata FROM integrations
-              WHERE provider = 'jira_server' ORDER BY id",
-            &[],
+              WHERE provider = $1 ORDER BY id",
+            &[&PROVIDER],
         )
         .await?;
     let mut all = Vec::with_capacity(rows.len());

@@ -35,8 +35,8 @@ pub enum Rejected {
     /// No `id` claim (or not a string).
     #[error("the token has no id claim")]
     NoId,
-    /// No active jira_server integration has that external id.
-    #[error("no active jira_server integration matches the token")]
+    /// No active integration of [`PROVIDER`](super::PROVIDER) has that external id.
+    #[error("no active {provider} integration matches the token", provider = super::PROVIDER)]
     UnknownIntegration,
     /// The integration has no webhook secret.
     #[error("the integration has no webhook_secret")]

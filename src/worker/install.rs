@@ -1,15 +1,19 @@
-//! What the two install jobs (OAuth 1.0a's access-token step and OAuth 2.0's token
-//! step) share: the outcome of a step, judging a Jira failure, the webhook
+//! What the OAuth jobs share: the OAuth 1.0a session's client (request-token and
+//! access-token steps); and for the two install jobs (OAuth 1.0a's access-token
+//! step and OAuth 2.0's token step) the outcome of a step, judging a Jira failure,
+//! a delivery that claimed nothing, saving the integration, the webhook
 //! registration once the integration holds its tokens, and the session's end.
 
 use deadpool_postgres::Object;
 use tracing::Span;
 
 use super::OauthJobs;
-use crate::db::oauth_sessions::{self, OauthSession, Progress, SessionRef};
+use crate::db::StoreError;
+use crate::db::oauth_sessions::{self, Oauth1Session, Progress, Session, SessionRef, State};
+use crate::integration::install::{self as saving, Install, SaveError};
 use crate::integration::webhook::{self, RegisterError};
-use crate::integration::{self as jira_server};
-use crate::jira::JiraError;
+use crate::integration::{self, Credentials, jira_client};
+use crate::jira::{Auth, JiraClient, JiraError, Signer};
 use crate::queue::handler::Failure;
 use crate::secrets::Keyring;
 use crate::worker::Outcome;
@@ -35,7 +39,7 @@ pub(super) use step;
 
 /// What a Jira call `doing` something with the session's Jira returned: its
 /// value, or (see [`refusal`]) a passing failure or the session's refusal.
-pub fn judged<T>(session: &OauthSession, doing: &str, result: Result<T, JiraError>) -> Step<T> {
+pub fn judged<F, T>(session: &Session<F>, doing: &str, result: Result<T, JiraError>) -> Step<T> {
     match result {
         Ok(value) => Ok(Ok(value)),
         Err(error) => refusal(session, doing, error).map(Err),
@@ -44,7 +48,7 @@ pub fn judged<T>(session: &OauthSession, doing: &str, result: Result<T, JiraErro
 
 /// A failed Jira call while `doing` something with the session's Jira: passing
 /// when retrying can help, else the refusal that fails the session.
-fn refusal(session: &OauthSession, doing: &str, error: JiraError) -> Result<Refusal, Failure> {
+fn refusal<F>(session: &Session<F>, doing: &str, error: JiraError) -> Result<Refusal, Failure> {
     if error.is_transient() {
         return Err(Failure::passing(error));
     }
@@ -56,16 +60,16 @@ fn refusal(session: &OauthSession, doing: &str, error: JiraError) -> Result<Refu
 
 /// Registers the webhook of the integration the session saved; a refusal says
 /// how to finish by hand (`retry`: the command that tries again).
-pub async fn register_webhook(
+pub async fn register_webhook<F>(
     jobs: &OauthJobs,
-    session: &OauthSession,
+    session: &Session<F>,
     integration_id: i64,
     retry: &str,
 ) -> Step<i64> {
     Span::current().record("integration.id", integration_id);
     let integration = {
         let client = jobs.pool.get().await?;
-        jira_server::by_id(&client, jobs.pool.keys(), integration_id).await?
+        integration::by_id(&client, jobs.pool.keys(), integration_id).await?
     };
     let Some(integration) = integration else {
         return Ok(Err(Refusal(format!(
@@ -85,8 +89,8 @@ pub async fn register_webhook(
 }
 
 /// The refusal of a registration: what failed, and the two ways on.
-fn not_registered(
-    session: &OauthSession,
+fn not_registered<F>(
+    session: &Session<F>,
     integration_id: i64,
     retry: &str,
     error: &RegisterError,
@@ -107,9 +111,9 @@ fn not_registered(
 
 /// Ends a claimed session: `installed`, `failed` with a refusal (acked), or the
 /// claim given back for a retry.
-pub async fn settle(
+pub async fn settle<F>(
     client: &Object,
-    session: &OauthSession,
+    session: &Session<F>,
     step: Step<i64>,
 ) -> Result<Outcome, Failure> {
     match step {
@@ -135,16 +139,79 @@ pub async fn settle(
 
 /// The integration and access token an earlier try of this session stored:
 /// a retry skips the exchange (Jira takes a request token or a code once).
-pub async fn stored_access_token(
+pub async fn stored_access_token<F>(
     client: &Object,
     keys: &Keyring,
-    session: &OauthSession,
+    session: &Session<F>,
 ) -> Result<Option<i64>, Failure> {
     let Some(integration_id) = session.integration_id else {
         return Ok(None);
     };
-    let stored = jira_server::credentials(client, keys, integration_id).await?;
+    let stored = integration::credentials(client, keys, integration_id).await?;
     Ok(stored
         .filter(|stored| stored.credentials.can_call_rest())
         .map(|_| integration_id))
+}
+
+/// The client for an OAuth 1.0a session's Jira: its base URL, TLS setting and
+/// key, no access token yet.
+pub fn session_client(session: &Oauth1Session) -> Result<JiraClient, JiraError> {
+    let flow = &session.flow;
+    let signer = Signer::from_pem(flow.consumer_key.clone(), &flow.private_key)?;
+    jira_client(&session.base_url, session.verify_ssl, Auth::oauth1(signer))
+}
+
+/// No claim: the session is unknown, installed, or another delivery holds it.
+pub async fn unclaimed(
+    client: &Object,
+    keys: &Keyring,
+    session: SessionRef<'_>,
+) -> Result<Outcome, Failure> {
+    let session = oauth_sessions::find(client, keys, session).await?;
+    match session.map(|session| session.state) {
+        Some(State::Installed) => Ok(Outcome::AlreadyInstalled),
+        Some(State::Authorizing) => Err(Failure::passing(anyhow::anyhow!(
+            "another delivery is completing this OAuth session"
+        ))),
+        _ => {
+            tracing::warn!("no OAuth session awaits this token or state; ignored");
+            Ok(Outcome::UnknownSession)
+        }
+    }
+}
+
+/// Saves the integration the session installs with `credentials` (`link`: the
+/// application link's consumer key or client id), and links the session to it,
+/// in one transaction.
+pub async fn save<F>(
+    client: &mut Object,
+    keys: &Keyring,
+    session: &Session<F>,
+    link: &str,
+    credentials: &Credentials,
+) -> Step<i64> {
+    let install = Install {
+        base_url: &session.base_url,
+        verify_ssl: session.verify_ssl,
+        name: None,
+        link,
+        credentials: Some(credentials),
+    };
+    let tx = client.transaction().await?;
+    let saved = match saving::save(&tx, keys, &install).await {
+        Ok(saved) => saved,
+        Err(SaveError::Db(error)) => return Err(error.into()),
+        Err(SaveError::Unreadable(error)) => return Err(StoreError::Unreadable(error).into()),
+        Err(SaveError::Install(error)) => return Ok(Err(Refusal(error.to_string()))),
+    };
+    oauth_sessions::record(&tx, session.id, saved.id, Progress::TokenStored).await?;
+    tx.commit().await?;
+    if saved.is_disabled() {
+        tracing::warn!(
+            integration.id = saved.id,
+            "the integration is disabled: its credentials were updated and it stays disabled; \
+             `jirasync integration enable` lets it take webhooks again"
+        );
+    }
+    Ok(Ok(saved.id))
 }

@@ -8,9 +8,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 
 use super::OauthJobs;
-use super::install::{self, Refusal, Step, step};
-use super::oauth_access_token::{save, unclaimed};
-use crate::db::oauth_sessions::{self, OauthSession, SessionRef};
+use super::install::{self, Refusal, Step, save, step, unclaimed};
+use crate::db::oauth_sessions::{self, Oauth2Session, SessionRef};
 use crate::integration::{Credentials, jira_client, routes};
 use crate::jira::Auth;
 use crate::jira::oauth2::ClientCredentials;
@@ -84,7 +83,7 @@ fn denied(error: &str, description: Option<&str>) -> String {
 async fn complete(
     jobs: &OauthJobs,
     client: &mut Object,
-    session: &OauthSession,
+    session: &Oauth2Session,
     job: &Oauth2Token,
 ) -> Step<i64> {
     let integration_id =
@@ -100,13 +99,13 @@ async fn complete(
 async fn exchange(
     jobs: &OauthJobs,
     client: &mut Object,
-    session: &OauthSession,
+    session: &Oauth2Session,
     job: &Oauth2Token,
 ) -> Step<i64> {
     let (Some(code), Some(client_secret), Some(verifier)) = (
         job.code.as_deref(),
-        session.client_secret.as_deref(),
-        session.code_verifier.as_deref(),
+        session.flow.client_secret.as_deref(),
+        session.flow.code_verifier.as_deref(),
     ) else {
         return Ok(Err(Refusal(
             "the OAuth 2.0 session lacks its code, client secret or verifier".to_owned(),
@@ -119,7 +118,7 @@ async fn exchange(
     );
     let jira = step!(install::judged(session, "setting up the client for", jira));
     let client_credentials = ClientCredentials {
-        id: &session.consumer_key,
+        id: &session.flow.client_id,
         secret: client_secret,
     };
     let redirect_uri = routes::oauth2_callback_url(&jobs.public_url);
@@ -142,12 +141,13 @@ async fn exchange(
     };
     let now = Utc::now();
     let credentials = Credentials::OAuth2 {
-        client_id: session.consumer_key.clone(),
+        client_id: session.flow.client_id.clone(),
         client_secret: client_secret.to_owned(),
         access_token,
         refresh_token: tokens.refresh_token.clone(),
         expires_at: Some(tokens.expires_at(now)),
         refreshed_at: Some(now),
     };
-    save(client, jobs.pool.keys(), session, &credentials).await
+    let link = &session.flow.client_id;
+    save(client, jobs.pool.keys(), session, link, &credentials).await
 }

@@ -6,12 +6,9 @@
 use deadpool_postgres::Object;
 
 use super::OauthJobs;
-use super::install::{self, Refusal, Step, step};
-use super::oauth_request_token::session_client;
-use crate::db::StoreError;
-use crate::db::oauth_sessions::{self, OauthSession, Progress, SessionRef, state};
+use super::install::{self, Step, save, session_client, step, unclaimed};
+use crate::db::oauth_sessions::{self, Oauth1Session, SessionRef};
 use crate::integration::Credentials;
-use crate::integration::install::{self as saving, Install, SaveError};
 use crate::jira::JiraClient;
 use crate::queue::handler::Failure;
 use crate::secrets::Keyring;
@@ -44,30 +41,11 @@ pub async fn handle(jobs: &OauthJobs, job: &OauthAccessToken) -> Result<Outcome,
     install::settle(&client, &session, step).await
 }
 
-/// No claim: the session is unknown, installed, or another delivery holds it.
-pub async fn unclaimed(
-    client: &Object,
-    keys: &Keyring,
-    session: SessionRef<'_>,
-) -> Result<Outcome, Failure> {
-    let session = oauth_sessions::find(client, keys, session).await?;
-    match session.as_ref().map(|s| s.state.as_str()) {
-        Some(state::INSTALLED) => Ok(Outcome::AlreadyInstalled),
-        Some(state::AUTHORIZING) => Err(Failure::passing(anyhow::anyhow!(
-            "another delivery is completing this OAuth session"
-        ))),
-        _ => {
-            tracing::warn!("no OAuth session awaits this token or state; ignored");
-            Ok(Outcome::UnknownSession)
-        }
-    }
-}
-
 /// Exchange (unless done before), save, register; the integration id.
 async fn complete(
     jobs: &OauthJobs,
     client: &mut Object,
-    session: &OauthSession,
+    session: &Oauth1Session,
     job: &OauthAccessToken,
 ) -> Step<i64> {
     let jira = step!(install::judged(
@@ -90,13 +68,17 @@ async fn exchange(
     client: &mut Object,
     keys: &Keyring,
     jira: &JiraClient,
-    session: &OauthSession,
+    session: &Oauth1Session,
     job: &OauthAccessToken,
 ) -> Step<i64> {
     let token = jira
         .access_token(
             &job.oauth_token,
-            session.request_token_secret.as_deref().unwrap_or_default(),
+            session
+                .flow
+                .request_token_secret
+                .as_deref()
+                .unwrap_or_default(),
             job.verifier(),
         )
         .await;
@@ -105,45 +87,12 @@ async fn exchange(
         "exchanging the request token with",
         token
     ));
+    let link = &session.flow.consumer_key;
     let credentials = Credentials::OAuth1 {
-        consumer_key: session.consumer_key.clone(),
-        private_key: session.private_key.clone(),
+        consumer_key: link.clone(),
+        private_key: session.flow.private_key.clone(),
         access_token: Some(token.token.clone()),
         access_token_secret: Some(token.secret.clone()),
     };
-    save(client, keys, session, &credentials).await
-}
-
-/// Saves the integration the session installs with `credentials`, and links the
-/// session to it, in one transaction. Shared with the OAuth 2.0 token job.
-pub async fn save(
-    client: &mut Object,
-    keys: &Keyring,
-    session: &OauthSession,
-    credentials: &Credentials,
-) -> Step<i64> {
-    let install = Install {
-        base_url: &session.base_url,
-        verify_ssl: session.verify_ssl,
-        name: None,
-        link: &session.consumer_key,
-        credentials: Some(credentials),
-    };
-    let tx = client.transaction().await?;
-    let saved = match saving::save(&tx, keys, &install).await {
-        Ok(saved) => saved,
-        Err(SaveError::Db(error)) => return Err(error.into()),
-        Err(SaveError::Unreadable(error)) => return Err(StoreError::Unreadable(error).into()),
-        Err(SaveError::Install(error)) => return Ok(Err(Refusal(error.to_string()))),
-    };
-    oauth_sessions::record(&tx, session.id, saved.id, Progress::TokenStored).await?;
-    tx.commit().await?;
-    if saved.is_disabled() {
-        tracing::warn!(
-            integration.id = saved.id,
-            "the integration is disabled: its credentials were updated and it stays disabled; \
-             `jirasync integration enable` lets it take webhooks again"
-        );
-    }
-    Ok(Ok(saved.id))
+    save(client, keys, session, link, &credentials).await
 }

@@ -4,9 +4,10 @@
 //! Jira refusals make the session `failed` and are acked (see `handle`).
 
 use super::OauthJobs;
-use crate::db::oauth_sessions::{self, OauthSession, SessionRef, state};
-use crate::integration::{jira_client, routes};
-use crate::jira::{Auth, JiraClient, JiraError, Signer};
+use super::install::session_client;
+use crate::db::oauth_sessions::{self, Oauth1Session, SessionRef, State};
+use crate::integration::routes;
+use crate::jira::JiraError;
 use crate::queue::handler::Failure;
 use crate::worker::Outcome;
 use crate::worker::jobs::OauthRequestToken;
@@ -31,10 +32,15 @@ pub async fn handle(jobs: &OauthJobs, job: &OauthRequestToken) -> Result<Outcome
             anyhow::anyhow!("no OAuth session {}", job.session_id),
         ));
     };
-    if session.state != state::PENDING {
+    if session.state != State::Pending {
         tracing::info!(session.id = %session.id, session.state = %session.state, "request token already handled");
         return Ok(Outcome::AlreadyHandled);
     }
+    // Only an OAuth 1.0a session is ever pending (an OAuth 2.0 one starts
+    // awaiting authorization).
+    let Some(session) = session.into_oauth1() else {
+        return Ok(Outcome::AlreadyHandled);
+    };
     let jira = match session_client(&session) {
         Ok(jira) => jira,
         Err(error) => return fail(&client, &session, &error).await,
@@ -75,16 +81,9 @@ pub async fn handle(jobs: &OauthJobs, job: &OauthRequestToken) -> Result<Outcome
     }
 }
 
-/// The client for a session's Jira: its base URL, TLS setting and key, no access
-/// token yet.
-pub fn session_client(session: &OauthSession) -> Result<JiraClient, JiraError> {
-    let signer = Signer::from_pem(session.consumer_key.clone(), &session.private_key)?;
-    jira_client(&session.base_url, session.verify_ssl, Auth::oauth1(signer))
-}
-
 async fn fail(
     client: &deadpool_postgres::Object,
-    session: &OauthSession,
+    session: &Oauth1Session,
     error: &JiraError,
 ) -> Result<Outcome, Failure> {
     let text = format!(
