@@ -38,7 +38,6 @@ pub mod rekey;
 pub mod sealed_columns;
 pub mod status_sync;
 pub mod sync;
-pub mod sync_events;
 pub mod tls;
 pub mod user_map;
 

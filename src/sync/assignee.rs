@@ -4,9 +4,11 @@
 //! per organization what was decided and why (§5.9).
 
 use deadpool_postgres::Transaction;
-use serde_json::{Value, json};
 
-use super::audit::{Audit, Kind};
+use super::audit::detail::{
+    Asked, AssigneeGroup, AssigneeResult, Assignment, Chosen, ChosenUser, RejectedUser, Via,
+};
+use super::audit::{Audit, Decision};
 use super::{Email, IssueEvent, Reach};
 use crate::db::sync::{self as q, Assignee, LinkedGroup, Watermark};
 
@@ -42,8 +44,8 @@ pub struct Report {
 
 /// What became of one group.
 enum GroupResult {
-    Assigned(Assignee, &'static str),
-    AlreadyAssigned(Assignee, &'static str),
+    Assigned(Assignee, Via),
+    AlreadyAssigned(Assignee, Via),
     Unassigned,
     NothingToUnassign,
     NoCandidate(Vec<q::Rejected>),
@@ -51,36 +53,46 @@ enum GroupResult {
 }
 
 impl GroupResult {
-    fn label(&self) -> &'static str {
+    fn result(&self) -> AssigneeResult {
         match self {
-            Self::Assigned(..) => "assigned",
-            Self::AlreadyAssigned(..) | Self::NothingToUnassign => "unchanged",
-            Self::Unassigned => "unassigned",
-            Self::NoCandidate(_) => "no_candidate",
-            Self::MissingEmail => "missing_email",
+            Self::Assigned(..) => AssigneeResult::Assigned,
+            Self::AlreadyAssigned(..) | Self::NothingToUnassign => AssigneeResult::Unchanged,
+            Self::Unassigned => AssigneeResult::Unassigned,
+            Self::NoCandidate(_) => AssigneeResult::NoCandidate,
+            Self::MissingEmail => AssigneeResult::MissingEmail,
         }
     }
 
-    fn detail(&self, group: &LinkedGroup) -> Value {
-        let mut detail = json!({
-            "group_id": group.group_id,
-            "project": group.project_slug,
-            "result": self.label(),
-        });
-        match self {
+    /// The group's part of the organization's decision.
+    fn into_detail(self, group: LinkedGroup) -> AssigneeGroup {
+        let result = self.result();
+        let (chosen, rejected) = match self {
             Self::Assigned(user, via) | Self::AlreadyAssigned(user, via) => {
-                detail["user"] = json!({
-                    "id": user.user_id,
-                    "username": user.username,
-                    "email": user.email,
-                    "team": user.team,
-                });
-                detail["via"] = json!(via);
+                let user = ChosenUser {
+                    id: user.user_id,
+                    username: user.username,
+                    email: user.email,
+                    team: user.team,
+                };
+                (Some(Chosen { user, via }), None)
             }
-            Self::NoCandidate(rejected) => detail["rejected"] = json!(rejected),
-            Self::Unassigned | Self::NothingToUnassign | Self::MissingEmail => {}
+            Self::NoCandidate(rejected) => {
+                let rejected = rejected.into_iter().map(|r| RejectedUser {
+                    user_id: r.user_id,
+                    username: r.username,
+                    reason: r.reason,
+                });
+                (None, Some(rejected.collect()))
+            }
+            Self::Unassigned | Self::NothingToUnassign | Self::MissingEmail => (None, None),
+        };
+        AssigneeGroup {
+            group_id: group.group_id,
+            project: group.project_slug,
+            result,
+            chosen,
+            rejected,
         }
-        detail
     }
 }
 
@@ -112,7 +124,7 @@ pub async fn apply(
                         None => None,
                     };
                     let chosen = match by_email {
-                        Some(user) => Ok((user, "email")),
+                        Some(user) => Ok((user, Via::Email)),
                         None => {
                             if mapped.is_none() {
                                 mapped = Some(match jira_user {
@@ -149,16 +161,22 @@ pub async fn apply(
             }
             results.push((group, result));
         }
-        let outcome = organization_outcome(&results);
-        let mut detail = json!({
-            "groups": results.iter().map(|(group, result)| result.detail(group)).collect::<Vec<_>>(),
-        });
-        if let Action::Assign { email, jira_user } = action {
-            detail["email"] = json!(email.as_ref().map(Email::as_str));
-            detail["jira_user"] = json!(jira_user);
-        }
-        admitted.note(&mut detail);
-        audit.record(Kind::Assignee, Some(issue.organization_id), outcome, detail);
+        let asked = match action {
+            Action::Assign { email, jira_user } => Some(Asked {
+                email: email.as_ref().map(|email| email.as_str().to_owned()),
+                jira_user: jira_user.clone(),
+            }),
+            Action::Unassign => None,
+        };
+        let assignment = Assignment {
+            groups: results
+                .into_iter()
+                .map(|(group, result)| result.into_detail(group))
+                .collect(),
+            asked,
+            clock: admitted.clock(),
+        };
+        audit.record(Some(issue.organization_id), Decision::Assignee(assignment));
     }
     Ok(report)
 }
@@ -171,10 +189,10 @@ async fn choose_mapped(
     group: &LinkedGroup,
     email: Option<&Email>,
     mapped: Option<i64>,
-) -> Result<Result<(Assignee, &'static str), GroupResult>, tokio_postgres::Error> {
+) -> Result<Result<(Assignee, Via), GroupResult>, tokio_postgres::Error> {
     let refused_mapping = match mapped {
         Some(user_id) => match q::eligible(tx, group, user_id).await? {
-            Ok(user) => return Ok(Ok((user, "user_map"))),
+            Ok(user) => return Ok(Ok((user, Via::UserMap))),
             Err(refused) => Some(refused),
         },
         None => None,
@@ -187,14 +205,4 @@ async fn choose_mapped(
     };
     rejected.extend(refused_mapping);
     Ok(Err(GroupResult::NoCandidate(rejected)))
-}
-
-/// One organization's outcome over its groups: a change wins over none, then
-/// the want of a candidate or an email; no group at all is `unchanged`.
-fn organization_outcome(results: &[(LinkedGroup, GroupResult)]) -> &'static str {
-    let any = |label: &str| results.iter().any(|(_, result)| result.label() == label);
-    ["assigned", "unassigned", "no_candidate", "missing_email"]
-        .into_iter()
-        .find(|label| any(label))
-        .unwrap_or("unchanged")
 }

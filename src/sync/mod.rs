@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use serde_json::{Value, json};
 
 use crate::db::sync::{
     ExternalIssue, LinkedGroup, Watermark, linked_groups, lock_external_issues, mark_synced,
     reset_synced,
 };
-use audit::{Audit, Kind};
+use audit::detail::{Clock, NotLinked, Stale, SyncFlag};
+use audit::{Audit, Decision};
 
 /// One change of a Jira issue of an integration, at the time Jira says it
 /// happened, bounded by the receive time (`None`: unknown, and the ordering
@@ -54,11 +54,12 @@ pub struct Admitted {
 }
 
 impl Admitted {
-    /// Notes the replaced watermark in a decision's `detail`
+    /// What the clock did here, for a decision's detail: the replaced watermark
     /// (`watermark_reset_from`), for `jirasync explain`.
-    pub fn note(&self, detail: &mut Value) {
-        if let (Some(from), Some(detail)) = (self.reset_from, detail.as_object_mut()) {
-            detail.insert("watermark_reset_from".to_owned(), json!(from));
+    pub fn clock(&self) -> Clock {
+        Clock {
+            watermark_reset_from: self.reset_from,
+            ..Clock::default()
         }
     }
 }
@@ -101,9 +102,9 @@ async fn admitted(
     reach: &mut Reach,
     audit: &mut Audit,
 ) -> Result<Vec<Admitted>, tokio_postgres::Error> {
-    let (kind, flag) = match watermark {
-        Watermark::Assignee => (Kind::Assignee, "sync_reverse_assignment"),
-        Watermark::Status => (Kind::Status, "sync_status_reverse"),
+    let (stale, sync_flag): (fn(Stale) -> Decision, _) = match watermark {
+        Watermark::Assignee => (Decision::AssigneeStale, SyncFlag::SyncReverseAssignment),
+        Watermark::Status => (Decision::StatusStale, SyncFlag::SyncStatusReverse),
     };
     let mut admitted = Vec::new();
     let issues = lock_external_issues(tx, watermark, event.integration_id, event.key.as_str());
@@ -113,35 +114,42 @@ async fn admitted(
     for issue in issues {
         reach.organizations += 1;
         let binding = clock::binding(issue.synced_at, horizon);
-        match event.at {
-            Some(at) if binding.is_some_and(|synced| synced > at) => {
+        match (event.at, binding) {
+            (Some(at), Some(applied_up_to)) if applied_up_to > at => {
                 tracing::info!(organization.id = issue.organization_id, watermark = ?watermark, "skipping stale change");
                 reach.stale += 1;
-                let detail = json!({ "event_time": at, "applied_up_to": binding });
-                audit.record(kind, Some(issue.organization_id), "stale", detail);
+                let detail = Stale {
+                    event_time: at,
+                    applied_up_to,
+                    clock: Clock::default(),
+                };
+                audit.record(Some(issue.organization_id), stale(detail));
             }
-            Some(at) if binding.is_none() && issue.synced_at.is_some() => {
+            (Some(at), None) if issue.synced_at.is_some() => {
                 tracing::warn!(organization.id = issue.organization_id, watermark = ?watermark, "replacing a watermark beyond any receive time");
                 reset_synced(tx, issue.id, watermark, at).await?;
                 let reset_from = issue.synced_at;
                 admitted.push(Admitted { issue, reset_from });
             }
-            Some(at) => {
+            (Some(at), _) => {
                 mark_synced(tx, issue.id, watermark, at).await?;
                 admitted.push(Admitted {
                     issue,
                     reset_from: None,
                 });
             }
-            None => admitted.push(Admitted {
+            (None, _) => admitted.push(Admitted {
                 issue,
                 reset_from: None,
             }),
         }
     }
     if reach.organizations == 0 {
-        let detail = json!({ "reason": "not_linked", "sync_flag": flag });
-        audit.record(kind, None, "not_linked", detail);
+        let detail = NotLinked {
+            sync_flag,
+            clock: Clock::default(),
+        };
+        audit.record(None, Decision::NotLinked(detail));
     }
     Ok(admitted)
 }

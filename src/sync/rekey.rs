@@ -10,9 +10,9 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use serde_json::json;
 
-use super::audit::{Audit, Kind};
+use super::audit::detail::{Clock, KeyStale, Merged, NothingToRekey, Rekeyed};
+use super::audit::{Audit, Decision};
 use super::{IssueEvent, IssueKey, clock};
 use crate::db::rekey as q;
 
@@ -47,19 +47,20 @@ pub async fn apply(
         {
             tracing::info!(organization.id = old.organization_id, from = %from, to = %to, "skipping stale move");
             report.stale += 1;
-            let detail = json!({
-                "from": from.as_str(),
-                "to": to.as_str(),
-                "event_time": at,
-                "applied_up_to": applied,
-            });
-            audit.record(Kind::Key, Some(old.organization_id), "stale", detail);
+            let detail = KeyStale {
+                from: from.as_str().to_owned(),
+                to: to.as_str().to_owned(),
+                event_time: at,
+                applied_up_to: applied,
+                clock: Clock::default(),
+            };
+            audit.record(Some(old.organization_id), Decision::KeyStale(detail));
             continue;
         }
         let survivor = rows
             .iter()
             .find(|row| row.key == to.as_str() && row.organization_id == old.organization_id);
-        let mut detail = match survivor {
+        let merged = match survivor {
             Some(survivor) => {
                 let moved_at = latest([
                     applied,
@@ -67,32 +68,39 @@ pub async fn apply(
                     event.at,
                 ]);
                 let merged = q::merge(tx, old.id, survivor.id, horizon, moved_at).await?;
-                json!({
-                    "from": from.as_str(),
-                    "to": to.as_str(),
-                    "merged_into": survivor.id,
-                    "links_moved": merged.moved,
-                    "duplicate_links_dropped": merged.dropped,
+                Some(Merged {
+                    merged_into: survivor.id,
+                    links_moved: merged.moved,
+                    duplicate_links_dropped: merged.dropped,
                 })
             }
             None => {
                 q::rename(tx, old.id, to.as_str(), latest([applied, event.at])).await?;
-                json!({ "from": from.as_str(), "to": to.as_str() })
+                None
             }
         };
-        if applied.is_none()
-            && let Some(reset) = old.key_synced_at
-        {
-            detail["watermark_reset_from"] = json!(reset);
-        }
+        // A watermark that binds nothing was replaced.
+        let reset_from = old.key_synced_at.filter(|_| applied.is_none());
+        let detail = Rekeyed {
+            from: from.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+            merged,
+            clock: Clock {
+                watermark_reset_from: reset_from,
+                ..Clock::default()
+            },
+        };
         report.moved += 1;
         tracing::info!(organization.id = old.organization_id, from = %from, to = %to, "issue re-keyed");
-        audit.record(Kind::Key, Some(old.organization_id), "rekeyed", detail);
+        audit.record(Some(old.organization_id), Decision::Rekeyed(detail));
     }
     if report.moved + report.stale == 0 {
-        let detail =
-            json!({ "from": from.as_str(), "to": to.as_str(), "reason": "no_issue_with_old_key" });
-        audit.record(Kind::Key, None, "unchanged", detail);
+        let detail = NothingToRekey {
+            from: from.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+            clock: Clock::default(),
+        };
+        audit.record(None, Decision::NothingToRekey(detail));
     }
     Ok(report)
 }

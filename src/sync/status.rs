@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use deadpool_postgres::Transaction;
-use serde_json::json;
 
-use super::audit::{Audit, Kind};
+use super::audit::detail::{GroupStatus, NoDoneBoundary, StatusChange, StatusGroup, StatusResult};
+use super::audit::{Audit, Decision};
 use super::{IssueEvent, Reach};
 use crate::db::status_sync as q;
 use crate::db::sync::Watermark;
@@ -34,10 +34,18 @@ impl Transition {
     }
 
     /// (group status before, after, activity type).
-    fn statuses(self) -> (&'static str, &'static str, &'static str) {
+    fn statuses(self) -> (GroupStatus, GroupStatus, &'static str) {
         match self {
-            Self::Resolve => ("unresolved", "resolved", "set_resolved"),
-            Self::Unresolve => ("resolved", "unresolved", "set_unresolved"),
+            Self::Resolve => (
+                GroupStatus::Unresolved,
+                GroupStatus::Resolved,
+                "set_resolved",
+            ),
+            Self::Unresolve => (
+                GroupStatus::Resolved,
+                GroupStatus::Unresolved,
+                "set_unresolved",
+            ),
         }
     }
 }
@@ -67,32 +75,40 @@ pub async fn apply(
         let issue = &admitted.issue;
         // Without a transition only the watermark moves.
         let Some((from, to, activity)) = transition.map(Transition::statuses) else {
-            let mut detail = json!({ "reason": "no_done_boundary" });
-            admitted.note(&mut detail);
+            let detail = NoDoneBoundary {
+                clock: admitted.clock(),
+            };
             audit.record(
-                Kind::Status,
                 Some(issue.organization_id),
-                "unchanged",
-                detail,
+                Decision::NoDoneBoundary(detail),
             );
             continue;
         };
         let mut groups = Vec::new();
         let mut changed = 0;
         for group in super::groups_of(tx, issue, &mut report.reach).await? {
-            let moved = q::transition(tx, &group, from, to, activity, event.integration_id).await?;
+            let (before, after) = (from.as_str(), to.as_str());
+            let moved =
+                q::transition(tx, &group, before, after, activity, event.integration_id).await?;
             changed += usize::from(moved);
-            groups.push(json!({
-                "group_id": group.group_id,
-                "project": group.project_slug,
-                "result": if moved { to } else { "unchanged" },
-            }));
+            groups.push(StatusGroup {
+                group_id: group.group_id,
+                project: group.project_slug,
+                result: match (moved, to) {
+                    (false, _) => StatusResult::Unchanged,
+                    (true, GroupStatus::Resolved) => StatusResult::Resolved,
+                    (true, GroupStatus::Unresolved) => StatusResult::Unresolved,
+                },
+            });
         }
         report.changed += changed;
-        let outcome = if changed > 0 { to } else { "unchanged" };
-        let mut detail = json!({ "from": from, "to": to, "groups": groups });
-        admitted.note(&mut detail);
-        audit.record(Kind::Status, Some(issue.organization_id), outcome, detail);
+        let change = StatusChange {
+            from,
+            to,
+            groups,
+            clock: admitted.clock(),
+        };
+        audit.record(Some(issue.organization_id), Decision::Status(change));
     }
     Ok(report)
 }

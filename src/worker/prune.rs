@@ -1,5 +1,6 @@
 //! The worker's housekeeping (docs/reference.md §5.9, §8): at start and every
-//! hour, each worker deletes `sync_events` rows older than 30 days, clears the
+//! hour, each worker prunes the `sync_events` rows older than
+//! [`RETENTION`](crate::sync::audit::RETENTION) (`sync::audit::prune`), clears the
 //! secrets of OAuth sessions not installed 24 hours after their last update and
 //! deletes sessions 30 days after it — a batch at a time and off the hot path
 //! (its own connection, short statements, rows another worker is on skipped).
@@ -10,7 +11,7 @@ use super::periodic::First;
 use crate::db::DbPool;
 use crate::db::oauth_sessions::{self, CLEANUP_BATCH};
 use crate::shutdown::Shutdown;
-use crate::sync::audit::{self, PRUNE_BATCH, RETENTION};
+use crate::sync::audit::{self, RETENTION_DAYS};
 
 /// How often the trail is pruned and the sessions cleaned.
 const EVERY: Duration = Duration::from_secs(3600);
@@ -28,7 +29,10 @@ pub fn spawn(pool: DbPool, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
 async fn housekeeping(pool: &DbPool, shutdown: &Shutdown) {
     match prune(pool, shutdown).await {
         Ok(0) => {}
-        Ok(pruned) => tracing::info!(pruned, "pruned the sync history older than 30 days"),
+        Ok(pruned) => tracing::info!(
+            pruned,
+            "pruned the sync history older than {RETENTION_DAYS} days"
+        ),
         Err(error) => {
             tracing::warn!(error = %format!("{error:#}"), "pruning the sync history failed");
         }
@@ -46,18 +50,10 @@ async fn housekeeping(pool: &DbPool, shutdown: &Shutdown) {
     }
 }
 
-/// Deletes batch after batch until none is full; how many rows.
+/// Prunes the trail on a connection of its own; how many rows.
 async fn prune(pool: &DbPool, shutdown: &Shutdown) -> anyhow::Result<u64> {
     let client = pool.get().await?;
-    let mut pruned = 0;
-    while !shutdown.is_cancelled() {
-        let deleted = audit::prune(&client, RETENTION).await?;
-        pruned += deleted;
-        if deleted < PRUNE_BATCH {
-            break;
-        }
-    }
-    Ok(pruned)
+    Ok(audit::prune(&client, shutdown).await?)
 }
 
 /// Deletes, then scrubs, batch after batch until none is full: (sessions

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use serde_json::json;
 use tracing::Span;
 
 use super::WebhookJobs;
@@ -24,7 +23,8 @@ use crate::queue::handler::{Failure, Incoming};
 use crate::queue::message::{header_int, header_str};
 use crate::sync::IssueKey;
 use crate::sync::assignee::{self, Action};
-use crate::sync::audit::{Audit, Kind};
+use crate::sync::audit::detail::{Clock, NotSynced, NotSyncedReason};
+use crate::sync::audit::{Audit, Decision};
 use crate::sync::rekey;
 use crate::sync::status::{self, Transition};
 use crate::worker::Outcome;
@@ -167,12 +167,11 @@ pub async fn apply(
             status::apply(tx, event, transition, &mut audit).await?,
         )),
         Some(StatusPlan::Skipped(reason)) => {
-            audit.record(
-                Kind::Status,
-                None,
-                "not_synced",
-                json!({ "reason": reason }),
-            );
+            let detail = NotSynced {
+                reason,
+                clock: Clock::default(),
+            };
+            audit.record(None, Decision::StatusNotSynced(detail));
             None
         }
         None => None,
@@ -268,7 +267,7 @@ enum StatusPlan {
     /// Apply it: resolve, unresolve, or (`None`) only move the watermark.
     Apply(Option<Transition>),
     /// Not synced, for this reason (`sync_events.detail.reason`).
-    Skipped(&'static str),
+    Skipped(NotSyncedReason),
 }
 
 /// Whether the status change resolves, unresolves or crosses no boundary; skipped
@@ -291,13 +290,15 @@ async fn status_plan(
         enabled
     };
     if !enabled {
-        return Ok(StatusPlan::Skipped("no_organization_syncs_statuses"));
+        return Ok(StatusPlan::Skipped(
+            NotSyncedReason::NoOrganizationSyncsStatuses,
+        ));
     }
     let Some(done) = jobs.statuses.done_ids(&jobs.pool, integration).await? else {
         tracing::warn!(
             "status sync skipped: the integration has no access token to read Jira's statuses"
         );
-        return Ok(StatusPlan::Skipped("no_access_token"));
+        return Ok(StatusPlan::Skipped(NotSyncedReason::NoAccessToken));
     };
     Ok(StatusPlan::Apply(Transition::between(
         change.from.as_deref(),

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use jirasync::db::{rekey, status_sync, sync, sync_events};
+use jirasync::db::{rekey, status_sync, sync};
 use jirasync::integration::FIND_ACTIVE;
 use jirasync::sync::audit;
 use serde_json::Value;
@@ -100,11 +100,7 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             audit::INSERT_SYNC_EVENTS,
             "(ARRAY['m', 'n'], ARRAY[1, 1], ARRAY['BIG-77', 'BIG-78'], ARRAY[now(), now()], ARRAY['assignee', 'assignee'], ARRAY[5, 5], ARRAY['assigned', 'assigned'], ARRAY['{}', '{}']::jsonb[])",
         ),
-        (
-            "RECENT (explain)",
-            sync_events::RECENT,
-            "('BIG-77', NULL, 20)",
-        ),
+        ("RECENT (explain)", audit::RECENT, "('BIG-77', NULL, 20)"),
         ("PRUNE_CUTOFF", audit::PRUNE_CUTOFF, "(2592000)"),
         ("PRUNE", audit::PRUNE, "(1000)"),
     ]
