@@ -1,14 +1,24 @@
-//! The rules of inbound sync (docs/reference.md §5.5–5.7): which organizations and
-//! groups a Jira issue reaches, who gets assigned, which status a group takes, and
-//! the ordering guard and its bounded clock (`clock`). Free of HTTP and AMQP
-//! types; the worker's webhook and reconcile handlers call `rekey::apply`,
-//! `assignee::apply` and `status::apply`.
+//! Inbound sync (docs/reference.md §5.5–5.7, §5.12): every transaction that writes
+//! sync rows. A [`Change`] of an issue is applied by the one [unit of work](unit)
+//! — alone, or with the other webhooks ready at the same time (`batch`) — by the
+//! rules: which organizations and groups a Jira issue reaches, who gets assigned,
+//! which status a group takes, and the ordering guard and its bounded clock
+//! (`clock`). Free of HTTP, AMQP and Jira payload types; the worker's webhook and
+//! reconcile handlers build the changes.
 
+pub mod applied;
 pub mod assignee;
 pub mod audit;
+pub mod batch;
+pub mod change;
 pub mod clock;
 pub mod rekey;
 pub mod status;
+pub mod unit;
+
+pub use applied::Applied;
+pub use change::{Change, StatusPlan};
+pub use unit::{Error, Unit};
 
 use std::fmt;
 use std::time::Duration;

@@ -1,8 +1,9 @@
 //! Turns the errors below the handlers into a [`Failure`] at the `?`
-//! (`queue/handler.rs` says which error type is used where): database errors by
-//! their SQLSTATE, an empty pool as an outage, an integration's Jira failing (5xx,
-//! 429, timeouts, network errors) as a dependency outage that messages wait out
-//! (docs/reference.md §5.11), other Jira errors as permanent.
+//! (`queue/handler.rs` says which error type is used where): database errors (and
+//! sync's, which wrap them) by their SQLSTATE, an empty pool as an outage, an
+//! integration's Jira failing (5xx, 429, timeouts, network errors) as a dependency
+//! outage that messages wait out (docs/reference.md §5.11), other Jira errors as
+//! permanent.
 
 use crate::db::StoreError;
 use crate::integration::AccessError;
@@ -81,6 +82,20 @@ impl From<StoreError> for Failure {
                 }
                 Self::permanent(Outcome::SecretUnreadable, anyhow::Error::new(error))
             }
+        }
+    }
+}
+
+impl From<crate::sync::Error> for Failure {
+    /// A change sync did not apply: the database as above; a writer that stopped
+    /// before answering passes.
+    fn from(error: crate::sync::Error) -> Self {
+        match error {
+            crate::sync::Error::Db(error) => error.into(),
+            crate::sync::Error::Pool(error) => error.into(),
+            crate::sync::Error::Stopped => Self::passing(anyhow::anyhow!(
+                "the worker's database writer stopped before applying the webhook"
+            )),
         }
     }
 }

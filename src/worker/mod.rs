@@ -2,7 +2,6 @@
 //! dispatches each message by its `type` to one handler file per type; also
 //! schedules the periodic reconcile jobs.
 
-mod batch;
 mod failure;
 mod install;
 pub mod jobs;
@@ -31,7 +30,7 @@ use crate::queue::consumer::{self, ConsumerConfig};
 use crate::queue::handler::{self, Failure, Handler, Incoming};
 use crate::queue::job::Job;
 use crate::shutdown::Shutdown;
-use crate::sync::audit::Audit;
+use crate::sync;
 use crate::worker::jobs::{Oauth2Token, OauthAccessToken, OauthRequestToken, Reconcile};
 use lookups::hidden_email::EmailCache;
 use lookups::jira_statuses::StatusCache;
@@ -98,7 +97,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     // Connections for the messages in flight (authentication, Jira lookups,
     // reconciliations; each holds one briefly), one per batch writer, one for the
     // scheduler and the pruner.
-    let size = usize::from(concurrency).min(READERS) + batch::WRITERS + 1;
+    let size = usize::from(concurrency).min(READERS) + sync::batch::WRITERS + 1;
     let Some(pool) = crate::db::connect_waiting(&services.database, size, &shutdown).await? else {
         tracing::info!("worker stopped before Postgres answered");
         return Ok(());
@@ -125,10 +124,10 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             public_url: args.public.url.clone(),
         },
         webhooks: WebhookJobs {
-            batches: batch::Batches::start(
+            batches: sync::batch::Batches::start(
                 &pool,
                 args.worker.audit,
-                batch::WRITERS,
+                sync::batch::WRITERS,
                 usize::from(args.worker.batch_size),
             ),
             pool,
@@ -175,27 +174,12 @@ pub struct WebhookJobs {
     /// receive time (`sync::clock`).
     max_event_skew: Duration,
     /// The writers that apply webhooks, several to a transaction.
-    batches: batch::Batches,
+    batches: sync::batch::Batches,
     /// Lookups of integrations by external id in progress, shared by the
     /// webhooks that ask at the same time.
     integrations: SingleFlight<String, Option<crate::integration::Integration>>,
     /// Tells every ingress which tokens were accepted or rejected.
     verdicts: verdicts::Verdicts,
-}
-
-impl WebhookJobs {
-    /// The audit trail of `event`, delivered as `message_id`.
-    fn audit(&self, message_id: &str, event: crate::sync::IssueEvent<'_>) -> Audit {
-        audit(self.audit, message_id, event)
-    }
-}
-
-/// The audit trail of `event`, delivered as `message_id`: recorded, or only
-/// counted when `record` is false (`JIRASYNC_AUDIT=off`).
-fn audit(record: bool, message_id: &str, event: crate::sync::IssueEvent<'_>) -> Audit {
-    let message_id = Some(message_id).filter(|id| !id.is_empty());
-    let audit = Audit::new(message_id, event);
-    if record { audit } else { audit.unrecorded() }
 }
 
 /// What the OAuth jobs need.

@@ -1,20 +1,22 @@
 //! Handler of `jira_server.reconcile` (docs/reference.md §6): Jira Server does
 //! not retry failed webhooks, so the linked issues updated since the last
-//! reconciliation are searched in Jira and fed through the webhook's assignee sync
-//! path, ordering guard included. One reconciliation per integration at a time
-//! (advisory lock).
+//! reconciliation are searched in Jira and each page's current assignees applied
+//! like webhooks that changed them, through the same unit of work (`sync::unit`),
+//! ordering guard and lock timeout included. One reconciliation per integration at
+//! a time (advisory lock).
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::webhook::assignee_action;
 use super::{WebhookJobs, failure};
-use crate::db::{reconcile, rekey};
-use crate::integration::{self as jira_server, Integration};
+use crate::db::reconcile;
+use crate::integration::{self, Integration};
 use crate::jira::payload::current_state;
 use crate::jira::search::FoundIssue;
 use crate::queue::handler::Failure;
-use crate::sync::assignee;
-use crate::sync::audit::Audit;
+use crate::sync::clock::EventTime;
+use crate::sync::unit::Pending;
+use crate::sync::{Applied, Change, Unit};
 use crate::worker::Outcome;
 use crate::worker::jobs::Reconcile;
 
@@ -42,15 +44,15 @@ pub async fn handle(
         tracing::info!("another reconciliation of this integration is running");
         return Ok(Outcome::ReconcileBusy);
     }
-    let mut client = jobs.pool.get().await?;
-    let Some(integration) = jira_server::by_id(&client, jobs.pool.keys(), job.integration_id)
+    let client = jobs.pool.get().await?;
+    let Some(integration) = integration::by_id(&client, jobs.pool.keys(), job.integration_id)
         .await?
         .filter(Integration::is_active)
     else {
         tracing::warn!("reconcile job for an unknown or inactive integration");
         return Ok(Outcome::UnknownIntegration);
     };
-    match jira_server::credentials(&client, jobs.pool.keys(), integration.id).await? {
+    match integration::credentials(&client, jobs.pool.keys(), integration.id).await? {
         Some(stored) if stored.needs_reauth.is_some() => {
             tracing::warn!("reconciliation skipped: the integration needs to be connected again");
             return Ok(Outcome::NeedsReauth);
@@ -70,6 +72,9 @@ pub async fn handle(
             .map_or(started - FIRST_LOOKBACK, |last| last - OVERLAP),
     };
     let keys = reconcile::linked_keys(&client, integration.id).await?;
+    // Not held while Jira is searched and the pages are applied (each on a connection of its own).
+    drop(client);
+    let unit = Unit::new(jobs.pool.clone(), jobs.audit);
     let mut found = 0_usize;
     let mut changed = 0_usize;
     for chunk in keys.chunks(KEYS_PER_QUERY) {
@@ -91,8 +96,9 @@ pub async fn handle(
             answered,
             message_id,
         };
-        changed += apply_page(jobs, &mut client, &integration, page).await?;
+        changed += apply_page(jobs, &unit, &integration, page).await?;
     }
+    let client = jobs.pool.get().await?;
     reconcile::record(&client, integration.id, started).await?;
     lock.commit().await?;
     tracing::info!(
@@ -118,13 +124,14 @@ struct Page<'a> {
 }
 
 /// Applies the current assignee of each issue of a page of the search like a
-/// webhook that changed it, in one transaction (the page's rows locked first, in
-/// id order, as a batch of webhooks locks them); how many issues had a group's
-/// assignment changed. An event time later than the answer's time + the skew is
-/// replaced by that time, as a webhook's is (docs/reference.md §5.6).
+/// webhook that changed it, as one unit of work (the page's rows locked first, in
+/// id order, under the lock timeout, as a batch of webhooks; when that fails, each
+/// issue alone); how many issues had a group's assignment changed. An event time
+/// later than the answer's time + the skew is replaced by that time, as a
+/// webhook's is (docs/reference.md §5.6).
 async fn apply_page(
     jobs: &WebhookJobs,
-    client: &mut deadpool_postgres::Object,
+    unit: &Unit,
     integration: &Integration,
     page: Page<'_>,
 ) -> Result<usize, Failure> {
@@ -144,37 +151,45 @@ async fn apply_page(
             continue;
         };
         let action = assignee_action(jobs, integration, assignee).await?;
-        changes.push((change, action));
+        changes.push(Pending::new(Change {
+            message_id: page.message_id.to_owned(),
+            integration_id: integration.id,
+            key: change.key,
+            moved_from: None,
+            event_time: EventTime {
+                at: change.event_time,
+                clamped_from: change.event_time_clamped_from,
+            },
+            skew: jobs.max_event_skew,
+            assignee: Some(action),
+            status: None,
+        }));
     }
     if changes.is_empty() {
         return Ok(0);
     }
-    let tx = client.transaction().await?;
-    let keys: Vec<&str> = changes
-        .iter()
-        .map(|(change, _)| change.key.as_str())
-        .collect();
-    rekey::lock(&tx, integration.id, &keys).await?;
-    let mut audits = Vec::with_capacity(changes.len());
+    let (pending, answers): (Vec<_>, Vec<_>) = changes.into_iter().unzip();
+    let keys: Vec<_> = pending.iter().map(|p| p.change().key.clone()).collect();
+    if let Some(failure) = unit.settle(pending).await {
+        tracing::info!(size = keys.len(), error = %failure, "a page failed; each of its issues is applied alone");
+    }
     let mut changed = 0;
-    for (change, action) in &changes {
-        let event = change.event(integration.id, jobs.max_event_skew);
-        let mut audit = jobs.audit(page.message_id, event);
-        let report = assignee::apply(&tx, event, action, &mut audit).await?;
-        if report.missing_email > 0 {
-            tracing::info!(issue.key = %change.key, "missing-assignee-email");
+    let mut failed = None;
+    for (key, answer) in keys.iter().zip(answers) {
+        match answer.get().await {
+            Ok(Applied::MissingEmail) => {
+                tracing::info!(issue.key = %key, "missing-assignee-email");
+            }
+            Ok(Applied::Assigned | Applied::Unassigned) => changed += 1,
+            Ok(_) => {}
+            // Every issue is answered before the page fails: the others are committed.
+            Err(error) => failed = failed.or(Some(error)),
         }
-        if report.assigned + report.unassigned > 0 {
-            changed += 1;
-        }
-        audits.push(audit);
     }
-    Audit::write_all(&tx, &audits.iter().collect::<Vec<_>>()).await?;
-    tx.commit().await?;
-    for audit in &audits {
-        audit.count();
+    match failed {
+        Some(error) => Err(error.into()),
+        None => Ok(changed),
     }
-    Ok(changed)
 }
 
 /// `key in ("A-1", …) AND updated >= "-Nm"`. A relative time: Jira reads absolute

@@ -1,15 +1,12 @@
 //! Handler of `jira_server.webhook` (docs/reference.md §5; Sentry
 //! `JiraServerIssueUpdatedWebhook.post` → `handle_assignee_change` and
 //! `handle_status_change`): authenticate, parse, ask Jira what the webhook does
-//! not say (hidden emails, status categories), then apply a move, the assignee and
-//! the status in one transaction, with the audit trail of what was decided; that
-//! transaction is shared with the other webhooks ready at the same time
-//! (`worker::batch`).
-
-use std::time::Duration;
+//! not say (hidden emails, status categories), then hand the change
+//! (`sync::Change`) to the writers (`sync::batch`), which apply the move, the
+//! assignee and the status in one transaction, shared with the other webhooks
+//! ready at the same time, with the audit trail of what was decided.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Transaction;
 use tracing::Span;
 
 use super::WebhookJobs;
@@ -17,23 +14,22 @@ use super::lookups::hidden_email::Lookup;
 use crate::db::status_sync;
 use crate::integration::messages::{HUB_SIGNATURE, RECEIVED_AT_MS, TOKEN};
 use crate::integration::token::{self, Rejected};
-use crate::integration::{self as jira_server, Integration};
+use crate::integration::{self, Integration};
 use crate::jira::payload::{AssigneeChange, IssueChange, StatusChange, WebhookEvent, parse};
 use crate::queue::handler::{Failure, Incoming};
 use crate::queue::message::{header_int, header_str};
-use crate::sync::IssueKey;
-use crate::sync::assignee::{self, Action};
-use crate::sync::audit::detail::{Clock, NotSynced, NotSyncedReason};
-use crate::sync::audit::{Audit, Decision};
-use crate::sync::rekey;
-use crate::sync::status::{self, Transition};
+use crate::sync::assignee::Action;
+use crate::sync::audit::detail::NotSyncedReason;
+use crate::sync::clock::EventTime;
+use crate::sync::status::Transition;
+use crate::sync::{Applied, Change, StatusPlan};
 use crate::worker::Outcome;
 
 /// Authenticates, parses and applies one webhook.
 pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, Failure> {
     match prepare(jobs, message).await? {
         Prepared::Done(outcome) => Ok(outcome),
-        Prepared::Apply(change) => jobs.batches.apply(change).await,
+        Prepared::Apply(change) => Ok(outcome(jobs.batches.apply(*change).await?)),
     }
 }
 
@@ -43,39 +39,6 @@ enum Prepared {
     Done(Outcome),
     /// A change to apply.
     Apply(Box<Change>),
-}
-
-/// A webhook ready to apply: everything decided outside the transaction (the
-/// integration, what Jira had to be asked), so a transaction holds no lock while
-/// Jira answers.
-#[derive(Debug)]
-pub struct Change {
-    /// The message id (the ingress's `202`), for the audit trail.
-    message_id: String,
-    integration_id: i64,
-    /// The change, its event time bounded by the receive time.
-    issue: IssueChange,
-    /// `JIRASYNC_MAX_EVENT_SKEW`, for the ordering guard.
-    skew: Duration,
-    assignee: Option<Action>,
-    status: Option<StatusPlan>,
-}
-
-impl Change {
-    /// The integration.
-    pub fn integration_id(&self) -> i64 {
-        self.integration_id
-    }
-
-    /// The issue's key (after a move, the new one).
-    pub fn key(&self) -> &IssueKey {
-        &self.issue.key
-    }
-
-    /// The key the issue moved from, if it moved.
-    pub fn moved_from(&self) -> Option<&IssueKey> {
-        self.issue.moved_from.as_ref()
-    }
 }
 
 /// Authenticates and parses a webhook and asks Jira what it does not say.
@@ -128,7 +91,12 @@ async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Fai
     Ok(Prepared::Apply(Box::new(Change {
         message_id: message.id.clone(),
         integration_id: integration.id,
-        issue,
+        key: issue.key,
+        moved_from: issue.moved_from,
+        event_time: EventTime {
+            at: issue.event_time,
+            clamped_from: issue.event_time_clamped_from,
+        },
         skew: jobs.max_event_skew,
         assignee,
         status,
@@ -143,45 +111,6 @@ fn received_at(message: &Incoming) -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
-/// Applies `change` in `tx`: the move, the assignee and the status. Returns the
-/// outcome and the trail of what was decided, which the caller writes in `tx`
-/// before it commits, and [counts](Audit::count) once committed.
-pub async fn apply(
-    tx: &Transaction<'_>,
-    change: &Change,
-    record: bool,
-) -> Result<(Outcome, Audit), tokio_postgres::Error> {
-    let event = change.issue.event(change.integration_id, change.skew);
-    let mut audit = super::audit(record, &change.message_id, event);
-    let moved = match &change.issue.moved_from {
-        Some(from) => rekey::apply(tx, event, from, &mut audit).await?,
-        None => rekey::Report::default(),
-    };
-    let assigned = match &change.assignee {
-        Some(action) => Some(assignee::apply(tx, event, action, &mut audit).await?),
-        None => None,
-    };
-    let resolved = match change.status {
-        Some(StatusPlan::Apply(transition)) => Some((
-            transition,
-            status::apply(tx, event, transition, &mut audit).await?,
-        )),
-        Some(StatusPlan::Skipped(reason)) => {
-            let detail = NotSynced {
-                reason,
-                clock: Clock::default(),
-            };
-            audit.record(None, Decision::StatusNotSynced(detail));
-            None
-        }
-        None => None,
-    };
-    tracing::debug!(?assigned, ?resolved, "changes applied");
-    let status_asked = change.status.is_some();
-    let outcome = outcome(moved, assigned.as_ref(), resolved.as_ref(), status_asked);
-    Ok((outcome, audit))
-}
-
 /// The active integration `external_id` names (docs/reference.md §5.1), in one
 /// query with the webhooks that ask for it at the same time. No connection is held
 /// after it: one held while Jira is asked would be one fewer for the others (a
@@ -194,7 +123,7 @@ async fn find_active(
     jobs.integrations
         .get(&key, || async {
             let client = jobs.pool.get().await?;
-            Ok(jira_server::find_active(&client, jobs.pool.keys(), external_id).await?)
+            Ok(integration::find_active(&client, jobs.pool.keys(), external_id).await?)
         })
         .await
 }
@@ -210,7 +139,7 @@ async fn not_active(
 ) -> Result<Outcome, Failure> {
     let integration = {
         let client = jobs.pool.get().await?;
-        jira_server::find(&client, jobs.pool.keys(), external_id).await?
+        integration::find(&client, jobs.pool.keys(), external_id).await?
     };
     match integration {
         Some(integration) if token::verify(token, &integration.metadata).is_ok() => {
@@ -261,15 +190,6 @@ pub(super) async fn assignee_action(
     })
 }
 
-/// What to do about a status change.
-#[derive(Debug, Clone, Copy)]
-enum StatusPlan {
-    /// Apply it: resolve, unresolve, or (`None`) only move the watermark.
-    Apply(Option<Transition>),
-    /// Not synced, for this reason (`sync_events.detail.reason`).
-    Skipped(NotSyncedReason),
-}
-
 /// Whether the status change resolves, unresolves or crosses no boundary; skipped
 /// when no organization syncs statuses of the issue (under its key, or the key it
 /// moved from) or the integration cannot ask Jira (no access token: a warning).
@@ -307,60 +227,22 @@ async fn status_plan(
     )))
 }
 
-/// One outcome for the message: a status change that did something wins over an
-/// assignee change that did not; a move alone is `rekeyed`, or `stale` when every
-/// row it found had a later move applied, or `unchanged` when it found none; a
-/// status change no organization syncs (`status_asked`, not applied) is
-/// `status_not_synced`.
-fn outcome(
-    moved: rekey::Report,
-    assigned: Option<&assignee::Report>,
-    resolved: Option<&(Option<Transition>, status::Report)>,
-    status_asked: bool,
-) -> Outcome {
-    let status = resolved.map(|(transition, report)| status_outcome(report, *transition));
-    let assignee = assigned.map(assignee_outcome);
-    match (assignee, status) {
-        (Some(Outcome::Unchanged), Some(status)) => status,
-        (Some(assignee), _) => assignee,
-        (None, Some(status)) => status,
-        (None, None) if moved.moved > 0 => Outcome::Rekeyed,
-        (None, None) if moved.stale > 0 => Outcome::Stale,
-        (None, None) if status_asked => Outcome::StatusNotSynced,
-        (None, None) => Outcome::Unchanged,
-    }
-}
-
-/// The outcome of one assignee change over all its organizations and groups.
-fn assignee_outcome(report: &assignee::Report) -> Outcome {
-    if report.assigned > 0 {
-        Outcome::Assigned
-    } else if report.unassigned > 0 {
-        Outcome::Unassigned
-    } else if report.assignee_not_found > 0 {
-        Outcome::AssigneeNotFound
-    } else if report.missing_email > 0 {
-        tracing::info!("missing-assignee-email");
-        Outcome::MissingEmail
-    } else if report.reach.all_stale() {
-        Outcome::Stale
-    } else {
-        Outcome::Unchanged
-    }
-}
-
-/// The outcome of one status change over all its organizations and groups.
-fn status_outcome(report: &status::Report, transition: Option<Transition>) -> Outcome {
-    if report.changed > 0 {
-        match transition {
-            Some(Transition::Resolve) => Outcome::Resolved,
-            Some(Transition::Unresolve) => Outcome::Unresolved,
-            None => Outcome::Unchanged,
+/// The message's outcome: what applying its change came to, by the same name.
+fn outcome(applied: Applied) -> Outcome {
+    match applied {
+        Applied::Assigned => Outcome::Assigned,
+        Applied::Unassigned => Outcome::Unassigned,
+        Applied::AssigneeNotFound => Outcome::AssigneeNotFound,
+        Applied::Unchanged => Outcome::Unchanged,
+        Applied::Stale => Outcome::Stale,
+        Applied::MissingEmail => {
+            tracing::info!("missing-assignee-email");
+            Outcome::MissingEmail
         }
-    } else if report.reach.all_stale() {
-        Outcome::Stale
-    } else {
-        Outcome::Unchanged
+        Applied::Resolved => Outcome::Resolved,
+        Applied::Unresolved => Outcome::Unresolved,
+        Applied::StatusNotSynced => Outcome::StatusNotSynced,
+        Applied::Rekeyed => Outcome::Rekeyed,
     }
 }
 
@@ -369,30 +251,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_move_alone_is_rekeyed_stale_or_unchanged_never_a_status_outcome() {
-        let report = |moved, stale| rekey::Report { moved, stale };
-        for (name, moved, status_asked, expected) in [
-            ("moved", report(1, 0), false, Outcome::Rekeyed),
-            (
-                "every row had a later move",
-                report(0, 2),
-                false,
-                Outcome::Stale,
-            ),
-            (
-                "no organization moves issues",
-                report(0, 0),
-                false,
-                Outcome::Unchanged,
-            ),
-            (
-                "a status no one syncs",
-                report(0, 0),
-                true,
-                Outcome::StatusNotSynced,
-            ),
+    fn each_result_of_a_change_labels_its_message_by_the_same_name() {
+        for (applied, label) in [
+            (Applied::Assigned, "assigned"),
+            (Applied::Unassigned, "unassigned"),
+            (Applied::AssigneeNotFound, "assignee_not_found"),
+            (Applied::Unchanged, "unchanged"),
+            (Applied::Stale, "stale"),
+            (Applied::MissingEmail, "missing_email"),
+            (Applied::Resolved, "resolved"),
+            (Applied::Unresolved, "unresolved"),
+            (Applied::StatusNotSynced, "status_not_synced"),
+            (Applied::Rekeyed, "rekeyed"),
         ] {
-            assert_eq!(outcome(moved, None, None, status_asked), expected, "{name}");
+            assert_eq!(outcome(applied).label(), label, "{applied:?}");
         }
     }
 }

@@ -52,6 +52,7 @@ mod status_sync;
 mod teardown;
 mod token_refresh;
 mod token_security;
+mod unit_of_work;
 mod user_map;
 mod verdicts;
 mod webhook_rotation;

@@ -1,7 +1,8 @@
 //! Reconciliation (docs/reference.md §6.2) against the real RabbitMQ and Postgres and the
 //! signature-verifying fake Jira serving `POST /rest/api/2/search`: a lost webhook
 //! is applied by the next reconciliation, an older search result does not undo a
-//! newer webhook, one integration reconciles once at a time, and the CLI enqueues.
+//! newer webhook, a row held locked holds up only its own issue (the lock
+//! timeout), one integration reconciles once at a time, and the CLI enqueues.
 
 use crate::common;
 
@@ -160,6 +161,47 @@ async fn a_reconciliation_older_than_a_newer_webhook_does_not_undo_it() {
     scene.wait_reconciled().await;
     assert_eq!(scene.searches().await.len(), 1);
     assert_eq!(scene.assignee(org.group_id).await, Some(newer));
+
+    worker.stop().await;
+    scene.finish().await;
+}
+
+#[tokio::test]
+async fn a_row_held_locked_holds_up_only_its_own_issue_of_a_page() {
+    let scene = scene().await;
+    let held = scene.seed().org(scene.integration, true, "HELD-1").await;
+    let held_user = scene.seed().teammate(&held, "held@example.org").await;
+    let free = scene.seed().org(scene.integration, true, "FREE-1").await;
+    let free_user = scene.seed().teammate(&free, "free@example.org").await;
+    let issue = |id: &str, key: &str, email: &str| json!({"id": id, "key": key, "fields": {"assignee": jira_user(email), "updated": T1}});
+    let answer = json!({"startAt": 0, "maxResults": 100, "total": 2, "issues": [
+        issue("10001", "HELD-1", "held@example.org"),
+        issue("10002", "FREE-1", "free@example.org"),
+    ]});
+    scene.mount_search(answer, Duration::ZERO).await;
+    let holder = common::db(&scene.settings).await;
+    holder
+        .batch_execute("BEGIN; SELECT id FROM external_issues WHERE key = 'HELD-1' FOR UPDATE")
+        .await
+        .expect("lock one issue row");
+    let worker = common::spawn_worker(&scene.settings);
+
+    // The page's transaction gives up on the held row after the lock timeout,
+    // and each issue is applied alone: the free one at once.
+    scene.reconcile().await;
+    scene.wait_assignee(free.group_id, Some(free_user)).await;
+    assert_eq!(scene.assignee(held.group_id).await, None);
+    assert!(
+        !scene.reconciled().await,
+        "the reconciliation waits for the held row"
+    );
+    holder
+        .batch_execute("COMMIT")
+        .await
+        .expect("release the row");
+    scene.wait_assignee(held.group_id, Some(held_user)).await;
+    scene.wait_reconciled().await;
+    assert_eq!(common::doubled_activities(&scene.db).await, 0);
 
     worker.stop().await;
     scene.finish().await;

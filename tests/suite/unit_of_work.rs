@@ -1,0 +1,181 @@
+//! The unit of work (`sync::unit`, docs/reference.md §5.12) on its own, against
+//! the real Postgres: a batch that cannot be applied as one — a row held locked
+//! past the lock timeout, a change Postgres refuses — falls back to each change
+//! alone, so the others commit and only the failing one fails.
+
+use std::time::Duration;
+
+use jirasync::sync::assignee::Action;
+use jirasync::sync::clock::EventTime;
+use jirasync::sync::unit::{Answer, Pending};
+use jirasync::sync::{Applied, Change, Email, Error, IssueKey, Unit};
+use tokio_postgres::error::SqlState;
+
+use crate::common;
+use common::app::{TestApp, WAIT};
+
+/// A seeded issue: its key, its group, and the teammate a change assigns.
+struct Issue {
+    key: String,
+    group: i64,
+    user: i64,
+    email: String,
+}
+
+/// A test app without a worker: the tests apply the changes themselves.
+async fn app() -> TestApp {
+    TestApp::builder().no_worker().start().await
+}
+
+/// Issues `<PREFIX>-<i>`, each in an organization of its own with a teammate.
+async fn issues(app: &TestApp, prefix: &str, count: usize) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    for i in 0..count {
+        let key = format!("{prefix}-{i}");
+        let org = app.seed().org(app.integration, true, &key).await;
+        let email = format!("{}{i}@acme.io", prefix.to_lowercase());
+        let user = app.seed().teammate(&org, &email).await;
+        issues.push(Issue {
+            key,
+            group: org.group_id,
+            user,
+            email,
+        });
+    }
+    issues
+}
+
+/// The unit of work on the test's database.
+async fn unit(app: &TestApp) -> Unit {
+    let pool = jirasync::db::connect(&app.settings.database, 8)
+        .await
+        .expect("connect to the test's database");
+    Unit::new(pool, true)
+}
+
+/// The change that assigns `key` to the user with `email`, as the webhook handler builds it.
+fn assignment(app: &TestApp, key: &str, email: &str) -> Change {
+    Change {
+        message_id: format!("unit-{key}"),
+        integration_id: app.integration,
+        key: IssueKey::new(key),
+        moved_from: None,
+        event_time: EventTime {
+            at: Some(chrono::Utc::now()),
+            clamped_from: None,
+        },
+        skew: Duration::from_secs(60),
+        assignee: Some(Action::Assign {
+            email: Email::parse(email),
+            jira_user: None,
+        }),
+        status: None,
+    }
+}
+
+/// Hands `changes` to the unit of work as one batch; why it fell back, and each change's answer.
+async fn settle(unit: &Unit, changes: Vec<Change>) -> (Option<String>, Vec<Answer>) {
+    let (batch, answers): (Vec<_>, Vec<_>) = changes.into_iter().map(Pending::new).unzip();
+    let failure = tokio::time::timeout(WAIT, unit.settle(batch))
+        .await
+        .expect("the batch gives up on a held lock");
+    (failure, answers)
+}
+
+#[tokio::test]
+async fn a_row_held_past_the_lock_timeout_holds_up_only_its_own_change() {
+    let app = app().await;
+    let issues = issues(&app, "UOW", 4).await;
+    let held = &issues[1];
+    let holder = common::db(&app.settings).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM external_issues WHERE key = '{}' FOR UPDATE",
+            held.key
+        ))
+        .await
+        .expect("lock one issue row");
+    let unit = unit(&app).await;
+    let changes = issues
+        .iter()
+        .map(|issue| assignment(&app, &issue.key, &issue.email))
+        .collect();
+    let (failure, answers) = settle(&unit, changes).await;
+    let failure = failure.expect("the batch failed");
+    assert!(failure.contains("lock timeout"), "{failure}");
+    let mut waiting = None;
+    for (issue, answer) in issues.iter().zip(answers) {
+        if issue.key == held.key {
+            waiting = Some(tokio::spawn(answer.get()));
+            continue;
+        }
+        let applied = tokio::time::timeout(WAIT, answer.get())
+            .await
+            .expect("committed while the other row is held");
+        assert_eq!(
+            applied.expect("applied"),
+            Applied::Assigned,
+            "{}",
+            issue.key
+        );
+        assert_eq!(app.assignee(issue.group).await, Some(issue.user));
+    }
+    let waiting = waiting.expect("the held issue's answer");
+    assert!(!waiting.is_finished(), "the held change waits for its row");
+    assert_eq!(app.assignee(held.group).await, None);
+    holder
+        .batch_execute("COMMIT")
+        .await
+        .expect("release the row");
+    let applied = tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("applied once the row is free")
+        .expect("no panic");
+    assert_eq!(applied.expect("applied"), Applied::Assigned);
+    assert_eq!(app.assignee(held.group).await, Some(held.user));
+    assert_eq!(common::doubled_activities(&app.db).await, 0);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_change_postgres_refuses_fails_alone_and_its_batch_mates_commit() {
+    let app = app().await;
+    let issues = issues(&app, "REF", 3).await;
+    let unit = unit(&app).await;
+    let mut changes: Vec<Change> = issues
+        .iter()
+        .map(|issue| assignment(&app, &issue.key, &issue.email))
+        .collect();
+    // A key Postgres refuses (a NUL byte): its first statement fails.
+    changes.insert(1, assignment(&app, "REF-\u{0}", "ref0@acme.io"));
+    let (failure, mut answers) = settle(&unit, changes).await;
+    let failure = failure.expect("the batch failed");
+    assert!(failure.contains("invalid byte sequence"), "{failure}");
+    let refused = answers.remove(1).get().await;
+    match refused {
+        Err(Error::Db(error)) => assert_eq!(
+            error.code(),
+            Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE),
+            "{error:?}"
+        ),
+        other => panic!("the refused change fails with its database error: {other:?}"),
+    }
+    for (issue, answer) in issues.iter().zip(answers) {
+        assert_eq!(answer.get().await.expect("applied"), Applied::Assigned);
+        assert_eq!(app.assignee(issue.group).await, Some(issue.user));
+    }
+    let decisions: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM sync_events WHERE message_id LIKE 'unit-REF-%'",
+            &[],
+        )
+        .await
+        .expect("sync_events")
+        .get(0);
+    assert_eq!(
+        decisions, 3,
+        "each committed change wrote its decision once"
+    );
+    app.finish().await;
+}
