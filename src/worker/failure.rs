@@ -9,7 +9,7 @@ use crate::db::StoreError;
 use crate::integration::AccessError;
 use crate::jira::JiraError;
 use crate::queue::handler::Failure;
-use crate::worker::Outcome;
+use crate::worker::outcome::Outcome;
 
 /// A database failure in one line: the SQLSTATE with Postgres's message, the
 /// table and constraint, and the hint, or what broke the connection (tokio-postgres's own `Display` says

@@ -1,10 +1,14 @@
 //! The worker's jobs, each in a file of its own with its message struct (what
-//! its producers publish) and its handler (as crates.io's `worker::jobs`).
+//! its producers publish) and its handler (as crates.io's `worker::jobs`); the
+//! webhook's message is the raw body Jira posted. `install` is the step the two
+//! OAuth code exchanges share (save, register the webhook, mark installed).
 
+mod install;
 pub mod oauth2_token;
 pub mod oauth_access_token;
 pub mod oauth_request_token;
 pub mod reconcile;
+pub mod webhook;
 
 pub use oauth_access_token::OauthAccessToken;
 pub use oauth_request_token::OauthRequestToken;

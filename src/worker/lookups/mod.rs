@@ -8,3 +8,86 @@ mod cache;
 pub mod hidden_email;
 pub mod jira_statuses;
 pub mod single_flight;
+
+use hidden_email::{EmailCache, Lookup};
+use jira_statuses::{DoneIds, StatusCache};
+use single_flight::SingleFlight;
+
+use crate::db::DbPool;
+use crate::integration::{self, Integration};
+use crate::jira::payload::AssigneeChange;
+use crate::queue::handler::Failure;
+use crate::sync::assignee::Action;
+
+/// The worker's lookups, shared by all of its tasks.
+#[derive(Default)]
+pub struct Lookups {
+    /// Lookups of integrations by external id in progress, shared by the
+    /// webhooks that ask at the same time.
+    integrations: SingleFlight<String, Option<Integration>>,
+    /// Emails of assignees that webhooks hide, as Jira's user API returned them.
+    emails: EmailCache,
+    /// The `done` statuses of each integration's Jira.
+    statuses: StatusCache,
+}
+
+impl Lookups {
+    /// The active integration `external_id` names (docs/reference.md §5.1), in one
+    /// query with the webhooks that ask for it at the same time. No connection is held
+    /// after it: one held while Jira is asked would be one fewer for the others (a
+    /// refresh of an OAuth 2.0 token takes one of its own).
+    pub async fn active_integration(
+        &self,
+        pool: &DbPool,
+        external_id: &str,
+    ) -> Result<Option<Integration>, Failure> {
+        let key = external_id.to_owned();
+        self.integrations
+            .get(&key, || async {
+                let client = pool.get().await?;
+                Ok(integration::find_active(&client, pool.keys(), external_id).await?)
+            })
+            .await
+    }
+
+    /// What to do about the assignee: a hidden email is asked of Jira; without any
+    /// email the user map may still name the user (`sync::assignee`).
+    pub async fn assignee_action(
+        &self,
+        pool: &DbPool,
+        integration: &Integration,
+        change: &AssigneeChange,
+    ) -> Result<Action, Failure> {
+        Ok(match change {
+            AssigneeChange::Assign(email, user) => Action::Assign {
+                email: Some(email.clone()),
+                jira_user: user.as_ref().map(|user| user.name().to_owned()),
+            },
+            AssigneeChange::Unassign => Action::Unassign,
+            AssigneeChange::MissingEmail(None) => Action::Assign {
+                email: None,
+                jira_user: None,
+            },
+            AssigneeChange::MissingEmail(Some(user)) => {
+                let email = match self.emails.lookup(pool, integration, user).await? {
+                    Lookup::Found(email) => Some(email),
+                    Lookup::NoEmail | Lookup::NoAccessToken => None,
+                };
+                Action::Assign {
+                    email,
+                    jira_user: Some(user.name().to_owned()),
+                }
+            }
+        })
+    }
+
+    /// The `done` status ids of `integration`'s Jira (`jira_statuses`); `None`
+    /// when the integration has no access token.
+    pub async fn done_ids(
+        &self,
+        pool: &DbPool,
+        integration: &Integration,
+    ) -> Result<Option<DoneIds>, Failure> {
+        self.statuses.done_ids(pool, integration).await
+    }
+}

@@ -9,27 +9,25 @@
 use chrono::{DateTime, Utc};
 use tracing::Span;
 
-use super::WebhookJobs;
-use super::lookups::hidden_email::Lookup;
 use crate::db::status_sync;
 use crate::integration::messages::{HUB_SIGNATURE, RECEIVED_AT_MS, TOKEN};
 use crate::integration::token::{self, Rejected};
 use crate::integration::{self, Integration};
-use crate::jira::payload::{AssigneeChange, IssueChange, StatusChange, WebhookEvent, parse};
+use crate::jira::payload::{IssueChange, StatusChange, WebhookEvent, parse};
 use crate::queue::handler::{Failure, Incoming};
 use crate::queue::message::{header_int, header_str};
-use crate::sync::assignee::Action;
 use crate::sync::audit::detail::NotSyncedReason;
 use crate::sync::clock::EventTime;
 use crate::sync::status::Transition;
 use crate::sync::{Applied, Change, StatusPlan};
-use crate::worker::Outcome;
+use crate::worker::environment::Environment;
+use crate::worker::outcome::Outcome;
 
 /// Authenticates, parses and applies one webhook.
-pub async fn handle(jobs: &WebhookJobs, message: &Incoming) -> Result<Outcome, Failure> {
-    match prepare(jobs, message).await? {
+pub async fn handle(env: &Environment, message: &Incoming) -> Result<Outcome, Failure> {
+    match prepare(env, message).await? {
         Prepared::Done(outcome) => Ok(outcome),
-        Prepared::Apply(change) => Ok(outcome(jobs.batches.apply(*change).await?)),
+        Prepared::Apply(change) => Ok(outcome(env.batches.apply(*change).await?)),
     }
 }
 
@@ -42,28 +40,30 @@ enum Prepared {
 }
 
 /// Authenticates and parses a webhook and asks Jira what it does not say.
-async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Failure> {
+async fn prepare(env: &Environment, message: &Incoming) -> Result<Prepared, Failure> {
     let Some(token) = header_str(&message.properties, TOKEN) else {
         return Ok(Prepared::Done(rejected(&Rejected::Missing)));
     };
     let external_id = match token::external_id(&token) {
         Ok(id) => id,
         Err(reason) => {
-            jobs.verdicts.rejected(&token);
+            env.verdicts.rejected(&token);
             return Ok(Prepared::Done(rejected(&reason)));
         }
     };
-    let Some(integration) = find_active(jobs, &external_id).await? else {
-        return Ok(Prepared::Done(
-            not_active(jobs, &token, &external_id).await?,
-        ));
+    let Some(integration) = env
+        .lookups
+        .active_integration(&env.pool, &external_id)
+        .await?
+    else {
+        return Ok(Prepared::Done(not_active(env, &token, &external_id).await?));
     };
     Span::current().record("integration.id", integration.id);
     if let Err(reason) = token::verify(&token, &integration.metadata) {
-        jobs.verdicts.rejected(&token);
+        env.verdicts.rejected(&token);
         return Ok(Prepared::Done(rejected(&reason)));
     }
-    jobs.verdicts.accepted(&token);
+    env.verdicts.accepted(&token);
     // A wrong body signature is about this delivery, not the token: no verdict.
     let signature = header_str(&message.properties, HUB_SIGNATURE);
     if let Err(reason) =
@@ -78,14 +78,18 @@ async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Fai
         WebhookEvent::NothingToSync => return Ok(Prepared::Done(Outcome::NothingToSync)),
         WebhookEvent::Changed(change) => change,
     };
-    issue.bound_event_time(received_at(message), jobs.max_event_skew);
+    issue.bound_event_time(received_at(message), env.max_event_skew);
     Span::current().record("issue.key", issue.key.as_str());
     let assignee = match &issue.assignee {
-        Some(assignee) => Some(assignee_action(jobs, &integration, assignee).await?),
+        Some(assignee) => Some(
+            env.lookups
+                .assignee_action(&env.pool, &integration, assignee)
+                .await?,
+        ),
         None => None,
     };
     let status = match &issue.status {
-        Some(status) => Some(status_plan(jobs, &integration, &issue, status).await?),
+        Some(status) => Some(status_plan(env, &integration, &issue, status).await?),
         None => None,
     };
     Ok(Prepared::Apply(Box::new(Change {
@@ -97,7 +101,7 @@ async fn prepare(jobs: &WebhookJobs, message: &Incoming) -> Result<Prepared, Fai
             at: issue.event_time,
             clamped_from: issue.event_time_clamped_from,
         },
-        skew: jobs.max_event_skew,
+        skew: env.max_event_skew,
         assignee,
         status,
     })))
@@ -111,35 +115,14 @@ fn received_at(message: &Incoming) -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
-/// The active integration `external_id` names (docs/reference.md §5.1), in one
-/// query with the webhooks that ask for it at the same time. No connection is held
-/// after it: one held while Jira is asked would be one fewer for the others (a
-/// refresh of an OAuth 2.0 token takes one of its own).
-async fn find_active(
-    jobs: &WebhookJobs,
-    external_id: &str,
-) -> Result<Option<Integration>, Failure> {
-    let key = external_id.to_owned();
-    jobs.integrations
-        .get(&key, || async {
-            let client = jobs.pool.get().await?;
-            Ok(integration::find_active(&client, jobs.pool.keys(), external_id).await?)
-        })
-        .await
-}
-
 /// A token naming no active integration: rejected, and said so to the ingresses,
 /// unless it verifies against an integration that exists but is not active
 /// (`disabled`): that one's webhooks are dropped without a verdict, so Jira's
 /// posts count against no client and `integration enable` takes them again at once.
-async fn not_active(
-    jobs: &WebhookJobs,
-    token: &str,
-    external_id: &str,
-) -> Result<Outcome, Failure> {
+async fn not_active(env: &Environment, token: &str, external_id: &str) -> Result<Outcome, Failure> {
     let integration = {
-        let client = jobs.pool.get().await?;
-        integration::find(&client, jobs.pool.keys(), external_id).await?
+        let client = env.pool.get().await?;
+        integration::find(&client, env.pool.keys(), external_id).await?
     };
     match integration {
         Some(integration) if token::verify(token, &integration.metadata).is_ok() => {
@@ -148,7 +131,7 @@ async fn not_active(
             Ok(Outcome::InvalidToken)
         }
         _ => {
-            jobs.verdicts.rejected(token);
+            env.verdicts.rejected(token);
             Ok(rejected(&Rejected::UnknownIntegration))
         }
     }
@@ -160,47 +143,17 @@ fn rejected(reason: &Rejected) -> Outcome {
     Outcome::InvalidToken
 }
 
-/// What to do about the assignee: a hidden email is asked of Jira; without any
-/// email the user map may still name the user (`sync::assignee`).
-pub(super) async fn assignee_action(
-    jobs: &WebhookJobs,
-    integration: &Integration,
-    change: &AssigneeChange,
-) -> Result<Action, Failure> {
-    Ok(match change {
-        AssigneeChange::Assign(email, user) => Action::Assign {
-            email: Some(email.clone()),
-            jira_user: user.as_ref().map(|user| user.name().to_owned()),
-        },
-        AssigneeChange::Unassign => Action::Unassign,
-        AssigneeChange::MissingEmail(None) => Action::Assign {
-            email: None,
-            jira_user: None,
-        },
-        AssigneeChange::MissingEmail(Some(user)) => {
-            let email = match jobs.emails.lookup(&jobs.pool, integration, user).await? {
-                Lookup::Found(email) => Some(email),
-                Lookup::NoEmail | Lookup::NoAccessToken => None,
-            };
-            Action::Assign {
-                email,
-                jira_user: Some(user.name().to_owned()),
-            }
-        }
-    })
-}
-
 /// Whether the status change resolves, unresolves or crosses no boundary; skipped
 /// when no organization syncs statuses of the issue (under its key, or the key it
 /// moved from) or the integration cannot ask Jira (no access token: a warning).
 async fn status_plan(
-    jobs: &WebhookJobs,
+    env: &Environment,
     integration: &Integration,
     issue: &IssueChange,
     change: &StatusChange,
 ) -> Result<StatusPlan, Failure> {
     let enabled = {
-        let client = jobs.pool.get().await?;
+        let client = env.pool.get().await?;
         let keys = std::iter::once(&issue.key).chain(&issue.moved_from);
         let mut enabled = false;
         for key in keys {
@@ -214,7 +167,7 @@ async fn status_plan(
             NotSyncedReason::NoOrganizationSyncsStatuses,
         ));
     }
-    let Some(done) = jobs.statuses.done_ids(&jobs.pool, integration).await? else {
+    let Some(done) = env.lookups.done_ids(&env.pool, integration).await? else {
         tracing::warn!(
             "status sync skipped: the integration has no access token to read Jira's statuses"
         );

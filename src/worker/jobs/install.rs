@@ -7,7 +7,6 @@
 use deadpool_postgres::Object;
 use tracing::Span;
 
-use super::OauthJobs;
 use crate::db::StoreError;
 use crate::db::oauth_sessions::{self, Oauth1Session, Progress, Session, SessionRef, State};
 use crate::integration::install::{self as saving, Install, SaveError};
@@ -16,7 +15,8 @@ use crate::integration::{self, Credentials, jira_client};
 use crate::jira::{Auth, JiraClient, JiraError, Signer};
 use crate::queue::handler::Failure;
 use crate::secrets::Keyring;
-use crate::worker::Outcome;
+use crate::worker::environment::Environment;
+use crate::worker::outcome::Outcome;
 
 /// Why the install cannot succeed by retrying: the session becomes `failed`
 /// with this text and the job is acked (the fix is in Jira or the arguments).
@@ -61,22 +61,22 @@ fn refusal<F>(session: &Session<F>, doing: &str, error: JiraError) -> Result<Ref
 /// Registers the webhook of the integration the session saved; a refusal says
 /// how to finish by hand (`retry`: the command that tries again).
 pub async fn register_webhook<F>(
-    jobs: &OauthJobs,
+    env: &Environment,
     session: &Session<F>,
     integration_id: i64,
     retry: &str,
 ) -> Step<i64> {
     Span::current().record("integration.id", integration_id);
     let integration = {
-        let client = jobs.pool.get().await?;
-        integration::by_id(&client, jobs.pool.keys(), integration_id).await?
+        let client = env.pool.get().await?;
+        integration::by_id(&client, env.pool.keys(), integration_id).await?
     };
     let Some(integration) = integration else {
         return Ok(Err(Refusal(format!(
             "integration {integration_id} disappeared during the install"
         ))));
     };
-    match webhook::register(&jobs.pool, &integration, &jobs.public_url).await {
+    match webhook::register(&env.pool, &integration, &env.public_url).await {
         Ok(_) => Ok(Ok(integration_id)),
         Err(error) if error.is_transient() => Err(Failure::passing(error)),
         Err(error) => Ok(Err(Refusal(not_registered(

@@ -6,20 +6,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Args;
-use super::periodic::First;
+use super::runner::{self, First};
+use crate::config::Services;
 use crate::db::{DbPool, reconcile};
 use crate::queue::publisher::Broker;
 use crate::shutdown::Shutdown;
 use crate::worker::jobs::Reconcile;
 
-/// Starts the scheduler; `None` when the interval is 0 (turned off).
-pub fn spawn(args: &Args, pool: DbPool, shutdown: Shutdown) -> Option<tokio::task::JoinHandle<()>> {
-    let every = args.worker.reconcile_interval;
+/// Starts the scheduler, publishing through `services`' broker every `every`
+/// (`JIRASYNC_RECONCILE_INTERVAL`); `None` when that is 0 (turned off).
+pub fn spawn(
+    services: &Services,
+    every: Duration,
+    pool: DbPool,
+    shutdown: Shutdown,
+) -> Option<tokio::task::JoinHandle<()>> {
     if every.is_zero() {
         return None;
     }
-    let services = &args.services;
     let (broker, supervisor) = Broker::start(
         &services.broker,
         crate::integration::messages::names(&services.broker),
@@ -29,7 +33,7 @@ pub fn spawn(args: &Args, pool: DbPool, shutdown: Shutdown) -> Option<tokio::tas
     );
     // The first tick comes one interval after start: a restart does not
     // reconcile everything at once, and the claim keeps the rhythm anyway.
-    let scheduler = super::periodic::spawn(First::AfterOnePeriod, every, shutdown, move || {
+    let scheduler = runner::spawn(First::AfterOnePeriod, every, shutdown, move || {
         let (pool, broker) = (pool.clone(), Arc::clone(&broker));
         async move {
             if !broker.is_ready() {

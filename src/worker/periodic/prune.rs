@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::periodic::First;
+use super::runner::{self, First};
 use crate::db::DbPool;
 use crate::db::oauth_sessions::{self, CLEANUP_BATCH};
 use crate::shutdown::Shutdown;
@@ -19,7 +19,7 @@ const EVERY: Duration = Duration::from_secs(3600);
 /// Starts the pruning task.
 pub fn spawn(pool: DbPool, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
     let stop = shutdown.clone();
-    super::periodic::spawn(First::AtStart, EVERY, shutdown, move || {
+    runner::spawn(First::AtStart, EVERY, shutdown, move || {
         let (pool, shutdown) = (pool.clone(), stop.clone());
         async move { housekeeping(&pool, &shutdown).await }
     })

@@ -1,0 +1,148 @@
+//! The dispatcher: every message type the worker handles, parsed once per
+//! delivery and routed to its job's handler (`worker::jobs`), and what is
+//! recorded when a job is dead-lettered.
+
+use crate::db::oauth_sessions::{self, SessionRef};
+use crate::integration::messages::WEBHOOK;
+use crate::queue::handler::{self, Failure, Handler, Incoming};
+use crate::queue::job::Job;
+use crate::worker::environment::Environment;
+use crate::worker::failure;
+use crate::worker::jobs::{
+    Oauth2Token, OauthAccessToken, OauthRequestToken, Reconcile, oauth_access_token,
+    oauth_request_token, oauth2_token, reconcile, webhook,
+};
+use crate::worker::outage::Outage;
+
+/// Routes a message to the handler of its type.
+pub struct Dispatcher {
+    /// What the jobs share.
+    pub env: Environment,
+    /// Whether Postgres is down, as the tasks found it.
+    pub outage: Outage,
+}
+
+/// Every message type the worker handles, parsed once per delivery: this match
+/// is the one list of them (the topology binds `messages::JOB_TYPES` to `P.jobs`).
+pub enum Message {
+    /// `jira_server.webhook`: the body is read after the token is verified.
+    Webhook,
+    /// `jira_server.oauth_request_token`.
+    RequestToken(OauthRequestToken),
+    /// `jira_server.oauth_access_token`.
+    AccessToken(OauthAccessToken),
+    /// `jira_server.oauth2_token`.
+    Oauth2Token(Oauth2Token),
+    /// `jira_server.reconcile`.
+    Reconcile(Reconcile),
+}
+
+impl Message {
+    /// The message a delivery carries, by its `type`.
+    fn parse(incoming: &Incoming) -> Result<Self, Failure> {
+        let body = incoming.body.as_slice();
+        Ok(match incoming.kind.as_str() {
+            WEBHOOK => Self::Webhook,
+            OauthRequestToken::TYPE => Self::RequestToken(OauthRequestToken::parse(body)?),
+            OauthAccessToken::TYPE => Self::AccessToken(OauthAccessToken::parse(body)?),
+            Oauth2Token::TYPE => Self::Oauth2Token(Oauth2Token::parse(body)?),
+            Reconcile::TYPE => Self::Reconcile(Reconcile::parse(body)?),
+            other => {
+                return Err(Failure::permanent(
+                    handler::Outcome::UNKNOWN_TYPE,
+                    anyhow::anyhow!("no handler for message type {other:?}"),
+                ));
+            }
+        })
+    }
+}
+
+impl Handler for Dispatcher {
+    type Message = Message;
+
+    fn parse(&self, incoming: &Incoming) -> Result<Message, Failure> {
+        Message::parse(incoming)
+    }
+
+    async fn handle(
+        &self,
+        message: &Message,
+        incoming: &Incoming,
+    ) -> Result<handler::Outcome, Failure> {
+        let outcome = match message {
+            Message::Webhook => webhook::handle(&self.env, incoming).await,
+            Message::RequestToken(job) => oauth_request_token::handle(&self.env, job).await,
+            Message::AccessToken(job) => oauth_access_token::handle(&self.env, job).await,
+            Message::Oauth2Token(job) => oauth2_token::handle(&self.env, job, incoming).await,
+            Message::Reconcile(job) => reconcile::handle(&self.env, job, &incoming.id).await,
+        };
+        outcome.map(handler::Outcome::from)
+    }
+
+    /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
+    /// failure) leaves its session `failed` with the reason, so `oauth status`
+    /// and `oauth start --wait` do not show `pending` forever.
+    async fn recovered(&self) -> bool {
+        self.outage.recovered().await
+    }
+
+    async fn dead_lettering(&self, message: &Message, reason: &str, error: &anyhow::Error) {
+        let (session, command) = match message {
+            Message::RequestToken(job) => (SessionRef::Id(job.session_id), "oauth start"),
+            Message::AccessToken(job) => {
+                (SessionRef::RequestToken(&job.oauth_token), "oauth finish")
+            }
+            Message::Oauth2Token(job) => (SessionRef::OAuth2State(&job.state), "oauth start"),
+            Message::Webhook | Message::Reconcile(_) => return,
+        };
+        let what = if failure::is_database(error) {
+            "Postgres"
+        } else {
+            "Jira"
+        };
+        let error = format!(
+            "{reason}; check that {what} is reachable from the worker, then run `jirasync {command}` again"
+        );
+        let failed = match self.env.pool.get().await {
+            Ok(client) => oauth_sessions::mark_failed(&client, session, &error)
+                .await
+                .map_err(anyhow::Error::new),
+            Err(error) => Err(anyhow::Error::new(error)),
+        };
+        if let Err(error) = failed {
+            tracing::warn!(error = %format!("{error:#}"), "could not mark the OAuth session failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_job_type_the_topology_routes_has_a_handler() {
+        for kind in crate::integration::messages::JOB_TYPES
+            .into_iter()
+            .chain([WEBHOOK])
+        {
+            let incoming = Incoming {
+                queue: "P.jobs".into(),
+                kind: kind.into(),
+                id: "-".into(),
+                properties: Default::default(),
+                body: Vec::new(),
+            };
+            // An empty body is malformed for every job, but the type is known.
+            let known = match Message::parse(&incoming) {
+                Ok(_) => true,
+                Err(Failure::Permanent { outcome, .. }) => {
+                    outcome != handler::Outcome::UNKNOWN_TYPE
+                }
+                Err(Failure::Passing(_) | Failure::Outage(_) | Failure::DependencyDown { .. }) => {
+                    false
+                }
+            };
+            assert!(known, "{kind} has no handler");
+        }
+    }
+}
