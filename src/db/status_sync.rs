@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::json;
 use tokio_postgres::Error;
 
-use super::sync::{LinkedGroup, insert_activity};
+use super::sync::{LinkedGroup, Writer, insert_activity};
 
 /// `$1` integration, `$2` issue key: see [`enabled`].
 pub const STATUS_SYNC_ENABLED: &str = concat!(
@@ -41,7 +41,7 @@ pub async fn transition(
     from: &str,
     to: &str,
     activity: &str,
-    integration_id: i64,
+    by: Writer,
 ) -> Result<bool, Error> {
     let changed = client
         .query_opt(TRANSITION, &[&group.group_id, &from, &to])
@@ -49,9 +49,9 @@ pub async fn transition(
         .is_some();
     if changed {
         let data = json!({
-            "integration": "jira_server",
-            "integration_id": integration_id,
-            "provider": "Jira Server",
+            "integration": by.provider.key,
+            "integration_id": by.integration_id,
+            "provider": by.provider.name,
         });
         insert_activity(client, group, activity, &data).await?;
     }

@@ -336,6 +336,25 @@ pub const ASSIGN: &str = "INSERT INTO group_assignees (group_id, project_id, use
      OR group_assignees.team_id IS NOT NULL
  RETURNING id";
 
+/// A provider as the `activities` rows name it (the integration module says
+/// which: `integration::ACTIVITY_PROVIDER`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Provider {
+    /// `integrations.provider`.
+    pub key: &'static str,
+    /// Its name for people.
+    pub name: &'static str,
+}
+
+/// Who writes a change: an integration of a provider, as its activity rows say.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer {
+    /// The provider.
+    pub provider: &'static Provider,
+    /// The integration.
+    pub integration_id: i64,
+}
+
 /// Assigns `user_id` to the group unless already assigned; writes the `assigned`
 /// activity only when something changed. Returns whether it changed.
 pub async fn assign(
@@ -343,7 +362,7 @@ pub async fn assign(
     group: &LinkedGroup,
     user_id: i64,
     stored_email: &str,
-    integration_id: i64,
+    by: Writer,
 ) -> Result<bool, Error> {
     // Only a row that differs is written: assigning the current user writes nothing.
     let statement = client.prepare_cached(ASSIGN).await?;
@@ -356,8 +375,8 @@ pub async fn assign(
             "assignee": user_id.to_string(),
             "assigneeEmail": stored_email,
             "assigneeType": "user",
-            "integration": "jira_server",
-            "integration_id": integration_id,
+            "integration": by.provider.key,
+            "integration_id": by.integration_id,
         });
         insert_activity(client, group, "assigned", &data).await?;
     }
@@ -371,14 +390,14 @@ pub const UNASSIGN: &str = "DELETE FROM group_assignees WHERE group_id = $1 RETU
 pub async fn unassign(
     client: &impl GenericClient,
     group: &LinkedGroup,
-    integration_id: i64,
+    by: Writer,
 ) -> Result<bool, Error> {
     let removed = client
         .query_opt(UNASSIGN, &[&group.group_id])
         .await?
         .is_some();
     if removed {
-        let data = json!({ "integration": "jira_server", "integration_id": integration_id });
+        let data = json!({ "integration": by.provider.key, "integration_id": by.integration_id });
         insert_activity(client, group, "unassigned", &data).await?;
     }
     Ok(removed)

@@ -39,6 +39,12 @@ use provider;
 /// the crate names it. Bound into SQL, formatted into messages and activities.
 pub const PROVIDER: &str = provider!();
 
+/// The provider as the `activities` rows of its writes name it.
+pub static ACTIVITY_PROVIDER: crate::db::sync::Provider = crate::db::sync::Provider {
+    key: PROVIDER,
+    name: "Jira Server",
+};
+
 /// The status of an integration that takes webhooks and jobs.
 pub const ACTIVE: &str = "active";
 /// The status `integration disable` sets: webhooks dropped, no verdict, kept by

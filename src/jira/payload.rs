@@ -9,7 +9,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value};
 
 use super::UserRef;
-use crate::sync::{Email, IssueEvent, IssueKey, clock};
+use crate::sync::{Email, IssueKey, clock};
 
 /// What a webhook body asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,18 +50,6 @@ impl IssueChange {
         let bounded = clock::bound(jira, received, skew);
         self.event_time = bounded.at;
         self.event_time_clamped_from = bounded.clamped_from;
-    }
-
-    /// The change as inbound sync takes it, for `integration_id`, its ordering
-    /// guard knowing event times bounded by `skew`.
-    pub fn event(&self, integration_id: i64, skew: Duration) -> IssueEvent<'_> {
-        IssueEvent {
-            integration_id,
-            key: &self.key,
-            at: self.event_time,
-            clamped_from: self.event_time_clamped_from,
-            skew,
-        }
     }
 }
 
@@ -531,8 +519,6 @@ mod tests {
             (change.event_time, change.event_time_clamped_from),
             (Some(received), far)
         );
-        let event = change.event(7, skew);
-        assert_eq!((event.at, event.clamped_from), (Some(received), far));
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub async fn apply(
         let mut results = Vec::new();
         for group in super::groups_of(tx, issue, &mut report.reach).await? {
             let result = match action {
-                Action::Unassign => match q::unassign(tx, &group, integration_id).await? {
+                Action::Unassign => match q::unassign(tx, &group, event.writer()).await? {
                     true => GroupResult::Unassigned,
                     false => GroupResult::NothingToUnassign,
                 },
@@ -138,7 +138,7 @@ pub async fn apply(
                     match chosen {
                         Ok((user, via)) => {
                             let stored = user.email.clone();
-                            match q::assign(tx, &group, user.user_id, &stored, integration_id)
+                            match q::assign(tx, &group, user.user_id, &stored, event.writer())
                                 .await?
                             {
                                 true => GroupResult::Assigned(user, via),

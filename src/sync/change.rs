@@ -10,6 +10,7 @@ use super::audit::detail::NotSyncedReason;
 use super::clock::EventTime;
 use super::status::Transition;
 use super::{IssueEvent, IssueKey};
+use crate::db::sync::Provider;
 
 /// A change ready to apply.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct Change {
     pub message_id: String,
     /// The integration it came from.
     pub integration_id: i64,
+    /// The integration's provider, as the activity rows name it.
+    pub provider: &'static Provider,
     /// The issue's key (after a move, the new one).
     pub key: IssueKey,
     /// The key the issue moved from, if it moved.
@@ -37,6 +40,7 @@ impl Change {
     pub fn event(&self) -> IssueEvent<'_> {
         IssueEvent {
             integration_id: self.integration_id,
+            provider: self.provider,
             key: &self.key,
             at: self.event_time.at,
             clamped_from: self.event_time.clamped_from,

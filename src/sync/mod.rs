@@ -27,8 +27,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 
 use crate::db::sync::{
-    ExternalIssue, LinkedGroup, Watermark, linked_groups, lock_external_issues, mark_synced,
-    reset_synced,
+    ExternalIssue, LinkedGroup, Provider, Watermark, Writer, linked_groups, lock_external_issues,
+    mark_synced, reset_synced,
 };
 use audit::detail::{Clock, NotLinked, Stale, SyncFlag};
 use audit::{Audit, Decision};
@@ -40,6 +40,8 @@ use audit::{Audit, Decision};
 pub struct IssueEvent<'a> {
     /// The integration the webhook (or search) came from.
     pub integration_id: i64,
+    /// Its provider, as the activity rows name it.
+    pub provider: &'static Provider,
     /// The issue.
     pub key: &'a IssueKey,
     /// `issue.fields.updated`, else the webhook's `timestamp`; the receive time
@@ -50,6 +52,16 @@ pub struct IssueEvent<'a> {
     /// `JIRASYNC_MAX_EVENT_SKEW`: with it, the guard tells a stored watermark
     /// that binds from one an unbounded version set ([`clock::horizon`]).
     pub skew: Duration,
+}
+
+impl IssueEvent<'_> {
+    /// Who writes what the event changes, as the activity rows say.
+    pub fn writer(&self) -> Writer {
+        Writer {
+            provider: self.provider,
+            integration_id: self.integration_id,
+        }
+    }
 }
 
 /// A row the ordering guard admitted, and the watermark it found there that

@@ -88,8 +88,7 @@ pub async fn apply(
         let mut changed = 0;
         for group in super::groups_of(tx, issue, &mut report.reach).await? {
             let (before, after) = (from.as_str(), to.as_str());
-            let moved =
-                q::transition(tx, &group, before, after, activity, event.integration_id).await?;
+            let moved = q::transition(tx, &group, before, after, activity, event.writer()).await?;
             changed += usize::from(moved);
             groups.push(StatusGroup {
                 group_id: group.group_id,

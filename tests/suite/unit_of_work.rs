@@ -58,6 +58,7 @@ fn assignment(app: &TestApp, key: &str, email: &str) -> Change {
     Change {
         message_id: format!("unit-{key}"),
         integration_id: app.integration,
+        provider: &jirasync::integration::ACTIVITY_PROVIDER,
         key: IssueKey::new(key),
         moved_from: None,
         event_time: EventTime {

@@ -174,6 +174,7 @@ async fn apply_page(
         changes.push(Pending::new(Change {
             message_id: page.message_id.to_owned(),
             integration_id: integration.id,
+            provider: &integration::ACTIVITY_PROVIDER,
             key: change.key,
             moved_from: None,
             event_time: EventTime {

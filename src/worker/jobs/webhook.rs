@@ -95,6 +95,7 @@ async fn prepare(env: &Environment, message: &Incoming) -> Result<Prepared, Fail
     Ok(Prepared::Apply(Box::new(Change {
         message_id: message.id.clone(),
         integration_id: integration.id,
+        provider: &integration::ACTIVITY_PROVIDER,
         key: issue.key,
         moved_from: issue.moved_from,
         event_time: EventTime {
