@@ -28,6 +28,7 @@ use super::message;
 use super::publisher::confirm_channel;
 use super::settle::settle;
 use super::{Names, connection, topology};
+use crate::reconnect;
 use crate::shutdown::Shutdown;
 
 /// How long in-flight messages may take to finish after shutdown is requested.
@@ -64,25 +65,17 @@ pub async fn run<H: Handler>(
     handler: Arc<H>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let mut backoff = Duration::from_millis(200);
-    let mut last_error = String::new();
-    while !shutdown.is_cancelled() {
-        match consume(&config, &handler, &shutdown).await {
-            Ok(()) => break,
-            Err(error) => {
-                let text = format!("{error:#}");
-                if text != last_error {
-                    tracing::warn!(error = %text, "consumer stopped; reconnecting");
-                    last_error = text;
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(super::connection::jittered(backoff)) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+    if shutdown.is_cancelled() {
+        return Ok(());
     }
+    // `consume` returns Ok only on shutdown.
+    reconnect::until_ok(
+        reconnect::BROKER,
+        &shutdown,
+        || consume(&config, &handler, &shutdown),
+        |error| tracing::warn!(%error, "consumer stopped; reconnecting"),
+    )
+    .await;
     Ok(())
 }
 
