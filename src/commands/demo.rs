@@ -9,7 +9,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
 use crate::config::{DatabaseSettings, PublicSettings};
-use crate::integration::install::{self, Install};
+use crate::integration::install_record::{self as install, Install};
 use crate::secrets::Keyring;
 
 /// The arguments of `demo`.

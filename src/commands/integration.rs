@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::integration_status::{self, ListArgs, StatusArgs};
 use super::link::{AppLink, read_secret_file};
 use crate::config::{DatabaseSettings, PublicSettings};
-use crate::integration::install::{self, Install};
-use crate::integration::webhook;
+use crate::integration::install_record::{self as install, Install};
+use crate::integration::webhook_registration as webhook;
 use crate::integration::{self as jira_server, Credentials};
 use crate::jira::{Auth, JiraError};
 

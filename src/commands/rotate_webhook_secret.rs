@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::config::{DatabaseSettings, PublicSettings, parse_duration};
 use crate::integration::rotation::{self, RotateError};
-use crate::integration::webhook::{self, UpdateError};
+use crate::integration::webhook_registration::{self as webhook, UpdateError};
 
 /// The arguments of `integration rotate-webhook-secret`.
 #[derive(Debug, Clone, clap::Args)]

@@ -7,7 +7,7 @@ use tracing::Span;
 
 use super::OauthJobs;
 use crate::db::oauth_sessions::{self, OauthSession, Progress, SessionRef};
-use crate::integration::webhook::{self, RegisterError};
+use crate::integration::webhook_registration::{self as webhook, RegisterError};
 use crate::integration::{self as jira_server};
 use crate::jira::JiraError;
 use crate::queue::handler::Failure;

@@ -13,7 +13,7 @@ use super::oauth_access_token::{save, unclaimed};
 use crate::db::oauth_sessions::{self, OauthSession, SessionRef};
 use crate::integration::{Credentials, jira_client, routes};
 use crate::jira::Auth;
-use crate::jira::oauth2::ClientCredentials;
+use crate::jira::oauth2_flow::ClientCredentials;
 use crate::queue::handler::{Failure, Incoming};
 use crate::queue::job::Oauth2Token;
 use crate::worker::Outcome;

@@ -11,7 +11,7 @@ use super::oauth_request_token::session_client;
 use crate::db::StoreError;
 use crate::db::oauth_sessions::{self, OauthSession, Progress, SessionRef, state};
 use crate::integration::Credentials;
-use crate::integration::install::{self as saving, Install, SaveError};
+use crate::integration::install_record::{self as saving, Install, SaveError};
 use crate::jira::JiraClient;
 use crate::queue::handler::Failure;
 use crate::queue::job::OauthAccessToken;
