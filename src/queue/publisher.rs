@@ -1,7 +1,12 @@
-//! Publishing with broker confirms. `publish_confirmed` is the one way anything is
-//! published; `Broker` keeps one connection and confirm channel alive for the
-//! ingress and the CLI, reconnecting by itself after a broker restart and
-//! replacing a channel whose publishes RabbitMQ nacks.
+//! Publishing with broker confirms (`mandatory`, the confirm awaited with a
+//! timeout): [`publish_confirmed`] on a [`confirm_channel`] for the
+//! commands that publish on their own (`oauth`, `reconcile`, `dlq`),
+//! [`publish_confirmed_while_blocked`] for the worker's retry and dead-letter
+//! copies (`settle.rs`), and [`Broker`], which keeps one connection and confirm
+//! channel alive for the ingress and the worker's reconcile scheduler,
+//! reconnecting by itself (`crate::reconnect`) after a broker restart and replacing
+//! a channel whose publishes RabbitMQ nacks. Best-effort notices go out without
+//! confirms (`fanout.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
