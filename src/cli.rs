@@ -36,7 +36,8 @@ pub enum Command {
     /// Manage Jira Server integrations.
     #[command(subcommand)]
     Integration(commands::integration::Command),
-    /// Connect a Jira Server with the OAuth 1.0a install flow.
+    /// Connect a Jira Server by OAuth 1.0a or OAuth 2.0 (for a personal access
+    /// token, see `integration add --pat-file`).
     #[command(subcommand)]
     Oauth(commands::oauth::Command),
     /// Inspect and replay dead-lettered messages.

@@ -11,6 +11,7 @@ pub mod ingress;
 pub mod integration;
 pub mod jira;
 pub mod queue;
+pub mod reconnect;
 pub mod secrets;
 pub mod shutdown;
 pub mod sync;

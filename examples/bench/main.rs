@@ -576,7 +576,7 @@ async fn purge(channel: &lapin::Channel, names: &Names) -> anyhow::Result<()> {
 
 /// The data of `bench/seed.sql`; returns the integration's webhook secret.
 async fn seed(db: &tokio_postgres::Client, args: &Args) -> anyhow::Result<String> {
-    let secret = jirasync::integration::install::fresh_webhook_secret();
+    let secret = jirasync::integration::install_record::fresh_webhook_secret();
     let sql = std::fs::read_to_string("bench/seed.sql")?
         .replace("{users}", &args.users.to_string())
         .replace("{issues}", &args.issues.to_string())

@@ -9,7 +9,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
 use crate::config::{DatabaseSettings, PublicSettings};
-use crate::integration::install::{self, Install};
+use crate::integration::install_record::{self, Install};
 use crate::secrets::Keyring;
 
 /// The arguments of `demo`.
@@ -168,7 +168,7 @@ async fn seed_rows(
     }
     // The same save as every install; a re-run keeps the webhook secret, so
     // earlier webhook URLs stay valid.
-    let integration = install::save(
+    let integration = install_record::save(
         tx,
         keys,
         &Install {

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::integration_status::{self, ListArgs, StatusArgs};
 use super::link::{AppLink, read_secret_file};
 use crate::config::{DatabaseSettings, PublicSettings};
-use crate::integration::install::{self, Install};
-use crate::integration::webhook;
+use crate::integration::install_record::{self, Install};
+use crate::integration::webhook_registration;
 use crate::integration::{self, Credentials, PROVIDER};
 use crate::jira::{Auth, JiraError};
 
@@ -190,7 +190,7 @@ pub async fn add(args: &AddArgs) -> anyhow::Result<Added> {
         link: &link,
         credentials: Some(&credentials),
     };
-    let saved = install::save(&tx, pool.keys(), &install).await?;
+    let saved = install_record::save(&tx, pool.keys(), &install).await?;
     tx.commit()
         .await
         .context("failed to commit the integration")?;
@@ -205,7 +205,7 @@ pub async fn add(args: &AddArgs) -> anyhow::Result<Added> {
     let registration = match args.register_webhook {
         false => None,
         true => Some(
-            match webhook::register(&pool, &saved, &args.public.url).await {
+            match webhook_registration::register(&pool, &saved, &args.public.url).await {
                 Ok(registration) => Ok(json!({
                     "path": registration.api.path(),
                     "id": registration.id,

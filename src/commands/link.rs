@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::redact_url;
-use crate::integration::install::normalize_base_url;
+use crate::integration::install_record::normalize_base_url;
 use crate::integration::jira_client;
 use crate::jira::{Auth, JiraClient, Signer};
 

@@ -19,7 +19,7 @@ use crate::db::oauth_sessions::{
 };
 use crate::integration::routes;
 use crate::jira::Auth;
-use crate::jira::oauth2::{AuthorizeRequest, fresh_secret};
+use crate::jira::oauth2_flow::{AuthorizeRequest, fresh_secret};
 use crate::worker::jobs::Oauth2Token;
 
 /// The scope asked for by default: webhook registration needs an administrator's.

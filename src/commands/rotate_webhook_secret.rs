@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::config::{DatabaseSettings, PublicSettings, parse_duration};
 use crate::integration::rotation::{self, RotateError};
-use crate::integration::webhook::{self, UpdateError};
+use crate::integration::webhook_registration::{self, UpdateError};
 
 /// The arguments of `integration rotate-webhook-secret`.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,7 +67,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         "webhook_url": webhook_url,
         "previous_valid_until": rotated.previous_valid_until,
     });
-    match webhook::update(&pool, integration, &args.public.url).await {
+    match webhook_registration::update(&pool, integration, &args.public.url).await {
         Ok(api) => eprintln!(
             "the webhook registered in Jira ({}) now posts to the new URL",
             api.path()

@@ -2,302 +2,28 @@
 //! variable and a flag, in groups by what they configure. Each command flattens
 //! only the groups it uses into its arguments, so its `--help` lists only its own
 //! flags; [`Settings`] holds them all (`jirasync run`, `jirasync config`). Parsed
-//! once by clap, then passed down; nothing else reads the environment.
+//! once by clap, then passed down; nothing else reads the environment. The groups
+//! live by what they configure (`services.rs`, `ingress.rs`, `worker.rs`; metrics
+//! and logging here), their values' parsers in `values.rs` and `proxies.rs`.
 
+mod ingress;
 mod proxies;
+mod services;
 mod values;
+mod worker;
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::secrets::{Keyring, SecretKey};
-
+pub use ingress::{HttpSettings, PublicSettings};
 pub use proxies::{Cidr, TrustedProxies};
+pub use services::{BrokerSettings, DatabaseSettings, RetrySettings, Services};
 pub use values::{
     LogFormat, RetryDelays, format_duration, parse_duration, redact_url, take_query_params,
 };
-
-/// Where Postgres is. `Debug` elides the URL's password.
-#[derive(Clone, Args)]
-#[command(next_help_heading = "Postgres")]
-pub struct DatabaseSettings {
-    /// Postgres connection URL.
-    #[arg(
-        id = "database_url",
-        long = "database-url",
-        value_name = "URL",
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/jirasync",
-        hide_env_values = true
-    )]
-    pub url: String,
-
-    /// 32 random bytes, base64 (`openssl rand -base64 32`): the key that seals
-    /// stored secrets; unset: they are stored in plaintext, with a warning.
-    #[arg(
-        id = "secret_key",
-        long = "secret-key",
-        value_name = "BASE64",
-        env = "JIRASYNC_SECRET_KEY",
-        hide_env_values = true
-    )]
-    pub secret_key: Option<String>,
-
-    /// The previous key, while rotating: it still opens what it sealed, until
-    /// `jirasync secrets reencrypt` has moved everything to JIRASYNC_SECRET_KEY.
-    #[arg(
-        id = "secret_key_old",
-        long = "secret-key-old",
-        value_name = "BASE64",
-        env = "JIRASYNC_SECRET_KEY_OLD",
-        hide_env_values = true
-    )]
-    pub secret_key_old: Option<String>,
-}
-
-impl DatabaseSettings {
-    /// The keys that seal and open stored secrets. Parsed here rather than by
-    /// clap, whose errors would echo the value; an empty value counts as unset.
-    pub fn keyring(&self) -> anyhow::Result<Keyring> {
-        let parse = |name: &str, text: &Option<String>| -> anyhow::Result<Option<SecretKey>> {
-            match text.as_deref().map(str::trim) {
-                None | Some("") => Ok(None),
-                Some(text) => SecretKey::parse(text)
-                    .map(Some)
-                    .map_err(|why| anyhow::anyhow!("{name} {why}")),
-            }
-        };
-        let current = parse("JIRASYNC_SECRET_KEY", &self.secret_key)?;
-        let old = parse("JIRASYNC_SECRET_KEY_OLD", &self.secret_key_old)?;
-        if current.is_none() && old.is_some() {
-            anyhow::bail!(
-                "JIRASYNC_SECRET_KEY_OLD is set without JIRASYNC_SECRET_KEY: set the new key \
-                 as JIRASYNC_SECRET_KEY and the previous one as JIRASYNC_SECRET_KEY_OLD"
-            );
-        }
-        Ok(Keyring::new(current, old))
-    }
-}
-
-/// Where RabbitMQ is and the names under it. `Debug` elides the URL's password.
-#[derive(Clone, Args)]
-#[command(next_help_heading = "RabbitMQ")]
-pub struct BrokerSettings {
-    /// RabbitMQ connection URL.
-    #[arg(
-        id = "amqp_url",
-        long = "amqp-url",
-        value_name = "URL",
-        env = "AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
-        hide_env_values = true,
-        hide_default_value = true
-    )]
-    pub url: String,
-
-    /// Prefix P of every exchange and queue name.
-    #[arg(
-        long,
-        alias = "jirasync-queue-prefix",
-        value_name = "PREFIX",
-        env = "JIRASYNC_QUEUE_PREFIX",
-        default_value = "jirasync",
-        value_parser = values::parse_queue_prefix
-    )]
-    pub queue_prefix: String,
-
-    /// Messages `P.webhooks` and `P.jobs` hold at most; a full queue refuses
-    /// publishes (the ingress answers 503). 0: no cap.
-    #[arg(
-        long,
-        value_name = "MESSAGES",
-        env = "JIRASYNC_QUEUE_MAX_LENGTH",
-        default_value = "1000000"
-    )]
-    pub queue_max_length: u64,
-}
-
-/// The retry tiers, part of the topology that every publisher declares.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "RabbitMQ")]
-pub struct RetrySettings {
-    /// Delay tiers of broker-level retries, comma separated (e.g. `5s,30s,2m`).
-    #[arg(
-        id = "retry_delays",
-        long = "retry-delays",
-        alias = "jirasync-retry-delays",
-        value_name = "DELAYS",
-        env = "JIRASYNC_RETRY_DELAYS",
-        default_value = "5s,30s,2m,10m,30m",
-        value_parser = RetryDelays::from_str
-    )]
-    pub delays: RetryDelays,
-}
-
-/// How Jira reaches the ingress.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Public URL")]
-pub struct PublicSettings {
-    /// How Jira reaches the ingress; used in webhook URLs and the OAuth callback.
-    #[arg(
-        id = "public_url",
-        long = "public-url",
-        alias = "jirasync-public-url",
-        value_name = "URL",
-        env = "JIRASYNC_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080",
-        value_parser = values::parse_public_url
-    )]
-    pub url: String,
-}
-
-/// The ingress's HTTP listener.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Ingress")]
-pub struct HttpSettings {
-    /// Address the ingress listens on.
-    #[arg(
-        long,
-        alias = "jirasync-listen",
-        value_name = "ADDRESS",
-        env = "JIRASYNC_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub listen: SocketAddr,
-
-    /// Larger webhook bodies are refused with 413.
-    #[arg(
-        long,
-        alias = "jirasync-max-body-bytes",
-        value_name = "BYTES",
-        env = "JIRASYNC_MAX_BODY_BYTES",
-        default_value = "2097152",
-        value_parser = values::parse_body_limit
-    )]
-    pub max_body_bytes: usize,
-
-    /// Comma-separated CIDR blocks of the reverse proxies in front of the ingress,
-    /// whose `X-Forwarded-For` names the client; unset: the header is ignored.
-    #[arg(
-        long,
-        value_name = "CIDRS",
-        env = "JIRASYNC_TRUSTED_PROXIES",
-        default_value = "",
-        hide_default_value = true,
-        value_parser = TrustedProxies::from_str
-    )]
-    pub trusted_proxies: TrustedProxies,
-
-    /// Open connections per client; one more closes that client's longest-idle
-    /// connection.
-    #[arg(
-        long,
-        value_name = "N",
-        env = "JIRASYNC_CLIENT_MAX_CONNECTIONS",
-        default_value = "128",
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
-    pub client_max_connections: u32,
-
-    /// Requests being handled per client; more get 429.
-    #[arg(
-        long,
-        value_name = "N",
-        env = "JIRASYNC_CLIENT_MAX_IN_FLIGHT",
-        default_value = "64",
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
-    pub client_max_in_flight: u32,
-
-    /// Rejected webhook tokens per client and minute that make the client suspect.
-    #[arg(
-        long,
-        value_name = "N",
-        env = "JIRASYNC_CLIENT_MAX_REJECTS",
-        default_value = "20",
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
-    pub client_max_rejects: u32,
-}
-
-/// How a worker process runs.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Worker")]
-pub struct WorkerSettings {
-    /// Messages in flight per worker process, and its prefetch across both queues.
-    #[arg(
-        id = "worker_concurrency",
-        long = "worker-concurrency",
-        alias = "jirasync-worker-concurrency",
-        value_name = "N",
-        env = "JIRASYNC_WORKER_CONCURRENCY",
-        default_value = "16",
-        value_parser = clap::value_parser!(u16).range(1..)
-    )]
-    pub concurrency: u16,
-
-    /// Webhooks applied in one transaction at most: those ready together share
-    /// one commit (a lone webhook is never held back); `1` turns batching off.
-    #[arg(
-        id = "worker_batch_size",
-        long = "worker-batch-size",
-        alias = "jirasync-worker-batch-size",
-        value_name = "N",
-        env = "JIRASYNC_WORKER_BATCH_SIZE",
-        default_value = "32",
-        value_parser = clap::value_parser!(u16).range(1..=1000)
-    )]
-    pub batch_size: u16,
-
-    /// How often each integration is reconciled against Jira; `0` turns it off.
-    #[arg(
-        long,
-        alias = "jirasync-reconcile-interval",
-        value_name = "DURATION",
-        env = "JIRASYNC_RECONCILE_INTERVAL",
-        default_value = "10m",
-        value_parser = parse_duration
-    )]
-    pub reconcile_interval: Duration,
-
-    /// `on`: record every sync decision in sync_events (`jirasync explain` reads
-    /// them); `off`: record none (the decisions are still counted in metrics).
-    #[arg(
-        long,
-        alias = "jirasync-audit",
-        value_name = "on|off",
-        env = "JIRASYNC_AUDIT",
-        default_value = "on",
-        value_parser = values::parse_on_off
-    )]
-    pub audit: bool,
-
-    /// How far a webhook's event time may lie ahead of its receive time; a later
-    /// one is replaced by the receive time (and audited).
-    #[arg(
-        long,
-        value_name = "DURATION",
-        env = "JIRASYNC_MAX_EVENT_SKEW",
-        default_value = "5m",
-        value_parser = parse_duration
-    )]
-    pub max_event_skew: Duration,
-
-    /// How long a message waits out its Jira's outage (5xx, 429, timeouts, network
-    /// errors) on the retry tiers before it is dead-lettered.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        env = "JIRASYNC_JIRA_OUTAGE_MAX",
-        default_value = "24h",
-        value_parser = parse_duration
-    )]
-    pub jira_outage_max: Duration,
-}
+pub use worker::WorkerSettings;
 
 /// Where `/metrics` is served, apart from the port Jira posts to.
 #[derive(Debug, Clone, Args)]
@@ -360,21 +86,6 @@ pub struct LogSettings {
     pub unsafe_dependency_logs: bool,
 }
 
-/// Postgres and RabbitMQ with the topology's retry tiers: what `migrate`, the
-/// commands that enqueue jobs and the worker connect to.
-#[derive(Debug, Clone, Args)]
-pub struct Services {
-    /// Postgres.
-    #[command(flatten)]
-    pub database: DatabaseSettings,
-    /// RabbitMQ.
-    #[command(flatten)]
-    pub broker: BrokerSettings,
-    /// The retry tiers of the topology.
-    #[command(flatten)]
-    pub retries: RetrySettings,
-}
-
 /// Every setting of the service but logging, with the documented defaults: what
 /// `jirasync run` uses and `jirasync config` prints.
 #[derive(Debug, Clone, Args)]
@@ -400,33 +111,6 @@ pub struct Settings {
     /// The metrics listener.
     #[command(flatten)]
     pub metrics: MetricsSettings,
-}
-
-impl fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key_id = |text: &Option<String>| {
-            text.as_deref()
-                .map(str::trim)
-                .filter(|text| !text.is_empty())
-                .map(|text| {
-                    SecretKey::parse(text).map_or("(invalid)".to_owned(), |key| key.id().to_owned())
-                })
-        };
-        f.debug_struct("DatabaseSettings")
-            .field("url", &redact_url(&self.url))
-            .field("secret_key_id", &key_id(&self.secret_key))
-            .field("secret_key_old_id", &key_id(&self.secret_key_old))
-            .finish()
-    }
-}
-
-impl fmt::Debug for BrokerSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BrokerSettings")
-            .field("url", &redact_url(&self.url))
-            .field("queue_prefix", &self.queue_prefix)
-            .finish()
-    }
 }
 
 impl Settings {

@@ -151,29 +151,21 @@ pub async fn connect_waiting(
 ) -> anyhow::Result<Option<DbPool>> {
     parse_url(&database.url)?;
     database.keyring()?;
-    let mut backoff = Duration::from_millis(200);
-    let mut warned: Option<std::time::Instant> = None;
-    loop {
-        match connect(database, size).await {
-            Ok(pool) => {
-                if warned.is_some() {
-                    tracing::info!("Postgres answers; starting");
-                }
-                return Ok(Some(pool));
-            }
-            Err(error) => {
-                if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                    tracing::warn!(error = %format!("{error:#}"), "waiting for Postgres");
-                    warned = Some(std::time::Instant::now());
-                }
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => return Ok(None),
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+    let mut warned = false;
+    let pool = crate::reconnect::until_ok(
+        crate::reconnect::DATABASE,
+        shutdown,
+        || connect(database, size),
+        |error| {
+            tracing::warn!(%error, "waiting for Postgres");
+            warned = true;
+        },
+    )
+    .await;
+    if pool.is_some() && warned {
+        tracing::info!("Postgres answers; starting");
     }
+    Ok(pool)
 }
 
 /// `error` and its sources, joined with `: ` (tokio-postgres's own `Display`

@@ -14,7 +14,7 @@ mod oauth_callback;
 mod rate;
 pub mod server;
 pub mod verdicts;
-mod webhook;
+mod webhook_route;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,9 +46,9 @@ pub struct AppState {
     /// The limits requests are admitted under (the webhook takes its body budget).
     admission: Admission,
     /// Webhook tokens whose shape was checked lately.
-    tokens: Arc<webhook::KnownTokens>,
+    tokens: Arc<webhook_route::KnownTokens>,
     /// The webhook route's publish metrics.
-    publishes: Arc<webhook::PublishMetrics>,
+    publishes: Arc<webhook_route::PublishMetrics>,
     /// The workers' verdicts on tokens, and the clients they count against.
     verdicts: Arc<verdicts::Verdicts>,
 }
@@ -210,7 +210,7 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
         let rate = rate.clone();
         middleware::from_fn(move |request, next| server::rate_limited(rate.clone(), request, next))
     };
-    let webhook = post(webhook::receive);
+    let webhook = post(webhook_route::receive);
     let [bare, slashed] = routes::webhook_routes();
     let mut routes = Router::new()
         .route(&bare, webhook.clone())

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::jira::oauth2::is_fresh_secret_shaped;
+use crate::jira::oauth2_flow::is_fresh_secret_shaped;
 use crate::worker::jobs::Oauth2Token;
 
 /// Longest code, error or description kept; Jira's codes are about 40 characters.

@@ -19,7 +19,7 @@ use chrono::Utc;
 use super::credentials::{Credentials, Stored};
 use super::{Integration, jira_client, store};
 use crate::db::{DbPool, StoreError};
-use crate::jira::oauth2::ClientCredentials;
+use crate::jira::oauth2_flow::ClientCredentials;
 use crate::jira::{Auth, JiraClient, JiraError};
 use crate::secrets::Unreadable;
 

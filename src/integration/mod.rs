@@ -1,7 +1,7 @@
 //! The `jira_server` integration as one typed thing (docs/reference.md §5–§7): its
 //! row and [`Metadata`], its [`Credentials`] (one auth method: OAuth 1.0a, OAuth 2.0
 //! or a personal access token), the webhook [`token`] and [`routes`], how an install
-//! is [`save`](install::save)d, its [`webhook`] registration, and the one way to
+//! is [`save`](install_record::save)d, its [`webhook_registration`], and the one way to
 //! call its Jira ([`Integration::with_jira`], which keeps an OAuth 2.0 token fresh),
 //! the [`rotation`] of its webhook secrets, and its [`messages`] (the message
 //! types and webhook headers the queues carry).
@@ -9,14 +9,14 @@
 
 mod access;
 mod credentials;
-pub mod install;
+pub mod install_record;
 pub mod messages;
 mod metadata;
 pub mod rotation;
 pub mod routes;
 mod store;
 pub mod token;
-pub mod webhook;
+pub mod webhook_registration;
 
 use crate::jira::{Auth, ClientOptions, JiraClient, JiraError};
 

@@ -2,7 +2,7 @@
 //! rotate-webhook-secret`, docs/reference.md §1, §5.1–5.2): a fresh
 //! `webhook_secret` (so a fresh URL) and, where Jira signs deliveries, a fresh
 //! `webhook_hmac_secret`; the replaced ones stay accepted until
-//! `previous_valid_until`. The command then updates Jira (`webhook::update`).
+//! `previous_valid_until`. The command then updates Jira (`webhook_registration::update`).
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
-use super::install::fresh_webhook_secret;
+use super::install_record::fresh_webhook_secret;
 use super::{Integration, PROVIDER, store};
 use crate::db::StoreError;
 use crate::secrets::column::{Integrations, WEBHOOK_HMAC_SECRET, WEBHOOK_SECRET};

@@ -8,7 +8,7 @@ use std::fmt;
 use reqwest::{Method, Url};
 
 use super::error::JiraError;
-use super::oauth::{OAuthParams, Signer};
+use super::oauth1_signing::{OAuthParams, Signer};
 
 /// The credentials a client signs or authorizes its requests with. `Debug`
 /// never shows a key or token.

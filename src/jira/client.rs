@@ -1,6 +1,9 @@
-//! A small Jira Server client on reqwest: configuration and the authorized
-//! transport every call goes through. The calls themselves live in
-//! `oauth_flow.rs`, `webhook.rs`, `user.rs`, `status.rs` and `search.rs`. Every
+//! A small Jira Server client on reqwest: configuration and the transport every
+//! call goes through — REST calls with the client's [`Auth`] (OAuth 1.0a, or a
+//! bearer OAuth 2.0 access token or personal access token), the OAuth 1.0a install
+//! steps signed with the consumer key, and the OAuth 2.0 token endpoint's form
+//! posts. The calls themselves live in `oauth1_flow.rs`, `oauth2_flow.rs`,
+//! `webhooks_api.rs`, `server.rs`, `user.rs`, `status.rs` and `search.rs`. Every
 //! request is authorized afresh (an OAuth 1.0a signature gets a new nonce and
 //! timestamp) and sent once: no automatic retries, no redirects.
 
@@ -12,7 +15,7 @@ use reqwest::{Method, StatusCode, Url};
 use super::auth::Auth;
 use super::error::{JiraError, problem_from_www_authenticate};
 use super::form;
-use super::oauth::OAuthParams;
+use super::oauth1_signing::OAuthParams;
 
 /// How the client talks to Jira.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! (`Unavailable`) or stop and tell a human (everything else, with a hint).
 //! Display texts never contain tokens, secrets or key material.
 
-use super::oauth::{KeyError, SignError};
+use super::oauth1_signing::{KeyError, SignError};
 
 /// A failed call to Jira.
 #[derive(Debug, thiserror::Error)]

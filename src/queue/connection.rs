@@ -37,12 +37,6 @@ pub async fn connect(url: &str, role: &str) -> anyhow::Result<Connection> {
     Err(unreachable(url, failures.join("; ")))
 }
 
-/// `delay` give or take a quarter, so that processes that lost one node do not
-/// all come back to the next at the same moment.
-pub fn jittered(delay: Duration) -> Duration {
-    delay.mul_f64(rand::random_range(0.75..1.25))
-}
-
 /// The nodes `url` lists (one, or several comma-separated).
 pub fn nodes(url: &str) -> Vec<String> {
     let nodes: Vec<String> = url

@@ -1,7 +1,8 @@
-//! The worker's consumer loop: a consuming connection and a publishing one, a
-//! task per delivery bounded by a semaphore, each delivery handled (with retries
-//! in process) and settled by `settle.rs`, the one place that decides ack / retry
-//! tier / dead letter (the handlers' side of it is `handler.rs`).
+//! The worker's consumer loop: a consuming connection and a publishing one
+//! (reconnected by `crate::reconnect`), a task per delivery bounded by a
+//! semaphore, each delivery handled (with retries in process) and settled by
+//! `settle.rs`'s [`Settler`], the one place that decides ack / retry tier / dead
+//! letter (the handlers' side of it is `handler.rs`).
 //! Retry and dead-letter publishes are confirmed before the original is acked
 //! (waiting out a resource alarm). They go out on a connection of their own: RabbitMQ
 //! stops reading a connection it blocks, acks included, so one blocked publish on
@@ -15,10 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::{FutureExt, StreamExt};
+use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -26,8 +27,9 @@ use tracing::Instrument;
 use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::message;
 use super::publisher::confirm_channel;
-use super::settle::settle;
+use super::settle::{Settler, settle};
 use super::{Names, connection, topology};
+use crate::reconnect;
 use crate::shutdown::Shutdown;
 
 /// How long in-flight messages may take to finish after shutdown is requested.
@@ -64,41 +66,25 @@ pub async fn run<H: Handler>(
     handler: Arc<H>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let mut backoff = Duration::from_millis(200);
-    let mut last_error = String::new();
-    while !shutdown.is_cancelled() {
-        match consume(&config, &handler, &shutdown).await {
-            Ok(()) => break,
-            Err(error) => {
-                let text = format!("{error:#}");
-                if text != last_error {
-                    tracing::warn!(error = %text, "consumer stopped; reconnecting");
-                    last_error = text;
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(super::connection::jittered(backoff)) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+    if shutdown.is_cancelled() {
+        return Ok(());
     }
+    // `consume` returns Ok only on shutdown.
+    reconnect::until_ok(
+        reconnect::BROKER,
+        &shutdown,
+        || consume(&config, &handler, &shutdown),
+        |error| tracing::warn!(%error, "consumer stopped; reconnecting"),
+    )
+    .await;
     Ok(())
 }
 
-/// Shared by every delivery task of one connection.
-pub(super) struct Context_<H> {
-    pub(super) handler: Arc<H>,
-    pub(super) publisher: Channel,
-    /// Whether RabbitMQ blocks the connection: copies wait for their confirm then.
-    pub(super) connection: lapin::ConnectionStatus,
-    /// The publishing connection's negotiated frame size: every copy fits one frame.
-    pub(super) frame_max: u32,
-    pub(super) names: Names,
-    /// The retry tiers.
-    pub(super) delays: Vec<Duration>,
-    /// How long a message waits out its dependency's outage ([`ConsumerConfig`]).
-    pub(super) outage_max: Duration,
+/// What handling a delivery needs: shared by every delivery task of one connection.
+struct Handling<H> {
+    handler: Arc<H>,
+    /// Where each handled delivery goes next.
+    settler: Settler<H>,
     /// Held messages stop waiting for an outage to end on shutdown.
     shutdown: Shutdown,
 }
@@ -168,14 +154,17 @@ async fn consume_on<H: Handler>(
     metrics::gauge!("jirasync_broker_connected", "role" => "worker").set(1.0);
     config.consuming.store(true, Ordering::Release);
 
-    let context = Arc::new(Context_ {
+    let handling = Arc::new(Handling {
         handler: Arc::clone(handler),
-        publisher,
-        connection: publishing.status().clone(),
-        frame_max: publishing.configuration().frame_max(),
-        names: config.names.clone(),
-        delays: config.delays.clone(),
-        outage_max: config.outage_max,
+        settler: Settler {
+            handler: Arc::clone(handler),
+            publisher,
+            connection: publishing.status().clone(),
+            frame_max: publishing.configuration().frame_max(),
+            names: config.names.clone(),
+            delays: config.delays.clone(),
+            outage_max: config.outage_max,
+        },
         shutdown: shutdown.clone(),
     });
     let semaphore = Arc::new(Semaphore::new(usize::from(config.concurrency)));
@@ -193,9 +182,9 @@ async fn consume_on<H: Handler>(
         };
         match next {
             Some((queue, Ok(delivery))) => {
-                let context = Arc::clone(&context);
+                let handling = Arc::clone(&handling);
                 tasks.spawn(async move {
-                    process(&context, queue, delivery).await;
+                    process(&handling, queue, delivery).await;
                     drop(permit);
                 });
             }
@@ -251,7 +240,7 @@ async fn close(connection: &Connection) {
     }
 }
 
-async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Delivery) {
+async fn process<H: Handler>(handling: &Handling<H>, queue: String, delivery: Delivery) {
     let incoming = Incoming {
         kind: message::message_type(&delivery.properties),
         id: message::message_id(&delivery.properties),
@@ -272,20 +261,27 @@ async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Del
         in_flight.increment(1.0);
         // Parsed once: retries and the dead-letter path reuse it. A delivery that
         // does not parse fails with its parse error.
-        let (message, result) = match context.handler.parse(&incoming) {
+        let (message, result) = match handling.handler.parse(&incoming) {
             Ok(message) => {
-                let result = handle_with_retries(context, &message, &incoming).await;
+                let result = handle_with_retries(handling, &message, &incoming).await;
                 (Some(message), result)
             }
             Err(failure) => (None, Err(failure)),
         };
         in_flight.decrement(1.0);
         // The label is one of §4's types or `unknown`: whoever can publish picks `type`.
-        let label = context.names.catalog().type_label(&incoming.kind);
+        let label = handling.settler.names.catalog().type_label(&incoming.kind);
         metrics::histogram!("jirasync_message_duration_seconds", "type" => label)
             .record(started.elapsed().as_secs_f64());
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let outcome = settle(context, &incoming, message.as_ref(), &delivery, result).await;
+        let outcome = settle(
+            &handling.settler,
+            &incoming,
+            message.as_ref(),
+            &delivery,
+            result,
+        )
+        .await;
         metrics::counter!("jirasync_messages_total", "type" => label, "outcome" => outcome.label())
             .increment(1);
         tracing::info!(outcome = outcome.label(), elapsed_ms, "message handled");
@@ -298,11 +294,11 @@ async fn process<H: Handler>(context: &Context_<H>, queue: String, delivery: Del
 /// during an outage the message is held until it ends (or shutdown), using no
 /// attempt.
 async fn handle_with_retries<H: Handler>(
-    context: &Context_<H>,
+    handling: &Handling<H>,
     message: &H::Message,
     incoming: &Incoming,
 ) -> Result<Outcome, Failure> {
-    let handler = context.handler.as_ref();
+    let handler = handling.handler.as_ref();
     let mut delays = ExponentialBuilder::default()
         .with_jitter()
         .with_min_delay(Duration::from_millis(100))
@@ -315,7 +311,7 @@ async fn handle_with_retries<H: Handler>(
                 tracing::debug!(reason = %format!("{error:#}"), "held until the outage ends");
                 let recovered = tokio::select! {
                     recovered = handler.recovered() => recovered,
-                    () = context.shutdown.cancelled() => return Err(Failure::Outage(error)),
+                    () = handling.shutdown.cancelled() => return Err(Failure::Outage(error)),
                 };
                 if recovered {
                     continue;

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{connection, topology};
+use crate::reconnect;
 use crate::shutdown::Shutdown;
 
 /// Notices waiting to be published at most; more are dropped (a broker that is
@@ -76,8 +77,7 @@ pub async fn listen(
         exchange,
         role,
     };
-    let mut retry = Retry::default();
-    while let Some((connection, channel)) = link.connected(&shutdown, &mut retry).await {
+    while let Some((connection, channel)) = link.connected(&shutdown).await {
         metrics::gauge!("jirasync_broker_connected", "role" => role).set(1.0);
         let stop = link
             .consume(connection, channel, &shutdown, &on_message)
@@ -97,56 +97,26 @@ struct Link {
     role: &'static str,
 }
 
-/// The backoff between connects, and the last error logged.
-struct Retry {
-    backoff: Duration,
-    last_error: String,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            backoff: Duration::from_millis(200),
-            last_error: String::new(),
-        }
-    }
-}
-
 impl Link {
-    /// Connects and declares the exchange, trying again after a failure (jittered
-    /// backoff, up to 5 s); `None` on shutdown, which also ends a connect (and
-    /// its declare) in progress.
-    async fn connected(
-        &self,
-        shutdown: &Shutdown,
-        retry: &mut Retry,
-    ) -> Option<(Connection, Channel)> {
+    /// Connects and declares the exchange, trying again after a failure
+    /// ([`reconnect::BROKER`]); `None` on shutdown, which also ends a connect
+    /// (and its declare) in progress.
+    async fn connected(&self, shutdown: &Shutdown) -> Option<(Connection, Channel)> {
         let role = self.role;
-        loop {
-            let opened = tokio::select! {
-                () = shutdown.cancelled() => return None,
-                opened = self.open() => opened,
-            };
-            match opened {
-                Ok(opened) => {
-                    tracing::info!(role, "connected to RabbitMQ");
-                    *retry = Retry::default();
-                    return Some(opened);
+        let opened = reconnect::until_ok(
+            reconnect::BROKER,
+            shutdown,
+            || async {
+                tokio::select! {
+                    () = shutdown.cancelled() => Ok(None),
+                    opened = self.open() => opened.map(Some),
                 }
-                Err(error) => {
-                    let text = format!("{error:#}");
-                    if text != retry.last_error {
-                        tracing::warn!(role, error = %text, "RabbitMQ unavailable; retrying");
-                        retry.last_error = text;
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => return None,
-                        () = tokio::time::sleep(connection::jittered(retry.backoff)) => {}
-                    }
-                    retry.backoff = (retry.backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+            },
+            |error| tracing::warn!(role, %error, "RabbitMQ unavailable; retrying"),
+        )
+        .await??;
+        tracing::info!(role, "connected to RabbitMQ");
+        Some(opened)
     }
 
     fn lost(&self) {
@@ -179,8 +149,7 @@ impl Link {
         properties: BasicProperties,
         shutdown: Shutdown,
     ) {
-        let mut retry = Retry::default();
-        while let Some((connection, channel)) = self.connected(&shutdown, &mut retry).await {
+        while let Some((connection, channel)) = self.connected(&shutdown).await {
             metrics::gauge!("jirasync_broker_connected", "role" => self.role).set(1.0);
             let stop = self
                 .pump(&channel, &mut queued, &properties, &shutdown)

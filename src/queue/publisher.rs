@@ -1,7 +1,12 @@
-//! Publishing with broker confirms. `publish_confirmed` is the one way anything is
-//! published; `Broker` keeps one connection and confirm channel alive for the
-//! ingress and the CLI, reconnecting by itself after a broker restart and
-//! replacing a channel whose publishes RabbitMQ nacks.
+//! Publishing with broker confirms (`mandatory`, the confirm awaited with a
+//! timeout): [`publish_confirmed`] on a [`confirm_channel`] for the
+//! commands that publish on their own (`oauth`, `reconcile`, `dlq`),
+//! [`publish_confirmed_while_blocked`] for the worker's retry and dead-letter
+//! copies (`settle.rs`), and [`Broker`], which keeps one connection and confirm
+//! channel alive for the ingress and the worker's reconcile scheduler,
+//! reconnecting by itself (`crate::reconnect`) after a broker restart and replacing
+//! a channel whose publishes RabbitMQ nacks. Best-effort notices go out without
+//! confirms (`fanout.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +21,7 @@ use std::sync::{PoisonError, RwLock};
 use super::Names;
 use super::job::Job;
 use crate::config::{BrokerSettings, RetrySettings};
+use crate::reconnect;
 use crate::shutdown::Shutdown;
 
 /// How long a publish may wait for the broker's confirm.
@@ -272,54 +278,42 @@ impl Broker {
         role: &'static str,
         shutdown: Shutdown,
     ) {
-        let mut backoff = Duration::from_millis(200);
-        let mut last_error = String::new();
-        loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
+        while !shutdown.is_cancelled() {
             // Shutdown also ends a connect (and its topology declare) in progress:
             // nothing is declared after whoever stopped us has moved on.
-            let opened = tokio::select! {
-                () = shutdown.cancelled() => break,
-                opened = self.open(&url, &delays, role) => opened,
-            };
-            match opened {
-                Ok(mut link) => {
-                    tracing::info!(role, "connected to RabbitMQ");
-                    last_error.clear();
-                    backoff = Duration::from_millis(200);
-                    let mut events = link.connection.events_listener();
-                    self.nacked.store(false, Ordering::Release);
-                    self.set_link(Some(Arc::clone(&link)));
-                    self.ready.store(true, Ordering::Release);
-                    metrics::gauge!("jirasync_broker_connected", "role" => role).set(1.0);
-                    let stop = self.watch(&mut link, &mut events, role, &shutdown).await;
-                    self.ready.store(false, Ordering::Release);
-                    metrics::gauge!("jirasync_broker_connected", "role" => role).set(0.0);
-                    self.set_link(None);
-                    self.set_blocked(None);
-                    if stop {
-                        // Let in-flight publishes finish before closing the channel.
-                        let _ = link.channel.close(200, "shutdown".into()).await;
-                        let _ = link.connection.close(200, "shutdown".into()).await;
-                        break;
-                    }
-                    tracing::warn!(role, "lost the RabbitMQ connection; reconnecting");
-                }
-                Err(error) => {
-                    let text = format!("{error:#}");
-                    if text != last_error {
-                        tracing::warn!(role, error = %text, "RabbitMQ unavailable; retrying");
-                        last_error = text;
-                    }
+            let opened = reconnect::until_ok(
+                reconnect::BROKER,
+                &shutdown,
+                || async {
                     tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(super::connection::jittered(backoff)) => {}
+                        () = shutdown.cancelled() => Ok(None),
+                        opened = self.open(&url, &delays, role) => opened.map(Some),
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+                },
+                |error| tracing::warn!(role, %error, "RabbitMQ unavailable; retrying"),
+            )
+            .await;
+            let Some(Some(mut link)) = opened else {
+                break;
+            };
+            tracing::info!(role, "connected to RabbitMQ");
+            let mut events = link.connection.events_listener();
+            self.nacked.store(false, Ordering::Release);
+            self.set_link(Some(Arc::clone(&link)));
+            self.ready.store(true, Ordering::Release);
+            metrics::gauge!("jirasync_broker_connected", "role" => role).set(1.0);
+            let stop = self.watch(&mut link, &mut events, role, &shutdown).await;
+            self.ready.store(false, Ordering::Release);
+            metrics::gauge!("jirasync_broker_connected", "role" => role).set(0.0);
+            self.set_link(None);
+            self.set_blocked(None);
+            if stop {
+                // Let in-flight publishes finish before closing the channel.
+                let _ = link.channel.close(200, "shutdown".into()).await;
+                let _ = link.connection.close(200, "shutdown".into()).await;
+                break;
             }
+            tracing::warn!(role, "lost the RabbitMQ connection; reconnecting");
         }
     }
 

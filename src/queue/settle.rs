@@ -1,6 +1,7 @@
 //! What follows a handled delivery, decided here and nowhere else: an ack, a
-//! retry tier, or a dead letter (docs/reference.md §4, §5.11). Called by the
-//! consumer loop (`consumer.rs`) once per delivery.
+//! retry tier, or a dead letter (docs/reference.md §4, §5.11). The consumer loop
+//! (`consumer.rs`) builds one [`Settler`] per connection and hands it each
+//! handled delivery.
 //!
 //! A passing failure goes through the retry tiers, then to `P.dead`; a failing
 //! dependency ([`Failure::DependencyDown`]) keeps going to the last tier until
@@ -8,19 +9,41 @@
 //! (`x-jirasync-first-failed-at-ms`). Every copy is made to fit one frame
 //! (`frame.rs`) and confirmed before the original is acked.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::types::AMQPValue;
 
-use super::consumer::Context_;
+use super::Names;
 use super::frame;
 use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::message::{
     self, ATTEMPTS, DEAD_LETTERED_AT_MS, DROPPED_HEADERS, ERROR, FIRST_FAILED_AT_MS, SOURCE_QUEUE,
 };
 use super::publisher::{PublishError, publish_confirmed_while_blocked};
+
+/// What settling needs, one per consuming connection and shared by its
+/// delivery tasks: where copies go and how long a message may wait.
+pub(super) struct Settler<H> {
+    /// Told of each parsed message's dead letter.
+    pub(super) handler: Arc<H>,
+    /// The confirm channel of the publishing connection: retry and dead-letter
+    /// copies go out on it.
+    pub(super) publisher: Channel,
+    /// Whether RabbitMQ blocks the connection: copies wait for their confirm then.
+    pub(super) connection: lapin::ConnectionStatus,
+    /// The publishing connection's negotiated frame size: every copy fits one frame.
+    pub(super) frame_max: u32,
+    pub(super) names: Names,
+    /// The retry tiers.
+    pub(super) delays: Vec<Duration>,
+    /// How long a message waits out its dependency's outage
+    /// ([`ConsumerConfig`](super::consumer::ConsumerConfig)).
+    pub(super) outage_max: Duration,
+}
 
 /// Where a failed message goes next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +98,7 @@ fn human(duration: Duration) -> String {
 
 /// Acks, retries through a tier or dead-letters; returns the outcome.
 pub(super) async fn settle<H: Handler>(
-    context: &Context_<H>,
+    settler: &Settler<H>,
     incoming: &Incoming,
     message: Option<&H::Message>,
     delivery: &Delivery,
@@ -104,22 +127,22 @@ pub(super) async fn settle<H: Handler>(
                 error: &error,
                 first_failed: None,
             };
-            let published = dead_letter(context, incoming, message, dead).await;
-            return finish(context, incoming, delivery, outcome, published).await;
+            let published = dead_letter(settler, incoming, message, dead).await;
+            return finish(settler, incoming, delivery, outcome, published).await;
         }
         Err(Failure::Passing(error)) => (error, None),
         Err(Failure::DependencyDown { dependency, error }) => (error, Some(dependency)),
     };
     let reason = format!("{error:#}");
     let (outcome, published) = match next(
-        &context.delays,
+        &settler.delays,
         attempts,
         dependency,
         waited,
-        context.outage_max,
+        settler.outage_max,
     ) {
         Next::Retry(delay) => {
-            let queue = context.names.retry(&incoming.queue, delay);
+            let queue = settler.names.retry(&incoming.queue, delay);
             let props = message::with_headers(
                 &incoming.properties,
                 &[
@@ -129,15 +152,15 @@ pub(super) async fn settle<H: Handler>(
             );
             match frame::fit(
                 props,
-                context.frame_max,
-                context.names.catalog(),
+                settler.frame_max,
+                settler.names.catalog(),
                 &[ATTEMPTS, FIRST_FAILED_AT_MS],
             ) {
                 Ok(fitted) if !fitted.dropped_defined => {
                     tracing::warn!(%reason, attempts, retry.queue = %queue, "transient failure; retrying later");
                     left_out(&fitted.dropped);
                     let props = fitted.properties;
-                    let published = publish(context, &queue, &incoming.body, props).await;
+                    let published = publish(settler, &queue, &incoming.body, props).await;
                     (Outcome::RETRIED, published.map_err(Unsent::Publish))
                 }
                 // Retried without a header it needs, it could only fail otherwise
@@ -154,10 +177,10 @@ pub(super) async fn settle<H: Handler>(
                         error: &error,
                         first_failed: Some(first_failed),
                     };
-                    let published = dead_letter(context, incoming, message, dead).await;
+                    let published = dead_letter(settler, incoming, message, dead).await;
                     (Outcome::DEAD_LETTERED, published)
                 }
-                Err(len) => return rejected(context, incoming, delivery, len).await,
+                Err(len) => return rejected(settler, incoming, delivery, len).await,
             }
         }
         Next::GiveUp(why) => {
@@ -168,23 +191,23 @@ pub(super) async fn settle<H: Handler>(
                 error: &error,
                 first_failed: Some(first_failed),
             };
-            let published = dead_letter(context, incoming, message, dead).await;
+            let published = dead_letter(settler, incoming, message, dead).await;
             (Outcome::DEAD_LETTERED, published)
         }
     };
-    finish(context, incoming, delivery, outcome, published).await
+    finish(settler, incoming, delivery, outcome, published).await
 }
 
 /// Settles the delivery by what became of its copy.
 async fn finish<H: Handler>(
-    context: &Context_<H>,
+    settler: &Settler<H>,
     incoming: &Incoming,
     delivery: &Delivery,
     outcome: Outcome,
     copied: Result<(), Unsent>,
 ) -> Outcome {
     match copied {
-        Err(Unsent::TooLarge(len)) => rejected(context, incoming, delivery, len).await,
+        Err(Unsent::TooLarge(len)) => rejected(settler, incoming, delivery, len).await,
         Err(Unsent::Publish(error)) => acked(delivery, outcome, Err(error)).await,
         Ok(()) => acked(delivery, outcome, Ok(())).await,
     }
@@ -214,17 +237,17 @@ async fn acked(delivery: &Delivery, outcome: Outcome, copied: Result<(), Publish
 /// without requeue, which the broker dead-letters to `P.dead` as it is (with its
 /// `x-death`), never publishing a frame that would close the connection.
 async fn rejected<H: Handler>(
-    context: &Context_<H>,
+    settler: &Settler<H>,
     incoming: &Incoming,
     delivery: &Delivery,
     len: usize,
 ) -> Outcome {
     tracing::error!(
         frame.bytes = len,
-        frame.max = context.frame_max,
+        frame.max = settler.frame_max,
         "no copy of the message fits one AMQP frame; rejecting it to the dead-letter queue"
     );
-    metrics::counter!("jirasync_dead_lettered_total", "type" => context.names.catalog().type_label(&incoming.kind))
+    metrics::counter!("jirasync_dead_lettered_total", "type" => settler.names.catalog().type_label(&incoming.kind))
         .increment(1);
     let rejected = delivery
         .acker
@@ -256,19 +279,19 @@ struct Dead<'a> {
 /// Lets the handler record the final failure of a parsed message, then publishes
 /// the copy to `P.dead` with the bookkeeping headers.
 async fn dead_letter<H: Handler>(
-    context: &Context_<H>,
+    settler: &Settler<H>,
     incoming: &Incoming,
     message: Option<&H::Message>,
     dead: Dead<'_>,
 ) -> Result<(), Unsent> {
     if let Some(message) = message {
-        context
+        settler
             .handler
             .dead_lettering(message, dead.reason, dead.error)
             .await;
     }
     tracing::warn!(reason = %dead.reason, attempts = dead.attempts, "dead-lettering");
-    metrics::counter!("jirasync_dead_lettered_total", "type" => context.names.catalog().type_label(&incoming.kind))
+    metrics::counter!("jirasync_dead_lettered_total", "type" => settler.names.catalog().type_label(&incoming.kind))
         .increment(1);
     let mut set = vec![
         (ATTEMPTS, AMQPValue::LongLongInt(dead.attempts)),
@@ -284,12 +307,12 @@ async fn dead_letter<H: Handler>(
     }
     let keep: Vec<&str> = set.iter().map(|(name, _)| *name).collect();
     let props = message::with_headers(&incoming.properties, &set);
-    let fitted = frame::fit(props, context.frame_max, context.names.catalog(), &keep)
+    let fitted = frame::fit(props, settler.frame_max, settler.names.catalog(), &keep)
         .map_err(Unsent::TooLarge)?;
     left_out(&fitted.dropped);
     publish(
-        context,
-        &context.names.dead(),
+        settler,
+        &settler.names.dead(),
         &incoming.body,
         fitted.properties,
     )
@@ -298,14 +321,14 @@ async fn dead_letter<H: Handler>(
 }
 
 async fn publish<H: Handler>(
-    context: &Context_<H>,
+    settler: &Settler<H>,
     queue: &str,
     body: &[u8],
     props: lapin::BasicProperties,
 ) -> Result<(), PublishError> {
     publish_confirmed_while_blocked(
-        &context.connection,
-        &context.publisher,
+        &settler.connection,
+        &settler.publisher,
         "",
         queue,
         body,

@@ -563,7 +563,7 @@ async fn a_callback_flood_from_one_client_leaves_the_admins_callback_working() {
     common::declare_topology(&settings).await.expect("topology");
     let (_ingress, base) = common::ingress_process(&settings).await;
     let callback = || {
-        let state = jirasync::jira::oauth2::fresh_secret();
+        let state = jirasync::jira::oauth2_flow::fresh_secret();
         format!("{base}/extensions/jira-server/oauth2/callback?code=c&state={state}")
     };
     let flood = http_from(ATTACKER);

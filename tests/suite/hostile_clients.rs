@@ -458,7 +458,7 @@ async fn a_flood_of_oauth_callbacks_enqueues_a_bounded_number_of_jobs() {
     let client = reqwest::Client::new();
     let (mut taken, mut refused) = (0_u32, 0_u32);
     for _ in 0..80 {
-        let state = jirasync::jira::oauth2::fresh_secret();
+        let state = jirasync::jira::oauth2_flow::fresh_secret();
         let url = ingress.url(&format!(
             "/extensions/jira-server/oauth2/callback?code=c&state={state}"
         ));

@@ -223,7 +223,7 @@ async fn missing_unknown_and_expired_states_exchange_nothing_and_an_error_fails_
         assert_eq!(callback(&app, query).await.status(), 400, "case {query:?}");
     }
     // A well-formed state no session holds is taken, and changes nothing.
-    let unknown = jirasync::jira::oauth2::fresh_secret();
+    let unknown = jirasync::jira::oauth2_flow::fresh_secret();
     assert_eq!(
         callback(&app, &format!("?code=c&state={unknown}"))
             .await

@@ -9,8 +9,8 @@ use tracing::Span;
 
 use crate::db::StoreError;
 use crate::db::oauth_sessions::{self, Oauth1Session, Progress, Session, SessionRef, State};
-use crate::integration::install::{self as saving, Install, SaveError};
-use crate::integration::webhook::{self, RegisterError};
+use crate::integration::install_record::{self, Install, SaveError};
+use crate::integration::webhook_registration::{self, RegisterError};
 use crate::integration::{self, Credentials, jira_client};
 use crate::jira::{Auth, JiraClient, JiraError, Signer};
 use crate::queue::handler::Failure;
@@ -76,7 +76,7 @@ pub async fn register_webhook<F>(
             "integration {integration_id} disappeared during the install"
         ))));
     };
-    match webhook::register(&env.pool, &integration, &env.public_url).await {
+    match webhook_registration::register(&env.pool, &integration, &env.public_url).await {
         Ok(_) => Ok(Ok(integration_id)),
         Err(error) if error.is_transient() => Err(Failure::passing(error)),
         Err(error) => Ok(Err(Refusal(not_registered(
@@ -198,7 +198,7 @@ pub async fn save<F>(
         credentials: Some(credentials),
     };
     let tx = client.transaction().await?;
-    let saved = match saving::save(&tx, keys, &install).await {
+    let saved = match install_record::save(&tx, keys, &install).await {
         Ok(saved) => saved,
         Err(SaveError::Db(error)) => return Err(error.into()),
         Err(SaveError::Unreadable(error)) => return Err(StoreError::Unreadable(error).into()),

@@ -10,7 +10,7 @@ use crate::db::oauth_sessions::{self, Oauth2Session, SessionRef};
 use crate::integration::messages;
 use crate::integration::{Credentials, jira_client, routes};
 use crate::jira::Auth;
-use crate::jira::oauth2::ClientCredentials;
+use crate::jira::oauth2_flow::ClientCredentials;
 use crate::queue::handler::{Failure, Incoming};
 use crate::queue::job::Job;
 use crate::worker::environment::Environment;

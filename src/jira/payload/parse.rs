@@ -1,118 +1,12 @@
-//! Jira Server's `jira:issue_updated` webhook body, read the way Sentry's
-//! `handle_assignee_change` and `handle_status_change` read it
-//! (docs/reference.md §5.3–5.7). Jira sends many more fields; only those below are looked at.
-//! Called by the worker's webhook handler.
-
-use std::time::Duration;
+//! Reading a `jira:issue_updated` webhook body, or an issue as Jira's search
+//! returns it, into the [`WebhookEvent`] and [`IssueChange`] of `change.rs`; a
+//! body that cannot be read is a [`MalformedWebhook`].
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value};
 
-use super::UserRef;
-use crate::sync::{Email, IssueKey, clock};
-
-/// What a webhook body asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WebhookEvent {
-    /// `changelog` is missing, null, `{}`, `[]` or `""`.
-    NoChangelog,
-    /// The changelog has no item whose field is `assignee`, `status` or `Key`.
-    NothingToSync,
-    /// The key, the assignee, the status or several changed.
-    Changed(IssueChange),
-}
-
-/// The changes of one webhook that inbound sync acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssueChange {
-    /// `issue.key` (after a move, the new key).
-    pub key: IssueKey,
-    /// The issue moved (another project, so another key): the key before.
-    pub moved_from: Option<IssueKey>,
-    /// Assign, unassign, or nothing (no email); `None` when the assignee did not change.
-    pub assignee: Option<AssigneeChange>,
-    /// The status transition; `None` when the status did not change.
-    pub status: Option<StatusChange>,
-    /// `issue.fields.updated`, else top-level `timestamp`; once
-    /// [bounded](Self::bound_event_time), never later than the receive time + the skew.
-    pub event_time: Option<DateTime<Utc>>,
-    /// Jira's event time, when [`bound_event_time`](Self::bound_event_time)
-    /// replaced it by the receive time.
-    pub event_time_clamped_from: Option<DateTime<Utc>>,
-}
-
-impl IssueChange {
-    /// Bounds the event time by the time jirasync received the change
-    /// (docs/reference.md §5.6): one later than `received` + `skew` becomes
-    /// `received`, and Jira's is kept in `event_time_clamped_from`.
-    pub fn bound_event_time(&mut self, received: DateTime<Utc>, skew: Duration) {
-        let jira = self.event_time_clamped_from.or(self.event_time);
-        let bounded = clock::bound(jira, received, skew);
-        self.event_time = bounded.at;
-        self.event_time_clamped_from = bounded.clamped_from;
-    }
-}
-
-/// A changelog item with `field = "status"`: Jira status ids before and after.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusChange {
-    /// The `from` status id.
-    pub from: Option<String>,
-    /// The `to` status id.
-    pub to: Option<String>,
-}
-
-/// The new assignee as the webhook tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AssigneeChange {
-    /// Assign the user with this email (and how Jira names them, for the user map).
-    Assign(Email, Option<AssigneeRef>),
-    /// The assignee was removed.
-    Unassign,
-    /// An assignee without an email address (hidden by Jira's privacy settings):
-    /// how to look the user up, when the object names them.
-    MissingEmail(Option<AssigneeRef>),
-}
-
-/// How a webhook names an assignee whose email it hides, for a user lookup.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum AssigneeRef {
-    /// The assignee's `name` (the user name).
-    Username(String),
-    /// The assignee's `key`, when it has no `name`.
-    Key(String),
-}
-
-impl AssigneeRef {
-    /// The reference as [`JiraClient::get_user`](super::JiraClient::get_user) takes it.
-    pub fn as_user_ref(&self) -> UserRef<'_> {
-        match self {
-            Self::Username(name) => UserRef::Username(name),
-            Self::Key(key) => UserRef::Key(key),
-        }
-    }
-
-    /// The `name` or `key`, as `jira_user_mappings.jira_user` holds it.
-    pub fn name(&self) -> &str {
-        match self {
-            Self::Username(name) | Self::Key(name) => name,
-        }
-    }
-
-    /// `name`, else `key`, ignoring empty strings.
-    fn of(assignee: &Map<String, Value>) -> Option<Self> {
-        let field = |name: &str| {
-            assignee
-                .get(name)
-                .and_then(Value::as_str)
-                .filter(|s| !s.trim().is_empty())
-                .map(str::to_owned)
-        };
-        field("name")
-            .map(Self::Username)
-            .or_else(|| field("key").map(Self::Key))
-    }
-}
+use super::change::{AssigneeChange, AssigneeRef, IssueChange, StatusChange, WebhookEvent};
+use crate::sync::{Email, IssueKey};
 
 /// Why a body cannot be handled; dead-lettered with this one-line reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -250,11 +144,26 @@ fn assignee_change(fields: &Map<String, Value>) -> Result<AssigneeChange, Malfor
             .and_then(Value::as_str)
             .and_then(Email::parse)
         {
-            Some(email) => AssigneeChange::Assign(email, AssigneeRef::of(assignee)),
-            None => AssigneeChange::MissingEmail(AssigneeRef::of(assignee)),
+            Some(email) => AssigneeChange::Assign(email, assignee_ref(assignee)),
+            None => AssigneeChange::MissingEmail(assignee_ref(assignee)),
         },
         Some(other) => return Err(MalformedWebhook::BadAssignee(kind(other))),
     })
+}
+
+/// How the assignee object names the user: `name`, else `key`, ignoring empty
+/// strings.
+fn assignee_ref(assignee: &Map<String, Value>) -> Option<AssigneeRef> {
+    let field = |name: &str| {
+        assignee
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
+    field("name")
+        .map(AssigneeRef::Username)
+        .or_else(|| field("key").map(AssigneeRef::Key))
 }
 
 /// A status id as Jira writes it in a changelog (a string; a number is accepted).
@@ -297,6 +206,8 @@ fn kind(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -523,7 +434,7 @@ mod tests {
 
     #[test]
     fn the_fixture_is_an_assignment_of_demo_1() {
-        let body = include_bytes!("../../tests/fixtures/issue_updated.json");
+        let body = include_bytes!("../../../tests/fixtures/issue_updated.json");
         let WebhookEvent::Changed(IssueChange {
             key,
             assignee,

@@ -1,6 +1,7 @@
 //! OAuth 1.0a request signing with RSA-SHA1 (RFC 5849 §3.4.3), as Jira Server
 //! application links require: parameters in the `Authorization` header, empty
-//! consumer secret. Used by [`crate::jira::client`]; usable on its own.
+//! consumer secret. Used by [`Auth`](super::Auth) for every OAuth 1.0a call and by
+//! the install flow's steps (`oauth1_flow.rs`); usable on its own.
 //!
 //! `oauth_version="1.0"` is always sent: RFC 5849 makes it optional and Jira
 //! accepts either, but oauthlib (Sentry's signer) sends it and so do we.

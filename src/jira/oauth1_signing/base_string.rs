@@ -1,6 +1,6 @@
 //! The signature base string of RFC 5849 §3.4.1: percent-encoding (§3.6), the
 //! base string URI (§3.4.1.2) and parameter normalization (§3.4.1.3.2).
-//! Used by the signer in `oauth/mod.rs`; pure functions, no I/O.
+//! Used by the signer in `oauth1_signing/mod.rs`; pure functions, no I/O.
 
 use reqwest::Url;
 

@@ -1,7 +1,7 @@
-//! What installing a `jira_server` integration writes (docs/reference.md §7, Sentry
-//! `JiraServerIntegrationProvider.build_integration`): its external id, metadata
-//! and credentials. The one [`save`] of the access-token job, `integration add`
-//! and `demo`.
+//! The record installing a `jira_server` integration writes (docs/reference.md §7,
+//! Sentry `JiraServerIntegrationProvider.build_integration`): its external id,
+//! metadata, webhook secret and credentials. The one [`save`] of the OAuth 1.0a
+//! access-token job, `integration add` and `demo`.
 
 use deadpool_postgres::GenericClient;
 use rand::Rng as _;

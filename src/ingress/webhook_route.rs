@@ -1,6 +1,8 @@
-//! `POST /extensions/jira-server/issue-updated/{token}/`: checks the token's shape
-//! and the body's presence, publishes the raw body with the contract's headers and
-//! answers 202 with the message id once the broker confirmed.
+//! The webhook route, `POST /extensions/jira-server/issue-updated/{token}/`: checks
+//! the token's shape and the body's presence, publishes the raw body with the
+//! contract's headers and answers 202 with the message id once the broker
+//! confirmed. Its publish metrics and the tokens it saw lately ([`KnownTokens`])
+//! live here too; `mod.rs` routes to [`receive`].
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};

@@ -11,7 +11,7 @@ use crate::db::DbPool;
 use serde_json::json;
 
 use super::access::AccessError;
-use super::install::fresh_webhook_secret;
+use super::install_record::fresh_webhook_secret;
 use super::token::MintError;
 use super::{Integration, store};
 use crate::jira::{ISSUE_EVENTS, JiraError, ServerInfo, WebhookApi, WebhookRegistration};

@@ -2,7 +2,7 @@
 //! (Jira ≤ 9, Sentry's call) or Jira 10's `POST /rest/jira-webhook/1.0/webhooks`,
 //! each in its own JSON, the other tried once on 404; and updates a registered one
 //! (`PUT <resource>/<id>` with the same body, as Jira documents it) when its URL and
-//! secret rotate. Called by `integration::webhook`, which picks the API by the
+//! secret rotate. Called by `integration::webhook_registration`, which picks the API by the
 //! Jira's version (or the resource recorded at registration).
 
 use reqwest::{Method, StatusCode};

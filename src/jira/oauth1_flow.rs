@@ -9,7 +9,7 @@ use reqwest::Method;
 use super::client::JiraClient;
 use super::error::JiraError;
 use super::form;
-use super::oauth::{OAuthParams, percent_encode};
+use super::oauth1_signing::{OAuthParams, percent_encode};
 
 const REQUEST_TOKEN_PATH: &str = "/plugins/servlet/oauth/request-token";
 const AUTHORIZE_PATH: &str = "/plugins/servlet/oauth/authorize";
