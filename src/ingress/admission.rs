@@ -20,8 +20,8 @@ use hyper::body::Frame;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
-use super::ApiError;
 use super::client::Client;
+use super::error::ApiError;
 
 /// Requests being handled at most; more get `503`.
 pub const MAX_IN_FLIGHT: usize = 256;

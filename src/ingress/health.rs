@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use super::AppState;
+use super::state::AppState;
 
 /// `/readyz`'s body when the broker connection is usable.
 pub const READY: &str = "ready\n";

@@ -12,7 +12,9 @@ mod health;
 mod oauth2_callback;
 mod oauth_callback;
 mod rate;
+mod route_state;
 pub mod server;
+mod state;
 pub mod verdicts;
 mod webhook_route;
 
@@ -33,25 +35,10 @@ use crate::shutdown::Shutdown;
 
 pub use error::ApiError;
 use server::Admission;
+use state::AppState;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    broker: Arc<Broker>,
-    /// `JIRASYNC_MAX_BODY_BYTES`.
-    max_body_bytes: usize,
-    /// The limits requests are admitted under (the webhook takes its body budget).
-    admission: Admission,
-    /// Webhook tokens whose shape was checked lately.
-    tokens: Arc<webhook_route::KnownTokens>,
-    /// The webhook route's publish metrics.
-    publishes: Arc<webhook_route::PublishMetrics>,
-    /// The workers' verdicts on tokens, and the clients they count against.
-    verdicts: Arc<verdicts::Verdicts>,
-}
 
 /// The arguments of `jirasync ingress`: the broker and the HTTP listener (it has
 /// no database).

@@ -9,7 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
+use super::state::AppState;
 use crate::jira::oauth2_flow::is_fresh_secret_shaped;
 use crate::worker::jobs::Oauth2Token;
 

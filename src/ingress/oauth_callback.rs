@@ -7,7 +7,8 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
+use super::state::AppState;
 use crate::worker::jobs::OauthAccessToken;
 
 /// Longest token or verifier accepted; Jira's are about 32 characters.

@@ -10,8 +10,8 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::ApiError;
 use super::client::Client;
+use super::error::ApiError;
 
 /// Callback requests a client may make at once…
 pub const CALLBACK_BURST: f64 = 50.0;

@@ -17,7 +17,9 @@ use std::sync::{Mutex, PoisonError};
 use chrono::Utc;
 
 use super::credentials::{Credentials, Stored};
-use super::{Integration, jira_client, store};
+use super::provider::jira_client;
+use super::row::Integration;
+use super::store;
 use crate::db::{DbPool, StoreError};
 use crate::jira::oauth2_flow::ClientCredentials;
 use crate::jira::{Auth, JiraClient, JiraError};

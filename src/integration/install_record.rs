@@ -7,7 +7,10 @@ use deadpool_postgres::GenericClient;
 use rand::Rng as _;
 use reqwest::Url;
 
-use super::{Credentials, Integration, Metadata, store};
+use super::credentials::Credentials;
+use super::metadata::Metadata;
+use super::row::Integration;
+use super::store;
 use crate::db::StoreError;
 use crate::secrets::{Keyring, Unreadable};
 

@@ -191,7 +191,10 @@ mod tests {
         }
         for kind in CATALOG.webhooks.iter().chain(CATALOG.jobs) {
             assert_eq!(CATALOG.type_label(kind), *kind);
-            assert!(kind.starts_with(super::super::PROVIDER), "{kind}");
+            assert!(
+                kind.starts_with(crate::integration::provider::PROVIDER),
+                "{kind}"
+            );
         }
     }
 }

@@ -11,7 +11,9 @@ use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
 use super::install_record::fresh_webhook_secret;
-use super::{Integration, PROVIDER, store};
+use super::provider::PROVIDER;
+use super::row::Integration;
+use super::store;
 use crate::db::StoreError;
 use crate::secrets::column::{Integrations, WEBHOOK_HMAC_SECRET, WEBHOOK_SECRET};
 use crate::secrets::{Keyring, Sealed, Unreadable};

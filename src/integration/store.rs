@@ -14,7 +14,9 @@ use tokio_postgres::types::Json;
 use tokio_postgres::{Error, Row};
 
 use super::credentials::Stored;
-use super::{Integration, Metadata, PROVIDER, provider};
+use super::metadata::Metadata;
+use super::provider::{PROVIDER, provider};
+use super::row::Integration;
 use crate::db::StoreError;
 use crate::db::sealed_columns::recheck;
 use crate::secrets::Sealed;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 
-use super::Metadata;
+use super::metadata::Metadata;
 
 mod hub_signature;
 
@@ -36,7 +36,7 @@ pub enum Rejected {
     #[error("the token has no id claim")]
     NoId,
     /// No active integration of [`PROVIDER`](super::PROVIDER) has that external id.
-    #[error("no active {provider} integration matches the token", provider = super::PROVIDER)]
+    #[error("no active {provider} integration matches the token", provider = super::provider::PROVIDER)]
     UnknownIntegration,
     /// The integration has no webhook secret.
     #[error("the integration has no webhook_secret")]

@@ -12,8 +12,9 @@ use serde_json::json;
 
 use super::access::AccessError;
 use super::install_record::fresh_webhook_secret;
+use super::row::Integration;
+use super::store;
 use super::token::MintError;
-use super::{Integration, store};
 use crate::jira::{ISSUE_EVENTS, JiraError, ServerInfo, WebhookApi, WebhookRegistration};
 
 /// Why the webhook registered in Jira was not updated (the caller then says how

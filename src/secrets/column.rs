@@ -10,7 +10,9 @@ use std::marker::PhantomData;
 
 use uuid::Uuid;
 
-use super::{Keyring, Slot, Unreadable};
+use super::error::Unreadable;
+use super::keyring::Keyring;
+use super::slot::Slot;
 
 /// A table holding sealed values, and the key of its rows (what each value is
 /// bound to besides its column).

@@ -9,7 +9,8 @@ use super::audit::detail::{
     Asked, AssigneeGroup, AssigneeResult, Assignment, Chosen, ChosenUser, RejectedUser, Via,
 };
 use super::audit::{Audit, Decision};
-use super::{Email, IssueEvent, Reach};
+use super::event::{Email, IssueEvent};
+use super::guard::{self, Reach};
 use crate::db::sync::{self as q, Assignee, LinkedGroup, Watermark};
 
 /// What to do to the linked groups.
@@ -106,13 +107,13 @@ pub async fn apply(
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
     let integration_id = event.integration_id;
-    let issues = super::admitted(tx, Watermark::Assignee, event, &mut report.reach, audit).await?;
+    let issues = guard::admitted(tx, Watermark::Assignee, event, &mut report.reach, audit).await?;
     // Looked up once, and only when a group has no candidate by email.
     let mut mapped: Option<Option<i64>> = None;
     for admitted in &issues {
         let issue = &admitted.issue;
         let mut results = Vec::new();
-        for group in super::groups_of(tx, issue, &mut report.reach).await? {
+        for group in guard::groups_of(tx, issue, &mut report.reach).await? {
             let result = match action {
                 Action::Unassign => match q::unassign(tx, &group, event.writer()).await? {
                     true => GroupResult::Unassigned,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::assignee::Action;
 use super::audit::detail::NotSyncedReason;
 use super::clock::EventTime;
+use super::event::{IssueEvent, IssueKey};
 use super::status::Transition;
-use super::{IssueEvent, IssueKey};
 use crate::db::sync::Provider;
 
 /// A change ready to apply.

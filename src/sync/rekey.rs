@@ -13,7 +13,8 @@ use deadpool_postgres::Transaction;
 
 use super::audit::detail::{Clock, KeyStale, Merged, NothingToRekey, Rekeyed};
 use super::audit::{Audit, Decision};
-use super::{IssueEvent, IssueKey, clock};
+use super::clock;
+use super::event::{IssueEvent, IssueKey};
 use crate::db::rekey as q;
 
 /// What one move did.

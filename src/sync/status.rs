@@ -8,7 +8,8 @@ use deadpool_postgres::Transaction;
 
 use super::audit::detail::{GroupStatus, NoDoneBoundary, StatusChange, StatusGroup, StatusResult};
 use super::audit::{Audit, Decision};
-use super::{IssueEvent, Reach};
+use super::event::IssueEvent;
+use super::guard::{self, Reach};
 use crate::db::status_sync as q;
 use crate::db::sync::Watermark;
 
@@ -70,7 +71,7 @@ pub async fn apply(
     audit: &mut Audit,
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
-    let issues = super::admitted(tx, Watermark::Status, event, &mut report.reach, audit).await?;
+    let issues = guard::admitted(tx, Watermark::Status, event, &mut report.reach, audit).await?;
     for admitted in &issues {
         let issue = &admitted.issue;
         // Without a transition only the watermark moves.
@@ -86,7 +87,7 @@ pub async fn apply(
         };
         let mut groups = Vec::new();
         let mut changed = 0;
-        for group in super::groups_of(tx, issue, &mut report.reach).await? {
+        for group in guard::groups_of(tx, issue, &mut report.reach).await? {
             let (before, after) = (from.as_str(), to.as_str());
             let moved = q::transition(tx, &group, before, after, activity, event.writer()).await?;
             changed += usize::from(moved);

@@ -24,7 +24,8 @@ use super::applied::{Applied, applied};
 use super::audit::detail::{Clock, NotSynced};
 use super::audit::{Audit, Decision};
 use super::change::{Change, StatusPlan};
-use super::{IssueEvent, assignee, rekey, status};
+use super::event::IssueEvent;
+use super::{assignee, rekey, status};
 use crate::db::{DbPool, rekey as lock};
 
 /// How long a transaction of several changes waits for a row lock

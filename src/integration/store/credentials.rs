@@ -8,8 +8,7 @@ use tokio_postgres::{Error, Row};
 
 use crate::db::StoreError;
 use crate::db::sealed_columns::recheck;
-use crate::integration::Credentials;
-use crate::integration::credentials::{AuthMethod, Stored};
+use crate::integration::credentials::{AuthMethod, Credentials, Stored};
 use crate::secrets::column::{
     ACCESS_TOKEN, ACCESS_TOKEN_SECRET, CLIENT_SECRET, IntegrationCredentials, PRIVATE_KEY,
     REFRESH_TOKEN,

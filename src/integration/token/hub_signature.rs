@@ -8,7 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::super::Metadata;
+use super::super::metadata::Metadata;
 use super::Rejected;
 
 /// When the integration has a `webhook_hmac_secret`, requires `signature` to be

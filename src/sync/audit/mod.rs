@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio_postgres::Error;
 use tokio_postgres::types::ToSql;
 
-use super::IssueEvent;
+use super::event::IssueEvent;
 pub use decision::{Decision, Row};
 pub use sentence::{Place, Sentence};
 pub use store::{

@@ -1,0 +1,138 @@
+//! The ordering guard (docs/reference.md §5.6) and the reach of a change: which
+//! of an issue's rows in organizations that sync a kind back a change may
+//! touch, and the groups linked to them.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
+
+use super::audit::detail::{Clock, NotLinked, Stale, SyncFlag};
+use super::audit::{Audit, Decision};
+use super::clock;
+use super::event::IssueEvent;
+use crate::db::sync::{
+    ExternalIssue, LinkedGroup, Watermark, linked_groups, lock_external_issues, mark_synced,
+    reset_synced,
+};
+
+/// A row the ordering guard admitted, and the watermark it found there that
+/// bound nothing (later than [`clock::horizon`]: left by a version that did
+/// not bound event times) and replaced.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The row.
+    pub issue: ExternalIssue,
+    /// The watermark replaced, if one was.
+    pub reset_from: Option<DateTime<Utc>>,
+}
+
+impl Admitted {
+    /// What the clock did here, for a decision's detail: the replaced watermark
+    /// (`watermark_reset_from`), for `jirasync explain`.
+    pub fn clock(&self) -> Clock {
+        Clock {
+            watermark_reset_from: self.reset_from,
+            ..Clock::default()
+        }
+    }
+}
+
+/// The organizations one change reached, how many of them the ordering guard
+/// turned away because a later change was applied there already, and the groups
+/// reached in the others.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    /// Organizations that sync the change's kind back and know the issue.
+    pub organizations: usize,
+    /// Of those, the ones skipped as stale.
+    pub stale: usize,
+    /// Groups linked to the issue in the organizations not skipped.
+    pub groups: usize,
+}
+
+impl Reach {
+    /// Whether every organization reached was stale (and there was one).
+    pub fn all_stale(&self) -> bool {
+        self.stale > 0 && self.stale == self.organizations
+    }
+}
+
+/// The issue's rows in organizations that sync `watermark`'s kind back, locked,
+/// that the ordering guard admits; counted in `reach`.
+///
+/// The guard (docs/reference.md §5.6): a row whose watermark is later than the
+/// event time is stale; otherwise its watermark moves forward to the event time.
+/// Without an event time every row is admitted and nothing moves. Equal is not
+/// stale: redelivery of the same event re-applies as a no-op. A watermark beyond
+/// [`clock::horizon`] binds nothing and is replaced by the event time: no change
+/// since this version can have set it, so an older version did, from an
+/// unbounded event time, and it would otherwise freeze the issue for good. A
+/// stale organization is noted in `audit`, and so is the want of any organization.
+pub async fn admitted(
+    tx: &Transaction<'_>,
+    watermark: Watermark,
+    event: IssueEvent<'_>,
+    reach: &mut Reach,
+    audit: &mut Audit,
+) -> Result<Vec<Admitted>, tokio_postgres::Error> {
+    let (stale, sync_flag): (fn(Stale) -> Decision, _) = match watermark {
+        Watermark::Assignee => (Decision::AssigneeStale, SyncFlag::SyncReverseAssignment),
+        Watermark::Status => (Decision::StatusStale, SyncFlag::SyncStatusReverse),
+    };
+    let mut admitted = Vec::new();
+    let issues = lock_external_issues(tx, watermark, event.integration_id, event.key.as_str());
+    let issues = issues.await?;
+    // Taken once the rows are locked: every change committed before was received before.
+    let horizon = clock::horizon(event.skew);
+    for issue in issues {
+        reach.organizations += 1;
+        let binding = clock::binding(issue.synced_at, horizon);
+        match (event.at, binding) {
+            (Some(at), Some(applied_up_to)) if applied_up_to > at => {
+                tracing::info!(organization.id = issue.organization_id, watermark = ?watermark, "skipping stale change");
+                reach.stale += 1;
+                let detail = Stale {
+                    event_time: at,
+                    applied_up_to,
+                    clock: Clock::default(),
+                };
+                audit.record(Some(issue.organization_id), stale(detail));
+            }
+            (Some(at), None) if issue.synced_at.is_some() => {
+                tracing::warn!(organization.id = issue.organization_id, watermark = ?watermark, "replacing a watermark beyond any receive time");
+                reset_synced(tx, issue.id, watermark, at).await?;
+                let reset_from = issue.synced_at;
+                admitted.push(Admitted { issue, reset_from });
+            }
+            (Some(at), _) => {
+                mark_synced(tx, issue.id, watermark, at).await?;
+                admitted.push(Admitted {
+                    issue,
+                    reset_from: None,
+                });
+            }
+            (None, _) => admitted.push(Admitted {
+                issue,
+                reset_from: None,
+            }),
+        }
+    }
+    if reach.organizations == 0 {
+        let detail = NotLinked {
+            sync_flag,
+            clock: Clock::default(),
+        };
+        audit.record(None, Decision::NotLinked(detail));
+    }
+    Ok(admitted)
+}
+
+/// The groups linked to `issue` (a row [`admitted`] admitted), counted in `reach`.
+pub async fn groups_of(
+    tx: &Transaction<'_>,
+    issue: &ExternalIssue,
+    reach: &mut Reach,
+) -> Result<Vec<LinkedGroup>, tokio_postgres::Error> {
+    let groups = linked_groups(tx, issue).await?;
+    reach.groups += groups.len();
+    Ok(groups)
+}
