@@ -3,7 +3,7 @@
 -- one assignment webhook, in its order, with its parameters — the integration of the
 -- token (src/integration/store.rs), then in one transaction the issue rows locked, the
 -- watermark moved, the linked groups, the user, the upsert and, when it changed
--- something, the activity (src/db/sync.rs), and the audit row (src/sync/audit.rs).
+-- something, the activity (src/db/sync.rs), and the audit row (src/sync/audit/store.rs).
 -- tests/bench_script.rs checks every
 -- statement against those constants and runs the script. Data: bench/seed.sql.
 -- Variables: -D issues=N -D users=N -D external_id=bench.jira.local:bench.

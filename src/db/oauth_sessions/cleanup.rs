@@ -1,5 +1,5 @@
 //! What workers prune of `oauth_sessions` (docs/reference.md §8), at start and
-//! hourly (`worker::prune`): the secrets of sessions that did not install, a day
+//! hourly (`worker::periodic::prune`): the secrets of sessions that did not install, a day
 //! after their last update, and every session a month after it.
 
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The `sync_events` table (docs/reference.md §5.9, §8): the statements that
 //! write decisions ([`Audit::write`](super::Audit::write)), read them back for
 //! `jirasync explain` ([`recent`]) and prune them after [`RETENTION`] (the worker's
-//! housekeeping, `worker::prune`).
+//! housekeeping, `worker::periodic::prune`).
 
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ pub const INSERT_SYNC_EVENT: &str = "INSERT INTO sync_events
  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// As [`INSERT_SYNC_EVENT`], every column an array: several decisions, of one
-/// message or of several (a batch, `worker::batch`), in one statement, in order.
+/// message or of several (a batch, `sync::batch`), in one statement, in order.
 pub const INSERT_SYNC_EVENTS: &str = "INSERT INTO sync_events
         (message_id, integration_id, issue_key, event_time, kind, organization_id, outcome, detail)
  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[],
