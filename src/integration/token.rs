@@ -159,8 +159,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn metadata(value: Value) -> Metadata {
+    pub(super) fn metadata(value: Value) -> Metadata {
         serde_json::from_value(value).expect("metadata reads")
+    }
+
+    /// An integration mid-rotation at `now`: secrets `new` and `new-hmac`, the
+    /// previous `old` and `old-hmac` valid until the time returned, 60 s later.
+    pub(super) fn rotated_at(now: DateTime<Utc>) -> (Metadata, DateTime<Utc>) {
+        let until = now + chrono::TimeDelta::seconds(60);
+        let rotated = metadata(json!({
+            "webhook_secret": "new", "webhook_hmac_secret": "new-hmac",
+            "previous_webhook_secret": "old", "previous_webhook_hmac_secret": "old-hmac",
+            "previous_valid_until": until.to_rfc3339(),
+        }));
+        (rotated, until)
     }
 
     #[test]
@@ -304,12 +316,7 @@ mod tests {
     fn previous_tokens_pass_until_the_overlap_ends_and_not_after() {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let now = chrono::Utc::now();
-        let until = now + chrono::TimeDelta::seconds(60);
-        let rotated = metadata(json!({
-            "webhook_secret": "new", "webhook_hmac_secret": "new-hmac",
-            "previous_webhook_secret": "old", "previous_webhook_hmac_secret": "old-hmac",
-            "previous_valid_until": until.to_rfc3339(),
-        }));
+        let (rotated, until) = rotated_at(now);
         let (old, new) = (
             mint("x", "old").expect("signs"),
             mint("x", "new").expect("signs"),

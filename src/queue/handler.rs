@@ -225,19 +225,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_are_unique_snake_case_words() {
-        let mut seen = std::collections::HashSet::new();
-        for outcome in Outcome::ALL {
-            let label = outcome.label();
-            assert!(seen.insert(label), "{label} twice");
-            assert!(
-                label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{label}"
-            );
-        }
-    }
-
-    #[test]
     fn a_failure_reads_as_its_whole_cause_chain() {
         let failure = Failure::passing(anyhow::anyhow!("HTTP 503").context("Jira is unavailable"))
             .context("failed to look up the assignee");

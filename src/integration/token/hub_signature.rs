@@ -63,12 +63,9 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{metadata, rotated_at};
     use super::*;
-    use serde_json::{Value, json};
-
-    fn metadata(value: Value) -> Metadata {
-        serde_json::from_value(value).expect("metadata reads")
-    }
+    use serde_json::json;
 
     fn hmac_hex(secret: &[u8], body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("key");
@@ -134,12 +131,7 @@ mod tests {
     #[test]
     fn previous_hmac_secrets_pass_until_the_overlap_ends_and_not_after() {
         let now = chrono::Utc::now();
-        let until = now + chrono::TimeDelta::seconds(60);
-        let rotated = metadata(json!({
-            "webhook_secret": "new", "webhook_hmac_secret": "new-hmac",
-            "previous_webhook_secret": "old", "previous_webhook_hmac_secret": "old-hmac",
-            "previous_valid_until": until.to_rfc3339(),
-        }));
+        let (rotated, until) = rotated_at(now);
         let body = b"{}";
         let signed = |secret: &[u8]| format!("sha256={}", hmac_hex(secret, body));
         let after = until + chrono::TimeDelta::seconds(1);

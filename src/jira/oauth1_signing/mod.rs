@@ -145,19 +145,6 @@ impl Signer {
         Ok(header)
     }
 
-    /// The signature base string (§3.4.1) that [`Self::authorization_header`]
-    /// signs for the same arguments; useful to debug `signature_invalid`.
-    /// Without a fixed nonce and timestamp in `params` it is not reproducible.
-    pub fn signature_base_string(
-        &self,
-        method: &Method,
-        url: &Url,
-        form: &[(&str, &str)],
-        params: &OAuthParams<'_>,
-    ) -> Result<String, SignError> {
-        base_string(method, url, form, &self.protocol_parameters(params))
-    }
-
     /// The `oauth_*` parameters except `oauth_signature`.
     fn protocol_parameters(&self, params: &OAuthParams<'_>) -> Vec<(&'static str, String)> {
         let nonce = params.nonce.map_or_else(fresh_nonce, str::to_owned);
