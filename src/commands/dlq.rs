@@ -11,7 +11,7 @@ use anyhow::Context;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel};
+use lapin::{BasicProperties, Channel, Connection};
 use serde::Serialize;
 
 use crate::config::BrokerSettings;
@@ -101,42 +101,24 @@ pub struct DeadLetter {
 /// between the two steps leaves a duplicate, not a gap. Listing every message
 /// keeps their order; listing some moves those to the end.
 pub async fn list(broker: &BrokerSettings, limit: usize) -> anyhow::Result<Vec<DeadLetter>> {
-    let names = crate::integration::messages::names(broker);
-    let connection = connection::connect(&broker.url, "dlq").await?;
-    let publisher = confirm_channel(&connection).await?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("failed to open a channel")?;
-    let available = depth(&channel, &names.dead()).await?;
+    let dead = DeadLetters::open(broker).await?;
+    let names = &dead.names;
+    let available = depth(&dead.channel, &names.dead()).await?;
     let mut letters = Vec::new();
     while letters.len() < limit.min(available) {
-        let Some(delivery) = next_letter(&channel, &names).await? else {
+        let Some(delivery) = dead.next().await? else {
             break;
         };
-        letters.push(describe(&names, &delivery.properties));
-        let copied = publish_confirmed(
-            &publisher,
-            "",
-            &names.dead(),
-            &delivery.data,
-            delivery.properties.clone(),
-        )
-        .await;
-        if let Err(error) = copied {
-            message::give_back(&delivery.acker).await;
-            return Err(anyhow::Error::new(error).context(
-                "failed to put a listed message back at the end of the dead-letter queue",
-            ));
-        }
-        delivery
-            .acker
-            .ack(BasicAckOptions::default())
-            .await
-            .context("failed to remove a listed message once its copy was stored")?;
+        letters.push(describe(names, &delivery.properties));
+        let props = delivery.properties.clone();
+        let unsent =
+            || "failed to put a listed message back at the end of the dead-letter queue".to_owned();
+        let unacked = "failed to remove a listed message once its copy was stored";
+        dead.move_to(&names.dead(), &delivery, props, unsent, unacked)
+            .await?;
     }
-    let _ = channel.close(200, "done".into()).await;
-    let _ = connection.close(200, "done".into()).await;
+    let _ = dead.channel.close(200, "done".into()).await;
+    let _ = dead.connection.close(200, "done".into()).await;
     Ok(letters)
 }
 
@@ -144,51 +126,96 @@ pub async fn list(broker: &BrokerSettings, limit: usize) -> anyhow::Result<Vec<D
 /// their source queue, resetting the attempt count and the outage clock; returns
 /// how many moved.
 pub async fn replay(broker: &BrokerSettings, limit: Option<usize>) -> anyhow::Result<usize> {
-    let names = crate::integration::messages::names(broker);
-    let connection = connection::connect(&broker.url, "dlq").await?;
-    let publisher = confirm_channel(&connection).await?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("failed to open a channel")?;
+    let dead = DeadLetters::open(broker).await?;
     // Bounded by the depth at the start, so letters that die again are not replayed twice.
-    let budget = depth(&channel, &names.dead())
+    let budget = depth(&dead.channel, &dead.names.dead())
         .await?
         .min(limit.unwrap_or(usize::MAX));
     let mut moved = 0;
     while moved < budget {
-        let Some(delivery) = next_letter(&channel, &names).await? else {
+        let Some(delivery) = dead.next().await? else {
             break;
         };
-        let letter = describe(&names, &delivery.properties);
+        let letter = describe(&dead.names, &delivery.properties);
         let props = reset(&delivery.properties);
-        let published =
-            publish_confirmed(&publisher, "", &letter.source_queue, &delivery.data, props).await;
-        if let Err(error) = published {
-            message::give_back(&delivery.acker).await;
-            return Err(anyhow::Error::new(error).context(format!(
+        let unsent = || {
+            format!(
                 "failed to replay message {} to {} ({moved} replayed before it)",
                 letter.id, letter.source_queue
-            )));
+            )
+        };
+        let unacked = "failed to remove a replayed message from the dead-letter queue";
+        dead.move_to(&letter.source_queue, &delivery, props, unsent, unacked)
+            .await?;
+        moved += 1;
+    }
+    let _ = dead.connection.close(200, "done".into()).await;
+    Ok(moved)
+}
+
+/// What `list` and `replay` read and copy dead letters with: a channel to read
+/// `P.dead` on and a confirm channel to publish the copies on.
+struct DeadLetters {
+    names: Names,
+    connection: Connection,
+    publisher: Channel,
+    channel: Channel,
+}
+
+impl DeadLetters {
+    async fn open(broker: &BrokerSettings) -> anyhow::Result<Self> {
+        let names = crate::integration::messages::names(broker);
+        let connection = connection::connect(&broker.url, "dlq").await?;
+        let publisher = confirm_channel(&connection).await?;
+        let channel = connection
+            .create_channel()
+            .await
+            .context("failed to open a channel")?;
+        Ok(Self {
+            names,
+            connection,
+            publisher,
+            channel,
+        })
+    }
+
+    /// The next message of `P.dead`, left unacked on the reading channel.
+    async fn next(&self) -> anyhow::Result<Option<Delivery>> {
+        let got = self
+            .channel
+            .basic_get(
+                self.names.dead().as_str().into(),
+                BasicGetOptions::default(),
+            )
+            .await
+            .context("failed to read from the dead-letter queue")?;
+        Ok(got.map(|got| got.delivery))
+    }
+
+    /// Publishes `delivery`'s body with `props` to `queue` and acks the delivery
+    /// once the copy is confirmed. When it is not, gives the delivery back and
+    /// returns the publish error in the context `unsent` makes; a failed ack
+    /// comes back in the context `unacked`.
+    async fn move_to(
+        &self,
+        queue: &str,
+        delivery: &Delivery,
+        props: BasicProperties,
+        unsent: impl FnOnce() -> String,
+        unacked: &'static str,
+    ) -> anyhow::Result<()> {
+        let copied = publish_confirmed(&self.publisher, "", queue, &delivery.data, props).await;
+        if let Err(error) = copied {
+            message::give_back(&delivery.acker).await;
+            return Err(anyhow::Error::new(error).context(unsent()));
         }
         delivery
             .acker
             .ack(BasicAckOptions::default())
             .await
-            .context("failed to remove a replayed message from the dead-letter queue")?;
-        moved += 1;
+            .context(unacked)?;
+        Ok(())
     }
-    let _ = connection.close(200, "done".into()).await;
-    Ok(moved)
-}
-
-/// The next message of `P.dead`, left unacked on `channel`.
-async fn next_letter(channel: &Channel, names: &Names) -> anyhow::Result<Option<Delivery>> {
-    let got = channel
-        .basic_get(names.dead().as_str().into(), BasicGetOptions::default())
-        .await
-        .context("failed to read from the dead-letter queue")?;
-    Ok(got.map(|got| got.delivery))
 }
 
 async fn depth(channel: &Channel, queue: &str) -> anyhow::Result<usize> {

@@ -175,10 +175,7 @@ pub async fn add(args: &AddArgs) -> anyhow::Result<Added> {
         (None, None) => anyhow::bail!("give --consumer-key and --private-key-file, or --pat-file"),
     };
     let pool = super::pool(&args.database).await?;
-    let mut client = pool
-        .get()
-        .await
-        .context("failed to get a database connection")?;
+    let mut client = super::connection(&pool).await?;
     let tx = client
         .transaction()
         .await

@@ -57,6 +57,14 @@ impl JobPublisher {
         Ok(id)
     }
 
+    /// Connects, publishes `job` alone and closes; its message id once confirmed.
+    pub async fn enqueue<J: Job>(services: &Services, job: &J) -> anyhow::Result<Uuid> {
+        let publisher = Self::connect(services).await?;
+        let published = publisher.publish(job).await;
+        publisher.close().await;
+        published
+    }
+
     /// Closes the connection.
     pub async fn close(self) {
         let _ = self.channel.close(200, "done".into()).await;

@@ -40,9 +40,13 @@ async fn pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
 /// Postgres cannot be reached, and the keys of the secrets stored through it.
 async fn database(settings: &DatabaseSettings) -> anyhow::Result<(Object, Keyring)> {
     let pool = pool(settings).await?;
-    let client = pool
-        .get()
-        .await
-        .context("failed to get a database connection")?;
+    let client = connection(&pool).await?;
     Ok((client, pool.keys().clone()))
+}
+
+/// A connection of `pool`, whose transaction a command begins itself.
+async fn connection(pool: &DbPool) -> anyhow::Result<Object> {
+    pool.get()
+        .await
+        .context("failed to get a database connection")
 }

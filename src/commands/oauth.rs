@@ -11,7 +11,7 @@ use super::job::JobPublisher;
 use super::link::Oauth1Link;
 pub use super::oauth_session::{FinishArgs, StartArgs, Started, StatusArgs};
 use super::oauth_session::{load, wait_until};
-use crate::db::oauth_sessions::{self, NewOAuth1, NewSession, OauthSession, SessionRef, State};
+use crate::db::oauth_sessions::{self, NewOAuth1, OauthSession, SessionRef, State};
 use crate::worker::jobs::{OauthAccessToken, OauthRequestToken};
 
 /// `jirasync oauth …`
@@ -84,11 +84,7 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
     oauth_sessions::insert_oauth1(
         &client,
         &keys,
-        &NewSession {
-            id: session_id,
-            base_url: &base_url,
-            verify_ssl: !args.link.no_verify_ssl,
-        },
+        &args.session(session_id, &base_url),
         &NewOAuth1 {
             consumer_key: &consumer_key,
             private_key: &private_key,
@@ -160,13 +156,10 @@ pub async fn finish(args: &FinishArgs) -> anyhow::Result<Value> {
                 .unwrap_or_default()
         );
     };
-    let publisher = JobPublisher::connect(&args.services).await?;
     let job = OauthAccessToken {
         oauth_token: request_token,
         oauth_verifier: Some(verifier.clone()),
     };
-    let published = publisher.publish(&job).await;
-    publisher.close().await;
-    let message_id = published?;
+    let message_id = JobPublisher::enqueue(&args.services, &job).await?;
     Ok(json!({ "session_id": id, "message_id": message_id }))
 }

@@ -14,9 +14,7 @@ use uuid::Uuid;
 use super::job::JobPublisher;
 use super::link::read_secret_file;
 use super::oauth_session::{FinishArgs, StartArgs, Started, wait_until};
-use crate::db::oauth_sessions::{
-    self, NewOAuth2, NewSession, OAUTH2_STATE_LIFETIME, OauthSession, State,
-};
+use crate::db::oauth_sessions::{self, NewOAuth2, OAUTH2_STATE_LIFETIME, OauthSession, State};
 use crate::integration::routes;
 use crate::jira::Auth;
 use crate::jira::oauth2_flow::{AuthorizeRequest, fresh_secret};
@@ -53,11 +51,7 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
     oauth_sessions::insert_oauth2(
         &client,
         &keys,
-        &NewSession {
-            id: session_id,
-            base_url: &base_url,
-            verify_ssl: !args.link.no_verify_ssl,
-        },
+        &args.session(session_id, &base_url),
         &NewOAuth2 {
             client_id,
             client_secret: &client_secret,
@@ -143,16 +137,13 @@ pub async fn finish(
         .context("failed to read the OAuth session")?
         .with_context(|| format!("OAuth session {id} has no state; start again"))?;
     let code = code_of(given, &session_state, id)?;
-    let publisher = JobPublisher::connect(&args.services).await?;
     let job = Oauth2Token {
         state: session_state,
         code: Some(code),
         error: None,
         error_description: None,
     };
-    let published = publisher.publish(&job).await;
-    publisher.close().await;
-    let message_id = published?;
+    let message_id = JobPublisher::enqueue(&args.services, &job).await?;
     Ok(json!({ "session_id": id, "message_id": message_id }))
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::link::AppLink;
 use crate::config::{DatabaseSettings, PublicSettings, Services, parse_seconds};
-use crate::db::oauth_sessions::{self, OauthSession, SessionRef, State};
+use crate::db::oauth_sessions::{self, NewSession, OauthSession, SessionRef, State};
 use crate::secrets::Keyring;
 
 /// How often `--wait` looks at the session.
@@ -46,6 +46,18 @@ pub struct StartArgs {
     /// The base of the OAuth 2.0 redirect URL.
     #[command(flatten)]
     pub public: PublicSettings,
+}
+
+impl StartArgs {
+    /// What either flow records of session `id` besides its own part: the Jira
+    /// at `base_url` (checked) and whether its certificate is verified.
+    pub(super) fn session<'a>(&self, id: Uuid, base_url: &'a str) -> NewSession<'a> {
+        NewSession {
+            id,
+            base_url,
+            verify_ssl: !self.link.no_verify_ssl,
+        }
+    }
 }
 
 /// The arguments of `oauth status`.

@@ -36,10 +36,7 @@ pub struct Args {
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     let pool = super::pool(&args.database).await?;
     let rotated = {
-        let mut client = pool
-            .get()
-            .await
-            .context("failed to get a database connection")?;
+        let mut client = super::connection(&pool).await?;
         let tx = client
             .transaction()
             .await

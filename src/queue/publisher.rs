@@ -76,34 +76,16 @@ pub async fn publish_confirmed(
     body: &[u8],
     properties: BasicProperties,
 ) -> Result<(), PublishError> {
-    publish_waiting_while(None, channel, exchange, routing_key, body, properties).await
+    publish_confirmed_while_blocked(None, channel, exchange, routing_key, body, properties).await
 }
 
-/// Like [`publish_confirmed`], but waits past [`CONFIRM_TIMEOUT`] for as long as
-/// RabbitMQ blocks `connection` (a memory or disk alarm). While blocked the broker
-/// reads nothing from the connection, a nack included: giving up then would only
-/// let the publish be stored *and* the nacked original be redelivered once the
-/// alarm clears. The worker uses this for its retry and dead-letter copies.
+/// Like [`publish_confirmed`], but with `Some(connection)` waits past
+/// [`CONFIRM_TIMEOUT`] for as long as RabbitMQ blocks that connection (a memory
+/// or disk alarm). While blocked the broker reads nothing from the connection, a
+/// nack included: giving up then would only let the publish be stored *and* the
+/// nacked original be redelivered once the alarm clears. The worker uses this for
+/// its retry and dead-letter copies.
 pub async fn publish_confirmed_while_blocked(
-    connection: &ConnectionStatus,
-    channel: &Channel,
-    exchange: &str,
-    routing_key: &str,
-    body: &[u8],
-    properties: BasicProperties,
-) -> Result<(), PublishError> {
-    publish_waiting_while(
-        Some(connection),
-        channel,
-        exchange,
-        routing_key,
-        body,
-        properties,
-    )
-    .await
-}
-
-async fn publish_waiting_while(
     blocked: Option<&ConnectionStatus>,
     channel: &Channel,
     exchange: &str,

@@ -134,7 +134,7 @@ pub(super) async fn settle<H: Handler>(
         Err(Failure::DependencyDown { dependency, error }) => (error, Some(dependency)),
     };
     let reason = format!("{error:#}");
-    let (outcome, published) = match next(
+    let why = match next(
         &settler.delays,
         attempts,
         dependency,
@@ -161,41 +161,37 @@ pub(super) async fn settle<H: Handler>(
                     left_out(&fitted.dropped);
                     let props = fitted.properties;
                     let published = publish(settler, &queue, &incoming.body, props).await;
-                    (Outcome::RETRIED, published.map_err(Unsent::Publish))
+                    let published = published.map_err(Unsent::Publish);
+                    return finish(settler, incoming, delivery, Outcome::RETRIED, published).await;
                 }
                 // Retried without a header it needs, it could only fail otherwise
                 // (a token dropped is a token rejected): kept whole in P.dead instead.
-                Ok(fitted) => {
-                    let reason = format!(
-                        "not retried: its headers do not fit one AMQP frame with the retry's \
-                         ({} left out): {reason}",
-                        fitted.dropped.join(", ")
-                    );
-                    let dead = Dead {
-                        attempts,
-                        reason: &reason,
-                        error: &error,
-                        first_failed: Some(first_failed),
-                    };
-                    let published = dead_letter(settler, incoming, message, dead).await;
-                    (Outcome::DEAD_LETTERED, published)
-                }
+                Ok(fitted) => format!(
+                    "not retried: its headers do not fit one AMQP frame with the retry's \
+                     ({} left out)",
+                    fitted.dropped.join(", ")
+                ),
                 Err(len) => return rejected(settler, incoming, delivery, len).await,
             }
         }
-        Next::GiveUp(why) => {
-            let reason = format!("{why}: {reason}");
-            let dead = Dead {
-                attempts,
-                reason: &reason,
-                error: &error,
-                first_failed: Some(first_failed),
-            };
-            let published = dead_letter(settler, incoming, message, dead).await;
-            (Outcome::DEAD_LETTERED, published)
-        }
+        Next::GiveUp(why) => why,
     };
-    finish(settler, incoming, delivery, outcome, published).await
+    let reason = format!("{why}: {reason}");
+    let dead = Dead {
+        attempts,
+        reason: &reason,
+        error: &error,
+        first_failed: Some(first_failed),
+    };
+    let published = dead_letter(settler, incoming, message, dead).await;
+    finish(
+        settler,
+        incoming,
+        delivery,
+        Outcome::DEAD_LETTERED,
+        published,
+    )
+    .await
 }
 
 /// Settles the delivery by what became of its copy.
@@ -327,7 +323,7 @@ async fn publish<H: Handler>(
     props: lapin::BasicProperties,
 ) -> Result<(), PublishError> {
     publish_confirmed_while_blocked(
-        &settler.connection,
+        Some(&settler.connection),
         &settler.publisher,
         "",
         queue,
