@@ -56,6 +56,16 @@ pub enum Watermark {
     Status,
 }
 
+impl Watermark {
+    /// The statement of `assignee`, `status` that is this watermark's.
+    const fn pick(self, assignee: &'static str, status: &'static str) -> &'static str {
+        match self {
+            Self::Assignee => assignee,
+            Self::Status => status,
+        }
+    }
+}
+
 /// `$1` integration id, `$2` issue key: see [`lock_external_issues`].
 pub const LOCK_EXTERNAL_ISSUES: &str = concat!(
     "SELECT ei.id, ei.organization_id, ei.assignee_synced_at",
@@ -78,10 +88,7 @@ pub async fn lock_external_issues(
     integration_id: i64,
     key: &str,
 ) -> Result<Vec<ExternalIssue>, Error> {
-    let sql = match watermark {
-        Watermark::Assignee => LOCK_EXTERNAL_ISSUES,
-        Watermark::Status => LOCK_STATUS_ISSUES,
-    };
+    let sql = watermark.pick(LOCK_EXTERNAL_ISSUES, LOCK_STATUS_ISSUES);
     let statement = client.prepare_cached(sql).await?;
     let rows = client.query(&statement, &[&integration_id, &key]).await?;
     Ok(rows
@@ -111,10 +118,7 @@ pub async fn mark_synced(
     watermark: Watermark,
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let sql = match watermark {
-        Watermark::Assignee => MARK_ASSIGNEE_SYNCED,
-        Watermark::Status => MARK_STATUS_SYNCED,
-    };
+    let sql = watermark.pick(MARK_ASSIGNEE_SYNCED, MARK_STATUS_SYNCED);
     let statement = client.prepare_cached(sql).await?;
     client
         .execute(&statement, &[&external_issue_id, &at])
@@ -139,10 +143,7 @@ pub async fn reset_synced(
     watermark: Watermark,
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let sql = match watermark {
-        Watermark::Assignee => RESET_ASSIGNEE_SYNCED,
-        Watermark::Status => RESET_STATUS_SYNCED,
-    };
+    let sql = watermark.pick(RESET_ASSIGNEE_SYNCED, RESET_STATUS_SYNCED);
     client.execute(sql, &[&external_issue_id, &at]).await?;
     Ok(())
 }

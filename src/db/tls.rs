@@ -167,7 +167,10 @@ fn client_config(mode: SslMode, root: Option<&PathBuf>) -> anyhow::Result<Client
         .with_safe_default_protocol_versions()
         .context("rustls refused its default protocol versions")?;
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(Unchecked(provider())),
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(AnyName {
+            chain: None,
+            provider: provider(),
+        }),
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let Some(root) = root else {
                 anyhow::bail!(
@@ -185,7 +188,10 @@ fn client_config(mode: SslMode, root: Option<&PathBuf>) -> anyhow::Result<Client
                     .build()
                     .context("failed to build the certificate verifier")?;
             if mode == SslMode::VerifyCa {
-                Arc::new(AnyName(verifier))
+                Arc::new(AnyName {
+                    chain: Some(verifier),
+                    provider: provider(),
+                })
             } else {
                 verifier
             }
@@ -217,22 +223,36 @@ fn roots(path: &PathBuf) -> anyhow::Result<RootCertStore> {
     Ok(roots)
 }
 
-/// `prefer` and `require`: any certificate, signatures still verified.
+/// `prefer` and `require` (no chain: any certificate) and `verify-ca` (the
+/// chain checked, whatever host it names); signatures verified in every mode.
 #[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
+struct AnyName {
+    /// The CAs' verifier, whose name errors are ignored; `None`: none checked.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for Unchecked {
+impl ServerCertVerifier for AnyName {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
+    // The chain's verifier checks signatures with the same provider's algorithms.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
@@ -243,7 +263,7 @@ impl ServerCertVerifier for Unchecked {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -257,59 +277,14 @@ impl ServerCertVerifier for Unchecked {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain checked, whatever host it names.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

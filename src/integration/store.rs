@@ -10,7 +10,7 @@ mod credentials;
 use chrono::Utc;
 use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value};
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{Error, Row};
 
 use super::credentials::Stored;
@@ -108,14 +108,14 @@ pub async fn find(
     keys: &Keyring,
     external_id: &str,
 ) -> Result<Option<Integration>, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT id, external_id, status, metadata FROM integrations
+    one(
+        client,
+        keys,
+        "SELECT id, external_id, status, metadata FROM integrations
               WHERE provider = $2 AND external_id = $1",
-            &[&external_id, &PROVIDER],
-        )
-        .await?;
-    Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
+        &[&external_id, &PROVIDER],
+    )
+    .await
 }
 
 /// Sets the status of `jira_server` integration `id` (`active`, `disabled`); the
@@ -126,15 +126,15 @@ pub async fn set_status(
     id: i64,
     status: &str,
 ) -> Result<Option<Integration>, StoreError> {
-    let row = client
-        .query_opt(
-            "UPDATE integrations SET status = $2
+    one(
+        client,
+        keys,
+        "UPDATE integrations SET status = $2
               WHERE id = $1 AND provider = $3
              RETURNING id, external_id, status, metadata",
-            &[&id, &status, &PROVIDER],
-        )
-        .await?;
-    Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
+        &[&id, &status, &PROVIDER],
+    )
+    .await
 }
 
 /// The `jira_server` integration with this row id, whatever its status.
@@ -144,13 +144,24 @@ pub async fn by_id(
     id: i64,
 ) -> Result<Option<Integration>, StoreError> {
     recheck(client, keys).await?;
-    let row = client
-        .query_opt(
-            "SELECT id, external_id, status, metadata FROM integrations
+    one(
+        client,
+        keys,
+        "SELECT id, external_id, status, metadata FROM integrations
               WHERE id = $1 AND provider = $2",
-            &[&id, &PROVIDER],
-        )
-        .await?;
+        &[&id, &PROVIDER],
+    )
+    .await
+}
+
+/// The integration `sql` returns (`id, external_id, status, metadata`), if any.
+async fn one(
+    client: &impl GenericClient,
+    keys: &Keyring,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Integration>, StoreError> {
+    let row = client.query_opt(sql, params).await?;
     Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
 }
 

@@ -61,6 +61,24 @@ impl SecretKey {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// `plaintext` sealed with `nonce` for `aad`, stored as `prefix`, the key's
+    /// id, `:` and the nonce and ciphertext in base64url.
+    fn seal(&self, prefix: &str, nonce: [u8; NONCE_LEN], aad: &str, plaintext: &str) -> String {
+        let sealed = self
+            .cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
+            .expect("XChaCha20-Poly1305 seals any length this holds");
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        format!("{prefix}{}:{}", self.id, URL_SAFE_NO_PAD.encode(bytes))
+    }
 }
 
 /// The keys a process has — the current one seals, both open — and whether it
@@ -145,20 +163,7 @@ impl Keyring {
         };
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
-        let aad = slot.associated_data();
-        let sealed = key
-            .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: aad.as_bytes(),
-                },
-            )
-            .expect("XChaCha20-Poly1305 seals any length this holds");
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&sealed);
-        format!("{PREFIX}{}:{}", key.id, URL_SAFE_NO_PAD.encode(bytes))
+        key.seal(PREFIX, nonce, &slot.associated_data(), plaintext)
     }
 
     /// As [`seal`](Self::seal), for a value that may be absent.
@@ -267,24 +272,7 @@ mod tests {
 
     /// What an earlier version stored: sealed for the column only, as `jsenc1:`.
     fn column_bound(key: &SecretKey, column: &str, plaintext: &str) -> String {
-        let nonce = [7u8; NONCE_LEN];
-        let sealed = key
-            .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: column.as_bytes(),
-                },
-            )
-            .expect("seals");
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&sealed);
-        format!(
-            "{COLUMN_BOUND_PREFIX}{}:{}",
-            key.id,
-            URL_SAFE_NO_PAD.encode(bytes)
-        )
+        key.seal(COLUMN_BOUND_PREFIX, [7u8; NONCE_LEN], column, plaintext)
     }
 
     #[test]

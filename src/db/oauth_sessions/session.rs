@@ -169,81 +169,40 @@ pub type Oauth1Session = Session<OAuth1>;
 pub type Oauth2Session = Session<OAuth2>;
 
 impl<F> Session<F> {
-    /// The session without its flow, and its flow.
-    fn split(self) -> (Session<()>, F) {
-        let Self {
-            id,
-            base_url,
-            verify_ssl,
-            state,
-            authorize_url,
-            error,
-            integration_id,
-            created_at,
-            updated_at,
+    /// The session holding what `take` makes of its flow; `None` when `take`
+    /// finds none.
+    fn try_map_flow<G>(self, take: impl FnOnce(F) -> Option<G>) -> Option<Session<G>> {
+        let flow = take(self.flow)?;
+        Some(Session {
+            id: self.id,
+            base_url: self.base_url,
+            verify_ssl: self.verify_ssl,
+            state: self.state,
+            authorize_url: self.authorize_url,
+            error: self.error,
+            integration_id: self.integration_id,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
             flow,
-        } = self;
-        let session = Session {
-            id,
-            base_url,
-            verify_ssl,
-            state,
-            authorize_url,
-            error,
-            integration_id,
-            created_at,
-            updated_at,
-            flow: (),
-        };
-        (session, flow)
-    }
-}
-
-impl Session<()> {
-    /// The session holding `flow`.
-    fn with<F>(self, flow: F) -> Session<F> {
-        let Self {
-            id,
-            base_url,
-            verify_ssl,
-            state,
-            authorize_url,
-            error,
-            integration_id,
-            created_at,
-            updated_at,
-            flow: (),
-        } = self;
-        Session {
-            id,
-            base_url,
-            verify_ssl,
-            state,
-            authorize_url,
-            error,
-            integration_id,
-            created_at,
-            updated_at,
-            flow,
-        }
+        })
     }
 }
 
 impl OauthSession {
     /// The session as an OAuth 1.0a one; `None` when it is an OAuth 2.0 one.
     pub fn into_oauth1(self) -> Option<Oauth1Session> {
-        match self.split() {
-            (session, Flow::OAuth1(flow)) => Some(session.with(flow)),
-            (_, Flow::OAuth2(_)) => None,
-        }
+        self.try_map_flow(|flow| match flow {
+            Flow::OAuth1(flow) => Some(flow),
+            Flow::OAuth2(_) => None,
+        })
     }
 
     /// The session as an OAuth 2.0 one; `None` when it is an OAuth 1.0a one.
     pub fn into_oauth2(self) -> Option<Oauth2Session> {
-        match self.split() {
-            (session, Flow::OAuth2(flow)) => Some(session.with(flow)),
-            (_, Flow::OAuth1(_)) => None,
-        }
+        self.try_map_flow(|flow| match flow {
+            Flow::OAuth2(flow) => Some(flow),
+            Flow::OAuth1(_) => None,
+        })
     }
 
     /// The session as `jirasync oauth status` shows it: no private key, client
