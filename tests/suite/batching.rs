@@ -19,11 +19,11 @@ use common::seed::{assignee_changed, jira_user};
 const CONCURRENCY: u16 = 64;
 
 /// A seeded issue: its key, its group, and the teammate its webhook assigns.
-struct Issue {
-    key: String,
-    group: i64,
-    user: i64,
-    email: String,
+pub struct Issue {
+    pub key: String,
+    pub group: i64,
+    pub user: i64,
+    pub email: String,
 }
 
 /// A test app whose worker the test starts.
@@ -45,7 +45,7 @@ async fn app_with(
 
 /// Issues `<PREFIX>-<i>`, each in an organization of its own with a teammate
 /// `<prefix><i>@acme.io`.
-async fn issues(app: &TestApp, prefix: &str, count: usize) -> Vec<Issue> {
+pub async fn issues(app: &TestApp, prefix: &str, count: usize) -> Vec<Issue> {
     let mut issues = Vec::new();
     for i in 0..count {
         let key = format!("{prefix}-{i}");

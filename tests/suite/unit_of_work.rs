@@ -11,38 +11,13 @@ use jirasync::sync::unit::{Answer, Pending};
 use jirasync::sync::{Applied, Change, Email, Error, IssueKey, Unit};
 use tokio_postgres::error::SqlState;
 
+use crate::batching::issues;
 use crate::common;
 use common::app::{TestApp, WAIT};
-
-/// A seeded issue: its key, its group, and the teammate a change assigns.
-struct Issue {
-    key: String,
-    group: i64,
-    user: i64,
-    email: String,
-}
 
 /// A test app without a worker: the tests apply the changes themselves.
 async fn app() -> TestApp {
     TestApp::builder().no_worker().start().await
-}
-
-/// Issues `<PREFIX>-<i>`, each in an organization of its own with a teammate.
-async fn issues(app: &TestApp, prefix: &str, count: usize) -> Vec<Issue> {
-    let mut issues = Vec::new();
-    for i in 0..count {
-        let key = format!("{prefix}-{i}");
-        let org = app.seed().org(app.integration, true, &key).await;
-        let email = format!("{}{i}@acme.io", prefix.to_lowercase());
-        let user = app.seed().teammate(&org, &email).await;
-        issues.push(Issue {
-            key,
-            group: org.group_id,
-            user,
-            email,
-        });
-    }
-    issues
 }
 
 /// The unit of work on the test's database.
