@@ -5,9 +5,9 @@
 //! share one lookup.
 
 mod cache;
-pub mod hidden_email;
-pub mod jira_statuses;
-pub mod single_flight;
+mod hidden_email;
+mod jira_statuses;
+mod single_flight;
 
 use hidden_email::{EmailCache, Lookup};
 use jira_statuses::{DoneIds, StatusCache};
