@@ -10,6 +10,7 @@ pub mod health;
 pub mod ingress;
 pub mod integration;
 pub mod jira;
+pub mod outbound;
 pub mod queue;
 pub mod reconnect;
 pub mod secrets;

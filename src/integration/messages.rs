@@ -23,6 +23,9 @@ pub const OAUTH_ACCESS_TOKEN: &str = "jira_server.oauth_access_token";
 pub const OAUTH2_TOKEN: &str = "jira_server.oauth2_token";
 /// Re-read an integration's recently updated linked issues.
 pub const RECONCILE: &str = "jira_server.reconcile";
+/// Push a group's assignee or status to one linked Jira issue (`outbound`),
+/// routed to `P.outbound`.
+pub const OUTBOUND: &str = "jira_server.outbound";
 
 /// Every job type, routed to `P.jobs`; the worker's dispatcher handles each.
 pub const JOB_TYPES: [&str; 4] = [
@@ -62,7 +65,7 @@ pub static CATALOG: Catalog = Catalog {
         "jira_cloud.oauth2_token",
         "jira_cloud.webhook_refresh",
         RECONCILE,
-        "jira_server.outbound",
+        OUTBOUND,
     ],
     headers: &[TOKEN, RECEIVED_AT_MS, WEBHOOK_IDENTIFIER, HUB_SIGNATURE],
 };

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::detail::{
-    Assignment, Clock, KeyStale, NoDoneBoundary, NotLinked, NotSynced, NothingToRekey, Rekeyed,
-    Stale, StatusChange, SyncFlag,
+    Assignment, Clock, KeyStale, NoDoneBoundary, NotLinked, NotSynced, NothingToRekey, PushKind,
+    PushOutcome, Pushed, Rekeyed, Stale, StatusChange, SyncFlag,
 };
 
 /// A decision, (de)serialized as its row: `{"kind", "outcome", "detail"}`. Each
@@ -40,6 +40,9 @@ pub enum Decision {
     Rekeyed(Rekeyed),
     /// `key` / `unchanged`: no organization had a row of the old key.
     NothingToRekey(NothingToRekey),
+    /// `assignee_outbound` or `status_outbound` / [`Pushed::outcome`]: a push to
+    /// Jira, or why none was made (docs/reference.md §10.9).
+    Outbound(Pushed),
     /// A row this version does not write, as it is stored.
     Unknown(Row),
 }
@@ -69,6 +72,7 @@ macro_rules! each_detail {
             Decision::KeyStale($detail) => $body,
             Decision::Rekeyed($detail) => $body,
             Decision::NothingToRekey($detail) => $body,
+            Decision::Outbound($detail) => $body,
             Decision::Unknown($row) => $fallback,
         }
     };
@@ -107,6 +111,7 @@ impl Decision {
             Self::KeyStale(_) => ("key", "stale"),
             Self::Rekeyed(_) => ("key", "rekeyed"),
             Self::NothingToRekey(_) => ("key", "unchanged"),
+            Self::Outbound(pushed) => (pushed.kind.audit_kind(), pushed.outcome.as_str()),
             Self::Unknown(_) => return None,
         })
     }
@@ -143,7 +148,17 @@ impl Decision {
             ("key", "stale") => from_value(&detail).map(Self::KeyStale),
             ("key", "rekeyed") => from_value(&detail).map(Self::Rekeyed),
             ("key", "unchanged") => from_value(&detail).map(Self::NothingToRekey),
-            _ => None,
+            (kind, outcome) => PushKind::from_audit_kind(kind)
+                .zip(PushOutcome::parse(outcome))
+                .and_then(|(kind, outcome)| {
+                    from_value::<Pushed>(&detail).map(|pushed| {
+                        Self::Outbound(Pushed {
+                            kind,
+                            outcome,
+                            ..pushed
+                        })
+                    })
+                }),
         };
         match parsed {
             Some(decision)

@@ -351,3 +351,200 @@ pub struct NothingToRekey {
     #[serde(flatten)]
     pub clock: Clock,
 }
+
+/// What an outbound push sets in Jira (docs/reference.md §10).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushKind {
+    /// The assignee (`group_assignees`).
+    #[default]
+    Assignee,
+    /// The status (`groups.status`, resolved or unresolved).
+    Status,
+}
+
+impl PushKind {
+    /// As `outbound_changes.kind`, `outbound_pending.kind` and the label `kind` of
+    /// `jirasync_outbound_total`: `assignee`, `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Assignee => "assignee",
+            Self::Status => "status",
+        }
+    }
+
+    /// The `sync_events.kind` of its decisions: `assignee_outbound`, `status_outbound`.
+    pub fn audit_kind(self) -> &'static str {
+        match self {
+            Self::Assignee => "assignee_outbound",
+            Self::Status => "status_outbound",
+        }
+    }
+
+    /// The kind `outbound_changes.kind` names.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "assignee" => Some(Self::Assignee),
+            "status" => Some(Self::Status),
+            _ => None,
+        }
+    }
+
+    /// The kind whose decisions `sync_events.kind` names.
+    pub fn from_audit_kind(value: &str) -> Option<Self> {
+        value.strip_suffix("_outbound").and_then(Self::parse)
+    }
+}
+
+/// What became of a push (docs/reference.md §10.9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushOutcome {
+    /// Jira took the write.
+    #[default]
+    Pushed,
+    /// Jira held the target already: nothing written.
+    Unchanged,
+    /// The change was written by this integration's own inbound sync.
+    SameOrigin,
+    /// The group is assigned to a team: nothing is sent.
+    TeamAssignee,
+    /// No Jira user for the assignee.
+    NoJiraUser,
+    /// No status mapped for the project and direction.
+    NotMapped,
+    /// No transition leads to the mapped status.
+    NoTransition,
+    /// Jira refused the write (400, 403, 404, a required field).
+    Refused,
+    /// The integration cannot call Jira (needs reauth, no access token): held.
+    Held,
+    /// Jira failed until the retries ran out.
+    Failed,
+}
+
+impl PushOutcome {
+    /// Every outcome, in the order of docs/reference.md §10.9.
+    pub const ALL: [Self; 10] = [
+        Self::Pushed,
+        Self::Unchanged,
+        Self::SameOrigin,
+        Self::TeamAssignee,
+        Self::NoJiraUser,
+        Self::NotMapped,
+        Self::NoTransition,
+        Self::Refused,
+        Self::Held,
+        Self::Failed,
+    ];
+
+    /// As `sync_events.outcome` and the label `outcome` of `jirasync_outbound_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pushed => "pushed",
+            Self::Unchanged => "unchanged",
+            Self::SameOrigin => "same_origin",
+            Self::TeamAssignee => "team_assignee",
+            Self::NoJiraUser => "no_jira_user",
+            Self::NotMapped => "not_mapped",
+            Self::NoTransition => "no_transition",
+            Self::Refused => "refused",
+            Self::Held => "held",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The outcome `sync_events.outcome` names.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|outcome| outcome.as_str() == value)
+    }
+}
+
+/// The change a push carries to Jira.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushChange {
+    /// A user (or a team) is the group's assignee.
+    #[default]
+    Assign,
+    /// The group has no assignee.
+    Unassign,
+    /// The group is resolved.
+    Resolve,
+    /// The group is unresolved.
+    Unresolve,
+}
+
+/// How the Jira user of a pushed assignee was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JiraUserVia {
+    /// The user map (`jirasync user-map`).
+    UserMap,
+    /// A verified email address, through Jira's assignable-user search.
+    Email,
+}
+
+/// A user as an outbound decision names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushUser {
+    /// `users.id`.
+    pub id: i64,
+    /// `users.username`.
+    pub username: String,
+}
+
+/// One outbound decision (docs/reference.md §10.9): what jirasync pushed to one
+/// external issue, or why not. Its kind and outcome are the row's columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pushed {
+    /// Assignee or status: the row's kind.
+    #[serde(skip)]
+    pub kind: PushKind,
+    /// What became of it: the row's outcome.
+    #[serde(skip)]
+    pub outcome: PushOutcome,
+    /// The group whose state was pushed.
+    pub group_id: i64,
+    /// What the group's state asks of Jira.
+    pub change: PushChange,
+    /// The assignee, when a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<PushUser>,
+    /// The assignee, when a team (its slug).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The Jira user name sent (or that would have been).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jira_user: Option<String>,
+    /// How it was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<JiraUserVia>,
+    /// The user map entry tried, when it led nowhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_map: Option<String>,
+    /// The verified addresses tried, when none matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emails_tried: Option<Vec<String>>,
+    /// Jira's value before (a user name, a status name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The target (a user name, a status name or id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The transition taken (or, for `no_transition`, those offered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<String>,
+    /// The integration whose inbound sync wrote the change (`same_origin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_integration_id: Option<i64>,
+    /// The HTTP status Jira answered, when it refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// What Jira said (its `errorMessages` and `errors`), or the last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jira_message: Option<String>,
+    /// What the clock did (nothing: kept for the shape every detail shares).
+    #[serde(flatten)]
+    pub clock: Clock,
+}

@@ -59,6 +59,26 @@ impl Audit {
         }
     }
 
+    /// The trail of an outbound push (docs/reference.md §10.9) of message
+    /// `message_id` to `issue_key` of `integration_id`, for the change committed
+    /// at `committed_at`.
+    pub fn outbound(
+        message_id: &str,
+        integration_id: i64,
+        issue_key: &str,
+        committed_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            message_id: Some(message_id.to_owned()),
+            integration_id,
+            issue_key: issue_key.to_owned(),
+            event_time: committed_at,
+            clamped_from: None,
+            decisions: Vec::new(),
+            recorded: true,
+        }
+    }
+
     /// This trail, counted but never written (`JIRASYNC_AUDIT=off`).
     pub fn unrecorded(self) -> Self {
         Self {

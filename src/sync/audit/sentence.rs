@@ -9,7 +9,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::decision::Decision;
 use super::detail::{
-    AssigneeGroup, AssigneeResult, Assignment, NotSyncedReason, StatusResult, Via,
+    AssigneeGroup, AssigneeResult, Assignment, JiraUserVia, NotSyncedReason, PushChange, PushKind,
+    PushOutcome, Pushed, StatusResult, Via,
 };
 
 /// Where a decision was made: the issue key it was recorded under, and the
@@ -128,6 +129,7 @@ impl Display for Sentence<'_> {
                  the old key; moved already?)",
                 nothing.from, nothing.to
             )?,
+            Decision::Outbound(pushed) => outbound(f, pushed, key, &org)?,
             Decision::Unknown(row) => write!(f, "{}: {}{org}", row.kind, row.outcome)?,
         }
         let (clamped, reset) = match (self.decision.clock(), self.decision) {
@@ -161,6 +163,129 @@ impl Display for Sentence<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The sentence of an outbound decision (docs/reference.md §10.9): what was
+/// pushed to `key`, or why nothing was.
+fn outbound(f: &mut Formatter<'_>, pushed: &Pushed, key: &str, org: &str) -> fmt::Result {
+    let group = pushed.group_id;
+    let target = match (pushed.change, &pushed.user, &pushed.team) {
+        (PushChange::Unassign, _, _) => "no assignee".to_owned(),
+        (_, Some(user), _) => user.username.clone(),
+        (_, None, Some(team)) => format!("team {team}"),
+        (PushChange::Resolve, ..) => "resolved".to_owned(),
+        (PushChange::Unresolve, ..) => "unresolved".to_owned(),
+        (PushChange::Assign, None, None) => "an assignee".to_owned(),
+    };
+    let to = pushed.to.as_deref().unwrap_or("?");
+    let jira = |f: &mut Formatter<'_>| -> fmt::Result {
+        match (pushed.status, &pushed.jira_message) {
+            (Some(status), Some(message)) => write!(f, ": Jira answered {status}: {message}"),
+            (Some(status), None) => write!(f, ": Jira answered {status}"),
+            (None, Some(message)) => write!(f, ": {message}"),
+            (None, None) => Ok(()),
+        }
+    };
+    let what = match pushed.kind {
+        PushKind::Assignee => "assignee",
+        PushKind::Status => "status",
+    };
+    match pushed.outcome {
+        PushOutcome::Pushed => {
+            match pushed.kind {
+                PushKind::Assignee if pushed.change == PushChange::Unassign => {
+                    write!(f, "unassigned {key} in Jira{org}: group {group} has no assignee")?;
+                }
+                PushKind::Assignee => {
+                    let via = match pushed.via {
+                        Some(JiraUserVia::UserMap) => "the user map",
+                        Some(JiraUserVia::Email) => "a verified email",
+                        None => "?",
+                    };
+                    write!(
+                        f,
+                        "pushed assignee {target} to {key}{org} as Jira user {} (found by {via}): \
+                         group {group} is assigned to them",
+                        pushed.jira_user.as_deref().unwrap_or("?")
+                    )?;
+                }
+                PushKind::Status => {
+                    write!(f, "transitioned {key} to {to}{org}: group {group} is {target}")?;
+                    if let Some(transition) = &pushed.transition {
+                        write!(f, " (transition {transition})")?;
+                    }
+                }
+            }
+            if let Some(from) = &pushed.from {
+                write!(f, "; Jira had {from}")?;
+            }
+            Ok(())
+        }
+        PushOutcome::Unchanged => write!(
+            f,
+            "left {key} as it is{org}: Jira's {what} is {to} already (group {group})"
+        ),
+        PushOutcome::SameOrigin => write!(
+            f,
+            "did not push the {what} of group {group} to {key}{org}: the change came from this \
+             integration's own sync of Jira"
+        ),
+        PushOutcome::TeamAssignee => write!(
+            f,
+            "did not push the assignee of group {group} to {key}{org}: it is assigned to \
+             {target}, and only users are sent to Jira"
+        ),
+        PushOutcome::NoJiraUser => {
+            write!(
+                f,
+                "did not push assignee {target} to {key}{org}: no Jira user found"
+            )?;
+            if let Some(entry) = &pushed.user_map {
+                write!(f, "; the user map names {entry}, whom Jira does not know")?;
+            }
+            match pushed.emails_tried.as_deref() {
+                Some([]) | None => write!(f, "; they have no verified email")?,
+                Some(emails) => write!(
+                    f,
+                    "; no assignable Jira user has the verified email {}",
+                    emails.join(", ")
+                )?,
+            }
+            f.write_str(" (map them with `jirasync user-map set`)")
+        }
+        PushOutcome::NotMapped => write!(
+            f,
+            "did not push the status of group {group} ({target}) to {key}{org}: no status is \
+             mapped for its Jira project (`jirasync status-map set`)"
+        ),
+        PushOutcome::NoTransition => {
+            write!(
+                f,
+                "did not transition {key} to {to}{org}: no transition leads there from {}",
+                pushed.from.as_deref().unwrap_or("its status")
+            )?;
+            if let Some(offered) = &pushed.transition {
+                write!(f, " (offered: {offered})")?;
+            }
+            Ok(())
+        }
+        PushOutcome::Refused => {
+            match pushed.kind {
+                PushKind::Assignee => write!(f, "did not assign {target} to {key}{org}")?,
+                PushKind::Status => write!(f, "did not transition {key} to {to}{org}")?,
+            }
+            jira(f)
+        }
+        PushOutcome::Held => write!(
+            f,
+            "held the {what} of group {group} for {key}{org}: the integration cannot call Jira \
+             until it is connected again"
+        ),
+        PushOutcome::Failed => {
+            write!(f, "gave up pushing the {what} of group {group} to {key}{org}")?;
+            jira(f)
+        }
     }
 }
 

@@ -1,0 +1,100 @@
+//! A push's hold on its external issue and kind (docs/reference.md §10.3): one
+//! push per issue and kind at a time across all workers, by a transaction-level
+//! advisory lock, and what the push does to its `outbound_pending` row — skip
+//! it when a newer change is pending (superseded), delete it once decided, mark
+//! it held while the integration cannot call Jira. The lock and the row's update
+//! end with the transaction, which also writes the decision's audit row.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Error;
+
+use super::Kind;
+use super::message::Push;
+
+/// `$1` external issue, `$2` kind: waits for the lock of this issue and kind, a
+/// hash of `jirasync.outbound:<id>:<kind>` (two issues that share a hash only
+/// wait for each other).
+pub const LOCK: &str = "SELECT pg_advisory_xact_lock(
+    hashtextextended('jirasync.outbound:' || $1::bigint || ':' || $2::text, 0))";
+
+/// `$1` external issue, `$2` kind: the pending row.
+pub const PENDING: &str = "SELECT seq, origin_integration_id, changed_at, held_at
+  FROM outbound_pending WHERE external_issue_id = $1 AND kind = $2";
+
+/// `$1` external issue, `$2` kind, `$3` seq: the row, unless a newer change came.
+pub const DECIDED: &str =
+    "DELETE FROM outbound_pending WHERE external_issue_id = $1 AND kind = $2 AND seq <= $3";
+
+/// `$1` external issue, `$2` kind: held since now, unless held already; returns
+/// a row when it was not.
+pub const HOLD: &str = "UPDATE outbound_pending SET held_at = now()
+  WHERE external_issue_id = $1 AND kind = $2 AND held_at IS NULL RETURNING 1";
+
+/// The pending push of one issue and kind, as the claim found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Its newest change.
+    pub seq: i64,
+    /// That change's origin.
+    pub origin_integration_id: Option<i64>,
+    /// When that change was committed.
+    pub changed_at: DateTime<Utc>,
+    /// Since when it is held, if it is.
+    pub held_at: Option<DateTime<Utc>>,
+}
+
+/// What the claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// A newer change of the issue and kind is pending: its own message pushes it.
+    Superseded,
+    /// The push to make; `None` when no row is pending (a message replayed or
+    /// redelivered after its push was decided): the group's state is pushed anyway.
+    Current(Option<Pending>),
+}
+
+/// Takes the lock of `push`'s issue and kind for the transaction `tx` and reads
+/// its pending row.
+pub async fn claim(tx: &impl GenericClient, push: &Push) -> Result<Claim, Error> {
+    let kind = push.kind.as_str();
+    tx.execute(LOCK, &[&push.external_issue_id, &kind]).await?;
+    let row = tx
+        .query_opt(PENDING, &[&push.external_issue_id, &kind])
+        .await?;
+    let pending = row.map(|row| Pending {
+        seq: row.get(0),
+        origin_integration_id: row.get(1),
+        changed_at: row.get(2),
+        held_at: row.get(3),
+    });
+    Ok(match pending {
+        Some(pending) if pending.seq > push.seq => Claim::Superseded,
+        pending => Claim::Current(pending),
+    })
+}
+
+/// The push of `external_issue_id` and `kind` up to `seq` is decided: its row goes,
+/// unless a newer change is pending.
+pub async fn decided(
+    tx: &impl GenericClient,
+    external_issue_id: i64,
+    kind: Kind,
+    seq: i64,
+) -> Result<(), Error> {
+    tx.execute(DECIDED, &[&external_issue_id, &kind.as_str(), &seq])
+        .await?;
+    Ok(())
+}
+
+/// Marks the push held; whether it was not held before (its `held` is recorded once).
+pub async fn hold(
+    tx: &impl GenericClient,
+    external_issue_id: i64,
+    kind: Kind,
+) -> Result<bool, Error> {
+    Ok(tx
+        .query_opt(HOLD, &[&external_issue_id, &kind.as_str()])
+        .await?
+        .is_some())
+}
