@@ -98,3 +98,42 @@ pub async fn hold(
         .await?
         .is_some())
 }
+
+/// `$1` external issue, `$2` group, `$3` the flag of the kind: the issue's key
+/// while the issue is still a target of the group's changes of that kind
+/// (docs/reference.md §10.2: linked, flag on, organization, its integration
+/// row and the integration active, the group not being deleted).
+pub const TARGET: &str = "SELECT ei.key
+  FROM external_issues ei
+  JOIN organization_integrations oi
+    ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
+  JOIN organizations o ON o.id = ei.organization_id
+  JOIN integrations i ON i.id = ei.integration_id
+  JOIN group_links gl ON gl.linked_type = 'issue' AND gl.linked_id = ei.id
+  JOIN groups g ON g.id = gl.group_id AND g.project_id = gl.project_id
+  JOIN projects p ON p.id = g.project_id AND p.organization_id = ei.organization_id
+ WHERE ei.id = $1 AND g.id = $2
+   AND oi.status = 'active' AND o.status = 'active' AND i.status = 'active'
+   AND g.status NOT IN ('pending_deletion', 'deletion_in_progress')
+   AND oi.config->>$3::text = 'true'
+ LIMIT 1";
+
+/// The `organization_integrations.config` flag that sends changes of `kind` to Jira.
+pub fn flag(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Assignee => "sync_forward_assignment",
+        Kind::Status => "sync_status_forward",
+    }
+}
+
+/// The issue's key now, while `push`'s issue is still a target of its group's
+/// changes; `None` when it is no longer (unlinked, flag off, deleted, inactive).
+pub async fn target_key(tx: &impl GenericClient, push: &Push) -> Result<Option<String>, Error> {
+    Ok(tx
+        .query_opt(
+            TARGET,
+            &[&push.external_issue_id, &push.group_id, &flag(push.kind)],
+        )
+        .await?
+        .map(|row| row.get(0)))
+}

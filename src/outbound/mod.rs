@@ -9,6 +9,7 @@
 //! time across all workers.
 
 pub mod claim;
+pub mod echo;
 pub mod mapping;
 pub mod message;
 pub mod resume;

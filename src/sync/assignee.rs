@@ -9,6 +9,7 @@ use super::audit::detail::{
     Asked, AssigneeGroup, AssigneeResult, Assignment, Chosen, ChosenUser, RejectedUser, Via,
 };
 use super::audit::{Audit, Decision};
+use super::echo;
 use super::event::{Email, IssueEvent};
 use super::guard::{self, Reach};
 use crate::db::sync::{self as q, Assignee, LinkedGroup, Watermark};
@@ -107,7 +108,25 @@ pub async fn apply(
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
     let integration_id = event.integration_id;
-    let issues = guard::admitted(tx, Watermark::Assignee, event, &mut report.reach, audit).await?;
+    let sets = match action {
+        Action::Assign {
+            jira_user: Some(jira_user),
+            ..
+        } => Some(echo::assignee_value(Some(jira_user))),
+        Action::Assign {
+            jira_user: None, ..
+        } => None,
+        Action::Unassign => Some(echo::assignee_value(None)),
+    };
+    let issues = guard::admitted(
+        tx,
+        Watermark::Assignee,
+        event,
+        sets.as_deref(),
+        &mut report.reach,
+        audit,
+    )
+    .await?;
     // Looked up once, and only when a group has no candidate by email.
     let mut mapped: Option<Option<i64>> = None;
     for admitted in &issues {

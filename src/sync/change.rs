@@ -33,6 +33,9 @@ pub struct Change {
     pub assignee: Option<Action>,
     /// What to do about the status, if it changed.
     pub status: Option<StatusPlan>,
+    /// The Jira status id the issue moved to, if the status changed: a push to
+    /// that status makes this change its echo (docs/reference.md §10.7).
+    pub status_to: Option<String>,
 }
 
 impl Change {

@@ -5,9 +5,10 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 
-use super::audit::detail::{Clock, NotLinked, Stale, SyncFlag};
+use super::audit::detail::{Clock, NotLinked, PushKind, Stale, SyncFlag};
 use super::audit::{Audit, Decision};
 use super::clock;
+use super::echo;
 use super::event::IssueEvent;
 use crate::db::sync::{
     ExternalIssue, LinkedGroup, Watermark, linked_groups, lock_external_issues, mark_synced,
@@ -67,17 +68,33 @@ impl Reach {
 /// since this version can have set it, so an older version did, from an
 /// unbounded event time, and it would otherwise freeze the issue for good. A
 /// stale organization is noted in `audit`, and so is the want of any organization.
+///
+/// Before the guard, a change that sets the field to `sets` (the value as pushes
+/// record it), when it is the echo of jirasync's own push there (`sync::echo`), is
+/// not admitted: it moves the watermark as an applied change would and is noted
+/// as an echo, never as stale (docs/reference.md §10.7).
 pub async fn admitted(
     tx: &Transaction<'_>,
     watermark: Watermark,
     event: IssueEvent<'_>,
+    sets: Option<&str>,
     reach: &mut Reach,
     audit: &mut Audit,
 ) -> Result<Vec<Admitted>, tokio_postgres::Error> {
-    let (stale, sync_flag): (fn(Stale) -> Decision, _) = match watermark {
-        Watermark::Assignee => (Decision::AssigneeStale, SyncFlag::SyncReverseAssignment),
-        Watermark::Status => (Decision::StatusStale, SyncFlag::SyncStatusReverse),
+    let (stale, sync_flag, kind): (fn(Stale) -> Decision, _, _) = match watermark {
+        Watermark::Assignee => (
+            Decision::AssigneeStale,
+            SyncFlag::SyncReverseAssignment,
+            PushKind::Assignee,
+        ),
+        Watermark::Status => (
+            Decision::StatusStale,
+            SyncFlag::SyncStatusReverse,
+            PushKind::Status,
+        ),
     };
+    // Judged on Jira's own time, before the bound replaced it.
+    let jira_time = event.clamped_from.or(event.at);
     let mut admitted = Vec::new();
     let issues = lock_external_issues(tx, watermark, event.integration_id, event.key.as_str());
     let issues = issues.await?;
@@ -85,6 +102,16 @@ pub async fn admitted(
     let horizon = clock::horizon(event.skew);
     for issue in issues {
         reach.organizations += 1;
+        if let Some(value) = sets
+            && let Some(echo) = echo::of(tx, issue.id, kind, value, jira_time).await?
+        {
+            tracing::info!(organization.id = issue.organization_id, watermark = ?watermark, "the echo of a push: nothing to apply");
+            if let Some(at) = event.at {
+                mark_synced(tx, issue.id, watermark, at).await?;
+            }
+            audit.record(Some(issue.organization_id), Decision::Echo(echo));
+            continue;
+        }
         let binding = clock::binding(issue.synced_at, horizon);
         match (event.at, binding) {
             (Some(at), Some(applied_up_to)) if applied_up_to > at => {

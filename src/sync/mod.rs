@@ -12,6 +12,7 @@ pub mod audit;
 pub mod batch;
 pub mod change;
 pub mod clock;
+pub mod echo;
 pub mod event;
 pub mod guard;
 pub mod rekey;

@@ -63,15 +63,18 @@ pub struct Report {
 /// Applies `transition` for `event`'s issue inside `tx` (the caller commits). A
 /// status change that crosses no boundary (`None`) still moves the ordering
 /// watermark, so an older crossing delivered late cannot apply over it. Each
-/// organization's decision is noted in `audit`.
+/// organization's decision is noted in `audit`. `to`, the Jira status id the
+/// issue moved to, tells the echo of a push (`sync::echo`).
 pub async fn apply(
     tx: &Transaction<'_>,
     event: IssueEvent<'_>,
     transition: Option<Transition>,
+    to: Option<&str>,
     audit: &mut Audit,
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
-    let issues = guard::admitted(tx, Watermark::Status, event, &mut report.reach, audit).await?;
+    let watermark = Watermark::Status;
+    let issues = guard::admitted(tx, watermark, event, to, &mut report.reach, audit).await?;
     for admitted in &issues {
         let issue = &admitted.issue;
         // Without a transition only the watermark moves.

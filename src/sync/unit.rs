@@ -215,7 +215,14 @@ async fn apply(
     let resolved = match change.status {
         Some(StatusPlan::Apply(transition)) => Some((
             transition,
-            status::apply(tx, event, transition, &mut audit).await?,
+            status::apply(
+                tx,
+                event,
+                transition,
+                change.status_to.as_deref(),
+                &mut audit,
+            )
+            .await?,
         )),
         Some(StatusPlan::Skipped(reason)) => {
             let detail = NotSynced {

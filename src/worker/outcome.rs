@@ -3,6 +3,7 @@
 //! loop adds its own (`queue::handler::Outcome::RETRIED` and the rest).
 
 use crate::queue::handler;
+use crate::sync::audit::detail::PushOutcome;
 
 macro_rules! outcomes {
     ($($(#[$doc:meta])* $variant:ident => $label:literal,)+) => {
@@ -81,6 +82,27 @@ outcomes! {
     UnknownIntegration => "unknown_integration",
     /// The integration has no access token to call Jira with.
     NoAccessToken => "no_access_token",
+    // Outbound pushes (docs/reference.md §10); also `unchanged`, `refused`, `failed`.
+    /// Jira took the push.
+    Pushed => "pushed",
+    /// The change came from the integration's own inbound sync: not pushed back.
+    SameOrigin => "same_origin",
+    /// The group is assigned to a team: nothing is sent.
+    TeamAssignee => "team_assignee",
+    /// No Jira user for the assignee.
+    NoJiraUser => "no_jira_user",
+    /// No status is mapped for the issue's project.
+    NotMapped => "not_mapped",
+    /// No transition leads to the mapped status: dead-lettered.
+    NoTransition => "no_transition",
+    /// The integration cannot call Jira: held until it is connected again.
+    Held => "held",
+    /// A newer change of the issue is pending: its own message pushes it.
+    Superseded => "superseded",
+    /// The issue is no longer linked to the group with the flag on.
+    NotATarget => "not_a_target",
+    /// The group is gone, or neither resolved nor unresolved.
+    NothingToPush => "nothing_to_push",
     // Failures (docs/reference.md §4).
     /// The body is not what its type requires: dead-lettered (as the consumer
     /// loop's own [`handler::Outcome::MALFORMED`]).
@@ -93,6 +115,23 @@ outcomes! {
     /// A stored secret does not open with the configured keys: dead-lettered,
     /// to be replayed once the key that sealed it is set.
     SecretUnreadable => "secret_unreadable",
+}
+
+impl From<PushOutcome> for Outcome {
+    fn from(outcome: PushOutcome) -> Self {
+        match outcome {
+            PushOutcome::Pushed => Self::Pushed,
+            PushOutcome::Unchanged => Self::Unchanged,
+            PushOutcome::SameOrigin => Self::SameOrigin,
+            PushOutcome::TeamAssignee => Self::TeamAssignee,
+            PushOutcome::NoJiraUser => Self::NoJiraUser,
+            PushOutcome::NotMapped => Self::NotMapped,
+            PushOutcome::NoTransition => Self::NoTransition,
+            PushOutcome::Refused => Self::Refused,
+            PushOutcome::Held => Self::Held,
+            PushOutcome::Failed => Self::Failed,
+        }
+    }
 }
 
 impl From<Outcome> for handler::Outcome {

@@ -23,6 +23,7 @@ mod db_wait;
 mod demo;
 mod deploy_static;
 mod dlq;
+mod echo;
 mod event_times;
 mod fair_ingress;
 mod hidden_email;

@@ -46,6 +46,7 @@ fn assignment(app: &TestApp, key: &str, email: &str) -> Change {
             jira_user: None,
         }),
         status: None,
+        status_to: None,
     }
 }
 

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::detail::{
-    Assignment, Clock, KeyStale, NoDoneBoundary, NotLinked, NotSynced, NothingToRekey, PushKind,
-    PushOutcome, Pushed, Rekeyed, Stale, StatusChange, SyncFlag,
+    Assignment, Clock, Echo, KeyStale, NoDoneBoundary, NotLinked, NotSynced, NothingToRekey,
+    PushKind, PushOutcome, Pushed, Rekeyed, Stale, StatusChange, SyncFlag,
 };
 
 /// A decision, (de)serialized as its row: `{"kind", "outcome", "detail"}`. Each
@@ -40,6 +40,9 @@ pub enum Decision {
     Rekeyed(Rekeyed),
     /// `key` / `unchanged`: no organization had a row of the old key.
     NothingToRekey(NothingToRekey),
+    /// `assignee` or `status` (by its kind) / `echo`: the webhook of jirasync's
+    /// own push; nothing changed (docs/reference.md §10.7).
+    Echo(Echo),
     /// `assignee_outbound` or `status_outbound` / [`Pushed::outcome`]: a push to
     /// Jira, or why none was made (docs/reference.md §10.9).
     Outbound(Pushed),
@@ -72,6 +75,7 @@ macro_rules! each_detail {
             Decision::KeyStale($detail) => $body,
             Decision::Rekeyed($detail) => $body,
             Decision::NothingToRekey($detail) => $body,
+            Decision::Echo($detail) => $body,
             Decision::Outbound($detail) => $body,
             Decision::Unknown($row) => $fallback,
         }
@@ -111,6 +115,7 @@ impl Decision {
             Self::KeyStale(_) => ("key", "stale"),
             Self::Rekeyed(_) => ("key", "rekeyed"),
             Self::NothingToRekey(_) => ("key", "unchanged"),
+            Self::Echo(echo) => (echo.kind.as_str(), "echo"),
             Self::Outbound(pushed) => (pushed.kind.audit_kind(), pushed.outcome.as_str()),
             Self::Unknown(_) => return None,
         })
@@ -139,6 +144,9 @@ impl Decision {
             ("assignee", "stale") => from_value(&detail).map(Self::AssigneeStale),
             ("status", "stale") => from_value(&detail).map(Self::StatusStale),
             ("assignee" | "status", "not_linked") => from_value(&detail).map(Self::NotLinked),
+            (kind @ ("assignee" | "status"), "echo") => PushKind::parse(kind).and_then(|kind| {
+                from_value::<Echo>(&detail).map(|echo| Self::Echo(Echo { kind, ..echo }))
+            }),
             ("assignee", _) => from_value(&detail).map(Self::Assignee),
             ("status", "not_synced") => from_value(&detail).map(Self::StatusNotSynced),
             ("status", "unchanged") if detail["reason"] == "no_done_boundary" => {

@@ -456,7 +456,9 @@ impl PushOutcome {
 
     /// The outcome `sync_events.outcome` names.
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|outcome| outcome.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == value)
     }
 }
 
@@ -545,6 +547,28 @@ pub struct Pushed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jira_message: Option<String>,
     /// What the clock did (nothing: kept for the shape every detail shares).
+    #[serde(flatten)]
+    pub clock: Clock,
+}
+
+/// The webhook of jirasync's own write to Jira (docs/reference.md §10.7): it sets
+/// the field to the value a push wrote, no later than Jira's `updated` after that
+/// write. It changes nothing, and starts no push; its kind is the row's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Echo {
+    /// Assignee or status: the row's kind (`assignee`, `status`).
+    #[serde(skip)]
+    pub kind: PushKind,
+    /// The value the push wrote (a Jira user name in lower case, empty for
+    /// unassigned; a status id).
+    pub echo_of: String,
+    /// When the push wrote it.
+    pub written_at: DateTime<Utc>,
+    /// Jira's `updated` read back after the write (absent while the write was
+    /// being answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jira_updated: Option<DateTime<Utc>>,
+    /// What the clock did.
     #[serde(flatten)]
     pub clock: Clock,
 }

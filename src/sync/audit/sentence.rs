@@ -129,6 +129,19 @@ impl Display for Sentence<'_> {
                  the old key; moved already?)",
                 nothing.from, nothing.to
             )?,
+            Decision::Echo(echo) => {
+                let value = match (echo.kind, echo.echo_of.as_str()) {
+                    (PushKind::Assignee, "") => "no assignee".to_owned(),
+                    (PushKind::Assignee, name) => format!("assignee {name}"),
+                    (PushKind::Status, id) => format!("status {id}"),
+                };
+                write!(
+                    f,
+                    "changed nothing{org}: the echo of jirasync's own push of {value} to {key} \
+                     at {}",
+                    time(&echo.written_at)
+                )?;
+            }
             Decision::Outbound(pushed) => outbound(f, pushed, key, &org)?,
             Decision::Unknown(row) => write!(f, "{}: {}{org}", row.kind, row.outcome)?,
         }
@@ -195,7 +208,10 @@ fn outbound(f: &mut Formatter<'_>, pushed: &Pushed, key: &str, org: &str) -> fmt
         PushOutcome::Pushed => {
             match pushed.kind {
                 PushKind::Assignee if pushed.change == PushChange::Unassign => {
-                    write!(f, "unassigned {key} in Jira{org}: group {group} has no assignee")?;
+                    write!(
+                        f,
+                        "unassigned {key} in Jira{org}: group {group} has no assignee"
+                    )?;
                 }
                 PushKind::Assignee => {
                     let via = match pushed.via {
@@ -211,7 +227,10 @@ fn outbound(f: &mut Formatter<'_>, pushed: &Pushed, key: &str, org: &str) -> fmt
                     )?;
                 }
                 PushKind::Status => {
-                    write!(f, "transitioned {key} to {to}{org}: group {group} is {target}")?;
+                    write!(
+                        f,
+                        "transitioned {key} to {to}{org}: group {group} is {target}"
+                    )?;
                     if let Some(transition) = &pushed.transition {
                         write!(f, " (transition {transition})")?;
                     }
@@ -283,7 +302,10 @@ fn outbound(f: &mut Formatter<'_>, pushed: &Pushed, key: &str, org: &str) -> fmt
              until it is connected again"
         ),
         PushOutcome::Failed => {
-            write!(f, "gave up pushing the {what} of group {group} to {key}{org}")?;
+            write!(
+                f,
+                "gave up pushing the {what} of group {group} to {key}{org}"
+            )?;
             jira(f)
         }
     }

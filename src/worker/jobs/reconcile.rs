@@ -184,6 +184,7 @@ async fn apply_page(
             skew: env.max_event_skew,
             assignee: Some(action),
             status: None,
+            status_to: None,
         }));
     }
     if changes.is_empty() {

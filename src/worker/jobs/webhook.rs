@@ -92,6 +92,7 @@ async fn prepare(env: &Environment, message: &Incoming) -> Result<Prepared, Fail
         Some(status) => Some(status_plan(env, &integration, &issue, status).await?),
         None => None,
     };
+    let status_to = issue.status.as_ref().and_then(|status| status.to.clone());
     Ok(Prepared::Apply(Box::new(Change {
         message_id: message.id.clone(),
         integration_id: integration.id,
@@ -105,6 +106,7 @@ async fn prepare(env: &Environment, message: &Incoming) -> Result<Prepared, Fail
         skew: env.max_event_skew,
         assignee,
         status,
+        status_to,
     })))
 }
 

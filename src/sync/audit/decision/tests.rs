@@ -378,6 +378,86 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             "unchanged",
             json!({"from": "OPS-7", "to": "DEMO-1", "reason": "no_issue_with_old_key"}),
         ),
+        (
+            "the echo of a pushed assignee",
+            Decision::Echo(Echo {
+                kind: PushKind::Assignee,
+                echo_of: "amy".to_owned(),
+                written_at: at(T1),
+                jira_updated: Some(at(T2)),
+                clock: Clock::default(),
+            }),
+            "assignee",
+            "echo",
+            json!({"echo_of": "amy", "written_at": T1, "jira_updated": T2}),
+        ),
+        (
+            "the echo of a pushed status, its write unanswered yet",
+            Decision::Echo(Echo {
+                kind: PushKind::Status,
+                echo_of: "10001".to_owned(),
+                written_at: at(T1),
+                jira_updated: None,
+                clock: Clock::default(),
+            }),
+            "status",
+            "echo",
+            json!({"echo_of": "10001", "written_at": T1}),
+        ),
+        (
+            "an assignee pushed",
+            Decision::Outbound(Pushed {
+                kind: PushKind::Assignee,
+                outcome: PushOutcome::Pushed,
+                group_id: 7,
+                change: PushChange::Assign,
+                user: Some(PushUser {
+                    id: 12,
+                    username: "jane".to_owned(),
+                }),
+                jira_user: Some("jane.doe".to_owned()),
+                via: Some(JiraUserVia::UserMap),
+                from: Some("bob".to_owned()),
+                to: Some("jane.doe".to_owned()),
+                ..Pushed::default()
+            }),
+            "assignee_outbound",
+            "pushed",
+            json!({"group_id": 7, "change": "assign", "user": {"id": 12, "username": "jane"},
+                   "jira_user": "jane.doe", "via": "user_map", "from": "bob", "to": "jane.doe"}),
+        ),
+        (
+            "a transition Jira refused",
+            Decision::Outbound(Pushed {
+                kind: PushKind::Status,
+                outcome: PushOutcome::Refused,
+                group_id: 7,
+                change: PushChange::Resolve,
+                to: Some("Done".to_owned()),
+                transition: Some("31".to_owned()),
+                status: Some(400),
+                jira_message: Some("Root cause is required".to_owned()),
+                ..Pushed::default()
+            }),
+            "status_outbound",
+            "refused",
+            json!({"group_id": 7, "change": "resolve", "to": "Done", "transition": "31",
+                   "status": 400, "jira_message": "Root cause is required"}),
+        ),
+        (
+            "a push of a change from the integration itself",
+            Decision::Outbound(Pushed {
+                kind: PushKind::Assignee,
+                outcome: PushOutcome::SameOrigin,
+                group_id: 7,
+                change: PushChange::Unassign,
+                origin_integration_id: Some(3),
+                ..Pushed::default()
+            }),
+            "assignee_outbound",
+            "same_origin",
+            json!({"group_id": 7, "change": "unassign", "origin_integration_id": 3}),
+        ),
     ]
 }
 

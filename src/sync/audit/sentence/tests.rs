@@ -272,6 +272,45 @@ fn rows() -> Vec<(
             "label: added in acme",
         ),
         (
+            "the echo of a push",
+            "assignee",
+            "echo",
+            json!({"echo_of": "amy", "written_at": T1, "jira_updated": T2}),
+            ACME,
+            "changed nothing in acme: the echo of jirasync's own push of assignee amy to OPS-7 at \
+          2024-01-01T10:00:00.123Z",
+        ),
+        (
+            "an assignee pushed",
+            "assignee_outbound",
+            "pushed",
+            json!({"group_id": 7, "change": "assign", "user": {"id": 12, "username": "amy.jones"},
+                   "jira_user": "amy", "via": "email", "to": "amy"}),
+            ACME,
+            "pushed assignee amy.jones to OPS-7 in acme as Jira user amy (found by a verified \
+          email): group 7 is assigned to them",
+        ),
+        (
+            "a transition Jira refused",
+            "status_outbound",
+            "refused",
+            json!({"group_id": 7, "change": "resolve", "to": "Done", "status": 400,
+                   "jira_message": "Root cause is required"}),
+            ACME,
+            "did not transition OPS-7 to Done in acme: Jira answered 400: Root cause is required",
+        ),
+        (
+            "no Jira user for the assignee",
+            "assignee_outbound",
+            "no_jira_user",
+            json!({"group_id": 7, "change": "assign", "user": {"id": 12, "username": "amy.jones"},
+                   "user_map": "ajones", "emails_tried": ["amy@acme.io"]}),
+            ACME,
+            "did not push assignee amy.jones to OPS-7 in acme: no Jira user found; the user map \
+          names ajones, whom Jira does not know; no assignable Jira user has the verified email \
+          amy@acme.io (map them with `jirasync user-map set`)",
+        ),
+        (
             "an unknown row, the clock noted",
             "assignee",
             "teleported",
