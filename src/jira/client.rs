@@ -3,13 +3,13 @@
 //! bearer OAuth 2.0 access token or personal access token), the OAuth 1.0a install
 //! steps signed with the consumer key, and the OAuth 2.0 token endpoint's form
 //! posts. The calls themselves live in `oauth1_flow.rs`, `oauth2_flow.rs`,
-//! `webhooks_api.rs`, `server.rs`, `user.rs`, `status.rs` and `search.rs`. Every
-//! request is authorized afresh (an OAuth 1.0a signature gets a new nonce and
-//! timestamp) and sent once: no automatic retries, no redirects.
+//! `webhooks_api.rs`, `server.rs`, `user.rs`, `status.rs`, `search.rs` and
+//! `issue.rs`. Every request is authorized afresh (an OAuth 1.0a signature gets
+//! a new nonce and timestamp) and sent once: no automatic retries, no redirects.
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 
 use super::auth::Auth;
@@ -59,6 +59,7 @@ enum Body<'a> {
 pub(super) struct Answer {
     pub(super) status: StatusCode,
     www_authenticate: Option<String>,
+    retry_after: Option<String>,
     pub(super) body: String,
 }
 
@@ -69,7 +70,13 @@ impl Answer {
         if status.is_success() {
             return Ok(self);
         }
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(JiraError::throttled(
+                self.retry_after.as_deref(),
+                chrono::Utc::now(),
+            ));
+        }
+        if status.is_server_error() {
             return Err(JiraError::unavailable(format!("HTTP {status}"), None));
         }
         let problem = form::get(&form::parse(&self.body), "oauth_problem")
@@ -237,11 +244,14 @@ impl JiraClient {
         };
         let response = request.send().await.map_err(failed)?;
         let status = response.status();
-        let www_authenticate = response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (www_authenticate, retry_after) = (header(WWW_AUTHENTICATE), header(RETRY_AFTER));
         let body = read_limited(response, MAX_ANSWER_BYTES, &target, failed).await?;
         tracing::debug!(
             jira.request = %target,
@@ -252,6 +262,7 @@ impl JiraClient {
         Ok(Answer {
             status,
             www_authenticate,
+            retry_after,
             body,
         })
     }

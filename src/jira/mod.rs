@@ -1,12 +1,14 @@
 //! Jira Server / Data Center: the webhook payload the worker reads, the OAuth
 //! 1.0a RSA-SHA1 signer and the OAuth 1.0a and 2.0 install flows, and a small
-//! REST client for webhook registration, user lookup, statuses, issue search and
-//! what Jira says about itself. No database.
+//! REST client for webhook registration, user lookup, statuses, issue search,
+//! the issue reads and writes of outbound sync and what Jira says about itself.
+//! No database.
 
 mod auth;
 pub mod client;
 pub mod error;
 mod form;
+pub mod issue;
 pub mod oauth1_flow;
 pub mod oauth1_signing;
 pub mod oauth2_flow;
@@ -20,6 +22,7 @@ pub mod webhooks_api;
 pub use auth::Auth;
 pub use client::{ClientOptions, JiraClient};
 pub use error::JiraError;
+pub use issue::{Issue, Transition};
 pub use oauth1_flow::{AccessToken, RequestToken};
 pub use oauth1_signing::{KeyError, OAuthParams, SignError, Signer};
 pub use server::ServerInfo;

@@ -8,11 +8,14 @@
 //! project's mapping (`status`, `mapping`) — one push per issue and kind at a
 //! time across all workers.
 
+pub mod assignee;
 pub mod claim;
 pub mod echo;
 pub mod mapping;
 pub mod message;
+pub mod plan;
 pub mod resume;
+pub mod status;
 
 /// What a push sets in Jira: the assignee or the status. Defined beside the
 /// audit's details, which name it too.

@@ -38,6 +38,7 @@ mod oauth2;
 mod oauth_flow;
 mod oauth_hardening;
 mod oauth_signature;
+mod outbound_push;
 mod output_hygiene;
 mod pat;
 mod poison;
