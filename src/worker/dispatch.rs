@@ -9,8 +9,8 @@ use crate::queue::job::Job;
 use crate::worker::environment::Environment;
 use crate::worker::failure;
 use crate::worker::jobs::{
-    Oauth2Token, OauthAccessToken, OauthRequestToken, Reconcile, oauth_access_token,
-    oauth_request_token, oauth2_token, reconcile, webhook,
+    Oauth2Token, OauthAccessToken, OauthRequestToken, Push, Reconcile, oauth_access_token,
+    oauth_request_token, oauth2_token, outbound, reconcile, webhook,
 };
 use crate::worker::outage::Outage;
 
@@ -35,6 +35,9 @@ pub enum Message {
     Oauth2Token(Oauth2Token),
     /// `jira_server.reconcile`.
     Reconcile(Reconcile),
+    /// `jira_server.outbound`, and its message id (its audit rows name it, its
+    /// dead letter's too).
+    Outbound(Push, String),
 }
 
 impl Message {
@@ -47,6 +50,7 @@ impl Message {
             OauthAccessToken::TYPE => Self::AccessToken(OauthAccessToken::parse(body)?),
             Oauth2Token::TYPE => Self::Oauth2Token(Oauth2Token::parse(body)?),
             Reconcile::TYPE => Self::Reconcile(Reconcile::parse(body)?),
+            Push::TYPE => Self::Outbound(Push::parse(body)?, incoming.id.clone()),
             other => {
                 return Err(Failure::permanent(
                     handler::Outcome::UNKNOWN_TYPE,
@@ -75,17 +79,19 @@ impl Handler for Dispatcher {
             Message::AccessToken(job) => oauth_access_token::handle(&self.env, job).await,
             Message::Oauth2Token(job) => oauth2_token::handle(&self.env, job, incoming).await,
             Message::Reconcile(job) => reconcile::handle(&self.env, job, &incoming.id).await,
+            Message::Outbound(push, id) => outbound::handle(&self.env, push, id).await,
         };
         outcome.map(handler::Outcome::from)
     }
 
-    /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
-    /// failure) leaves its session `failed` with the reason, so `oauth status`
-    /// and `oauth start --wait` do not show `pending` forever.
     async fn recovered(&self) -> bool {
         self.outage.recovered().await
     }
 
+    /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
+    /// failure) leaves its session `failed` with the reason, so `oauth status`
+    /// and `oauth start --wait` do not show `pending` forever; a push whose
+    /// retries ran out is recorded `failed` (docs/reference.md §10.8).
     async fn dead_lettering(&self, message: &Message, reason: &str, error: &anyhow::Error) {
         let (session, command) = match message {
             Message::RequestToken(job) => (SessionRef::Id(job.session_id), "oauth start"),
@@ -93,6 +99,14 @@ impl Handler for Dispatcher {
                 (SessionRef::RequestToken(&job.oauth_token), "oauth finish")
             }
             Message::Oauth2Token(job) => (SessionRef::OAuth2State(&job.state), "oauth start"),
+            Message::Outbound(push, id) => {
+                if let Err(failure) =
+                    outbound::dead_lettered(&self.env, push, id, reason, error).await
+                {
+                    tracing::warn!(error = %failure, "could not record the failed push");
+                }
+                return;
+            }
             Message::Webhook | Message::Reconcile(_) => return,
         };
         let what = if failure::is_database(error) {
@@ -123,7 +137,7 @@ mod tests {
     fn every_job_type_the_topology_routes_has_a_handler() {
         for kind in crate::integration::messages::JOB_TYPES
             .into_iter()
-            .chain([WEBHOOK])
+            .chain([WEBHOOK, crate::integration::messages::OUTBOUND])
         {
             let incoming = Incoming {
                 queue: "P.jobs".into(),

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use crate::db::DbPool;
+use crate::outbound::assignee::JiraUsers;
 use crate::sync::batch::Batches;
 use crate::worker::lookups::Lookups;
 use crate::worker::verdicts::Verdicts;
@@ -26,4 +29,12 @@ pub struct Environment {
     pub max_event_skew: Duration,
     /// `JIRASYNC_PUBLIC_URL`: the base of the OAuth callback and webhook URLs.
     pub public_url: String,
+    /// Pushes to Jira in progress, each holding a connection for its lock
+    /// ([`PUSHES`] permits; the pool has as many connections more).
+    pub pushes: Semaphore,
+    /// Jira's users as Jira answered them, per integration, for pushes.
+    pub jira_users: JiraUsers,
 }
+
+/// Pushes to Jira at a time per worker process (docs/reference.md §10.3).
+pub const PUSHES: usize = 8;

@@ -86,9 +86,10 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         None => None,
     };
     // Connections for the messages in flight (authentication, Jira lookups,
-    // reconciliations; each holds one briefly), one per batch writer, one for the
-    // scheduler and the pruner.
-    let size = usize::from(concurrency).min(READERS) + sync::batch::WRITERS + 1;
+    // reconciliations; each holds one briefly), one per batch writer, one per push
+    // to Jira in progress (held for its lock), one for the scheduler and the pruner.
+    let size =
+        usize::from(concurrency).min(READERS) + sync::batch::WRITERS + environment::PUSHES + 1;
     let Some(pool) = crate::db::connect_waiting(&services.database, size, &shutdown).await? else {
         tracing::info!("worker stopped before Postgres answered");
         return Ok(());
@@ -110,6 +111,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         scheduling.clone(),
     );
     let pruner = periodic::prune::spawn(pool.clone(), scheduling.clone());
+    let resumer = periodic::resume::spawn(pool.clone(), scheduling.clone());
     // Stopped with the scheduler: the verdicts of messages drained after
     // shutdown still go out.
     let (verdicts, verdicts_task) = verdicts::Verdicts::start(&services.broker, scheduling.clone());
@@ -128,12 +130,17 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             audit: args.worker.audit,
             max_event_skew: args.worker.max_event_skew,
             public_url: args.public.url.clone(),
+            pushes: tokio::sync::Semaphore::new(environment::PUSHES),
+            jira_users: Default::default(),
         },
     };
     let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;
     // They stop with the consumers, whether those stopped for shutdown or failed.
     scheduling.cancel();
-    for task in scheduler.into_iter().chain([pruner, verdicts_task]) {
+    for task in scheduler
+        .into_iter()
+        .chain([pruner, resumer, verdicts_task])
+    {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     consumed?;
