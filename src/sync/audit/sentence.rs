@@ -241,6 +241,10 @@ fn outbound(f: &mut Formatter<'_>, pushed: &Pushed, key: &str, org: &str) -> fmt
             }
             Ok(())
         }
+        PushOutcome::Unchanged if pushed.change == PushChange::Unassign => write!(
+            f,
+            "left {key} as it is{org}: it has no assignee in Jira already (group {group})"
+        ),
         PushOutcome::Unchanged => write!(
             f,
             "left {key} as it is{org}: Jira's {what} is {to} already (group {group})"

@@ -291,6 +291,14 @@ fn rows() -> Vec<(
           email): group 7 is assigned to them",
         ),
         (
+            "an unassignment Jira had already",
+            "assignee_outbound",
+            "unchanged",
+            json!({"group_id": 7, "change": "unassign"}),
+            ACME,
+            "left OPS-7 as it is in acme: it has no assignee in Jira already (group 7)",
+        ),
+        (
             "a transition Jira refused",
             "status_outbound",
             "refused",
