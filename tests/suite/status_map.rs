@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
+use crate::common::seed::Org;
 use crate::common::{self, TestApp};
 
 const STATUS_PATH: &str = "/rest/api/2/status";
@@ -57,6 +58,22 @@ async fn slug(app: &TestApp, org: i64) -> String {
         .await
         .expect("organization")
         .get(0)
+}
+
+/// A test app without a worker whose integration has OAuth 1.0a credentials with
+/// `access_token` (none: no credentials), and an organization linked to it with
+/// the issue `key`: the app, the organization and its slug.
+async fn scene(access_token: Option<&str>, key: &str) -> (TestApp, Org, String) {
+    let builder = TestApp::builder().no_worker();
+    let app = match access_token {
+        Some(token) => builder.credentials(Some(token)),
+        None => builder,
+    }
+    .start()
+    .await;
+    let org = app.seed().org(app.integration, true, key).await;
+    let slug = slug(&app, org.id).await;
+    (app, org, slug)
 }
 
 /// Every stored mapping: (integration, project, resolved, unresolved, resolution).
@@ -109,11 +126,7 @@ async fn pat_integration(app: &TestApp, org: i64, token: &str) -> i64 {
 
 #[tokio::test]
 async fn set_checks_each_status_with_a_signed_call_and_replaces_the_projects_row() {
-    let app = TestApp::builder()
-        .no_worker()
-        .credentials(Some("acc-tok"))
-        .start()
-        .await;
+    let (app, _, slug) = scene(Some("acc-tok"), "SM-1").await;
     Mock::given(method("GET"))
         .and(path(STATUS_PATH))
         .respond_with(
@@ -122,8 +135,6 @@ async fn set_checks_each_status_with_a_signed_call_and_replaces_the_projects_row
         )
         .mount(&app.server)
         .await;
-    let org = app.seed().org(app.integration, true, "SM-1").await;
-    let slug = slug(&app, org.id).await;
     let mut outputs = Vec::new();
 
     // A name in any case, an id: both are Jira's; the key is Jira's upper case.
@@ -233,9 +244,7 @@ async fn set_checks_each_status_with_a_signed_call_and_replaces_the_projects_row
 
 #[tokio::test]
 async fn set_stores_nothing_when_jira_cannot_be_asked_unless_told_not_to_check() {
-    let app = TestApp::builder().no_worker().start().await;
-    let org = app.seed().org(app.integration, true, "SM-2").await;
-    let slug = slug(&app, org.id).await;
+    let (app, org, slug) = scene(None, "SM-2").await;
 
     // An OAuth 1.0a link without an access token cannot call Jira.
     let no_token = set(
@@ -324,13 +333,7 @@ async fn set_stores_nothing_when_jira_cannot_be_asked_unless_told_not_to_check()
 
 #[tokio::test]
 async fn set_refuses_unknown_integrations_and_organizations_and_remove_says_what_it_removed() {
-    let app = TestApp::builder()
-        .no_worker()
-        .credentials(Some("acc-tok"))
-        .start()
-        .await;
-    let org = app.seed().org(app.integration, true, "SM-3").await;
-    let slug = slug(&app, org.id).await;
+    let (app, _, slug) = scene(Some("acc-tok"), "SM-3").await;
     app.db
         .execute(
             "INSERT INTO organizations (slug, name) VALUES ('unlinked', 'Unlinked')",
@@ -414,8 +417,7 @@ async fn set_refuses_unknown_integrations_and_organizations_and_remove_says_what
 
 #[tokio::test]
 async fn a_push_finds_the_mapping_of_the_projects_key_before_the_one_of_its_id() {
-    let app = TestApp::builder().no_worker().start().await;
-    let org = app.seed().org(app.integration, true, "SM-4").await;
+    let (app, org, slug) = scene(None, "SM-4").await;
     let other = app.seed().org(app.integration, true, "SM-5").await;
     let link: i64 = app
         .db
@@ -469,7 +471,6 @@ async fn a_push_finds_the_mapping_of_the_projects_key_before_the_one_of_its_id()
     );
 
     // `set` replaces the project's row whatever the case it was written in.
-    let slug = slug(&app, org.id).await;
     let args = ["--project", "Acc", "--resolved", "Done", "--no-check"];
     assert!(set(&app, app.integration, &slug, &args).status.success());
     let found = find(org.id, app.integration, "acc", "").await;
