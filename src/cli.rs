@@ -52,6 +52,9 @@ pub enum Command {
     /// Map Jira users to users, for assignees whose email is hidden or matches no one.
     #[command(subcommand)]
     UserMap(commands::user_map::Command),
+    /// Map each Jira project's statuses for resolved and unresolved groups (two-way sync).
+    #[command(subcommand)]
+    StatusMap(commands::status_map::Command),
     /// Encrypt stored secrets with JIRASYNC_SECRET_KEY, or move them to a new key.
     #[command(subcommand)]
     Secrets(commands::secrets::Command),
@@ -76,6 +79,7 @@ impl Cli {
             Command::Reconcile(args) => commands::reconcile::run(&args).await,
             Command::Explain(args) => commands::explain::run(&args).await,
             Command::UserMap(command) => commands::user_map::run(&command).await,
+            Command::StatusMap(command) => commands::status_map::run(&command).await,
             Command::Secrets(command) => commands::secrets::run(&command).await,
         }
     }

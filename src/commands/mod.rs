@@ -18,6 +18,7 @@ pub mod reconcile;
 mod rotate_webhook_secret;
 pub mod run;
 pub mod secrets;
+pub mod status_map;
 mod transport;
 pub mod user_map;
 

@@ -50,6 +50,7 @@ mod reference;
 mod sealed_rows;
 mod secret_rotation;
 mod secrets;
+mod status_map;
 mod status_sync;
 mod teardown;
 mod token_refresh;
