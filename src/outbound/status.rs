@@ -8,7 +8,7 @@
 
 use deadpool_postgres::GenericClient;
 
-use super::mapping::{Mapping, is_status};
+use super::mapping::{self, is_status};
 use super::plan::{Plan, PlanError, Target, Write};
 use crate::jira::issue::{Named, Transition};
 use crate::jira::{JiraClient, JiraError};
@@ -33,40 +33,6 @@ pub async fn current(
         Some("unresolved") => Some(false),
         _ => None,
     })
-}
-
-/// `$1` organization, `$2` integration, `$3` project key, `$4` project id: the
-/// project's mapping, the row of its key (in any case) before the row of its id.
-// The query of `outbound::mapping::find`, which is written beside this file:
-// once both are merged, `find_mapping` becomes a call of it.
-const MAPPING: &str = "SELECT p.external_id, p.resolved_status, p.unresolved_status, p.resolution
-  FROM integration_external_projects p
-  JOIN organization_integrations oi ON oi.id = p.organization_integration_id
- WHERE oi.organization_id = $1 AND oi.integration_id = $2 AND p.external_id <> ''
-   AND (upper(p.external_id) = upper($3) OR p.external_id = $4)
- ORDER BY upper(p.external_id) = upper($3) DESC, p.external_id = $3 DESC
- LIMIT 1";
-
-/// The mapping of the Jira project with key `project_key` and id `project_id`.
-async fn find_mapping(
-    db: &impl GenericClient,
-    organization_id: i64,
-    integration_id: i64,
-    project_key: &str,
-    project_id: &str,
-) -> Result<Option<Mapping>, tokio_postgres::Error> {
-    let row = db
-        .query_opt(
-            MAPPING,
-            &[&organization_id, &integration_id, &project_key, &project_id],
-        )
-        .await?;
-    Ok(row.map(|row| Mapping {
-        project: row.get(0),
-        resolved_status: row.get(1),
-        unresolved_status: row.get(2),
-        resolution: row.get(3),
-    }))
 }
 
 /// Reads the issue from Jira and plans the push of the group's status
@@ -95,7 +61,7 @@ pub async fn plan_status(
     let now = issue.fields.status.unwrap_or_default();
     pushed.from = Some(now.name.clone()).filter(|name| !name.is_empty());
     let project = issue.fields.project.unwrap_or_default();
-    let mapping = find_mapping(
+    let mapping = mapping::find(
         db,
         target.organization_id,
         target.integration_id,
