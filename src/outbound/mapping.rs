@@ -32,7 +32,9 @@ impl Mapping {
 /// Whether the Jira status `id` / `name` is the mapped `status`: its id, or its
 /// name ignoring case.
 pub fn is_status(status: &str, id: &str, name: &str) -> bool {
-    status == id || status.eq_ignore_ascii_case(name) || status.to_lowercase() == name.to_lowercase()
+    status == id
+        || status.eq_ignore_ascii_case(name)
+        || status.to_lowercase() == name.to_lowercase()
 }
 
 #[cfg(test)]

@@ -73,7 +73,13 @@ mod tests {
         };
         let (_, body, properties) = push.to_message();
         let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        for field in ["kind", "group_id", "external_issue_id", "integration_id", "issue_key"] {
+        for field in [
+            "kind",
+            "group_id",
+            "external_issue_id",
+            "integration_id",
+            "issue_key",
+        ] {
             assert!(json.get(field).is_some(), "{field} missing in {json}");
         }
         assert_eq!(json["kind"], "status");

@@ -456,7 +456,9 @@ impl PushOutcome {
 
     /// The outcome `sync_events.outcome` names.
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|outcome| outcome.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == value)
     }
 }
 

@@ -195,7 +195,10 @@ fn outbound(f: &mut Formatter<'_>, pushed: &Pushed, key: &str, org: &str) -> fmt
         PushOutcome::Pushed => {
             match pushed.kind {
                 PushKind::Assignee if pushed.change == PushChange::Unassign => {
-                    write!(f, "unassigned {key} in Jira{org}: group {group} has no assignee")?;
+                    write!(
+                        f,
+                        "unassigned {key} in Jira{org}: group {group} has no assignee"
+                    )?;
                 }
                 PushKind::Assignee => {
                     let via = match pushed.via {
@@ -211,7 +214,10 @@ fn outbound(f: &mut Formatter<'_>, pushed: &Pushed, key: &str, org: &str) -> fmt
                     )?;
                 }
                 PushKind::Status => {
-                    write!(f, "transitioned {key} to {to}{org}: group {group} is {target}")?;
+                    write!(
+                        f,
+                        "transitioned {key} to {to}{org}: group {group} is {target}"
+                    )?;
                     if let Some(transition) = &pushed.transition {
                         write!(f, " (transition {transition})")?;
                     }
@@ -283,7 +289,10 @@ fn outbound(f: &mut Formatter<'_>, pushed: &Pushed, key: &str, org: &str) -> fmt
              until it is connected again"
         ),
         PushOutcome::Failed => {
-            write!(f, "gave up pushing the {what} of group {group} to {key}{org}")?;
+            write!(
+                f,
+                "gave up pushing the {what} of group {group} to {key}{org}"
+            )?;
             jira(f)
         }
     }
