@@ -11,6 +11,8 @@
 pub mod claim;
 pub mod mapping;
 pub mod message;
+pub mod pending;
+pub mod relay;
 pub mod resume;
 
 /// What a push sets in Jira: the assignee or the status. Defined beside the

@@ -37,6 +37,7 @@ mod oauth2;
 mod oauth_flow;
 mod oauth_hardening;
 mod oauth_signature;
+mod outbound_capture;
 mod output_hygiene;
 mod pat;
 mod poison;
