@@ -81,7 +81,9 @@ impl Relay {
         let (mut link, mut gauged) = (None, None);
         let mut failed: Option<String> = None;
         while !shutdown.is_cancelled() {
-            match self.round(&mut link, &mut gauged, &shutdown).await {
+            let result = self.round(&mut link, &mut gauged, &shutdown).await;
+            let failing = result.is_err();
+            match result {
                 Ok(()) => {
                     if failed.take().is_some() {
                         tracing::info!("outbound relay working again");
@@ -97,9 +99,11 @@ impl Relay {
                     }
                 }
             }
+            // After a failure, the next try waits for the poll: commits woke it
+            // many times a second, and Postgres or RabbitMQ need the time.
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                () = wake.notified() => {}
+                () = wake.notified(), if !failing => {}
                 () = tokio::time::sleep(POLL) => {}
             }
         }
@@ -190,16 +194,12 @@ impl Relay {
         }
         let channel = Link::channel(link, &self.amqp_url).await?;
         let exchange = self.names.exchange();
-        let results =
-            futures_util::future::join_all(
-                pushes.iter().map(|push| {
-                    let (_, body, properties) = push.to_message();
-                    async move {
-                        publish_confirmed(channel, exchange, Push::TYPE, &body, properties).await
-                    }
-                }),
-            )
-            .await;
+        // All at once on the channel; each waits for its own confirm.
+        let publishes = pushes.iter().map(|push| {
+            let (_, body, properties) = push.to_message();
+            async move { publish_confirmed(channel, exchange, Push::TYPE, &body, properties).await }
+        });
+        let results = futures_util::future::join_all(publishes).await;
         let mut confirmed = Vec::with_capacity(pushes.len());
         let mut failure = None;
         for (push, result) in pushes.iter().zip(results) {
