@@ -2,7 +2,8 @@
 -- once per connection): per transaction, exactly the statements a worker runs for
 -- one assignment webhook, in its order, with its parameters — the integration of the
 -- token (src/integration/store.rs), then in one transaction the issue rows locked, the
--- watermark moved, the linked groups, the user, the upsert and, when it changed
+-- watermark moved, the linked groups, the user, the upsert (naming the integration
+-- its origin, so the capture of migrations/V7__outbound.sql records it) and, when it changed
 -- something, the activity (src/db/sync.rs), and the audit row (src/sync/audit/store.rs).
 -- tests/bench_script.rs checks every
 -- statement against those constants and runs the script. Data: bench/seed.sql.
@@ -50,7 +51,9 @@ SELECT u.id, ue.email, u.username, t.slug
   ORDER BY u.id, ue.id, t.id
   LIMIT 1 \gset u_
 INSERT INTO group_assignees (group_id, project_id, user_id, team_id)
- VALUES (:g_id, :g_project_id, :u_id, NULL)
+ SELECT :g_id, :g_project_id, :u_id, NULL
+   FROM (SELECT set_config('jirasync.origin', :integration_id::bigint::text, true) AS origin) tagged
+  WHERE tagged.origin IS NOT NULL
  ON CONFLICT (group_id) DO UPDATE
     SET user_id = EXCLUDED.user_id, team_id = NULL,
         project_id = EXCLUDED.project_id, date_added = now()

@@ -12,13 +12,17 @@
 -- a `jira_server.outbound` message for each row whose newest change has not been
 -- published; the push that decides it deletes the row.
 
+-- `tx` is the writing transaction (the top-level one, also inside a savepoint):
+-- the relay moves a transaction's changes together, so they count as one.
 CREATE TABLE outbound_changes (
     id bigserial PRIMARY KEY,
     group_id bigint NOT NULL,
     kind text NOT NULL CHECK (kind IN ('assignee', 'status')),
     origin_integration_id bigint,
-    committed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    committed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    tx xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
+CREATE INDEX outbound_changes_tx ON outbound_changes (tx);
 
 -- The integration whose inbound sync makes the current statement's writes: the
 -- setting `jirasync.origin`, local to the transaction; anything but an integer
@@ -75,8 +79,10 @@ CREATE TRIGGER jirasync_capture_status
     EXECUTE FUNCTION jirasync_capture_status();
 
 -- One row per external issue and kind with a change not yet decided. `seq` is the
--- newest change's id (a message carries the `seq` it was published for: an older
--- one is superseded), `origin_integration_id` that change's origin, `first_at` when
+-- newest change's id, and grows whenever changes join the row (past an older
+-- transaction's id that committed late: `src/outbound/pending.rs`); a message
+-- carries the `seq` it was published for, and an older one is superseded.
+-- `origin_integration_id` is the newest change's origin, `first_at` when
 -- the oldest undecided change was committed and `changed_at` the newest;
 -- `published_seq` the `seq` last published; `held_at` when its integration could
 -- not call Jira (held until it can).

@@ -439,6 +439,32 @@ mod tests {
     }
 
     #[test]
+    fn a_push_goes_back_to_p_outbound_however_its_source_was_recorded() {
+        let names =
+            crate::integration::messages::names(&crate::config::Settings::defaults().broker);
+        let outbound = names.outbound();
+        let push =
+            || BasicProperties::default().with_type(crate::integration::messages::OUTBOUND.into());
+        // Dead-lettered by the worker: the queue it consumed, in a header.
+        let mut headers = FieldTable::default();
+        headers.insert(SOURCE_QUEUE.into(), message::long_string(&outbound));
+        let by_worker = push().with_headers(headers);
+        // By the broker (delivery limit): the queue, in `x-death`.
+        let mut death = FieldTable::default();
+        death.insert("queue".into(), message::long_string(&outbound));
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()),
+        );
+        let by_broker = push().with_headers(headers);
+        // Neither: the queue the catalog routes its type to.
+        for props in [by_worker, by_broker, push()] {
+            assert_eq!(describe(&names, &props).source_queue, outbound, "{props:?}");
+        }
+    }
+
+    #[test]
     fn replaying_drops_the_dead_letter_bookkeeping_and_keeps_the_rest() {
         let mut headers = FieldTable::default();
         headers.insert("token".into(), message::long_string("t"));

@@ -147,6 +147,7 @@ impl Settings {
             "retry_delays": self.retries.delays.0.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(),
             "reconcile_interval": format_duration(self.worker.reconcile_interval),
             "audit": if self.worker.audit { "on" } else { "off" },
+            "outbound": if self.worker.outbound { "on" } else { "off" },
             "metrics_listen": self.metrics.listen.map(|a| a.to_string()),
             "log_format": match log.format { LogFormat::Text => "text", LogFormat::Json => "json" },
             "rust_log": log.filter,

@@ -1,5 +1,6 @@
 //! The worker's settings: concurrency, batching, reconciliation, the audit, the
-//! event-time skew and how long a Jira outage is waited out.
+//! outbound sync's switch, the event-time skew and how long a Jira outage is
+//! waited out.
 
 use std::time::Duration;
 
@@ -58,6 +59,20 @@ pub struct WorkerSettings {
         value_parser = values::parse_on_off
     )]
     pub audit: bool,
+
+    /// `on`: the worker relays the changes Postgres captures to Jira and pushes
+    /// them (docs/reference.md §10); `off`: it does neither, and the changes,
+    /// still captured, wait for a worker that does.
+    #[arg(
+        long,
+        value_name = "on|off",
+        env = "JIRASYNC_OUTBOUND",
+        default_value = "on",
+        // A value (`--outbound off`), not a switch that can only turn it on.
+        action = clap::ArgAction::Set,
+        value_parser = values::parse_on_off
+    )]
+    pub outbound: bool,
 
     /// How far a webhook's event time may lie ahead of its receive time; a later
     /// one is replaced by the receive time (and audited).

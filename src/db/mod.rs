@@ -31,6 +31,23 @@ macro_rules! syncing_issues {
     };
 }
 
+/// The `FROM` item that names integration `$n` the origin of the statement's
+/// writes (docs/reference.md §10.1): it sets the transaction-local
+/// `jirasync.origin` that the capture triggers of `migrations/V7__outbound.sql`
+/// record, before the statement writes its row, so that each statement of a
+/// batch that pipelines several integrations' changes on one connection tags
+/// its own. The statement must use `tagged.origin` (here `IS NOT NULL`, always
+/// true) or Postgres may leave the call out.
+macro_rules! tagged_origin {
+    ($n:literal) => {
+        concat!(
+            "(SELECT set_config('jirasync.origin', $",
+            $n,
+            "::bigint::text, true) AS origin) tagged"
+        )
+    };
+}
+
 pub mod migrate;
 pub mod oauth_sessions;
 pub mod reconcile;

@@ -28,9 +28,13 @@ pub async fn enabled(
     Ok(row.get(0))
 }
 
-/// `$1` group, `$2` status before, `$3` after: see [`transition`].
-pub const TRANSITION: &str =
-    "UPDATE groups SET status = $3 WHERE id = $1 AND status = $2 RETURNING id";
+/// `$1` group, `$2` status before, `$3` after, `$4` the integration writing it:
+/// see [`transition`].
+pub const TRANSITION: &str = concat!(
+    "UPDATE groups SET status = $3 FROM ",
+    tagged_origin!("4"),
+    " WHERE id = $1 AND status = $2 AND tagged.origin IS NOT NULL RETURNING id"
+);
 
 /// Moves the group from status `from` to `to` and writes the `activity` row,
 /// only if the group is in `from` (an ignored group, or one already in `to`,
@@ -44,7 +48,10 @@ pub async fn transition(
     by: Writer,
 ) -> Result<bool, Error> {
     let changed = client
-        .query_opt(TRANSITION, &[&group.group_id, &from, &to])
+        .query_opt(
+            TRANSITION,
+            &[&group.group_id, &from, &to, &by.integration_id],
+        )
         .await?
         .is_some();
     if changed {

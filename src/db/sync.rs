@@ -327,15 +327,22 @@ pub async fn eligible(
     })
 }
 
-/// `$1` group, `$2` its project, `$3` user: see [`assign`].
-pub const ASSIGN: &str = "INSERT INTO group_assignees (group_id, project_id, user_id, team_id)
- VALUES ($1, $2, $3, NULL)
+/// `$1` group, `$2` its project, `$3` user, `$4` the integration writing it: see
+/// [`assign`].
+pub const ASSIGN: &str = concat!(
+    "INSERT INTO group_assignees (group_id, project_id, user_id, team_id)
+ SELECT $1, $2, $3, NULL
+   FROM ",
+    tagged_origin!("4"),
+    "
+  WHERE tagged.origin IS NOT NULL
  ON CONFLICT (group_id) DO UPDATE
     SET user_id = EXCLUDED.user_id, team_id = NULL,
         project_id = EXCLUDED.project_id, date_added = now()
   WHERE group_assignees.user_id IS DISTINCT FROM EXCLUDED.user_id
      OR group_assignees.team_id IS NOT NULL
- RETURNING id";
+ RETURNING id"
+);
 
 /// A provider as the `activities` rows name it (the integration module says
 /// which: `integration::ACTIVITY_PROVIDER`).
@@ -368,7 +375,15 @@ pub async fn assign(
     // Only a row that differs is written: assigning the current user writes nothing.
     let statement = client.prepare_cached(ASSIGN).await?;
     let changed = client
-        .query_opt(&statement, &[&group.group_id, &group.project_id, &user_id])
+        .query_opt(
+            &statement,
+            &[
+                &group.group_id,
+                &group.project_id,
+                &user_id,
+                &by.integration_id,
+            ],
+        )
         .await?
         .is_some();
     if changed {
@@ -384,8 +399,12 @@ pub async fn assign(
     Ok(changed)
 }
 
-/// `$1` group: see [`unassign`].
-pub const UNASSIGN: &str = "DELETE FROM group_assignees WHERE group_id = $1 RETURNING id";
+/// `$1` group, `$2` the integration writing it: see [`unassign`].
+pub const UNASSIGN: &str = concat!(
+    "DELETE FROM group_assignees USING ",
+    tagged_origin!("2"),
+    " WHERE group_id = $1 AND tagged.origin IS NOT NULL RETURNING id"
+);
 
 /// Removes the group's assignee; writes the `unassigned` activity only if there was one.
 pub async fn unassign(
@@ -394,7 +413,7 @@ pub async fn unassign(
     by: Writer,
 ) -> Result<bool, Error> {
     let removed = client
-        .query_opt(UNASSIGN, &[&group.group_id])
+        .query_opt(UNASSIGN, &[&group.group_id, &by.integration_id])
         .await?
         .is_some();
     if removed {

@@ -54,6 +54,7 @@ pub const MAX_WEBHOOK_IDENTIFIER: usize = 256;
 pub static CATALOG: Catalog = Catalog {
     webhooks: &[WEBHOOK],
     jobs: &JOB_TYPES,
+    outbound: &[OUTBOUND],
     // Every message type of docs/reference.md §4's table (some are not handled
     // by this version yet).
     known_types: &[
@@ -186,13 +187,15 @@ mod tests {
     }
 
     #[test]
-    fn every_type_routed_is_known_and_only_webhooks_go_to_the_webhook_queue() {
+    fn every_type_routed_is_known_and_webhooks_and_pushes_have_queues_of_their_own() {
         let names = Names::new("P", &CATALOG);
         assert_eq!(names.source_for(WEBHOOK), "P.webhooks");
+        assert_eq!(names.source_for(OUTBOUND), "P.outbound");
         for job in JOB_TYPES {
             assert_eq!(names.source_for(job), "P.jobs", "{job}");
         }
-        for kind in CATALOG.webhooks.iter().chain(CATALOG.jobs) {
+        let routed = CATALOG.webhooks.iter().chain(CATALOG.jobs);
+        for kind in routed.chain(CATALOG.outbound) {
             assert_eq!(CATALOG.type_label(kind), *kind);
             assert!(
                 kind.starts_with(crate::integration::provider::PROVIDER),

@@ -25,7 +25,8 @@ pub struct Push {
     pub organization_id: i64,
     /// Its Jira key when the message was published.
     pub issue_key: String,
-    /// The newest change it was published for (`outbound_changes.id`): a message
+    /// The pending push's `seq` it was published for (the newest change's
+    /// `outbound_changes.id`, or more once changes joined the push): a message
     /// older than the pending push's is superseded.
     pub seq: i64,
     /// When that change was committed, in ms since the epoch.

@@ -13,7 +13,9 @@ pub mod claim;
 pub mod echo;
 pub mod mapping;
 pub mod message;
+pub mod pending;
 pub mod plan;
+pub mod relay;
 pub mod resume;
 pub mod status;
 

@@ -31,7 +31,7 @@ SELECT count(*) FROM released";
 pub async fn release(client: &impl GenericClient) -> Result<i64, Error> {
     let released: i64 = client.query_one(RELEASE, &[]).await?.get(0);
     if released > 0 {
-        client.batch_execute("NOTIFY jirasync_outbound").await?;
+        super::pending::notify(client).await?;
     }
     Ok(released)
 }

@@ -51,16 +51,20 @@ pub struct ConsumerConfig {
     /// ([`Failure::DependencyDown`]) keeps waiting on the last tier before it is
     /// dead-lettered (`JIRASYNC_JIRA_OUTAGE_MAX`).
     pub outage_max: Duration,
-    /// Messages in flight, and unacked deliveries across both consumers
+    /// Messages in flight, and unacked deliveries across the consumers
     /// ([`prefetch`]).
     pub concurrency: u16,
+    /// Whether `P.outbound` is consumed too (`JIRASYNC_OUTBOUND`; off, its
+    /// pushes wait in the queue).
+    pub outbound: bool,
     /// How long in-flight messages may take to finish after shutdown.
     pub drain_deadline: Duration,
     /// True while the loop is consuming (the worker's `/readyz`).
     pub consuming: Arc<AtomicBool>,
 }
 
-/// Consumes `P.webhooks` and `P.jobs` until `shutdown`, reconnecting after failures.
+/// Consumes `P.webhooks`, `P.jobs` and (unless turned off) `P.outbound` until
+/// `shutdown`, reconnecting after failures.
 pub async fn run<H: Handler>(
     config: ConsumerConfig,
     handler: Arc<H>,
@@ -126,12 +130,16 @@ async fn consume_on<H: Handler>(
         .create_channel()
         .await
         .context("failed to open the consume channel")?;
-    let (webhooks, jobs) = prefetch(config.concurrency);
+    let prefetch = prefetch(config.concurrency, config.outbound);
+    let mut queues = vec![
+        (config.names.webhooks(), prefetch.webhooks),
+        (config.names.jobs(), prefetch.jobs),
+    ];
+    if config.outbound {
+        queues.push((config.names.outbound(), prefetch.outbound));
+    }
     let mut streams = Vec::new();
-    for (queue, prefetch) in [
-        (config.names.webhooks(), webhooks),
-        (config.names.jobs(), jobs),
-    ] {
+    for (queue, prefetch) in queues {
         // Per consumer (quorum queues know no per-channel prefetch): it applies
         // to the consumers started after it on the channel.
         channel
@@ -208,13 +216,35 @@ async fn consume_on<H: Handler>(
     result
 }
 
-/// How many unacked deliveries each consumer may hold, `(webhooks, jobs)`: together
-/// `concurrency`, so a worker holding messages through an outage holds no more
-/// than it works on (and at least one each, so 2 when `concurrency` is 1). Jobs
-/// get an eighth: they are few, and a reconciliation may run for minutes.
-pub fn prefetch(concurrency: u16) -> (u16, u16) {
+/// How many unacked deliveries each consumer may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefetch {
+    /// `P.webhooks`'s.
+    pub webhooks: u16,
+    /// `P.jobs`'s.
+    pub jobs: u16,
+    /// `P.outbound`'s; 0 when it is not consumed.
+    pub outbound: u16,
+}
+
+/// The prefetch of each consumer: together `concurrency`, so a worker holding
+/// messages through an outage holds no more than it works on (and at least one
+/// each, so more when `concurrency` is below 3). Jobs get an eighth: they are
+/// few, and a reconciliation may run for minutes. Pushes to Jira (`outbound`)
+/// get a quarter: each waits on Jira's answers, and pushes of one issue wait for
+/// each other, so they must not take the slots webhooks need.
+pub fn prefetch(concurrency: u16, outbound: bool) -> Prefetch {
     let jobs = (concurrency / 8).max(1);
-    (concurrency.saturating_sub(jobs).max(1), jobs)
+    let outbound = if outbound {
+        (concurrency / 4).max(1)
+    } else {
+        0
+    };
+    Prefetch {
+        webhooks: concurrency.saturating_sub(jobs + outbound).max(1),
+        jobs,
+        outbound,
+    }
 }
 
 /// Resolves with the error that ends `connection` (a stream that ends is one too).
@@ -362,19 +392,37 @@ async fn guarded<H: Handler>(
 
 #[cfg(test)]
 mod tests {
-    use super::prefetch;
+    use super::{Prefetch, prefetch};
+
+    fn split(concurrency: u16, outbound: bool) -> (u16, u16, u16) {
+        let Prefetch {
+            webhooks,
+            jobs,
+            outbound,
+        } = prefetch(concurrency, outbound);
+        (webhooks, jobs, outbound)
+    }
 
     #[test]
-    fn the_two_prefetches_add_up_to_the_concurrency_with_one_each_at_least() {
-        assert_eq!(prefetch(1), (1, 1));
-        assert_eq!(prefetch(2), (1, 1));
-        assert_eq!(prefetch(7), (6, 1));
-        assert_eq!(prefetch(16), (14, 2));
-        assert_eq!(prefetch(u16::MAX), (57_344, 8_191));
+    fn the_prefetches_add_up_to_the_concurrency_with_one_each_at_least() {
+        assert_eq!(split(1, false), (1, 1, 0));
+        assert_eq!(split(2, false), (1, 1, 0));
+        assert_eq!(split(7, false), (6, 1, 0));
+        assert_eq!(split(16, false), (14, 2, 0));
+        assert_eq!(split(u16::MAX, false), (57_344, 8_191, 0));
+        assert_eq!(split(1, true), (1, 1, 1));
+        assert_eq!(split(3, true), (1, 1, 1));
+        assert_eq!(split(16, true), (10, 2, 4));
+        assert_eq!(split(u16::MAX, true), (40_961, 8_191, 16_383));
         for concurrency in 2..=u16::MAX {
-            let (webhooks, jobs) = prefetch(concurrency);
-            assert!(webhooks >= 1 && jobs >= 1);
+            let (webhooks, jobs, outbound) = split(concurrency, false);
+            assert!(webhooks >= 1 && jobs >= 1 && outbound == 0);
             assert_eq!(webhooks + jobs, concurrency);
+        }
+        for concurrency in 3..=u16::MAX {
+            let (webhooks, jobs, outbound) = split(concurrency, true);
+            assert!(webhooks >= 1 && jobs >= 1 && outbound >= 1);
+            assert_eq!(webhooks + jobs + outbound, concurrency);
         }
     }
 }

@@ -136,6 +136,7 @@ mod tests {
     static CATALOG: Catalog = Catalog {
         webhooks: &[],
         jobs: &[],
+        outbound: &[],
         known_types: &[],
         headers: &[TOKEN],
     };

@@ -22,7 +22,8 @@ use std::time::Duration;
 use crate::config::{BrokerSettings, format_duration};
 
 /// What a provider's messages are, as the transport needs to know them: the
-/// routing keys (= message types) bound to `P.webhooks` and to `P.jobs`, every
+/// routing keys (= message types) bound to `P.webhooks`, `P.jobs` and
+/// `P.outbound`, every
 /// type the metric label `type` may take, and the headers its messages define
 /// (a copy that must shrink to fit a frame drops the others first).
 #[derive(Debug, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub struct Catalog {
     pub webhooks: &'static [&'static str],
     /// Types routed to `P.jobs`.
     pub jobs: &'static [&'static str],
+    /// Types routed to `P.outbound`: the pushes to Jira (docs/reference.md §10).
+    pub outbound: &'static [&'static str],
     /// Every type docs/reference.md §4 lists (some not handled yet): the only
     /// values of the metric label `type`.
     pub known_types: &'static [&'static str],
@@ -59,7 +62,7 @@ impl Catalog {
 }
 
 /// The exchange and queue names under one prefix, the length cap of the
-/// two source queues (`JIRASYNC_QUEUE_MAX_LENGTH`), and the provider's
+/// source queues (`JIRASYNC_QUEUE_MAX_LENGTH`), and the provider's
 /// [`Catalog`] of what is routed where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -92,7 +95,8 @@ impl Names {
         self.catalog
     }
 
-    /// Messages `P.webhooks` and `P.jobs` hold at most.
+    /// Messages each source queue (`P.webhooks`, `P.jobs`, `P.outbound`) holds
+    /// at most.
     pub fn max_length(&self) -> Option<u64> {
         self.max_length
     }
@@ -117,6 +121,11 @@ impl Names {
         format!("{}.jobs", self.prefix)
     }
 
+    /// `P.outbound`: the pushes to Jira the workers' relay publishes.
+    pub fn outbound(&self) -> String {
+        format!("{}.outbound", self.prefix)
+    }
+
     /// `P.dead`.
     pub fn dead(&self) -> String {
         format!("{}.dead", self.prefix)
@@ -138,11 +147,23 @@ impl Names {
         format!("{source}.retry.{}", format_duration(delay))
     }
 
+    /// The source queues with the routing keys bound to each: `P.webhooks`,
+    /// `P.jobs`, `P.outbound`.
+    pub fn sources(&self) -> [(String, &'static [&'static str]); 3] {
+        [
+            (self.webhooks(), self.catalog.webhooks),
+            (self.jobs(), self.catalog.jobs),
+            (self.outbound(), self.catalog.outbound),
+        ]
+    }
+
     /// The source queue a routing key is bound to (`P.jobs` unless the catalog
-    /// routes it to `P.webhooks`).
+    /// routes it to `P.webhooks` or `P.outbound`).
     pub fn source_for(&self, routing_key: &str) -> String {
         if self.catalog.webhooks.contains(&routing_key) {
             self.webhooks()
+        } else if self.catalog.outbound.contains(&routing_key) {
+            self.outbound()
         } else {
             self.jobs()
         }
@@ -150,8 +171,8 @@ impl Names {
 
     /// Every queue name of the topology, for tests and clean-up.
     pub fn all_queues(&self, delays: &[Duration]) -> Vec<String> {
-        let mut names = vec![self.webhooks(), self.jobs(), self.dead()];
-        for source in [self.webhooks(), self.jobs()] {
+        let mut names = vec![self.webhooks(), self.jobs(), self.outbound(), self.dead()];
+        for (source, _) in self.sources() {
             for delay in delays {
                 names.push(self.retry(&source, *delay));
             }
@@ -167,7 +188,8 @@ mod tests {
     static CATALOG: Catalog = Catalog {
         webhooks: &["p.webhook"],
         jobs: &["p.one", "p.two"],
-        known_types: &["p.webhook", "p.one", "p.two", "p.later"],
+        outbound: &["p.push"],
+        known_types: &["p.webhook", "p.one", "p.two", "p.push", "p.later"],
         headers: &["token"],
     };
 
@@ -185,9 +207,30 @@ mod tests {
     }
 
     #[test]
-    fn only_the_catalogs_webhook_types_route_to_the_webhook_queue() {
+    fn every_source_queue_and_its_tiers_are_among_all_queues() {
+        let names = Names::new("P", &CATALOG);
+        let delays = [Duration::from_secs(1), Duration::from_secs(30)];
+        let all = names.all_queues(&delays);
+        assert_eq!(all.len(), 4 + 3 * delays.len(), "{all:?}");
+        for queue in [
+            "P.webhooks",
+            "P.jobs",
+            "P.outbound",
+            "P.dead",
+            "P.outbound.retry.1s",
+            "P.outbound.retry.30s",
+            "P.webhooks.retry.30s",
+            "P.jobs.retry.1s",
+        ] {
+            assert!(all.iter().any(|name| name == queue), "{queue} in {all:?}");
+        }
+    }
+
+    #[test]
+    fn the_catalogs_webhook_and_outbound_types_route_to_their_queues_the_rest_to_jobs() {
         let names = Names::new("P", &CATALOG);
         assert_eq!(names.source_for("p.webhook"), "P.webhooks");
+        assert_eq!(names.source_for("p.push"), "P.outbound");
         for job in CATALOG.jobs.iter().chain(&["p.unheard_of"]) {
             assert_eq!(names.source_for(job), "P.jobs", "{job}");
         }

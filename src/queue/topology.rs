@@ -61,10 +61,8 @@ pub async fn declare(
     )
     .await?;
 
-    for (source, keys) in [
-        (names.webhooks(), names.catalog().webhooks),
-        (names.jobs(), names.catalog().jobs),
-    ] {
+    // `P.webhooks`, `P.jobs` and `P.outbound` alike.
+    for (source, keys) in names.sources() {
         let mut args = quorum();
         dead_letter_to(&mut args, &names.dead());
         // A message that crashes workers again and again ends in P.dead, not in a loop.

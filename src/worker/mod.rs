@@ -1,9 +1,10 @@
-//! The worker (`jirasync worker`): consumes `P.webhooks` and `P.jobs`, and
-//! hands each message to its job (`jobs`, one file per message type with its
-//! struct and handler) through the [`Dispatcher`](dispatch::Dispatcher), with
-//! the [`Environment`](environment::Environment) they share; runs the periodic
-//! tasks (reconcile scheduling, pruning: `periodic`). This file only wires them
-//! up.
+//! The worker (`jirasync worker`): consumes `P.webhooks`, `P.jobs` and
+//! `P.outbound`, and hands each message to its job (`jobs`, one file per message
+//! type with its struct and handler) through the
+//! [`Dispatcher`](dispatch::Dispatcher), with the
+//! [`Environment`](environment::Environment) they share; runs the periodic tasks
+//! (reconcile scheduling, pruning: `periodic`) and the outbound relay
+//! (`outbound::relay`). This file only wires them up.
 
 mod dispatch;
 mod environment;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use crate::config::{MetricsSettings, PublicSettings, Services, Settings, WorkerSettings};
 use crate::integration::messages;
+use crate::outbound::relay::Relay;
 use crate::queue::consumer::{self, ConsumerConfig};
 use crate::shutdown::Shutdown;
 use crate::sync;
@@ -86,20 +88,27 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         None => None,
     };
     // Connections for the messages in flight (authentication, Jira lookups,
-    // reconciliations; each holds one briefly), one per batch writer, one per push
-    // to Jira in progress (held for its lock), one for the scheduler and the pruner.
-    let size =
-        usize::from(concurrency).min(READERS) + sync::batch::WRITERS + environment::PUSHES + 1;
+    // reconciliations; each holds one briefly), one per batch writer, one for the
+    // scheduler and the pruner; with outbound sync on, one for the relay and one
+    // per push to Jira in progress (held for its lock).
+    let outbound = args.worker.outbound;
+    let pushes = if outbound { environment::PUSHES + 1 } else { 0 };
+    let size = usize::from(concurrency).min(READERS) + sync::batch::WRITERS + 1 + pushes;
     let Some(pool) = crate::db::connect_waiting(&services.database, size, &shutdown).await? else {
         tracing::info!("worker stopped before Postgres answered");
         return Ok(());
     };
+    // Off, the changes Postgres captures wait (and `P.outbound` is not consumed).
+    let relay = outbound
+        .then(|| Relay::new(services, pool.clone()))
+        .transpose()?;
     let config = ConsumerConfig {
         url: services.broker.url.clone(),
         names: messages::names(&services.broker),
         delays: services.retries.delays.0.clone(),
         outage_max: args.worker.jira_outage_max,
         concurrency,
+        outbound,
         drain_deadline,
         consuming,
     };
@@ -111,7 +120,8 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         scheduling.clone(),
     );
     let pruner = periodic::prune::spawn(pool.clone(), scheduling.clone());
-    let resumer = periodic::resume::spawn(pool.clone(), scheduling.clone());
+    let relay = relay.map(|relay| relay.spawn(scheduling.clone()));
+    let resumer = outbound.then(|| periodic::resume::spawn(pool.clone(), scheduling.clone()));
     // Stopped with the scheduler: the verdicts of messages drained after
     // shutdown still go out.
     let (verdicts, verdicts_task) = verdicts::Verdicts::start(&services.broker, scheduling.clone());
@@ -139,7 +149,9 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     scheduling.cancel();
     for task in scheduler
         .into_iter()
-        .chain([pruner, resumer, verdicts_task])
+        .chain([pruner, verdicts_task])
+        .chain(relay)
+        .chain(resumer)
     {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }

@@ -84,7 +84,10 @@ fn every_statement_of_the_pgbench_script_is_the_workers_own() {
         bind(MARK_ASSIGNEE_SYNCED, &[":ei_id", ":at"]),
         bind(LINKED_GROUPS, &[":ei_id", ":ei_organization_id"]),
         bind(FIND_ASSIGNEE, &[":g_project_id", ":email"]),
-        bind(ASSIGN, &[":g_id", ":g_project_id", ":u_id"]),
+        bind(
+            ASSIGN,
+            &[":g_id", ":g_project_id", ":u_id", ":integration_id"],
+        ),
         bind(
             INSERT_ACTIVITY,
             &[":g_id", ":g_project_id", "'assigned'", activity_data],
@@ -195,6 +198,24 @@ async fn the_script_writes_what_the_worker_writes_for_one_webhook() {
     // The script, on the same data.
     let text = pgbench(&settings, "20");
     assert!(text.contains("number of failed transactions: 0"), "{text}");
+    // Its writes are tagged as the worker's: captured with the integration as origin
+    // (the worker, stopped, moves none of them away).
+    let origins = db
+        .query(
+            "SELECT c.origin_integration_id = i.id, count(*)
+               FROM outbound_changes c, integrations i
+              WHERE i.external_id = 'bench.jira.local:bench'
+              GROUP BY 1",
+            &[],
+        )
+        .await
+        .expect("captured changes");
+    let origins: Vec<(Option<bool>, i64)> =
+        origins.iter().map(|row| (row.get(0), row.get(1))).collect();
+    assert!(
+        matches!(origins.as_slice(), [(Some(true), n)] if *n > 0),
+        "the script's changes are captured with its integration as origin: {origins:?}"
+    );
     let rows = db
         .query(
             "SELECT a.type, a.data, a.user_id, ue.email

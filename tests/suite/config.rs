@@ -47,6 +47,7 @@ fn defaults_are_the_contract_defaults() {
         "retry_delays": ["5s", "30s", "2m", "10m", "30m"],
         "reconcile_interval": "10m",
         "audit": "on",
+        "outbound": "on",
         "metrics_listen": null,
         "log_format": "text",
         "rust_log": "info",
@@ -142,6 +143,16 @@ fn config_shows_which_key_is_set_never_the_key() {
     let off = config(&[], &[("JIRASYNC_AUDIT", "off")]);
     assert_eq!(off["audit"], "off");
     let refused = jirasync(&["config"], &[("JIRASYNC_AUDIT", "maybe")]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("neither on nor off"));
+}
+
+#[test]
+fn the_outbound_switch_is_on_or_off_from_the_environment_or_the_flag() {
+    let off = config(&[], &[("JIRASYNC_OUTBOUND", "off")]);
+    assert_eq!(off["outbound"], "off");
+    assert_eq!(config(&["--outbound", "off"], &[])["outbound"], "off");
+    let refused = jirasync(&["config"], &[("JIRASYNC_OUTBOUND", "later")]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("neither on nor off"));
 }

@@ -55,18 +55,6 @@ impl Scene {
         self.assignee_events(key).await.remove(0)
     }
 
-    /// Changes the group's assignee as the application does.
-    async fn host_assigns(&self, group: i64, project: i64, user: i64) {
-        self.db
-            .execute(
-                "INSERT INTO group_assignees (group_id, project_id, user_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (group_id) DO UPDATE SET user_id = EXCLUDED.user_id",
-                &[&group, &project, &user],
-            )
-            .await
-            .expect("host assigns");
-    }
-
     /// Captured changes of `group` written by this integration's inbound sync.
     async fn changes_from_jira(&self, group: i64) -> i64 {
         self.db

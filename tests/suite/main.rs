@@ -38,6 +38,8 @@ mod oauth2;
 mod oauth_flow;
 mod oauth_hardening;
 mod oauth_signature;
+mod outbound;
+mod outbound_capture;
 mod outbound_push;
 mod output_hygiene;
 mod pat;

@@ -196,8 +196,8 @@ async fn migrate_creates_every_contract_table_and_queue() {
         common::names(&settings)
             .all_queues(&settings.retries.delays.0)
             .len(),
-        3 + 2 * 5,
-        "webhooks, jobs, dead and five retry tiers for each source"
+        4 + 3 * 5,
+        "webhooks, jobs, outbound, dead and five retry tiers for each source"
     );
 }
 

@@ -52,6 +52,7 @@ async fn a_panicking_handler_dead_letters_its_message_and_the_rest_keep_flowing(
         outage_max: settings.worker.jira_outage_max,
         // One at a time: the messages after the poison one wait behind it.
         concurrency: 1,
+        outbound: settings.worker.outbound,
         drain_deadline: Duration::from_secs(5),
         consuming: Arc::clone(&consuming),
     };
@@ -147,6 +148,7 @@ async fn consume<H: Handler>(
         // A dependency's outage would be waited out for a day: a deadlock is none.
         outage_max: Duration::from_secs(86_400),
         concurrency: 1,
+        outbound: settings.worker.outbound,
         drain_deadline: Duration::from_secs(5),
         consuming: Arc::clone(&consuming),
     };

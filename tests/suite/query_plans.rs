@@ -1,13 +1,14 @@
 //! Cost that stays flat as the data grows (issue 17 §3): on an installation of
 //! realistic shape (`bench/seed_big.sql`, a tenth of the benchmark's big seed), every
-//! statement a webhook, a job or `explain` runs is planned — as the worker runs it,
-//! prepared, with the generic plan Postgres switches to — without a sequential scan
-//! of any table holding more than a few thousand rows.
+//! statement a webhook, a job, the outbound relay or `explain` runs is planned — as
+//! the worker runs it, prepared, with the generic plan Postgres switches to —
+//! without a sequential scan of any table holding more than a few thousand rows.
 
 use crate::common;
 
 use jirasync::db::{rekey, status_sync, sync};
 use jirasync::integration::FIND_ACTIVE;
+use jirasync::outbound::pending;
 use jirasync::sync::audit;
 use serde_json::Value;
 
@@ -46,8 +47,8 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             sync::FIND_ASSIGNEE,
             "(5, 'big77@example.org')",
         ),
-        ("ASSIGN", sync::ASSIGN, "(77, 5, 77)"),
-        ("UNASSIGN", sync::UNASSIGN, "(77)"),
+        ("ASSIGN", sync::ASSIGN, "(77, 5, 77, 1)"),
+        ("UNASSIGN", sync::UNASSIGN, "(77, 1)"),
         (
             "INSERT_ACTIVITY",
             sync::INSERT_ACTIVITY,
@@ -68,7 +69,7 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
         (
             "TRANSITION",
             status_sync::TRANSITION,
-            "(77, 'unresolved', 'resolved')",
+            "(77, 'unresolved', 'resolved', 1)",
         ),
         (
             "LOCK_KEYS (issue move)",
@@ -101,6 +102,17 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             "(ARRAY['m', 'n'], ARRAY[1, 1], ARRAY['BIG-77', 'BIG-78'], ARRAY[now(), now()], ARRAY['assignee', 'assignee'], ARRAY[5, 5], ARRAY['assigned', 'assigned'], ARRAY['{}', '{}']::jsonb[])",
         ),
         ("RECENT (explain)", audit::RECENT, "('BIG-77', NULL, 20)"),
+        ("MOVE (outbound relay)", pending::MOVE, "(10000)"),
+        (
+            "PUBLISHABLE (outbound relay)",
+            pending::PUBLISHABLE,
+            "(500)",
+        ),
+        (
+            "PUBLISHED (outbound relay)",
+            pending::PUBLISHED,
+            "(ARRAY[77], ARRAY['assignee'], ARRAY[77])",
+        ),
         ("PRUNE_CUTOFF", audit::PRUNE_CUTOFF, "(2592000)"),
         ("PRUNE", audit::PRUNE, "(1000)"),
     ]

@@ -114,6 +114,18 @@ impl TestApp {
     }
 
     /// Sends a sentinel assignment (email visible) and waits for it: with
+    /// Assigns `user` to `group`, as the application writes its tables.
+    pub async fn host_assigns(&self, group: i64, project: i64, user: i64) {
+        self.db
+            .execute(
+                "INSERT INTO group_assignees (group_id, project_id, user_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (group_id) DO UPDATE SET user_id = EXCLUDED.user_id, team_id = NULL",
+                &[&group, &project, &user],
+            )
+            .await
+            .expect("host assigns");
+    }
+
     /// concurrency 1, everything sent before it was handled.
     pub async fn settle(&self) {
         let key = format!("SENTINEL-{}", super::unique());

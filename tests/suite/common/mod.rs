@@ -91,7 +91,7 @@ pub fn settings() -> Isolated {
     settings.database.url = format!("{}/jst_{id}", postgres_server());
     settings.broker.queue_prefix = format!("jst_{id}");
     settings.http.listen = "127.0.0.1:0".parse().expect("valid address");
-    // Two tiers keep each test's broker footprint small (seven quorum queues).
+    // Two tiers keep each test's broker footprint small (ten quorum queues).
     settings.retries.delays = "1s,2s".parse().expect("valid delays");
     // No reconcile scheduler (as the processes get): its own broker link declares
     // the topology, and one still connecting at teardown would declare it anew.
