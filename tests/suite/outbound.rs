@@ -123,7 +123,7 @@ impl Scene {
 }
 
 #[tokio::test]
-async fn an_assignment_the_application_makes_is_pushed_and_explained() {
+async fn an_assignment_the_application_makes_is_pushed_its_echo_ignored_and_both_explained() {
     let s = Scene::builder()
         .credentials(Some(ACCESS_TOKEN))
         .start()
@@ -151,11 +151,44 @@ async fn an_assignment_the_application_makes_is_pushed_and_explained() {
             .all(|params| params.get("oauth_token").map(String::as_str) == Some(ACCESS_TOKEN)),
         "every call signed with the integration's access token"
     );
+    // Jira's webhook for that write: the echo, which changes nothing.
+    let amy = json!({"name": "amy", "key": "JIRAUSER-amy", "emailAddress": "amy.jones@example.org",
+                     "displayName": "Amy", "active": true});
+    s.send(&assignee_changed(
+        "OUT-1",
+        amy,
+        "2024-01-01T10:00:00.000+0000",
+    ))
+    .await;
+    eventually("the echo recorded", WAIT, || async {
+        let echoes: i64 =
+            s.db.query_one(
+                "SELECT count(*) FROM sync_events WHERE issue_key = 'OUT-1' AND outcome = 'echo'",
+                &[],
+            )
+            .await
+            .expect("echo rows")
+            .get(0);
+        echoes == 1
+    })
+    .await;
+    assert_eq!(s.assignee(org.group_id).await, Some(user));
+    assert_eq!(
+        s.assignee_puts("OUT-1").await.len(),
+        1,
+        "the echo pushed nothing"
+    );
     let explained = common::output(&["explain", "OUT-1"], &s.settings);
     let text = String::from_utf8_lossy(&explained.stdout);
+    // Shown by `--nocapture`: the README's walk-through quotes it.
+    eprintln!("jirasync explain OUT-1:\n{text}");
     assert!(explained.status.success(), "{text}");
     assert!(
         text.contains("pushed assignee") && text.contains("as Jira user amy"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the echo of jirasync's own push of assignee amy"),
         "{text}"
     );
     s.finish().await;
