@@ -216,10 +216,28 @@ async fn outcomes(s: &Scene, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// How many backends of the test's database wait on a lock (one the killed
-/// worker's transaction would still hold).
-async fn lock_waits(s: &Scene) -> i64 {
-    common::backends_waiting_on_locks(&s.db).await
+/// Starts a worker after the killed one and waits until it decides `key` with
+/// `outcome`, in good time: the killed push's lock does not hold it up.
+async fn restart_until(s: &Scene, key: &str, outcome: &str) -> WorkerProcess {
+    let restarted = Instant::now();
+    let worker = WorkerProcess::start(&s.settings);
+    s.wait_outbound(key, outcome).await;
+    assert!(
+        restarted.elapsed() < Duration::from_secs(15),
+        "the killed push's lock held the new one up: {outcome} {:?} after the restart",
+        restarted.elapsed()
+    );
+    worker
+}
+
+/// Nothing waits on a lock (one the killed worker's transaction would still
+/// hold) and nothing is dead-lettered; then the worker and the scene stop.
+async fn finish_after_kill(s: Scene, worker: WorkerProcess) {
+    let waiting = common::backends_waiting_on_locks(&s.db).await;
+    assert_eq!(waiting, 0, "nothing waits on a lock");
+    assert_eq!(s.dead_letters().await, 0, "nothing dead-lettered");
+    worker.kill();
+    s.finish().await;
 }
 
 #[tokio::test]
@@ -257,21 +275,11 @@ async fn a_worker_killed_after_reading_before_writing_leaves_the_push_to_the_nex
         "killed before its write"
     );
 
-    let restarted = Instant::now();
-    let second = WorkerProcess::start(&s.settings);
-    s.wait_outbound("CRASH-1", "pushed").await;
-    assert!(
-        restarted.elapsed() < Duration::from_secs(15),
-        "the killed push's lock held the new one up: pushed {:?} after the restart",
-        restarted.elapsed()
-    );
+    let second = restart_until(&s, "CRASH-1", "pushed").await;
     assert_eq!(s.assignee_puts("CRASH-1").await, [json!({"name": "amy"})]);
     assert_eq!(issue.assignee().as_deref(), Some("amy"));
     assert_eq!(outcomes(&s, "CRASH-1").await, ["pushed"]);
-    assert_eq!(lock_waits(&s).await, 0, "nothing waits on a lock");
-    assert_eq!(s.dead_letters().await, 0, "nothing dead-lettered");
-    second.kill();
-    s.finish().await;
+    finish_after_kill(s, second).await;
 }
 
 #[tokio::test]
@@ -299,14 +307,7 @@ async fn a_worker_killed_while_jira_takes_its_write_is_not_written_twice() {
         "the killed worker recorded nothing"
     );
 
-    let restarted = Instant::now();
-    let second = WorkerProcess::start(&s.settings);
-    s.wait_outbound("CRASH-2", "unchanged").await;
-    assert!(
-        restarted.elapsed() < Duration::from_secs(15),
-        "the killed push's lock held the new one up: decided {:?} after the restart",
-        restarted.elapsed()
-    );
+    let second = restart_until(&s, "CRASH-2", "unchanged").await;
     assert_eq!(
         s.requests_to("/rest/api/2/issue/CRASH-2").await.len(),
         2,
@@ -319,10 +320,7 @@ async fn a_worker_killed_while_jira_takes_its_write_is_not_written_twice() {
     );
     assert_eq!(issue.assignee().as_deref(), Some("bo"));
     assert_eq!(outcomes(&s, "CRASH-2").await, ["unchanged"]);
-    assert_eq!(lock_waits(&s).await, 0, "nothing waits on a lock");
-    assert_eq!(s.dead_letters().await, 0, "nothing dead-lettered");
-    second.kill();
-    s.finish().await;
+    finish_after_kill(s, second).await;
 }
 
 /// The `LISTEN` of a worker's relay, in `pg_stat_activity`.
