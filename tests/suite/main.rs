@@ -40,6 +40,7 @@ mod oauth_hardening;
 mod oauth_signature;
 mod outbound;
 mod outbound_capture;
+mod outbound_crash;
 mod outbound_push;
 mod output_hygiene;
 mod pat;

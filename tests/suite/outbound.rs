@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 impl Scene {
     /// Turns on the push of assignments for the organization.
-    async fn forward_assignments(&self, organization: i64) {
+    pub(crate) async fn forward_assignments(&self, organization: i64) {
         self.db
             .execute(
                 "UPDATE organization_integrations
@@ -49,7 +49,7 @@ impl Scene {
     }
 
     /// `user/assignable/search` finds `name` for `email`.
-    async fn mount_assignable(&self, key: &str, email: &str, name: &str) {
+    pub(crate) async fn mount_assignable(&self, key: &str, email: &str, name: &str) {
         Mock::given(method("GET"))
             .and(path("/rest/api/2/user/assignable/search"))
             .and(query_param("issueKey", key))
@@ -81,7 +81,7 @@ impl Scene {
     }
 
     /// The outbound decisions recorded about `key`: (kind, outcome, detail).
-    async fn outbound_events(&self, key: &str) -> Vec<(String, String, Value)> {
+    pub(crate) async fn outbound_events(&self, key: &str) -> Vec<(String, String, Value)> {
         self.db
             .query(
                 "SELECT kind, outcome, detail FROM sync_events
@@ -96,7 +96,7 @@ impl Scene {
     }
 
     /// Waits until an outbound decision with `outcome` is recorded about `key`; its detail.
-    async fn wait_outbound(&self, key: &str, outcome: &str) -> Value {
+    pub(crate) async fn wait_outbound(&self, key: &str, outcome: &str) -> Value {
         let find = || async {
             self.outbound_events(key)
                 .await
@@ -112,7 +112,7 @@ impl Scene {
     }
 
     /// The PUTs of the assignee of `key` Jira received.
-    async fn assignee_puts(&self, key: &str) -> Vec<Value> {
+    pub(crate) async fn assignee_puts(&self, key: &str) -> Vec<Value> {
         self.requests_to(&format!("/rest/api/2/issue/{key}/assignee"))
             .await
             .iter()
