@@ -169,7 +169,7 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
     let held = || state.pushed(push.group_id, PushOutcome::Held);
     match result {
         Ok(Some(Ok((pushed, updated)))) => settle.decided(env, tx, &key, pushed, updated).await,
-        Ok(Some(Err(error))) => Err(error.into()),
+        Ok(Some(Err(failure))) => Err(failure),
         Ok(None) | Err(AccessError::NeedsReauth { .. }) => settle.held(env, tx, &key, held()).await,
         Err(AccessError::Jira(error)) if error.is_refusal() => {
             let taken = failed.lock().ok().and_then(|mut slot| slot.take());
@@ -189,7 +189,7 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
 }
 
 /// One try of the push with `jira`: plans it, records a write's value (committed
-/// before the write is sent) and sends it. A database error is the inner `Err`
+/// before the write is sent) and sends it. A database failure is the inner `Err`
 /// (the call itself succeeded as far as Jira is concerned); when Jira fails, the
 /// decision as far as it got is left in `failed`.
 async fn attempt(
@@ -200,7 +200,7 @@ async fn attempt(
     target: &Target<'_>,
     state: &State,
     failed: &Mutex<Option<Pushed>>,
-) -> Result<Result<(Pushed, Option<Written>), tokio_postgres::Error>, JiraError> {
+) -> Result<Result<(Pushed, Option<Written>), Failure>, JiraError> {
     let keep = |pushed: Pushed| {
         if let Ok(mut slot) = failed.lock() {
             *slot = Some(pushed);
@@ -218,7 +218,7 @@ async fn attempt(
             keep(*pushed);
             return Err(error);
         }
-        Err(PlanError::Db(error)) => return Ok(Err(error)),
+        Err(PlanError::Db(error)) => return Ok(Err(error.into())),
     };
     match plan {
         Plan::Decided(pushed, updated) => {
@@ -229,19 +229,12 @@ async fn attempt(
             let recorded = match env.pool.get().await {
                 Ok(client) => echo::writing(&client, push.external_issue_id, push.kind, &value)
                     .await
-                    .map_err(Some),
-                Err(_) => Err(None),
+                    .map_err(Failure::from),
+                // No connection: Postgres is away, the push waits for it.
+                Err(error) => Err(Failure::from(error)),
             };
-            match recorded {
-                Ok(()) => {}
-                Err(Some(error)) => return Ok(Err(error)),
-                // No connection: the push is tried again later.
-                Err(None) => {
-                    return Err(JiraError::unavailable(
-                        "no database connection to record the write before sending it",
-                        None,
-                    ));
-                }
+            if let Err(failure) = recorded {
+                return Ok(Err(failure));
             }
             let (pushed, updated) = match write.send(jira).await {
                 Ok(sent) => sent,
