@@ -398,7 +398,11 @@ impl Scene {
     /// resolved → `resolved`, unresolved → Reopened, resolution Fixed.
     async fn map_statuses(&self, org: &Org, resolved: &str) {
         let slug = self.slug(org).await;
-        let link = mapping::link(&self.db, self.integration, &slug)
+        let pool = jirasync::db::connect(&self.settings.database, 1)
+            .await
+            .expect("a pool");
+        let db = pool.get().await.expect("a connection");
+        let link = mapping::link(&db, self.integration, &slug)
             .await
             .expect("the organization is linked");
         let map = Mapping {
@@ -407,9 +411,7 @@ impl Scene {
             unresolved_status: Some(REOPENED.1.into()),
             resolution: Some("Fixed".into()),
         };
-        mapping::set(&self.db, &link, &map)
-            .await
-            .expect("status map");
+        mapping::set(&db, &link, &map).await.expect("status map");
     }
 
     async fn slug(&self, org: &Org) -> String {
