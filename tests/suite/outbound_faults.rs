@@ -173,21 +173,20 @@ impl FakeJira {
         let path = request.url.path().to_owned();
         let query = request.url.query().unwrap_or_default().to_owned();
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let routed = if self.authorized(request) {
+        let ((answered, template), expected) = if self.authorized(request) {
             self.route(&method, &path, &query, &body)
         } else {
-            Err(answer(401, json!({"errorMessages": ["bad credentials"]})))
+            (
+                answer(401, json!({"errorMessages": ["bad credentials"]})),
+                false,
+            )
         };
         let mut books = self.books();
-        let (answered, template) = match routed {
-            Ok(answered) => answered,
-            Err(answered) => {
-                books
-                    .unexpected
-                    .push(format!("{method} {path}?{query} {body}"));
-                answered
-            }
-        };
+        if !expected {
+            books
+                .unexpected
+                .push(format!("{method} {path}?{query} {body}"));
+        }
         books.calls.push(Call {
             at: Instant::now(),
             method,
@@ -199,14 +198,8 @@ impl FakeJira {
         template
     }
 
-    /// The answer to a call; `Err` for a call the fake does not expect.
-    fn route(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        body: &Value,
-    ) -> Result<Answered, Answered> {
+    /// The answer to a call, and whether the fake expects the call.
+    fn route(&self, method: &str, path: &str, query: &str, body: &Value) -> (Answered, bool) {
         let not_found = || answer(404, json!({"errorMessages": ["no such thing"]}));
         let mut books = self.books();
         if method == "GET" && path == "/rest/api/2/user/assignable/search" {
@@ -214,7 +207,7 @@ impl FakeJira {
             let email = pairs.get("username").cloned().unwrap_or_default();
             let key = pairs.get("issueKey").cloned().unwrap_or_default();
             if pairs.len() != 2 || !books.status.contains_key(&key) {
-                return Err(not_found());
+                return (not_found(), false);
             }
             let found: Vec<Value> = books
                 .users
@@ -222,32 +215,35 @@ impl FakeJira {
                 .map(|name| json!({"name": name, "key": format!("JIRAUSER-{name}"), "emailAddress": email.to_lowercase(), "active": true}))
                 .into_iter()
                 .collect();
-            return Ok(answer(200, json!(found)));
+            return (answer(200, json!(found)), true);
         }
         let Some(rest) = path.strip_prefix("/rest/api/2/issue/") else {
-            return Err(not_found());
+            return (not_found(), false);
         };
         let (key, tail) = rest.split_once('/').unwrap_or((rest, ""));
         let Some(&status) = books.status.get(key) else {
-            return Err(not_found());
+            return (not_found(), false);
         };
         let key = key.to_owned();
         match (method, tail) {
             ("GET", "") if url_pairs(query) == fields_query() => {
                 let assignee = books.assignee.get(&key).cloned().flatten();
                 let updated = format!("2024-01-01T10:{:02}:00.000+0000", books.writes % 60);
-                Ok(answer(
-                    200,
-                    json!({
-                        "key": key,
-                        "fields": {
-                            "assignee": assignee.map(|name| json!({"name": name})),
-                            "status": {"id": status.0, "name": status.1},
-                            "project": {"id": "10000", "key": "OUT"},
-                            "updated": updated,
-                        }
-                    }),
-                ))
+                (
+                    answer(
+                        200,
+                        json!({
+                            "key": key,
+                            "fields": {
+                                "assignee": assignee.map(|name| json!({"name": name})),
+                                "status": {"id": status.0, "name": status.1},
+                                "project": {"id": "10000", "key": "OUT"},
+                                "updated": updated,
+                            }
+                        }),
+                    ),
+                    true,
+                )
             }
             ("GET", "transitions") if query == "expand=transitions.fields" => {
                 let transitions: Vec<Value> = offered(status, books.strict)
@@ -256,10 +252,13 @@ impl FakeJira {
                         json!({"id": id, "name": name, "to": {"id": to.0, "name": to.1}, "fields": fields})
                     })
                     .collect();
-                Ok(answer(
-                    200,
-                    json!({"expand": "transitions", "transitions": transitions}),
-                ))
+                (
+                    answer(
+                        200,
+                        json!({"expand": "transitions", "transitions": transitions}),
+                    ),
+                    true,
+                )
             }
             ("POST", "transitions") if query.is_empty() => {
                 let id = body["transition"]["id"].as_str().unwrap_or_default();
@@ -267,10 +266,13 @@ impl FakeJira {
                     .into_iter()
                     .find(|transition| transition.0 == id)
                 else {
-                    return Err(answer(
-                        400,
-                        json!({"errorMessages": [format!("no transition {id}")], "errors": {}}),
-                    ));
+                    return (
+                        answer(
+                            400,
+                            json!({"errorMessages": [format!("no transition {id}")], "errors": {}}),
+                        ),
+                        false,
+                    );
                 };
                 let sent = body["fields"].as_object().cloned().unwrap_or_default();
                 let keys_ok = body
@@ -284,46 +286,55 @@ impl FakeJira {
                     .as_object()
                     .is_some_and(|f| f.keys().any(|k| k != "resolution" && !sent.contains_key(k)));
                 if !keys_ok || !resolution_ok || sent.keys().any(|k| k != "resolution") {
-                    return Err(answer(
-                        400,
-                        json!({"errorMessages": ["bad body"], "errors": {}}),
-                    ));
+                    return (
+                        answer(400, json!({"errorMessages": ["bad body"], "errors": {}})),
+                        false,
+                    );
                 }
                 if missing {
-                    return Ok(answer(
-                        400,
-                        json!({"errorMessages": [], "errors": {ROOT_CAUSE: "Root cause is required."}}),
-                    ));
+                    return (
+                        answer(
+                            400,
+                            json!({"errorMessages": [], "errors": {ROOT_CAUSE: "Root cause is required."}}),
+                        ),
+                        true,
+                    );
                 }
                 if let Some(fault) = books.fault(&key) {
-                    return Ok(fault);
+                    return (fault, true);
                 }
                 books.status.insert(key, to);
                 books.writes += 1;
-                Ok((204, ResponseTemplate::new(204)))
+                ((204, ResponseTemplate::new(204)), true)
             }
             ("PUT", "assignee") if query.is_empty() => {
                 let Some(name) = body
                     .get("name")
                     .filter(|_| body.as_object().map(|b| b.len()) == Some(1))
                 else {
-                    return Err(answer(400, json!({"errorMessages": ["bad assignee"]})));
+                    return (
+                        answer(400, json!({"errorMessages": ["bad assignee"]})),
+                        false,
+                    );
                 };
                 let name = name.as_str().map(str::to_owned);
                 if name
                     .as_ref()
                     .is_some_and(|name| !books.users.values().any(|n| n == name))
                 {
-                    return Err(answer(400, json!({"errorMessages": ["bad assignee"]})));
+                    return (
+                        answer(400, json!({"errorMessages": ["bad assignee"]})),
+                        false,
+                    );
                 }
                 if let Some(fault) = books.fault(&key) {
-                    return Ok(fault);
+                    return (fault, true);
                 }
                 books.assignee.insert(key, name);
                 books.writes += 1;
-                Ok((204, ResponseTemplate::new(204)))
+                ((204, ResponseTemplate::new(204)), true)
             }
-            _ => Err(not_found()),
+            _ => (not_found(), false),
         }
     }
 }
