@@ -444,25 +444,10 @@ impl Scene {
             .expect("host sets the status");
     }
 
-    /// The outbound decisions recorded about `key`: (kind, outcome, detail).
-    async fn decisions(&self, key: &str) -> Vec<(String, String, Value)> {
-        self.db
-            .query(
-                "SELECT kind, outcome, detail FROM sync_events
-                  WHERE issue_key = $1 AND kind LIKE '%_outbound' ORDER BY id",
-                &[&key],
-            )
-            .await
-            .expect("sync events")
-            .iter()
-            .map(|row| (row.get(0), row.get(1), row.get(2)))
-            .collect()
-    }
-
     /// Waits until `count` decisions with `outcome` are recorded about `key`; their details.
     async fn wait_decisions(&self, key: &str, outcome: &str, count: usize) -> Vec<Value> {
         let find = || async {
-            self.decisions(key)
+            self.outbound_events(key)
                 .await
                 .into_iter()
                 .filter(|(_, o, _)| o == outcome)
@@ -565,7 +550,7 @@ async fn a_jira_500_on_the_write_is_retried_and_the_push_lands_once() {
     assert_eq!(jira.status_of("FLT-2"), DONE.1);
     eventually("nothing pending", WAIT, || async { s.pending().await == 0 }).await;
     let outcomes: Vec<String> = s
-        .decisions("FLT-2")
+        .outbound_events("FLT-2")
         .await
         .into_iter()
         .map(|d| d.1)
@@ -700,7 +685,7 @@ async fn a_transition_that_demands_a_field_is_refused_and_replayed_once_the_mapp
     .await;
     assert!(jira.transitions_posted("FLT-6").is_empty(), "nothing sent");
     let outcomes: Vec<String> = s
-        .decisions("FLT-6")
+        .outbound_events("FLT-6")
         .await
         .into_iter()
         .map(|d| d.1)
@@ -802,7 +787,7 @@ async fn a_group_deleted_while_its_push_waits_sends_nothing_and_dead_letters_not
     .await;
     assert!(jira.calls().is_empty(), "nothing sent: {:?}", jira.calls());
     assert!(
-        s.decisions("FLT-7").await.is_empty(),
+        s.outbound_events("FLT-7").await.is_empty(),
         "no decision to record"
     );
     assert_eq!(s.dead_letters().await, 0, "no dead letter");
