@@ -41,6 +41,7 @@ mod oauth_signature;
 mod outbound;
 mod outbound_capture;
 mod outbound_crash;
+mod outbound_faults;
 mod outbound_push;
 mod output_hygiene;
 mod pat;
