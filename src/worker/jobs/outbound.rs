@@ -166,11 +166,13 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
             async move { attempt(env, tx, &jira, push, target, state, failed).await }
         })
         .await;
-    let held = || state.pushed(push.group_id, PushOutcome::Held);
     match result {
         Ok(Some(Ok((pushed, updated)))) => settle.decided(env, tx, &key, pushed, updated).await,
         Ok(Some(Err(failure))) => Err(failure),
-        Ok(None) | Err(AccessError::NeedsReauth { .. }) => settle.held(env, tx, &key, held()).await,
+        Ok(None) | Err(AccessError::NeedsReauth { .. }) => {
+            let pushed = state.pushed(push.group_id, PushOutcome::Held);
+            settle.held(env, tx, &key, pushed).await
+        }
         Err(AccessError::Jira(error)) if error.is_refusal() => {
             let taken = failed.lock().ok().and_then(|mut slot| slot.take());
             let pushed = taken.unwrap_or_else(|| {
