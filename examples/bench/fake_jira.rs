@@ -1,16 +1,23 @@
-//! The Jira of row (8): an axum server inside the benchmark process answering
-//! what a reconciliation asks — `POST /rest/api/2/search` with paged JSON in Jira
-//! Server's shape, every issue assigned to a benchmark user with an email — and,
-//! in case the client grows calls, `serverInfo` and `myself`. It checks the
-//! bearer token and counts every request.
+//! The Jira of rows (8) and (10)–(11): an axum server inside the benchmark process
+//! answering what a reconciliation asks — `POST /rest/api/2/search` with paged JSON
+//! in Jira Server's shape, every issue assigned to a benchmark user with an email —
+//! and, in case the client grows calls, `serverInfo` and `myself`; and what an
+//! assignee push asks (`outbound.rs`): the issue (`GET /rest/api/2/issue/{key}`),
+//! the assignable users (`GET …/user/assignable/search`) and the write (`PUT
+//! …/issue/{key}/assignee`), each after about 1 ms, keeping every issue's assignee
+//! and recording when each PUT arrived. It checks the bearer token and counts every
+//! request.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 /// Jira's own cap on `maxResults` (`jira.search.views.default.max`).
@@ -25,6 +32,53 @@ pub struct Counts {
     pub other: AtomicUsize,
     /// Requests without the expected bearer token (answered 401).
     pub unauthorized: AtomicUsize,
+    /// `GET /rest/api/2/issue/{key}`.
+    pub issue_reads: AtomicUsize,
+    /// `GET /rest/api/2/user/assignable/search`.
+    pub assignable: AtomicUsize,
+}
+
+/// How long the push's calls take to answer: a Jira on the same network.
+const ANSWER_DELAY: Duration = Duration::from_millis(1);
+
+/// One `PUT …/issue/{key}/assignee` the fake Jira took.
+#[derive(Debug, Clone)]
+pub struct Put {
+    /// The issue key.
+    pub key: String,
+    /// The user name written; `None` unassigned.
+    pub name: Option<String>,
+    /// When the request arrived.
+    pub at: Instant,
+}
+
+/// The pushes' side of the fake Jira: each issue's assignee (unassigned until a
+/// PUT names one) and every PUT, in the order they arrived.
+#[derive(Debug, Default)]
+pub struct Writes {
+    assignees: Mutex<HashMap<String, String>>,
+    puts: Mutex<Vec<Put>>,
+}
+
+impl Writes {
+    /// The PUTs taken so far.
+    pub fn puts(&self) -> Vec<Put> {
+        self.puts.lock().unwrap().clone()
+    }
+
+    /// How many issues of `expected` (key → user name) hold that user now.
+    pub fn holding(&self, expected: &HashMap<String, String>) -> usize {
+        let assignees = self.assignees.lock().unwrap();
+        expected
+            .iter()
+            .filter(|(key, name)| assignees.get(*key) == Some(*name))
+            .count()
+    }
+
+    /// How many PUTs were taken so far.
+    pub fn count(&self) -> usize {
+        self.puts.lock().unwrap().len()
+    }
 }
 
 #[derive(Clone)]
@@ -35,6 +89,7 @@ struct Fake {
     /// Jira's `updated` of every issue.
     updated: String,
     counts: Arc<Counts>,
+    writes: Arc<Writes>,
 }
 
 /// A running fake Jira; it stops when the benchmark's runtime ends or on `stop`.
@@ -43,6 +98,8 @@ pub struct FakeJira {
     pub base_url: String,
     /// What it has answered so far.
     pub counts: Arc<Counts>,
+    /// The assignees written and the PUTs taken.
+    pub writes: Arc<Writes>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -53,6 +110,7 @@ impl FakeJira {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let counts = Arc::new(Counts::default());
+        let writes = Arc::new(Writes::default());
         let updated = (chrono::Utc::now() - chrono::Duration::minutes(1))
             .format("%Y-%m-%dT%H:%M:%S%.3f%z")
             .to_string();
@@ -62,11 +120,15 @@ impl FakeJira {
             users: users.max(1),
             updated,
             counts: Arc::clone(&counts),
+            writes: Arc::clone(&writes),
         };
         let app = axum::Router::new()
             .route("/rest/api/2/search", post(search))
             .route("/rest/api/2/serverInfo", get(server_info))
             .route("/rest/api/2/myself", get(myself))
+            .route("/rest/api/2/issue/{key}", get(get_issue))
+            .route("/rest/api/2/issue/{key}/assignee", put(put_assignee))
+            .route("/rest/api/2/user/assignable/search", get(assignable))
             .fallback(not_found)
             .with_state(fake);
         let task = tokio::spawn(async move {
@@ -75,6 +137,7 @@ impl FakeJira {
         Ok(Self {
             base_url,
             counts,
+            writes,
             task,
         })
     }
@@ -236,6 +299,119 @@ async fn myself(State(fake): State<Fake>, headers: HeaderMap) -> Answer {
             "displayName": "Bench PAT", "active": true, "timeZone": "Etc/UTC"
         })),
     )
+}
+
+/// When the pushes' issues were last updated: now, as Jira writes it.
+fn now_jira() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f%z")
+        .to_string()
+}
+
+/// A user of the benchmark as Jira Server writes it; its name is the address's
+/// local part (`bench7` for `bench7@example.org`).
+fn jira_user(base: &str, name: &str) -> Value {
+    json!({
+        "self": format!("{base}/rest/api/2/user?username={name}"),
+        "name": name,
+        "key": format!("JIRAUSER-{name}"),
+        "emailAddress": format!("{name}@example.org"),
+        "displayName": format!("Bench User {name}"),
+        "active": true,
+        "timeZone": "Etc/UTC"
+    })
+}
+
+/// `GET /rest/api/2/issue/{key}?fields=…`: the issue with the assignee last PUT
+/// (none at first), In Progress, in project OUT, updated now.
+async fn get_issue(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Answer {
+    fake.counts.issue_reads.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep(ANSWER_DELAY).await;
+    if let Some(refused) = unauthorized(&fake, &headers) {
+        return refused;
+    }
+    let assignee = fake.writes.assignees.lock().unwrap().get(&key).cloned();
+    let base = &fake.base_url;
+    (
+        StatusCode::OK,
+        Json(json!({
+            "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+            "id": "10001",
+            "self": format!("{base}/rest/api/2/issue/10001"),
+            "key": key,
+            "fields": {
+                "assignee": assignee.map(|name| jira_user(base, &name)),
+                "status": {"self": format!("{base}/rest/api/2/status/3"), "name": "In Progress", "id": "3"},
+                "project": {"self": format!("{base}/rest/api/2/project/10000"), "id": "10000", "key": "OUT", "name": "Outbound"},
+                "updated": now_jira(),
+            }
+        })),
+    )
+}
+
+/// `GET /rest/api/2/user/assignable/search?issueKey=…&username=…`: the benchmark
+/// user whose address it names, if it names one.
+async fn assignable(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    fake.counts.assignable.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep(ANSWER_DELAY).await;
+    if let Some(refused) = unauthorized(&fake, &headers) {
+        return refused;
+    }
+    if query.get("issueKey").is_none_or(String::is_empty) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"errorMessages": ["The issue key is required."], "errors": {}})),
+        );
+    }
+    let users: Vec<Value> = query
+        .get("username")
+        .and_then(|address| address.strip_suffix("@example.org"))
+        .filter(|name| name.starts_with("bench"))
+        .map(|name| jira_user(&fake.base_url, name))
+        .into_iter()
+        .collect();
+    (StatusCode::OK, Json(Value::Array(users)))
+}
+
+/// `PUT /rest/api/2/issue/{key}/assignee` with `{"name": …}`: kept and recorded; 204.
+async fn put_assignee(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let at = Instant::now();
+    tokio::time::sleep(ANSWER_DELAY).await;
+    if let Some(refused) = unauthorized(&fake, &headers) {
+        return refused.into_response();
+    }
+    let Some(name) = body
+        .get("name")
+        .map(|name| name.as_str().map(str::to_owned))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"errorMessages": [], "errors": {"assignee": "No name given."}})),
+        )
+            .into_response();
+    };
+    {
+        let mut assignees = fake.writes.assignees.lock().unwrap();
+        match &name {
+            Some(name) => assignees.insert(key.clone(), name.clone()),
+            None => assignees.remove(&key),
+        };
+    }
+    fake.writes.puts.lock().unwrap().push(Put { key, name, at });
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn not_found(State(fake): State<Fake>, uri: Uri) -> Answer {

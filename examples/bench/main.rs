@@ -5,12 +5,15 @@
 //! processes at the default concurrency and 1 and 2 at 64 (4w), (5) the children's
 //! peak RSS, (6) and (7) one worker without the audit
 //! trail and amid a big installation, (8) one reconciliation against a fake Jira
-//! (`reconcile.rs`), (9) end-to-end latency at a steady rate (`steady.rs`), and
-//! prints one table.
+//! (`reconcile.rs`), (9) end-to-end latency at a steady rate (`steady.rs`),
+//! outbound sync (`outbound.rs`): (10) commit → Jira write latency at a steady rate
+//! and (11) one worker pushing a backlog, (12) row (4)'s one worker with the capture
+//! triggers disabled, and prints one table.
 #![allow(clippy::unwrap_used)]
 
 mod drain;
 mod fake_jira;
+mod outbound;
 mod procs;
 mod reconcile;
 mod steady;
@@ -27,7 +30,8 @@ use jirasync::queue::{Names, publisher};
 use tokio::sync::Semaphore;
 
 use drain::drain;
-use procs::{CpuUse, cpu_seconds, free_port, peak_rss_mib, spawn, uid_of, wait_ready};
+use fake_jira::FakeJira;
+use procs::{CpuUse, Kid, cpu_seconds, free_port, peak_rss_mib, spawn, uid_of, wait_ready};
 
 /// The wider concurrency of rows (4w): more webhooks in flight, so bigger batches.
 const WIDE: u16 = 64;
@@ -45,6 +49,16 @@ struct Args {
     steady_rate: usize,
     /// How long the steady row sends, in seconds.
     steady_seconds: usize,
+    /// Application changes per second of row (10); 0 skips this rate.
+    push_rate: usize,
+    /// The second, higher rate of row (10); 0 skips it.
+    push_rate_high: usize,
+    /// How long row (10) commits changes at each rate, in seconds.
+    push_seconds: usize,
+    /// Changes of the backlog of row (11); 0 skips it.
+    push_backlog: usize,
+    /// 0 skips row (12), row (4)'s one worker with the capture triggers disabled.
+    capture_check: usize,
 }
 
 /// When the next batch of `events` events (one a millisecond) starts: now, or just
@@ -77,6 +91,11 @@ fn args() -> Args {
         reconcile_issues: 100_000,
         steady_rate: 200,
         steady_seconds: 10,
+        push_rate: 20,
+        push_rate_high: 200,
+        push_seconds: 10,
+        push_backlog: 10_000,
+        capture_check: 1,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -90,9 +109,16 @@ fn args() -> Args {
             "--reconcile-issues" => a.reconcile_issues = value,
             "--steady-rate" => a.steady_rate = value,
             "--steady-seconds" => a.steady_seconds = value,
+            "--push-rate" => a.push_rate = value,
+            "--push-rate-high" => a.push_rate_high = value,
+            "--push-seconds" => a.push_seconds = value,
+            "--push-backlog" => a.push_backlog = value,
+            "--capture-check" => a.capture_check = value,
             other => panic!(
                 "unknown argument {other}; use --messages N --concurrency C --issues I --users U \
-                 --big-issues B --reconcile-issues R --steady-rate S --steady-seconds T"
+                 --big-issues B --reconcile-issues R --steady-rate S --steady-seconds T \
+                 --push-rate P --push-rate-high H --push-seconds D --push-backlog K \
+                 --capture-check 0|1"
             ),
         }
     }
@@ -412,24 +438,44 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
     let mut without_audit = 0.0;
     let mut worker_rss = 0.0;
     let mut wide = Vec::new();
-    for (workers, audit, concurrency) in [
-        (1usize, true, None),
-        (1, false, None),
-        (2, true, None),
-        (4, true, None),
-        (1, true, Some(WIDE)),
-        (2, true, Some(WIDE)),
+    let mut without_capture = None;
+    // (12) runs right after (6), like it against (4)'s one worker.
+    for (workers, audit, concurrency, capture) in [
+        (1usize, true, None, true),
+        (1, false, None, true),
+        (1, true, None, false),
+        (2, true, None, true),
+        (4, true, None, true),
+        (1, true, Some(WIDE), true),
+        (2, true, Some(WIDE), true),
     ] {
-        let drained = drain(&bench, names, &token, workers, audit, concurrency, round).await?;
+        if !capture && args.capture_check == 0 {
+            continue;
+        }
+        if !capture {
+            capture_triggers(&db, false).await?;
+        }
+        let drained = drain(&bench, names, &token, workers, audit, concurrency, round).await;
+        if !capture {
+            capture_triggers(&db, true).await?;
+        }
+        let drained = drained?;
         round += 1;
-        let what = match (audit, concurrency) {
-            (false, _) => "(6)",
-            (true, None) => "(4)",
-            (true, Some(_)) => "(4w)",
+        let what = match (audit, concurrency, capture) {
+            (_, _, false) => "(12)",
+            (false, _, _) => "(6)",
+            (true, None, _) => "(4)",
+            (true, Some(_), _) => "(4w)",
         };
-        let off = if audit { "" } else { ", audit off" };
+        let off = match (audit, capture) {
+            (_, false) => ", capture off",
+            (false, _) => ", audit off",
+            _ => "",
+        };
         cpu_lines.push(format!("{what} {workers} worker(s){off}: {}", drained.cpu));
-        if !audit {
+        if !capture {
+            without_capture = Some(drained.rate);
+        } else if !audit {
             without_audit = drained.rate;
         } else if concurrency.is_some() {
             wide.push((workers, drained.rate));
@@ -453,6 +499,24 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
         let row = reconcile::run(&bench, names, args.reconcile_issues).await?;
         cpu_lines.push(format!("(8) reconciliation, per 1,000 issues: {}", row.cpu));
         reconciled = Some(row);
+    }
+    let rates: Vec<usize> = [args.push_rate, args.push_rate_high]
+        .into_iter()
+        .filter(|rate| *rate > 0)
+        .collect();
+    let mut pushed = None;
+    if !rates.is_empty() || args.push_backlog > 0 {
+        let row = outbound::run(&bench, &rates, args.push_seconds, args.push_backlog).await?;
+        for l in &row.latency {
+            cpu_lines.push(format!(
+                "(10) {} changes/s, per 1,000 changes: {}",
+                l.asked, l.cpu
+            ));
+        }
+        if let Some(b) = &row.backlog {
+            cpu_lines.push(format!("(11) backlog, per 1,000 pushes: {}", b.cpu));
+        }
+        pushed = Some(row);
     }
     let mut on_big = None;
     if args.big_issues > 0 {
@@ -544,11 +608,131 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             s.assigned
         );
     }
+    if let Some(o) = &pushed {
+        for l in &o.latency {
+            let target = if l.asked == args.push_rate {
+                "p99 ≤ 2 s"
+            } else {
+                "(stated)"
+            };
+            println!(
+                "| (10) outbound: commit → Jira write at {} changes/s for {} s, 1 worker, fake Jira answering in ~1 ms | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms from sending the committing statement to the PUT's arrival (the statement itself p50 {:.1}, p99 {:.1} ms); {} changes at {:.0}/s, {} overtaken | | {target} |",
+                l.asked,
+                args.push_seconds,
+                l.to_put.0,
+                l.to_put.1,
+                l.max,
+                l.commit.0,
+                l.commit.1,
+                l.sent,
+                l.rate,
+                l.unmatched
+            );
+        }
+        if let Some(b) = &o.backlog {
+            let rate = b.changes as f64 / b.seconds;
+            println!(
+                "| (11) outbound: 1 worker pushing a backlog of {} captured changes (one per issue) | {rate:.0} pushes/s ({:.1} s, {} PUTs); worker peak RSS {:.1} MiB | {:.2} of (4) 1 worker | ≥ 0.5 |",
+                b.changes,
+                b.seconds,
+                b.puts,
+                b.worker_rss_mib,
+                rate / with_audit
+            );
+        }
+        let (reads, searches, puts, unauthorized) = o.requests;
+        println!(
+            "| (10)–(11) fake Jira requests | {reads} issue reads, {searches} assignable searches, {puts} PUTs, {unauthorized} unauthorized | | |"
+        );
+    }
+    if let Some(rate) = without_capture {
+        println!(
+            "| (12) 1 worker, capture triggers disabled (`DISABLE TRIGGER USER` on group_assignees and groups) | {rate:.0} msg/s | (4) with them: {:.2} of this | ≥ 0.95 |",
+            with_audit / rate
+        );
+    }
     println!("\nCPU time per 1,000 messages (what bounds each row on a shared machine):");
     for line in &cpu_lines {
         println!("  {line}");
     }
     Ok(())
+}
+
+/// Points the benchmark's integration at a new fake Jira with a personal access
+/// token and links `issues` more issues `<prefix>-<N>`, each to a group of its own
+/// (`bench/seed_reconcile.sql`); `unlink_issues` takes them away again.
+async fn link_issues(bench: &Bench<'_>, prefix: &str, issues: usize) -> anyhow::Result<FakeJira> {
+    let token = format!("bench-pat-{}", uuid::Uuid::new_v4().simple());
+    let jira = FakeJira::start(&token, bench.args.users).await?;
+    let seeding = Instant::now();
+    let sql = std::fs::read_to_string("bench/seed_reconcile.sql")?
+        .replace("{prefix}", prefix)
+        .replace("{issues}", &issues.to_string())
+        .replace("{base_url}", &jira.base_url)
+        .replace("{token}", &token);
+    bench
+        .db
+        .batch_execute(&sql)
+        .await
+        .context("failed to seed bench/seed_reconcile.sql")?;
+    eprintln!(
+        "linked {issues} issues {prefix}-<N> in {:.0} s",
+        seeding.elapsed().as_secs_f64()
+    );
+    Ok(jira)
+}
+
+/// Takes away what `link_issues` added (`bench/unseed_reconcile.sql`) and what
+/// its rows wrote, and vacuums the tables, so the rows after find them without
+/// the dead rows.
+async fn unlink_issues(db: &tokio_postgres::Client, prefix: &str) -> anyhow::Result<()> {
+    let unseeding = Instant::now();
+    db.batch_execute(
+        &std::fs::read_to_string("bench/unseed_reconcile.sql")?.replace("{prefix}", prefix),
+    )
+    .await
+    .context("failed to run bench/unseed_reconcile.sql")?;
+    // Its own statement: VACUUM cannot run inside the batch's transaction.
+    db.batch_execute(
+        "VACUUM (ANALYZE) sync_events, groups, group_links, group_assignees, activities,
+                          external_issues, integration_credentials, outbound_changes,
+                          outbound_pending, outbound_writes",
+    )
+    .await
+    .context("failed to vacuum after bench/unseed_reconcile.sql")?;
+    eprintln!(
+        "removed them again in {:.0} s",
+        unseeding.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// One `jirasync worker` for the rows with a fake Jira, ready, and its metrics
+/// port: no reconciliation scheduled (`JIRASYNC_RECONCILE_INTERVAL=0`), so the
+/// fake Jira counts only what the row asks for.
+async fn lone_worker(bench: &Bench<'_>) -> anyhow::Result<(Kid, u16)> {
+    let port = free_port();
+    let worker = spawn(
+        bench.settings,
+        "worker",
+        &[
+            ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
+            ("JIRASYNC_RECONCILE_INTERVAL", "0".to_owned()),
+        ],
+    )?;
+    wait_ready(bench.client, port, "the worker").await?;
+    Ok((worker, port))
+}
+
+/// Disables (`false`) or enables again the capture triggers of outbound sync
+/// (migrations/V7__outbound.sql), the only user triggers of both tables.
+async fn capture_triggers(db: &tokio_postgres::Client, enabled: bool) -> anyhow::Result<()> {
+    let what = if enabled { "ENABLE" } else { "DISABLE" };
+    db.batch_execute(&format!(
+        "ALTER TABLE group_assignees {what} TRIGGER USER; ALTER TABLE groups {what} TRIGGER USER;"
+    ))
+    .await
+    .with_context(|| format!("failed to {what} the capture triggers"))
 }
 
 fn channel_names(settings: &Settings) -> Vec<String> {

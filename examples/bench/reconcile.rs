@@ -12,9 +12,8 @@ use jirasync::queue::job::Job;
 use jirasync::queue::{Names, publisher};
 use jirasync::worker::jobs::Reconcile;
 
-use super::Bench;
-use super::fake_jira::FakeJira;
-use super::procs::{free_port, peak_rss_mib, spawn, wait_ready, worker_counts};
+use super::procs::{peak_rss_mib, worker_counts};
+use super::{Bench, link_issues, lone_worker, unlink_issues};
 
 /// What row (8) measured.
 pub struct Reconciled {
@@ -38,22 +37,7 @@ pub struct Reconciled {
 
 /// Seeds `issues` linked issues, reconciles them once and takes the seed away again.
 pub async fn run(bench: &Bench<'_>, names: &Names, issues: usize) -> anyhow::Result<Reconciled> {
-    let token = format!("bench-pat-{}", uuid::Uuid::new_v4().simple());
-    let jira = FakeJira::start(&token, bench.args.users).await?;
-    let seeding = Instant::now();
-    let sql = std::fs::read_to_string("bench/seed_reconcile.sql")?
-        .replace("{issues}", &issues.to_string())
-        .replace("{base_url}", &jira.base_url)
-        .replace("{token}", &token);
-    bench
-        .db
-        .batch_execute(&sql)
-        .await
-        .context("failed to seed bench/seed_reconcile.sql")?;
-    eprintln!(
-        "seeded {issues} issues to reconcile in {:.0} s",
-        seeding.elapsed().as_secs_f64()
-    );
+    let jira = link_issues(bench, "REC", issues).await?;
     let row = bench
         .db
         .query_one(
@@ -64,17 +48,7 @@ pub async fn run(bench: &Bench<'_>, names: &Names, issues: usize) -> anyhow::Res
         .await?;
     let (integration_id, linked): (i64, i64) = (row.get(0), row.get(1));
 
-    let port = free_port();
-    let worker = spawn(
-        bench.settings,
-        "worker",
-        &[
-            ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
-            // Only the job published below: the scheduler adds none of its own.
-            ("JIRASYNC_RECONCILE_INTERVAL", "0".to_owned()),
-        ],
-    )?;
-    wait_ready(bench.client, port, "the worker").await?;
+    let (worker, port) = lone_worker(bench).await?;
     let cpu = bench.cpu_use("worker", vec![worker.id()]);
     let (_, body, props) = Reconcile {
         integration_id,
@@ -122,25 +96,7 @@ pub async fn run(bench: &Bench<'_>, names: &Names, issues: usize) -> anyhow::Res
         )
         .await?
         .get(0);
-    let unseeding = Instant::now();
-    bench
-        .db
-        .batch_execute(&std::fs::read_to_string("bench/unseed_reconcile.sql")?)
-        .await
-        .context("failed to run bench/unseed_reconcile.sql")?;
-    // Its own statement: VACUUM cannot run inside the batch's transaction.
-    bench
-        .db
-        .batch_execute(
-            "VACUUM (ANALYZE) sync_events, groups, group_links, group_assignees, activities,
-                              external_issues, integration_credentials",
-        )
-        .await
-        .context("failed to vacuum after bench/unseed_reconcile.sql")?;
-    eprintln!(
-        "removed them again in {:.0} s",
-        unseeding.elapsed().as_secs_f64()
-    );
+    unlink_issues(bench.db, "REC").await?;
     Ok(Reconciled {
         issues,
         linked,
