@@ -29,6 +29,11 @@ use crate::shutdown::Shutdown;
 /// notification missed while its connection was down.
 pub const POLL: Duration = Duration::from_secs(3);
 
+/// How long a woken relay gathers further commits before it looks: the changes
+/// of a burst of commits move in one transaction, not one each (at most 20 looks
+/// a second, whatever the commit rate; a change waits this long at most for it).
+pub const GATHER: Duration = Duration::from_millis(50);
+
 /// How often the backlog is counted at most: a relay woken at every commit
 /// would count a large backlog many times a second.
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
@@ -101,10 +106,16 @@ impl Relay {
             }
             // After a failure, the next try waits for the poll: commits woke it
             // many times a second, and Postgres or RabbitMQ need the time.
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = wake.notified(), if !failing => {}
-                () = tokio::time::sleep(POLL) => {}
+            let woken = tokio::select! {
+                () = shutdown.cancelled() => false,
+                () = wake.notified(), if !failing => true,
+                () = tokio::time::sleep(POLL) => false,
+            };
+            if woken {
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(GATHER) => {}
+                }
             }
         }
         if let Some(link) = link {
