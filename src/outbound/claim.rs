@@ -100,23 +100,16 @@ pub async fn hold(
 }
 
 /// `$1` external issue, `$2` group, `$3` the flag of the kind: the issue's key
-/// while the issue is still a target of the group's changes of that kind
-/// (docs/reference.md §10.2: linked, flag on, organization, its integration
-/// row and the integration active, the group not being deleted).
-pub const TARGET: &str = "SELECT ei.key
-  FROM external_issues ei
-  JOIN organization_integrations oi
-    ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
-  JOIN organizations o ON o.id = ei.organization_id
-  JOIN integrations i ON i.id = ei.integration_id
-  JOIN group_links gl ON gl.linked_type = 'issue' AND gl.linked_id = ei.id
-  JOIN groups g ON g.id = gl.group_id AND g.project_id = gl.project_id
-  JOIN projects p ON p.id = g.project_id AND p.organization_id = ei.organization_id
- WHERE ei.id = $1 AND g.id = $2
-   AND oi.status = 'active' AND o.status = 'active' AND i.status = 'active'
-   AND g.status NOT IN ('pending_deletion', 'deletion_in_progress')
-   AND oi.config->>$3::text = 'true'
- LIMIT 1";
+/// while the issue is still a target of the group's changes of that kind (the
+/// relay's rule, `pending::targets`, with the flag on).
+pub const TARGET: &str = concat!(
+    "SELECT ei.key FROM groups g
+    ",
+    super::pending::targets!(),
+    "
+     AND ei.id = $1 AND g.id = $2 AND oi.config->>$3::text = 'true'
+ LIMIT 1"
+);
 
 /// The `organization_integrations.config` flag that sends changes of `kind` to Jira.
 pub fn flag(kind: Kind) -> &'static str {

@@ -14,6 +14,27 @@ use super::message::Push;
 /// The channel the capture triggers NOTIFY at commit and the relays LISTEN on.
 pub const CHANNEL: &str = "jirasync_outbound";
 
+/// The targets rule (docs/reference.md §10.1, "Targets"), from a group `g` to the
+/// issues `ei` its changes go to: linked to `g` (`linked_type = 'issue'`, `g`'s
+/// project) in `g`'s organization, whose organization, organization link and
+/// integration are active, `g` not being deleted. The caller adds the kind's flag
+/// (`oi.config`). The relay's move and a push's check share it.
+macro_rules! targets {
+    () => {
+        "JOIN projects p ON p.id = g.project_id
+    JOIN group_links gl
+      ON gl.group_id = g.id AND gl.project_id = g.project_id AND gl.linked_type = 'issue'
+    JOIN external_issues ei ON ei.id = gl.linked_id AND ei.organization_id = p.organization_id
+    JOIN organization_integrations oi
+      ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
+    JOIN organizations o ON o.id = ei.organization_id
+    JOIN integrations i ON i.id = ei.integration_id
+   WHERE g.status NOT IN ('pending_deletion', 'deletion_in_progress')
+     AND oi.status = 'active' AND o.status = 'active' AND i.status = 'active'"
+    };
+}
+pub(super) use targets;
+
 /// Changes one move takes, about: whole transactions, the first this many
 /// changes' (a transaction with more changes is moved whole all the same).
 pub const MOVE_BATCH: i64 = 10_000;
@@ -37,7 +58,8 @@ pub const MOVE_LOCK: &str =
 /// its oldest time, and its `seq` grows past its old one even when the change
 /// joining it has a lower id: a transaction that took its id first and committed
 /// last must still be pushed after a push that ran before it committed.
-pub const MOVE: &str = "WITH taken AS (
+pub const MOVE: &str = concat!(
+    "WITH taken AS (
   DELETE FROM outbound_changes
    WHERE tx = ANY (ARRAY(
            SELECT DISTINCT tx FROM (SELECT tx FROM outbound_changes ORDER BY tx LIMIT $1) head))
@@ -56,15 +78,9 @@ pub const MOVE: &str = "WITH taken AS (
          ch.committed_at AS changed_at
     FROM changed ch
     JOIN groups g ON g.id = ch.group_id
-    JOIN projects p ON p.id = g.project_id
-    JOIN group_links gl ON gl.group_id = g.id AND gl.linked_type = 'issue'
-    JOIN external_issues ei ON ei.id = gl.linked_id AND ei.organization_id = p.organization_id
-    JOIN organization_integrations oi
-      ON oi.organization_id = ei.organization_id AND oi.integration_id = ei.integration_id
-    JOIN organizations o ON o.id = ei.organization_id
-    JOIN integrations i ON i.id = ei.integration_id
-   WHERE g.status NOT IN ('pending_deletion', 'deletion_in_progress')
-     AND oi.status = 'active' AND o.status = 'active' AND i.status = 'active'
+    ",
+    targets!(),
+    "
      AND oi.config->>(CASE ch.kind WHEN 'assignee' THEN 'sync_forward_assignment'
                                    ELSE 'sync_status_forward' END) = 'true'
    ORDER BY ei.id, ch.kind, ch.id DESC
@@ -83,7 +99,8 @@ pub const MOVE: &str = "WITH taken AS (
          changed_at = GREATEST(p.changed_at, EXCLUDED.changed_at)
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM grown)";
+SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM grown)"
+);
 
 /// What one move did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
