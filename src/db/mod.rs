@@ -65,15 +65,19 @@ use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use crate::config::{DatabaseSettings, redact_url};
+use crate::jira::HttpClients;
 use crate::secrets::{Keyring, Unreadable};
 pub use tls::Target;
 
 /// A pool of Postgres connections, with the keys that seal and open the secrets
-/// stored through it (`crate::secrets`). Derefs to the pool.
+/// stored through it (`crate::secrets`) and the HTTP clients that call the Jiras
+/// whose credentials they open (their connections kept between calls, on this
+/// process's runtime). Derefs to the pool.
 #[derive(Clone)]
 pub struct DbPool {
     pool: Pool,
     keys: Arc<Keyring>,
+    jira_http: Arc<HttpClients>,
 }
 
 impl std::ops::Deref for DbPool {
@@ -88,6 +92,11 @@ impl DbPool {
     /// The keys of `JIRASYNC_SECRET_KEY` and `JIRASYNC_SECRET_KEY_OLD`.
     pub fn keys(&self) -> &Keyring {
         &self.keys
+    }
+
+    /// The HTTP clients calls to the integrations' Jiras share.
+    pub fn jira_http(&self) -> &HttpClients {
+        &self.jira_http
     }
 }
 
@@ -155,7 +164,11 @@ pub async fn connect(database: &DatabaseSettings, size: usize) -> anyhow::Result
         .context("failed to build the Postgres pool")?;
     // Pool creation never fails when the database is down: fail fast here.
     drop(pool.get().await.map_err(|e| unreachable(url, &e))?);
-    Ok(DbPool { pool, keys })
+    Ok(DbPool {
+        pool,
+        keys,
+        jira_http: Arc::default(),
+    })
 }
 
 /// As [`connect`], but while Postgres cannot be reached it waits (retrying with

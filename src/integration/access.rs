@@ -17,7 +17,7 @@ use std::sync::{Mutex, PoisonError};
 use chrono::Utc;
 
 use super::credentials::{Credentials, Stored};
-use super::provider::jira_client;
+use super::provider::shared_jira_client;
 use super::row::Integration;
 use super::store;
 use crate::db::{DbPool, StoreError};
@@ -98,7 +98,7 @@ impl Integration {
         } else {
             credentials
         };
-        let Some(jira) = self.client(&credentials)? else {
+        let Some(jira) = self.client(pool, &credentials)? else {
             return Ok(None);
         };
         match self.observed(call(jira.clone()).await) {
@@ -134,14 +134,23 @@ impl Integration {
     }
 
     /// The client for `credentials`; `None` when they cannot call REST.
-    fn client(&self, credentials: &Credentials) -> Result<Option<JiraClient>, AccessError> {
+    fn client(
+        &self,
+        pool: &DbPool,
+        credentials: &Credentials,
+    ) -> Result<Option<JiraClient>, AccessError> {
         let setup = |error: JiraError| AccessError::Setup(error);
         let auth = credentials.auth().map_err(|e| setup(e.into()))?;
         if !auth.can_call_rest() {
             return Ok(None);
         }
-        let client =
-            jira_client(&self.metadata.base_url, self.metadata.verify_ssl, auth).map_err(setup)?;
+        let client = shared_jira_client(
+            pool.jira_http(),
+            &self.metadata.base_url,
+            self.metadata.verify_ssl,
+            auth,
+        )
+        .map_err(setup)?;
         Ok(Some(client))
     }
 
@@ -184,7 +193,8 @@ impl Integration {
             tx.commit().await?;
             return Err(self.reauth_error(first, reason));
         };
-        let jira = jira_client(
+        let jira = shared_jira_client(
+            pool.jira_http(),
             &self.metadata.base_url,
             self.metadata.verify_ssl,
             Auth::Bearer(access_token.clone()),

@@ -3,7 +3,7 @@
 //! clients of its Jira.
 
 use crate::db::sync::Provider;
-use crate::jira::{Auth, ClientOptions, JiraClient, JiraError};
+use crate::jira::{Auth, ClientOptions, HttpClients, JiraClient, JiraError};
 
 /// The provider's name, for the statements that must hold it as a literal
 /// (`FIND_ACTIVE`, matched by `bench/assign.sql`); everything else binds or
@@ -30,9 +30,24 @@ pub static ACTIVITY_PROVIDER: Provider = Provider {
 /// installed integrations ([`Integration::with_jira`]), OAuth sessions and the checks
 /// of the admin commands.
 pub fn jira_client(base_url: &str, verify_ssl: bool, auth: Auth) -> Result<JiraClient, JiraError> {
-    let options = ClientOptions {
+    JiraClient::new(base_url, auth, &options(verify_ssl))
+}
+
+/// As [`jira_client`], on the HTTP client `shared` keeps for these options
+/// (its connections kept between calls): what the workers' calls use.
+pub fn shared_jira_client(
+    shared: &HttpClients,
+    base_url: &str,
+    verify_ssl: bool,
+    auth: Auth,
+) -> Result<JiraClient, JiraError> {
+    JiraClient::shared(shared, base_url, auth, &options(verify_ssl))
+}
+
+/// The options of every client of this provider's Jira.
+fn options(verify_ssl: bool) -> ClientOptions {
+    ClientOptions {
         verify_ssl,
         ..ClientOptions::default()
-    };
-    JiraClient::new(base_url, auth, &options)
+    }
 }

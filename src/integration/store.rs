@@ -161,7 +161,9 @@ async fn one(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Integration>, StoreError> {
-    let row = client.query_opt(sql, params).await?;
+    // Read per push and per job: prepared once per connection.
+    let statement = client.prepare_cached(sql).await?;
+    let row = client.query_opt(&statement, params).await?;
     Ok(row.as_ref().map(|row| integration(keys, row)).transpose()?)
 }
 

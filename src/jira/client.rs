@@ -7,6 +7,7 @@
 //! `issue.rs`. Every request is authorized afresh (an OAuth 1.0a signature gets
 //! a new nonce and timestamp) and sent once: no automatic retries, no redirects.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -18,7 +19,7 @@ use super::form;
 use super::oauth1_signing::OAuthParams;
 
 /// How the client talks to Jira.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
     /// Verify Jira's TLS certificate; `false` accepts any (self-signed test instances).
     pub verify_ssl: bool,
@@ -96,40 +97,28 @@ impl Answer {
 
 impl JiraClient {
     /// A client for the Jira at `base_url` (`http` or `https`, optionally with a
-    /// context path), authenticating with `auth`.
+    /// context path), authenticating with `auth`, on an HTTP client of its own.
     pub fn new(base_url: &str, auth: Auth, options: &ClientOptions) -> Result<Self, JiraError> {
-        let base_url = base_url.trim().trim_end_matches('/').to_owned();
-        // Messages show the URL only once it is known to carry no credentials.
-        let parsed = Url::parse(&base_url)
-            .map_err(|error| JiraError::Config(format!("base URL is not a URL: {error}")))?;
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(JiraError::Config(
-                "base URL must not contain credentials".to_owned(),
-            ));
-        }
-        if !matches!(parsed.scheme(), "http" | "https")
-            || parsed.host_str().is_none()
-            || parsed.query().is_some()
-            || parsed.fragment().is_some()
-        {
-            return Err(JiraError::Config(format!(
-                "base URL {base_url:?} must be http(s)://host[:port][/path] without query"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("jirasync/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .tls_danger_accept_invalid_certs(!options.verify_ssl)
-            // A replayed OAuth request is refused by Jira (nonce_used), and a
-            // redirect would invalidate the signed URL: the caller decides.
-            .retry(reqwest::retry::never())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| JiraError::Config(format!("HTTP client: {error}")))?;
+        let base_url = checked_base_url(base_url)?;
         Ok(Self {
             base_url,
-            http,
+            http: http_client(options)?,
+            auth,
+        })
+    }
+
+    /// As [`JiraClient::new`], on the HTTP client `shared` holds for `options`:
+    /// its connections are kept between calls, and its TLS roots loaded once.
+    pub fn shared(
+        shared: &HttpClients,
+        base_url: &str,
+        auth: Auth,
+        options: &ClientOptions,
+    ) -> Result<Self, JiraError> {
+        let base_url = checked_base_url(base_url)?;
+        Ok(Self {
+            base_url,
+            http: shared.get(options)?,
             auth,
         })
     }
@@ -265,6 +254,71 @@ impl JiraClient {
             retry_after,
             body,
         })
+    }
+}
+
+/// `base_url` without a trailing slash, once it is known to be an `http(s)` URL
+/// without credentials, query or fragment. Messages show the URL only once it
+/// is known to carry no credentials.
+fn checked_base_url(base_url: &str) -> Result<String, JiraError> {
+    let base_url = base_url.trim().trim_end_matches('/').to_owned();
+    let parsed = Url::parse(&base_url)
+        .map_err(|error| JiraError::Config(format!("base URL is not a URL: {error}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(JiraError::Config(
+            "base URL must not contain credentials".to_owned(),
+        ));
+    }
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return Err(JiraError::Config(format!(
+            "base URL {base_url:?} must be http(s)://host[:port][/path] without query"
+        )));
+    }
+    Ok(base_url)
+}
+
+/// An HTTP client with `options`. Building one loads the TLS roots (milliseconds
+/// of CPU) and starts an empty connection pool: what calls often keeps one
+/// ([`HttpClients`]).
+fn http_client(options: &ClientOptions) -> Result<reqwest::Client, JiraError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("jirasync/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .tls_danger_accept_invalid_certs(!options.verify_ssl)
+        // A replayed OAuth request is refused by Jira (nonce_used), and a
+        // redirect would invalidate the signed URL: the caller decides.
+        .retry(reqwest::retry::never())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|error| JiraError::Config(format!("HTTP client: {error}")))
+}
+
+/// The HTTP clients a process's Jira calls share, one per [`ClientOptions`]
+/// (in practice two: certificates verified or not), built on first use. Each
+/// keeps its connections to every Jira between calls. A pooled connection runs
+/// on the Tokio runtime that opened it: keep one `HttpClients` per runtime (the
+/// database pool holds it), never in a static.
+#[derive(Debug, Default)]
+pub struct HttpClients {
+    clients: Mutex<Vec<(ClientOptions, reqwest::Client)>>,
+}
+
+impl HttpClients {
+    /// The client for `options`, built now if it is the first.
+    pub fn get(&self, options: &ClientOptions) -> Result<reqwest::Client, JiraError> {
+        // A std lock: held to look up or insert, never across an await.
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, client)) = clients.iter().find(|(held, _)| held == options) {
+            return Ok(client.clone());
+        }
+        let client = http_client(options)?;
+        clients.push((options.clone(), client.clone()));
+        Ok(client)
     }
 }
 

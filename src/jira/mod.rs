@@ -20,7 +20,7 @@ pub mod user;
 pub mod webhooks_api;
 
 pub use auth::Auth;
-pub use client::{ClientOptions, JiraClient};
+pub use client::{ClientOptions, HttpClients, JiraClient};
 pub use error::JiraError;
 pub use issue::{Issue, Transition};
 pub use oauth1_flow::{AccessToken, RequestToken};

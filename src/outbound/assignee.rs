@@ -51,7 +51,10 @@ pub async fn current(
     db: &impl GenericClient,
     group_id: i64,
 ) -> Result<Option<Assignee>, tokio_postgres::Error> {
-    let Some(row) = db.query_opt(CURRENT, &[&group_id]).await? else {
+    let Some(row) = db
+        .query_opt(&db.prepare_cached(CURRENT).await?, &[&group_id])
+        .await?
+    else {
         return Ok(None);
     };
     let user: (Option<i64>, Option<String>) = (row.get(0), row.get(1));
@@ -206,7 +209,10 @@ async fn jira_user(
     user: &PushUser,
 ) -> Result<Found, PlanError> {
     let row = db
-        .query_one(CANDIDATES, &[&target.integration_id, &user.id])
+        .query_one(
+            &db.prepare_cached(CANDIDATES).await?,
+            &[&target.integration_id, &user.id],
+        )
         .await?;
     let (entry, emails): (Option<String>, Vec<String>) = (row.get(0), row.get(1));
     let trying = |pushed: Pushed| move |error| PlanError::jira(error, &pushed);

@@ -58,9 +58,16 @@ pub enum Claim {
 /// its pending row.
 pub async fn claim(tx: &impl GenericClient, push: &Push) -> Result<Claim, Error> {
     let kind = push.kind.as_str();
-    tx.execute(LOCK, &[&push.external_issue_id, &kind]).await?;
+    tx.execute(
+        &tx.prepare_cached(LOCK).await?,
+        &[&push.external_issue_id, &kind],
+    )
+    .await?;
     let row = tx
-        .query_opt(PENDING, &[&push.external_issue_id, &kind])
+        .query_opt(
+            &tx.prepare_cached(PENDING).await?,
+            &[&push.external_issue_id, &kind],
+        )
         .await?;
     let pending = row.map(|row| Pending {
         seq: row.get(0),
@@ -82,8 +89,11 @@ pub async fn decided(
     kind: Kind,
     seq: i64,
 ) -> Result<(), Error> {
-    tx.execute(DECIDED, &[&external_issue_id, &kind.as_str(), &seq])
-        .await?;
+    tx.execute(
+        &tx.prepare_cached(DECIDED).await?,
+        &[&external_issue_id, &kind.as_str(), &seq],
+    )
+    .await?;
     Ok(())
 }
 
@@ -94,7 +104,10 @@ pub async fn hold(
     kind: Kind,
 ) -> Result<bool, Error> {
     Ok(tx
-        .query_opt(HOLD, &[&external_issue_id, &kind.as_str()])
+        .query_opt(
+            &tx.prepare_cached(HOLD).await?,
+            &[&external_issue_id, &kind.as_str()],
+        )
         .await?
         .is_some())
 }
@@ -124,7 +137,7 @@ pub fn flag(kind: Kind) -> &'static str {
 pub async fn target_key(tx: &impl GenericClient, push: &Push) -> Result<Option<String>, Error> {
     Ok(tx
         .query_opt(
-            TARGET,
+            &tx.prepare_cached(TARGET).await?,
             &[&push.external_issue_id, &push.group_id, &flag(push.kind)],
         )
         .await?

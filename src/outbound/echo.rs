@@ -28,7 +28,10 @@ pub async fn writing(
     value: &str,
 ) -> Result<(), Error> {
     client
-        .execute(WRITING, &[&external_issue_id, &kind.as_str(), &value])
+        .execute(
+            &client.prepare_cached(WRITING).await?,
+            &[&external_issue_id, &kind.as_str(), &value],
+        )
         .await?;
     Ok(())
 }
@@ -43,7 +46,7 @@ pub async fn written(
 ) -> Result<(), Error> {
     client
         .execute(
-            WRITTEN,
+            &client.prepare_cached(WRITTEN).await?,
             &[&external_issue_id, &kind.as_str(), &value, &jira_updated],
         )
         .await?;

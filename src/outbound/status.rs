@@ -25,7 +25,7 @@ pub async fn current(
     group_id: i64,
 ) -> Result<Option<bool>, tokio_postgres::Error> {
     let status: Option<String> = db
-        .query_opt(CURRENT, &[&group_id])
+        .query_opt(&db.prepare_cached(CURRENT).await?, &[&group_id])
         .await?
         .map(|row| row.get(0));
     Ok(match status.as_deref() {

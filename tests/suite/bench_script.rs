@@ -195,7 +195,15 @@ async fn the_script_writes_what_the_worker_writes_for_one_webhook() {
     worker.stop().await;
     let worker_user = common::assignee(&db, group).await;
 
-    // The script, on the same data.
+    // The script, on the same data, with assignments pushed to Jira: the capture
+    // records the changes of groups something pushes, only.
+    db.execute(
+        r#"UPDATE organization_integrations
+            SET config = config || '{"sync_forward_assignment": true}'"#,
+        &[],
+    )
+    .await
+    .expect("forward assignments");
     let text = pgbench(&settings, "20");
     assert!(text.contains("number of failed transactions: 0"), "{text}");
     // Its writes are tagged as the worker's: captured with the integration as origin

@@ -70,8 +70,14 @@ impl Scene {
 
 #[tokio::test]
 async fn the_webhook_of_a_push_changes_nothing_even_after_a_newer_change() {
-    let s = Scene::builder().start().await;
+    // No relay: a change the echo wrote would stay captured, to be counted.
+    let s = Scene::builder()
+        .configure(|settings| settings.worker.outbound = false)
+        .start()
+        .await;
     let org = s.seed().org(s.integration, true, "ECH-1").await;
+    // Pushed to Jira: its changes are captured, an echo must start none.
+    s.forward_assignments(org.id).await;
     // Jira names amy "u" (`jira_user`); the push wrote "u".
     s.seed().teammate(&org, "amy@example.org").await;
     let bob = s.seed().teammate(&org, "bob@example.org").await;
@@ -115,6 +121,7 @@ async fn the_webhook_of_a_push_changes_nothing_even_after_a_newer_change() {
 async fn an_echo_that_arrives_before_the_write_is_answered_is_an_echo() {
     let s = Scene::builder().start().await;
     let org = s.seed().org(s.integration, true, "ECH-2").await;
+    s.forward_assignments(org.id).await;
     s.seed().teammate(&org, "amy@example.org").await;
     s.pushed(org.external_issue_id, "u", None).await;
 
@@ -135,6 +142,7 @@ async fn an_echo_that_arrives_before_the_write_is_answered_is_an_echo() {
 async fn a_later_change_to_the_pushed_value_is_applied() {
     let s = Scene::builder().start().await;
     let org = s.seed().org(s.integration, true, "ECH-3").await;
+    s.forward_assignments(org.id).await;
     let amy = s.seed().teammate(&org, "amy@example.org").await;
     s.pushed(org.external_issue_id, "u", Some(PUSHED_AT)).await;
 

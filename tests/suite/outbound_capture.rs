@@ -153,7 +153,7 @@ async fn assignments_and_resolutions_are_captured_when_committed_and_never_when_
     let mut db = common::db(&settings).await;
     let seed = Seed { db: &db };
     let (integration, _) = seed.integration(json!({})).await;
-    let org = seed.org(integration, false, "CAP-1").await;
+    let org = forwarding(&seed, integration, "CAP-1", true, true).await;
     let amy = seed.user("amy@example.org", true, true).await;
     let ben = seed.user("ben@example.org", true, true).await;
     let group = org.group_id;
@@ -239,6 +239,7 @@ async fn a_webhook_the_worker_applies_records_its_integration_as_origin_and_a_ho
         .start()
         .await;
     let org = app.seed().org(app.integration, true, "ORI-1").await;
+    app.forward_assignments(org.id).await;
     let amy = app.seed().teammate(&org, "amy@example.org").await;
     app.send(&common::seed::assignee_changed(
         "ORI-1",
@@ -276,9 +277,9 @@ async fn each_write_of_a_pipelined_transaction_records_its_own_integration_as_or
     let seed = Seed { db: &db };
     let (first, _) = seed.integration(json!({})).await;
     let (second, _) = seed.integration(json!({})).await;
-    let assigned = seed.org(first, true, "PIPE-1").await;
-    let resolved = seed.org(second, true, "PIPE-2").await;
-    let unassigned = seed.org(first, true, "PIPE-3").await;
+    let assigned = forwarding(&seed, first, "PIPE-1", true, true).await;
+    let resolved = forwarding(&seed, second, "PIPE-2", true, true).await;
+    let unassigned = forwarding(&seed, first, "PIPE-3", true, true).await;
     let amy = seed.user("amy@example.org", true, true).await;
     assign(&db, &unassigned, unassigned.group_id, amy).await;
 
@@ -414,16 +415,21 @@ async fn only_issues_of_organizations_that_sync_to_jira_get_a_pending_push() {
         .await
         .expect("count")
         .get(0);
+    // Captured: the changes of groups linked to an issue whose organization link
+    // has the kind's flag on (the syncing assignment, the inactive ones', the
+    // group linked to another organization's issue); not the flags-off
+    // organization's, the group linked as a commit, or the resolution nobody
+    // pushes.
     assert_eq!(
-        captured, 9,
-        "every change is captured, whatever its targets"
+        captured, 6,
+        "a change is captured when its group is linked to an issue with the kind's flag on"
     );
 
     let pool = pool(&settings).await;
     assert_eq!(
         move_changes(&pool, MOVE_BATCH).await,
         Moved {
-            changes: 9,
+            changes: 6,
             pending: 1
         }
     );
@@ -632,7 +638,7 @@ async fn the_changes_of_one_transaction_count_as_one() {
     let org = forwarding(&seed, integration, "ONE-1", true, true).await;
     let amy = seed.user("amy@example.org", true, true).await;
     let ben = seed.user("ben@example.org", true, true).await;
-    let later = seed.org(integration, false, "ONE-2").await;
+    let later = forwarding(&seed, integration, "ONE-2", true, false).await;
 
     let tx = db.transaction().await.expect("begin");
     let reassign =
@@ -687,14 +693,14 @@ async fn the_changes_of_one_transaction_count_as_one() {
     assert_eq!(rows[0].seq, newest_assignee, "the newest change's");
 
     let relay = relay(&settings).await;
-    all_published(&db, 2).await;
+    all_published(&db, 3).await;
     stop(relay).await;
     let (_connection, channel) = common::amqp().await;
     let queue = common::names(&settings).outbound();
     assert_eq!(
         common::depth(&channel, &queue).await,
-        2,
-        "one push per kind"
+        3,
+        "one push per kind of the transaction, one of the later one"
     );
 }
 

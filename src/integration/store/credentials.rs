@@ -122,7 +122,8 @@ pub async fn credentials(
     integration_id: i64,
 ) -> Result<Option<Stored>, StoreError> {
     recheck(client, keys).await?;
-    let row = client.query_opt(CREDENTIALS, &[&integration_id]).await?;
+    let statement = client.prepare_cached(CREDENTIALS).await?;
+    let row = client.query_opt(&statement, &[&integration_id]).await?;
     Ok(row
         .as_ref()
         .map(|row| stored(keys, integration_id, row))

@@ -436,7 +436,7 @@ async fn throttled(
     integration_id: i64,
 ) -> Result<Option<DateTime<Utc>>, tokio_postgres::Error> {
     Ok(client
-        .query_opt(THROTTLED, &[&integration_id])
+        .query_opt(&client.prepare_cached(THROTTLED).await?, &[&integration_id])
         .await?
         .map(|row| row.get(0)))
 }

@@ -113,7 +113,6 @@ impl TestApp {
         super::activities(&self.db, group).await
     }
 
-    /// Sends a sentinel assignment (email visible) and waits for it: with
     /// Assigns `user` to `group`, as the application writes its tables.
     pub async fn host_assigns(&self, group: i64, project: i64, user: i64) {
         self.db
@@ -126,6 +125,21 @@ impl TestApp {
             .expect("host assigns");
     }
 
+    /// Turns on pushing the organization's assignments to Jira
+    /// (`sync_forward_assignment`): its groups' changes are captured.
+    pub async fn forward_assignments(&self, organization_id: i64) {
+        self.db
+            .execute(
+                r#"UPDATE organization_integrations
+                    SET config = config || '{"sync_forward_assignment": true}'
+                  WHERE organization_id = $1"#,
+                &[&organization_id],
+            )
+            .await
+            .expect("forward assignments");
+    }
+
+    /// Sends a sentinel assignment (email visible) and waits for it: with
     /// concurrency 1, everything sent before it was handled.
     pub async fn settle(&self) {
         let key = format!("SENTINEL-{}", super::unique());
