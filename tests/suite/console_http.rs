@@ -43,7 +43,16 @@ async fn start() -> Console {
 }
 
 async fn start_with(trusted_proxies: TrustedProxies) -> Console {
+    start_on(trusted_proxies, None).await
+}
+
+/// A console; with `broker_url`, one whose RabbitMQ is there instead.
+async fn start_on(trusted_proxies: TrustedProxies, broker_url: Option<String>) -> Console {
     let settings = common::migrated().await;
+    let mut broker = settings.broker.clone();
+    if let Some(url) = broker_url {
+        broker.url = url;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
@@ -56,7 +65,7 @@ async fn start_with(trusted_proxies: TrustedProxies) -> Console {
     };
     let config = jirasync::console::Config {
         database: settings.database.clone(),
-        broker: settings.broker.clone(),
+        broker,
         retries: settings.retries.clone(),
         trusted_proxies,
         auth: console.auth(address).expect("valid console settings"),
@@ -1288,4 +1297,38 @@ fn console_settings_show_in_config_elided() {
         !String::from_utf8_lossy(&help.stdout).contains(PASSWORD),
         "help echoes the password"
     );
+}
+
+#[tokio::test]
+async fn console_overview_still_shows_the_integrations_with_the_broker_down() {
+    let closed = common::private_pg::free_port();
+    let console = start_on(
+        TrustedProxies::default(),
+        Some(format!("amqp://guest:guest@127.0.0.1:{closed}/%2f")),
+    )
+    .await;
+    console
+        .db
+        .execute(
+            "INSERT INTO integrations (provider, external_id, name, metadata)
+             VALUES ('jira_server', 'jira.example.org:down', 'Down Jira', '{}')",
+            &[],
+        )
+        .await
+        .expect("an integration");
+    let session = console.login().await;
+    let overview = console.get("/", Some(&session)).await;
+    assert_eq!(overview.status(), StatusCode::OK);
+    let text = overview.text().await.expect("page");
+    assert!(text.contains("jira.example.org:down"), "{text}");
+    assert!(text.contains("RabbitMQ cannot be reached"), "{text}");
+    assert_eq!(
+        console.get("/readyz", None).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        console.get("/api/queues", Some(&session)).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(console.get("/healthz", None).await.status(), StatusCode::OK);
 }

@@ -88,7 +88,7 @@ fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
         3600..172_800 => format!("{} h", magnitude / 3600),
         _ => format!("{} days", magnitude / 86_400),
     };
-    if seconds < 0 {
+    if seconds <= 0 {
         format!("{amount} ago")
     } else {
         format!("in {amount}")
