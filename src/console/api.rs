@@ -49,6 +49,14 @@ pub async fn queues(State(console): State<Console>) -> Response {
     }
 }
 
+/// `GET /api/outbound`.
+pub async fn outbound(State(console): State<Console>) -> Response {
+    match data::outbound(&console).await {
+        Ok(outbound) => Json(outbound).into_response(),
+        Err(error) => unavailable("the outbound backlog", &error),
+    }
+}
+
 /// `?integration=&limit=` of an issue's events.
 #[derive(Debug, Deserialize)]
 pub struct IssueQuery {

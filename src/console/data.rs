@@ -351,3 +351,31 @@ pub async fn dead_letters(console: &Console, limit: usize) -> anyhow::Result<Vec
         .context("failed to attribute the dead letters")?;
     Ok(letters)
 }
+
+/// The outbound sync's backlog (`jirasync_outbound_backlog`): changes captured
+/// and pushes pending, and when the oldest of them was committed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outbound {
+    pub backlog: i64,
+    pub oldest_at: Option<DateTime<Utc>>,
+}
+
+/// The outbound backlog now.
+pub async fn outbound(console: &Console) -> anyhow::Result<Outbound> {
+    let client = console
+        .pool
+        .get()
+        .await
+        .context("failed to get a database connection")?;
+    let backlog = crate::outbound::pending::backlog(&client)
+        .await
+        .context("failed to read the outbound backlog")?;
+    let oldest_at = (backlog.count > 0)
+        .then(|| chrono::Duration::try_milliseconds((backlog.oldest_seconds * 1000.0) as i64))
+        .flatten()
+        .map(|age| Utc::now() - age);
+    Ok(Outbound {
+        backlog: backlog.count,
+        oldest_at,
+    })
+}

@@ -145,6 +145,7 @@ fn router(console: Console) -> Router {
     let api = Router::new()
         .route("/api/integrations", get(api::integrations))
         .route("/api/queues", get(api::queues))
+        .route("/api/outbound", get(api::outbound))
         .route("/api/issues/{key}/events", get(api::issue_events))
         .route("/api/events", get(api::events))
         .route("/api/dead-letters", get(api::dead_letters))

@@ -172,9 +172,10 @@ const PAGES: [&str; 5] = [
     "/dead-letters",
     "/user-map",
 ];
-const APIS: [&str; 6] = [
+const APIS: [&str; 7] = [
     "/api/integrations",
     "/api/queues",
+    "/api/outbound",
     "/api/issues/DEMO-1/events",
     "/api/events",
     "/api/dead-letters",
@@ -829,6 +830,7 @@ async fn console_overview_and_api_show_integrations_queues_and_events() {
         &names.dead(),
         &names.retry(&names.jobs(), Duration::from_secs(1)),
         "action=\"/issues\"",
+        "Nothing is waiting to be pushed to Jira",
     ] {
         assert!(overview.contains(shown), "{shown} not in {overview}");
     }

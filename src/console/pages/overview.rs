@@ -23,6 +23,7 @@ pub async fn page(
         Err(error) => return unavailable("Overview", "/", csrf, "The integrations", &error),
     };
     let queues = data::queues(&console).await;
+    let outbound = data::outbound(&console).await;
     if let Err(error) = &queues {
         tracing::warn!(
             error = format!("{error:#}"),
@@ -90,6 +91,21 @@ pub async fn page(
                 Err(_) => {
                     p class="error" role="alert" { "RabbitMQ cannot be reached: the queue depths are unknown." }
                 }
+            }
+        }
+        section {
+            h2 { "Outbound sync" }
+            @match &outbound {
+                Ok(outbound) if outbound.backlog == 0 => {
+                    p { "Nothing is waiting to be pushed to Jira." }
+                }
+                Ok(outbound) => {
+                    p {
+                        (outbound.backlog) " change(s) waiting to be pushed to Jira; the oldest committed "
+                        (time(outbound.oldest_at)) "."
+                    }
+                }
+                Err(_) => { p class="error" role="alert" { "The outbound backlog could not be read." } }
             }
         }
         section {
