@@ -20,29 +20,46 @@ use crate::sync::audit::{Decision, SyncEvent};
 /// One integration's row of the overview and of `GET /api/integrations`.
 #[derive(Debug, Clone, Serialize)]
 pub struct IntegrationRow {
+    /// Row id.
     pub id: i64,
+    /// `jira_server` (Jira Cloud's rows when it exists).
     pub provider: String,
+    /// Display name.
     pub name: String,
+    /// The webhook token's `id` claim.
     pub external_id: String,
     /// A Cloud site; `None` for Jira Server.
     pub site: Option<String>,
+    /// `oauth1`, `oauth2`, `pat`; none without credentials.
     pub auth_method: Option<String>,
+    /// `active`, `needs_reauth`, or the row's own status.
     pub state: String,
+    /// When an OAuth 2.0 access token expires.
     pub access_token_expires_at: Option<DateTime<Utc>>,
+    /// The webhook jirasync registered, if any.
     pub webhook: Option<Webhook>,
+    /// When a worker last handled a webhook whose token verified for it.
     pub last_webhook_at: Option<DateTime<Utc>>,
+    /// `integration_reconciliations.reconciled_at`.
     pub last_reconciled_at: Option<DateTime<Utc>>,
+    /// Its applied `sync_events` of the last 24 hours.
     pub applied_24h: i64,
+    /// Its dead-letterings of the last 24 hours.
     pub dead_lettered_24h: i64,
 }
 
 /// The webhook jirasync registered for an integration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Webhook {
+    /// Which kind of webhook (`jira_server`).
     pub kind: String,
+    /// Its resource path in Jira.
     pub path: Option<String>,
+    /// Its id in Jira.
     pub id: Option<String>,
+    /// Whether Jira signs its deliveries.
     pub hmac_signed: bool,
+    /// When it expires (Cloud's dynamic webhooks).
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -142,7 +159,9 @@ pub async fn integrations(console: &Console) -> anyhow::Result<Vec<IntegrationRo
 /// One queue and the messages ready in it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Queue {
+    /// Full name.
     pub name: String,
+    /// Messages ready.
     pub messages: u32,
 }
 
@@ -229,9 +248,13 @@ pub async fn ready(console: &Console) -> bool {
 /// The filters of the events page and `GET /api/events`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct EventFilter {
+    /// Only this outcome.
     pub outcome: Option<String>,
+    /// Only this kind.
     pub kind: Option<String>,
+    /// Only this integration (a number).
     pub integration: Option<String>,
+    /// At most this many (a number).
     pub limit: Option<String>,
 }
 
@@ -356,7 +379,9 @@ pub async fn dead_letters(console: &Console, limit: usize) -> anyhow::Result<Vec
 /// and pushes pending, and when the oldest of them was committed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outbound {
+    /// Changes captured and pushes pending.
     pub backlog: i64,
+    /// When the oldest of them was committed.
     pub oldest_at: Option<DateTime<Utc>>,
 }
 
