@@ -31,8 +31,10 @@ pub enum Command {
     Ingress(crate::ingress::Args),
     /// Run one worker process: a pool of consumer tasks.
     Worker(crate::worker::Args),
-    /// The local default: migrate --create-database, then ingress and worker in one process.
+    /// The local default: migrate --create-database, then ingress, worker and console in one process.
     Run(commands::run::Args),
+    /// Serve the operator console alone (or, with --hash-password, hash its password).
+    Console(commands::console::Args),
     /// Manage Jira Server integrations.
     #[command(subcommand)]
     Integration(commands::integration::Command),
@@ -72,6 +74,7 @@ impl Cli {
             Command::Ingress(args) => crate::ingress::run(args, shutdown::on_signals()).await,
             Command::Worker(args) => crate::worker::run(args, shutdown::on_signals()).await,
             Command::Run(args) => commands::run::run(args, shutdown::on_signals()).await,
+            Command::Console(args) => commands::console::run(args, shutdown::on_signals()).await,
             Command::Integration(command) => commands::integration::run(&command).await,
             Command::Oauth(command) => commands::oauth::run(&command).await,
             Command::Dlq(command) => commands::dlq::run(&command).await,

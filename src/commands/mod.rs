@@ -3,11 +3,12 @@
 //! (docs/reference.md §1).
 
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod dlq;
 pub mod explain;
 pub mod integration;
-mod integration_status;
+pub(crate) mod integration_status;
 mod job;
 mod link;
 pub mod migrate;

@@ -6,6 +6,7 @@
 //! live by what they configure (`services.rs`, `ingress.rs`, `worker.rs`; metrics
 //! and logging here), their values' parsers in `values.rs` and `proxies.rs`.
 
+mod console;
 mod ingress;
 mod proxies;
 mod services;
@@ -17,6 +18,10 @@ use std::time::Duration;
 
 use clap::Args;
 
+pub use console::{
+    ConsoleAuth, ConsoleListen, ConsoleRefusal, ConsoleSettings, MIN_API_TOKEN_CHARS,
+    MIN_PASSWORD_CHARS, PasswordCheck,
+};
 pub use ingress::{HttpSettings, PublicSettings};
 pub use proxies::{Cidr, TrustedProxies};
 pub use services::{BrokerSettings, DatabaseSettings, RetrySettings, Services};
@@ -111,6 +116,9 @@ pub struct Settings {
     /// The metrics listener.
     #[command(flatten)]
     pub metrics: MetricsSettings,
+    /// The operator console.
+    #[command(flatten)]
+    pub console: ConsoleSettings,
 }
 
 impl Settings {
@@ -125,7 +133,7 @@ impl Settings {
 
     /// The effective settings as JSON, with passwords elided (`jirasync config`).
     pub fn redacted_json(&self, log: &LogSettings) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "database_url": redact_url(&self.database.url),
             "secret_key_id": match self.database.keyring() {
                 Ok(keys) => keys.current_id().map(serde_json::Value::from),
@@ -152,7 +160,13 @@ impl Settings {
             "log_format": match log.format { LogFormat::Text => "text", LogFormat::Json => "json" },
             "rust_log": log.filter,
             "unsafe_dependency_logs": log.unsafe_dependency_logs,
-        })
+        });
+        if let (Some(object), serde_json::Value::Object(console)) =
+            (json.as_object_mut(), self.console.redacted_json())
+        {
+            object.extend(console);
+        }
+        json
     }
 
     /// The settings that the command line would give with no flags (the

@@ -52,6 +52,10 @@ fn defaults_are_the_contract_defaults() {
         "log_format": "text",
         "rust_log": "info",
         "unsafe_dependency_logs": false,
+        "console_listen": "127.0.0.1:8081",
+        "console_password": null,
+        "console_password_hash": null,
+        "console_api_token": null,
     });
     assert_eq!(got, expected);
 }
