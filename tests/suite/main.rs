@@ -15,6 +15,7 @@ mod bench_script;
 mod broker_outage;
 mod cluster_failover;
 mod config;
+mod console_records;
 mod crash;
 mod crash_loop;
 mod db_errors;
