@@ -224,3 +224,49 @@ async fn the_worker_prunes_the_records_after_thirty_days_like_the_sync_history()
     worker.stop().await;
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_dead_lettered_job_is_recorded_for_the_integration_it_names() {
+    use jirasync::queue::job::Job;
+    use jirasync::worker::jobs::Reconcile;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let app = TestApp::builder()
+        .credentials(Some("acc-tok"))
+        .configure(|settings| settings.worker.reconcile_interval = std::time::Duration::ZERO)
+        .start()
+        .await;
+    // A linked issue to search for; Jira refuses the search: a permanent
+    // failure, dead-lettered at once.
+    app.seed().org(app.integration, true, "REC-1").await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/2/search"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("{\"errorMessages\":[\"no\"]}"))
+        .mount(&app.server)
+        .await;
+    let job = Reconcile {
+        integration_id: app.integration,
+        since_ms: None,
+    };
+    let (id, body, props) = job.to_message();
+    common::publish(&app.channel, &app.settings, Reconcile::TYPE, &body, props).await;
+    common::eventually("the reconcile job is dead-lettered", WAIT, || async {
+        app.dead_letters().await == 1
+    })
+    .await;
+    common::eventually("its dead-lettering is recorded", WAIT, || async {
+        activity_of(&app.db, app.integration)
+            .await
+            .dead_lettered_24h
+            == 1
+    })
+    .await;
+    let message_id: String = app
+        .db
+        .query_one("SELECT message_id FROM integration_dead_letters", &[])
+        .await
+        .expect("the record")
+        .get(0);
+    assert_eq!(message_id, id.to_string());
+    app.finish().await;
+}
