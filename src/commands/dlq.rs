@@ -1,11 +1,12 @@
 //! `jirasync dlq list` and `jirasync dlq replay`: inspect `P.dead` without
 //! consuming it, and move dead letters back to their source queue with confirms.
-//! Whoever can publish chooses a message's fields: `list` prints their control
-//! characters escaped (ESC as `\x1b`), so a dead letter cannot drive the terminal.
+//! `list` prints through `print` (control characters escaped); `attribution`
+//! says which integration and issue a letter belongs to. The console lists and
+//! replays through the same functions ([`list`], [`attribute`], [`replay`],
+//! [`replay_id`]).
 
-use std::borrow::Cow;
-
-use std::time::SystemTime;
+mod attribution;
+mod print;
 
 use anyhow::Context;
 use lapin::message::Delivery;
@@ -21,6 +22,10 @@ use crate::queue::message::{
 };
 use crate::queue::publisher::{confirm_channel, publish_confirmed};
 use crate::queue::{Names, connection};
+
+use attribution::About;
+pub use attribution::{MAX_ISSUE_KEY, attribute};
+pub use print::print;
 
 /// `jirasync dlq …`
 #[derive(Debug, clap::Subcommand)]
@@ -92,6 +97,18 @@ pub struct DeadLetter {
     pub received_at_ms: Option<i64>,
     /// When it was dead-lettered (ms since the epoch), when known.
     pub dead_lettered_at_ms: Option<i64>,
+    /// The integration it belongs to, when known: a job's or an outbound
+    /// message's `integration_id`; a webhook's once [`attribute`] has mapped its
+    /// token's `id` claim.
+    pub integration_id: Option<i64>,
+    /// The Jira issue key, when known: a JSON body's `issue.key`, an outbound
+    /// message's `issue_key`.
+    pub issue_key: Option<String>,
+    /// A webhook's token's `id` claim (an integration's external id, read
+    /// without verification), for [`attribute`]; never printed. The token itself
+    /// is not kept.
+    #[serde(skip)]
+    pub token_external_id: Option<String>,
 }
 
 /// Reads up to `limit` dead letters and leaves them all in `P.dead`: each is
@@ -109,7 +126,7 @@ pub async fn list(broker: &BrokerSettings, limit: usize) -> anyhow::Result<Vec<D
         let Some(delivery) = dead.next().await? else {
             break;
         };
-        letters.push(describe(names, &delivery.properties));
+        letters.push(describe(names, &delivery.properties, &delivery.data));
         let props = delivery.properties.clone();
         let unsent =
             || "failed to put a listed message back at the end of the dead-letter queue".to_owned();
@@ -136,7 +153,7 @@ pub async fn replay(broker: &BrokerSettings, limit: Option<usize>) -> anyhow::Re
         let Some(delivery) = dead.next().await? else {
             break;
         };
-        let letter = describe(&dead.names, &delivery.properties);
+        let letter = describe(&dead.names, &delivery.properties, &[]);
         let props = reset(&delivery.properties);
         let unsent = || {
             format!(
@@ -151,6 +168,73 @@ pub async fn replay(broker: &BrokerSettings, limit: Option<usize>) -> anyhow::Re
     }
     let _ = dead.connection.close(200, "done".into()).await;
     Ok(moved)
+}
+
+/// Dead letters [`replay_id`] looks at, at most (CONTRACT §12.7).
+pub const REPLAY_ID_LOOKS_AT: usize = 10_000;
+
+/// What [`replay_id`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOne {
+    /// This many dead letters had the id and moved back to their source queues.
+    Moved(usize),
+    /// None of the first `looked_at` dead letters had the id: nothing moved.
+    NotFound {
+        /// How many dead letters were looked at.
+        looked_at: usize,
+    },
+}
+
+/// Moves every dead letter among the first [`REPLAY_ID_LOOKS_AT`] whose message
+/// id (as `dlq list` shows it) is `id` back to its source queue, as [`replay`]
+/// does (confirmed, then acked; attempts and outage clock reset). Each other one
+/// looked at is moved to the tail of `P.dead` as [`list`] does, so with no more
+/// than [`REPLAY_ID_LOOKS_AT`] there every other letter stays, in its order; with
+/// more, those looked at end up behind the rest (nothing is lost either way).
+pub async fn replay_id(broker: &BrokerSettings, id: &str) -> anyhow::Result<ReplayOne> {
+    let dead = DeadLetters::open(broker).await?;
+    let names = &dead.names;
+    // Bounded by the depth at the start: each letter is looked at once.
+    let budget = depth(&dead.channel, &names.dead())
+        .await?
+        .min(REPLAY_ID_LOOKS_AT);
+    let (mut looked_at, mut moved) = (0, 0);
+    while looked_at < budget {
+        let Some(delivery) = dead.next().await? else {
+            break;
+        };
+        looked_at += 1;
+        if message::message_id(&delivery.properties) != id {
+            let props = delivery.properties.clone();
+            let unsent = || {
+                "failed to put a dead letter looked at back at the end of the dead-letter queue"
+                    .to_owned()
+            };
+            let unacked = "failed to remove a dead letter looked at once its copy was stored";
+            dead.move_to(&names.dead(), &delivery, props, unsent, unacked)
+                .await?;
+            continue;
+        }
+        let letter = describe(names, &delivery.properties, &[]);
+        let props = reset(&delivery.properties);
+        let unsent = || {
+            format!(
+                "failed to replay message {} to {} ({moved} replayed before it)",
+                letter.id, letter.source_queue
+            )
+        };
+        let unacked = "failed to remove a replayed message from the dead-letter queue";
+        dead.move_to(&letter.source_queue, &delivery, props, unsent, unacked)
+            .await?;
+        moved += 1;
+    }
+    let _ = dead.channel.close(200, "done".into()).await;
+    let _ = dead.connection.close(200, "done".into()).await;
+    Ok(if moved == 0 {
+        ReplayOne::NotFound { looked_at }
+    } else {
+        ReplayOne::Moved(moved)
+    })
 }
 
 /// What `list` and `replay` read and copy dead letters with: a channel to read
@@ -233,8 +317,9 @@ async fn depth(channel: &Channel, queue: &str) -> anyhow::Result<usize> {
     Ok(usize::try_from(declared.message_count()).unwrap_or(usize::MAX))
 }
 
-/// The entry of a dead letter, whether the worker or the broker dead-lettered it.
-fn describe(names: &Names, props: &BasicProperties) -> DeadLetter {
+/// The entry of a dead letter, whether the worker or the broker dead-lettered it;
+/// its integration and issue key as far as `body` and the token say them.
+fn describe(names: &Names, props: &BasicProperties, body: &[u8]) -> DeadLetter {
     let death = first_death(props);
     let kind = message::message_type(props);
     let source_queue = message::header_str(props, SOURCE_QUEUE)
@@ -259,6 +344,7 @@ fn describe(names: &Names, props: &BasicProperties) -> DeadLetter {
             _ => None,
         })
     });
+    let about = About::read(&kind, props, body);
     DeadLetter {
         id: message::message_id(props),
         attempts: message::header_int(props, ATTEMPTS).unwrap_or_else(|| {
@@ -275,6 +361,9 @@ fn describe(names: &Names, props: &BasicProperties) -> DeadLetter {
         source_queue,
         received_at_ms,
         dead_lettered_at_ms,
+        integration_id: about.integration_id,
+        issue_key: about.issue_key,
+        token_external_id: about.token_external_id,
     }
 }
 
@@ -323,120 +412,9 @@ fn reset(props: &BasicProperties) -> BasicProperties {
     props.clone().with_headers(headers)
 }
 
-/// Prints `letters` as a table, or one JSON object per line.
-pub fn print(letters: &[DeadLetter], json: bool, queue: &str) -> anyhow::Result<()> {
-    if json {
-        for letter in letters {
-            let line = serde_json::to_string(letter).context("failed to encode JSON")?;
-            // JSON escapes U+0000–U+001F itself; DEL and the C1 controls (U+009B
-            // is a CSI to some terminals) only appear inside strings, as `\u00XX`.
-            println!("{}", escaped(&line, |c| format!("\\u{:04x}", u32::from(c))));
-        }
-        return Ok(());
-    }
-    if letters.is_empty() {
-        println!("{queue} is empty: no dead letters.");
-        return Ok(());
-    }
-    let now = message::millis(SystemTime::now());
-    println!(
-        "{:<36}  {:<32}  {:>8}  {:>10}  {:>10}  error",
-        "id", "type", "attempts", "received", "dead"
-    );
-    for l in letters {
-        println!(
-            "{:<36}  {:<32}  {:>8}  {:>10}  {:>10}  {}",
-            text(&l.id),
-            text(&l.r#type),
-            l.attempts,
-            age(now, l.received_at_ms),
-            age(now, l.dead_lettered_at_ms),
-            text(&l.error)
-        );
-    }
-    Ok(())
-}
-
-/// A field for the text table: control characters as `\x1b`, `\x9b` (every
-/// control character is below U+00A0).
-fn text(field: &str) -> Cow<'_, str> {
-    escaped(field, |c| format!("\\x{:02x}", u32::from(c)))
-}
-
-/// `line` with each control character (Unicode's `Cc`: U+0000–U+001F,
-/// U+007F–U+009F) replaced by `escape` of it.
-fn escaped(line: &str, escape: impl Fn(char) -> String) -> Cow<'_, str> {
-    if !line.chars().any(char::is_control) {
-        return Cow::Borrowed(line);
-    }
-    Cow::Owned(
-        line.chars()
-            .map(|c| {
-                if c.is_control() {
-                    escape(c)
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
-}
-
-/// `3m ago`-style age of a timestamp.
-fn age(now_ms: i64, at_ms: Option<i64>) -> String {
-    let Some(at) = at_ms else { return "-".into() };
-    let secs = (now_ms - at).max(0) / 1000;
-    let text = match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7_200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3_600),
-        s => format!("{}d", s / 86_400),
-    };
-    format!("{text} ago")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_use_the_largest_sensible_unit() {
-        let now = 10_000_000_000;
-        for (ago_ms, text) in [
-            (5_000, "5s ago"),
-            (600_000, "10m ago"),
-            (10_800_000, "3h ago"),
-            (432_000_000, "5d ago"),
-        ] {
-            assert_eq!(age(now, Some(now - ago_ms)), text);
-        }
-        assert_eq!(age(now, None), "-");
-    }
-
-    #[test]
-    fn control_characters_are_escaped_in_the_table_and_in_json() {
-        assert_eq!(text("plain"), "plain");
-        assert_eq!(
-            text("a\u{1b}[31mb\u{7}\r\n\u{7f}\u{9b}"),
-            "a\\x1b[31mb\\x07\\x0d\\x0a\\x7f\\x9b"
-        );
-        let letter = DeadLetter {
-            id: "\u{1b}]0;title\u{7}".into(),
-            r#type: "\u{9b}2J".into(),
-            error: "boom\u{7f}".into(),
-            attempts: 1,
-            source_queue: "P.webhooks".into(),
-            received_at_ms: None,
-            dead_lettered_at_ms: None,
-        };
-        let line = serde_json::to_string(&letter).expect("json");
-        let line = escaped(&line, |c| format!("\\u{:04x}", u32::from(c)));
-        assert!(!line.chars().any(char::is_control), "{line}");
-        let back: serde_json::Value = serde_json::from_str(&line).expect("still JSON");
-        assert_eq!(back["id"], "\u{1b}]0;title\u{7}");
-        assert_eq!(back["type"], "\u{9b}2J");
-        assert_eq!(back["error"], "boom\u{7f}");
-    }
 
     #[test]
     fn a_push_goes_back_to_p_outbound_however_its_source_was_recorded() {
@@ -460,7 +438,11 @@ mod tests {
         let by_broker = push().with_headers(headers);
         // Neither: the queue the catalog routes its type to.
         for props in [by_worker, by_broker, push()] {
-            assert_eq!(describe(&names, &props).source_queue, outbound, "{props:?}");
+            assert_eq!(
+                describe(&names, &props, &[]).source_queue,
+                outbound,
+                "{props:?}"
+            );
         }
     }
 

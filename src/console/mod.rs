@@ -10,7 +10,7 @@ mod data;
 mod guard;
 mod login;
 mod pages;
-mod pending_records;
+mod records;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,8 +30,7 @@ use crate::ingress::server::Limits;
 use crate::shutdown::Shutdown;
 
 pub use auth::{FAILURE_WINDOW, MAX_FAILURES, SESSION_LIFETIME};
-/// The dead-letter and activity records of §12.10 (a stand-in until merged).
-use pending_records as records;
+/// The dead-letter and activity records of §12.10.
 
 /// How long requests in progress may take to finish after shutdown.
 const DRAIN: Duration = Duration::from_secs(5);

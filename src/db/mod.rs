@@ -48,6 +48,7 @@ macro_rules! tagged_origin {
     };
 }
 
+pub mod activity;
 pub mod migrate;
 pub mod oauth_sessions;
 pub mod reconcile;

@@ -26,15 +26,15 @@ pub struct Dispatcher {
 /// is the one list of them (the topology binds `messages::JOB_TYPES` to `P.jobs`).
 pub enum Message {
     /// `jira_server.webhook`: the body is read after the token is verified.
-    Webhook,
+    Webhook(webhook::Delivery),
     /// `jira_server.oauth_request_token`.
     RequestToken(OauthRequestToken),
     /// `jira_server.oauth_access_token`.
     AccessToken(OauthAccessToken),
     /// `jira_server.oauth2_token`.
     Oauth2Token(Oauth2Token),
-    /// `jira_server.reconcile`.
-    Reconcile(Reconcile),
+    /// `jira_server.reconcile`, and its message id.
+    Reconcile(Reconcile, String),
     /// `jira_server.outbound`, and its message id (its audit rows name it, its
     /// dead letter's too).
     Outbound(Push, String),
@@ -45,11 +45,11 @@ impl Message {
     fn parse(incoming: &Incoming) -> Result<Self, Failure> {
         let body = incoming.body.as_slice();
         Ok(match incoming.kind.as_str() {
-            WEBHOOK => Self::Webhook,
+            WEBHOOK => Self::Webhook(webhook::Delivery::new(&incoming.id)),
             OauthRequestToken::TYPE => Self::RequestToken(OauthRequestToken::parse(body)?),
             OauthAccessToken::TYPE => Self::AccessToken(OauthAccessToken::parse(body)?),
             Oauth2Token::TYPE => Self::Oauth2Token(Oauth2Token::parse(body)?),
-            Reconcile::TYPE => Self::Reconcile(Reconcile::parse(body)?),
+            Reconcile::TYPE => Self::Reconcile(Reconcile::parse(body)?, incoming.id.clone()),
             Push::TYPE => Self::Outbound(Push::parse(body)?, incoming.id.clone()),
             other => {
                 return Err(Failure::permanent(
@@ -58,6 +58,19 @@ impl Message {
                 ));
             }
         })
+    }
+}
+
+impl Message {
+    /// The integration the message is attributed to, with its message id: a
+    /// webhook's once its token verified, a job's or a push's own.
+    fn integration(&self) -> Option<(i64, &str)> {
+        match self {
+            Self::Webhook(delivery) => delivery.integration().map(|i| (i, delivery.id())),
+            Self::Reconcile(job, id) => Some((job.integration_id, id)),
+            Self::Outbound(push, id) => Some((push.integration_id, id)),
+            Self::RequestToken(_) | Self::AccessToken(_) | Self::Oauth2Token(_) => None,
+        }
     }
 }
 
@@ -74,11 +87,11 @@ impl Handler for Dispatcher {
         incoming: &Incoming,
     ) -> Result<handler::Outcome, Failure> {
         let outcome = match message {
-            Message::Webhook => webhook::handle(&self.env, incoming).await,
+            Message::Webhook(delivery) => webhook::handle(&self.env, incoming, delivery).await,
             Message::RequestToken(job) => oauth_request_token::handle(&self.env, job).await,
             Message::AccessToken(job) => oauth_access_token::handle(&self.env, job).await,
             Message::Oauth2Token(job) => oauth2_token::handle(&self.env, job, incoming).await,
-            Message::Reconcile(job) => reconcile::handle(&self.env, job, &incoming.id).await,
+            Message::Reconcile(job, id) => reconcile::handle(&self.env, job, id).await,
             Message::Outbound(push, id) => outbound::handle(&self.env, push, id).await,
         };
         outcome.map(handler::Outcome::from)
@@ -91,8 +104,15 @@ impl Handler for Dispatcher {
     /// An OAuth job that is dead-lettered (retries exhausted, or a permanent
     /// failure) leaves its session `failed` with the reason, so `oauth status`
     /// and `oauth start --wait` do not show `pending` forever; a push whose
-    /// retries ran out is recorded `failed` (docs/reference.md §10.8).
+    /// retries ran out is recorded `failed` (docs/reference.md §10.8). Each one
+    /// attributable to an integration is recorded for the console (§12.10).
     async fn dead_lettering(&self, message: &Message, reason: &str, error: &anyhow::Error) {
+        if let Some((integration_id, id)) = message.integration() {
+            let env = &self.env;
+            env.activity
+                .dead_lettered(&env.pool, integration_id, id, reason)
+                .await;
+        }
         let (session, command) = match message {
             Message::RequestToken(job) => (SessionRef::Id(job.session_id), "oauth start"),
             Message::AccessToken(job) => {
@@ -107,7 +127,7 @@ impl Handler for Dispatcher {
                 }
                 return;
             }
-            Message::Webhook | Message::Reconcile(_) => return,
+            Message::Webhook(_) | Message::Reconcile(..) => return,
         };
         let what = if failure::is_database(error) {
             "Postgres"

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::db::DbPool;
+use crate::db::activity::Recorder;
 use crate::outbound::assignee::JiraUsers;
 use crate::sync::batch::Batches;
 use crate::worker::lookups::Lookups;
@@ -34,6 +35,8 @@ pub struct Environment {
     pub pushes: Semaphore,
     /// Jira's users as Jira answered them, per integration, for pushes.
     pub jira_users: JiraUsers,
+    /// The console's records of webhooks and dead letters (CONTRACT §12.10).
+    pub activity: Recorder,
 }
 
 /// Pushes to Jira at a time per worker process (docs/reference.md §10.3).

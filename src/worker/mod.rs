@@ -142,6 +142,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             public_url: args.public.url.clone(),
             pushes: tokio::sync::Semaphore::new(environment::PUSHES),
             jira_users: Default::default(),
+            activity: Default::default(),
         },
     };
     let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;

@@ -373,3 +373,218 @@ async fn a_dead_letter_too_large_for_a_frame_drops_the_headers_section_4_does_no
     assert!(written.contains("leaves headers out"), "{written}");
     eprintln!("frame_max {frame_max}; the next webhook was applied {next:?} after");
 }
+
+/// A dead letter to plant: id, type, source queue, token, body.
+type Planted<'a> = (&'a str, &'a str, String, Option<&'a str>, &'a [u8]);
+
+/// Publishes a dead letter straight to `P.dead`: message `id` of `kind` from
+/// `source`, with `headers` and `body`, as the worker would have left it.
+async fn plant(
+    settings: &jirasync::config::Settings,
+    channel: &lapin::Channel,
+    (id, kind, source): (&str, &str, &str),
+    headers: &[(&str, lapin::types::AMQPValue)],
+    body: &[u8],
+) {
+    use jirasync::queue::message::{long_string, with_headers};
+    let (_, props) = jirasync::queue::message::job_properties(kind);
+    let mut set = vec![
+        (
+            "x-jirasync-attempts",
+            lapin::types::AMQPValue::LongLongInt(6),
+        ),
+        ("x-jirasync-error", long_string(&format!("boom {id}"))),
+        ("x-jirasync-source-queue", long_string(source)),
+    ];
+    set.extend(headers.iter().cloned());
+    let props = with_headers(&props, &set).with_message_id(id.into());
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirm mode");
+    jirasync::queue::publisher::publish_confirmed(
+        channel,
+        "",
+        &common::names(settings).dead(),
+        body,
+        props,
+    )
+    .await
+    .expect("publish confirmed");
+}
+
+#[tokio::test]
+async fn dead_letters_name_their_integration_and_issue_and_never_their_token() {
+    use jirasync::integration::messages::{OUTBOUND, RECONCILE, WEBHOOK};
+    use jirasync::queue::message::long_string;
+    let settings = common::migrated().await;
+    let (_connection, channel) = common::amqp().await;
+    let names = common::names(&settings);
+    let db = common::db(&settings).await;
+    let seed = common::seed::Seed { db: &db };
+    let (integration, external_id) = seed.integration(serde_json::json!({})).await;
+    let (disabled, disabled_external_id) = seed.integration(serde_json::json!({})).await;
+    db.execute(
+        "UPDATE integrations SET status = 'disabled' WHERE id = $1",
+        &[&disabled],
+    )
+    .await
+    .expect("disable");
+    let token = common::seed::token(&external_id, common::seed::SECRET);
+    // The token is not checked: the claim names the integration (a forged one too).
+    let forged = common::seed::token(&disabled_external_id, "another secret");
+    let unknown = common::seed::token("jira.example.org:nobody", common::seed::SECRET);
+    let webhook = serde_json::json!({"integration_id": 999, "issue": {"key": "WEB-1"}}).to_string();
+    let push = serde_json::json!({"kind": "assignee", "integration_id": integration,
+        "issue_key": "OUT-2", "group_id": 1})
+    .to_string();
+    let reconcile = serde_json::json!({"integration_id": integration}).to_string();
+    let cases: [Planted; 6] = [
+        (
+            "webhook",
+            WEBHOOK,
+            names.webhooks(),
+            Some(&token),
+            webhook.as_bytes(),
+        ),
+        ("forged", WEBHOOK, names.webhooks(), Some(&forged), b"[1]"),
+        ("unknown", WEBHOOK, names.webhooks(), Some(&unknown), b"{}"),
+        ("push", OUTBOUND, names.outbound(), None, push.as_bytes()),
+        (
+            "reconcile",
+            RECONCILE,
+            names.jobs(),
+            None,
+            reconcile.as_bytes(),
+        ),
+        ("garbage", RECONCILE, names.jobs(), None, b"\xff<b>"),
+    ];
+    for (id, kind, source, token, body) in &cases {
+        let headers: Vec<_> = token
+            .iter()
+            .map(|token| ("token", long_string(token)))
+            .collect();
+        plant(&settings, &channel, (id, kind, source), &headers, body).await;
+    }
+
+    let mut letters = dlq::list(&settings.broker, 50).await.expect("list");
+    let found = |letters: &[dlq::DeadLetter]| -> Vec<(String, Option<i64>, Option<String>)> {
+        letters
+            .iter()
+            .map(|l| (l.id.clone(), l.integration_id, l.issue_key.clone()))
+            .collect()
+    };
+    let owned = |id: &str, integration: Option<i64>, key: Option<&str>| {
+        (id.to_owned(), integration, key.map(str::to_owned))
+    };
+    assert_eq!(
+        found(&letters),
+        [
+            // A webhook's body does not name its integration: its token does.
+            owned("webhook", None, Some("WEB-1")),
+            owned("forged", None, None),
+            owned("unknown", None, None),
+            owned("push", Some(integration), Some("OUT-2")),
+            owned("reconcile", Some(integration), None),
+            owned("garbage", None, None),
+        ],
+        "what the messages themselves say"
+    );
+    dlq::attribute(&db, &mut letters).await.expect("attribute");
+    assert_eq!(
+        found(&letters).into_iter().map(|f| f.1).collect::<Vec<_>>(),
+        [
+            Some(integration),
+            Some(disabled),
+            None,
+            Some(integration),
+            Some(integration),
+            None
+        ],
+        "webhooks by their token's id claim"
+    );
+
+    // `dlq list --json` (no database there): the two fields, never the token.
+    let listed = common::output(&["dlq", "list", "--json"], &settings);
+    assert!(listed.status.success(), "{listed:?}");
+    let text = String::from_utf8(listed.stdout).expect("UTF-8");
+    assert!(
+        !text.contains(&token) && !text.contains("jira.example.org"),
+        "{text}"
+    );
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), cases.len());
+    for line in &lines {
+        let object = line.as_object().expect("an object");
+        assert!(
+            object.contains_key("integration_id") && object.contains_key("issue_key"),
+            "{line}"
+        );
+    }
+    assert_eq!(lines[0]["issue_key"], "WEB-1");
+    assert_eq!(lines[0]["integration_id"], serde_json::Value::Null);
+    assert_eq!(lines[3]["integration_id"], integration);
+    assert_eq!(lines[3]["issue_key"], "OUT-2");
+    assert_eq!(
+        common::depth(&channel, &names.dead()).await as usize,
+        cases.len(),
+        "listing takes nothing"
+    );
+}
+
+#[tokio::test]
+async fn replaying_one_id_moves_its_letters_and_leaves_the_others_in_order() {
+    let settings = common::migrated().await;
+    let (_connection, channel) = common::amqp().await;
+    let names = common::names(&settings);
+    let kind = jirasync::integration::messages::RECONCILE;
+    let jobs = names.jobs();
+    // Two letters share an id (a message dead-lettered twice, replayed between).
+    let ids = ["m0", "m1", "twice", "m3", "twice", "m5"];
+    for (n, id) in ids.iter().enumerate() {
+        let body = format!("{{\"integration_id\": {n}}}");
+        plant(&settings, &channel, (id, kind, &jobs), &[], body.as_bytes()).await;
+    }
+
+    let replayed = dlq::replay_id(&settings.broker, "twice")
+        .await
+        .expect("replay one id");
+    assert_eq!(replayed, dlq::ReplayOne::Moved(2));
+    let left: Vec<String> = dlq::list(&settings.broker, 50)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(left, ["m0", "m1", "m3", "m5"], "the others, in their order");
+    assert_eq!(common::depth(&channel, &jobs).await, 2);
+    for _ in 0..2 {
+        let back = common::get_one(&channel, &jobs, WAIT)
+            .await
+            .expect("replayed to its source queue");
+        let props = &back.delivery.properties;
+        assert_eq!(
+            props.message_id().as_ref().map(|id| id.as_str()),
+            Some("twice")
+        );
+        assert_eq!(
+            header_int(props, "x-jirasync-attempts"),
+            None,
+            "attempts reset"
+        );
+        assert_eq!(header_str(props, "x-jirasync-error"), None);
+    }
+
+    assert_eq!(
+        dlq::replay_id(&settings.broker, "twice")
+            .await
+            .expect("replay again"),
+        dlq::ReplayOne::NotFound { looked_at: 4 },
+        "gone from P.dead: nothing moves"
+    );
+    assert_eq!(common::depth(&channel, &names.dead()).await, 4);
+    assert_eq!(dlq::REPLAY_ID_LOOKS_AT, 10_000);
+}

@@ -16,6 +16,7 @@ mod broker_outage;
 mod cluster_failover;
 mod config;
 mod console_http;
+mod console_records;
 mod crash;
 mod crash_loop;
 mod db_errors;

@@ -14,19 +14,6 @@ const ACCESS_TOKEN: &str = "acc-tok";
 const WAIT: Duration = Duration::from_secs(20);
 
 impl Scene {
-    /// Turns on the push of assignments for the organization.
-    pub(crate) async fn forward_assignments(&self, organization: i64) {
-        self.db
-            .execute(
-                "UPDATE organization_integrations
-                    SET config = config || '{\"sync_forward_assignment\": true}'
-                  WHERE organization_id = $1",
-                &[&organization],
-            )
-            .await
-            .expect("forward assignments");
-    }
-
     /// `GET /rest/api/2/issue/{key}`: unassigned, Open, in project OUT.
     async fn mount_issue(&self, key: &str, assignee: Value) {
         let issue = json!({

@@ -23,9 +23,42 @@ use crate::sync::{Applied, Change, StatusPlan};
 use crate::worker::environment::Environment;
 use crate::worker::outcome::Outcome;
 
+/// A webhook delivery as the dispatcher parses it, before its token is read:
+/// its message id, and the integration its token verified for once it has (what
+/// its dead-lettering is attributed to).
+#[derive(Debug)]
+pub struct Delivery {
+    id: String,
+    integration: std::sync::OnceLock<i64>,
+}
+
+impl Delivery {
+    /// A delivery of message `id`, its token not yet verified.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            integration: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The message id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The integration the token verified for, once it has.
+    pub fn integration(&self) -> Option<i64> {
+        self.integration.get().copied()
+    }
+}
+
 /// Authenticates, parses and applies one webhook.
-pub async fn handle(env: &Environment, message: &Incoming) -> Result<Outcome, Failure> {
-    match prepare(env, message).await? {
+pub async fn handle(
+    env: &Environment,
+    message: &Incoming,
+    delivery: &Delivery,
+) -> Result<Outcome, Failure> {
+    match prepare(env, message, delivery).await? {
         Prepared::Done(outcome) => Ok(outcome),
         Prepared::Apply(change) => Ok(outcome(env.batches.apply(*change).await?)),
     }
@@ -40,7 +73,11 @@ enum Prepared {
 }
 
 /// Authenticates and parses a webhook and asks Jira what it does not say.
-async fn prepare(env: &Environment, message: &Incoming) -> Result<Prepared, Failure> {
+async fn prepare(
+    env: &Environment,
+    message: &Incoming,
+    delivery: &Delivery,
+) -> Result<Prepared, Failure> {
     let Some(token) = header_str(&message.properties, TOKEN) else {
         return Ok(Prepared::Done(rejected(&Rejected::Missing)));
     };
@@ -64,6 +101,9 @@ async fn prepare(env: &Environment, message: &Incoming) -> Result<Prepared, Fail
         return Ok(Prepared::Done(rejected(&reason)));
     }
     env.verdicts.accepted(&token);
+    // The same integration on every attempt of this delivery.
+    let _ = delivery.integration.set(integration.id);
+    env.activity.webhook_seen(&env.pool, integration.id).await;
     // A wrong body signature is about this delivery, not the token: no verdict.
     let signature = header_str(&message.properties, HUB_SIGNATURE);
     if let Err(reason) =
@@ -130,6 +170,7 @@ async fn not_active(env: &Environment, token: &str, external_id: &str) -> Result
     match integration {
         Some(integration) if token::verify(token, &integration.metadata).is_ok() => {
             Span::current().record("integration.id", integration.id);
+            env.activity.webhook_seen(&env.pool, integration.id).await;
             tracing::info!(status = %integration.status, "webhook of an integration that is not active dropped");
             Ok(Outcome::InvalidToken)
         }

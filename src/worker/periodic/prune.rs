@@ -1,6 +1,7 @@
 //! The worker's housekeeping (docs/reference.md §5.9, §8): at start and every
 //! hour, each worker prunes the `sync_events` rows older than
-//! [`RETENTION`](crate::sync::audit::RETENTION) (`sync::audit::prune`), clears the
+//! [`RETENTION`](crate::sync::audit::RETENTION) (`sync::audit::prune`) and the
+//! console's records as old (`db::activity::prune`), clears the
 //! secrets of OAuth sessions not installed 24 hours after their last update and
 //! deletes sessions 30 days after it — a batch at a time and off the hot path
 //! (its own connection, short statements, rows another worker is on skipped).
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use super::runner::{self, First};
 use crate::db::DbPool;
+use crate::db::activity;
 use crate::db::oauth_sessions::{self, CLEANUP_BATCH};
 use crate::shutdown::Shutdown;
 use crate::sync::audit::{self, RETENTION_DAYS};
@@ -37,6 +39,16 @@ async fn housekeeping(pool: &DbPool, shutdown: &Shutdown) {
             tracing::warn!(error = %format!("{error:#}"), "pruning the sync history failed");
         }
     }
+    match prune_activity(pool, shutdown).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(
+            pruned,
+            "pruned the console's webhook and dead-letter records older than {RETENTION_DAYS} days"
+        ),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "pruning the console's records failed");
+        }
+    }
     match clean_sessions(pool, shutdown).await {
         Ok((0, 0)) => {}
         Ok((scrubbed, deleted)) => tracing::info!(
@@ -54,6 +66,13 @@ async fn housekeeping(pool: &DbPool, shutdown: &Shutdown) {
 async fn prune(pool: &DbPool, shutdown: &Shutdown) -> anyhow::Result<u64> {
     let client = pool.get().await?;
     Ok(audit::prune(&client, shutdown).await?)
+}
+
+/// Prunes the console's records (CONTRACT §12.10) on a connection of its own;
+/// how many rows.
+async fn prune_activity(pool: &DbPool, shutdown: &Shutdown) -> anyhow::Result<u64> {
+    let client = pool.get().await?;
+    Ok(activity::prune(&client, shutdown).await?)
 }
 
 /// Deletes, then scrubs, batch after batch until none is full: (sessions

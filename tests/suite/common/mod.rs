@@ -4,6 +4,7 @@
 //! AMQP helpers and polling waits.
 
 pub mod app;
+pub mod browser;
 #[path = "../../fixtures/fake_jira.rs"]
 pub mod fake_jira;
 pub mod fake_oauth2;
