@@ -30,7 +30,6 @@ use crate::ingress::server::Limits;
 use crate::shutdown::Shutdown;
 
 pub use auth::{FAILURE_WINDOW, MAX_FAILURES, SESSION_LIFETIME};
-/// The dead-letter and activity records of §12.10.
 
 /// How long requests in progress may take to finish after shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
