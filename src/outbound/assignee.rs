@@ -71,8 +71,11 @@ pub async fn current(
 enum Question {
     /// `GET /rest/api/2/user?username=` / `?key=`.
     User(AssigneeRef),
-    /// `GET /rest/api/2/user/assignable/search?issueKey=…&username=<address>`.
-    Assignable { issue_key: String, email: String },
+    /// `GET /rest/api/2/user/assignable/search?issueKey=…&username=<address>`,
+    /// per project: who may take an issue is a permission of its project (the
+    /// permission scheme's "Assignable user"), so Jira's answer for one issue
+    /// serves the project's others (`scope`: the project's key, else the issue's).
+    Assignable { scope: String, email: String },
 }
 
 /// Jira's answer to a [`Question`] (the users it named), and when it gave it.
@@ -156,17 +159,18 @@ impl JiraUsers {
         Ok(None)
     }
 
-    /// The first active user who may take `issue_key` and whose email is `email`
-    /// (ignoring case; Jira's search matches prefixes, so it is checked here).
+    /// The first active user who may take `issue_key` (of the project `scope`)
+    /// and whose email is `email` (ignoring case; Jira's search matches
+    /// prefixes, so it is checked here).
     async fn by_email(
         &self,
         jira: &JiraClient,
         integration_id: i64,
-        issue_key: &str,
+        (issue_key, scope): (&str, &str),
         email: &str,
     ) -> Result<Option<JiraUser>, JiraError> {
         let question = Question::Assignable {
-            issue_key: issue_key.to_owned(),
+            scope: scope.to_owned(),
             email: email.to_owned(),
         };
         let users = self
@@ -206,6 +210,7 @@ async fn jira_user(
     jira: &JiraClient,
     users: &JiraUsers,
     target: &Target<'_>,
+    scope: &str,
     user: &PushUser,
 ) -> Result<Found, PlanError> {
     let row = db
@@ -228,7 +233,12 @@ async fn jira_user(
     }
     for email in &emails {
         let found = users
-            .by_email(jira, target.integration_id, target.issue_key, email)
+            .by_email(
+                jira,
+                target.integration_id,
+                (target.issue_key, scope),
+                email,
+            )
             .await
             .map_err(trying(attempt.clone()))?;
         if let Some(found) = found {
@@ -275,10 +285,16 @@ pub async fn plan_assignee(
         .await
         .map_err(|error| PlanError::jira(error, &pushed))?;
     let updated = issue.updated();
+    let scope = issue
+        .fields
+        .project
+        .as_ref()
+        .map_or(target.issue_key, |project| project.key.as_str())
+        .to_owned();
     let holder = issue.fields.assignee.map(|user| user.name);
     pushed.from.clone_from(&holder);
     let name = match assignee {
-        Assignee::User(user) => match jira_user(db, jira, users, target, user).await? {
+        Assignee::User(user) => match jira_user(db, jira, users, target, &scope, user).await? {
             Found::User(name, via) => {
                 pushed.jira_user = Some(name.clone());
                 pushed.via = Some(via);
@@ -362,7 +378,7 @@ mod tests {
         };
         for n in 0..(MAX_ENTRIES + 5) {
             let question = Question::Assignable {
-                issue_key: "ACC-1".into(),
+                scope: "ACC".into(),
                 email: format!("u{n}@example.org"),
             };
             users.ask(1, question, answer).await.expect("answer");

@@ -58,17 +58,13 @@ pub enum Claim {
 /// its pending row.
 pub async fn claim(tx: &impl GenericClient, push: &Push) -> Result<Claim, Error> {
     let kind = push.kind.as_str();
-    tx.execute(
-        &tx.prepare_cached(LOCK).await?,
-        &[&push.external_issue_id, &kind],
-    )
-    .await?;
-    let row = tx
-        .query_opt(
-            &tx.prepare_cached(PENDING).await?,
-            &[&push.external_issue_id, &kind],
-        )
-        .await?;
+    let (lock, pending) = (
+        tx.prepare_cached(LOCK).await?,
+        tx.prepare_cached(PENDING).await?,
+    );
+    // Sent together: the read runs once the lock is taken.
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&push.external_issue_id, &kind];
+    let (_, row) = tokio::try_join!(tx.execute(&lock, &params), tx.query_opt(&pending, &params),)?;
     let pending = row.map(|row| Pending {
         seq: row.get(0),
         origin_integration_id: row.get(1),

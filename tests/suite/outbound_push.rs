@@ -456,6 +456,46 @@ async fn a_verified_email_finds_the_first_active_assignable_user_with_exactly_th
 }
 
 #[tokio::test]
+async fn one_assignable_search_serves_the_other_issues_of_its_project() {
+    let s = scene().await;
+    let eve = s.user("eve", &[("eve@example.org", true)]).await;
+    // OUT-1 and OUT-2, both of project OUT, both held by bob in Jira.
+    s.mount_reads(&[issue(Some("bob"), ("1", "Open"), BEFORE)])
+        .await;
+    let mut second = issue(Some("bob"), ("1", "Open"), BEFORE);
+    second["key"] = json!("OUT-2");
+    call(
+        "GET",
+        "/rest/api/2/issue/OUT-2",
+        &[("fields", "assignee,status,project,updated")],
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(second))
+    .expect(1)
+    .mount(&s.server)
+    .await;
+    // Asked once, for the first issue: who may take an issue is the project's.
+    s.mount_search(
+        "eve@example.org",
+        json!([jira_user("eve", "eve@example.org", true)]),
+        1,
+    )
+    .await;
+
+    let db = s.pool.get().await.expect("a connection");
+    let assignee = Assignee::User(eve);
+    for key in [ISSUE, "OUT-2"] {
+        let target = Target {
+            issue_key: key,
+            ..s.target()
+        };
+        let write = write(plan_assignee(&db, &s.jira, &s.users, &target, &assignee).await);
+        assert_eq!(write.value, "eve", "{key}");
+    }
+    drop(db);
+    s.finish().await;
+}
+
+#[tokio::test]
 async fn an_unverified_address_is_never_sent_to_jira() {
     let s = scene().await;
     let ursula = s.user("ursula", &[("ursula@example.org", false)]).await;

@@ -108,7 +108,15 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
             .map(|pending| pending.changed_at)
             .or_else(|| push.committed_at()),
     };
-    let Some(key) = claim::target_key(&tx, push).await? else {
+    // What the push needs to know, in one round trip: these reads are sent
+    // together on the push's connection (its lock taken before them).
+    let (key, state, integration, throttled) = tokio::try_join!(
+        async { Ok::<_, Failure>(claim::target_key(&tx, push).await?) },
+        current(&tx, push),
+        async { Ok(integration::by_id(&tx, env.pool.keys(), push.integration_id).await?) },
+        async { Ok(throttled(&tx, push.integration_id).await?) },
+    )?;
+    let Some(key) = key else {
         claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
         tx.commit().await?;
         tracing::info!(
@@ -117,7 +125,7 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
         );
         return Ok(Outcome::NotATarget);
     };
-    let Some(state) = current(&tx, push).await? else {
+    let Some(state) = state else {
         claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
         tx.commit().await?;
         tracing::info!(
@@ -134,16 +142,13 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
         pushed.origin_integration_id = origin;
         return settle.decided(env, tx, &key, pushed, None).await;
     }
-    let Some(integration) = integration::by_id(&tx, env.pool.keys(), push.integration_id)
-        .await?
-        .filter(Integration::is_active)
-    else {
+    let Some(integration) = integration.filter(Integration::is_active) else {
         claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
         tx.commit().await?;
         tracing::warn!("not pushed: the integration is gone or not active");
         return Ok(Outcome::UnknownIntegration);
     };
-    if let Some(until) = throttled(&tx, push.integration_id).await? {
+    if let Some(until) = throttled {
         return Err(failure::jira(
             "push to Jira",
             JiraError::unavailable(
@@ -283,17 +288,31 @@ impl Settle<'_> {
         written: Option<Written>,
     ) -> Result<Outcome, Failure> {
         let push = self.push;
-        if let Some(written) = &written {
-            let watermark = match push.kind {
-                Kind::Assignee => Watermark::Assignee,
-                Kind::Status => Watermark::Status,
-            };
-            mark_synced(&tx, push.external_issue_id, watermark, written.at).await?;
-            if let Some(value) = &written.value {
-                echo::written(&tx, push.external_issue_id, push.kind, value, written.at).await?;
-            }
-        }
-        claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
+        let watermark = match push.kind {
+            Kind::Assignee => Watermark::Assignee,
+            Kind::Status => Watermark::Status,
+        };
+        // Sent together, in one round trip.
+        tokio::try_join!(
+            async {
+                match &written {
+                    Some(written) => {
+                        mark_synced(&tx, push.external_issue_id, watermark, written.at).await
+                    }
+                    None => Ok(()),
+                }
+            },
+            async {
+                match &written {
+                    Some(Written {
+                        value: Some(value),
+                        at,
+                    }) => echo::written(&tx, push.external_issue_id, push.kind, value, *at).await,
+                    _ => Ok(()),
+                }
+            },
+            claim::decided(&tx, push.external_issue_id, push.kind, push.seq),
+        )?;
         let outcome = pushed.outcome;
         self.record(env, tx, key, pushed).await?;
         if outcome == PushOutcome::Pushed
