@@ -33,7 +33,8 @@ const EXTERNAL_ID: &str = "jira.acme.example:4f1c";
 fn screenshot_path(page: &str) -> PathBuf {
     let folder = match std::env::var_os("JIRASYNC_CONSOLE_SCREENSHOTS") {
         Some(folder) if !folder.is_empty() => PathBuf::from(folder),
-        _ => std::env::temp_dir().join(format!("jirasync-console-{}", std::process::id())),
+        // One folder, overwritten by each run: nothing piles up.
+        _ => std::env::temp_dir().join("jirasync-console-screenshots"),
     };
     folder.join(format!("{page}.png"))
 }
