@@ -5,30 +5,23 @@
 
 use std::time::Duration;
 
-use jirasync::config::{ConsoleListen, ConsoleSettings, TrustedProxies};
-use jirasync::shutdown::Shutdown;
+use jirasync::config::TrustedProxies;
 use reqwest::header::HeaderMap;
 use reqwest::{Response, StatusCode, redirect};
 use serde_json::json;
 
 use crate::common::{self, Isolated, seed};
 
-const PASSWORD: &str = "console-pa55word-for-tests";
-const API_TOKEN: &str = "console-api-token-0123456789abcdefghijklmnop";
+use common::console::{API_TOKEN, PASSWORD, Served, publish_dead_letter};
 
 /// A console served in this process on port 0.
 struct Console {
     base: String,
     http: reqwest::Client,
-    shutdown: Shutdown,
     db: tokio_postgres::Client,
+    // Before the settings: the console stops before its database goes.
+    _served: Served,
     settings: Isolated,
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 /// A session: its cookie and CSRF token.
@@ -49,39 +42,21 @@ async fn start_with(trusted_proxies: TrustedProxies) -> Console {
 /// A console; with `broker_url`, one whose RabbitMQ is there instead.
 async fn start_on(trusted_proxies: TrustedProxies, broker_url: Option<String>) -> Console {
     let settings = common::migrated().await;
-    let mut broker = settings.broker.clone();
+    let mut served_settings = (*settings).clone();
     if let Some(url) = broker_url {
-        broker.url = url;
+        served_settings.broker.url = url;
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
-    let address = listener.local_addr().expect("address");
-    let console = ConsoleSettings {
-        listen: ConsoleListen::At(address),
-        password: Some(PASSWORD.to_owned()),
-        password_hash: None,
-        api_token: Some(API_TOKEN.to_owned()),
-    };
-    let config = jirasync::console::Config {
-        database: settings.database.clone(),
-        broker,
-        retries: settings.retries.clone(),
-        trusted_proxies,
-        auth: console.auth(address).expect("valid console settings"),
-    };
-    let shutdown = Shutdown::new();
-    tokio::spawn(jirasync::console::serve(config, listener, shutdown.clone()));
+    let served = common::console::serve(&served_settings, trusted_proxies).await;
     let http = reqwest::Client::builder()
         .redirect(redirect::Policy::none())
         .build()
         .expect("a client");
     let db = common::db(&settings).await;
     Console {
-        base: format!("http://{address}"),
+        base: served.base(),
         http,
-        shutdown,
         db,
+        _served: served,
         settings,
     }
 }
@@ -672,34 +647,6 @@ fn form_urlencoded_key(key: &str) -> String {
         .collect()
 }
 
-/// Publishes a dead letter of a job to `P.dead` as a worker would leave it.
-async fn publish_dead_letter(settings: &Isolated, id: &str, reason: &str) {
-    let (_connection, channel) = common::amqp().await;
-    let names = common::names(settings);
-    let (_, props) = jirasync::queue::message::job_properties("jira_server.reconcile");
-    let props = jirasync::queue::message::with_headers(
-        &props,
-        &[
-            (
-                "x-jirasync-error",
-                jirasync::queue::message::long_string(reason),
-            ),
-            (
-                "x-jirasync-source-queue",
-                jirasync::queue::message::long_string(&names.jobs()),
-            ),
-        ],
-    )
-    .with_message_id(id.into());
-    channel
-        .confirm_select(Default::default())
-        .await
-        .expect("confirm mode");
-    jirasync::queue::publisher::publish_confirmed(&channel, "", &names.dead(), b"{}", props)
-        .await
-        .expect("publish confirmed");
-}
-
 #[tokio::test]
 async fn console_replays_all_dead_letters_and_an_unknown_id_moves_nothing() {
     let console = start().await;
@@ -786,6 +733,85 @@ async fn console_replays_all_dead_letters_and_an_unknown_id_moves_nothing() {
         api.json::<serde_json::Value>().await.expect("JSON"),
         json!({"replayed": 0})
     );
+}
+
+#[tokio::test]
+async fn console_replays_one_dead_letter_by_id_and_leaves_the_others() {
+    let console = start().await;
+    // Two letters share the id "dead-2": a replay by id moves both.
+    for id in ["dead-1", "dead-2", "dead-3", "dead-2", "dead-4"] {
+        publish_dead_letter(&console.settings, id, "boom").await;
+    }
+    let (_connection, channel) = common::amqp().await;
+    let names = common::names(&console.settings);
+    let ids = || async {
+        jirasync::commands::dlq::list(&console.settings.broker, 10)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|letter| letter.id)
+            .collect::<Vec<_>>()
+    };
+    let session = console.login().await;
+
+    let one = console
+        .post_form(
+            "/dead-letters/replay",
+            Some(&session),
+            &[("id", "dead-2"), ("csrf_token", &session.csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(one.status(), StatusCode::SEE_OTHER);
+    assert_eq!(one.headers()["location"], "/dead-letters?replayed=2");
+    assert_eq!(
+        ids().await,
+        ["dead-1", "dead-3", "dead-4"],
+        "the others stay in P.dead, in order"
+    );
+    assert_eq!(common::depth(&channel, &names.jobs()).await, 2);
+
+    let api = console
+        .http
+        .post(console.url("/api/dead-letters/replay"))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({"id": "dead-3"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(api.status(), StatusCode::OK);
+    assert_eq!(
+        api.json::<serde_json::Value>().await.expect("JSON"),
+        json!({"replayed": 1})
+    );
+    assert_eq!(ids().await, ["dead-1", "dead-4"]);
+
+    // Gone from P.dead: 404, saying how many were looked at; nothing moves.
+    let again = console
+        .post_form(
+            "/dead-letters/replay",
+            Some(&session),
+            &[("id", "dead-2"), ("csrf_token", &session.csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let text = again.text().await.expect("page");
+    assert!(
+        text.contains("among the 2 looked at: nothing was replayed"),
+        "{text}"
+    );
+    let api = console
+        .http
+        .post(console.url("/api/dead-letters/replay"))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({"id": "dead-3"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
+    assert_eq!(ids().await, ["dead-1", "dead-4"]);
+    assert_eq!(common::depth(&channel, &names.jobs()).await, 3);
 }
 
 #[tokio::test]

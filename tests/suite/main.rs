@@ -15,6 +15,7 @@ mod bench_script;
 mod broker_outage;
 mod cluster_failover;
 mod config;
+mod console_browser;
 mod console_http;
 mod console_records;
 mod crash;

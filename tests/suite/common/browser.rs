@@ -5,9 +5,6 @@
 //! that group (chromedriver and the Chromium it started) and removes the profile,
 //! also when the test panics. [`Browser::close`] ends the session cleanly first.
 
-// No test drives a browser until the console's browser tests arrive (issue #26).
-#![allow(dead_code)]
-
 use std::ops::Deref;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -81,11 +78,6 @@ impl Browser {
             }
         };
         Self { client, driver }
-    }
-
-    /// The WebDriver client.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     /// Saves a PNG of the viewport to `path` (its folders created); returns the path.

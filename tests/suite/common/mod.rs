@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod browser;
+pub mod console;
 #[path = "../../fixtures/fake_jira.rs"]
 pub mod fake_jira;
 pub mod fake_oauth2;
