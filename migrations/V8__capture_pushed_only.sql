@@ -10,13 +10,26 @@
 --
 -- The checks are written out in each function (not a SQL function called from
 -- PL/pgSQL, which Postgres would plan again at every call): PL/pgSQL prepares
--- them once per session.
+-- them once per session. Each first asks whether any organization link has the
+-- flag on at all, a probe of an index that holds only those links: where nothing
+-- is pushed it is empty, and the probe is all a change costs.
+
+CREATE INDEX organization_integrations_forward_assignment
+    ON organization_integrations (organization_id, integration_id)
+    WHERE config->>'sync_forward_assignment' = 'true';
+CREATE INDEX organization_integrations_forward_status
+    ON organization_integrations (organization_id, integration_id)
+    WHERE config->>'sync_status_forward' = 'true';
 
 CREATE OR REPLACE FUNCTION jirasync_capture_assignee() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     captured boolean := false;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM organization_integrations
+                    WHERE config->>'sync_forward_assignment' = 'true') THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP <> 'INSERT' AND EXISTS (
         SELECT 1 FROM group_links gl
           JOIN external_issues ei ON ei.id = gl.linked_id
@@ -51,6 +64,10 @@ $$;
 CREATE OR REPLACE FUNCTION jirasync_capture_status() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM organization_integrations
+                    WHERE config->>'sync_status_forward' = 'true') THEN
+        RETURN NULL;
+    END IF;
     IF EXISTS (
         SELECT 1 FROM group_links gl
           JOIN external_issues ei ON ei.id = gl.linked_id

@@ -19,6 +19,10 @@ pub mod relay;
 pub mod resume;
 pub mod status;
 
+/// Pushes to Jira at a time per worker process (docs/reference.md §10.3), and the
+/// most `P.outbound` messages a worker holds (`queue::consumer::prefetch`).
+pub const PUSHES: usize = 8;
+
 /// What a push sets in Jira: the assignee or the status. Defined beside the
 /// audit's details, which name it too.
 pub use crate::sync::audit::detail::PushKind as Kind;

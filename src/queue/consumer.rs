@@ -229,15 +229,17 @@ pub struct Prefetch {
 
 /// The prefetch of each consumer: together `concurrency`, so a worker holding
 /// messages through an outage holds no more than it works on (and at least one
-/// each, so more when `concurrency` is below 3). Jobs get an eighth: they are
+/// each, so more when `concurrency` is below 3). Jobs get a sixteenth: they are
 /// few, and a reconciliation may run for minutes. Pushes to Jira (`outbound`)
-/// get an eighth too: each waits on Jira's answers, and pushes of one issue wait
-/// for each other, so they must not take the slots webhooks fill their batches
-/// with (a quarter cost one worker about a third of its inbound rate).
+/// get a quarter, at most [`PUSHES`](crate::outbound::PUSHES) (more
+/// would only wait for a push's turn): a push spends most of its time waiting on
+/// Jira's answers, so the pushes a worker drains follow how many it holds (at 16:
+/// 4 pushes, 164 → 319 pushes/s in docs/performance.md), while webhooks keep 11
+/// slots to fill their batches with (their rate did not move from 12).
 pub fn prefetch(concurrency: u16, outbound: bool) -> Prefetch {
-    let jobs = (concurrency / 8).max(1);
+    let jobs = (concurrency / 16).max(1);
     let outbound = if outbound {
-        (concurrency / 8).max(1)
+        (concurrency / 4).clamp(1, crate::outbound::PUSHES as u16)
     } else {
         0
     };
@@ -409,12 +411,14 @@ mod tests {
         assert_eq!(split(1, false), (1, 1, 0));
         assert_eq!(split(2, false), (1, 1, 0));
         assert_eq!(split(7, false), (6, 1, 0));
-        assert_eq!(split(16, false), (14, 2, 0));
-        assert_eq!(split(u16::MAX, false), (57_344, 8_191, 0));
+        assert_eq!(split(16, false), (15, 1, 0));
+        assert_eq!(split(64, false), (60, 4, 0));
+        assert_eq!(split(u16::MAX, false), (61_440, 4_095, 0));
         assert_eq!(split(1, true), (1, 1, 1));
         assert_eq!(split(3, true), (1, 1, 1));
-        assert_eq!(split(16, true), (12, 2, 2));
-        assert_eq!(split(u16::MAX, true), (49_153, 8_191, 8_191));
+        assert_eq!(split(16, true), (11, 1, 4));
+        assert_eq!(split(64, true), (52, 4, 8), "pushes: at most PUSHES");
+        assert_eq!(split(u16::MAX, true), (61_432, 4_095, 8));
         for concurrency in 2..=u16::MAX {
             let (webhooks, jobs, outbound) = split(concurrency, false);
             assert!(webhooks >= 1 && jobs >= 1 && outbound == 0);

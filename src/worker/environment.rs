@@ -39,5 +39,4 @@ pub struct Environment {
     pub activity: Recorder,
 }
 
-/// Pushes to Jira at a time per worker process (docs/reference.md §10.3).
-pub const PUSHES: usize = 8;
+pub use crate::outbound::PUSHES;
