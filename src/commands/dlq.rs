@@ -153,17 +153,7 @@ pub async fn replay(broker: &BrokerSettings, limit: Option<usize>) -> anyhow::Re
         let Some(delivery) = dead.next().await? else {
             break;
         };
-        let letter = describe(&dead.names, &delivery.properties, &[]);
-        let props = reset(&delivery.properties);
-        let unsent = || {
-            format!(
-                "failed to replay message {} to {} ({moved} replayed before it)",
-                letter.id, letter.source_queue
-            )
-        };
-        let unacked = "failed to remove a replayed message from the dead-letter queue";
-        dead.move_to(&letter.source_queue, &delivery, props, unsent, unacked)
-            .await?;
+        dead.replay(&delivery, moved).await?;
         moved += 1;
     }
     let _ = dead.connection.close(200, "done".into()).await;
@@ -215,17 +205,7 @@ pub async fn replay_id(broker: &BrokerSettings, id: &str) -> anyhow::Result<Repl
                 .await?;
             continue;
         }
-        let letter = describe(names, &delivery.properties, &[]);
-        let props = reset(&delivery.properties);
-        let unsent = || {
-            format!(
-                "failed to replay message {} to {} ({moved} replayed before it)",
-                letter.id, letter.source_queue
-            )
-        };
-        let unacked = "failed to remove a replayed message from the dead-letter queue";
-        dead.move_to(&letter.source_queue, &delivery, props, unsent, unacked)
-            .await?;
+        dead.replay(&delivery, moved).await?;
         moved += 1;
     }
     let _ = dead.channel.close(200, "done".into()).await;
@@ -280,6 +260,22 @@ impl DeadLetters {
     /// once the copy is confirmed. When it is not, gives the delivery back and
     /// returns the publish error in the context `unsent` makes; a failed ack
     /// comes back in the context `unacked`.
+    /// Moves `delivery` back to its source queue, its attempts reset (`moved`:
+    /// how many were replayed before it, for the error).
+    async fn replay(&self, delivery: &Delivery, moved: usize) -> anyhow::Result<()> {
+        let letter = describe(&self.names, &delivery.properties, &[]);
+        let props = reset(&delivery.properties);
+        let unsent = || {
+            format!(
+                "failed to replay message {} to {} ({moved} replayed before it)",
+                letter.id, letter.source_queue
+            )
+        };
+        let unacked = "failed to remove a replayed message from the dead-letter queue";
+        self.move_to(&letter.source_queue, delivery, props, unsent, unacked)
+            .await
+    }
+
     async fn move_to(
         &self,
         queue: &str,

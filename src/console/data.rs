@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::Console;
 use super::records::{self, DeadLetter};
 use crate::commands::integration_status::summary;
-use crate::sync::audit::{Decision, SyncEvent};
+use crate::sync::audit::SyncEvent;
 
 /// One integration's row of the overview and of `GET /api/integrations`.
 #[derive(Debug, Clone, Serialize)]
@@ -317,24 +317,7 @@ pub async fn events(
         )
         .await
         .context("failed to read the sync events")?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let (kind, outcome, detail): (&str, &str, Value) =
-                (row.get(5), row.get(9), row.get(10));
-            SyncEvent {
-                id: row.get(0),
-                at: row.get(1),
-                message_id: row.get(2),
-                integration_id: row.get(3),
-                issue_key: row.get(4),
-                event_time: row.get(6),
-                organization_id: row.get(7),
-                organization: row.get(8),
-                decision: Decision::from_row(kind, outcome, detail),
-            }
-        })
-        .collect())
+    Ok(rows.iter().map(SyncEvent::from_row).collect())
 }
 
 /// The newest `limit` decisions about `key` (`jirasync explain`).

@@ -91,24 +91,27 @@ pub async fn recent(
     let rows = client
         .query(RECENT, &[&issue_key, &integration_id, &limit])
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let (kind, outcome, detail): (&str, &str, Value) =
-                (row.get(5), row.get(9), row.get(10));
-            SyncEvent {
-                id: row.get(0),
-                at: row.get(1),
-                message_id: row.get(2),
-                integration_id: row.get(3),
-                issue_key: row.get(4),
-                event_time: row.get(6),
-                organization_id: row.get(7),
-                organization: row.get(8),
-                decision: Decision::from_row(kind, outcome, detail),
-            }
-        })
-        .collect())
+    Ok(rows.iter().map(SyncEvent::from_row).collect())
+}
+
+impl SyncEvent {
+    /// The event a row of [`RECENT`]'s columns holds (`e.id, e.created_at,
+    /// e.message_id, e.integration_id, e.issue_key, e.kind, e.event_time,
+    /// e.organization_id, o.slug, e.outcome, e.detail`).
+    pub fn from_row(row: &tokio_postgres::Row) -> Self {
+        let (kind, outcome, detail): (&str, &str, Value) = (row.get(5), row.get(9), row.get(10));
+        Self {
+            id: row.get(0),
+            at: row.get(1),
+            message_id: row.get(2),
+            integration_id: row.get(3),
+            issue_key: row.get(4),
+            event_time: row.get(6),
+            organization_id: row.get(7),
+            organization: row.get(8),
+            decision: Decision::from_row(kind, outcome, detail),
+        }
+    }
 }
 
 /// `$1` retention in seconds: the first row young enough to keep, by id (ids and

@@ -39,6 +39,10 @@ pub const SETTING_VARS: &[&str] = &[
     "JIRASYNC_MAX_EVENT_SKEW",
     "JIRASYNC_JIRA_OUTAGE_MAX",
     "JIRASYNC_UNSAFE_DEPENDENCY_LOGS",
+    "JIRASYNC_CONSOLE_LISTEN",
+    "JIRASYNC_CONSOLE_PASSWORD",
+    "JIRASYNC_CONSOLE_PASSWORD_HASH",
+    "JIRASYNC_CONSOLE_API_TOKEN",
 ];
 
 /// docs/reference.md §1: the subcommands of `jirasync`.
@@ -55,6 +59,8 @@ pub const SUBCOMMANDS: &[&str] = &[
     "secrets",
     "explain",
     "user-map",
+    "status-map",
+    "console",
 ];
 
 /// The build command CI uses for release builds; the image must be built the same way.
