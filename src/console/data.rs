@@ -72,13 +72,18 @@ const APPLIED: [&str; 5] = [
     "rekeyed",
 ];
 
-/// Every integration with its health.
-pub async fn integrations(console: &Console) -> anyhow::Result<Vec<IntegrationRow>> {
-    let client = console
+/// A connection of the console's pool.
+async fn db(console: &Console) -> anyhow::Result<deadpool_postgres::Object> {
+    console
         .pool
         .get()
         .await
-        .context("failed to get a database connection")?;
+        .context("failed to get a database connection")
+}
+
+/// Every integration with its health.
+pub async fn integrations(console: &Console) -> anyhow::Result<Vec<IntegrationRow>> {
+    let client = db(console).await?;
     let all = crate::integration::all(&client, console.pool.keys())
         .await
         .context("failed to read the integrations")?;
@@ -299,11 +304,7 @@ pub async fn events(
     integration: Option<i64>,
     limit: i64,
 ) -> anyhow::Result<Vec<SyncEvent>> {
-    let client = console
-        .pool
-        .get()
-        .await
-        .context("failed to get a database connection")?;
+    let client = db(console).await?;
     let rows = client
         .query(
             "SELECT e.id, e.created_at, e.message_id, e.integration_id, e.issue_key, e.kind,
@@ -327,11 +328,7 @@ pub async fn issue_events(
     integration: Option<i64>,
     limit: i64,
 ) -> anyhow::Result<Vec<SyncEvent>> {
-    let client = console
-        .pool
-        .get()
-        .await
-        .context("failed to get a database connection")?;
+    let client = db(console).await?;
     crate::sync::audit::recent(&client, key, integration, limit)
         .await
         .context("failed to read the sync history")
@@ -347,11 +344,7 @@ pub fn event_json(event: &SyncEvent) -> Value {
 /// Up to `limit` dead letters, attributed where the database knows how.
 pub async fn dead_letters(console: &Console, limit: usize) -> anyhow::Result<Vec<DeadLetter>> {
     let mut letters = records::list(&console.broker, limit).await?;
-    let client = console
-        .pool
-        .get()
-        .await
-        .context("failed to get a database connection")?;
+    let client = db(console).await?;
     records::attribute(&client, &mut letters)
         .await
         .context("failed to attribute the dead letters")?;
@@ -370,11 +363,7 @@ pub struct Outbound {
 
 /// The outbound backlog now.
 pub async fn outbound(console: &Console) -> anyhow::Result<Outbound> {
-    let client = console
-        .pool
-        .get()
-        .await
-        .context("failed to get a database connection")?;
+    let client = db(console).await?;
     let backlog = crate::outbound::pending::backlog(&client)
         .await
         .context("failed to read the outbound backlog")?;
