@@ -108,13 +108,11 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
             .map(|pending| pending.changed_at)
             .or_else(|| push.committed_at()),
     };
-    // What the push needs to know, in one round trip: these reads are sent
+    // Whether there is anything to push, in one round trip: these reads are sent
     // together on the push's connection (its lock taken before them).
-    let (key, state, integration, throttled) = tokio::try_join!(
+    let (key, state) = tokio::try_join!(
         async { Ok::<_, Failure>(claim::target_key(&tx, push).await?) },
         current(&tx, push),
-        async { Ok(integration::by_id(&tx, env.pool.keys(), push.integration_id).await?) },
-        async { Ok(throttled(&tx, push.integration_id).await?) },
     )?;
     let Some(key) = key else {
         claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
@@ -142,6 +140,14 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
         pushed.origin_integration_id = origin;
         return settle.decided(env, tx, &key, pushed, None).await;
     }
+    // Only a push that calls Jira reads (and opens) its integration: `same_origin`,
+    // every inbound change of a two-way organization, stops before.
+    let (integration, throttled) = tokio::try_join!(
+        async {
+            Ok::<_, Failure>(integration::by_id(&tx, env.pool.keys(), push.integration_id).await?)
+        },
+        async { Ok(throttled(&tx, push.integration_id).await?) },
+    )?;
     let Some(integration) = integration.filter(Integration::is_active) else {
         claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
         tx.commit().await?;
