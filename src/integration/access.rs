@@ -116,6 +116,14 @@ impl Integration {
                     let reason = "Jira refused the personal access token (HTTP 401)";
                     Err(self.needs_reauth(pool, reason).await?)
                 }
+                Credentials::ApiToken { .. } => {
+                    let reason = "Jira Cloud refused the API token (HTTP 401)";
+                    Err(self.needs_reauth(pool, reason).await?)
+                }
+                Credentials::ClientCredentials { .. } => {
+                    let reason = "Jira Cloud refused the service account's token (HTTP 401)";
+                    Err(self.needs_reauth(pool, reason).await?)
+                }
                 Credentials::OAuth1 { .. } => Err(AccessError::Jira(JiraError::Unauthorized)),
             },
             other => other.map(Some).map_err(AccessError::Jira),

@@ -23,6 +23,10 @@ pub enum AuthMethod {
     OAuth2,
     /// A personal access token (Jira 8.14+).
     Pat,
+    /// Jira Cloud: an Atlassian account's email and API token (Basic auth).
+    ApiToken,
+    /// Jira Cloud: a service account's OAuth 2.0 client credentials.
+    ClientCredentials,
 }
 
 impl AuthMethod {
@@ -32,6 +36,8 @@ impl AuthMethod {
             Self::OAuth1 => "oauth1",
             Self::OAuth2 => "oauth2",
             Self::Pat => "pat",
+            Self::ApiToken => "api_token",
+            Self::ClientCredentials => "client_credentials",
         }
     }
 
@@ -40,6 +46,8 @@ impl AuthMethod {
         match name {
             "oauth2" => Self::OAuth2,
             "pat" => Self::Pat,
+            "api_token" => Self::ApiToken,
+            "client_credentials" => Self::ClientCredentials,
             _ => Self::OAuth1,
         }
     }
@@ -81,6 +89,26 @@ pub enum Credentials {
         /// The token.
         token: String,
     },
+    /// Jira Cloud: an Atlassian account's API token, sent as Basic
+    /// `email:token` (docs/reference.md §11.3a).
+    ApiToken {
+        /// The account's email (not secret).
+        email: String,
+        /// The API token.
+        token: String,
+    },
+    /// Jira Cloud: a service account's OAuth 2.0 client credentials and the
+    /// 60-minute access token they last obtained (§11.3c; no refresh token).
+    ClientCredentials {
+        /// The credential's client id.
+        client_id: String,
+        /// Its client secret.
+        client_secret: String,
+        /// The access token, once one was obtained (empty: none yet).
+        access_token: String,
+        /// When it expires.
+        expires_at: Option<DateTime<Utc>>,
+    },
 }
 
 impl fmt::Debug for Credentials {
@@ -100,6 +128,19 @@ impl fmt::Debug for Credentials {
                 .field("expires_at", expires_at)
                 .finish_non_exhaustive(),
             Self::Pat { .. } => f.write_str("Pat { .. }"),
+            Self::ApiToken { email, .. } => f
+                .debug_struct("ApiToken")
+                .field("email", email)
+                .finish_non_exhaustive(),
+            Self::ClientCredentials {
+                client_id,
+                expires_at,
+                ..
+            } => f
+                .debug_struct("ClientCredentials")
+                .field("client_id", client_id)
+                .field("expires_at", expires_at)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -111,6 +152,8 @@ impl Credentials {
             Self::OAuth1 { .. } => AuthMethod::OAuth1,
             Self::OAuth2 { .. } => AuthMethod::OAuth2,
             Self::Pat { .. } => AuthMethod::Pat,
+            Self::ApiToken { .. } => AuthMethod::ApiToken,
+            Self::ClientCredentials { .. } => AuthMethod::ClientCredentials,
         }
     }
 
@@ -132,6 +175,11 @@ impl Credentials {
             }
             Self::OAuth2 { access_token, .. } => Auth::Bearer(access_token.clone()),
             Self::Pat { token } => Auth::Bearer(token.clone()),
+            Self::ApiToken { email, token } => Auth::Basic {
+                email: email.clone(),
+                token: token.clone(),
+            },
+            Self::ClientCredentials { access_token, .. } => Auth::Bearer(access_token.clone()),
         })
     }
 
@@ -165,7 +213,8 @@ impl Credentials {
         match self {
             Self::OAuth1 { access_token, .. } => access_token.as_deref(),
             Self::OAuth2 { access_token, .. } => Some(access_token),
-            Self::Pat { token } => Some(token),
+            Self::Pat { token } | Self::ApiToken { token, .. } => Some(token),
+            Self::ClientCredentials { access_token, .. } => Some(access_token),
         }
     }
 }
@@ -228,5 +277,29 @@ mod tests {
             }
         );
         assert!(!pat.contains("pat-123"), "{pat}");
+        let api = format!(
+            "{:?}",
+            Credentials::ApiToken {
+                email: "admin@example.org".into(),
+                token: "atl-123".into()
+            }
+        );
+        assert!(
+            !api.contains("atl-123") && api.contains("admin@example.org"),
+            "{api}"
+        );
+        let service = format!(
+            "{:?}",
+            Credentials::ClientCredentials {
+                client_id: "cid".into(),
+                client_secret: "csec".into(),
+                access_token: "tok".into(),
+                expires_at: None,
+            }
+        );
+        assert!(
+            !service.contains("csec") && !service.contains("tok"),
+            "{service}"
+        );
     }
 }

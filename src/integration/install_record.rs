@@ -9,6 +9,7 @@ use reqwest::Url;
 
 use super::credentials::Credentials;
 use super::metadata::Metadata;
+use super::provider::Kind;
 use super::row::Integration;
 use super::store;
 use crate::db::StoreError;
@@ -116,6 +117,7 @@ pub async fn save(
     let saved = store::upsert(
         client,
         keys,
+        Kind::Server,
         &external_id,
         install.name,
         &metadata.domain_name,
@@ -125,6 +127,60 @@ pub async fn save(
     if let Some(credentials) = install.credentials {
         store::upsert_credentials(client, keys, saved.id, credentials).await?;
     }
+    Ok(saved)
+}
+
+/// What connecting a Jira Cloud site writes (docs/reference.md §11.1).
+pub struct CloudInstall<'a> {
+    /// The site, `https://acme.atlassian.net`.
+    pub site: &'a str,
+    /// Its cloudId (`<site>/_edge/tenant_info`): the external id.
+    pub cloud_id: &'a str,
+    /// Where REST calls go: the site, or the gateway `<API>/ex/jira/<cloudId>`
+    /// (whichever answered the check).
+    pub base_url: &'a str,
+    /// Display name; `None` keeps the existing one, or uses the site's host.
+    pub name: Option<&'a str>,
+    /// How jirasync calls the site.
+    pub credentials: &'a Credentials,
+}
+
+/// Creates or updates the site's `jira_cloud` integration (one per cloudId) and
+/// its credentials, in the caller's transaction: connecting a site again updates
+/// its method and credentials (clearing `needs_reauth`) and keeps its
+/// `webhook_secret` and `webhook_hmac_secret`, which a new row gets fresh.
+pub async fn save_cloud(
+    client: &impl GenericClient,
+    keys: &Keyring,
+    install: &CloudInstall<'_>,
+) -> Result<Integration, SaveError> {
+    let site = normalize_base_url(install.site);
+    let domain = domain_name(&site)?;
+    let metadata = Metadata {
+        base_url: normalize_base_url(install.base_url),
+        domain_name: domain,
+        site: Some(site),
+        cloud_id: Some(install.cloud_id.to_owned()),
+        webhook_secret: Some(fresh_webhook_secret()),
+        ..Metadata::default()
+    };
+    let mut saved = store::upsert(
+        client,
+        keys,
+        Kind::Cloud,
+        install.cloud_id,
+        install.name,
+        &metadata.domain_name,
+        &metadata,
+    )
+    .await?;
+    if saved.metadata.webhook_hmac_secret.is_none() {
+        let secret = fresh_webhook_secret();
+        let patch = serde_json::json!({ "webhook_hmac_secret": secret });
+        store::merge_metadata(client, keys, saved.id, &[], &patch).await?;
+        saved.metadata.webhook_hmac_secret = Some(secret);
+    }
+    store::upsert_credentials(client, keys, saved.id, install.credentials).await?;
     Ok(saved)
 }
 
@@ -163,6 +219,7 @@ mod tests {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let integration = Integration {
             id: 1,
+            provider: Kind::Server,
             external_id: "jira:ck".into(),
             status: "active".into(),
             metadata: Metadata {

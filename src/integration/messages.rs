@@ -15,6 +15,8 @@ use crate::queue::{Catalog, Names};
 
 /// Routing key and message type of a Jira webhook.
 pub const WEBHOOK: &str = "jira_server.webhook";
+/// Routing key and message type of a Jira Cloud webhook (docs/reference.md §11.4).
+pub const CLOUD_WEBHOOK: &str = "jira_cloud.webhook";
 /// Fetch a request token for an OAuth 1.0a session.
 pub const OAUTH_REQUEST_TOKEN: &str = "jira_server.oauth_request_token";
 /// Exchange an authorized OAuth 1.0a request token.
@@ -43,6 +45,9 @@ pub const RECEIVED_AT_MS: &str = "received_at_ms";
 pub const WEBHOOK_IDENTIFIER: &str = "x-atlassian-webhook-identifier";
 /// `sha256=<hex>` HMAC of the body, passed through when present.
 pub const HUB_SIGNATURE: &str = "x-hub-signature";
+/// A Cloud delivery's `Authorization: Bearer` token (dynamic webhooks of a 3LO
+/// app), passed through when present.
+pub const DELIVERY_JWT: &str = "delivery-jwt";
 
 /// Longest `X-Hub-Signature` the ingress takes (`sha256=` and 64 hex digits fit
 /// twice over).
@@ -52,14 +57,14 @@ pub const MAX_WEBHOOK_IDENTIFIER: usize = 256;
 
 /// What is routed where, for the transport.
 pub static CATALOG: Catalog = Catalog {
-    webhooks: &[WEBHOOK],
+    webhooks: &[WEBHOOK, CLOUD_WEBHOOK],
     jobs: &JOB_TYPES,
     outbound: &[OUTBOUND],
     // Every message type of docs/reference.md §4's table (some are not handled
     // by this version yet).
     known_types: &[
         WEBHOOK,
-        "jira_cloud.webhook",
+        CLOUD_WEBHOOK,
         OAUTH_REQUEST_TOKEN,
         OAUTH_ACCESS_TOKEN,
         OAUTH2_TOKEN,
@@ -68,7 +73,13 @@ pub static CATALOG: Catalog = Catalog {
         RECONCILE,
         OUTBOUND,
     ],
-    headers: &[TOKEN, RECEIVED_AT_MS, WEBHOOK_IDENTIFIER, HUB_SIGNATURE],
+    headers: &[
+        TOKEN,
+        RECEIVED_AT_MS,
+        WEBHOOK_IDENTIFIER,
+        HUB_SIGNATURE,
+        DELIVERY_JWT,
+    ],
 };
 
 /// The queue names of `broker` for this provider's messages.
@@ -198,7 +209,8 @@ mod tests {
         for kind in routed.chain(CATALOG.outbound) {
             assert_eq!(CATALOG.type_label(kind), *kind);
             assert!(
-                kind.starts_with(crate::integration::provider::PROVIDER),
+                kind.starts_with(crate::integration::provider::PROVIDER)
+                    || kind.starts_with(crate::integration::provider::CLOUD_PROVIDER),
                 "{kind}"
             );
         }

@@ -43,6 +43,22 @@ pub struct Metadata {
     /// Until when the previous secrets are accepted (the rotation's overlap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_valid_until: Option<DateTime<Utc>>,
+    /// Jira Cloud: the site, `https://acme.atlassian.net` (`base_url` is where
+    /// REST calls go: the site or the API gateway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Jira Cloud: the site's cloudId (also the external id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_id: Option<String>,
+    /// Jira Cloud: `admin` or `dynamic`, once a webhook is registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_kind: Option<String>,
+    /// Jira Cloud: when a dynamic webhook expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_expires_at: Option<DateTime<Utc>>,
+    /// Jira Cloud: when the webhook was registered or last refreshed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_refreshed_at: Option<DateTime<Utc>>,
 }
 
 impl Default for Metadata {
@@ -59,6 +75,11 @@ impl Default for Metadata {
             previous_webhook_secret: None,
             previous_webhook_hmac_secret: None,
             previous_valid_until: None,
+            site: None,
+            cloud_id: None,
+            webhook_kind: None,
+            webhook_expires_at: None,
+            webhook_refreshed_at: None,
         }
     }
 }
@@ -97,6 +118,11 @@ impl fmt::Debug for Metadata {
                 &self.previous_webhook_hmac_secret.is_some(),
             )
             .field("previous_valid_until", &self.previous_valid_until)
+            .field("site", &self.site)
+            .field("cloud_id", &self.cloud_id)
+            .field("webhook_kind", &self.webhook_kind)
+            .field("webhook_expires_at", &self.webhook_expires_at)
+            .field("webhook_refreshed_at", &self.webhook_refreshed_at)
             .finish()
     }
 }
@@ -108,6 +134,11 @@ impl<'de> Deserialize<'de> for Metadata {
         let value = Value::deserialize(deserializer)?;
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
         let non_empty = |key: &str| text(key).filter(|value| !value.is_empty());
+        let time = |key: &str| {
+            text(key)
+                .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+                .map(|at| at.with_timezone(&Utc))
+        };
         Ok(Self {
             base_url: text("base_url").unwrap_or_default(),
             domain_name: text("domain_name").unwrap_or_default(),
@@ -122,9 +153,12 @@ impl<'de> Deserialize<'de> for Metadata {
             webhook_id: non_empty("webhook_id"),
             previous_webhook_secret: non_empty("previous_webhook_secret"),
             previous_webhook_hmac_secret: non_empty("previous_webhook_hmac_secret"),
-            previous_valid_until: text("previous_valid_until")
-                .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
-                .map(|at| at.with_timezone(&Utc)),
+            previous_valid_until: time("previous_valid_until"),
+            site: non_empty("site"),
+            cloud_id: non_empty("cloud_id"),
+            webhook_kind: non_empty("webhook_kind"),
+            webhook_expires_at: time("webhook_expires_at"),
+            webhook_refreshed_at: time("webhook_refreshed_at"),
         })
     }
 }
@@ -180,6 +214,11 @@ mod tests {
             previous_webhook_secret: Some("p".into()),
             previous_webhook_hmac_secret: None,
             previous_valid_until: Some(Utc::now()),
+            site: Some("https://acme.atlassian.net".into()),
+            cloud_id: Some("0f3a".into()),
+            webhook_kind: Some("admin".into()),
+            webhook_expires_at: None,
+            webhook_refreshed_at: Some(Utc::now()),
         };
         let json = serde_json::to_value(&metadata).expect("serializes");
         assert_eq!(json.get("webhook_hmac_secret"), None);

@@ -23,9 +23,14 @@ pub mod webhook_registration;
 pub use access::AccessError;
 pub use credentials::{AuthMethod, Credentials, Stored};
 pub use metadata::Metadata;
-pub use provider::{ACTIVITY_PROVIDER, PROVIDER, jira_client};
+pub use provider::{
+    ACTIVITY_PROVIDER, CLOUD_ACTIVITY_PROVIDER, CLOUD_PROVIDER, Kind as Provider, PROVIDER,
+    jira_client,
+};
 pub use row::{ACTIVE, DISABLED, Integration};
-pub use store::{FIND_ACTIVE, all, by_id, credentials, find, find_active, set_status};
+pub use store::{
+    FIND_ACTIVE, FIND_ACTIVE_CLOUD, all, by_id, credentials, find, find_active, set_status,
+};
 
 #[cfg(test)]
 mod tests {

@@ -12,11 +12,43 @@ pub const OAUTH_CALLBACK_PATH: &str = "/extensions/jira-server/oauth/callback";
 /// Where Jira redirects after the user authorizes (OAuth 2.0).
 pub const OAUTH2_CALLBACK_PATH: &str = "/extensions/jira-server/oauth2/callback";
 
+/// The Jira Cloud webhook route, before its token (docs/reference.md §11.4): a
+/// path of its own, so the ingress knows the provider without a database.
+pub const CLOUD_WEBHOOK_PATH: &str = "/extensions/jira-cloud/issue-updated/";
+
+/// Where Atlassian redirects after the user authorizes a Cloud OAuth 2.0 (3LO) app.
+pub const CLOUD_OAUTH2_CALLBACK_PATH: &str = "/extensions/jira-cloud/oauth2/callback";
+
 /// The webhook route with its `{token}` segment, without and with the trailing
 /// slash (both are served).
 pub fn webhook_routes() -> [String; 2] {
-    let route = format!("{WEBHOOK_PATH}{{token}}");
+    routes_of(WEBHOOK_PATH)
+}
+
+/// The Jira Cloud webhook route with its `{token}` segment, as [`webhook_routes`].
+pub fn cloud_webhook_routes() -> [String; 2] {
+    routes_of(CLOUD_WEBHOOK_PATH)
+}
+
+fn routes_of(path: &str) -> [String; 2] {
+    let route = format!("{path}{{token}}");
     [route.clone(), format!("{route}/")]
+}
+
+/// `JIRASYNC_PUBLIC_URL` + `/extensions/jira-cloud/issue-updated/<token>/`.
+pub fn cloud_webhook_url(public_url: &str, token: &str) -> String {
+    format!(
+        "{}{CLOUD_WEBHOOK_PATH}{token}/",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// `JIRASYNC_PUBLIC_URL` + the Cloud OAuth 2.0 callback route: the `redirect_uri`.
+pub fn cloud_oauth2_callback_url(public_url: &str) -> String {
+    format!(
+        "{}{CLOUD_OAUTH2_CALLBACK_PATH}",
+        public_url.trim_end_matches('/')
+    )
 }
 
 /// `JIRASYNC_PUBLIC_URL` + `/extensions/jira-server/issue-updated/<token>/`.
@@ -54,6 +86,14 @@ mod tests {
                 "/extensions/jira-server/issue-updated/{token}".to_owned(),
                 "/extensions/jira-server/issue-updated/{token}/".to_owned()
             ]
+        );
+        assert_eq!(
+            cloud_webhook_url("https://sync.example.org/", "a.b.c"),
+            "https://sync.example.org/extensions/jira-cloud/issue-updated/a.b.c/"
+        );
+        assert_eq!(
+            cloud_webhook_routes()[1],
+            "/extensions/jira-cloud/issue-updated/{token}/"
         );
     }
 }

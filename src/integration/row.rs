@@ -2,6 +2,7 @@
 //! [`Metadata`], and the webhook URL it hands Jira.
 
 use super::metadata::Metadata;
+use super::provider::Kind;
 use super::{routes, token};
 
 /// The status of an integration that takes webhooks and jobs.
@@ -10,12 +11,15 @@ pub const ACTIVE: &str = "active";
 /// `integration add` and the install jobs.
 pub const DISABLED: &str = "disabled";
 
-/// A `jira_server` integration row. `Debug` shows no secret (see [`Metadata`]).
+/// An integration row. `Debug` shows no secret (see [`Metadata`]).
 #[derive(Debug, Clone)]
 pub struct Integration {
     /// Row id.
     pub id: i64,
-    /// `<host[:port]>:<consumer key>`: the webhook token's `id` claim.
+    /// Data Center (`jira_server`) or Cloud (`jira_cloud`).
+    pub provider: Kind,
+    /// The webhook token's `id` claim: `<host[:port]>:<consumer key>` for Data
+    /// Center, the site's cloudId for Cloud.
     pub external_id: String,
     /// `active`, or what an admin set instead; only active ones take webhooks.
     pub status: String,
@@ -42,6 +46,9 @@ impl Integration {
             .as_deref()
             .ok_or(token::MintError::NoSecret(self.id))?;
         let token = token::mint(&self.external_id, secret)?;
-        Ok(routes::webhook_url(public_url, &token))
+        Ok(match self.provider {
+            Kind::Server => routes::webhook_url(public_url, &token),
+            Kind::Cloud => routes::cloud_webhook_url(public_url, &token),
+        })
     }
 }

@@ -15,7 +15,7 @@ use tokio_postgres::{Error, Row};
 
 use super::credentials::Stored;
 use super::metadata::Metadata;
-use super::provider::{PROVIDER, provider};
+use super::provider::{Kind, provider};
 use super::row::Integration;
 use crate::db::StoreError;
 use crate::db::sealed_columns::recheck;
@@ -80,46 +80,57 @@ pub const FIND_ACTIVE: &str = concat!(
     "' AND external_id = $1 AND status = 'active'"
 );
 
-/// The active `jira_server` integration with this external id (every webhook asks:
-/// the statement is prepared once per connection).
+/// [`FIND_ACTIVE`] for Jira Cloud: `$1` the site's cloudId.
+pub const FIND_ACTIVE_CLOUD: &str = "SELECT id, metadata FROM integrations
+  WHERE provider = 'jira_cloud' AND external_id = $1 AND status = 'active'";
+
+/// The active integration of `provider` with this external id (every webhook
+/// asks: the statement is prepared once per connection).
 pub async fn find_active(
     client: &impl GenericClient,
     keys: &Keyring,
+    provider: Kind,
     external_id: &str,
 ) -> Result<Option<Integration>, StoreError> {
     recheck(client, keys).await?;
-    let statement = client.prepare_cached(FIND_ACTIVE).await?;
+    let sql = match provider {
+        Kind::Server => FIND_ACTIVE,
+        Kind::Cloud => FIND_ACTIVE_CLOUD,
+    };
+    let statement = client.prepare_cached(sql).await?;
     let Some(row) = client.query_opt(&statement, &[&external_id]).await? else {
         return Ok(None);
     };
     let id = row.get(0);
     Ok(Some(Integration {
         id,
+        provider,
         external_id: external_id.to_owned(),
         status: "active".to_owned(),
         metadata: open_metadata(keys, id, row.get::<_, Json<Metadata>>(1).0)?,
     }))
 }
 
-/// The `jira_server` integration with this external id, whatever its status
+/// The integration of `provider` with this external id, whatever its status
 /// (the worker asks only for a token no active one matches).
 pub async fn find(
     client: &impl GenericClient,
     keys: &Keyring,
+    provider: Kind,
     external_id: &str,
 ) -> Result<Option<Integration>, StoreError> {
     one(
         client,
         keys,
-        "SELECT id, external_id, status, metadata FROM integrations
+        "SELECT id, external_id, status, metadata, provider FROM integrations
               WHERE provider = $2 AND external_id = $1",
-        &[&external_id, &PROVIDER],
+        &[&external_id, &provider.as_str()],
     )
     .await
 }
 
-/// Sets the status of `jira_server` integration `id` (`active`, `disabled`); the
-/// row as it is then, if it exists.
+/// Sets the status of integration `id` (`active`, `disabled`), of either
+/// provider; the row as it is then, if it exists.
 pub async fn set_status(
     client: &impl GenericClient,
     keys: &Keyring,
@@ -130,14 +141,14 @@ pub async fn set_status(
         client,
         keys,
         "UPDATE integrations SET status = $2
-              WHERE id = $1 AND provider = $3
-             RETURNING id, external_id, status, metadata",
-        &[&id, &status, &PROVIDER],
+              WHERE id = $1 AND provider IN ('jira_server', 'jira_cloud')
+             RETURNING id, external_id, status, metadata, provider",
+        &[&id, &status],
     )
     .await
 }
 
-/// The `jira_server` integration with this row id, whatever its status.
+/// The integration (of either provider) with this row id, whatever its status.
 pub async fn by_id(
     client: &impl GenericClient,
     keys: &Keyring,
@@ -147,14 +158,15 @@ pub async fn by_id(
     one(
         client,
         keys,
-        "SELECT id, external_id, status, metadata FROM integrations
-              WHERE id = $1 AND provider = $2",
-        &[&id, &PROVIDER],
+        "SELECT id, external_id, status, metadata, provider FROM integrations
+              WHERE id = $1 AND provider IN ('jira_server', 'jira_cloud')",
+        &[&id],
     )
     .await
 }
 
-/// The integration `sql` returns (`id, external_id, status, metadata`), if any.
+/// The integration `sql` returns (`id, external_id, status, metadata,
+/// provider`), if any.
 async fn one(
     client: &impl GenericClient,
     keys: &Keyring,
@@ -171,6 +183,7 @@ fn integration(keys: &Keyring, row: &Row) -> Result<Integration, Unreadable> {
     let id = row.get(0);
     Ok(Integration {
         id,
+        provider: Kind::parse(row.get(4)).unwrap_or_default(),
         external_id: row.get(1),
         status: row.get(2),
         metadata: open_metadata(keys, id, row.get::<_, Json<Metadata>>(3).0)?,
@@ -192,6 +205,7 @@ fn integration(keys: &Keyring, row: &Row) -> Result<Integration, Unreadable> {
 pub(super) async fn upsert(
     client: &impl GenericClient,
     keys: &Keyring,
+    provider: Kind,
     external_id: &str,
     name: Option<&str>,
     default_name: &str,
@@ -215,8 +229,14 @@ pub(super) async fn upsert(
                     status = CASE integrations.status
                         WHEN 'disabled' THEN 'disabled' ELSE 'active' END,
                     metadata = integrations.metadata || EXCLUDED.metadata
-             RETURNING id, external_id, status, metadata",
-            &[&external_id, &name, &default_name, &Json(plain), &PROVIDER],
+             RETURNING id, external_id, status, metadata, provider",
+            &[
+                &external_id,
+                &name,
+                &default_name,
+                &Json(plain),
+                &provider.as_str(),
+            ],
         )
         .await?;
     let id: i64 = row.get(0);
@@ -228,7 +248,7 @@ pub(super) async fn upsert(
                     "UPDATE integrations
                         SET metadata = metadata || jsonb_build_object('webhook_secret', $2::text)
                       WHERE id = $1 AND COALESCE(metadata->>'webhook_secret', '') = ''
-                  RETURNING id, external_id, status, metadata",
+                  RETURNING id, external_id, status, metadata, provider",
                     &[&id, &sealed],
                 )
                 .await?
@@ -272,8 +292,8 @@ pub(super) async fn lock_sealed_metadata(
     let row = client
         .query_opt(
             "SELECT metadata FROM integrations
-              WHERE id = $1 AND provider = $2 FOR UPDATE",
-            &[&id, &PROVIDER],
+              WHERE id = $1 AND provider IN ('jira_server', 'jira_cloud') FOR UPDATE",
+            &[&id],
         )
         .await?;
     Ok(row.map(|row| match row.get::<_, Value>(0) {
@@ -282,16 +302,16 @@ pub(super) async fn lock_sealed_metadata(
     }))
 }
 
-/// Every `jira_server` integration with its credentials, by id.
+/// Every integration (of either provider) with its credentials, by id.
 pub async fn all(
     client: &impl GenericClient,
     keys: &Keyring,
 ) -> Result<Vec<(Integration, Option<Stored>)>, StoreError> {
     let rows = client
         .query(
-            "SELECT id, external_id, status, metadata FROM integrations
-              WHERE provider = $1 ORDER BY id",
-            &[&PROVIDER],
+            "SELECT id, external_id, status, metadata, provider FROM integrations
+              WHERE provider IN ('jira_server', 'jira_cloud') ORDER BY id",
+            &[],
         )
         .await?;
     let mut all = Vec::with_capacity(rows.len());

@@ -26,6 +26,14 @@ pub enum Auth {
     /// `Authorization: Bearer`: an OAuth 2.0 access token or a personal access
     /// token. Secret.
     Bearer(String),
+    /// `Authorization: Basic base64(email:token)`: a Jira Cloud API token
+    /// (docs/reference.md §11.3a). The token is secret.
+    Basic {
+        /// The Atlassian account's email.
+        email: String,
+        /// The API token.
+        token: String,
+    },
 }
 
 impl fmt::Debug for Auth {
@@ -40,6 +48,11 @@ impl fmt::Debug for Auth {
                 .field("access_token", &access_token.as_ref().map(|_| "[redacted]"))
                 .finish(),
             Self::Bearer(_) => f.write_str("Bearer([redacted])"),
+            Self::Basic { email, .. } => f
+                .debug_struct("Basic")
+                .field("email", email)
+                .field("token", &"[redacted]")
+                .finish(),
         }
     }
 }
@@ -61,6 +74,10 @@ impl Auth {
                 access_token: Some(access_token.into()),
             },
             Self::Bearer(_) => Self::Bearer(access_token.into()),
+            Self::Basic { email, .. } => Self::Basic {
+                email,
+                token: access_token.into(),
+            },
         }
     }
 
@@ -68,7 +85,7 @@ impl Auth {
     pub fn can_call_rest(&self) -> bool {
         match self {
             Self::OAuth1 { access_token, .. } => access_token.is_some(),
-            Self::Bearer(_) => true,
+            Self::Bearer(_) | Self::Basic { .. } => true,
         }
     }
 
@@ -93,6 +110,14 @@ impl Auth {
                 "the integration has no OAuth access token to sign REST calls with".to_owned(),
             )),
             Self::Bearer(token) => Ok(format!("Bearer {token}")),
+            Self::Basic { email, token } => {
+                use base64::Engine as _;
+                let pair = format!("{email}:{token}");
+                Ok(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ))
+            }
         }
     }
 
@@ -100,10 +125,30 @@ impl Auth {
     pub(super) fn signer(&self) -> Result<&Signer, JiraError> {
         match self {
             Self::OAuth1 { signer, .. } => Ok(signer.as_ref()),
-            Self::Bearer(_) => Err(JiraError::Config(
+            Self::Bearer(_) | Self::Basic { .. } => Err(JiraError::Config(
                 "OAuth 1.0a steps need an application link's consumer key and private key"
                     .to_owned(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_token_is_sent_as_basic_email_and_token_and_never_shown() {
+        let auth = Auth::Basic {
+            email: "admin@example.org".into(),
+            token: "atl-secret".into(),
+        };
+        let url = Url::parse("https://acme.atlassian.net/rest/api/3/myself").expect("url");
+        assert_eq!(
+            auth.authorization(&Method::GET, &url).expect("header"),
+            "Basic YWRtaW5AZXhhbXBsZS5vcmc6YXRsLXNlY3JldA=="
+        );
+        assert!(!format!("{auth:?}").contains("atl-secret"));
+        assert!(auth.can_call_rest());
     }
 }

@@ -150,6 +150,7 @@ async fn no_token_secret_or_email_appears_in_the_logs_of_an_end_to_end_run() {
     assert!(!debug.contains(&format!("db-{id}")), "{debug}");
     assert!(!debug.contains(&format!("mq-{id}")), "{debug}");
     let integration = jirasync::integration::Integration {
+        provider: jirasync::integration::Provider::Server,
         id: 1,
         external_id: external_id.clone(),
         status: "active".into(),

@@ -38,7 +38,7 @@ pub(in crate::integration) async fn upsert_credentials(
             access_token,
             access_token_secret,
         ),
-        Credentials::OAuth2 { .. } | Credentials::Pat { .. } => ("", "", &none, &none),
+        _ => ("", "", &none, &none),
     };
     let access_token = access_token.as_deref().or(credentials.access_token());
     let (client_id, client_secret, refresh_token, expires_at, refreshed_at) = match credentials {
@@ -55,6 +55,20 @@ pub(in crate::integration) async fn upsert_credentials(
             refresh_token.as_deref(),
             *expires_at,
             *refreshed_at,
+        ),
+        // The email is no secret: kept where a client id would be.
+        Credentials::ApiToken { email, .. } => (Some(email.as_str()), None, None, None, None),
+        Credentials::ClientCredentials {
+            client_id,
+            client_secret,
+            expires_at,
+            ..
+        } => (
+            Some(client_id.as_str()),
+            Some(client_secret.as_str()),
+            None,
+            *expires_at,
+            None,
         ),
         _ => (None, None, None, None, None),
     };
@@ -168,6 +182,16 @@ fn stored(keys: &Keyring, integration_id: i64, row: &Row) -> Result<Stored, Unre
         },
         AuthMethod::Pat => Credentials::Pat {
             token: secret(&ACCESS_TOKEN, 3)?.unwrap_or_default(),
+        },
+        AuthMethod::ApiToken => Credentials::ApiToken {
+            email: text(5),
+            token: secret(&ACCESS_TOKEN, 3)?.unwrap_or_default(),
+        },
+        AuthMethod::ClientCredentials => Credentials::ClientCredentials {
+            client_id: text(5),
+            client_secret: secret(&CLIENT_SECRET, 6)?.unwrap_or_default(),
+            access_token: secret(&ACCESS_TOKEN, 3)?.unwrap_or_default(),
+            expires_at: row.get(8),
         },
     };
     let needs_reauth = row

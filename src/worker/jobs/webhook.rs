@@ -12,7 +12,7 @@ use tracing::Span;
 use crate::db::status_sync;
 use crate::integration::messages::{HUB_SIGNATURE, RECEIVED_AT_MS, TOKEN};
 use crate::integration::token::{self, Rejected};
-use crate::integration::{self, Integration};
+use crate::integration::{self, Integration, Provider};
 use crate::jira::payload::{IssueChange, StatusChange, WebhookEvent, parse};
 use crate::queue::handler::{Failure, Incoming};
 use crate::queue::message::{header_int, header_str};
@@ -90,7 +90,7 @@ async fn prepare(
     };
     let Some(integration) = env
         .lookups
-        .active_integration(&env.pool, &external_id)
+        .active_integration(&env.pool, Provider::Server, &external_id)
         .await?
     else {
         return Ok(Prepared::Done(not_active(env, &token, &external_id).await?));
@@ -165,7 +165,7 @@ fn received_at(message: &Incoming) -> DateTime<Utc> {
 async fn not_active(env: &Environment, token: &str, external_id: &str) -> Result<Outcome, Failure> {
     let integration = {
         let client = env.pool.get().await?;
-        integration::find(&client, env.pool.keys(), external_id).await?
+        integration::find(&client, env.pool.keys(), Provider::Server, external_id).await?
     };
     match integration {
         Some(integration) if token::verify(token, &integration.metadata).is_ok() => {

@@ -14,7 +14,7 @@ use jira_statuses::{DoneIds, StatusCache};
 use single_flight::SingleFlight;
 
 use crate::db::DbPool;
-use crate::integration::{self, Integration};
+use crate::integration::{self, Integration, Provider};
 use crate::jira::payload::AssigneeChange;
 use crate::queue::handler::Failure;
 use crate::sync::assignee::Action;
@@ -24,7 +24,7 @@ use crate::sync::assignee::Action;
 pub struct Lookups {
     /// Lookups of integrations by external id in progress, shared by the
     /// webhooks that ask at the same time.
-    integrations: SingleFlight<String, Option<Integration>>,
+    integrations: SingleFlight<(Provider, String), Option<Integration>>,
     /// Emails of assignees that webhooks hide, as Jira's user API returned them.
     emails: EmailCache,
     /// The `done` statuses of each integration's Jira.
@@ -32,20 +32,21 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    /// The active integration `external_id` names (docs/reference.md §5.1), in one
+    /// The active integration of `provider` `external_id` names (docs/reference.md §5.1), in one
     /// query with the webhooks that ask for it at the same time. No connection is held
     /// after it: one held while Jira is asked would be one fewer for the others (a
     /// refresh of an OAuth 2.0 token takes one of its own).
     pub async fn active_integration(
         &self,
         pool: &DbPool,
+        provider: Provider,
         external_id: &str,
     ) -> Result<Option<Integration>, Failure> {
-        let key = external_id.to_owned();
+        let key = (provider, external_id.to_owned());
         self.integrations
             .get(&key, || async {
                 let client = pool.get().await?;
-                Ok(integration::find_active(&client, pool.keys(), external_id).await?)
+                Ok(integration::find_active(&client, pool.keys(), provider, external_id).await?)
             })
             .await
     }
