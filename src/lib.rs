@@ -1,8 +1,9 @@
-//! jirasync keeps issue assignments in step with Jira Server (Data Center):
+//! jirasync keeps issue assignments in step with Jira (Data Center and Cloud):
 //! a thin HTTP ingress puts Jira's webhooks on RabbitMQ, workers apply them to
 //! Postgres. README.md shows the architecture; docs/reference.md the interfaces.
 
 pub mod cli;
+pub mod cloud;
 pub mod commands;
 pub mod config;
 pub mod console;

@@ -1,0 +1,14 @@
+//! Jira Cloud beside Data Center (docs/reference.md §11): what only a
+//! `jira_cloud` integration does. The integration row, its credentials and the
+//! client are the `integration` module's, shared with `jira_server`; the
+//! ingress, queues, sync rules, audit and dead letters are the same for both.
+//!
+//! - [`connect`]: `integration add --cloud` — the site's cloudId, the check of
+//!   the credentials (site, then API gateway), the admin webhook (§11.3, §11.4);
+//! - [`delivery`]: a Cloud delivery's signature (HMAC or delivery JWT) and its
+//!   duplicates (§11.4);
+//! - [`migrate`]: `integration migrate` from Data Center (§11.7).
+
+pub mod connect;
+pub mod delivery;
+pub mod migrate;
