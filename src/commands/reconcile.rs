@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::job::JobPublisher;
 use crate::config::{Services, parse_duration};
 use crate::db::reconcile;
-use crate::integration::{self, Integration, PROVIDER};
+use crate::integration::{self, Integration};
 use crate::queue::message::millis;
 use crate::worker::jobs::Reconcile;
 
@@ -36,7 +36,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Enqueues the jobs: for `--integration`, or else for every active
-/// [`PROVIDER`] integration with an organization that has sync on. Returns
+/// integration (Data Center or Cloud) with an organization that has sync on. Returns
 /// `{"enqueued":[{"integration_id":…,"message_id":…}],"since_ms":…}`.
 pub async fn enqueue(args: &Args) -> anyhow::Result<Value> {
     let (client, keys) = super::database(&args.services.database).await?;
@@ -48,12 +48,12 @@ pub async fn enqueue(args: &Args) -> anyhow::Result<Value> {
                 .is_some_and(|integration| Integration::is_active(&integration));
             if !active {
                 anyhow::bail!(
-                    "no active {PROVIDER} integration with id {id}; list them with `SELECT id, name FROM integrations`"
+                    "no active integration with id {id}; list them with `jirasync integration list`"
                 );
             }
             vec![id]
         }
-        None => reconcile::syncing_integrations(&client, PROVIDER)
+        None => reconcile::syncing_integrations(&client, &integration::PROVIDERS)
             .await
             .context("failed to list the integrations with sync on")?,
     };

@@ -11,11 +11,11 @@ use tokio_postgres::Error;
 /// First key of the two-key advisory locks that serialize reconciliations ("jira").
 const LOCK_CLASS: i32 = 0x6a69_7261;
 
-/// `FROM … WHERE` of the active integrations `i` of provider `$1` with an
+/// `FROM … WHERE` of the active integrations `i` of the providers `$1` with an
 /// organization that has reverse assignment sync on.
 const SYNCING_INTEGRATIONS: &str = concat!(
     " FROM integrations i
-  WHERE i.provider = $1 AND i.status = 'active'
+  WHERE i.provider = ANY($1) AND i.status = 'active'
     AND EXISTS (SELECT 1 FROM organization_integrations oi
                   JOIN organizations o ON o.id = oi.organization_id
                  WHERE oi.integration_id = i.id AND ",
@@ -83,21 +83,21 @@ pub async fn record(
     Ok(())
 }
 
-/// Active integrations of `provider` with an organization that has sync on.
+/// Active integrations of `providers` with an organization that has sync on.
 pub async fn syncing_integrations(
     client: &impl GenericClient,
-    provider: &str,
+    providers: &[&str],
 ) -> Result<Vec<i64>, Error> {
     let sql = format!("SELECT i.id {SYNCING_INTEGRATIONS} ORDER BY i.id");
-    let rows = client.query(&sql, &[&provider]).await?;
+    let rows = client.query(&sql, &[&providers]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
-/// Claims the syncing integrations of `provider` not scheduled within `every` and
+/// Claims the syncing integrations of `providers` not scheduled within `every` and
 /// returns them: of many workers ticking at once, one claims each integration.
 pub async fn claim_due(
     client: &impl GenericClient,
-    provider: &str,
+    providers: &[&str],
     every: Duration,
 ) -> Result<Vec<i64>, Error> {
     let seconds = every.as_secs_f64();
@@ -108,6 +108,6 @@ pub async fn claim_due(
           WHERE r.scheduled_at IS NULL OR r.scheduled_at <= now() - make_interval(secs => $2)
          RETURNING r.integration_id"
     );
-    let rows = client.query(&sql, &[&provider, &seconds]).await?;
+    let rows = client.query(&sql, &[&providers, &seconds]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }

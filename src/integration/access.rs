@@ -17,7 +17,7 @@ use std::sync::{Mutex, PoisonError};
 use chrono::Utc;
 
 use super::credentials::{Credentials, Stored};
-use super::provider::shared_jira_client;
+use super::provider::{Kind, shared_jira_client};
 use super::row::Integration;
 use super::store;
 use crate::db::{DbPool, StoreError};
@@ -159,7 +159,11 @@ impl Integration {
             auth,
         )
         .map_err(setup)?;
-        Ok(Some(client))
+        // Jira Cloud's rate limits are waited out in the call (docs/reference.md §11).
+        Ok(Some(match self.provider {
+            Kind::Cloud => client.waiting_out_429(),
+            Kind::Server => client,
+        }))
     }
 
     /// The credentials with a fresh OAuth 2.0 token: refreshed under the row

@@ -25,7 +25,7 @@ pub use credentials::{AuthMethod, Credentials, Stored};
 pub use metadata::Metadata;
 pub use provider::{
     ACTIVITY_PROVIDER, CLOUD_ACTIVITY_PROVIDER, CLOUD_PROVIDER, Kind as Provider, PROVIDER,
-    jira_client,
+    PROVIDERS, jira_client,
 };
 pub use row::{ACTIVE, DISABLED, Integration};
 pub use store::{

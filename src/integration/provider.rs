@@ -29,6 +29,9 @@ pub static ACTIVITY_PROVIDER: Provider = Provider {
 /// `integrations.provider` of a Jira Cloud site's integration (one per cloudId).
 pub const CLOUD_PROVIDER: &str = "jira_cloud";
 
+/// Every provider this crate serves, as `integrations.provider` names them.
+pub const PROVIDERS: [&str; 2] = [PROVIDER, CLOUD_PROVIDER];
+
 /// A Jira Cloud integration as the `activities` rows of its writes name it.
 pub static CLOUD_ACTIVITY_PROVIDER: Provider = Provider {
     key: CLOUD_PROVIDER,

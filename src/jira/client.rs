@@ -46,7 +46,16 @@ pub struct JiraClient {
     base_url: String,
     http: reqwest::Client,
     auth: Auth,
+    /// Whether a `429` is waited out here ([`JiraClient::waiting_out_429`]).
+    waits_out_429: bool,
 }
+
+/// How often one call waits out a `429` before its answer is the caller's
+/// (docs/reference.md §11).
+const MAX_429_WAITS: u32 = 3;
+/// The longest `Retry-After` waited out in the call; a longer one goes to the
+/// caller (a job: the retry tiers, which do not hold a worker's slot meanwhile).
+const MAX_429_WAIT: Duration = Duration::from_secs(60);
 
 /// What a request carries.
 enum Body<'a> {
@@ -104,6 +113,7 @@ impl JiraClient {
             base_url,
             http: http_client(options)?,
             auth,
+            waits_out_429: false,
         })
     }
 
@@ -120,7 +130,19 @@ impl JiraClient {
             base_url,
             http: shared.get(options)?,
             auth,
+            waits_out_429: false,
         })
+    }
+
+    /// The same client, waiting out a `429` in each REST call — Jira Cloud's rate
+    /// limits (docs/reference.md §11): `Retry-After` seconds (5 when absent), at
+    /// most [`MAX_429_WAITS`] times; a longer wait, or a fourth `429`, is the
+    /// caller's to handle.
+    pub fn waiting_out_429(self) -> Self {
+        Self {
+            waits_out_429: true,
+            ..self
+        }
     }
 
     /// The same Jira, now authenticating with `auth` (e.g. the access token the
@@ -148,15 +170,38 @@ impl JiraClient {
         Url::parse(&url).map_err(|error| JiraError::Config(format!("URL {url:?}: {error}")))
     }
 
-    /// One REST call authorized with the client's [`Auth`].
+    /// One REST call authorized with the client's [`Auth`] (afresh for each
+    /// try when a `429` is waited out).
     pub(super) async fn call(
         &self,
         method: Method,
         url: Url,
         json: Option<&serde_json::Value>,
     ) -> Result<Answer, JiraError> {
-        let authorization = self.auth.authorization(&method, &url)?;
-        self.send(method, url, json, Some(authorization)).await
+        let mut waits = 0;
+        loop {
+            let authorization = self.auth.authorization(&method, &url)?;
+            let answer = self
+                .send(method.clone(), url.clone(), json, Some(authorization))
+                .await?;
+            if !self.waits_out_429
+                || answer.status != StatusCode::TOO_MANY_REQUESTS
+                || waits == MAX_429_WAITS
+            {
+                return Ok(answer);
+            }
+            let wait = super::error::retry_after(answer.retry_after.as_deref(), chrono::Utc::now());
+            if wait > MAX_429_WAIT {
+                return Ok(answer);
+            }
+            waits += 1;
+            tracing::info!(
+                wait_s = wait.as_secs_f64(),
+                jira.path = url.path(),
+                "Jira asked for no calls for a while (HTTP 429); waiting, then trying again"
+            );
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// One step of the OAuth 1.0a install flow, signed with the consumer key and

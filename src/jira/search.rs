@@ -1,5 +1,7 @@
-//! Jira Server's issue search (`POST /rest/api/2/search`), for reconciliation:
-//! the assignee, status and update time of the issues a JQL query selects.
+//! Issue search for reconciliation: Jira Server's `POST /rest/api/2/search`
+//! (pages by `startAt`) and Jira Cloud's `POST /rest/api/3/search/jql` (pages by
+//! `nextPageToken`; the old search answers `410` there): the assignee, status
+//! and update time of the issues a JQL query selects.
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -41,7 +43,77 @@ pub struct SearchPage {
     pub issues: Vec<FoundIssue>,
 }
 
+/// One page of a Jira Cloud `search/jql` answer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JqlPage {
+    /// The issues of this page (Cloud may return fewer than asked).
+    #[serde(default)]
+    pub issues: Vec<FoundIssue>,
+    /// The token of the next page; none on the last one.
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    /// Whether this is the last page (absent: decided by the token).
+    #[serde(default)]
+    pub is_last: Option<bool>,
+}
+
+/// The fields Cloud reconciliation reads (docs/reference.md §11): the assignee
+/// and its time; a search shows no transition.
+const CLOUD_FIELDS: [&str; 2] = ["assignee", "updated"];
+
 impl JiraClient {
+    /// Jira Cloud's `POST /rest/api/3/search/jql`: the page of the issues `jql`
+    /// selects that `next_page_token` names (the first without one).
+    pub async fn search_jql(
+        &self,
+        jql: &str,
+        next_page_token: Option<&str>,
+    ) -> Result<JqlPage, JiraError> {
+        let url = self.endpoint("/rest/api/3/search/jql")?;
+        let mut body = json!({
+            "jql": jql,
+            "fields": CLOUD_FIELDS,
+            "maxResults": PAGE_SIZE,
+        });
+        if let Some(token) = next_page_token {
+            body["nextPageToken"] = Value::String(token.to_owned());
+        }
+        let answer = self.call(Method::POST, url, Some(&body)).await?.success()?;
+        serde_json::from_str(&answer.body).map_err(|error| JiraError::InvalidResponse {
+            reason: format!("search/jql result is not the expected JSON: {error}"),
+        })
+    }
+
+    /// Every issue `jql` selects on Jira Cloud, page after page until a page has
+    /// no token or says it is the last; an error (not an endless loop) when a
+    /// page hands back the token that asked for it or the issues run past
+    /// [`MAX_ISSUES`].
+    pub async fn search_all_jql(&self, jql: &str) -> Result<Vec<FoundIssue>, JiraError> {
+        let mut issues = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.search_jql(jql, token.as_deref()).await?;
+            issues.extend(page.issues);
+            if issues.len() > MAX_ISSUES {
+                return Err(JiraError::InvalidResponse {
+                    reason: format!("the search returned more than {MAX_ISSUES} issues"),
+                });
+            }
+            let next = match (page.is_last, page.next_page_token) {
+                (Some(true), _) | (_, None) => return Ok(issues),
+                (_, Some(next)) => next,
+            };
+            if token.as_deref() == Some(next.as_str()) {
+                return Err(JiraError::InvalidResponse {
+                    reason: "the search did not advance: a page handed back its own token"
+                        .to_owned(),
+                });
+            }
+            token = Some(next);
+        }
+    }
+
     /// `POST /rest/api/2/search`: one page of the issues `jql` selects.
     pub async fn search(
         &self,
@@ -109,5 +181,17 @@ mod tests {
         assert_eq!(page.total, 1);
         assert_eq!(page.issues[0].key, "P-1");
         assert!(page.issues[1].fields.is_empty());
+    }
+
+    #[test]
+    fn a_cloud_page_parses_with_or_without_its_token() {
+        let page: JqlPage = serde_json::from_str(
+            r#"{"issues":[{"id":"1","key":"P-1","fields":{"assignee":null}}],"nextPageToken":"t2"}"#,
+        )
+        .expect("page parses");
+        assert_eq!(page.next_page_token.as_deref(), Some("t2"));
+        assert_eq!(page.is_last, None);
+        let last: JqlPage = serde_json::from_str(r#"{"issues":[],"isLast":true}"#).expect("parses");
+        assert_eq!((last.next_page_token, last.is_last), (None, Some(true)));
     }
 }

@@ -275,7 +275,7 @@ async fn the_cli_enqueues_a_reconcile_job_and_refuses_an_unknown_integration() {
     assert!(
         error
             .to_string()
-            .contains("no active jira_server integration with id 999999"),
+            .contains("no active integration with id 999999"),
         "{error:#}"
     );
     scene.finish().await;

@@ -1,5 +1,5 @@
-//! Handler of `jira_server.reconcile` (docs/reference.md §6): Jira Server does
-//! not retry failed webhooks, so the linked issues updated since the last
+//! Handler of `jira_server.reconcile` (docs/reference.md §6, and §11 for Jira
+//! Cloud, whose search pages differ): Jira Server does not retry failed webhooks, so the linked issues updated since the last
 //! reconciliation are searched in Jira and each page's current assignees applied
 //! like webhooks that changed them, through the same unit of work (`sync::unit`),
 //! ordering guard and lock timeout included. One reconciliation per integration at
@@ -8,7 +8,7 @@
 
 use crate::db::reconcile;
 use crate::integration::messages;
-use crate::integration::{self, Integration};
+use crate::integration::{self, AccessError, Integration, Provider};
 use crate::jira::payload::current_state;
 use crate::jira::search::FoundIssue;
 use crate::queue::handler::Failure;
@@ -95,15 +95,7 @@ pub async fn handle(
     let mut found = 0_usize;
     let mut changed = 0_usize;
     for chunk in keys.chunks(KEYS_PER_QUERY) {
-        let query = jql(chunk, since, started);
-        let issues = integration
-            .with_jira(&env.pool, |jira| {
-                let query = query.clone();
-                async move { jira.search_all(&query).await }
-            })
-            .await
-            .map_err(|error| failure::access("search Jira for updated issues", error))?
-            .unwrap_or_default();
+        let issues = search(env, &integration, chunk, since, started).await?;
         // The search's receive time: its event times are bounded by it, as a
         // webhook's are by the ingress's.
         let answered = Utc::now();
@@ -174,7 +166,7 @@ async fn apply_page(
         changes.push(Pending::new(Change {
             message_id: page.message_id.to_owned(),
             integration_id: integration.id,
-            provider: &integration::ACTIVITY_PROVIDER,
+            provider: integration.provider.activity(),
             key: change.key,
             moved_from: None,
             event_time: EventTime {
@@ -212,6 +204,69 @@ async fn apply_page(
         Some(error) => Err(error.into()),
         None => Ok(changed),
     }
+}
+
+/// The issues among `keys` updated since `since`, as the integration's Jira
+/// searches: Data Center's `search` by `startAt`, Cloud's `search/jql` by
+/// `nextPageToken`. On Cloud a `400` naming keys that no longer exist (deleted,
+/// or moved away) drops them and asks once more; Data Center's search is told
+/// not to validate keys.
+async fn search(
+    env: &Environment,
+    integration: &Integration,
+    keys: &[String],
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<FoundIssue>, Failure> {
+    let failed = |error| failure::access("search Jira for updated issues", error);
+    let query = jql(keys, since, now);
+    let cloud = integration.provider == Provider::Cloud;
+    let found = integration
+        .with_jira(&env.pool, |jira| {
+            let query = query.clone();
+            async move {
+                if cloud {
+                    jira.search_all_jql(&query).await
+                } else {
+                    jira.search_all(&query).await
+                }
+            }
+        })
+        .await;
+    let error = match found {
+        Ok(issues) => return Ok(issues.unwrap_or_default()),
+        Err(AccessError::Jira(error)) if cloud && error.status() == Some(400) => error,
+        Err(error) => return Err(failed(error)),
+    };
+    let message = error.jira_message().unwrap_or_default();
+    let (gone, left): (Vec<&String>, Vec<&String>) =
+        keys.iter().partition(|key| names_key(&message, key));
+    if gone.is_empty() {
+        return Err(failed(AccessError::Jira(error)));
+    }
+    tracing::info!(
+        issues.gone = gone.len(),
+        "Jira no longer knows some linked keys; searching without them"
+    );
+    if left.is_empty() {
+        return Ok(Vec::new());
+    }
+    let left: Vec<String> = left.into_iter().cloned().collect();
+    let query = jql(&left, since, now);
+    integration
+        .with_jira(&env.pool, |jira| {
+            let query = query.clone();
+            async move { jira.search_all_jql(&query).await }
+        })
+        .await
+        .map(Option::unwrap_or_default)
+        .map_err(failed)
+}
+
+/// Whether Jira's `message` names `key` as a value it rejects (quoted, as
+/// Cloud writes `The issue key 'P-9' for field 'key' is invalid.`).
+fn names_key(message: &str, key: &str) -> bool {
+    message.contains(&format!("'{key}'")) || message.contains(&format!("\"{key}\""))
 }
 
 /// `key in ("A-1", …) AND updated >= "-Nm"`. A relative time: Jira reads absolute

@@ -59,7 +59,7 @@ async fn enqueue_due(pool: &DbPool, broker: &Broker, every: Duration) -> anyhow:
         .await
         .context("failed to get a database connection")?;
     // A little slack, so a claim made one tick ago is due at this tick.
-    let due = reconcile::claim_due(&client, crate::integration::PROVIDER, every.mul_f64(0.9))
+    let due = reconcile::claim_due(&client, &crate::integration::PROVIDERS, every.mul_f64(0.9))
         .await
         .context("failed to claim the integrations due for reconciliation")?;
     for integration_id in due {
