@@ -161,7 +161,7 @@ impl Integration {
         .map_err(setup)?;
         // Jira Cloud's rate limits are waited out in the call (docs/reference.md §11).
         Ok(Some(match self.provider {
-            Kind::Cloud => client.waiting_out_429(),
+            Kind::Cloud => client.for_cloud(),
             Kind::Server => client,
         }))
     }

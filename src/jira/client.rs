@@ -48,6 +48,9 @@ pub struct JiraClient {
     auth: Auth,
     /// Whether a `429` is waited out here ([`JiraClient::waiting_out_429`]).
     waits_out_429: bool,
+    /// Whether this is Jira Cloud: REST API v3, users by `accountId`
+    /// ([`JiraClient::for_cloud`]).
+    cloud: bool,
 }
 
 /// How often one call waits out a `429` before its answer is the caller's
@@ -114,6 +117,7 @@ impl JiraClient {
             http: http_client(options)?,
             auth,
             waits_out_429: false,
+            cloud: false,
         })
     }
 
@@ -131,18 +135,43 @@ impl JiraClient {
             http: shared.get(options)?,
             auth,
             waits_out_429: false,
+            cloud: false,
         })
     }
 
-    /// The same client, waiting out a `429` in each REST call — Jira Cloud's rate
-    /// limits (docs/reference.md §11): `Retry-After` seconds (5 when absent), at
-    /// most [`MAX_429_WAITS`] times; a longer wait, or a fourth `429`, is the
-    /// caller's to handle.
-    pub fn waiting_out_429(self) -> Self {
+    /// The same client for a Jira Cloud site (docs/reference.md §11): the calls
+    /// outbound sync and reconciliation make go to REST API v3 and name users by
+    /// `accountId`, and a `429` is waited out ([`JiraClient::waiting_out_429`]).
+    pub fn for_cloud(self) -> Self {
         Self {
-            waits_out_429: true,
+            cloud: true,
             ..self
         }
+        .waiting_out_429(true)
+    }
+
+    /// Whether this client speaks to Jira Cloud.
+    pub fn is_cloud(&self) -> bool {
+        self.cloud
+    }
+
+    /// The same client, waiting out a `429` in each REST call (`true`) — Jira
+    /// Cloud's rate limits: `Retry-After` seconds (5 when absent), at most
+    /// [`MAX_429_WAITS`] times; a longer wait, or a fourth `429`, is the
+    /// caller's to handle — or handing every `429` to the caller at once
+    /// (`false`, the default; what a push wants: it stores the wait for every
+    /// worker, docs/reference.md §10.8).
+    pub fn waiting_out_429(self, wait: bool) -> Self {
+        Self {
+            waits_out_429: wait,
+            ..self
+        }
+    }
+
+    /// `/rest/api/2` (Data Center) or `/rest/api/3` (Cloud) + `tail`.
+    pub(super) fn rest_endpoint(&self, tail: &str) -> Result<Url, JiraError> {
+        let version = if self.cloud { 3 } else { 2 };
+        self.endpoint(&format!("/rest/api/{version}{tail}"))
     }
 
     /// The same Jira, now authenticating with `auth` (e.g. the access token the

@@ -1,7 +1,8 @@
-//! One Jira Server issue as outbound sync (docs/reference.md §10.3–10.5) reads
-//! and writes it: its assignee, status, project and update time; the users who
-//! may take it; its assignee set or removed; its workflow transitions and one of
-//! them taken, with a resolution when it asks for one.
+//! One Jira issue as outbound sync (docs/reference.md §10.3–10.5, §11 for Cloud)
+//! reads and writes it: its assignee, status, project and update time; the users
+//! who may take it; its assignee set or removed; its workflow transitions and one
+//! of them taken, with a resolution when it asks for one. Data Center through
+//! REST API v2 and user names, Cloud through v3 and `accountId`s.
 
 use std::collections::BTreeMap;
 
@@ -122,33 +123,57 @@ struct Transitions {
 }
 
 impl JiraClient {
-    /// `GET /rest/api/2/issue/{key}?fields=assignee,status,project,updated`.
+    /// `GET /rest/api/{2|3}/issue/{key}?fields=assignee,status,project,updated`.
     pub async fn get_issue(&self, key: &str) -> Result<Issue, JiraError> {
         let mut url = self.issue_url(key, None)?;
         url.query_pairs_mut().append_pair("fields", FIELDS);
         self.get_json(url, "issue").await
     }
 
-    /// `GET /rest/api/2/user/assignable/search?issueKey=…&username=…`: the users
-    /// who may take issue `key` and whose name, display name or email starts with
-    /// `username` (Jira matches prefixes).
+    /// `GET /rest/api/2/user/assignable/search?issueKey=…&username=…` (Cloud:
+    /// `/rest/api/3/…&query=…`): the users who may take issue `key` and whose
+    /// name, display name or email starts with `username` (Jira matches
+    /// prefixes; Cloud never matches an email its owner hides).
     pub async fn assignable_users(
         &self,
         key: &str,
         username: &str,
     ) -> Result<Vec<JiraUser>, JiraError> {
-        let mut url = self.endpoint("/rest/api/2/user/assignable/search")?;
+        let mut url = self.rest_endpoint("/user/assignable/search")?;
+        let name = if self.is_cloud() { "query" } else { "username" };
         url.query_pairs_mut()
             .append_pair("issueKey", key)
-            .append_pair("username", username);
+            .append_pair(name, username);
         self.get_json(url, "assignable users").await
     }
 
-    /// `PUT /rest/api/2/issue/{key}/assignee` with `{"name": name}`; `None`
-    /// unassigns (`{"name": null}`).
-    pub async fn assign(&self, key: &str, name: Option<&str>) -> Result<(), JiraError> {
+    /// Cloud's `GET /rest/api/3/user?accountId=…`; `None` when Jira has no such
+    /// account (404).
+    pub async fn account(&self, account_id: &str) -> Result<Option<JiraUser>, JiraError> {
+        let mut url = self.rest_endpoint("/user")?;
+        url.query_pairs_mut().append_pair("accountId", account_id);
+        let answer = self.call(Method::GET, url, None).await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let answer = answer.success()?;
+        serde_json::from_str(&answer.body)
+            .map(Some)
+            .map_err(|error| JiraError::InvalidResponse {
+                reason: format!("user is not the expected JSON: {error}"),
+            })
+    }
+
+    /// `PUT /rest/api/2/issue/{key}/assignee` with `{"name": user}` (Cloud:
+    /// `/rest/api/3/…` with `{"accountId": user}`); `None` unassigns
+    /// (`{"name": null}`, `{"accountId": null}`).
+    pub async fn assign(&self, key: &str, user: Option<&str>) -> Result<(), JiraError> {
         let url = self.issue_url(key, Some("assignee"))?;
-        let body = json!({ "name": name });
+        let body = if self.is_cloud() {
+            json!({ "accountId": user })
+        } else {
+            json!({ "name": user })
+        };
         self.call(Method::PUT, url, Some(&body)).await?.success()?;
         Ok(())
     }
@@ -177,9 +202,9 @@ impl JiraClient {
         Ok(())
     }
 
-    /// `/rest/api/2/issue/{key}` (then `/{tail}`), the key one encoded path segment.
+    /// `/rest/api/{2|3}/issue/{key}` (then `/{tail}`), the key one encoded path segment.
     fn issue_url(&self, key: &str, tail: Option<&str>) -> Result<Url, JiraError> {
-        let mut url = self.endpoint("/rest/api/2/issue")?;
+        let mut url = self.rest_endpoint("/issue")?;
         url.path_segments_mut()
             .map_err(|()| JiraError::Config("the Jira base URL cannot take a path".to_owned()))?
             .push(key)

@@ -38,9 +38,9 @@ impl JiraStatus {
 }
 
 impl JiraClient {
-    /// `GET /rest/api/2/status`: every status of the instance.
+    /// `GET /rest/api/2/status` (Cloud: `/rest/api/3/status`): every status of the instance.
     pub async fn get_statuses(&self) -> Result<Vec<JiraStatus>, JiraError> {
-        let url = self.endpoint("/rest/api/2/status")?;
+        let url = self.rest_endpoint("/status")?;
         let answer = self.call(Method::GET, url, None).await?.success()?;
         serde_json::from_str(&answer.body).map_err(|error| JiraError::InvalidResponse {
             reason: format!("statuses are not the expected JSON: {error}"),

@@ -16,12 +16,17 @@ pub enum UserRef<'a> {
     Key(&'a str),
 }
 
-/// A Jira Server user as `GET /rest/api/2/user` returns it.
+/// A Jira user as `GET /rest/api/2/user` (Data Center) or `/rest/api/3/user`
+/// (Cloud, which has no `name` and no `key`: an `accountId`) returns it.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct JiraUser {
-    /// The user name.
+    /// The user name (Data Center; empty on Cloud).
+    #[serde(default)]
     pub name: String,
+    /// The account id (Cloud).
+    #[serde(default)]
+    pub account_id: Option<String>,
     /// The user key.
     #[serde(default)]
     pub key: Option<String>,
@@ -38,6 +43,17 @@ pub struct JiraUser {
 
 fn active_by_default() -> bool {
     true
+}
+
+impl JiraUser {
+    /// How Jira's REST API names the user when it assigns: the `accountId` on
+    /// Cloud, else the user name.
+    pub fn handle(&self) -> &str {
+        self.account_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .unwrap_or(&self.name)
+    }
 }
 
 impl JiraClient {

@@ -71,6 +71,8 @@ pub async fn current(
 enum Question {
     /// `GET /rest/api/2/user?username=` / `?key=`.
     User(AssigneeRef),
+    /// Cloud: `GET /rest/api/3/user?accountId=`.
+    Account(String),
     /// `GET /rest/api/2/user/assignable/search?issueKey=…&username=<address>`,
     /// per project: who may take an issue is a permission of its project (the
     /// permission scheme's "Assignable user"), so Jira's answer for one issue
@@ -134,14 +136,24 @@ impl JiraUsers {
         Ok(users)
     }
 
-    /// The Jira user `entry` (a user map entry: a name, else a key) names in
-    /// `integration_id`'s Jira: `?username=`, then `?key=`.
+    /// The Jira user `entry` (a user map entry: a name, else a key; on Cloud an
+    /// `accountId`) names in `integration_id`'s Jira: `?username=`, then
+    /// `?key=`; on Cloud `?accountId=` (docs/reference.md §11).
     async fn mapped(
         &self,
         jira: &JiraClient,
         integration_id: i64,
         entry: &str,
     ) -> Result<Option<JiraUser>, JiraError> {
+        if jira.is_cloud() {
+            let question = Question::Account(entry.to_owned());
+            let user = self
+                .ask(integration_id, question, || async {
+                    Ok(jira.account(entry).await?.into_iter().collect())
+                })
+                .await?;
+            return Ok(user.into_iter().find(|user| user.active));
+        }
         for asked in [
             AssigneeRef::Username(entry.to_owned()),
             AssigneeRef::Key(entry.to_owned()),
@@ -197,7 +209,7 @@ const CANDIDATES: &str = "SELECT
 
 /// The Jira user found for a user, and how; or what was tried.
 enum Found {
-    /// This Jira user name.
+    /// This Jira user: a name, or on Cloud an `accountId`.
     User(String, JiraUserVia),
     /// None: the user map entry (if any) and the addresses tried.
     Nobody(Option<String>, Vec<String>),
@@ -228,7 +240,7 @@ async fn jira_user(
             .await
             .map_err(trying(attempt.clone()))?;
         if let Some(found) = mapped {
-            return Ok(Found::User(found.name, JiraUserVia::UserMap));
+            return Ok(Found::User(found.handle().to_owned(), JiraUserVia::UserMap));
         }
     }
     for email in &emails {
@@ -242,7 +254,7 @@ async fn jira_user(
             .await
             .map_err(trying(attempt.clone()))?;
         if let Some(found) = found {
-            return Ok(Found::User(found.name, JiraUserVia::Email));
+            return Ok(Found::User(found.handle().to_owned(), JiraUserVia::Email));
         }
     }
     Ok(Found::Nobody(entry, emails))
@@ -291,7 +303,7 @@ pub async fn plan_assignee(
         .as_ref()
         .map_or(target.issue_key, |project| project.key.as_str())
         .to_owned();
-    let holder = issue.fields.assignee.map(|user| user.name);
+    let holder = issue.fields.assignee.map(|user| user.handle().to_owned());
     pushed.from.clone_from(&holder);
     let name = match assignee {
         Assignee::User(user) => match jira_user(db, jira, users, target, &scope, user).await? {

@@ -174,6 +174,8 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
     let result = integration
         .with_jira(&env.pool, |jira| {
             let (tx, target, state, failed) = (&tx, &target, &state, &failed);
+            // A 429 is stored for every worker, not waited out holding the issue.
+            let jira = jira.waiting_out_429(false);
             async move { attempt(env, tx, &jira, push, target, state, failed).await }
         })
         .await;
