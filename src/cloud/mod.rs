@@ -7,8 +7,11 @@
 //!   the credentials (site, then API gateway), the admin webhook (§11.3, §11.4);
 //! - [`delivery`]: a Cloud delivery's signature (HMAC or delivery JWT) and its
 //!   duplicates (§11.4);
-//! - [`migrate`]: `integration migrate` from Data Center (§11.7).
+//! - [`migrate`]: `integration migrate` from Data Center (§11.7);
+//! - [`oauth`]: the rules of the OAuth 2.0 (3LO) install — the authorize URL,
+//!   the scopes, the site among those a token reaches (§11.3b).
 
 pub mod connect;
 pub mod delivery;
 pub mod migrate;
+pub mod oauth;

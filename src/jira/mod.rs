@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod client;
+pub mod cloud_webhooks;
 pub mod error;
 mod form;
 pub mod issue;
