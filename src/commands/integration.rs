@@ -24,7 +24,7 @@ use crate::jira::{Auth, JiraError};
 pub enum Command {
     /// Create or update a jira_server integration from existing credentials, or
     /// (`--cloud`) a Jira Cloud site's jira_cloud integration.
-    Add(AddCommand),
+    Add(Box<AddCommand>),
     /// Print the webhook URL (with its token) of an integration.
     WebhookUrl(WebhookUrlArgs),
     /// Show every integration: auth method, state, token expiry, webhook.

@@ -75,7 +75,9 @@ pub fn secure_url(what: &str, s: &str) -> Result<String, String> {
         return Err(format!("{what} {trimmed:?} has no host"));
     };
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{what} {trimmed:?} must not have a query or fragment"));
+        return Err(format!(
+            "{what} {trimmed:?} must not have a query or fragment"
+        ));
     }
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = host.eq_ignore_ascii_case("localhost")

@@ -20,9 +20,9 @@ use super::credentials::{Credentials, Stored};
 use super::provider::shared_jira_client;
 use super::row::Integration;
 use super::store;
+use crate::cloud::connect::atlassian;
 use crate::db::{DbPool, StoreError};
 use crate::jira::oauth2_flow::ClientCredentials;
-use crate::cloud::connect::atlassian;
 use crate::jira::{Auth, ClientOptions, JiraClient, JiraError};
 use crate::secrets::Unreadable;
 

@@ -23,7 +23,9 @@ pub async fn record_auth_url(
             let patch = json!({ "auth_url": url });
             store::merge_metadata(client, keys, integration_id, &[], &patch).await
         }
-        None => store::merge_metadata(client, keys, integration_id, &["auth_url"], &json!({})).await,
+        None => {
+            store::merge_metadata(client, keys, integration_id, &["auth_url"], &json!({})).await
+        }
     }
 }
 

@@ -62,7 +62,10 @@ impl Answer {
         if status.is_success() {
             Ok(self)
         } else if status == StatusCode::TOO_MANY_REQUESTS {
-            Err(JiraError::throttled(self.retry_after.as_deref(), Utc::now()))
+            Err(JiraError::throttled(
+                self.retry_after.as_deref(),
+                Utc::now(),
+            ))
         } else if status.is_server_error() {
             Err(JiraError::unavailable(format!("HTTP {status}"), None))
         } else if status == StatusCode::UNAUTHORIZED {
@@ -138,7 +141,14 @@ async fn send(
 /// site's cloudId; without one, `GET <site>/rest/api/2/serverInfo` tells a Data
 /// Center from no Jira at all. Only an unreachable site is an error.
 pub async fn probe(http: &reqwest::Client, site: &str) -> Result<Site, JiraError> {
-    let tenant = send(http, Method::GET, &format!("{site}/_edge/tenant_info"), None, None).await?;
+    let tenant = send(
+        http,
+        Method::GET,
+        &format!("{site}/_edge/tenant_info"),
+        None,
+        None,
+    )
+    .await?;
     if tenant.status.is_success()
         && let Some(cloud_id) = tenant
             .json()
@@ -170,9 +180,7 @@ pub async fn probe(http: &reqwest::Client, site: &str) -> Result<Site, JiraError
 /// A cloudId as it may go into a URL path and the external id: a UUID's
 /// characters, at most 64.
 fn is_cloud_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// `GET <base>/rest/api/3/myself` with `authorization`: `Ok` when Jira answers

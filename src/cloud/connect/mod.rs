@@ -206,12 +206,24 @@ pub async fn connect(pool: &DbPool, request: &Request<'_>) -> anyhow::Result<Con
                 access_token: token.token,
                 expires_at: Some(token.expires_at),
             };
-            (gateway.clone(), credentials, Some(atlassian.auth_url.as_str()))
+            (
+                gateway.clone(),
+                credentials,
+                Some(atlassian.auth_url.as_str()),
+            )
         }
     };
 
-    let saved = save(pool, &site, &cloud_id, &base_url, request.name, &credentials, auth_url)
-        .await?;
+    let saved = save(
+        pool,
+        &site,
+        &cloud_id,
+        &base_url,
+        request.name,
+        &credentials,
+        auth_url,
+    )
+    .await?;
     let webhook_url = saved.webhook_url(request.public_url)?;
     let hmac_secret = saved
         .metadata
@@ -354,9 +366,15 @@ async fn register(
                 .get()
                 .await
                 .context("failed to get a database connection")?;
-            cloud_record::record_admin_webhook(&client, pool.keys(), saved.id, id.as_deref(), Utc::now())
-                .await
-                .context("failed to record the registered webhook")?;
+            cloud_record::record_admin_webhook(
+                &client,
+                pool.keys(),
+                saved.id,
+                id.as_deref(),
+                Utc::now(),
+            )
+            .await
+            .context("failed to record the registered webhook")?;
             tracing::info!(integration.id = saved.id, webhook.id = ?id, "admin webhook registered in Jira Cloud");
             connected.registered = Some(id);
         }
