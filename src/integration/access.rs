@@ -7,6 +7,11 @@
 //! workers finding the token expiring (or refused) at once, one refreshes; the
 //! others wait on the row, see the new token, and use it.
 //!
+//! A Jira Cloud service account (`client_credentials`) has no refresh token: a
+//! new 60-minute token is obtained from Atlassian under the same row lock, when
+//! the stored one is missing or expiring and once more when Jira answers 401
+//! (docs/reference.md §11.1).
+//!
 //! Every call's result also tells whether the integration's Jira answers:
 //! `jirasync_jira_available{integration_id}` (docs/reference.md §5.11, §9).
 
@@ -440,6 +445,54 @@ impl Integration {
         AccessError::NeedsReauth {
             integration_id: self.id,
             reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_account_token_is_replaced_when_missing_or_within_five_minutes_of_expiry() {
+        let now = Utc::now();
+        let service =
+            |token: &str, expires_at: Option<DateTime<Utc>>| Credentials::ClientCredentials {
+                client_id: "c".into(),
+                client_secret: "s".into(),
+                access_token: token.into(),
+                expires_at,
+            };
+        let cases = [
+            (
+                "fresh",
+                service("t", Some(now + TimeDelta::minutes(30))),
+                false,
+            ),
+            (
+                "expiring",
+                service("t", Some(now + TimeDelta::minutes(4))),
+                true,
+            ),
+            (
+                "expired",
+                service("t", Some(now - TimeDelta::minutes(1))),
+                true,
+            ),
+            ("no expiry", service("t", None), true),
+            (
+                "no token",
+                service("", Some(now + TimeDelta::minutes(30))),
+                true,
+            ),
+            ("a PAT", Credentials::Pat { token: "p".into() }, false),
+        ];
+        for (name, credentials, expiring) in cases {
+            assert_eq!(
+                service_token_expiring(&credentials, now),
+                expiring,
+                "case {name}"
+            );
         }
     }
 }
