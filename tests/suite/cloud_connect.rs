@@ -605,3 +605,37 @@ async fn status_warns_when_a_webhook_expires_within_7_days() {
     let list = common::output(&["integration", "list"], &app.settings);
     assert!(stderr(&list).contains("under 7 days"), "{}", stderr(&list));
 }
+
+#[tokio::test]
+async fn registering_again_updates_the_recorded_webhook_and_registers_anew_once_it_is_gone() {
+    let app = TestApp::builder().no_worker().start().await;
+    let fake = FakeCloud::start().await;
+    let token = SecretFile::new(API_TOKEN);
+    let first = added(&add_token(&app, &fake, &token, &["--register-webhook"]));
+    let id = first["id"].as_i64().expect("id");
+    let updates = format!("{WEBHOOK_PATH}/{WEBHOOK_ID}");
+
+    let again = added(&add_token(&app, &fake, &token, &["--register-webhook"]));
+    assert_eq!(again["webhook"]["id"], WEBHOOK_ID);
+    assert_eq!(
+        FakeCloud::requests(&fake.site, WEBHOOK_PATH).await.len(),
+        1,
+        "no second webhook"
+    );
+    let updated = FakeCloud::requests(&fake.site, &updates).await;
+    assert_eq!(updated.len(), 1);
+    let body: Value = serde_json::from_slice(&updated[0].body).expect("JSON");
+    let (integration, _) = stored(&app, id).await;
+    assert_eq!(body["url"], first["webhook_url"]);
+    assert_eq!(
+        body["secret"].as_str(),
+        integration.metadata.webhook_hmac_secret.as_deref()
+    );
+
+    // An admin deleted it in Jira: a new registration.
+    fake.delete_webhook();
+    let third = added(&add_token(&app, &fake, &token, &["--register-webhook"]));
+    assert_eq!(third["webhook"]["kind"], "admin");
+    assert_eq!(FakeCloud::requests(&fake.site, WEBHOOK_PATH).await.len(), 2);
+    assert_eq!(status(&app, id).0["webhook"]["id"], WEBHOOK_ID);
+}

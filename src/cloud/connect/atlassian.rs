@@ -299,6 +299,40 @@ pub async fn register_admin_webhook(
     }))
 }
 
+/// Points the admin webhook `id` at `url` and `secret` again: `PUT
+/// <base>/rest/webhooks/1.0/webhook/<id>` with the registration's body. `false`
+/// when Jira no longer has it (404: deleted by an admin).
+pub async fn update_admin_webhook(
+    http: &reqwest::Client,
+    base: &str,
+    authorization: &str,
+    id: &str,
+    url: &str,
+    secret: &str,
+) -> Result<bool, JiraError> {
+    let mut endpoint = reqwest::Url::parse(&format!("{base}{ADMIN_WEBHOOK_PATH}"))
+        .map_err(|error| JiraError::Config(format!("base URL {base:?}: {error}")))?;
+    // One path segment, encoded: a stored id cannot point elsewhere.
+    endpoint
+        .path_segments_mut()
+        .map_err(|()| JiraError::Config("the base URL cannot take a path".to_owned()))?
+        .push(id);
+    let body = admin_webhook_body(url, secret);
+    let answer = send(
+        http,
+        Method::PUT,
+        endpoint.as_str(),
+        Some(authorization),
+        Some(&body),
+    )
+    .await?;
+    if answer.status == StatusCode::NOT_FOUND {
+        return Ok(false);
+    }
+    answer.success()?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

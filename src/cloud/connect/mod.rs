@@ -346,8 +346,9 @@ async fn save(
     Ok(saved)
 }
 
-/// Registers the admin webhook with the API token and records it; a failure is
-/// kept in `connected` (the integration stays saved).
+/// Registers the admin webhook with the API token (or updates the one
+/// registered before) and records it; a failure is kept in `connected` (the
+/// integration stays saved).
 async fn register(
     pool: &DbPool,
     http: &reqwest::Client,
@@ -357,10 +358,25 @@ async fn register(
     token: &str,
 ) -> anyhow::Result<()> {
     let basic = basic(email, token);
-    let base = &saved.metadata.base_url;
+    let metadata = &saved.metadata;
+    let base = &metadata.base_url;
     let url = connected.webhook_url.clone();
-    match atlassian::register_admin_webhook(http, base, &basic, &url, &connected.hmac_secret).await
-    {
+    let secret = connected.hmac_secret.clone();
+    // A site connected again keeps its webhook: the one registered before is
+    // updated (a second one would deliver every event twice), unless it is gone.
+    let recorded = match (metadata.webhook_kind.as_deref(), &metadata.webhook_id) {
+        (Some("admin"), Some(id)) => Some(id.clone()),
+        _ => None,
+    };
+    let result = async {
+        if let Some(id) = recorded
+            && atlassian::update_admin_webhook(http, base, &basic, &id, &url, &secret).await?
+        {
+            return Ok(Some(id));
+        }
+        atlassian::register_admin_webhook(http, base, &basic, &url, &secret).await
+    };
+    match result.await {
         Ok(id) => {
             let client = pool
                 .get()

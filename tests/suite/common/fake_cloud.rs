@@ -39,6 +39,8 @@ struct Books {
     credential_revoked: bool,
     /// Whether the API token's account is a Jira admin.
     not_admin: bool,
+    /// Whether an admin deleted the registered webhook.
+    webhook_deleted: bool,
     issued: usize,
 }
 
@@ -130,6 +132,11 @@ impl FakeCloud {
         self.books().not_admin = true;
     }
 
+    /// An admin deletes the registered webhook in Jira.
+    pub fn delete_webhook(&self) {
+        self.books().webhook_deleted = true;
+    }
+
     /// Every service-account token issued so far is refused from now on.
     pub fn revoke_access_tokens(&self) {
         for live in self.books().access.values_mut() {
@@ -181,6 +188,14 @@ impl FakeCloud {
             .and(path(WEBHOOK_PATH))
             .respond_with(Answer(move |request: &Request| {
                 register(&books, &site_uri, request, site_auth(request))
+            }))
+            .mount(&self.site)
+            .await;
+        let books = Arc::clone(&self.books);
+        Mock::given(method("PUT"))
+            .and(path(format!("{WEBHOOK_PATH}/{WEBHOOK_ID}")))
+            .respond_with(Answer(move |request: &Request| {
+                update(&books, request, site_auth(request))
             }))
             .mount(&self.site)
             .await;
@@ -266,23 +281,51 @@ impl FakeCloud {
     }
 }
 
-/// `POST …/rest/webhooks/1.0/webhook`: 401 without the right credential, 403
-/// for an account that is no admin, 400 for a body other than jirasync's, else
-/// 201 with the webhook's `self`.
+/// `PUT …/rest/webhooks/1.0/webhook/<id>`: as a registration, 404 once the
+/// webhook was deleted, else 200.
+fn update(books: &Mutex<Books>, request: &Request, authorized: bool) -> ResponseTemplate {
+    if let Some(refused) = refusal(books, request, authorized) {
+        return refused;
+    }
+    if books.lock().expect("books").webhook_deleted {
+        return ResponseTemplate::new(404).set_body_json(json!({
+            "errorMessages": ["Webhook not found"], "errors": {}
+        }));
+    }
+    ResponseTemplate::new(200).set_body_json(json!({"name": "jirasync", "enabled": true}))
+}
+
+/// `POST …/rest/webhooks/1.0/webhook`: as [`refusal`], then 201 with the
+/// webhook's `self` (a registration after a deletion gets the same id).
 fn register(
     books: &Mutex<Books>,
     base: &str,
     request: &Request,
     authorized: bool,
 ) -> ResponseTemplate {
+    if let Some(refused) = refusal(books, request, authorized) {
+        return refused;
+    }
+    books.lock().expect("books").webhook_deleted = false;
+    ResponseTemplate::new(201).set_body_json(json!({
+        "name": "jirasync",
+        "self": format!("{base}{WEBHOOK_PATH}/{WEBHOOK_ID}"),
+        "enabled": true
+    }))
+}
+
+/// The checks of both webhook calls, the refusal when one fails: 401 without
+/// the right credential, 403 for an account that is no admin, 400 for a body
+/// other than jirasync's.
+fn refusal(books: &Mutex<Books>, request: &Request, authorized: bool) -> Option<ResponseTemplate> {
     if !authorized {
-        return unauthorized();
+        return Some(unauthorized());
     }
     if books.lock().expect("books").not_admin {
-        return ResponseTemplate::new(403).set_body_json(json!({
+        return Some(ResponseTemplate::new(403).set_body_json(json!({
             "errorMessages": ["Only Jira administrators can access webhooks."],
             "errors": {}
-        }));
+        })));
     }
     let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
     let secret = body["secret"].as_str().unwrap_or_default();
@@ -298,17 +341,11 @@ fn register(
         .as_str()
         .is_some_and(|url| url.contains("/extensions/jira-cloud/issue-updated/"));
     if body != expected || secret.len() < 32 || !url_ok {
-        return ResponseTemplate::new(400).set_body_json(json!({
+        return Some(ResponseTemplate::new(400).set_body_json(json!({
             "errorMessages": ["Invalid webhook"], "errors": {}
-        }));
+        })));
     }
-    ResponseTemplate::new(201).set_body_json(json!({
-        "name": "jirasync",
-        "url": body["url"],
-        "self": format!("{base}{WEBHOOK_PATH}/{WEBHOOK_ID}"),
-        "events": body["events"],
-        "enabled": true
-    }))
+    None
 }
 
 /// A Jira Data Center at a URL given as `--site`: no cloudId, a `serverInfo`.
