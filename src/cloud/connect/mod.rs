@@ -13,7 +13,7 @@ use anyhow::Context;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use self::atlassian::{EVENTS, Site};
+use self::atlassian::{AccessToken, EVENTS, Site};
 use crate::config::{AtlassianSettings, secure_url};
 use crate::db::DbPool;
 use crate::integration::cloud_record;
@@ -71,8 +71,8 @@ pub struct Request<'a> {
     pub atlassian: &'a AtlassianSettings,
 }
 
-/// What connecting did.
-#[derive(Debug, Clone)]
+/// What connecting did. `Debug` leaves the HMAC secret out.
+#[derive(Clone)]
 pub struct Connected {
     /// The integration's id.
     pub id: i64,
@@ -95,6 +95,20 @@ pub struct Connected {
     pub notes: Vec<String>,
     /// Whether the integration was disabled (it stays so).
     pub disabled: bool,
+}
+
+impl std::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connected")
+            .field("id", &self.id)
+            .field("external_id", &self.external_id)
+            .field("site", &self.site)
+            .field("auth_method", &self.auth_method)
+            .field("registered", &self.registered)
+            .field("registration_error", &self.registration_error)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connected {
@@ -165,41 +179,9 @@ pub async fn connect(pool: &DbPool, request: &Request<'_>) -> anyhow::Result<Con
             client_id,
             client_secret,
         } => {
-            let token = atlassian::client_credentials(
-                &http,
-                &atlassian.token_url(),
-                client_id,
-                client_secret,
-            )
-            .await
-            .map_err(|error| match error {
-                JiraError::OAuth2Refused { error, .. } => anyhow::anyhow!(
-                    "Atlassian ({}) refused the service account's client id {client_id} and \
-                     its secret ({error}): check both (admin.atlassian.com → Directory → Service \
-                     accounts → the account's OAuth 2.0 credential); nothing was saved",
-                    atlassian.auth_url
-                ),
-                other => anyhow::Error::new(other).context(format!(
-                    "failed to get the service account's token from {}; nothing was saved",
-                    atlassian.auth_url
-                )),
-            })?;
-            let bearer = bearer(&token.token);
-            atlassian::myself(&http, &gateway, &bearer)
-                .await
-                .map_err(|error| match atlassian::is_refused(&error) {
-                    true => anyhow::anyhow!(
-                        "the API gateway refused the service account {client_id} for {site} \
-                         (HTTP {}): give its OAuth 2.0 credential access to this site and the \
-                         scopes read:jira-user read:jira-work write:jira-work; nothing was saved",
-                        error.status().unwrap_or(401)
-                    ),
-                    false => anyhow::Error::new(error).context(format!(
-                        "failed to check the service account's token through the API gateway \
-                         {}; nothing was saved",
-                        atlassian.api_url
-                    )),
-                })?;
+            let token =
+                check_service_account(&http, atlassian, &site, &gateway, client_id, client_secret)
+                    .await?;
             let credentials = Credentials::ClientCredentials {
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
@@ -263,6 +245,49 @@ pub async fn connect(pool: &DbPool, request: &Request<'_>) -> anyhow::Result<Con
     };
     register(pool, &http, &saved, &mut connected, email, token).await?;
     Ok(connected)
+}
+
+/// A service account's token from `<AUTH>/oauth/token`, checked with
+/// `GET /rest/api/3/myself` through the gateway.
+async fn check_service_account(
+    http: &reqwest::Client,
+    atlassian: &AtlassianSettings,
+    site: &str,
+    gateway: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> anyhow::Result<AccessToken> {
+    let token =
+        atlassian::client_credentials(http, &atlassian.token_url(), client_id, client_secret)
+            .await
+            .map_err(|error| match error {
+                JiraError::OAuth2Refused { error, .. } => anyhow::anyhow!(
+                    "Atlassian ({}) refused the service account's client id {client_id} and its \
+                 secret ({error}): check both (admin.atlassian.com → Directory → Service \
+                 accounts → the account's OAuth 2.0 credential); nothing was saved",
+                    atlassian.auth_url
+                ),
+                other => anyhow::Error::new(other).context(format!(
+                    "failed to get the service account's token from {}; nothing was saved",
+                    atlassian.auth_url
+                )),
+            })?;
+    atlassian::myself(http, gateway, &bearer(&token.token))
+        .await
+        .map_err(|error| match atlassian::is_refused(&error) {
+            true => anyhow::anyhow!(
+                "the API gateway refused the service account {client_id} for {site} (HTTP {}): \
+                 give its OAuth 2.0 credential access to this site and the scopes \
+                 read:jira-user read:jira-work write:jira-work; nothing was saved",
+                error.status().unwrap_or(401)
+            ),
+            false => anyhow::Error::new(error).context(format!(
+                "failed to check the service account's token through the API gateway {}; \
+                 nothing was saved",
+                atlassian.api_url
+            )),
+        })?;
+    Ok(token)
 }
 
 /// `--site` without trailing slashes, once it and Atlassian's two URLs are
