@@ -3,6 +3,7 @@
 //! personal access token checked with Jira first), print the webhook URL to register
 //! by hand, show how each integration connects (`integration_status.rs`), let it
 //! take webhooks or not, and rotate its webhook secret (`rotate_webhook_secret.rs`).
+//! `add --cloud` connects a Jira Cloud site instead (`cloud::connect`).
 
 use std::path::PathBuf;
 
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::integration_status::{self, ListArgs, StatusArgs};
 use super::link::{AppLink, read_secret_file};
-use crate::config::{DatabaseSettings, PublicSettings};
+use crate::cloud::connect::{self, CloudAuth, Request};
+use crate::config::{AtlassianSettings, DatabaseSettings, PublicSettings};
 use crate::integration::install_record::{self, Install};
 use crate::integration::webhook_registration;
 use crate::integration::{self, Credentials, PROVIDER};
@@ -20,8 +22,9 @@ use crate::jira::{Auth, JiraError};
 /// `jirasync integration …`
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Create or update a jira_server integration from existing credentials.
-    Add(AddArgs),
+    /// Create or update a jira_server integration from existing credentials, or
+    /// (`--cloud`) a Jira Cloud site's jira_cloud integration.
+    Add(Box<AddCommand>),
     /// Print the webhook URL (with its token) of an integration.
     WebhookUrl(WebhookUrlArgs),
     /// Show every integration: auth method, state, token expiry, webhook.
@@ -47,12 +50,38 @@ pub struct SwitchArgs {
     pub database: DatabaseSettings,
 }
 
-/// The arguments of `integration add`.
+/// The arguments of `integration add`: a Data Center (`--base-url`, with an
+/// application link or a personal access token) or, with `--cloud`, a Jira Cloud
+/// site (`--site`, with an API token or a service account). The forms' own
+/// flags conflict with `--cloud` or require it.
 #[derive(Debug, Clone, clap::Args)]
-pub struct AddArgs {
-    /// The Jira, and its application link (OAuth 1.0a).
-    #[command(flatten)]
-    pub link: AppLink,
+#[command(group(
+    clap::ArgGroup::new("cloud_auth").args(["email", "client_id"]).multiple(false)
+))]
+pub struct AddCommand {
+    /// Connect a Jira Cloud site (`--site`) instead of a Data Center.
+    #[arg(
+        long,
+        requires = "site",
+        requires = "cloud_auth",
+        conflicts_with_all = [
+            "base_url", "consumer_key", "private_key_file", "no_verify_ssl",
+            "access_token", "access_token_secret", "pat_file",
+        ]
+    )]
+    pub cloud: bool,
+    /// Base URL of the Jira Server / Data Center.
+    #[arg(long, required_unless_present = "cloud")]
+    pub base_url: Option<String>,
+    /// Consumer key of an OAuth 1.0a application link.
+    #[arg(long, requires = "private_key_file")]
+    pub consumer_key: Option<String>,
+    /// PEM file with the application link's RSA private key.
+    #[arg(long, requires = "consumer_key")]
+    pub private_key_file: Option<PathBuf>,
+    /// Do not verify Jira's TLS certificate (a self-signed one).
+    #[arg(long)]
+    pub no_verify_ssl: bool,
     /// OAuth access token, when you already have one.
     #[arg(long, requires = "access_token_secret", requires = "consumer_key")]
     pub access_token: Option<String>,
@@ -64,9 +93,24 @@ pub struct AddArgs {
         long,
         value_name = "FILE",
         conflicts_with = "consumer_key",
-        required_unless_present = "consumer_key"
+        required_unless_present_any = ["consumer_key", "cloud"]
     )]
     pub pat_file: Option<PathBuf>,
+    /// Jira Cloud: the site, e.g. https://acme.atlassian.net.
+    #[arg(long, value_name = "URL", requires = "cloud")]
+    pub site: Option<String>,
+    /// Jira Cloud: the email of the Atlassian account whose API token is given.
+    #[arg(long, requires = "cloud", requires = "api_token_file")]
+    pub email: Option<String>,
+    /// Jira Cloud: a file holding that account's API token.
+    #[arg(long, value_name = "FILE", requires = "email")]
+    pub api_token_file: Option<PathBuf>,
+    /// Jira Cloud: a service account's OAuth 2.0 client id.
+    #[arg(long, requires = "cloud", requires = "client_secret_file")]
+    pub client_id: Option<String>,
+    /// Jira Cloud: a file holding the service account's client secret.
+    #[arg(long, value_name = "FILE", requires = "client_id")]
+    pub client_secret_file: Option<PathBuf>,
     /// Display name (default: the host).
     #[arg(long)]
     pub name: Option<String>,
@@ -78,6 +122,74 @@ pub struct AddArgs {
     pub database: DatabaseSettings,
     /// The public URL the webhook URL is built on.
     #[command(flatten)]
+    pub public: PublicSettings,
+    /// Atlassian's servers (Jira Cloud).
+    #[command(flatten)]
+    pub atlassian: AtlassianSettings,
+}
+
+impl AddCommand {
+    /// The Data Center form (without `--cloud`).
+    pub fn data_center(&self) -> AddArgs {
+        AddArgs {
+            link: AppLink {
+                base_url: self.base_url.clone().unwrap_or_default(),
+                consumer_key: self.consumer_key.clone(),
+                private_key_file: self.private_key_file.clone(),
+                no_verify_ssl: self.no_verify_ssl,
+            },
+            access_token: self.access_token.clone(),
+            access_token_secret: self.access_token_secret.clone(),
+            pat_file: self.pat_file.clone(),
+            name: self.name.clone(),
+            register_webhook: self.register_webhook,
+            database: self.database.clone(),
+            public: self.public.clone(),
+        }
+    }
+
+    /// The Cloud form's credentials, read from their files.
+    fn cloud_auth(&self) -> anyhow::Result<CloudAuth> {
+        match (
+            &self.email,
+            &self.api_token_file,
+            &self.client_id,
+            &self.client_secret_file,
+        ) {
+            (Some(email), Some(file), None, None) => Ok(CloudAuth::ApiToken {
+                email: email.clone(),
+                token: read_secret_file(file, "API token")?,
+            }),
+            (None, None, Some(client_id), Some(file)) => Ok(CloudAuth::ServiceAccount {
+                client_id: client_id.clone(),
+                client_secret: read_secret_file(file, "client secret")?,
+            }),
+            _ => anyhow::bail!(
+                "--cloud takes --email and --api-token-file, or --client-id and \
+                 --client-secret-file"
+            ),
+        }
+    }
+}
+
+/// `integration add` of a Data Center: a Jira and its credentials.
+#[derive(Debug, Clone)]
+pub struct AddArgs {
+    /// The Jira, and its application link (OAuth 1.0a).
+    pub link: AppLink,
+    /// OAuth access token, when you already have one.
+    pub access_token: Option<String>,
+    /// OAuth access token secret.
+    pub access_token_secret: Option<String>,
+    /// A file holding a personal access token instead of an application link.
+    pub pat_file: Option<PathBuf>,
+    /// Display name (default: the host).
+    pub name: Option<String>,
+    /// Also register the webhook in Jira.
+    pub register_webhook: bool,
+    /// Postgres.
+    pub database: DatabaseSettings,
+    /// The public URL the webhook URL is built on.
     pub public: PublicSettings,
 }
 
@@ -121,8 +233,9 @@ impl Added {
 /// Runs one `integration` subcommand, printing its result on stdout.
 pub async fn run(command: &Command) -> anyhow::Result<()> {
     match command {
+        Command::Add(args) if args.cloud => add_cloud(args).await?,
         Command::Add(args) => {
-            let added = add(args).await?;
+            let added = add(&args.data_center()).await?;
             println!("{}", added.json());
             if let Some(Err(error)) = added.registration {
                 anyhow::bail!("{error}");
@@ -134,6 +247,32 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
         Command::RotateWebhookSecret(args) => super::rotate_webhook_secret::run(args).await?,
         Command::Enable(args) => println!("{:#}", switch(args, integration::ACTIVE).await?),
         Command::Disable(args) => println!("{:#}", switch(args, integration::DISABLED).await?),
+    }
+    Ok(())
+}
+
+/// `integration add --cloud`: connects the site (`cloud::connect`) and prints
+/// its JSON; a failed registration fails the command after the JSON.
+async fn add_cloud(args: &AddCommand) -> anyhow::Result<()> {
+    let site = args.site.as_deref().context("--cloud needs --site")?;
+    connect::checked_site(site, &args.atlassian)?;
+    let auth = args.cloud_auth()?;
+    let pool = super::pool(&args.database).await?;
+    let request = Request {
+        site,
+        auth,
+        name: args.name.as_deref(),
+        register_webhook: args.register_webhook,
+        public_url: &args.public.url,
+        atlassian: &args.atlassian,
+    };
+    let connected = connect::connect(&pool, &request).await?;
+    for note in &connected.notes {
+        eprintln!("{note}");
+    }
+    println!("{}", connected.json());
+    if let Some(error) = connected.registration_error {
+        anyhow::bail!("{error}");
     }
     Ok(())
 }

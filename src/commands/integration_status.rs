@@ -1,14 +1,17 @@
 //! `jirasync integration list [--json]` and `jirasync integration status ID
 //! [--json]`: how each integration connects — auth method, state (`active`,
 //! `needs_reauth`), when its access token expires and was last refreshed, the Jira
-//! version seen, the webhook registered and whether it is HMAC-signed. Never a
-//! token or secret.
+//! version seen, the webhook registered and whether it is HMAC-signed; for Jira
+//! Cloud also the site, its cloudId and the webhook's kind and expiry (a warning
+//! under 7 days). Never a token or secret.
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::config::DatabaseSettings;
-use crate::integration::{self, Credentials, Integration, PROVIDER, Stored};
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::integration::{self, Credentials, Integration, PROVIDER, Provider, Stored};
 
 /// The arguments of `integration list`.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,6 +43,10 @@ pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
     let all = integration::all(&client, &keys)
         .await
         .context("failed to list the integrations")?;
+    let now = Utc::now();
+    for (integration, _) in &all {
+        warn_expiry(integration, now);
+    }
     if args.json {
         for (integration, stored) in &all {
             println!("{}", summary(integration, stored.as_ref()));
@@ -51,22 +58,27 @@ pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:>5}  {:<40}  {:<7}  {:<13}  {:<25}  webhook",
-        "id", "external id", "auth", "state", "token expires"
+        "{:>5}  {:<11}  {:<40}  {:<18}  {:<13}  {:<25}  webhook",
+        "id", "provider", "external id", "auth", "state", "token expires"
     );
     for (integration, stored) in &all {
         let s = summary(integration, stored.as_ref());
         let text = |key: &str| s[key].as_str().unwrap_or("-").to_owned();
+        let webhook = match integration.provider {
+            Provider::Server => s["webhook"]["path"].as_str().map(str::to_owned),
+            Provider::Cloud => s["webhook"]["kind"]
+                .as_str()
+                .map(|kind| format!("{kind} {}", s["site"].as_str().unwrap_or_default())),
+        };
         println!(
-            "{:>5}  {:<40}  {:<7}  {:<13}  {:<25}  {}",
+            "{:>5}  {:<11}  {:<40}  {:<18}  {:<13}  {:<25}  {}",
             integration.id,
+            integration.provider.as_str(),
             integration.external_id,
             text("auth_method"),
             text("state"),
             text("access_token_expires_at"),
-            s["webhook"]["path"]
-                .as_str()
-                .unwrap_or("not registered by jirasync"),
+            webhook.as_deref().unwrap_or("not registered by jirasync"),
         );
     }
     Ok(())
@@ -82,6 +94,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let stored = integration::credentials(&client, &keys, args.id)
         .await
         .context("failed to read the integration's credentials")?;
+    warn_expiry(&integration, Utc::now());
     let summary = summary(&integration, stored.as_ref());
     if args.json {
         println!("{summary:#}");
@@ -114,11 +127,13 @@ pub fn summary(integration: &Integration, stored: Option<&Stored>) -> Value {
             refreshed_at,
             ..
         }) => (*expires_at, *refreshed_at),
+        Some(Credentials::ClientCredentials { expires_at, .. }) => (*expires_at, None),
         _ => (None, None),
     };
     let metadata = &integration.metadata;
-    json!({
+    let mut summary = json!({
         "id": integration.id,
+        "provider": integration.provider.as_str(),
         "external_id": integration.external_id,
         "base_url": metadata.base_url,
         "auth_method": stored.map(|stored| stored.credentials.method().as_str()),
@@ -134,5 +149,39 @@ pub fn summary(integration: &Integration, stored: Option<&Stored>) -> Value {
             "id": metadata.webhook_id,
             "hmac_signed": metadata.webhook_hmac_secret.is_some(),
         },
-    })
+    });
+    if integration.provider == Provider::Cloud {
+        // Deliveries of an admin (or hand-registered) webhook are signed with
+        // the HMAC secret; a dynamic one's carry a JWT instead (§11.4).
+        let dynamic = metadata.webhook_kind.as_deref() == Some("dynamic");
+        summary["site"] = json!(metadata.site);
+        summary["cloud_id"] = json!(metadata.cloud_id);
+        summary["webhook"] = json!({
+            "kind": metadata.webhook_kind,
+            "id": metadata.webhook_id,
+            "hmac_signed": !dynamic && metadata.webhook_hmac_secret.is_some(),
+            "expires_at": metadata.webhook_expires_at,
+            "refreshed_at": metadata.webhook_refreshed_at,
+        });
+    }
+    summary
+}
+
+/// How soon a webhook's expiry is warned about.
+const EXPIRY_WARNING: TimeDelta = TimeDelta::days(7);
+
+/// Warns on stderr when `integration`'s webhook (a Cloud dynamic one) expires
+/// within [`EXPIRY_WARNING`] of `now`.
+fn warn_expiry(integration: &Integration, now: DateTime<Utc>) {
+    let Some(expires_at) = integration.metadata.webhook_expires_at else {
+        return;
+    };
+    if expires_at - EXPIRY_WARNING < now {
+        eprintln!(
+            "warning: integration {}'s webhook expires at {} (in under 7 days): check that a \
+             worker runs (it refreshes the webhook), or connect the site again",
+            integration.id,
+            expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
 }

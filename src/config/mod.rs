@@ -6,6 +6,7 @@
 //! live by what they configure (`services.rs`, `ingress.rs`, `worker.rs`; metrics
 //! and logging here), their values' parsers in `values.rs` and `proxies.rs`.
 
+mod cloud;
 mod console;
 mod ingress;
 mod proxies;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+pub use cloud::{AtlassianSettings, secure_url, token_url};
 pub use console::{
     ConsoleAuth, ConsoleListen, ConsoleRefusal, ConsoleSettings, MIN_API_TOKEN_CHARS,
     MIN_PASSWORD_CHARS, PasswordCheck,
@@ -119,6 +121,9 @@ pub struct Settings {
     /// The operator console.
     #[command(flatten)]
     pub console: ConsoleSettings,
+    /// Atlassian's servers, for Jira Cloud.
+    #[command(flatten)]
+    pub atlassian: AtlassianSettings,
 }
 
 impl Settings {
@@ -160,6 +165,8 @@ impl Settings {
             "log_format": match log.format { LogFormat::Text => "text", LogFormat::Json => "json" },
             "rust_log": log.filter,
             "unsafe_dependency_logs": log.unsafe_dependency_logs,
+            "atlassian_auth_url": self.atlassian.auth_url,
+            "atlassian_api_url": self.atlassian.api_url,
         });
         if let (Some(object), serde_json::Value::Object(console)) =
             (json.as_object_mut(), self.console.redacted_json())

@@ -7,6 +7,11 @@
 //! workers finding the token expiring (or refused) at once, one refreshes; the
 //! others wait on the row, see the new token, and use it.
 //!
+//! A Jira Cloud service account (`client_credentials`) has no refresh token: a
+//! new 60-minute token is obtained from Atlassian under the same row lock, when
+//! the stored one is missing or expiring and once more when Jira answers 401
+//! (docs/reference.md §11.1).
+//!
 //! Every call's result also tells whether the integration's Jira answers:
 //! `jirasync_jira_available{integration_id}` (docs/reference.md §5.11, §9).
 
@@ -14,15 +19,16 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::credentials::{Credentials, Stored};
 use super::provider::{Kind, shared_jira_client};
 use super::row::Integration;
 use super::store;
+use crate::cloud::connect::atlassian;
 use crate::db::{DbPool, StoreError};
 use crate::jira::oauth2_flow::ClientCredentials;
-use crate::jira::{Auth, JiraClient, JiraError};
+use crate::jira::{Auth, ClientOptions, JiraClient, JiraError};
 use crate::secrets::Unreadable;
 
 /// The integrations whose Jira failed its last call (5xx, 429, a timeout, a
@@ -61,6 +67,27 @@ pub enum AccessError {
     Jira(JiraError),
 }
 
+/// Atlassian's authorization server, for a service account whose metadata does
+/// not name the one it was connected with.
+const DEFAULT_AUTH_URL: &str = "https://auth.atlassian.com";
+
+/// How long before its expiry a service account's token is replaced.
+const RENEW_AHEAD: TimeDelta = TimeDelta::minutes(5);
+
+/// Whether `credentials` are a service account's whose token is missing or
+/// expires within [`RENEW_AHEAD`] of `now` (there is no refresh token: a new
+/// one is simply obtained).
+fn service_token_expiring(credentials: &Credentials, now: DateTime<Utc>) -> bool {
+    match credentials {
+        Credentials::ClientCredentials {
+            access_token,
+            expires_at,
+            ..
+        } => access_token.is_empty() || expires_at.is_none_or(|at| at - RENEW_AHEAD <= now),
+        _ => false,
+    }
+}
+
 impl From<StoreError> for AccessError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -95,6 +122,8 @@ impl Integration {
         let credentials = self.usable(stored)?;
         let credentials = if credentials.expiring(Utc::now()) {
             self.refreshed(pool, None).await?
+        } else if service_token_expiring(&credentials, Utc::now()) {
+            self.renewed(pool, None).await?
         } else {
             credentials
         };
@@ -120,9 +149,20 @@ impl Integration {
                     let reason = "Jira Cloud refused the API token (HTTP 401)";
                     Err(self.needs_reauth(pool, reason).await?)
                 }
-                Credentials::ClientCredentials { .. } => {
-                    let reason = "Jira Cloud refused the service account's token (HTTP 401)";
-                    Err(self.needs_reauth(pool, reason).await?)
+                Credentials::ClientCredentials { access_token, .. } => {
+                    // A token revoked or expired early: one new token, one more try.
+                    let credentials = self.renewed(pool, Some(access_token)).await?;
+                    let auth = credentials
+                        .auth()
+                        .map_err(|e| AccessError::Setup(e.into()))?;
+                    match self.observed(call(jira.with_auth(auth)).await) {
+                        Err(JiraError::Unauthorized) => {
+                            let reason =
+                                "Jira Cloud refused the service account's token (HTTP 401)";
+                            Err(self.needs_reauth(pool, reason).await?)
+                        }
+                        other => other.map(Some).map_err(AccessError::Jira),
+                    }
                 }
                 Credentials::OAuth1 { .. } => Err(AccessError::Jira(JiraError::Unauthorized)),
             },
@@ -272,6 +312,86 @@ impl Integration {
         }
     }
 
+    /// The credentials with a service account's token that is not expiring
+    /// (docs/reference.md §11.3c): a new one from `<AUTH>/oauth/token`, obtained
+    /// under the row lock, unless another process obtained one while this one
+    /// waited (the stored token is then no longer the `refused` one, or no longer
+    /// expiring). Atlassian refusing the credential marks `needs_reauth`.
+    async fn renewed(
+        &self,
+        pool: &DbPool,
+        refused: Option<&str>,
+    ) -> Result<Credentials, AccessError> {
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(stored) = store::lock_credentials(&tx, pool.keys(), self.id).await? else {
+            return Err(AccessError::Jira(JiraError::Unauthorized));
+        };
+        let credentials = self.usable(stored)?;
+        let Credentials::ClientCredentials {
+            client_id,
+            client_secret,
+            access_token,
+            ..
+        } = &credentials
+        else {
+            return Ok(credentials);
+        };
+        let still_good = match refused {
+            Some(refused) => access_token != refused,
+            None => !service_token_expiring(&credentials, Utc::now()),
+        };
+        if still_good {
+            tx.commit().await?;
+            return Ok(credentials);
+        }
+        let auth_url = self
+            .metadata
+            .auth_url
+            .as_deref()
+            .unwrap_or(DEFAULT_AUTH_URL);
+        let http = pool
+            .jira_http()
+            .get(&ClientOptions::default())
+            .map_err(AccessError::Setup)?;
+        let token_url = crate::config::token_url(auth_url);
+        match atlassian::client_credentials(&http, &token_url, client_id, client_secret).await {
+            Ok(token) => {
+                store::save_refreshed(
+                    &tx,
+                    pool.keys(),
+                    self.id,
+                    Some(&token.token),
+                    None,
+                    token.expires_at,
+                )
+                .await?;
+                tx.commit().await?;
+                metrics::counter!("jirasync_token_refreshes_total", "outcome" => "refreshed")
+                    .increment(1);
+                tracing::info!(
+                    integration.id = self.id,
+                    "service account's access token obtained again"
+                );
+                Ok(Credentials::ClientCredentials {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                    access_token: token.token,
+                    expires_at: Some(token.expires_at),
+                })
+            }
+            Err(error @ JiraError::OAuth2Refused { .. }) => {
+                metrics::counter!("jirasync_token_refreshes_total", "outcome" => "invalid_grant")
+                    .increment(1);
+                let reason = error.to_string();
+                let first = store::mark_needs_reauth(&tx, self.id, &reason).await?;
+                tx.commit().await?;
+                Err(self.reauth_error(first, reason))
+            }
+            Err(error) => Err(AccessError::Jira(error)),
+        }
+    }
+
     /// `result` of a call of this integration's Jira, recorded: 5xx, 429, a
     /// timeout or a network error set `jirasync_jira_available` to 0, any answer
     /// sets it to 1 (an error of ours, such as a key that cannot sign, neither);
@@ -329,6 +449,54 @@ impl Integration {
         AccessError::NeedsReauth {
             integration_id: self.id,
             reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_account_token_is_replaced_when_missing_or_within_five_minutes_of_expiry() {
+        let now = Utc::now();
+        let service =
+            |token: &str, expires_at: Option<DateTime<Utc>>| Credentials::ClientCredentials {
+                client_id: "c".into(),
+                client_secret: "s".into(),
+                access_token: token.into(),
+                expires_at,
+            };
+        let cases = [
+            (
+                "fresh",
+                service("t", Some(now + TimeDelta::minutes(30))),
+                false,
+            ),
+            (
+                "expiring",
+                service("t", Some(now + TimeDelta::minutes(4))),
+                true,
+            ),
+            (
+                "expired",
+                service("t", Some(now - TimeDelta::minutes(1))),
+                true,
+            ),
+            ("no expiry", service("t", None), true),
+            (
+                "no token",
+                service("", Some(now + TimeDelta::minutes(30))),
+                true,
+            ),
+            ("a PAT", Credentials::Pat { token: "p".into() }, false),
+        ];
+        for (name, credentials, expiring) in cases {
+            assert_eq!(
+                service_token_expiring(&credentials, now),
+                expiring,
+                "case {name}"
+            );
         }
     }
 }

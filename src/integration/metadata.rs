@@ -59,6 +59,10 @@ pub struct Metadata {
     /// Jira Cloud: when the webhook was registered or last refreshed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_refreshed_at: Option<DateTime<Utc>>,
+    /// Jira Cloud, OAuth 2.0 methods: Atlassian's authorization server `<AUTH>`
+    /// as it was when the site was connected, where tokens are obtained again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_url: Option<String>,
 }
 
 impl Default for Metadata {
@@ -80,6 +84,7 @@ impl Default for Metadata {
             webhook_kind: None,
             webhook_expires_at: None,
             webhook_refreshed_at: None,
+            auth_url: None,
         }
     }
 }
@@ -123,6 +128,7 @@ impl fmt::Debug for Metadata {
             .field("webhook_kind", &self.webhook_kind)
             .field("webhook_expires_at", &self.webhook_expires_at)
             .field("webhook_refreshed_at", &self.webhook_refreshed_at)
+            .field("auth_url", &self.auth_url)
             .finish()
     }
 }
@@ -159,6 +165,7 @@ impl<'de> Deserialize<'de> for Metadata {
             webhook_kind: non_empty("webhook_kind"),
             webhook_expires_at: time("webhook_expires_at"),
             webhook_refreshed_at: time("webhook_refreshed_at"),
+            auth_url: non_empty("auth_url"),
         })
     }
 }
@@ -219,6 +226,7 @@ mod tests {
             webhook_kind: Some("admin".into()),
             webhook_expires_at: None,
             webhook_refreshed_at: Some(Utc::now()),
+            auth_url: Some("https://auth.atlassian.com".into()),
         };
         let json = serde_json::to_value(&metadata).expect("serializes");
         assert_eq!(json.get("webhook_hmac_secret"), None);

@@ -8,6 +8,7 @@
 //! Used by the worker, the admin commands, `demo` and the ingress's router.
 
 mod access;
+pub mod cloud_record;
 mod credentials;
 pub mod install_record;
 pub mod messages;

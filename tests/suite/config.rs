@@ -56,6 +56,8 @@ fn defaults_are_the_contract_defaults() {
         "console_password": null,
         "console_password_hash": null,
         "console_api_token": null,
+        "atlassian_auth_url": "https://auth.atlassian.com",
+        "atlassian_api_url": "https://api.atlassian.com",
     });
     assert_eq!(got, expected);
 }
@@ -99,6 +101,12 @@ fn invalid_values_give_a_clear_error_naming_the_setting() {
         ("JIRASYNC_MAX_BODY_BYTES", "lots", "body limit"),
         ("JIRASYNC_QUEUE_PREFIX", "has space", "queue prefix"),
         ("JIRASYNC_LOG_FORMAT", "xml", "xml"),
+        (
+            "JIRASYNC_ATLASSIAN_AUTH_URL",
+            "http://auth.example.org",
+            "must be https://",
+        ),
+        ("JIRASYNC_ATLASSIAN_API_URL", "ftp://x", "https://"),
     ] {
         let output = jirasync(&["config"], &[(name, value)]);
         assert!(!output.status.success(), "{name}={value} was accepted");

@@ -13,6 +13,7 @@ mod audit;
 mod batching;
 mod bench_script;
 mod broker_outage;
+mod cloud_connect;
 mod cloud_outbound;
 mod cloud_reconcile;
 mod cluster_failover;

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod browser;
 pub mod console;
+pub mod fake_cloud;
 #[path = "../../fixtures/fake_jira.rs"]
 pub mod fake_jira;
 pub mod fake_oauth2;

@@ -43,6 +43,8 @@ pub const SETTING_VARS: &[&str] = &[
     "JIRASYNC_CONSOLE_PASSWORD",
     "JIRASYNC_CONSOLE_PASSWORD_HASH",
     "JIRASYNC_CONSOLE_API_TOKEN",
+    "JIRASYNC_ATLASSIAN_AUTH_URL",
+    "JIRASYNC_ATLASSIAN_API_URL",
 ];
 
 /// docs/reference.md §1: the subcommands of `jirasync`.
