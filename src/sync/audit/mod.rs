@@ -79,6 +79,13 @@ impl Audit {
         }
     }
 
+    /// The trail of a Jira Cloud delivery of message `message_id` about
+    /// `issue_key` of `integration_id` that changes nothing itself (a duplicate,
+    /// docs/reference.md §11.4): no event time.
+    pub fn delivery(message_id: &str, integration_id: i64, issue_key: &str) -> Self {
+        Self::outbound(message_id, integration_id, issue_key, None)
+    }
+
     /// This trail, counted but never written (`JIRASYNC_AUDIT=off`).
     pub fn unrecorded(self) -> Self {
         Self {

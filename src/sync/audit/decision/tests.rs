@@ -126,6 +126,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![assigned, group(6, A::Unchanged)],
                 asked: asked(Some("Jane@Acme.io"), Some("jane")),
+                cloud: None,
                 clock: clock(true, true),
             }),
             "assignee",
@@ -147,6 +148,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![kept],
                 asked: asked(None, Some("jdoe")),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -165,6 +167,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![group(5, A::Unassigned), group(6, A::Unchanged)],
                 asked: None,
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -179,6 +182,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![group(5, A::Unchanged)],
                 asked: None,
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -190,6 +194,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![turned_away],
                 asked: asked(Some("bob@acme.io"), None),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -209,6 +214,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
                     ..group(5, A::NoCandidate)
                 }],
                 asked: asked(None, Some("jdoe")),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -224,6 +230,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![group(5, A::MissingEmail)],
                 asked: asked(None, Some("hidden")),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -239,6 +246,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: Vec::new(),
                 asked: asked(Some("jane@acme.io"), None),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -457,6 +465,81 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             "assignee_outbound",
             "same_origin",
             json!({"group_id": 7, "change": "unassign", "origin_integration_id": 3}),
+        ),
+        (
+            "a Cloud assignee found by the lookup",
+            Decision::Assignee(Assignment {
+                groups: vec![group(6, A::Unchanged)],
+                asked: asked(Some("mia@acme.io"), Some("5b10ac8d")),
+                cloud: Some(CloudAssignee {
+                    account_id: "5b10ac8d".to_owned(),
+                    email_source: Some(EmailSource::Lookup),
+                    sources_tried: None,
+                    fix: None,
+                }),
+                clock: Clock::default(),
+            }),
+            "assignee",
+            "unchanged",
+            json!({
+                "groups": [{"group_id": 6, "project": "p", "result": "unchanged"}],
+                "email": "mia@acme.io", "jira_user": "5b10ac8d",
+                "account_id": "5b10ac8d", "email_source": "lookup"
+            }),
+        ),
+        (
+            "a Cloud assignee without an email anywhere",
+            Decision::Assignee(Assignment {
+                groups: vec![group(6, A::MissingEmail)],
+                asked: asked(None, Some("5b10ac8d")),
+                cloud: Some(CloudAssignee {
+                    account_id: "5b10ac8d".to_owned(),
+                    email_source: None,
+                    sources_tried: Some(vec![
+                        SourceTried {
+                            source: EmailSource::Payload,
+                            result: SourceResult::Hidden,
+                        },
+                        SourceTried {
+                            source: EmailSource::Lookup,
+                            result: SourceResult::NotFound,
+                        },
+                        SourceTried {
+                            source: EmailSource::UserMap,
+                            result: SourceResult::NoMapping,
+                        },
+                    ]),
+                    fix: Some(
+                        "jirasync user-map set --integration 3 --jira-user 5b10ac8d --user USERNAME"
+                            .to_owned(),
+                    ),
+                }),
+                clock: Clock::default(),
+            }),
+            "assignee",
+            "missing_email",
+            json!({
+                "groups": [{"group_id": 6, "project": "p", "result": "missing_email"}],
+                "email": null, "jira_user": "5b10ac8d",
+                "account_id": "5b10ac8d", "email_source": null,
+                "sources_tried": [
+                    {"source": "payload", "result": "hidden"},
+                    {"source": "lookup", "result": "not_found"},
+                    {"source": "user_map", "result": "no_mapping"}
+                ],
+                "fix": "jirasync user-map set --integration 3 --jira-user 5b10ac8d --user USERNAME"
+            }),
+        ),
+        (
+            "a duplicate Cloud delivery",
+            Decision::Duplicate(DuplicateDelivery {
+                webhook_identifier: "1234-abcd".to_owned(),
+                first_message_id: "m-1".to_owned(),
+                clock: Clock::default(),
+            }),
+            "delivery",
+            "duplicate",
+            json!({"webhook_identifier": "1234-abcd", "first_message_id": "m-1"}),
         ),
     ]
 }
