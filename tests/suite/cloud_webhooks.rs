@@ -418,6 +418,54 @@ async fn the_same_delivery_again_changes_nothing_even_after_the_group_changed() 
 }
 
 #[tokio::test]
+async fn the_same_message_delivered_again_is_not_a_duplicate_of_itself() {
+    use jirasync::integration::Provider;
+    use jirasync::integration::messages::{
+        CLOUD_WEBHOOK, CloudDelivery, WebhookRequest, provider_webhook_properties,
+    };
+    let s = cloud(api_token()).await;
+    let org = s.org("ACME-10").await;
+    let mia = s.app.seed().teammate(&org, "mia@acme.example").await;
+    let body =
+        assignee_changed("ACME-10", account("acc-mia", Some("mia@acme.example")), T1).to_string();
+    let signature = hub_signature(&s.hmac_secret, body.as_bytes());
+    let request = WebhookRequest {
+        token: &s.token,
+        content_type: Some("application/json"),
+        webhook_identifier: Some("crash-1"),
+        hub_signature: Some(&signature),
+    };
+    let (_, props) = provider_webhook_properties(
+        Provider::Cloud,
+        &request,
+        CloudDelivery::default(),
+        std::time::SystemTime::now(),
+    );
+    // As after a worker crashed between its commit and its ack: the same message twice.
+    for _ in 0..2 {
+        common::publish(
+            &s.app.channel,
+            &s.app.settings,
+            CLOUD_WEBHOOK,
+            body.as_bytes(),
+            props.clone(),
+        )
+        .await;
+    }
+    s.app.wait_assignee(org.group_id, Some(mia)).await;
+    s.settle().await;
+    let events = s.events().await;
+    assert!(
+        events.iter().all(|(kind, ..)| kind == "assignee"),
+        "no duplicate row: {events:?}"
+    );
+    assert_eq!(s.handled("duplicate"), 0, "{}", s.logs.text());
+    assert_eq!(s.handled("unchanged"), 1, "{}", s.logs.text());
+    assert_eq!(s.app.activities(org.group_id).await.len(), 1);
+    s.app.finish().await;
+}
+
+#[tokio::test]
 async fn a_hidden_email_is_looked_up_by_account_id_on_the_site() {
     let s = cloud(api_token()).await;
     let org = s.org("ACME-6").await;
