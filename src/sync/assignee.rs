@@ -147,6 +147,7 @@ pub async fn apply(
         Some((_, None, _)) => None,
         None => Some(echo::assignee_value(None)),
     };
+    let noted = audit.len();
     let issues = guard::admitted(
         tx,
         Watermark::Assignee,
@@ -156,6 +157,16 @@ pub async fn apply(
         audit,
     )
     .await?;
+    // The guard's own decisions about a Cloud account name it too.
+    if let Some((_, _, Some(account))) = assignment {
+        let cloud = CloudAssignee {
+            account_id: account.account_id.clone(),
+            email_source: account.email_source,
+            sources_tried: None,
+            fix: None,
+        };
+        audit.name_account_from(noted, &cloud);
+    }
     // Looked up once, and only when a group has no candidate by email.
     let mut mapped: Option<Option<i64>> = None;
     for admitted in &issues {

@@ -253,6 +253,23 @@ async fn an_hmac_signed_delivery_assigns_the_group_and_says_where_the_email_came
     assert_eq!(detail["account_id"], "acc-mia");
     assert_eq!(detail["email_source"], "payload");
     assert_eq!(s.user_lookups().await, 0, "the payload's email is enough");
+
+    // An issue no organization links: the guard's decision names the account too.
+    let unlinked = assignee_changed(
+        "ACME-NONE",
+        account("acc-mia", Some("mia@acme.example")),
+        T1,
+    );
+    s.deliver(&unlinked, Some("delivery-2")).await;
+    s.settle().await;
+    let events = s.events().await;
+    let (_, outcome, _, key, detail, _) = events.last().expect("a decision");
+    assert_eq!(
+        (outcome.as_str(), key.as_str()),
+        ("not_linked", "ACME-NONE")
+    );
+    assert_eq!(detail["account_id"], "acc-mia");
+    assert_eq!(detail["email_source"], "payload");
     s.app.finish().await;
 }
 

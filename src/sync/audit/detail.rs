@@ -24,6 +24,9 @@ pub struct Stale {
     pub event_time: DateTime<Utc>,
     /// The event time of the change applied there.
     pub applied_up_to: DateTime<Utc>,
+    /// A Jira Cloud assignee change: its account (docs/reference.md §11.4).
+    #[serde(flatten)]
+    pub cloud: Option<CloudAssignee>,
     /// What the clock did.
     #[serde(flatten)]
     pub clock: Clock,
@@ -35,6 +38,9 @@ pub struct Stale {
 pub struct NotLinked {
     /// The flag that syncs the change's kind back.
     pub sync_flag: SyncFlag,
+    /// A Jira Cloud assignee change: its account (docs/reference.md §11.4).
+    #[serde(flatten)]
+    pub cloud: Option<CloudAssignee>,
     /// What the clock did.
     #[serde(flatten)]
     pub clock: Clock,

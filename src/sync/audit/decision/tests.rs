@@ -64,6 +64,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
     let stale = Stale {
         event_time: at(T1),
         applied_up_to: at(T2),
+        cloud: None,
         clock: clock(true, false),
     };
     let assigned = AssigneeGroup {
@@ -104,6 +105,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             "an assignee change no organization links",
             Decision::NotLinked(NotLinked {
                 sync_flag: SyncFlag::SyncReverseAssignment,
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -114,6 +116,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             "a status change no organization links",
             Decision::NotLinked(NotLinked {
                 sync_flag: SyncFlag::SyncStatusReverse,
+                cloud: None,
                 clock: clock(true, false),
             }),
             "status",
@@ -529,6 +532,24 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
                 ],
                 "fix": "jirasync user-map set --integration 3 --jira-user 5b10ac8d --user USERNAME"
             }),
+        ),
+        (
+            "a stale change of a Cloud assignee",
+            Decision::AssigneeStale(Stale {
+                event_time: at(T1),
+                applied_up_to: at(T2),
+                cloud: Some(CloudAssignee {
+                    account_id: "5b10ac8d".to_owned(),
+                    email_source: Some(EmailSource::Payload),
+                    sources_tried: None,
+                    fix: None,
+                }),
+                clock: Clock::default(),
+            }),
+            "assignee",
+            "stale",
+            json!({"event_time": T1, "applied_up_to": T2,
+                   "account_id": "5b10ac8d", "email_source": "payload"}),
         ),
         (
             "a duplicate Cloud delivery",
