@@ -199,9 +199,13 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
     };
     let webhook = post(webhook_route::receive);
     let [bare, slashed] = routes::webhook_routes();
+    let cloud_webhook = post(webhook_route::receive_cloud);
+    let [cloud_bare, cloud_slashed] = routes::cloud_webhook_routes();
     let mut routes = Router::new()
         .route(&bare, webhook.clone())
         .route(&slashed, webhook)
+        .route(&cloud_bare, cloud_webhook.clone())
+        .route(&cloud_slashed, cloud_webhook)
         .route(
             routes::OAUTH_CALLBACK_PATH,
             get(oauth_callback::receive).layer(callbacks(&rate)),
@@ -215,6 +219,8 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
     let mut templates = vec![
         bare.as_str(),
         slashed.as_str(),
+        cloud_bare.as_str(),
+        cloud_slashed.as_str(),
         routes::OAUTH_CALLBACK_PATH,
         routes::OAUTH2_CALLBACK_PATH,
         "/healthz",

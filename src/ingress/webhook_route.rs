@@ -1,8 +1,11 @@
-//! The webhook route, `POST /extensions/jira-server/issue-updated/{token}/`: checks
-//! the token's shape and the body's presence, publishes the raw body with the
-//! contract's headers and answers 202 with the message id once the broker
-//! confirmed. What it keeps between requests (its publish metrics, the tokens it
-//! saw lately) is `route_state`; `mod.rs` routes to [`receive`].
+//! The webhook routes, `POST /extensions/jira-server/issue-updated/{token}/` and
+//! Jira Cloud's `POST /extensions/jira-cloud/issue-updated/{token}/` (docs/reference.md
+//! §3, §11.4): one code path, the provider a parameter. Checks the token's shape and
+//! the body's presence, publishes the raw body with the contract's headers (a
+//! Cloud delivery's bearer token too) as the provider's message type and answers
+//! 202 with the message id once the broker confirmed. What it keeps between
+//! requests (its publish metrics, the tokens it saw lately) is `route_state`;
+//! `mod.rs` routes to [`receive`] and [`receive_cloud`].
 
 use std::time::{Instant, SystemTime};
 
@@ -16,9 +19,10 @@ use super::admission::{self, BodyError};
 use super::client::Client;
 use super::error::ApiError;
 use super::state::AppState;
+use crate::integration::Provider;
 use crate::integration::messages::{
-    HUB_SIGNATURE, MAX_HUB_SIGNATURE, MAX_WEBHOOK_IDENTIFIER, WEBHOOK, WEBHOOK_IDENTIFIER,
-    WebhookRequest, webhook_properties,
+    CloudDelivery, HUB_SIGNATURE, MAX_DELIVERY_JWT, MAX_HUB_SIGNATURE, MAX_WEBHOOK_IDENTIFIER,
+    WEBHOOK_IDENTIFIER, WebhookRequest, provider_webhook_properties, webhook_type,
 };
 use crate::integration::token::is_jwt_shaped;
 
@@ -26,12 +30,22 @@ use crate::integration::token::is_jwt_shaped;
 const HUB_SIGNATURE_HEADER: HeaderName = HeaderName::from_static(HUB_SIGNATURE);
 const WEBHOOK_IDENTIFIER_HEADER: HeaderName = HeaderName::from_static(WEBHOOK_IDENTIFIER);
 
-/// Receives one webhook: room in its client's share of the body budget (else
-/// `429`) and in the budget (else `503`) first, then the token and the headers
-/// are checked before the body is read, so a request refused for them costs no
-/// body bytes. The budget is taken here rather than by a middleware of the
-/// route: one layer less per request.
+/// Receives one Data Center webhook (see [`receive_as`]).
 pub async fn receive(State(state): State<AppState>, request: Request) -> Response {
+    receive_as(Provider::Server, state, request).await
+}
+
+/// Receives one Jira Cloud delivery (see [`receive_as`]).
+pub async fn receive_cloud(State(state): State<AppState>, request: Request) -> Response {
+    receive_as(Provider::Cloud, state, request).await
+}
+
+/// Receives one webhook of `provider`: room in its client's share of the body
+/// budget (else `429`) and in the budget (else `503`) first, then the token and
+/// the headers are checked before the body is read, so a request refused for
+/// them costs no body bytes. The budget is taken here rather than by a
+/// middleware of the route: one layer less per request.
+async fn receive_as(provider: Provider, state: AppState, request: Request) -> Response {
     let _room = match state
         .admission
         .body(Client::of(&request), request.headers())
@@ -42,7 +56,7 @@ pub async fn receive(State(state): State<AppState>, request: Request) -> Respons
     let client = Client::of(&request);
     let (mut parts, body) = request.into_parts();
     match Path::<String>::from_request_parts(&mut parts, &state).await {
-        Ok(Path(token)) => receive_admitted(&state, token, client, &parts, body)
+        Ok(Path(token)) => receive_admitted(&state, provider, token, client, &parts, body)
             .await
             .into_response(),
         Err(rejection) => rejection.into_response(),
@@ -51,6 +65,7 @@ pub async fn receive(State(state): State<AppState>, request: Request) -> Respons
 
 async fn receive_admitted(
     state: &AppState,
+    provider: Provider,
     token: String,
     client: Client,
     parts: &Parts,
@@ -88,6 +103,12 @@ async fn receive_admitted(
             )));
         }
     }
+    let cloud = match provider {
+        Provider::Cloud => CloudDelivery {
+            delivery_jwt: bearer_token(headers)?,
+        },
+        Provider::Server => CloudDelivery::default(),
+    };
     let request = WebhookRequest {
         token: &token,
         content_type: text(&header::CONTENT_TYPE),
@@ -118,17 +139,41 @@ async fn receive_admitted(
     if body.is_empty() {
         return Err(ApiError::bad_request("the body is empty"));
     }
-    let (id, properties) = webhook_properties(&request, received);
+    let (id, properties) = provider_webhook_properties(provider, &request, cloud, received);
 
     let started = Instant::now();
     let publishes = &state.publishes;
     publishes.in_flight().increment(1.0);
-    let result = state.broker.publish(WEBHOOK, &body, properties).await;
+    let result = state
+        .broker
+        .publish(webhook_type(provider), &body, properties)
+        .await;
     publishes.in_flight().decrement(1.0);
     publishes.duration().record(started.elapsed().as_secs_f64());
     result?;
     tracing::debug!(message.id = %id, body_bytes = body.len(), "webhook queued");
     Ok(accepted(id))
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if any: what a Cloud
+/// 3LO app's dynamic webhook signs its deliveries with (docs/reference.md §11.4).
+/// Longer than [`MAX_DELIVERY_JWT`]: `400`. Another scheme, or a value that is
+/// not text, is no delivery JWT (the worker then wants the HMAC signature).
+fn bearer_token(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value.to_str().ok().and_then(|value| {
+        let (scheme, token) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    match token {
+        Some(token) if token.len() > MAX_DELIVERY_JWT => Err(ApiError::bad_request(format!(
+            "the Authorization header's bearer token is longer than {MAX_DELIVERY_JWT} bytes"
+        ))),
+        Some("") | None => Ok(None),
+        Some(token) => Ok(Some(token)),
+    }
 }
 
 /// `202` with `{"id":"<message id>"}`, written without building a JSON value.
@@ -154,6 +199,34 @@ fn accepted(id: uuid::Uuid) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_is_the_delivery_jwt_and_a_long_one_is_refused() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(value).expect("a header value"),
+            );
+            headers
+        };
+        let cases = [
+            ("Bearer a.b.c", Some("a.b.c")),
+            ("bearer  a.b.c ", Some("a.b.c")),
+            ("Basic dXNlcjpwdw==", None),
+            ("Bearer ", None),
+            ("Bearer", None),
+        ];
+        for (value, expected) in cases {
+            let headers = with(value);
+            assert_eq!(bearer_token(&headers).ok().flatten(), expected, "{value}");
+        }
+        assert_eq!(bearer_token(&axum::http::HeaderMap::new()).ok(), Some(None));
+        let long = with(&format!("Bearer {}", "a".repeat(MAX_DELIVERY_JWT + 1)));
+        assert!(bearer_token(&long).is_err());
+        let longest = with(&format!("Bearer {}", "a".repeat(MAX_DELIVERY_JWT)));
+        assert!(bearer_token(&longest).is_ok_and(|t| t.is_some()));
+    }
 
     #[test]
     fn the_accepted_body_is_what_serde_json_writes() {

@@ -9,6 +9,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use uuid::Uuid;
 
+use super::provider::Kind;
 use crate::config::BrokerSettings;
 use crate::queue::message::{long_string, millis, properties};
 use crate::queue::{Catalog, Names};
@@ -54,6 +55,18 @@ pub const DELIVERY_JWT: &str = "delivery-jwt";
 pub const MAX_HUB_SIGNATURE: usize = 128;
 /// Longest `X-Atlassian-Webhook-Identifier` the ingress takes.
 pub const MAX_WEBHOOK_IDENTIFIER: usize = 256;
+/// Longest bearer token of a Cloud delivery's `Authorization` header the ingress
+/// takes (docs/reference.md §11.4), as long as a URL token may be.
+pub const MAX_DELIVERY_JWT: usize = super::token::MAX_TOKEN_LEN;
+
+/// The routing key and message type of a webhook of `provider`:
+/// [`WEBHOOK`] or [`CLOUD_WEBHOOK`].
+pub fn webhook_type(provider: Kind) -> &'static str {
+    match provider {
+        Kind::Server => WEBHOOK,
+        Kind::Cloud => CLOUD_WEBHOOK,
+    }
+}
 
 /// What is routed where, for the transport.
 pub static CATALOG: Catalog = Catalog {
@@ -100,9 +113,30 @@ pub struct WebhookRequest<'a> {
     pub hub_signature: Option<&'a str>,
 }
 
-/// Properties of a webhook message; returns them with the new message id.
+/// What a Cloud delivery adds to a [`WebhookRequest`] (docs/reference.md §11.4).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloudDelivery<'a> {
+    /// The token of an `Authorization: Bearer` header (a 3LO app's dynamic
+    /// webhook signs its deliveries so), if any.
+    pub delivery_jwt: Option<&'a str>,
+}
+
+/// Properties of a Data Center webhook message; returns them with the new
+/// message id.
 pub fn webhook_properties(
     request: &WebhookRequest<'_>,
+    received: SystemTime,
+) -> (Uuid, BasicProperties) {
+    provider_webhook_properties(Kind::Server, request, CloudDelivery::default(), received)
+}
+
+/// Properties of a webhook message of `provider` (type and routing key
+/// [`webhook_type`]); a Cloud one carries `cloud`'s headers too. Returns them
+/// with the new message id.
+pub fn provider_webhook_properties(
+    provider: Kind,
+    request: &WebhookRequest<'_>,
+    cloud: CloudDelivery<'_>,
     received: SystemTime,
 ) -> (Uuid, BasicProperties) {
     let id = Uuid::new_v4();
@@ -116,7 +150,10 @@ pub fn webhook_properties(
     if let Some(value) = request.hub_signature {
         headers.insert(HUB_SIGNATURE.into(), long_string(value));
     }
-    let mut props = properties(WEBHOOK, id, received).with_headers(headers);
+    if let Some(value) = cloud.delivery_jwt.filter(|_| provider == Kind::Cloud) {
+        headers.insert(DELIVERY_JWT.into(), long_string(value));
+    }
+    let mut props = properties(webhook_type(provider), id, received).with_headers(headers);
     if let Some(content_type) = request
         .content_type
         .and_then(|value| ShortString::try_new(value).ok())
@@ -175,6 +212,35 @@ mod tests {
         assert_eq!(header_str(&props, WEBHOOK_IDENTIFIER), None);
         assert_eq!(header_str(&props, HUB_SIGNATURE), None);
         assert_eq!(props.content_type(), &None);
+    }
+
+    #[test]
+    fn a_cloud_webhook_is_its_own_type_and_carries_the_delivery_jwt() {
+        let request = WebhookRequest {
+            token: "a.b.c",
+            content_type: Some("application/json"),
+            webhook_identifier: Some("id-1"),
+            hub_signature: None,
+        };
+        let cloud = CloudDelivery {
+            delivery_jwt: Some("x.y.z"),
+        };
+        let (id, props) =
+            provider_webhook_properties(Kind::Cloud, &request, cloud, SystemTime::now());
+        assert_eq!(message_id(&props), id.to_string());
+        assert_eq!(message_type(&props), "jira_cloud.webhook");
+        assert_eq!(header_str(&props, DELIVERY_JWT).as_deref(), Some("x.y.z"));
+        assert_eq!(header_str(&props, TOKEN).as_deref(), Some("a.b.c"));
+        assert_eq!(
+            header_str(&props, WEBHOOK_IDENTIFIER).as_deref(),
+            Some("id-1")
+        );
+        assert_eq!(header_str(&props, HUB_SIGNATURE), None);
+        // Data Center's messages never carry one.
+        let (_, props) =
+            provider_webhook_properties(Kind::Server, &request, cloud, SystemTime::now());
+        assert_eq!(message_type(&props), "jira_server.webhook");
+        assert_eq!(header_str(&props, DELIVERY_JWT), None);
     }
 
     #[test]

@@ -147,23 +147,6 @@ impl JiraClient {
         self.get_json(url, "assignable users").await
     }
 
-    /// Cloud's `GET /rest/api/3/user?accountId=…`; `None` when Jira has no such
-    /// account (404).
-    pub async fn account(&self, account_id: &str) -> Result<Option<JiraUser>, JiraError> {
-        let mut url = self.rest_endpoint("/user")?;
-        url.query_pairs_mut().append_pair("accountId", account_id);
-        let answer = self.call(Method::GET, url, None).await?;
-        if answer.status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let answer = answer.success()?;
-        serde_json::from_str(&answer.body)
-            .map(Some)
-            .map_err(|error| JiraError::InvalidResponse {
-                reason: format!("user is not the expected JSON: {error}"),
-            })
-    }
-
     /// `PUT /rest/api/2/issue/{key}/assignee` with `{"name": user}` (Cloud:
     /// `/rest/api/3/…` with `{"accountId": user}`); `None` unassigns
     /// (`{"name": null}`, `{"accountId": null}`).

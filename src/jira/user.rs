@@ -1,5 +1,6 @@
-//! Jira Server user lookup (`GET /rest/api/2/user`), for assignees whose
-//! webhook payload hides the email address.
+//! Jira user lookup — Data Center's `GET /rest/api/2/user` by name or key, Jira
+//! Cloud's `GET /rest/api/3/user?accountId=` (docs/reference.md §11.5) — for
+//! assignees whose webhook payload hides the email address.
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -14,6 +15,8 @@ pub enum UserRef<'a> {
     Username(&'a str),
     /// The user key (`?key=`), stable across renames.
     Key(&'a str),
+    /// A Jira Cloud user's `accountId` (`/rest/api/3/user?accountId=`).
+    AccountId(&'a str),
 }
 
 /// A Jira user as `GET /rest/api/2/user` (Data Center) or `/rest/api/3/user`
@@ -57,12 +60,18 @@ impl JiraUser {
 }
 
 impl JiraClient {
-    /// `GET /rest/api/2/user`; `None` when Jira has no such user (404).
+    /// `GET /rest/api/2/user` (Cloud's `/rest/api/3/user` for an `accountId`);
+    /// `None` when Jira has no such user (404).
     pub async fn get_user(&self, user: UserRef<'_>) -> Result<Option<JiraUser>, JiraError> {
-        let mut url = self.endpoint("/rest/api/2/user")?;
+        let path = match user {
+            UserRef::AccountId(_) => "/rest/api/3/user",
+            UserRef::Username(_) | UserRef::Key(_) => "/rest/api/2/user",
+        };
+        let mut url = self.endpoint(path)?;
         match user {
             UserRef::Username(name) => url.query_pairs_mut().append_pair("username", name),
             UserRef::Key(key) => url.query_pairs_mut().append_pair("key", key),
+            UserRef::AccountId(id) => url.query_pairs_mut().append_pair("accountId", id),
         };
         let answer = self.call(Method::GET, url, None).await?;
         if answer.status == StatusCode::NOT_FOUND {
@@ -74,5 +83,21 @@ impl JiraClient {
             .map_err(|error| JiraError::InvalidResponse {
                 reason: format!("user is not the expected JSON: {error}"),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cloud_user_reads_without_a_name_and_a_hidden_email_reads_as_none() {
+        let user: JiraUser = serde_json::from_str(
+            r#"{"accountId":"5b10ac8d82e05b22cc7d4ef5","displayName":"Mia","active":true}"#,
+        )
+        .expect("a Cloud user reads");
+        assert_eq!(user.name, "");
+        assert_eq!(user.account_id.as_deref(), Some("5b10ac8d82e05b22cc7d4ef5"));
+        assert_eq!(user.email_address, None);
     }
 }

@@ -14,7 +14,7 @@ use deadpool_postgres::GenericClient;
 
 use super::plan::{Plan, PlanError, Target, Write};
 use crate::jira::payload::AssigneeRef;
-use crate::jira::{JiraClient, JiraError, JiraUser};
+use crate::jira::{JiraClient, JiraError, JiraUser, UserRef};
 use crate::sync::audit::detail::{
     JiraUserVia, PushChange, PushKind, PushOutcome, PushUser, Pushed,
 };
@@ -149,7 +149,8 @@ impl JiraUsers {
             let question = Question::Account(entry.to_owned());
             let user = self
                 .ask(integration_id, question, || async {
-                    Ok(jira.account(entry).await?.into_iter().collect())
+                    let user = jira.get_user(UserRef::AccountId(entry)).await?;
+                    Ok(user.into_iter().collect())
                 })
                 .await?;
             return Ok(user.into_iter().find(|user| user.active));

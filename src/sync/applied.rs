@@ -28,6 +28,9 @@ pub enum Applied {
     StatusNotSynced,
     /// The issue moved: its rows took the new key (and nothing else changed).
     Rekeyed,
+    /// A Jira Cloud delivery handled already by another message: nothing
+    /// changed (docs/reference.md §11.4).
+    Duplicate,
 }
 
 /// One result for the change: a status change that did something wins over an

@@ -6,7 +6,8 @@
 use deadpool_postgres::Transaction;
 
 use super::audit::detail::{
-    Asked, AssigneeGroup, AssigneeResult, Assignment, Chosen, ChosenUser, RejectedUser, Via,
+    Asked, AssigneeGroup, AssigneeResult, Assignment, Chosen, ChosenUser, CloudAssignee,
+    EmailSource, RejectedUser, SourceResult, SourceTried, Via,
 };
 use super::audit::{Audit, Decision};
 use super::echo;
@@ -25,8 +26,40 @@ pub enum Action {
         /// How Jira names the assignee (`name`, else `key`), for the user map.
         jira_user: Option<String>,
     },
+    /// Assign a Jira Cloud account (docs/reference.md §11.5): the user with its
+    /// email when one was found, else the user its `accountId` is mapped to.
+    AssignAccount(AccountAssignee),
     /// Remove the assignee.
     Unassign,
+}
+
+/// A Jira Cloud assignee as the worker found it before the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountAssignee {
+    /// Its `accountId`: the user map's key.
+    pub account_id: String,
+    /// Its email, when the payload or Jira's user API gave one.
+    pub email: Option<Email>,
+    /// Which of them gave it (`payload` or `lookup`); `None` without an email.
+    pub email_source: Option<EmailSource>,
+    /// The sources that gave no email, in order, with what they gave.
+    pub tried: Vec<SourceTried>,
+}
+
+impl Action {
+    /// The email, the user map's key and the Cloud account of an assignment;
+    /// `None` for an unassignment.
+    fn assignment(&self) -> Option<(Option<&Email>, Option<&str>, Option<&AccountAssignee>)> {
+        match self {
+            Self::Assign { email, jira_user } => Some((email.as_ref(), jira_user.as_deref(), None)),
+            Self::AssignAccount(account) => Some((
+                account.email.as_ref(),
+                Some(account.account_id.as_str()),
+                Some(account),
+            )),
+            Self::Unassign => None,
+        }
+    }
 }
 
 /// What one change did, summed over organizations and groups.
@@ -108,16 +141,13 @@ pub async fn apply(
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
     let integration_id = event.integration_id;
-    let sets = match action {
-        Action::Assign {
-            jira_user: Some(jira_user),
-            ..
-        } => Some(echo::assignee_value(Some(jira_user))),
-        Action::Assign {
-            jira_user: None, ..
-        } => None,
-        Action::Unassign => Some(echo::assignee_value(None)),
+    let assignment = action.assignment();
+    let sets = match assignment {
+        Some((_, Some(jira_user), _)) => Some(echo::assignee_value(Some(jira_user))),
+        Some((_, None, _)) => None,
+        None => Some(echo::assignee_value(None)),
     };
+    let noted = audit.len();
     let issues = guard::admitted(
         tx,
         Watermark::Assignee,
@@ -127,18 +157,28 @@ pub async fn apply(
         audit,
     )
     .await?;
+    // The guard's own decisions about a Cloud account name it too.
+    if let Some((_, _, Some(account))) = assignment {
+        let cloud = CloudAssignee {
+            account_id: account.account_id.clone(),
+            email_source: account.email_source,
+            sources_tried: None,
+            fix: None,
+        };
+        audit.name_account_from(noted, &cloud);
+    }
     // Looked up once, and only when a group has no candidate by email.
     let mut mapped: Option<Option<i64>> = None;
     for admitted in &issues {
         let issue = &admitted.issue;
         let mut results = Vec::new();
         for group in guard::groups_of(tx, issue, &mut report.reach).await? {
-            let result = match action {
-                Action::Unassign => match q::unassign(tx, &group, event.writer()).await? {
+            let result = match assignment {
+                None => match q::unassign(tx, &group, event.writer()).await? {
                     true => GroupResult::Unassigned,
                     false => GroupResult::NothingToUnassign,
                 },
-                Action::Assign { email, jira_user } => {
+                Some((email, jira_user, _)) => {
                     let by_email = match email {
                         Some(email) => q::find_assignee(tx, &group, email.as_str()).await?,
                         None => None,
@@ -152,7 +192,7 @@ pub async fn apply(
                                     None => None,
                                 });
                             }
-                            choose_mapped(tx, &group, email.as_ref(), mapped.flatten()).await?
+                            choose_mapped(tx, &group, email, mapped.flatten()).await?
                         }
                     };
                     match chosen {
@@ -181,24 +221,64 @@ pub async fn apply(
             }
             results.push((group, result));
         }
-        let asked = match action {
-            Action::Assign { email, jira_user } => Some(Asked {
-                email: email.as_ref().map(|email| email.as_str().to_owned()),
-                jira_user: jira_user.clone(),
-            }),
-            Action::Unassign => None,
-        };
-        let assignment = Assignment {
+        let asked = assignment.map(|(email, jira_user, _)| Asked {
+            email: email.map(|email| email.as_str().to_owned()),
+            jira_user: jira_user.map(str::to_owned),
+        });
+        let mut decided = Assignment {
             groups: results
                 .into_iter()
                 .map(|(group, result)| result.into_detail(group))
                 .collect(),
             asked,
+            cloud: None,
             clock: admitted.clock(),
         };
-        audit.record(Some(issue.organization_id), Decision::Assignee(assignment));
+        if let Some((_, _, Some(account))) = assignment {
+            let mapped = mapped.flatten().is_some();
+            decided.cloud = Some(cloud_detail(account, &decided, mapped, integration_id));
+        }
+        audit.record(Some(issue.organization_id), Decision::Assignee(decided));
     }
     Ok(report)
+}
+
+/// What an assignee decision about a Cloud `account` says of it (docs/reference.md
+/// §11.5): its accountId, where its email (or user) came from — `user_map` when
+/// there was no email and the map named a user (`mapped`) — and, when nobody
+/// could be assigned for want of an email, every source tried and the command
+/// that would map the account.
+fn cloud_detail(
+    account: &AccountAssignee,
+    decided: &Assignment,
+    mapped: bool,
+    integration_id: i64,
+) -> CloudAssignee {
+    let email_source = account
+        .email_source
+        .or(mapped.then_some(EmailSource::UserMap));
+    let missing = decided.outcome() == AssigneeResult::MissingEmail;
+    let tried = || {
+        let mut tried = account.tried.clone();
+        tried.push(SourceTried {
+            source: EmailSource::UserMap,
+            result: SourceResult::NoMapping,
+        });
+        tried
+    };
+    CloudAssignee {
+        account_id: account.account_id.clone(),
+        email_source,
+        sources_tried: missing.then(tried),
+        fix: missing.then(|| user_map_fix(integration_id, &account.account_id)),
+    }
+}
+
+/// The command that maps a Cloud account to a user of this integration.
+pub fn user_map_fix(integration_id: i64, account_id: &str) -> String {
+    format!(
+        "jirasync user-map set --integration {integration_id} --jira-user {account_id} --user USERNAME"
+    )
 }
 
 /// The user the Jira user is mapped to, if the rules admit them for `group`; else

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc};
 
 use super::applied::Applied;
-use super::change::Change;
+use super::change::{Change, Delivery};
 use super::unit::{Error, Pending, Unit};
 use crate::db::DbPool;
 
@@ -53,12 +53,32 @@ impl Batches {
     /// Applies `change` with whatever else is ready, or, when that fails, alone;
     /// returns once it is committed (or failed).
     pub async fn apply(&self, change: Change) -> Result<Applied, Error> {
-        let (pending, answer) = Pending::new(change);
+        self.apply_delivery(change, None).await
+    }
+
+    /// As [`Batches::apply`], the change of a Jira Cloud `delivery`, recorded
+    /// in the transaction that applies it (docs/reference.md §11.4).
+    pub async fn apply_delivery(
+        &self,
+        change: Change,
+        delivery: Option<Delivery>,
+    ) -> Result<Applied, Error> {
+        let (pending, answer) = Pending::of_delivery(change, delivery);
         match self.sender.send(pending).await {
             Ok(()) => answer.get().await,
             // No writer (shutting down): the change is in the error.
-            Err(mpsc::error::SendError(pending)) => self.unit.alone(pending.change()).await,
+            Err(mpsc::error::SendError(pending)) => {
+                let unit = &self.unit;
+                unit.alone_delivery(pending.change(), pending.delivery())
+                    .await
+            }
         }
+    }
+
+    /// Where a change is applied alone (and a Cloud delivery that changes
+    /// nothing is recorded).
+    pub fn unit(&self) -> &Unit {
+        &self.unit
     }
 }
 

@@ -60,3 +60,13 @@ pub enum StatusPlan {
     /// Not synced, for this reason (`sync_events.detail.reason`).
     Skipped(NotSyncedReason),
 }
+
+/// A Jira Cloud delivery (docs/reference.md §11.4): its
+/// `X-Atlassian-Webhook-Identifier`, recorded with the integration and the
+/// message id in the transaction that applies its change; a pair recorded by
+/// another message makes the change a duplicate, which changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `X-Atlassian-Webhook-Identifier`.
+    pub webhook_identifier: String,
+}

@@ -120,6 +120,7 @@ pub async fn admitted(
                 let detail = Stale {
                     event_time: at,
                     applied_up_to,
+                    cloud: None,
                     clock: Clock::default(),
                 };
                 audit.record(Some(issue.organization_id), stale(detail));
@@ -146,6 +147,7 @@ pub async fn admitted(
     if reach.organizations == 0 {
         let detail = NotLinked {
             sync_flag,
+            cloud: None,
             clock: Clock::default(),
         };
         audit.record(None, Decision::NotLinked(detail));

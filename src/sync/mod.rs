@@ -20,7 +20,7 @@ pub mod status;
 pub mod unit;
 
 pub use applied::Applied;
-pub use change::{Change, StatusPlan};
+pub use change::{Change, Delivery, StatusPlan};
 pub use event::{Email, IssueEvent, IssueKey};
 pub use guard::{Admitted, Reach};
 pub use unit::{Error, Unit};

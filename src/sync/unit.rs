@@ -21,11 +21,12 @@ use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
 
 use super::applied::{Applied, applied};
-use super::audit::detail::{Clock, NotSynced};
+use super::audit::detail::{Clock, DuplicateDelivery, NotSynced};
 use super::audit::{Audit, Decision};
-use super::change::{Change, StatusPlan};
+use super::change::{Change, Delivery, StatusPlan};
 use super::event::IssueEvent;
 use super::{assignee, rekey, status};
+use crate::cloud::delivery::duplicates::{self, Seen};
 use crate::db::{DbPool, rekey as lock};
 
 /// How long a transaction of several changes waits for a row lock
@@ -61,6 +62,8 @@ type Reply = std::thread::Result<Result<Applied, Error>>;
 /// A change handed to [`Unit::settle`], and where its result goes.
 pub struct Pending {
     change: Box<Change>,
+    /// The Cloud delivery it came in, recorded with it.
+    delivery: Option<Delivery>,
     /// The span of the message that asked: what its application logs is logged in it.
     span: Span,
     reply: oneshot::Sender<Reply>,
@@ -69,9 +72,16 @@ pub struct Pending {
 impl Pending {
     /// `change`, to be applied in the current span, and its answer.
     pub fn new(change: Change) -> (Self, Answer) {
+        Self::of_delivery(change, None)
+    }
+
+    /// As [`Pending::new`], the change of a Jira Cloud `delivery`, recorded in
+    /// the transaction that applies it (a duplicate changes nothing).
+    pub fn of_delivery(change: Change, delivery: Option<Delivery>) -> (Self, Answer) {
         let (reply, answer) = oneshot::channel();
         let pending = Self {
             change: Box::new(change),
+            delivery,
             span: Span::current(),
             reply,
         };
@@ -81,6 +91,11 @@ impl Pending {
     /// The change.
     pub fn change(&self) -> &Change {
         &self.change
+    }
+
+    /// The Cloud delivery it came in, if any.
+    pub fn delivery(&self) -> Option<&Delivery> {
+        self.delivery.as_ref()
     }
 }
 
@@ -110,7 +125,10 @@ impl Unit {
     /// which answers it (its task is awaited through the [`Answer`]); returns
     /// why the batch failed, having fallen back.
     pub async fn settle(&self, batch: Vec<Pending>) -> Option<String> {
-        let changes: Vec<(&Change, &Span)> = batch.iter().map(|p| (&*p.change, &p.span)).collect();
+        let changes: Vec<Item<'_>> = batch
+            .iter()
+            .map(|p| (&*p.change, p.delivery.as_ref(), &p.span))
+            .collect();
         let failure = match AssertUnwindSafe(self.together(&changes))
             .catch_unwind()
             .await
@@ -131,7 +149,8 @@ impl Unit {
             let span = pending.span.clone();
             tokio::spawn(
                 async move {
-                    let alone = AssertUnwindSafe(unit.alone(&pending.change));
+                    let alone = unit.alone_delivery(&pending.change, pending.delivery.as_ref());
+                    let alone = AssertUnwindSafe(alone);
                     let _ = pending.reply.send(alone.catch_unwind().await);
                 }
                 .instrument(span),
@@ -143,39 +162,87 @@ impl Unit {
     /// Applies `change` in a transaction of its own, waiting for its rows as
     /// long as they are locked.
     pub async fn alone(&self, change: &Change) -> Result<Applied, Error> {
+        self.alone_delivery(change, None).await
+    }
+
+    /// As [`Unit::alone`], the change of a Jira Cloud `delivery`.
+    pub async fn alone_delivery(
+        &self,
+        change: &Change,
+        delivery: Option<&Delivery>,
+    ) -> Result<Applied, Error> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let (applied, audit) = apply(&tx, change, self.record).await?;
+        let (applied, audit) = apply(&tx, change, delivery, self.record).await?;
         audit.write(&tx).await?;
         tx.commit().await?;
         audit.count();
         Ok(applied)
     }
 
+    /// A verified Cloud `delivery` of message `message_id` that changes nothing
+    /// (no changelog, nothing to sync; or found to be a duplicate before Jira
+    /// was asked): recorded in a short transaction of its own, unless `only_ask`
+    /// (then only looked up). A duplicate writes its `delivery`/`duplicate`
+    /// decision under `issue_key` (none without one). Whether it is one.
+    pub async fn delivery_alone(
+        &self,
+        integration_id: i64,
+        message_id: &str,
+        issue_key: Option<&str>,
+        delivery: &Delivery,
+        only_ask: bool,
+    ) -> Result<bool, Error> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let identifier = delivery.webhook_identifier.as_str();
+        let seen = if only_ask {
+            duplicates::seen(&tx, integration_id, identifier, message_id).await?
+        } else {
+            duplicates::record(&tx, integration_id, identifier, message_id).await?
+        };
+        let Seen::Duplicate { first_message_id } = seen else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let audit = duplicate(
+            self.record,
+            message_id,
+            integration_id,
+            issue_key,
+            delivery,
+            first_message_id,
+        );
+        audit.write(&tx).await?;
+        tx.commit().await?;
+        audit.count();
+        Ok(true)
+    }
+
     /// Every change of the batch in one transaction, each change's result (and
     /// its trail, to count once committed) in the batch's order.
-    async fn together(&self, batch: &[(&Change, &Span)]) -> Result<Vec<(Applied, Audit)>, Error> {
+    async fn together(&self, batch: &[Item<'_>]) -> Result<Vec<(Applied, Audit)>, Error> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.batch_execute(LOCK_WAIT).await?;
         if batch.len() > 1 {
-            lock_in_order(&tx, batch.iter().map(|(change, _)| *change)).await?;
+            lock_in_order(&tx, batch.iter().map(|(change, ..)| *change)).await?;
         }
         // A move renames rows another change of the batch may look up: then one
         // after the other, in order. Otherwise each issue's changes in order,
         // the issues side by side (their statements pipelined on the connection).
-        let issues = if batch.iter().any(|(change, _)| change.moved_from.is_some()) {
+        let issues = if batch.iter().any(|(change, ..)| change.moved_from.is_some()) {
             vec![(0..batch.len()).collect()]
         } else {
-            by_issue(batch.iter().map(|(change, _)| *change))
+            by_issue(batch.iter().map(|(change, ..)| *change))
         };
         let applied = try_join_all(issues.iter().map(|indices| {
             let tx = &tx;
             async move {
                 let mut applied = Vec::with_capacity(indices.len());
                 for &index in indices {
-                    let (change, span) = batch[index];
-                    let result = apply(tx, change, self.record)
+                    let (change, delivery, span) = batch[index];
+                    let result = apply(tx, change, delivery, self.record)
                         .instrument(span.clone())
                         .await?;
                     applied.push((index, result));
@@ -194,14 +261,40 @@ impl Unit {
     }
 }
 
+/// A change of a batch, the Cloud delivery it came in, and its message's span.
+type Item<'a> = (&'a Change, Option<&'a Delivery>, &'a Span);
+
 /// Applies `change` in `tx`: the move, the assignee and the status. Returns the
 /// result and the trail of what was decided, which the caller writes in `tx`
-/// before it commits, and [counts](Audit::count) once committed.
+/// before it commits, and [counts](Audit::count) once committed. The change of
+/// a Cloud `delivery` that another message carried already is a duplicate and
+/// changes nothing (docs/reference.md §11.4); else the delivery is recorded here.
 async fn apply(
     tx: &Transaction<'_>,
     change: &Change,
+    delivery: Option<&Delivery>,
     record: bool,
 ) -> Result<(Applied, Audit), tokio_postgres::Error> {
+    if let Some(delivery) = delivery {
+        let seen = duplicates::record(
+            tx,
+            change.integration_id,
+            &delivery.webhook_identifier,
+            &change.message_id,
+        )
+        .await?;
+        if let Seen::Duplicate { first_message_id } = seen {
+            let audit = duplicate(
+                record,
+                &change.message_id,
+                change.integration_id,
+                Some(change.key.as_str()),
+                delivery,
+                first_message_id,
+            );
+            return Ok((Applied::Duplicate, audit));
+        }
+    }
     let event = change.event();
     let mut audit = audit(record, &change.message_id, event);
     let moved = match &change.moved_from {
@@ -238,6 +331,29 @@ async fn apply(
     let status_asked = change.status.is_some();
     let applied = applied(moved, assigned.as_ref(), resolved.as_ref(), status_asked);
     Ok((applied, audit))
+}
+
+/// The trail of a duplicate Cloud delivery (docs/reference.md §11.4): one
+/// `delivery`/`duplicate` decision, no organization, under the payload's issue
+/// key (none without one).
+pub fn duplicate(
+    record: bool,
+    message_id: &str,
+    integration_id: i64,
+    issue_key: Option<&str>,
+    delivery: &Delivery,
+    first_message_id: String,
+) -> Audit {
+    let mut audit = Audit::delivery(message_id, integration_id, issue_key.unwrap_or_default());
+    if issue_key.is_some() {
+        let detail = DuplicateDelivery {
+            webhook_identifier: delivery.webhook_identifier.clone(),
+            first_message_id,
+            clock: Clock::default(),
+        };
+        audit.record(None, Decision::Duplicate(detail));
+    }
+    if record { audit } else { audit.unrecorded() }
 }
 
 /// The audit trail of `event`, delivered as `message_id`: recorded, or only

@@ -3,7 +3,8 @@
 //! recorded when a job is dead-lettered.
 
 use crate::db::oauth_sessions::{self, SessionRef};
-use crate::integration::messages::WEBHOOK;
+use crate::integration::Provider;
+use crate::integration::messages::{CLOUD_WEBHOOK, WEBHOOK};
 use crate::queue::handler::{self, Failure, Handler, Incoming};
 use crate::queue::job::Job;
 use crate::worker::environment::Environment;
@@ -25,7 +26,8 @@ pub struct Dispatcher {
 /// Every message type the worker handles, parsed once per delivery: this match
 /// is the one list of them (the topology binds `messages::JOB_TYPES` to `P.jobs`).
 pub enum Message {
-    /// `jira_server.webhook`: the body is read after the token is verified.
+    /// `jira_server.webhook` and `jira_cloud.webhook`: the body is read after
+    /// the token is verified.
     Webhook(webhook::Delivery),
     /// `jira_server.oauth_request_token`.
     RequestToken(OauthRequestToken),
@@ -45,7 +47,8 @@ impl Message {
     fn parse(incoming: &Incoming) -> Result<Self, Failure> {
         let body = incoming.body.as_slice();
         Ok(match incoming.kind.as_str() {
-            WEBHOOK => Self::Webhook(webhook::Delivery::new(&incoming.id)),
+            WEBHOOK => Self::Webhook(webhook::Delivery::new(&incoming.id, Provider::Server)),
+            CLOUD_WEBHOOK => Self::Webhook(webhook::Delivery::new(&incoming.id, Provider::Cloud)),
             OauthRequestToken::TYPE => Self::RequestToken(OauthRequestToken::parse(body)?),
             OauthAccessToken::TYPE => Self::AccessToken(OauthAccessToken::parse(body)?),
             Oauth2Token::TYPE => Self::Oauth2Token(Oauth2Token::parse(body)?),
@@ -155,10 +158,11 @@ mod tests {
 
     #[test]
     fn every_job_type_the_topology_routes_has_a_handler() {
-        for kind in crate::integration::messages::JOB_TYPES
-            .into_iter()
-            .chain([WEBHOOK, crate::integration::messages::OUTBOUND])
-        {
+        for kind in crate::integration::messages::JOB_TYPES.into_iter().chain([
+            WEBHOOK,
+            CLOUD_WEBHOOK,
+            crate::integration::messages::OUTBOUND,
+        ]) {
             let incoming = Incoming {
                 queue: "P.jobs".into(),
                 kind: kind.into(),

@@ -56,6 +56,9 @@ outcomes! {
     NothingToSync => "nothing_to_sync",
     /// The token or the body's signature was rejected: dropped.
     InvalidToken => "invalid_token",
+    /// A Jira Cloud delivery handled already by another message: acked, nothing
+    /// changed (docs/reference.md §11.4).
+    Duplicate => "duplicate",
     // OAuth jobs (docs/reference.md §6).
     /// The request token is stored; a person must authorize it.
     AwaitingAuthorization => "awaiting_authorization",

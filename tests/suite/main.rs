@@ -16,6 +16,7 @@ mod broker_outage;
 mod cloud_connect;
 mod cloud_outbound;
 mod cloud_reconcile;
+mod cloud_webhooks;
 mod cluster_failover;
 mod config;
 mod console_browser;

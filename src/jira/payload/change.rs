@@ -79,6 +79,9 @@ pub enum AssigneeRef {
     Username(String),
     /// The assignee's `key`, when it has no `name`.
     Key(String),
+    /// A Jira Cloud assignee's `accountId` (Cloud users have no `name` or `key`,
+    /// docs/reference.md §11.5).
+    AccountId(String),
 }
 
 impl AssigneeRef {
@@ -87,13 +90,22 @@ impl AssigneeRef {
         match self {
             Self::Username(name) => UserRef::Username(name),
             Self::Key(key) => UserRef::Key(key),
+            Self::AccountId(id) => UserRef::AccountId(id),
         }
     }
 
-    /// The `name` or `key`, as `jira_user_mappings.jira_user` holds it.
+    /// The `name`, `key` or `accountId`, as `jira_user_mappings.jira_user` holds it.
     pub fn name(&self) -> &str {
         match self {
-            Self::Username(name) | Self::Key(name) => name,
+            Self::Username(name) | Self::Key(name) | Self::AccountId(name) => name,
+        }
+    }
+
+    /// A Jira Cloud user's `accountId`, if this names one.
+    pub fn account_id(&self) -> Option<&str> {
+        match self {
+            Self::AccountId(id) => Some(id),
+            Self::Username(_) | Self::Key(_) => None,
         }
     }
 }

@@ -8,4 +8,4 @@ mod change;
 mod parse;
 
 pub use change::{AssigneeChange, AssigneeRef, IssueChange, StatusChange, WebhookEvent};
-pub use parse::{MalformedWebhook, current_state, parse, parse_jira_time};
+pub use parse::{MalformedWebhook, current_state, issue_key, parse, parse_jira_time};

@@ -151,8 +151,8 @@ fn assignee_change(fields: &Map<String, Value>) -> Result<AssigneeChange, Malfor
     })
 }
 
-/// How the assignee object names the user: `name`, else `key`, ignoring empty
-/// strings.
+/// How the assignee object names the user: `name`, else `key`, else (Jira
+/// Cloud, which has neither) `accountId`, ignoring empty strings.
 fn assignee_ref(assignee: &Map<String, Value>) -> Option<AssigneeRef> {
     let field = |name: &str| {
         assignee
@@ -164,6 +164,25 @@ fn assignee_ref(assignee: &Map<String, Value>) -> Option<AssigneeRef> {
     field("name")
         .map(AssigneeRef::Username)
         .or_else(|| field("key").map(AssigneeRef::Key))
+        .or_else(|| field("accountId").map(AssigneeRef::AccountId))
+}
+
+/// `issue.key` of a body, when it is a JSON object that has one: what a Cloud
+/// delivery that changes nothing is recorded under (docs/reference.md §11.4).
+pub fn issue_key(body: &[u8]) -> Option<IssueKey> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        issue: Option<Issue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Issue {
+        key: Option<Value>,
+    }
+    let body: Body = serde_json::from_slice(body).ok()?;
+    match body.issue?.key? {
+        Value::String(key) if !key.trim().is_empty() => Some(IssueKey::new(&key)),
+        _ => None,
+    }
 }
 
 /// A status id as Jira writes it in a changelog (a string; a number is accepted).
@@ -284,6 +303,51 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    #[test]
+    fn a_cloud_assignee_is_named_by_its_account_id() {
+        let account = "5b10ac8d82e05b22cc7d4ef5";
+        for (assignee, expected) in [
+            (
+                json!({"accountId": account, "displayName": "Mia", "active": true}),
+                AssigneeChange::MissingEmail(Some(AssigneeRef::AccountId(account.into()))),
+            ),
+            (
+                json!({"accountId": account, "emailAddress": "mia@example.org"}),
+                AssigneeChange::Assign(
+                    Email::parse("mia@example.org").expect("email"),
+                    Some(AssigneeRef::AccountId(account.into())),
+                ),
+            ),
+            (
+                json!({"accountId": " "}),
+                AssigneeChange::MissingEmail(None),
+            ),
+        ] {
+            let body = json!({"changelog": assignee_changelog(), "issue": {"key": "A-1", "fields": {"assignee": assignee}}});
+            match event(body) {
+                Ok(WebhookEvent::Changed(change)) => {
+                    assert_eq!(change.assignee, Some(expected), "{assignee}")
+                }
+                other => panic!("{assignee}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_issue_key_of_any_body_is_read_when_it_has_one() {
+        for (body, expected) in [
+            (json!({"issue": {"key": "A-1"}}).to_string(), Some("A-1")),
+            (json!({"issue": {"key": 7}}).to_string(), None),
+            (json!({"issue": {"key": ""}}).to_string(), None),
+            (json!({"issue": null}).to_string(), None),
+            (json!([1]).to_string(), None),
+            ("{not json".to_owned(), None),
+        ] {
+            let key = issue_key(body.as_bytes());
+            assert_eq!(key.as_ref().map(IssueKey::as_str), expected, "{body}");
+        }
     }
 
     #[test]

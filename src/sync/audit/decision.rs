@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::detail::{
-    Assignment, Clock, Echo, KeyStale, NoDoneBoundary, NotLinked, NotSynced, NothingToRekey,
-    PushKind, PushOutcome, Pushed, Rekeyed, Stale, StatusChange, SyncFlag,
+    Assignment, Clock, DuplicateDelivery, Echo, KeyStale, NoDoneBoundary, NotLinked, NotSynced,
+    NothingToRekey, PushKind, PushOutcome, Pushed, Rekeyed, Stale, StatusChange, SyncFlag,
 };
 
 /// A decision, (de)serialized as its row: `{"kind", "outcome", "detail"}`. Each
@@ -46,6 +46,9 @@ pub enum Decision {
     /// `assignee_outbound` or `status_outbound` / [`Pushed::outcome`]: a push to
     /// Jira, or why none was made (docs/reference.md §10.9).
     Outbound(Pushed),
+    /// `delivery` / `duplicate`: a Jira Cloud delivery handled already; nothing
+    /// changed (docs/reference.md §11.4).
+    Duplicate(DuplicateDelivery),
     /// A row this version does not write, as it is stored.
     Unknown(Row),
 }
@@ -53,7 +56,7 @@ pub enum Decision {
 /// A `sync_events` row's `kind`, `outcome` and `detail`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
-    /// `assignee`, `status` or `key`.
+    /// `assignee`, `status`, `key`, `delivery`, or an outbound kind.
     pub kind: String,
     /// What was decided.
     pub outcome: String,
@@ -77,6 +80,7 @@ macro_rules! each_detail {
             Decision::NothingToRekey($detail) => $body,
             Decision::Echo($detail) => $body,
             Decision::Outbound($detail) => $body,
+            Decision::Duplicate($detail) => $body,
             Decision::Unknown($row) => $fallback,
         }
     };
@@ -117,6 +121,7 @@ impl Decision {
             Self::NothingToRekey(_) => ("key", "unchanged"),
             Self::Echo(echo) => (echo.kind.as_str(), "echo"),
             Self::Outbound(pushed) => (pushed.kind.audit_kind(), pushed.outcome.as_str()),
+            Self::Duplicate(_) => ("delivery", "duplicate"),
             Self::Unknown(_) => return None,
         })
     }
@@ -156,6 +161,7 @@ impl Decision {
             ("key", "stale") => from_value(&detail).map(Self::KeyStale),
             ("key", "rekeyed") => from_value(&detail).map(Self::Rekeyed),
             ("key", "unchanged") => from_value(&detail).map(Self::NothingToRekey),
+            ("delivery", "duplicate") => from_value(&detail).map(Self::Duplicate),
             (kind, outcome) => PushKind::from_audit_kind(kind)
                 .zip(PushOutcome::parse(outcome))
                 .and_then(|(kind, outcome)| {

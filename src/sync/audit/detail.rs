@@ -5,6 +5,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod cloud;
+
+pub use cloud::{CloudAssignee, DuplicateDelivery, EmailSource, SourceResult, SourceTried};
+
 /// What the bounded clock (docs/reference.md §5.6) did to a decision, kept in its
 /// `detail` beside the rest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +28,9 @@ pub struct Stale {
     pub event_time: DateTime<Utc>,
     /// The event time of the change applied there.
     pub applied_up_to: DateTime<Utc>,
+    /// A Jira Cloud assignee change: its account (docs/reference.md §11.4).
+    #[serde(flatten)]
+    pub cloud: Option<CloudAssignee>,
     /// What the clock did.
     #[serde(flatten)]
     pub clock: Clock,
@@ -35,6 +42,9 @@ pub struct Stale {
 pub struct NotLinked {
     /// The flag that syncs the change's kind back.
     pub sync_flag: SyncFlag,
+    /// A Jira Cloud assignee change: its account (docs/reference.md §11.4).
+    #[serde(flatten)]
+    pub cloud: Option<CloudAssignee>,
     /// What the clock did.
     #[serde(flatten)]
     pub clock: Clock,
@@ -68,6 +78,10 @@ pub struct Assignment {
     /// Who Jira named, when the change assigns someone (`None`: it unassigns).
     #[serde(flatten)]
     pub asked: Option<Asked>,
+    /// A Jira Cloud assignee: its `accountId` and where its email came from
+    /// (docs/reference.md §11.5). `None` for Data Center.
+    #[serde(flatten)]
+    pub cloud: Option<CloudAssignee>,
     /// What the clock did.
     #[serde(flatten)]
     pub clock: Clock,

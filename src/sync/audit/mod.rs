@@ -79,6 +79,13 @@ impl Audit {
         }
     }
 
+    /// The trail of a Jira Cloud delivery of message `message_id` about
+    /// `issue_key` of `integration_id` that changes nothing itself (a duplicate,
+    /// docs/reference.md §11.4): no event time.
+    pub fn delivery(message_id: &str, integration_id: i64, issue_key: &str) -> Self {
+        Self::outbound(message_id, integration_id, issue_key, None)
+    }
+
     /// This trail, counted but never written (`JIRASYNC_AUDIT=off`).
     pub fn unrecorded(self) -> Self {
         Self {
@@ -98,6 +105,34 @@ impl Audit {
             organization_id,
             decision,
         });
+    }
+
+    /// How many decisions are noted so far.
+    pub fn len(&self) -> usize {
+        self.decisions.len()
+    }
+
+    /// Whether no decision is noted yet.
+    pub fn is_empty(&self) -> bool {
+        self.decisions.is_empty()
+    }
+
+    /// Names the Jira Cloud account `cloud` in each assignee decision noted from
+    /// the `from`-th on that has no account yet: the ordering guard's `stale`
+    /// and `not_linked` (docs/reference.md §11.4).
+    pub fn name_account_from(&mut self, from: usize, cloud: &detail::CloudAssignee) {
+        for recorded in self.decisions.iter_mut().skip(from) {
+            let slot = match &mut recorded.decision {
+                Decision::AssigneeStale(stale) => &mut stale.cloud,
+                Decision::NotLinked(not_linked)
+                    if not_linked.sync_flag == detail::SyncFlag::SyncReverseAssignment =>
+                {
+                    &mut not_linked.cloud
+                }
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| cloud.clone());
+        }
     }
 
     /// Writes every decision in one statement (in the caller's transaction).

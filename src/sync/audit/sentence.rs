@@ -143,6 +143,12 @@ impl Display for Sentence<'_> {
                 )?;
             }
             Decision::Outbound(pushed) => outbound(f, pushed, key, &org)?,
+            Decision::Duplicate(duplicate) => write!(
+                f,
+                "changed nothing: Jira Cloud sent delivery {} of {key} again; message {} \
+                 handled it already",
+                duplicate.webhook_identifier, duplicate.first_message_id
+            )?,
             Decision::Unknown(row) => write!(f, "{}: {}{org}", row.kind, row.outcome)?,
         }
         let (clamped, reset) = match (self.decision.clock(), self.decision) {
@@ -396,6 +402,9 @@ fn assignee(f: &mut Formatter<'_>, assignment: &Assignment, org: &str) -> fmt::R
                 with(AssigneeResult::NoCandidate)
             )
         }
+        AssigneeResult::MissingEmail if assignment.cloud.is_some() => {
+            cloud_missing_email(f, assignment, org)
+        }
         AssigneeResult::MissingEmail => write!(
             f,
             "assigned nobody{org}: Jira did not give the assignee's email (hidden by its privacy \
@@ -404,6 +413,32 @@ fn assignee(f: &mut Formatter<'_>, assignment: &Assignment, org: &str) -> fmt::R
             jira_user.unwrap_or("(unnamed)")
         ),
     }
+}
+
+/// The sentence of a Jira Cloud assignee nobody could be assigned for want of an
+/// email (docs/reference.md §11.5): the accountId, each source tried and what it
+/// gave, and the command that would map the account.
+fn cloud_missing_email(f: &mut Formatter<'_>, assignment: &Assignment, org: &str) -> fmt::Result {
+    let Some(cloud) = &assignment.cloud else {
+        return Ok(());
+    };
+    let tried: Vec<String> = cloud
+        .sources_tried
+        .iter()
+        .flatten()
+        .map(|tried| format!("{}: {}", tried.source.as_str(), tried.result.as_str()))
+        .collect();
+    write!(
+        f,
+        "assigned nobody{org}: Jira Cloud account {} has no email jirasync could read ({}) \
+         and is not mapped to a user",
+        cloud.account_id,
+        tried.join(", ")
+    )?;
+    if let Some(fix) = &cloud.fix {
+        write!(f, "; map it with `{fix}`")?;
+    }
+    Ok(())
 }
 
 /// `group 5` or `groups 5, 6`: the groups whose result is `result`.

@@ -1,42 +1,49 @@
-//! Handler of `jira_server.webhook` (docs/reference.md §5; Sentry
-//! `JiraServerIssueUpdatedWebhook.post` → `handle_assignee_change` and
-//! `handle_status_change`): authenticate, parse, ask Jira what the webhook does
-//! not say (hidden emails, status categories), then hand the change
-//! (`sync::Change`) to the writers (`sync::batch`), which apply the move, the
-//! assignee and the status in one transaction, shared with the other webhooks
-//! ready at the same time, with the audit trail of what was decided.
+//! Handler of `jira_server.webhook` and `jira_cloud.webhook` (docs/reference.md
+//! §5, §11.4; Sentry `JiraServerIssueUpdatedWebhook.post` → `handle_assignee_change`
+//! and `handle_status_change`): authenticate (a Cloud delivery must be signed,
+//! `cloud::delivery`), parse, ask Jira what the webhook does not say (hidden
+//! emails, status categories), then hand the change (`sync::Change`) to the
+//! writers (`sync::batch`), which apply the move, the assignee and the status in
+//! one transaction, shared with the other webhooks ready at the same time, with
+//! the audit trail of what was decided — and, for Cloud, the delivery's
+//! identifier, so that a redelivery changes nothing.
 
 use chrono::{DateTime, Utc};
 use tracing::Span;
 
+use crate::cloud::delivery as cloud;
 use crate::db::status_sync;
-use crate::integration::messages::{HUB_SIGNATURE, RECEIVED_AT_MS, TOKEN};
+use crate::integration::messages::{
+    DELIVERY_JWT, HUB_SIGNATURE, RECEIVED_AT_MS, TOKEN, WEBHOOK_IDENTIFIER,
+};
 use crate::integration::token::{self, Rejected};
 use crate::integration::{self, Integration, Provider};
-use crate::jira::payload::{IssueChange, StatusChange, WebhookEvent, parse};
+use crate::jira::payload::{IssueChange, StatusChange, WebhookEvent, issue_key, parse};
 use crate::queue::handler::{Failure, Incoming};
 use crate::queue::message::{header_int, header_str};
 use crate::sync::audit::detail::NotSyncedReason;
 use crate::sync::clock::EventTime;
 use crate::sync::status::Transition;
-use crate::sync::{Applied, Change, StatusPlan};
+use crate::sync::{Applied, Change, Delivery as CloudDelivery, StatusPlan};
 use crate::worker::environment::Environment;
 use crate::worker::outcome::Outcome;
 
 /// A webhook delivery as the dispatcher parses it, before its token is read:
-/// its message id, and the integration its token verified for once it has (what
-/// its dead-lettering is attributed to).
+/// its message id, its provider (by its type), and the integration its token
+/// verified for once it has (what its dead-lettering is attributed to).
 #[derive(Debug)]
 pub struct Delivery {
     id: String,
+    provider: Provider,
     integration: std::sync::OnceLock<i64>,
 }
 
 impl Delivery {
-    /// A delivery of message `id`, its token not yet verified.
-    pub fn new(id: &str) -> Self {
+    /// A delivery of message `id` of `provider`, its token not yet verified.
+    pub fn new(id: &str, provider: Provider) -> Self {
         Self {
             id: id.to_owned(),
+            provider,
             integration: std::sync::OnceLock::new(),
         }
     }
@@ -60,7 +67,9 @@ pub async fn handle(
 ) -> Result<Outcome, Failure> {
     match prepare(env, message, delivery).await? {
         Prepared::Done(outcome) => Ok(outcome),
-        Prepared::Apply(change) => Ok(outcome(env.batches.apply(*change).await?)),
+        Prepared::Apply(change, cloud) => {
+            Ok(outcome(env.batches.apply_delivery(*change, cloud).await?))
+        }
     }
 }
 
@@ -68,8 +77,8 @@ pub async fn handle(
 enum Prepared {
     /// Nothing to write: rejected, or nothing to sync.
     Done(Outcome),
-    /// A change to apply.
-    Apply(Box<Change>),
+    /// A change to apply, and the Cloud delivery to record with it.
+    Apply(Box<Change>, Option<CloudDelivery>),
 }
 
 /// Authenticates and parses a webhook and asks Jira what it does not say.
@@ -88,12 +97,15 @@ async fn prepare(
             return Ok(Prepared::Done(rejected(&reason)));
         }
     };
+    let provider = delivery.provider;
     let Some(integration) = env
         .lookups
-        .active_integration(&env.pool, Provider::Server, &external_id)
+        .active_integration(&env.pool, provider, &external_id)
         .await?
     else {
-        return Ok(Prepared::Done(not_active(env, &token, &external_id).await?));
+        return Ok(Prepared::Done(
+            not_active(env, provider, &token, &external_id).await?,
+        ));
     };
     Span::current().record("integration.id", integration.id);
     if let Err(reason) = token::verify(&token, &integration.metadata) {
@@ -106,18 +118,50 @@ async fn prepare(
     env.activity.webhook_seen(&env.pool, integration.id).await;
     // A wrong body signature is about this delivery, not the token: no verdict.
     let signature = header_str(&message.properties, HUB_SIGNATURE);
-    if let Err(reason) =
-        token::check_hmac(&integration.metadata, signature.as_deref(), &message.body)
-    {
-        return Ok(Prepared::Done(rejected(&reason)));
+    match provider {
+        Provider::Server => {
+            if let Err(reason) =
+                token::check_hmac(&integration.metadata, signature.as_deref(), &message.body)
+            {
+                return Ok(Prepared::Done(rejected(&reason)));
+            }
+        }
+        Provider::Cloud => {
+            if let Err(reason) = signed(env, &integration, message, signature.as_deref()).await? {
+                tracing::warn!(%reason, "webhook rejected");
+                return Ok(Prepared::Done(Outcome::InvalidToken));
+            }
+        }
     }
     let event =
         parse(&message.body).map_err(|error| Failure::permanent(Outcome::Malformed, error))?;
+    // A Cloud delivery's identifier (§11.4): recorded with what it changes.
+    let cloud = match provider {
+        Provider::Cloud => header_str(&message.properties, WEBHOOK_IDENTIFIER)
+            .filter(|identifier| !identifier.is_empty())
+            .map(|webhook_identifier| CloudDelivery { webhook_identifier }),
+        Provider::Server => None,
+    };
     let mut issue = match event {
-        WebhookEvent::NoChangelog => return Ok(Prepared::Done(Outcome::NoChangelog)),
-        WebhookEvent::NothingToSync => return Ok(Prepared::Done(Outcome::NothingToSync)),
+        WebhookEvent::NoChangelog | WebhookEvent::NothingToSync => {
+            let done = match event {
+                WebhookEvent::NoChangelog => Outcome::NoChangelog,
+                _ => Outcome::NothingToSync,
+            };
+            return Ok(Prepared::Done(
+                match nothing_changed(env, &integration, message, cloud.as_ref(), false).await? {
+                    true => Outcome::Duplicate,
+                    false => done,
+                },
+            ));
+        }
         WebhookEvent::Changed(change) => change,
     };
+    // A duplicate asks Jira nothing: told before the lookups (and again, for
+    // one racing it, in the transaction that records it).
+    if nothing_changed(env, &integration, message, cloud.as_ref(), true).await? {
+        return Ok(Prepared::Done(Outcome::Duplicate));
+    }
     issue.bound_event_time(received_at(message), env.max_event_skew);
     Span::current().record("issue.key", issue.key.as_str());
     let assignee = match &issue.assignee {
@@ -133,10 +177,10 @@ async fn prepare(
         None => None,
     };
     let status_to = issue.status.as_ref().and_then(|status| status.to.clone());
-    Ok(Prepared::Apply(Box::new(Change {
+    let change = Change {
         message_id: message.id.clone(),
         integration_id: integration.id,
-        provider: &integration::ACTIVITY_PROVIDER,
+        provider: integration.provider.activity(),
         key: issue.key,
         moved_from: issue.moved_from,
         event_time: EventTime {
@@ -147,7 +191,68 @@ async fn prepare(
         assignee,
         status,
         status_to,
-    })))
+    };
+    Ok(Prepared::Apply(Box::new(change), cloud))
+}
+
+/// Whether a Cloud delivery is signed (docs/reference.md §11.4): its HMAC, or a
+/// delivery JWT under the OAuth 2.0 client secret (the credentials are read only
+/// for a delivery that carries one).
+async fn signed(
+    env: &Environment,
+    integration: &Integration,
+    message: &Incoming,
+    signature: Option<&str>,
+) -> Result<Result<cloud::Signed, cloud::Unsigned>, Failure> {
+    let jwt = header_str(&message.properties, DELIVERY_JWT);
+    let credentials = match &jwt {
+        Some(_) => {
+            let client = env.pool.get().await?;
+            integration::credentials(&client, env.pool.keys(), integration.id)
+                .await?
+                .map(|stored| stored.credentials)
+        }
+        None => None,
+    };
+    let delivery = cloud::Delivery {
+        hub_signature: signature,
+        delivery_jwt: jwt.as_deref(),
+        body: &message.body,
+    };
+    let verified = cloud::verify(&integration.metadata, delivery, || credentials, Utc::now());
+    if let Ok(how) = verified {
+        tracing::debug!(signed = ?how, "Cloud delivery verified");
+    }
+    Ok(verified)
+}
+
+/// For a Cloud delivery with an identifier: whether another message carried it
+/// already (then its `delivery`/`duplicate` decision is written). Unless
+/// `only_ask`, a first delivery is recorded — for one that changes nothing
+/// (no changelog, nothing to sync), in a short transaction of its own.
+async fn nothing_changed(
+    env: &Environment,
+    integration: &Integration,
+    message: &Incoming,
+    cloud: Option<&CloudDelivery>,
+    only_ask: bool,
+) -> Result<bool, Failure> {
+    let Some(cloud) = cloud else {
+        return Ok(false);
+    };
+    let key = issue_key(&message.body);
+    let unit = env.batches.unit();
+    let key = key.as_ref().map(|key| key.as_str());
+    let duplicate = unit
+        .delivery_alone(integration.id, &message.id, key, cloud, only_ask)
+        .await?;
+    if duplicate {
+        tracing::info!(
+            webhook.identifier = %cloud.webhook_identifier,
+            "duplicate Cloud delivery: nothing changed"
+        );
+    }
+    Ok(duplicate)
 }
 
 /// When the ingress received the message (its `received_at_ms` header), else —
@@ -162,10 +267,15 @@ fn received_at(message: &Incoming) -> DateTime<Utc> {
 /// unless it verifies against an integration that exists but is not active
 /// (`disabled`): that one's webhooks are dropped without a verdict, so Jira's
 /// posts count against no client and `integration enable` takes them again at once.
-async fn not_active(env: &Environment, token: &str, external_id: &str) -> Result<Outcome, Failure> {
+async fn not_active(
+    env: &Environment,
+    provider: Provider,
+    token: &str,
+    external_id: &str,
+) -> Result<Outcome, Failure> {
     let integration = {
         let client = env.pool.get().await?;
-        integration::find(&client, env.pool.keys(), Provider::Server, external_id).await?
+        integration::find(&client, env.pool.keys(), provider, external_id).await?
     };
     match integration {
         Some(integration) if token::verify(token, &integration.metadata).is_ok() => {
@@ -240,6 +350,7 @@ fn outcome(applied: Applied) -> Outcome {
         Applied::Unresolved => Outcome::Unresolved,
         Applied::StatusNotSynced => Outcome::StatusNotSynced,
         Applied::Rekeyed => Outcome::Rekeyed,
+        Applied::Duplicate => Outcome::Duplicate,
     }
 }
 
@@ -260,6 +371,7 @@ mod tests {
             (Applied::Unresolved, "unresolved"),
             (Applied::StatusNotSynced, "status_not_synced"),
             (Applied::Rekeyed, "rekeyed"),
+            (Applied::Duplicate, "duplicate"),
         ] {
             assert_eq!(outcome(applied).label(), label, "{applied:?}");
         }

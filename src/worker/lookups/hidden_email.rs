@@ -1,7 +1,8 @@
-//! Hidden assignee emails (docs/reference.md §5.5): when a webhook's assignee has no
-//! `emailAddress`, the webhook handler asks Jira (`GET /rest/api/2/user`, signed
-//! with the integration's credentials) and caches the answer per integration and
-//! user for a few minutes, shared by all of the worker's tasks.
+//! Hidden assignee emails (docs/reference.md §5.5, §11.5): when a webhook's assignee
+//! has no `emailAddress`, the webhook handler asks Jira (`GET /rest/api/2/user`, or
+//! Cloud's `/rest/api/3/user?accountId=`, with the integration's credentials) and
+//! caches the answer per integration and user for a few minutes, shared by all of
+//! the worker's tasks.
 
 use std::time::Duration;
 
@@ -24,14 +25,24 @@ const MAX_ENTRIES: usize = 10_000;
 pub enum Lookup {
     /// Jira returned an email.
     Found(Email),
-    /// Jira does not know the user, or hides the email too.
-    NoEmail,
+    /// Jira knows the user but hides the email too.
+    Hidden,
+    /// Jira does not know the user.
+    NotFound,
     /// The integration has no access token: nothing was asked.
     NoAccessToken,
 }
 
 /// The in-process cache of user look-ups per integration and user.
-pub struct EmailCache(Cache<(i64, AssigneeRef), Option<Email>>);
+pub struct EmailCache(Cache<(i64, AssigneeRef), Answer>);
+
+/// What Jira answered about a user, as cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    Email(Email),
+    Hidden,
+    NotFound,
+}
 
 impl Default for EmailCache {
     fn default() -> Self {
@@ -57,17 +68,23 @@ impl EmailCache {
                     })
                     .await
                     .map_err(|error| failure::access("look up the assignee in Jira", error))?;
-                // None: nothing could be asked. Some(None): Jira knows no email.
+                // None: nothing could be asked.
                 Ok::<_, Failure>(answer.map(|user| {
-                    user.and_then(|user| user.email_address)
-                        .and_then(|email| Email::parse(&email))
+                    match user {
+                        None => Answer::NotFound,
+                        Some(user) => user
+                            .email_address
+                            .and_then(|email| Email::parse(&email))
+                            .map_or(Answer::Hidden, Answer::Email),
+                    }
                 }))
             })
             .await?;
         Ok(match answer {
             None => Lookup::NoAccessToken,
-            Some(None) => Lookup::NoEmail,
-            Some(Some(email)) => Lookup::Found(email),
+            Some(Answer::NotFound) => Lookup::NotFound,
+            Some(Answer::Hidden) => Lookup::Hidden,
+            Some(Answer::Email(email)) => Lookup::Found(email),
         })
     }
 }

@@ -15,9 +15,10 @@ use single_flight::SingleFlight;
 
 use crate::db::DbPool;
 use crate::integration::{self, Integration, Provider};
-use crate::jira::payload::AssigneeChange;
+use crate::jira::payload::{AssigneeChange, AssigneeRef};
 use crate::queue::handler::Failure;
-use crate::sync::assignee::Action;
+use crate::sync::assignee::{AccountAssignee, Action};
+use crate::sync::audit::detail::{EmailSource, SourceResult, SourceTried};
 
 /// The worker's lookups, shared by all of its tasks.
 #[derive(Default)]
@@ -52,7 +53,9 @@ impl Lookups {
     }
 
     /// What to do about the assignee: a hidden email is asked of Jira; without any
-    /// email the user map may still name the user (`sync::assignee`).
+    /// email the user map may still name the user (`sync::assignee`). A Jira
+    /// Cloud assignee (an `accountId`) notes where its email came from, or each
+    /// source that gave none (docs/reference.md §11.5).
     pub async fn assignee_action(
         &self,
         pool: &DbPool,
@@ -60,6 +63,36 @@ impl Lookups {
         change: &AssigneeChange,
     ) -> Result<Action, Failure> {
         Ok(match change {
+            AssigneeChange::Assign(email, Some(AssigneeRef::AccountId(account_id))) => {
+                Action::AssignAccount(AccountAssignee {
+                    account_id: account_id.clone(),
+                    email: Some(email.clone()),
+                    email_source: Some(EmailSource::Payload),
+                    tried: Vec::new(),
+                })
+            }
+            AssigneeChange::MissingEmail(Some(user @ AssigneeRef::AccountId(account_id))) => {
+                let hidden = SourceTried {
+                    source: EmailSource::Payload,
+                    result: SourceResult::Hidden,
+                };
+                let lookup = |result| SourceTried {
+                    source: EmailSource::Lookup,
+                    result,
+                };
+                let (email, tried) = match self.emails.lookup(pool, integration, user).await? {
+                    Lookup::Found(email) => (Some(email), vec![hidden]),
+                    Lookup::Hidden => (None, vec![hidden, lookup(SourceResult::Hidden)]),
+                    Lookup::NotFound => (None, vec![hidden, lookup(SourceResult::NotFound)]),
+                    Lookup::NoAccessToken => (None, vec![hidden, lookup(SourceResult::NotAsked)]),
+                };
+                Action::AssignAccount(AccountAssignee {
+                    account_id: account_id.clone(),
+                    email_source: email.as_ref().map(|_| EmailSource::Lookup),
+                    email,
+                    tried,
+                })
+            }
             AssigneeChange::Assign(email, user) => Action::Assign {
                 email: Some(email.clone()),
                 jira_user: user.as_ref().map(|user| user.name().to_owned()),
@@ -72,7 +105,7 @@ impl Lookups {
             AssigneeChange::MissingEmail(Some(user)) => {
                 let email = match self.emails.lookup(pool, integration, user).await? {
                     Lookup::Found(email) => Some(email),
-                    Lookup::NoEmail | Lookup::NoAccessToken => None,
+                    Lookup::Hidden | Lookup::NotFound | Lookup::NoAccessToken => None,
                 };
                 Action::Assign {
                     email,

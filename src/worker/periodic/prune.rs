@@ -1,7 +1,8 @@
 //! The worker's housekeeping (docs/reference.md §5.9, §8): at start and every
 //! hour, each worker prunes the `sync_events` rows older than
 //! [`RETENTION`](crate::sync::audit::RETENTION) (`sync::audit::prune`) and the
-//! console's records as old (`db::activity::prune`), clears the
+//! console's records as old (`db::activity::prune`), the Jira Cloud delivery
+//! identifiers older than 7 days (`cloud::delivery::duplicates`), clears the
 //! secrets of OAuth sessions not installed 24 hours after their last update and
 //! deletes sessions 30 days after it — a batch at a time and off the hot path
 //! (its own connection, short statements, rows another worker is on skipped).
@@ -49,6 +50,16 @@ async fn housekeeping(pool: &DbPool, shutdown: &Shutdown) {
             tracing::warn!(error = %format!("{error:#}"), "pruning the console's records failed");
         }
     }
+    match prune_deliveries(pool).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(
+            pruned,
+            "pruned the Jira Cloud delivery identifiers older than 7 days"
+        ),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "pruning the Cloud delivery identifiers failed");
+        }
+    }
     match clean_sessions(pool, shutdown).await {
         Ok((0, 0)) => {}
         Ok((scrubbed, deleted)) => tracing::info!(
@@ -66,6 +77,13 @@ async fn housekeeping(pool: &DbPool, shutdown: &Shutdown) {
 async fn prune(pool: &DbPool, shutdown: &Shutdown) -> anyhow::Result<u64> {
     let client = pool.get().await?;
     Ok(audit::prune(&client, shutdown).await?)
+}
+
+/// Prunes the Cloud delivery identifiers (docs/reference.md §11.4) on a
+/// connection of its own; how many rows.
+async fn prune_deliveries(pool: &DbPool) -> anyhow::Result<u64> {
+    let client = pool.get().await?;
+    Ok(crate::cloud::delivery::duplicates::prune(&client).await?)
 }
 
 /// Prunes the console's records (CONTRACT §12.10) on a connection of its own;

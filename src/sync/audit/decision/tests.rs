@@ -64,6 +64,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
     let stale = Stale {
         event_time: at(T1),
         applied_up_to: at(T2),
+        cloud: None,
         clock: clock(true, false),
     };
     let assigned = AssigneeGroup {
@@ -104,6 +105,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             "an assignee change no organization links",
             Decision::NotLinked(NotLinked {
                 sync_flag: SyncFlag::SyncReverseAssignment,
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -114,6 +116,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             "a status change no organization links",
             Decision::NotLinked(NotLinked {
                 sync_flag: SyncFlag::SyncStatusReverse,
+                cloud: None,
                 clock: clock(true, false),
             }),
             "status",
@@ -126,6 +129,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![assigned, group(6, A::Unchanged)],
                 asked: asked(Some("Jane@Acme.io"), Some("jane")),
+                cloud: None,
                 clock: clock(true, true),
             }),
             "assignee",
@@ -147,6 +151,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![kept],
                 asked: asked(None, Some("jdoe")),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -165,6 +170,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![group(5, A::Unassigned), group(6, A::Unchanged)],
                 asked: None,
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -179,6 +185,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![group(5, A::Unchanged)],
                 asked: None,
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -190,6 +197,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![turned_away],
                 asked: asked(Some("bob@acme.io"), None),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -209,6 +217,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
                     ..group(5, A::NoCandidate)
                 }],
                 asked: asked(None, Some("jdoe")),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -224,6 +233,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: vec![group(5, A::MissingEmail)],
                 asked: asked(None, Some("hidden")),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -239,6 +249,7 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             Decision::Assignee(Assignment {
                 groups: Vec::new(),
                 asked: asked(Some("jane@acme.io"), None),
+                cloud: None,
                 clock: Clock::default(),
             }),
             "assignee",
@@ -457,6 +468,99 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
             "assignee_outbound",
             "same_origin",
             json!({"group_id": 7, "change": "unassign", "origin_integration_id": 3}),
+        ),
+        (
+            "a Cloud assignee found by the lookup",
+            Decision::Assignee(Assignment {
+                groups: vec![group(6, A::Unchanged)],
+                asked: asked(Some("mia@acme.io"), Some("5b10ac8d")),
+                cloud: Some(CloudAssignee {
+                    account_id: "5b10ac8d".to_owned(),
+                    email_source: Some(EmailSource::Lookup),
+                    sources_tried: None,
+                    fix: None,
+                }),
+                clock: Clock::default(),
+            }),
+            "assignee",
+            "unchanged",
+            json!({
+                "groups": [{"group_id": 6, "project": "p", "result": "unchanged"}],
+                "email": "mia@acme.io", "jira_user": "5b10ac8d",
+                "account_id": "5b10ac8d", "email_source": "lookup"
+            }),
+        ),
+        (
+            "a Cloud assignee without an email anywhere",
+            Decision::Assignee(Assignment {
+                groups: vec![group(6, A::MissingEmail)],
+                asked: asked(None, Some("5b10ac8d")),
+                cloud: Some(CloudAssignee {
+                    account_id: "5b10ac8d".to_owned(),
+                    email_source: None,
+                    sources_tried: Some(vec![
+                        SourceTried {
+                            source: EmailSource::Payload,
+                            result: SourceResult::Hidden,
+                        },
+                        SourceTried {
+                            source: EmailSource::Lookup,
+                            result: SourceResult::NotFound,
+                        },
+                        SourceTried {
+                            source: EmailSource::UserMap,
+                            result: SourceResult::NoMapping,
+                        },
+                    ]),
+                    fix: Some(
+                        "jirasync user-map set --integration 3 --jira-user 5b10ac8d --user USERNAME"
+                            .to_owned(),
+                    ),
+                }),
+                clock: Clock::default(),
+            }),
+            "assignee",
+            "missing_email",
+            json!({
+                "groups": [{"group_id": 6, "project": "p", "result": "missing_email"}],
+                "email": null, "jira_user": "5b10ac8d",
+                "account_id": "5b10ac8d", "email_source": null,
+                "sources_tried": [
+                    {"source": "payload", "result": "hidden"},
+                    {"source": "lookup", "result": "not_found"},
+                    {"source": "user_map", "result": "no_mapping"}
+                ],
+                "fix": "jirasync user-map set --integration 3 --jira-user 5b10ac8d --user USERNAME"
+            }),
+        ),
+        (
+            "a stale change of a Cloud assignee",
+            Decision::AssigneeStale(Stale {
+                event_time: at(T1),
+                applied_up_to: at(T2),
+                cloud: Some(CloudAssignee {
+                    account_id: "5b10ac8d".to_owned(),
+                    email_source: Some(EmailSource::Payload),
+                    sources_tried: None,
+                    fix: None,
+                }),
+                clock: Clock::default(),
+            }),
+            "assignee",
+            "stale",
+            json!({"event_time": T1, "applied_up_to": T2,
+                   "account_id": "5b10ac8d", "email_source": "payload"}),
+        ),
+        (
+            "a duplicate Cloud delivery",
+            Decision::Duplicate(DuplicateDelivery {
+                webhook_identifier: "1234-abcd".to_owned(),
+                first_message_id: "m-1".to_owned(),
+                clock: Clock::default(),
+            }),
+            "delivery",
+            "duplicate",
+            json!({"webhook_identifier": "1234-abcd", "first_message_id": "m-1"}),
         ),
     ]
 }

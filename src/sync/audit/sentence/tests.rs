@@ -155,6 +155,31 @@ fn rows() -> Vec<(
           (`jirasync user-map set`)",
         ),
         (
+            "a missing email of a Cloud account",
+            "assignee",
+            "missing_email",
+            json!({"groups": [group(5, "missing_email")], "email": null, "jira_user": "5b10ac8d",
+                   "account_id": "5b10ac8d", "email_source": null,
+                   "sources_tried": [{"source": "payload", "result": "hidden"},
+                                     {"source": "lookup", "result": "hidden"},
+                                     {"source": "user_map", "result": "no_mapping"}],
+                   "fix": "jirasync user-map set --integration 3 --jira-user 5b10ac8d --user USERNAME"}),
+            ACME,
+            "assigned nobody in acme: Jira Cloud account 5b10ac8d has no email jirasync could \
+          read (payload: hidden, lookup: hidden, user_map: no_mapping) and is not mapped to a \
+          user; map it with `jirasync user-map set --integration 3 --jira-user 5b10ac8d --user \
+          USERNAME`",
+        ),
+        (
+            "a duplicate Cloud delivery",
+            "delivery",
+            "duplicate",
+            json!({"webhook_identifier": "1234-abcd", "first_message_id": "m-1"}),
+            NOWHERE,
+            "changed nothing: Jira Cloud sent delivery 1234-abcd of OPS-7 again; message m-1 \
+          handled it already",
+        ),
+        (
             "a missing email of an unnamed user",
             "assignee",
             "missing_email",

@@ -1,0 +1,84 @@
+//! Duplicate Cloud deliveries (docs/reference.md §11.4): Jira Cloud redelivers with
+//! the same `X-Atlassian-Webhook-Identifier`. The pair (integration, identifier)
+//! of every verified delivery is recorded in `cloud_webhook_deliveries` in the
+//! transaction that handles it (`sync::unit`), with the message that carried it;
+//! a later message of the pair is a duplicate. The same message again (a
+//! redelivery after a crash) is not a duplicate of itself. Rows are kept
+//! [`RETENTION`], pruned by the worker's housekeeping.
+
+use std::time::Duration;
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Error;
+
+/// How long a delivery's identifier is remembered.
+pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Whether a delivery was seen before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Not before, or only as this very message.
+    First,
+    /// Another message carried the pair first: this one is a duplicate.
+    Duplicate {
+        /// The message that carried it first.
+        first_message_id: String,
+    },
+}
+
+/// `$1` integration, `$2` identifier, `$3` message id.
+const RECORD: &str = "INSERT INTO cloud_webhook_deliveries (integration_id, identifier, message_id)
+ VALUES ($1, $2, $3) ON CONFLICT (integration_id, identifier) DO NOTHING";
+
+/// `$1` integration, `$2` identifier.
+const FIRST: &str = "SELECT message_id FROM cloud_webhook_deliveries
+  WHERE integration_id = $1 AND identifier = $2";
+
+/// `$1` retention in seconds.
+const PRUNE: &str = "DELETE FROM cloud_webhook_deliveries
+  WHERE received_at < now() - make_interval(secs => $1)";
+
+/// Records the delivery `identifier` of `integration_id` as carried by
+/// `message_id`, in the caller's transaction, unless it is recorded already:
+/// then whether that was another message. A concurrent transaction recording
+/// the same pair makes this one wait for its end (the primary key).
+pub async fn record(
+    client: &impl GenericClient,
+    integration_id: i64,
+    identifier: &str,
+    message_id: &str,
+) -> Result<Seen, Error> {
+    let statement = client.prepare_cached(RECORD).await?;
+    let inserted = client
+        .execute(&statement, &[&integration_id, &identifier, &message_id])
+        .await?;
+    if inserted == 1 {
+        return Ok(Seen::First);
+    }
+    seen(client, integration_id, identifier, message_id).await
+}
+
+/// Whether the delivery was recorded by another message than `message_id`;
+/// records nothing (the worker asks before it calls Jira).
+pub async fn seen(
+    client: &impl GenericClient,
+    integration_id: i64,
+    identifier: &str,
+    message_id: &str,
+) -> Result<Seen, Error> {
+    let statement = client.prepare_cached(FIRST).await?;
+    let first = client
+        .query_opt(&statement, &[&integration_id, &identifier])
+        .await?;
+    Ok(match first.map(|row| row.get::<_, String>(0)) {
+        Some(first) if first != message_id => Seen::Duplicate {
+            first_message_id: first,
+        },
+        _ => Seen::First,
+    })
+}
+
+/// Deletes the identifiers recorded longer than [`RETENTION`] ago; how many.
+pub async fn prune(client: &impl GenericClient) -> Result<u64, Error> {
+    client.execute(PRUNE, &[&RETENTION.as_secs_f64()]).await
+}
