@@ -13,6 +13,7 @@ mod audit;
 mod batching;
 mod bench_script;
 mod broker_outage;
+mod cloud_migrate;
 mod cluster_failover;
 mod config;
 mod console_browser;
