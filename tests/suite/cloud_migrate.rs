@@ -268,6 +268,15 @@ async fn a_migration_moves_issues_links_flags_status_maps_and_users_and_explain_
         )
         .await
         .expect("history");
+    // A push to Data Center not yet decided: it goes to Cloud with its issue.
+    app.db
+        .execute(
+            "INSERT INTO outbound_pending (external_issue_id, kind, group_id, integration_id, seq, first_at, changed_at)
+             VALUES ($1, 'assignee', $2, $3, 1, now(), now())",
+            &[&first.external_issue_id, &first.group_id, &world.dc],
+        )
+        .await
+        .expect("pending push");
     let (jane, jane_name) = world
         .mapped_user("jdoe", &[("jane@corp.example", true)])
         .await;
@@ -328,6 +337,16 @@ async fn a_migration_moves_issues_links_flags_status_maps_and_users_and_explain_
         (map.get::<_, String>(0), map.get::<_, String>(1)),
         ("ABC".to_owned(), "Done".to_owned())
     );
+    let pending: i64 = app
+        .db
+        .query_one(
+            "SELECT integration_id FROM outbound_pending WHERE external_issue_id = $1",
+            &[&first.external_issue_id],
+        )
+        .await
+        .expect("the pending push stays")
+        .get(0);
+    assert_eq!(pending, world.to);
     let mapped: i64 = app
         .db
         .query_one(
@@ -517,6 +536,16 @@ async fn a_key_the_target_holds_merges_as_an_issue_move_merges() {
         )
         .await
         .expect("Cloud link");
+    // Both links map project ABC; the Cloud one's mapping is kept.
+    app.db
+        .execute(
+            "INSERT INTO integration_external_projects (organization_integration_id, external_id, resolved_status)
+             SELECT id, 'ABC', CASE WHEN integration_id = $2 THEN 'Closed' ELSE 'Done' END
+               FROM organization_integrations WHERE organization_id = $1",
+            &[&a.id, &world.to],
+        )
+        .await
+        .expect("status maps");
     let survivor = world.linked_issue(&a, world.to, "ABC-1", a.group_id).await;
     app.seed()
         .link(only_cloud, a.project_id, "issue", survivor)
@@ -583,6 +612,20 @@ async fn a_key_the_target_holds_merges_as_an_issue_move_merges() {
         .expect("survivor");
     assert_eq!(row.get::<_, String>(0), "2024-03-02 00:00:00+00");
     assert_eq!(row.get::<_, String>(1), "2024-02-01 00:00:00+00");
+    let kept: Vec<String> = app
+        .db
+        .query(
+            "SELECT p.resolved_status FROM integration_external_projects p
+               JOIN organization_integrations oi ON oi.id = p.organization_integration_id
+              WHERE oi.organization_id = $1 AND oi.integration_id = $2",
+            &[&a.id, &world.to],
+        )
+        .await
+        .expect("status maps")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(kept, ["Closed"], "the target's own status map is kept");
     let config: Value = app
         .db
         .query_one(
@@ -989,4 +1032,73 @@ async fn disable_source_disables_the_data_center_integration() {
             false
         )
     );
+}
+
+#[tokio::test]
+async fn a_migration_waits_for_a_change_holding_the_issue_and_keeps_what_it_wrote() {
+    let world = World::new().await;
+    let org = world.app.seed().org(world.dc, true, "ABC-1").await;
+    // A webhook being applied: the worker's lock on the issue's rows, and the
+    // watermark it moves.
+    let mut worker = common::db(&world.app.settings).await;
+    let tx = worker.transaction().await.expect("begin");
+    let locked = tx
+        .query(
+            jirasync::db::sync::LOCK_EXTERNAL_ISSUES,
+            &[&world.dc, &"ABC-1"],
+        )
+        .await
+        .expect("lock as the worker does");
+    assert_eq!(locked.len(), 1);
+    tx.execute(
+        "UPDATE external_issues SET assignee_synced_at = '2024-05-01T00:00:00Z' WHERE id = $1",
+        &[&org.external_issue_id],
+    )
+    .await
+    .expect("watermark");
+
+    let settings = (*world.app.settings).clone();
+    let (from, to) = (world.dc.to_string(), world.to.to_string());
+    let migration = tokio::task::spawn_blocking(move || {
+        common::output(
+            &[
+                "integration",
+                "migrate",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--json",
+            ],
+            &settings,
+        )
+    });
+    common::eventually(
+        "the migration waits on the issue's lock",
+        crate::common::app::WAIT,
+        || common::a_backend_waits_on_a_lock(&world.app.db),
+    )
+    .await;
+    assert!(!migration.is_finished());
+    tx.commit().await.expect("commit");
+
+    let output = migration.await.expect("the migration ends");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let done: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(done["issues_moved"], 1);
+    let row = world
+        .app
+        .db
+        .query_one(
+            "SELECT integration_id, assignee_synced_at::text FROM external_issues WHERE id = $1",
+            &[&org.external_issue_id],
+        )
+        .await
+        .expect("row");
+    assert_eq!(row.get::<_, i64>(0), world.to);
+    assert_eq!(row.get::<_, String>(1), "2024-05-01 00:00:00+00");
 }
