@@ -1102,3 +1102,58 @@ async fn a_migration_waits_for_a_change_holding_the_issue_and_keeps_what_it_wrot
     assert_eq!(row.get::<_, i64>(0), world.to);
     assert_eq!(row.get::<_, String>(1), "2024-05-01 00:00:00+00");
 }
+
+#[tokio::test]
+async fn a_throttled_search_waits_and_asks_again_and_a_long_wait_fails_with_nothing_changed() {
+    let world = World::new().await;
+    let org = world.app.seed().org(world.dc, true, "ABC-1").await;
+    world
+        .mapped_user("jdoe", &[("jane@corp.example", true)])
+        .await;
+    let throttled = |seconds: &str| {
+        Mock::given(method("GET"))
+            .and(path("/rest/api/3/user/search"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", seconds))
+            .with_priority(1)
+    };
+    // Longer than a run waits: it fails, nothing changed.
+    throttled("120").up_to_n_times(1).mount(&world.cloud).await;
+    let before = world.dump();
+    let failed = world.migrate(&["--json"]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("429"), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(world.dump(), before);
+
+    // A second's wait, twice: waited out, then answered.
+    throttled("1").up_to_n_times(2).mount(&world.cloud).await;
+    world
+        .users(
+            "jane@corp.example",
+            json!([{"accountId": "5b10-jane", "emailAddress": "jane@corp.example"}]),
+        )
+        .await;
+    let done = world.migrated(&[]);
+    assert_eq!(
+        done,
+        report(
+            &world,
+            (1, 0),
+            (1, 0),
+            (1, 0),
+            (1, 0, json!([])),
+            false,
+            false
+        )
+    );
+    assert_eq!(
+        world.searched().await.len(),
+        4,
+        "one refused, two waited out, one answered"
+    );
+    assert_eq!(
+        world.integration_of(org.external_issue_id).await,
+        Some(world.to)
+    );
+}

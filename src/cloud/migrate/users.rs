@@ -5,6 +5,7 @@
 //! fails the migration with nothing changed.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -13,9 +14,17 @@ use super::store::SourceMapping;
 use crate::db::DbPool;
 use crate::integration::Integration;
 use crate::jira::user_search::CloudUser;
+use crate::jira::{JiraClient, JiraError};
 
 /// Every this many searches, a line of progress.
 const PROGRESS_EVERY: usize = 50;
+
+/// How often one search answered `429` is asked again, each after its
+/// `Retry-After` (5 s when absent) — docs/reference.md §11.6.
+const THROTTLE_RETRIES: u32 = 3;
+
+/// A longer `Retry-After` fails the run (nothing changed) instead of waiting.
+const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(60);
 
 /// Why a source mapping has no Cloud account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -82,7 +91,7 @@ async fn search(
         .with_jira(pool, |jira| async move {
             let mut answers = HashMap::with_capacity(total);
             for (done, email) in emails.iter().enumerate() {
-                answers.insert(email.clone(), jira.search_cloud_users(email).await?);
+                answers.insert(email.clone(), search_one(&jira, email, progress).await?);
                 if (done + 1) % PROGRESS_EVERY == 0 {
                     progress(&format!(
                         "searched Jira Cloud for {} of {total} emails",
@@ -98,6 +107,33 @@ async fn search(
             source,
         })?;
     answers.ok_or(MigrateError::CannotCall(target.id))
+}
+
+/// Cloud's answer for `email`; a `429` is waited out and asked again, at most
+/// [`THROTTLE_RETRIES`] times and never for longer than [`MAX_THROTTLE_WAIT`].
+async fn search_one(
+    jira: &JiraClient,
+    email: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<CloudUser>, JiraError> {
+    let mut retries = 0;
+    loop {
+        let error = match jira.search_cloud_users(email).await {
+            Ok(users) => return Ok(users),
+            Err(error) => error,
+        };
+        match error.retry_after() {
+            Some(wait) if retries < THROTTLE_RETRIES && wait <= MAX_THROTTLE_WAIT => {
+                retries += 1;
+                progress(&format!(
+                    "Jira Cloud asked to wait {} s (HTTP 429); asking again",
+                    wait.as_secs()
+                ));
+                tokio::time::sleep(wait).await;
+            }
+            _ => return Err(error),
+        }
+    }
 }
 
 /// The account `found` gives one of `emails`, tried in order, or the strongest
