@@ -120,3 +120,43 @@ fn summary(report: &Report) -> String {
     text.push_str(&format!("  source integration         {source}\n"));
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::migrate::{Reason, Unresolved, UserMap};
+
+    #[test]
+    fn the_summary_has_every_count_and_each_unresolved_user_with_its_reason() {
+        let report = Report {
+            from: 3,
+            to: 7,
+            dry_run: true,
+            issues_moved: 412,
+            links: 530,
+            organizations_linked: 2,
+            user_map: UserMap {
+                translated: 5,
+                already_mapped: 1,
+                unresolved: vec![Unresolved {
+                    jira_user: "jdoe".to_owned(),
+                    user: "jane".to_owned(),
+                    reason: Reason::EmailHidden,
+                }],
+            },
+            ..Report::default()
+        };
+        let text = summary(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Dry run (nothing changed): would migrate Data Center integration 3 to Jira Cloud integration 7"
+        );
+        assert_eq!(lines[1], "  issues moved               412");
+        assert_eq!(lines[3], "  links                      530");
+        assert_eq!(lines[9], "  user map: unresolved       1");
+        assert_eq!(lines[10], "    jdoe (user jane): email_hidden");
+        assert!(lines[11].contains("jirasync user-map set"), "{text}");
+        assert_eq!(lines[12], "  source integration         left as it was");
+    }
+}
