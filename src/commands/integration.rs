@@ -38,6 +38,8 @@ pub enum Command {
     Enable(SwitchArgs),
     /// Drop an integration's webhooks and jobs (status `disabled`) until it is enabled.
     Disable(SwitchArgs),
+    /// Move a Data Center integration's issues, links, sync flags and user map to a Jira Cloud one.
+    Migrate(super::integration_migrate::Args),
 }
 
 /// The arguments of `integration enable` and `integration disable`.
@@ -247,6 +249,7 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
         Command::RotateWebhookSecret(args) => super::rotate_webhook_secret::run(args).await?,
         Command::Enable(args) => println!("{:#}", switch(args, integration::ACTIVE).await?),
         Command::Disable(args) => println!("{:#}", switch(args, integration::DISABLED).await?),
+        Command::Migrate(args) => super::integration_migrate::run(args).await?,
     }
     Ok(())
 }

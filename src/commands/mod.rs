@@ -8,6 +8,7 @@ pub mod demo;
 pub mod dlq;
 pub mod explain;
 pub mod integration;
+mod integration_migrate;
 pub(crate) mod integration_status;
 mod job;
 mod link;

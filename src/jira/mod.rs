@@ -18,6 +18,7 @@ pub mod search;
 pub mod server;
 pub mod status;
 pub mod user;
+pub mod user_search;
 pub mod webhooks_api;
 
 pub use auth::Auth;

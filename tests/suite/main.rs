@@ -14,6 +14,7 @@ mod batching;
 mod bench_script;
 mod broker_outage;
 mod cloud_connect;
+mod cloud_migrate;
 mod cloud_outbound;
 mod cloud_reconcile;
 mod cloud_webhooks;

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::detail::{
-    Assignment, Clock, DuplicateDelivery, Echo, KeyStale, NoDoneBoundary, NotLinked, NotSynced,
-    NothingToRekey, PushKind, PushOutcome, Pushed, Rekeyed, Stale, StatusChange, SyncFlag,
+    Assignment, Clock, DuplicateDelivery, Echo, KeyStale, Migrated, NoDoneBoundary, NotLinked,
+    NotSynced, NothingToRekey, PushKind, PushOutcome, Pushed, Rekeyed, Stale, StatusChange,
+    SyncFlag,
 };
 
 /// A decision, (de)serialized as its row: `{"kind", "outcome", "detail"}`. Each
@@ -40,6 +41,9 @@ pub enum Decision {
     Rekeyed(Rekeyed),
     /// `key` / `unchanged`: no organization had a row of the old key.
     NothingToRekey(NothingToRekey),
+    /// `key` / `migrated`: `integration migrate` moved the row to a Cloud
+    /// integration, or merged it into the Cloud one's row (docs/reference.md §11.7).
+    Migrated(Migrated),
     /// `assignee` or `status` (by its kind) / `echo`: the webhook of jirasync's
     /// own push; nothing changed (docs/reference.md §10.7).
     Echo(Echo),
@@ -78,6 +82,7 @@ macro_rules! each_detail {
             Decision::KeyStale($detail) => $body,
             Decision::Rekeyed($detail) => $body,
             Decision::NothingToRekey($detail) => $body,
+            Decision::Migrated($detail) => $body,
             Decision::Echo($detail) => $body,
             Decision::Outbound($detail) => $body,
             Decision::Duplicate($detail) => $body,
@@ -119,6 +124,7 @@ impl Decision {
             Self::KeyStale(_) => ("key", "stale"),
             Self::Rekeyed(_) => ("key", "rekeyed"),
             Self::NothingToRekey(_) => ("key", "unchanged"),
+            Self::Migrated(_) => ("key", "migrated"),
             Self::Echo(echo) => (echo.kind.as_str(), "echo"),
             Self::Outbound(pushed) => (pushed.kind.audit_kind(), pushed.outcome.as_str()),
             Self::Duplicate(_) => ("delivery", "duplicate"),
@@ -162,6 +168,7 @@ impl Decision {
             ("key", "rekeyed") => from_value(&detail).map(Self::Rekeyed),
             ("key", "unchanged") => from_value(&detail).map(Self::NothingToRekey),
             ("delivery", "duplicate") => from_value(&detail).map(Self::Duplicate),
+            ("key", "migrated") => from_value(&detail).map(Self::Migrated),
             (kind, outcome) => PushKind::from_audit_kind(kind)
                 .zip(PushOutcome::parse(outcome))
                 .and_then(|(kind, outcome)| {

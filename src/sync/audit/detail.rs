@@ -366,6 +366,19 @@ pub struct NothingToRekey {
     pub clock: Clock,
 }
 
+/// A row `integration migrate` moved from a Data Center integration to a Cloud
+/// one, or merged into the Cloud one's row of its key (docs/reference.md §11.7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migrated {
+    /// The Data Center integration.
+    pub from_integration: i64,
+    /// The Cloud integration.
+    pub to_integration: i64,
+    /// What the clock did (nothing: a migration has no event time).
+    #[serde(flatten)]
+    pub clock: Clock,
+}
+
 /// What an outbound push sets in Jira (docs/reference.md §10).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

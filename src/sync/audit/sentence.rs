@@ -129,6 +129,12 @@ impl Display for Sentence<'_> {
                  the old key; moved already?)",
                 nothing.from, nothing.to
             )?,
+            Decision::Migrated(migrated) => write!(
+                f,
+                "moved {key}{org} from Data Center integration {} to Jira Cloud integration {} \
+                 (jirasync integration migrate): its links go on syncing through Cloud",
+                migrated.from_integration, migrated.to_integration
+            )?,
             Decision::Echo(echo) => {
                 let value = match (echo.kind, echo.echo_of.as_str()) {
                     (PushKind::Assignee, "") => "no assignee".to_owned(),

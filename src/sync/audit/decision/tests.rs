@@ -379,6 +379,17 @@ fn cases() -> Vec<(&'static str, Decision, &'static str, &'static str, Value)> {
                    "watermark_reset_from": T2}),
         ),
         (
+            "a row integration migrate moved to Cloud",
+            Decision::Migrated(Migrated {
+                from_integration: 1,
+                to_integration: 2,
+                clock: Clock::default(),
+            }),
+            "key",
+            "migrated",
+            json!({"from_integration": 1, "to_integration": 2}),
+        ),
+        (
             "a move with nothing to re-key",
             Decision::NothingToRekey(NothingToRekey {
                 from: "OPS-7".to_owned(),

@@ -344,6 +344,15 @@ fn rows() -> Vec<(
           amy@acme.io (map them with `jirasync user-map set`)",
         ),
         (
+            "a row integration migrate moved to Cloud",
+            "key",
+            "migrated",
+            json!({"from_integration": 1, "to_integration": 2}),
+            ACME,
+            "moved OPS-7 in acme from Data Center integration 1 to Jira Cloud integration 2 \
+          (jirasync integration migrate): its links go on syncing through Cloud",
+        ),
+        (
             "an unknown row, the clock noted",
             "assignee",
             "teleported",
