@@ -18,7 +18,7 @@ use jirasync::integration::Credentials;
 use jirasync::integration::install_record::{CloudInstall, save_cloud};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path, query_param};
+use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 const EMAIL: &str = "admin@acme.example";
@@ -712,5 +712,85 @@ async fn no_token_signature_or_secret_of_a_cloud_delivery_is_logged() {
     ] {
         assert!(!logged.contains(&value), "{what} appears in the logs");
     }
+    s.app.finish().await;
+}
+
+#[tokio::test]
+async fn the_webhook_of_a_push_to_cloud_is_its_echo_and_starts_no_push() {
+    let s = cloud(api_token()).await;
+    let key = "ACME-ECHO";
+    let (before, after) = (T1, "2024-01-01T10:05:00.000+0000");
+    let org = s.org(key).await;
+    s.app.forward_assignments(org.id).await;
+    let mia = s.app.seed().teammate(&org, "mia@acme.example").await;
+    let issue = |account: Option<&str>, updated: &str| {
+        json!({"id": "10001", "key": key, "fields": {
+            "assignee": account.map(|id| json!({"accountId": id, "active": true})),
+            "status": {"id": "1", "name": "To Do"},
+            "project": {"id": "10000", "key": "ACME"},
+            "updated": updated,
+        }})
+    };
+    let issue_path = format!("/rest/api/3/issue/{key}");
+    for answer in [issue(None, before), issue(Some("acc-mia"), after)] {
+        Mock::given(method("GET"))
+            .and(path(issue_path.as_str()))
+            .and(header("authorization", basic().as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .up_to_n_times(1)
+            .mount(&s.app.server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/user/assignable/search"))
+        .and(query_param("query", "mia@acme.example"))
+        .and(header("authorization", basic().as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([account("acc-mia", Some("mia@acme.example"))])),
+        )
+        .mount(&s.app.server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(format!("{issue_path}/assignee")))
+        .and(body_json(json!({"accountId": "acc-mia"})))
+        .and(header("authorization", basic().as_str()))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&s.app.server)
+        .await;
+
+    s.app.host_assigns(org.group_id, org.project_id, mia).await;
+    common::eventually("the assignment is pushed to Cloud", WAIT, || async {
+        s.events()
+            .await
+            .iter()
+            .any(|(kind, outcome, ..)| kind == "assignee_outbound" && outcome == "pushed")
+    })
+    .await;
+    // Cloud's webhook for jirasync's own write.
+    let echo = assignee_changed(key, account("acc-mia", Some("mia@acme.example")), after);
+    s.deliver(&echo, Some("echo-delivery")).await;
+    s.settle().await;
+
+    let events = s.events().await;
+    let decision = events
+        .iter()
+        .find(|(kind, ..)| kind == "assignee")
+        .expect("the webhook's decision");
+    assert_eq!(decision.1, "echo", "{events:?}");
+    assert_eq!(decision.4["echo_of"], "acc-mia", "{:?}", decision.4);
+    let pushes: i64 = s
+        .app
+        .db
+        .query_one(
+            "SELECT count(*) FROM sync_events
+              WHERE integration_id = $1 AND kind = 'assignee_outbound'",
+            &[&s.integration],
+        )
+        .await
+        .expect("pushes")
+        .get(0);
+    assert_eq!(pushes, 1, "the echo started no push");
     s.app.finish().await;
 }
