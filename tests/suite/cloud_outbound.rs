@@ -9,15 +9,13 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use jirasync::integration::Credentials;
-use jirasync::integration::install_record::{CloudInstall, save_cloud};
 use jirasync::outbound::mapping::{self, Mapping};
 use serde_json::{Value, json};
 use wiremock::matchers::{any, body_json, header, method, path};
 use wiremock::{Match, Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
-use crate::common::{TestApp as Scene, eventually};
+use crate::common::{TestApp as Scene, eventually, fake_cloud};
 
 const EMAIL: &str = "admin@example.org";
 const API_TOKEN: &str = "atl-outbound-token";
@@ -51,11 +49,7 @@ impl Match for QueryIs {
 
 /// A call to the site: `verb` on `route` with exactly `query`, with the API token.
 fn call(verb: &str, route: &str, query: &[(&'static str, &str)]) -> MockBuilder {
-    let pair = format!("{EMAIL}:{API_TOKEN}");
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    );
+    let basic = fake_cloud::basic(EMAIL, API_TOKEN);
     let query = query
         .iter()
         .map(|(name, value)| (*name, (*value).to_owned()))
@@ -91,27 +85,17 @@ impl Cloud {
             .expect(0)
             .mount(&site)
             .await;
-        let pool = jirasync::db::connect(&scene.settings.database, 1)
-            .await
-            .expect("pool");
-        let client = pool.get().await.expect("connection");
         let credentials = Credentials::ApiToken {
             email: EMAIL.into(),
             token: API_TOKEN.into(),
         };
-        let saved = save_cloud(
-            &client,
-            pool.keys(),
-            &CloudInstall {
-                site: &site.uri(),
-                cloud_id: "7c3f6a5e-0000-4000-8000-0000000000b2",
-                base_url: &site.uri(),
-                name: None,
-                credentials: &credentials,
-            },
+        let saved = fake_cloud::connected_site(
+            &scene.settings,
+            &site.uri(),
+            "7c3f6a5e-0000-4000-8000-0000000000b2",
+            &credentials,
         )
-        .await
-        .expect("the Cloud integration is saved");
+        .await;
         Self {
             scene,
             site,

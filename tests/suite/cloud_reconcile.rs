@@ -8,12 +8,11 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::TestApp as Scene;
 use common::app::{T1, WAIT};
+use common::fake_cloud;
 use common::seed::jira_user;
 use jirasync::integration::Credentials;
-use jirasync::integration::install_record::{CloudInstall, save_cloud};
 use jirasync::queue::job::Job;
 use jirasync::worker::jobs::Reconcile;
 use serde_json::{Value, json};
@@ -56,11 +55,7 @@ impl Match for Names {
 }
 
 fn basic() -> String {
-    let pair = format!("{EMAIL}:{API_TOKEN}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
+    fake_cloud::basic(EMAIL, API_TOKEN)
 }
 
 /// One issue of a search answer.
@@ -91,27 +86,17 @@ impl Cloud {
             .start()
             .await;
         let site = MockServer::start().await;
-        let pool = jirasync::db::connect(&scene.settings.database, 1)
-            .await
-            .expect("pool");
-        let client = pool.get().await.expect("connection");
         let credentials = Credentials::ApiToken {
             email: EMAIL.into(),
             token: API_TOKEN.into(),
         };
-        let saved = save_cloud(
-            &client,
-            pool.keys(),
-            &CloudInstall {
-                site: &site.uri(),
-                cloud_id: "7c3f6a5e-0000-4000-8000-000000000001",
-                base_url: &site.uri(),
-                name: None,
-                credentials: &credentials,
-            },
+        let saved = fake_cloud::connected_site(
+            &scene.settings,
+            &site.uri(),
+            "7c3f6a5e-0000-4000-8000-000000000001",
+            &credentials,
         )
-        .await
-        .expect("the Cloud integration is saved");
+        .await;
         Self {
             scene,
             site,

@@ -10,12 +10,11 @@ use crate::common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use common::TestApp;
 use common::app::{T1, WAIT};
+use common::fake_cloud;
 use common::seed::{Org, assignee_changed, hub_signature, token_with};
 use jirasync::integration::Credentials;
-use jirasync::integration::install_record::{CloudInstall, save_cloud};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path, query_param};
@@ -53,20 +52,7 @@ async fn cloud(credentials: Credentials) -> Cloud {
     let app = TestApp::builder().concurrency(1).ingress().start().await;
     let cloud_id = uuid::Uuid::new_v4().to_string();
     let site = app.server.uri();
-    let install = CloudInstall {
-        site: &site,
-        cloud_id: &cloud_id,
-        base_url: &site,
-        name: Some("Acme Cloud"),
-        credentials: &credentials,
-    };
-    let pool = jirasync::db::connect(&app.settings.database, 1)
-        .await
-        .expect("a pool");
-    let client = pool.get().await.expect("a connection");
-    let saved = save_cloud(&client, pool.keys(), &install)
-        .await
-        .expect("save the Cloud integration");
+    let saved = fake_cloud::connected_site(&app.settings, &site, &cloud_id, &credentials).await;
     let metadata = &saved.metadata;
     let secret = metadata.webhook_secret.clone().expect("a webhook secret");
     Cloud {
@@ -113,11 +99,7 @@ fn account(account_id: &str, email: Option<&str>) -> Value {
 
 /// The Basic header the integration's API token makes.
 fn basic() -> String {
-    let pair = format!("{EMAIL}:{API_TOKEN}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
+    fake_cloud::basic(EMAIL, API_TOKEN)
 }
 
 /// What a delivery carries besides its body.

@@ -4,7 +4,6 @@
 
 use base64::Engine;
 use jirasync::integration::Credentials;
-use jirasync::integration::install_record::{self, CloudInstall};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -184,24 +183,12 @@ pub fn basic() -> String {
 /// A `jira_cloud` integration of the site `cloud` (API token), saved as
 /// `integration add --cloud` saves one.
 pub async fn cloud_integration(app: &TestApp, cloud: &MockServer, cloud_id: &str) -> i64 {
-    let pool = jirasync::db::connect(&app.settings.database, 1)
-        .await
-        .expect("pool");
-    let client = pool.get().await.expect("connection");
     let credentials = Credentials::ApiToken {
         email: EMAIL.to_owned(),
         token: API_TOKEN.to_owned(),
     };
-    let install = CloudInstall {
-        site: &cloud.uri(),
-        cloud_id,
-        base_url: &cloud.uri(),
-        name: Some("Cloud"),
-        credentials: &credentials,
-    };
-    install_record::save_cloud(&client, pool.keys(), &install)
+    crate::common::fake_cloud::connected_site(&app.settings, &cloud.uri(), cloud_id, &credentials)
         .await
-        .expect("save the Cloud integration")
         .id
 }
 

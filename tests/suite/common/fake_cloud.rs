@@ -360,3 +360,28 @@ pub async fn data_center() -> MockServer {
         .await;
     server
 }
+
+/// Connects the Cloud site at `site` (also where its REST calls go) with
+/// `credentials`, through the library as `integration add --cloud` saves one,
+/// into the database of `settings`: the integration a test's worker serves.
+pub async fn connected_site(
+    settings: &jirasync::config::Settings,
+    site: &str,
+    cloud_id: &str,
+    credentials: &jirasync::integration::Credentials,
+) -> jirasync::integration::Integration {
+    let pool = jirasync::db::connect(&settings.database, 1)
+        .await
+        .expect("a pool");
+    let client = pool.get().await.expect("a connection");
+    let install = jirasync::integration::install_record::CloudInstall {
+        site,
+        cloud_id,
+        base_url: site,
+        name: None,
+        credentials,
+    };
+    jirasync::integration::install_record::save_cloud(&client, pool.keys(), &install)
+        .await
+        .expect("save the Cloud integration")
+}
