@@ -6,9 +6,7 @@
 //! site's user API (which checks the Basic header), or the user map.
 
 use crate::common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use common::Captured;
 
 use common::TestApp;
 use common::app::{T1, WAIT};
@@ -622,33 +620,6 @@ async fn the_cloud_route_carries_the_headers_and_refuses_an_over_long_bearer_tok
         assert_eq!(message.delivery.data, body.to_vec());
     }
     app.finish().await;
-}
-
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
 }
 
 #[tokio::test]

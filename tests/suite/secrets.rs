@@ -4,9 +4,8 @@
 //! tokens, webhook secrets and emails. Also `Debug` of the settings and integrations.
 
 use crate::common;
+use common::Captured;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::seed::{self, Seed, assignee_changed, jira_user};
@@ -14,33 +13,6 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
 const T1: &str = "2024-01-01T10:00:00.000+0000";
-
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_secret_or_email_appears_in_the_logs_of_an_end_to_end_run() {
