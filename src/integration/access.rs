@@ -206,6 +206,34 @@ impl Integration {
         }))
     }
 
+    /// The credentials locked for this transaction (`Ok`), to get a new token
+    /// under the lock — or, when another process got one while this one waited
+    /// (the stored token is no longer the one that was `refused`, or no longer
+    /// `expiring`), the credentials now in effect (`Err`), the lock released.
+    async fn locked_for_a_new_token<'c>(
+        &self,
+        client: &'c mut deadpool_postgres::Object,
+        pool: &DbPool,
+        refused: Option<&str>,
+        expiring: impl Fn(&Credentials) -> bool,
+    ) -> Result<Result<(deadpool_postgres::Transaction<'c>, Credentials), Credentials>, AccessError>
+    {
+        let tx = client.transaction().await?;
+        let Some(stored) = store::lock_credentials(&tx, pool.keys(), self.id).await? else {
+            return Err(AccessError::Jira(JiraError::Unauthorized));
+        };
+        let credentials = self.usable(stored)?;
+        let still_good = match refused {
+            Some(refused) => credentials.access_token() != Some(refused),
+            None => !expiring(&credentials),
+        };
+        if still_good {
+            tx.commit().await?;
+            return Ok(Err(credentials));
+        }
+        Ok(Ok((tx, credentials)))
+    }
+
     /// The credentials with a fresh OAuth 2.0 token: refreshed under the row
     /// lock, unless another process refreshed while this one waited for it (the
     /// stored token is then no longer the one that was `refused`, or no longer
@@ -216,11 +244,15 @@ impl Integration {
         refused: Option<&str>,
     ) -> Result<Credentials, AccessError> {
         let mut client = pool.get().await?;
-        let tx = client.transaction().await?;
-        let Some(stored) = store::lock_credentials(&tx, pool.keys(), self.id).await? else {
-            return Err(AccessError::Jira(JiraError::Unauthorized));
+        let (tx, credentials) = match self
+            .locked_for_a_new_token(&mut client, pool, refused, |credentials| {
+                credentials.expiring(Utc::now())
+            })
+            .await?
+        {
+            Ok(locked) => locked,
+            Err(current) => return Ok(current),
         };
-        let credentials = self.usable(stored)?;
         let Credentials::OAuth2 {
             client_id,
             client_secret,
@@ -231,14 +263,6 @@ impl Integration {
         else {
             return Ok(credentials);
         };
-        let still_good = match refused {
-            Some(refused) => access_token != refused,
-            None => !credentials.expiring(Utc::now()),
-        };
-        if still_good {
-            tx.commit().await?;
-            return Ok(credentials);
-        }
         let Some(refresh_token) = refresh_token else {
             let reason = "the access token expired and Jira gave no refresh token".to_owned();
             let first = store::mark_needs_reauth(&tx, self.id, &reason).await?;
@@ -323,28 +347,23 @@ impl Integration {
         refused: Option<&str>,
     ) -> Result<Credentials, AccessError> {
         let mut client = pool.get().await?;
-        let tx = client.transaction().await?;
-        let Some(stored) = store::lock_credentials(&tx, pool.keys(), self.id).await? else {
-            return Err(AccessError::Jira(JiraError::Unauthorized));
+        let (tx, credentials) = match self
+            .locked_for_a_new_token(&mut client, pool, refused, |credentials| {
+                service_token_expiring(credentials, Utc::now())
+            })
+            .await?
+        {
+            Ok(locked) => locked,
+            Err(current) => return Ok(current),
         };
-        let credentials = self.usable(stored)?;
         let Credentials::ClientCredentials {
             client_id,
             client_secret,
-            access_token,
             ..
         } = &credentials
         else {
             return Ok(credentials);
         };
-        let still_good = match refused {
-            Some(refused) => access_token != refused,
-            None => !service_token_expiring(&credentials, Utc::now()),
-        };
-        if still_good {
-            tx.commit().await?;
-            return Ok(credentials);
-        }
         let auth_url = self
             .metadata
             .auth_url
