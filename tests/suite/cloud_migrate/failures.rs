@@ -6,7 +6,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use super::world::{World, cloud_integration, report};
+use super::world::{World, cloud_integration, one_issue_and_jane, report};
 use crate::common;
 
 #[tokio::test]
@@ -20,12 +20,7 @@ async fn a_dry_run_changes_nothing_and_prints_what_the_run_then_does() {
         .mapped_user("jdoe", &[("jane@corp.example", true)])
         .await;
     world.users("ghost@corp.example", json!([])).await;
-    world
-        .users(
-            "jane@corp.example",
-            json!([{"accountId": "5b10-jane", "emailAddress": "jane@corp.example"}]),
-        )
-        .await;
+    world.jane_on_cloud().await;
     let before = world.dump();
 
     let dry = world.migrated(&["--dry-run", "--disable-source"]);
@@ -97,25 +92,9 @@ async fn a_failed_cloud_search_changes_nothing_and_a_run_after_it_succeeds() {
     assert_eq!(world.dump(), before, "a failed run changed rows");
 
     world.cloud.reset().await;
-    world
-        .users(
-            "jane@corp.example",
-            json!([{"accountId": "5b10-jane", "emailAddress": "jane@corp.example"}]),
-        )
-        .await;
+    world.jane_on_cloud().await;
     let done = world.migrated(&[]);
-    assert_eq!(
-        done,
-        report(
-            &world,
-            (1, 0),
-            (1, 0),
-            (1, 0),
-            (1, 0, json!([])),
-            false,
-            false
-        )
-    );
+    assert_eq!(done, one_issue_and_jane(&world));
     assert_eq!(
         world.integration_of(org.external_issue_id).await,
         Some(world.to)
@@ -133,12 +112,7 @@ async fn a_failure_inside_the_transaction_changes_nothing_and_a_run_after_it_suc
     world
         .mapped_user("jdoe", &[("jane@corp.example", true)])
         .await;
-    world
-        .users(
-            "jane@corp.example",
-            json!([{"accountId": "5b10-jane", "emailAddress": "jane@corp.example"}]),
-        )
-        .await;
+    world.jane_on_cloud().await;
     // The audit row of the second issue fails: by then the user map, the first
     // issue and its audit row are written in the transaction.
     app.db
@@ -272,25 +246,9 @@ async fn a_throttled_search_waits_and_asks_again_and_a_long_wait_fails_with_noth
 
     // A second's wait, twice: waited out, then answered.
     throttled("1").up_to_n_times(2).mount(&world.cloud).await;
-    world
-        .users(
-            "jane@corp.example",
-            json!([{"accountId": "5b10-jane", "emailAddress": "jane@corp.example"}]),
-        )
-        .await;
+    world.jane_on_cloud().await;
     let done = world.migrated(&[]);
-    assert_eq!(
-        done,
-        report(
-            &world,
-            (1, 0),
-            (1, 0),
-            (1, 0),
-            (1, 0, json!([])),
-            false,
-            false
-        )
-    );
+    assert_eq!(done, one_issue_and_jane(&world));
     assert_eq!(
         world.searched().await.len(),
         4,

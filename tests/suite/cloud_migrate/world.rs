@@ -40,6 +40,15 @@ impl World {
         }
     }
 
+    /// Cloud's user search finds Jane by her address, with it visible.
+    pub async fn jane_on_cloud(&self) {
+        self.users(
+            "jane@corp.example",
+            json!([{"accountId": "5b10-jane", "emailAddress": "jane@corp.example"}]),
+        )
+        .await;
+    }
+
     /// `jirasync integration migrate --from DC --to CLOUD ARGS… --json`.
     pub fn migrate(&self, args: &[&str]) -> std::process::Output {
         let (from, to) = (self.dc.to_string(), self.to.to_string());
@@ -194,6 +203,20 @@ pub async fn cloud_integration(app: &TestApp, cloud: &MockServer, cloud_id: &str
 
 /// The report `--json` prints.
 #[allow(clippy::too_many_arguments)]
+/// The report of a run that moved one issue with its link into a new
+/// organization link and translated Jane's mapping.
+pub fn one_issue_and_jane(world: &World) -> Value {
+    report(
+        world,
+        (1, 0),
+        (1, 0),
+        (1, 0),
+        (1, 0, json!([])),
+        false,
+        false,
+    )
+}
+
 pub fn report(
     world: &World,
     issues: (u64, u64),
