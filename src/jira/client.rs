@@ -295,16 +295,7 @@ impl JiraClient {
             Body::Form(form) => request.form(form),
         };
         let started = Instant::now();
-        let failed = |error: reqwest::Error| {
-            let what = if error.is_timeout() {
-                "no answer in time"
-            } else if error.is_connect() {
-                "cannot connect"
-            } else {
-                "request failed"
-            };
-            JiraError::unavailable(format!("{what} ({target})"), Some(error))
-        };
+        let failed = |error| transport_failure(error, &target);
         let response = request.send().await.map_err(failed)?;
         let status = response.status();
         let header = |name: reqwest::header::HeaderName| {
@@ -396,12 +387,26 @@ impl HttpClients {
     }
 }
 
+/// A request to `target` (`METHOD origin/path`, never its query or a header)
+/// that got no answer: `Unavailable`, saying whether it timed out, could not
+/// connect or failed otherwise.
+pub(crate) fn transport_failure(error: reqwest::Error, target: &str) -> JiraError {
+    let what = if error.is_timeout() {
+        "no answer in time"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    JiraError::unavailable(format!("{what} ({target})"), Some(error))
+}
+
 /// The largest answer read from Jira; a larger one is refused, not buffered.
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// The body of `response`, at most `limit` bytes (lossy UTF-8); a larger one is
 /// an `InvalidResponse`, read no further; a transport failure goes through `failed`.
-async fn read_limited(
+pub(crate) async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
     target: &str,

@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::jira::JiraError;
-use crate::jira::client::MAX_ANSWER_BYTES;
+use crate::jira::client::{MAX_ANSWER_BYTES, read_limited, transport_failure};
 
 /// The events of the admin webhook.
 pub const EVENTS: [&str; 2] = ["jira:issue_created", "jira:issue_updated"];
@@ -103,37 +103,20 @@ async fn send(
     if let Some(body) = body {
         request = request.json(body);
     }
-    let failed = |error: reqwest::Error| {
-        let what = if error.is_timeout() {
-            "no answer in time"
-        } else if error.is_connect() {
-            "cannot connect"
-        } else {
-            "request failed"
-        };
-        JiraError::unavailable(format!("{what} ({target})"), Some(error))
-    };
-    let mut response = request.send().await.map_err(failed)?;
+    let failed = |error| transport_failure(error, &target);
+    let response = request.send().await.map_err(failed)?;
     let status = response.status();
     let retry_after = response
         .headers()
         .get(RETRY_AFTER)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(JiraError::InvalidResponse {
-                reason: format!("the answer of {target} is larger than {MAX_ANSWER_BYTES} bytes"),
-            });
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let body = read_limited(response, MAX_ANSWER_BYTES, &target, failed).await?;
     tracing::debug!(atlassian.request = %target, http.status = status.as_u16(), "Atlassian answered");
     Ok(Answer {
         status,
         retry_after,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+        body,
     })
 }
 
