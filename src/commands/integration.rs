@@ -16,7 +16,7 @@ use crate::cloud::connect::{self, CloudAuth, Request};
 use crate::config::{AtlassianSettings, DatabaseSettings, PublicSettings};
 use crate::integration::install_record::{self, Install};
 use crate::integration::webhook_registration;
-use crate::integration::{self, Credentials, PROVIDER};
+use crate::integration::{self, Credentials};
 use crate::jira::{Auth, JiraError};
 
 /// `jirasync integration …`
@@ -288,7 +288,7 @@ pub async fn switch(args: &SwitchArgs, status: &str) -> anyhow::Result<Value> {
     let integration = integration::set_status(&client, &keys, args.id, status)
         .await
         .context("failed to set the integration's status")?
-        .with_context(|| format!("no {PROVIDER} integration has id {}", args.id))?;
+        .with_context(|| format!("no integration has id {}", args.id))?;
     let stored = integration::credentials(&client, &keys, args.id)
         .await
         .context("failed to read the integration's credentials")?;
@@ -395,7 +395,7 @@ pub async fn webhook_url(args: &WebhookUrlArgs) -> anyhow::Result<String> {
     let integration = integration::by_id(&client, &keys, args.id)
         .await
         .context("failed to look up the integration")?
-        .with_context(|| format!("no {PROVIDER} integration has id {}", args.id))?;
+        .with_context(|| format!("no integration has id {}", args.id))?;
     let metadata = &integration.metadata;
     super::transport::warn(
         &metadata.base_url,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::config::DatabaseSettings;
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::integration::{self, Credentials, Integration, PROVIDER, Provider, Stored};
+use crate::integration::{self, Credentials, Integration, Provider, Stored};
 
 /// The arguments of `integration list`.
 #[derive(Debug, Clone, clap::Args)]
@@ -54,7 +54,9 @@ pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if all.is_empty() {
-        println!("no {PROVIDER} integration yet: connect one with `jirasync oauth start`");
+        println!(
+            "no integration yet: connect a Jira Data Center with `jirasync oauth start`, a Jira Cloud site with `jirasync integration add --cloud`"
+        );
         return Ok(());
     }
     println!(
@@ -90,7 +92,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let integration = integration::by_id(&client, &keys, args.id)
         .await
         .context("failed to look up the integration")?
-        .with_context(|| format!("no {PROVIDER} integration has id {}", args.id))?;
+        .with_context(|| format!("no integration has id {}", args.id))?;
     let stored = integration::credentials(&client, &keys, args.id)
         .await
         .context("failed to read the integration's credentials")?;

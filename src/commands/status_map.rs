@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::config::DatabaseSettings;
 use crate::db::DbPool;
-use crate::integration::{self, Integration, PROVIDER};
+use crate::integration::{self, Integration};
 use crate::jira::status::JiraStatus;
 use crate::outbound::mapping::{self, Mapping, is_status};
 
@@ -122,7 +122,7 @@ pub async fn set(args: &SetArgs) -> anyhow::Result<mapping::Entry> {
             .context("failed to look up the integration")?
             .with_context(|| {
                 format!(
-                    "no {PROVIDER} integration has id {}: list them with `jirasync integration list`",
+                    "no integration has id {}: list them with `jirasync integration list`",
                     args.integration
                 )
             })?;

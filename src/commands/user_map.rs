@@ -7,7 +7,6 @@ use serde_json::json;
 
 use crate::config::DatabaseSettings;
 use crate::db::user_map;
-use crate::integration::PROVIDER;
 
 /// `jirasync user-map …`
 #[derive(Debug, clap::Subcommand)]
@@ -70,15 +69,9 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Set(args) => {
             let (client, _) = super::database(&args.database).await?;
-            let mapping = user_map::set(
-                &client,
-                PROVIDER,
-                args.integration,
-                &args.jira_user,
-                &args.user,
-            )
-            .await
-            .context("failed to map the Jira user")?;
+            let mapping = user_map::set(&client, args.integration, &args.jira_user, &args.user)
+                .await
+                .context("failed to map the Jira user")?;
             println!("{}", json!(mapping));
         }
         Command::Remove(args) => {

@@ -1,5 +1,6 @@
 //! Queries of `jira_user_mappings` (docs/reference.md §5.10): which user a Jira
-//! user (`name`, else `key`) of an integration is, for `jirasync user-map`.
+//! user (`name`, else `key`; on Jira Cloud an `accountId`) of an integration is,
+//! for `jirasync user-map`.
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
@@ -20,14 +21,9 @@ pub struct Mapping {
 /// Why a mapping cannot be set.
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
-    /// No integration of this provider has this id.
-    #[error("no {provider} integration has id {id}")]
-    NoIntegration {
-        /// The provider asked for (`integration::PROVIDER`).
-        provider: &'static str,
-        /// The id given.
-        id: i64,
-    },
+    /// No integration (Data Center or Cloud) has this id.
+    #[error("no integration has id {0}: list them with `jirasync integration list`")]
+    NoIntegration(i64),
     /// No user has this user name.
     #[error("no user has username {0:?}")]
     NoUser(String),
@@ -36,26 +32,22 @@ pub enum SetError {
     Db(#[from] Error),
 }
 
-/// Maps `jira_user` of `integration_id` (an integration of `provider`) to the
-/// user named `username`, replacing an earlier mapping of that Jira user.
+/// Maps `jira_user` of `integration_id` (of either provider) to the user named
+/// `username`, replacing an earlier mapping of that Jira user.
 pub async fn set(
     client: &impl GenericClient,
-    provider: &'static str,
     integration_id: i64,
     jira_user: &str,
     username: &str,
 ) -> Result<Mapping, SetError> {
     let integration = client
         .query_opt(
-            "SELECT 1 FROM integrations WHERE id = $1 AND provider = $2",
-            &[&integration_id, &provider],
+            "SELECT 1 FROM integrations WHERE id = $1 AND provider = ANY ($2)",
+            &[&integration_id, &&crate::integration::PROVIDERS[..]],
         )
         .await?;
     if integration.is_none() {
-        return Err(SetError::NoIntegration {
-            provider,
-            id: integration_id,
-        });
+        return Err(SetError::NoIntegration(integration_id));
     }
     let user = client
         .query_opt("SELECT id FROM users WHERE username = $1", &[&username])

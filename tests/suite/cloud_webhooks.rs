@@ -488,14 +488,28 @@ async fn an_email_hidden_everywhere_is_found_through_the_user_map_by_account_id(
     let s = cloud(api_token()).await;
     let org = s.org("ACME-7").await;
     let mia = s.app.seed().teammate(&org, "mia@acme.example").await;
-    s.app
-        .db
-        .execute(
-            "INSERT INTO jira_user_mappings (integration_id, jira_user, user_id) VALUES ($1, $2, $3)",
-            &[&s.integration, &"acc-mapped", &mia],
-        )
-        .await
-        .expect("map the account");
+    // As the `explain` sentence of a missing email says: the command takes a
+    // Cloud integration and an accountId.
+    let username = s.app.username(mia).await;
+    let integration = s.integration.to_string();
+    let mapped = common::output(
+        &[
+            "user-map",
+            "set",
+            "--integration",
+            &integration,
+            "--jira-user",
+            "acc-mapped",
+            "--user",
+            &username,
+        ],
+        &s.app.settings,
+    );
+    assert!(
+        mapped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mapped.stderr)
+    );
     s.mount_user(
         "acc-mapped",
         200,

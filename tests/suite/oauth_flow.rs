@@ -619,7 +619,7 @@ async fn integration_add_then_webhook_url_yields_a_url_the_worker_accepts() {
         .await
         .expect_err("no such integration");
     assert!(
-        missing.to_string().contains("no jira_server integration"),
+        missing.to_string().contains("no integration has id"),
         "{missing}"
     );
     f.finish().await;

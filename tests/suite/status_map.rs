@@ -347,7 +347,7 @@ async fn set_refuses_unknown_integrations_and_organizations_and_remove_says_what
         (
             "unknown integration",
             set(&app, 999_999, &slug, &status),
-            "no jira_server integration has id 999999".to_owned(),
+            "no integration has id 999999".to_owned(),
         ),
         (
             "unknown organization",

@@ -156,7 +156,7 @@ async fn user_map_refuses_unknown_users_and_integrations_and_removes_what_it_set
                 "--user",
                 "nobody-here",
             ],
-            "no jira_server integration has id 999999",
+            "no integration has id 999999",
         ),
     ] {
         let output = user_map(&app, &args);

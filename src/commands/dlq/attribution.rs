@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::DeadLetter;
-use crate::integration::PROVIDER;
+use crate::integration::PROVIDERS;
 use crate::integration::messages::{TOKEN, WEBHOOK};
 use crate::integration::token;
 use crate::queue::message;
@@ -74,9 +74,9 @@ impl About {
     }
 }
 
-/// Every integration of [`PROVIDER`] among external ids `$1`.
+/// Every integration of the providers `$1` among external ids `$2`.
 const BY_EXTERNAL_ID: &str =
-    "SELECT external_id, id FROM integrations WHERE provider = $1 AND external_id = ANY ($2)";
+    "SELECT external_id, id FROM integrations WHERE provider = ANY ($1) AND external_id = ANY ($2)";
 
 /// Fills in the `integration_id` of each webhook among `letters` whose token's
 /// `id` claim names an integration (whatever its status: the token itself is
@@ -95,7 +95,9 @@ pub async fn attribute(
     if wanted.is_empty() {
         return Ok(());
     }
-    let rows = client.query(BY_EXTERNAL_ID, &[&PROVIDER, &wanted]).await?;
+    let rows = client
+        .query(BY_EXTERNAL_ID, &[&&PROVIDERS[..], &wanted])
+        .await?;
     let ids: HashMap<String, i64> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
     for letter in letters.iter_mut() {
         if letter.integration_id.is_none()

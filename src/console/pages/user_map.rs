@@ -12,7 +12,6 @@ use super::{layout, unavailable};
 use crate::console::Console;
 use crate::console::guard::Caller;
 use crate::db::user_map;
-use crate::integration::PROVIDER;
 
 /// The set form's fields.
 #[derive(Debug, Deserialize)]
@@ -141,7 +140,7 @@ pub async fn set(
             return unavailable("User map", "/user-map", csrf, "The user map", &error.into());
         }
     };
-    match user_map::set(&client, PROVIDER, id, jira_user, user).await {
+    match user_map::set(&client, id, jira_user, user).await {
         Ok(mapping) => {
             tracing::info!(
                 integration.id = mapping.integration_id,
