@@ -25,7 +25,8 @@ pub struct SetArgs {
     /// The integration (`jirasync integration list`).
     #[arg(long, value_name = "ID")]
     pub integration: i64,
-    /// The Jira user's `name` (its user name), else its `key` (e.g. JIRAUSER10100).
+    /// The Jira user's `name` (its user name), else its `key` (e.g. JIRAUSER10100);
+    /// on Jira Cloud its `accountId`.
     #[arg(long, value_name = "NAME")]
     pub jira_user: String,
     /// The user (`users.username`) to assign for them.
