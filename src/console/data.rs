@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::Console;
 use super::records::{self, DeadLetter};
 use crate::commands::integration_status::summary;
+use crate::integration::Provider;
 use crate::sync::audit::SyncEvent;
 
 /// One integration's row of the overview and of `GET /api/integrations`.
@@ -22,7 +23,7 @@ use crate::sync::audit::SyncEvent;
 pub struct IntegrationRow {
     /// Row id.
     pub id: i64,
-    /// `jira_server` (Jira Cloud's rows when it exists).
+    /// `jira_server` or `jira_cloud`.
     pub provider: String,
     /// Display name.
     pub name: String,
@@ -51,7 +52,8 @@ pub struct IntegrationRow {
 /// The webhook jirasync registered for an integration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Webhook {
-    /// Which kind of webhook (`jira_server`).
+    /// Which kind of webhook: `jira_server` (Data Center's), or on Cloud
+    /// `admin` or `dynamic`.
     pub kind: String,
     /// Its resource path in Jira.
     pub path: Option<String>,
@@ -141,16 +143,23 @@ pub async fn integrations(console: &Console) -> anyhow::Result<Vec<IntegrationRo
             provider,
             name,
             external_id: integration.external_id.clone(),
-            site: None,
+            site: metadata.site.clone(),
             auth_method: shown["auth_method"].as_str().map(str::to_owned),
             state: shown["state"].as_str().unwrap_or("unknown").to_owned(),
             access_token_expires_at: time(&shown["access_token_expires_at"]),
             webhook: registered.then(|| Webhook {
-                kind: "jira_server".to_owned(),
+                kind: match integration.provider {
+                    Provider::Server => "jira_server".to_owned(),
+                    Provider::Cloud => metadata
+                        .webhook_kind
+                        .clone()
+                        .unwrap_or_else(|| "admin".to_owned()),
+                },
                 path: metadata.webhook_path.clone(),
                 id: metadata.webhook_id.clone(),
-                hmac_signed: metadata.webhook_hmac_secret.is_some(),
-                expires_at: None,
+                hmac_signed: metadata.webhook_hmac_secret.is_some()
+                    && metadata.webhook_kind.as_deref() != Some("dynamic"),
+                expires_at: metadata.webhook_expires_at,
             }),
             last_webhook_at: activity.and_then(|a| a.last_webhook_at),
             last_reconciled_at: reconciled.get(&integration.id).copied().flatten(),

@@ -46,11 +46,12 @@ mod tests {
         );
         assert_eq!(
             rotation::RotateError::NotFound(7).to_string(),
-            "no jira_server integration has id 7"
+            "no jira_server integration has id 7 (rotating a Jira Cloud integration's webhook \
+             secrets is not supported yet)"
         );
         assert_eq!(
             token::Rejected::UnknownIntegration.to_string(),
-            "no active jira_server integration matches the token"
+            "no active integration matches the token"
         );
     }
 }

@@ -41,8 +41,12 @@ pub struct Rotated {
 /// Why a rotation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError {
-    /// No integration of [`PROVIDER`] has the id.
-    #[error("no {provider} integration has id {0}", provider = PROVIDER)]
+    /// No integration of [`PROVIDER`] has the id (a Jira Cloud one cannot be
+    /// rotated yet).
+    #[error(
+        "no {provider} integration has id {0} (rotating a Jira Cloud integration's webhook secrets is not supported yet)",
+        provider = PROVIDER
+    )]
     NotFound(i64),
     /// The overlap reaches past what a timestamp holds.
     #[error("the overlap is too long; give at most a few years (e.g. 24h, 30d)")]

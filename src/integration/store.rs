@@ -280,9 +280,11 @@ pub(super) async fn merge_metadata(
     Ok(())
 }
 
-/// The metadata of the integration with this row id as stored (its secrets still
-/// sealed), the row locked for the caller's transaction: for a rotation, which
-/// must see which secrets there are even when one does not open.
+/// The metadata of the `jira_server` integration with this row id as stored (its
+/// secrets still sealed), the row locked for the caller's transaction: for a
+/// rotation, which must see which secrets there are even when one does not open.
+/// Rotation updates the webhook through Data Center's API: a Cloud row is not
+/// one it can rotate.
 pub(super) async fn lock_sealed_metadata(
     client: &impl GenericClient,
     keys: &Keyring,
@@ -292,7 +294,7 @@ pub(super) async fn lock_sealed_metadata(
     let row = client
         .query_opt(
             "SELECT metadata FROM integrations
-              WHERE id = $1 AND provider IN ('jira_server', 'jira_cloud') FOR UPDATE",
+              WHERE id = $1 AND provider = 'jira_server' FOR UPDATE",
             &[&id],
         )
         .await?;

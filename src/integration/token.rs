@@ -35,8 +35,8 @@ pub enum Rejected {
     /// No `id` claim (or not a string).
     #[error("the token has no id claim")]
     NoId,
-    /// No active integration of [`PROVIDER`](super::PROVIDER) has that external id.
-    #[error("no active {provider} integration matches the token", provider = super::provider::PROVIDER)]
+    /// No active integration of the route's provider has that external id.
+    #[error("no active integration matches the token")]
     UnknownIntegration,
     /// The integration has no webhook secret.
     #[error("the integration has no webhook_secret")]

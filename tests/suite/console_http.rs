@@ -829,6 +829,18 @@ async fn console_overview_and_api_show_integrations_queues_and_events() {
         .await
         .map(|row| (row.get::<_, i64>(0), ()))
         .expect("an integration");
+    // A Jira Cloud site beside it, its admin webhook registered.
+    console
+        .db
+        .execute(
+            "INSERT INTO integrations (provider, external_id, name, metadata)
+             VALUES ('jira_cloud', '0f3a5c2e-overview', 'Acme Cloud',
+                     '{\"site\": \"https://acme.atlassian.net\", \"webhook_id\": \"12\",
+                       \"webhook_kind\": \"admin\"}')",
+            &[],
+        )
+        .await
+        .expect("a Cloud integration");
     console
         .db
         .execute(
@@ -878,6 +890,12 @@ async fn console_overview_and_api_show_integrations_queues_and_events() {
     );
     assert_eq!(rows[0]["webhook"]["id"], "7", "{rows}");
     assert_eq!(rows[0]["site"], serde_json::Value::Null, "{rows}");
+    assert_eq!(rows[0]["provider"], "jira_server", "{rows}");
+    assert_eq!(rows[0]["webhook"]["kind"], "jira_server", "{rows}");
+    assert_eq!(rows[1]["provider"], "jira_cloud", "{rows}");
+    assert_eq!(rows[1]["site"], "https://acme.atlassian.net", "{rows}");
+    assert_eq!(rows[1]["webhook"]["kind"], "admin", "{rows}");
+    assert!(overview.contains("https://acme.atlassian.net"), "{overview}");
     let queues: serde_json::Value = console
         .get("/api/queues", Some(&session))
         .await
