@@ -1,16 +1,28 @@
-//! Rows (4), (6) and (7): webhooks preloaded on `P.webhooks`, drained by `jirasync
-//! worker` processes, until every issue's group holds the assignee of its last event.
+//! Rows (4), (6), (7) and (13): webhooks preloaded on `P.webhooks`, drained by
+//! `jirasync worker` processes, until every issue's group holds the assignee of
+//! its last event. Row (13)'s are Jira Cloud deliveries: HMAC-signed, each with
+//! its own `X-Atlassian-Webhook-Identifier`, naming the assignee by `accountId`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use jirasync::integration::messages::{self as provider, WEBHOOK};
+use jirasync::integration::Provider;
+use jirasync::integration::messages::{self as provider, CloudDelivery, webhook_type};
 use jirasync::queue::{Names, publisher};
 use tokio::sync::Semaphore;
 
 use super::procs::{Kid, free_port, peak_rss_mib, spawn, worker_counts};
 use super::{Args, Bench};
+
+/// Whose webhooks a drain sends: the integration's provider, its URL token, and
+/// (Cloud) the secret its deliveries are signed with.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub provider: Provider,
+    pub token: &'a str,
+    pub hmac_secret: Option<&'a str>,
+}
 
 /// What one drain measured.
 pub struct Drained {
@@ -30,14 +42,14 @@ pub struct Drained {
 pub async fn drain(
     bench: &Bench<'_>,
     names: &Names,
-    token: &str,
+    source: Source<'_>,
     workers: usize,
     audit: bool,
     concurrency: Option<u16>,
     round: usize,
 ) -> anyhow::Result<Drained> {
     let args = bench.args;
-    preload(bench.channel, names, token, args, round).await?;
+    preload(bench.channel, names, source, args, round).await?;
     let mut children = Vec::new();
     let mut ports = Vec::new();
     let started = Instant::now();
@@ -60,7 +72,7 @@ pub async fn drain(
     loop {
         let mut handled = 0.0;
         for port in &ports {
-            handled += worker_counts(bench.client, *port, WEBHOOK)
+            handled += worker_counts(bench.client, *port, webhook_type(source.provider))
                 .await
                 .iter()
                 .map(|(_, n)| n)
@@ -90,16 +102,10 @@ pub async fn drain(
 pub async fn preload(
     channel: &lapin::Channel,
     names: &Names,
-    token: &str,
+    source: Source<'_>,
     args: &Args,
     round: usize,
 ) -> anyhow::Result<()> {
-    let request = provider::WebhookRequest {
-        token,
-        content_type: Some("application/json"),
-        webhook_identifier: None,
-        hub_signature: None,
-    };
     let base = super::batch_base(args.messages);
     let semaphore = Arc::new(Semaphore::new(args.concurrency));
     let mut tasks = Vec::new();
@@ -107,25 +113,44 @@ pub async fn preload(
         let issue = k % args.issues + 1;
         let user = (k / args.issues + issue + round) % args.users + 1;
         let at = base + chrono::Duration::milliseconds(k as i64);
-        let body = serde_json::json!({
+        let email = format!("bench{user}@example.org");
+        let assignee = match source.provider {
+            Provider::Server => {
+                serde_json::json!({"name": format!("u{user}"), "emailAddress": email})
+            }
+            Provider::Cloud => {
+                serde_json::json!({"accountId": format!("acc-{user}"), "emailAddress": email})
+            }
+        };
+        let body = serde_json::to_vec(&serde_json::json!({
             "timestamp": at.timestamp_millis(), "webhookEvent": "jira:issue_updated",
-            "issue": {"key": format!("BENCH-{issue}"), "fields": {"assignee": {"name": format!("u{user}"), "emailAddress": format!("bench{user}@example.org")},
+            "issue": {"key": format!("BENCH-{issue}"), "fields": {"assignee": assignee,
                       "updated": at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(), "description": "x".repeat(5000)}},
             "changelog": {"items": [{"field": "assignee"}]}
-        });
-        let (_, props) = provider::webhook_properties(&request, std::time::SystemTime::now());
+        }))?;
+        let signature = source
+            .hmac_secret
+            .map(|secret| hub_signature(secret, &body));
+        let identifier = format!("bench-{round}-{k}");
+        let request = provider::WebhookRequest {
+            token: source.token,
+            content_type: Some("application/json"),
+            webhook_identifier: (source.provider == Provider::Cloud).then_some(identifier.as_str()),
+            hub_signature: signature.as_deref(),
+        };
+        let (_, props) = provider::provider_webhook_properties(
+            source.provider,
+            &request,
+            CloudDelivery::default(),
+            std::time::SystemTime::now(),
+        );
+        let kind = webhook_type(source.provider);
         let permit = Arc::clone(&semaphore).acquire_owned().await?;
         let (channel, exchange) = (channel.clone(), names.exchange().to_owned());
         tasks.push(tokio::spawn(async move {
-            publisher::publish_confirmed(
-                &channel,
-                &exchange,
-                WEBHOOK,
-                &serde_json::to_vec(&body).unwrap(),
-                props,
-            )
-            .await
-            .unwrap();
+            publisher::publish_confirmed(&channel, &exchange, kind, &body, props)
+                .await
+                .unwrap();
             drop(permit);
         }));
     }
@@ -133,6 +158,20 @@ pub async fn preload(
         task.await?;
     }
     Ok(())
+}
+
+/// `sha256=<hex>` HMAC-SHA256 of `body` under `secret`: Cloud's `X-Hub-Signature`.
+fn hub_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }
 
 /// Whether every issue's group holds the assignee of its last event in `round`.

@@ -8,7 +8,8 @@
 //! (`reconcile.rs`), (9) end-to-end latency at a steady rate (`steady.rs`),
 //! outbound sync (`outbound.rs`): (10) commit → Jira write latency at a steady rate
 //! and (11) one worker pushing a backlog, (12) row (4)'s one worker with the capture
-//! triggers disabled, and prints one table.
+//! triggers disabled, (13) row (4)'s one worker draining Jira Cloud deliveries
+//! (HMAC-signed, by `accountId`), and prints one table.
 #![allow(clippy::unwrap_used)]
 
 mod drain;
@@ -29,8 +30,9 @@ use jirasync::integration::messages::{self as provider, WEBHOOK};
 use jirasync::queue::{Names, publisher};
 use tokio::sync::Semaphore;
 
-use drain::drain;
+use drain::{Source, drain};
 use fake_jira::FakeJira;
+use jirasync::integration::Provider;
 use procs::{CpuUse, Kid, cpu_seconds, free_port, peak_rss_mib, spawn, uid_of, wait_ready};
 
 /// The wider concurrency of rows (4w): more webhooks in flight, so bigger batches.
@@ -59,6 +61,8 @@ struct Args {
     push_backlog: usize,
     /// 0 skips row (12), row (4)'s one worker with the capture triggers disabled.
     capture_check: usize,
+    /// 0 skips row (13), row (4)'s one worker draining Jira Cloud deliveries.
+    cloud_check: usize,
 }
 
 /// When the next batch of `events` events (one a millisecond) starts: now, or just
@@ -96,6 +100,7 @@ fn args() -> Args {
         push_seconds: 10,
         push_backlog: 10_000,
         capture_check: 1,
+        cloud_check: 1,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -114,6 +119,7 @@ fn args() -> Args {
             "--push-seconds" => a.push_seconds = value,
             "--push-backlog" => a.push_backlog = value,
             "--capture-check" => a.capture_check = value,
+            "--cloud-check" => a.cloud_check = value,
             other => panic!(
                 "unknown argument {other}; use --messages N --concurrency C --issues I --users U \
                  --big-issues B --reconcile-issues R --steady-rate S --steady-seconds T \
@@ -433,6 +439,11 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
         rabbitmq_uid: rabbitmq,
         postgres_uid: postgres,
     };
+    let server = Source {
+        provider: Provider::Server,
+        token: &token,
+        hmac_secret: None,
+    };
     let mut round = 0;
     let mut rows = Vec::new();
     let mut without_audit = 0.0;
@@ -455,7 +466,7 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
         if !capture {
             capture_triggers(&db, false).await?;
         }
-        let drained = drain(&bench, names, &token, workers, audit, concurrency, round).await;
+        let drained = drain(&bench, names, server, workers, audit, concurrency, round).await;
         if !capture {
             capture_triggers(&db, true).await?;
         }
@@ -485,6 +496,26 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             }
             rows.push((workers, drained.rate));
         }
+    }
+    // (13) Row (4)'s one worker again, the same issues served by a Jira Cloud
+    // integration: each delivery HMAC-verified and its identifier recorded.
+    let mut cloud_rate = None;
+    if args.cloud_check > 0 {
+        let cloud = cloud_integration(&db).await?;
+        let source = Source {
+            provider: Provider::Cloud,
+            token: &cloud.token,
+            hmac_secret: Some(&cloud.hmac_secret),
+        };
+        let drained = drain(&bench, names, source, 1, true, None, round).await;
+        serve_issues_from(&db, "jira_server").await?;
+        let drained = drained?;
+        round += 1;
+        cpu_lines.push(format!(
+            "(13) 1 worker(s), Jira Cloud deliveries: {}",
+            drained.cpu
+        ));
+        cloud_rate = Some(drained.rate);
     }
     let mut steady_row = None;
     if args.steady_rate > 0 {
@@ -527,7 +558,7 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             args.big_issues,
             seeding.elapsed().as_secs_f64()
         );
-        let drained = drain(&bench, names, &token, 1, true, None, round).await?;
+        let drained = drain(&bench, names, server, 1, true, None, round).await?;
         cpu_lines.push(format!("(7) 1 worker(s), big seed: {}", drained.cpu));
         on_big = Some(drained.rate);
     }
@@ -645,6 +676,12 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             "| (10)–(11) fake Jira requests | {reads} issue reads, {searches} assignable searches, {puts} PUTs, {unauthorized} unauthorized | | |"
         );
     }
+    if let Some(rate) = cloud_rate {
+        println!(
+            "| (13) 1 worker, Jira Cloud deliveries (HMAC-signed, identifiers recorded, assignee by accountId) | {rate:.0} msg/s | {:.2} of (4) 1 worker | ≥ 0.95 |",
+            rate / with_audit
+        );
+    }
     if let Some(rate) = without_capture {
         println!(
             "| (12) 1 worker, capture triggers disabled (`DISABLE TRIGGER USER` on group_assignees and groups) | {rate:.0} msg/s | (4) with them: {:.2} of this | ≥ 0.95 |",
@@ -655,6 +692,63 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
     for line in &cpu_lines {
         println!("  {line}");
     }
+    Ok(())
+}
+
+/// The Jira Cloud integration of row (13): its URL token and HMAC secret.
+struct CloudSite {
+    token: String,
+    hmac_secret: String,
+}
+
+/// Adds a Jira Cloud integration beside the benchmark's Data Center one (its
+/// secrets stored as the seed stores them), links the organization to it with
+/// sync on, and makes it serve the benchmark's issues (`serve_issues_from`
+/// gives them back).
+async fn cloud_integration(db: &tokio_postgres::Client) -> anyhow::Result<CloudSite> {
+    use jirasync::integration::install_record::fresh_webhook_secret;
+    let (secret, hmac_secret) = (fresh_webhook_secret(), fresh_webhook_secret());
+    let cloud_id = "b3c1e5f0-0000-4000-8000-00000000be7c";
+    db.execute(
+        "INSERT INTO integrations (provider, external_id, name, metadata)
+         VALUES ('jira_cloud', $1, 'Bench Cloud',
+                 jsonb_build_object('base_url', 'https://bench.atlassian.net', 'site', 'https://bench.atlassian.net',
+                                    'cloud_id', $1::text, 'webhook_secret', $2::text, 'webhook_hmac_secret', $3::text))
+         ON CONFLICT (provider, external_id) DO NOTHING",
+        &[&cloud_id, &secret, &hmac_secret],
+    )
+    .await?;
+    db.batch_execute(
+        "INSERT INTO organization_integrations (organization_id, integration_id, config)
+           SELECT o.id, i.id, '{\"sync_reverse_assignment\": true}'
+             FROM organizations o, integrations i
+            WHERE o.slug = 'bench' AND i.provider = 'jira_cloud'
+         ON CONFLICT DO NOTHING",
+    )
+    .await?;
+    serve_issues_from(db, "jira_cloud").await?;
+    let stored: serde_json::Value = db
+        .query_one(
+            "SELECT metadata FROM integrations WHERE provider = 'jira_cloud' AND external_id = $1",
+            &[&cloud_id],
+        )
+        .await?
+        .get(0);
+    let text = |key: &str| stored[key].as_str().unwrap_or_default().to_owned();
+    Ok(CloudSite {
+        token: jirasync::integration::token::mint(cloud_id, &text("webhook_secret"))?,
+        hmac_secret: text("webhook_hmac_secret"),
+    })
+}
+
+/// Points the benchmark's issues at the integration of `provider`.
+async fn serve_issues_from(db: &tokio_postgres::Client, provider: &str) -> anyhow::Result<()> {
+    db.execute(
+        "UPDATE external_issues SET integration_id = (SELECT id FROM integrations WHERE provider = $1)
+          WHERE key LIKE 'BENCH-%'",
+        &[&provider],
+    )
+    .await?;
     Ok(())
 }
 

@@ -895,7 +895,10 @@ async fn console_overview_and_api_show_integrations_queues_and_events() {
     assert_eq!(rows[1]["provider"], "jira_cloud", "{rows}");
     assert_eq!(rows[1]["site"], "https://acme.atlassian.net", "{rows}");
     assert_eq!(rows[1]["webhook"]["kind"], "admin", "{rows}");
-    assert!(overview.contains("https://acme.atlassian.net"), "{overview}");
+    assert!(
+        overview.contains("https://acme.atlassian.net"),
+        "{overview}"
+    );
     let queues: serde_json::Value = console
         .get("/api/queues", Some(&session))
         .await

@@ -18,7 +18,9 @@ use crate::integration::messages::{
 };
 use crate::integration::token::{self, Rejected};
 use crate::integration::{self, Integration, Provider};
-use crate::jira::payload::{IssueChange, StatusChange, WebhookEvent, issue_key, parse};
+use crate::jira::payload::{
+    AssigneeChange, IssueChange, StatusChange, WebhookEvent, issue_key, parse,
+};
 use crate::queue::handler::{Failure, Incoming};
 use crate::queue::message::{header_int, header_str};
 use crate::sync::audit::detail::NotSyncedReason;
@@ -157,9 +159,12 @@ async fn prepare(
         }
         WebhookEvent::Changed(change) => change,
     };
-    // A duplicate asks Jira nothing: told before the lookups (and again, for
-    // one racing it, in the transaction that records it).
-    if nothing_changed(env, &integration, message, cloud.as_ref(), true).await? {
+    // A duplicate asks Jira nothing: told before the lookups when there are any
+    // (a hidden email, a status change); every duplicate is told in the
+    // transaction that records the delivery, so the others skip this round trip.
+    let asks_jira = issue.status.is_some()
+        || matches!(&issue.assignee, Some(AssigneeChange::MissingEmail(Some(_))));
+    if asks_jira && nothing_changed(env, &integration, message, cloud.as_ref(), true).await? {
         return Ok(Prepared::Done(Outcome::Duplicate));
     }
     issue.bound_event_time(received_at(message), env.max_event_skew);
