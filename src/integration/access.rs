@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::Utc;
 
 use super::credentials::{Credentials, Stored};
 use super::provider::{Kind, shared_jira_client};
@@ -71,23 +71,6 @@ pub enum AccessError {
 /// not name the one it was connected with.
 const DEFAULT_AUTH_URL: &str = "https://auth.atlassian.com";
 
-/// How long before its expiry a service account's token is replaced.
-const RENEW_AHEAD: TimeDelta = TimeDelta::minutes(5);
-
-/// Whether `credentials` are a service account's whose token is missing or
-/// expires within [`RENEW_AHEAD`] of `now` (there is no refresh token: a new
-/// one is simply obtained).
-fn service_token_expiring(credentials: &Credentials, now: DateTime<Utc>) -> bool {
-    match credentials {
-        Credentials::ClientCredentials {
-            access_token,
-            expires_at,
-            ..
-        } => access_token.is_empty() || expires_at.is_none_or(|at| at - RENEW_AHEAD <= now),
-        _ => false,
-    }
-}
-
 impl From<StoreError> for AccessError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -120,12 +103,10 @@ impl Integration {
             return Ok(None);
         };
         let credentials = self.usable(stored)?;
-        let credentials = if credentials.expiring(Utc::now()) {
-            self.refreshed(pool, None).await?
-        } else if service_token_expiring(&credentials, Utc::now()) {
-            self.renewed(pool, None).await?
-        } else {
-            credentials
+        let credentials = match credentials {
+            fresh if !fresh.expiring(Utc::now()) => fresh,
+            Credentials::ClientCredentials { .. } => self.renewed(pool, None).await?,
+            _ => self.refreshed(pool, None).await?,
         };
         let Some(jira) = self.client(pool, &credentials)? else {
             return Ok(None);
@@ -215,7 +196,6 @@ impl Integration {
         client: &'c mut deadpool_postgres::Object,
         pool: &DbPool,
         refused: Option<&str>,
-        expiring: impl Fn(&Credentials) -> bool,
     ) -> Result<Result<(deadpool_postgres::Transaction<'c>, Credentials), Credentials>, AccessError>
     {
         let tx = client.transaction().await?;
@@ -225,7 +205,7 @@ impl Integration {
         let credentials = self.usable(stored)?;
         let still_good = match refused {
             Some(refused) => credentials.access_token() != Some(refused),
-            None => !expiring(&credentials),
+            None => !credentials.expiring(Utc::now()),
         };
         if still_good {
             tx.commit().await?;
@@ -245,9 +225,7 @@ impl Integration {
     ) -> Result<Credentials, AccessError> {
         let mut client = pool.get().await?;
         let (tx, credentials) = match self
-            .locked_for_a_new_token(&mut client, pool, refused, |credentials| {
-                credentials.expiring(Utc::now())
-            })
+            .locked_for_a_new_token(&mut client, pool, refused)
             .await?
         {
             Ok(locked) => locked,
@@ -348,9 +326,7 @@ impl Integration {
     ) -> Result<Credentials, AccessError> {
         let mut client = pool.get().await?;
         let (tx, credentials) = match self
-            .locked_for_a_new_token(&mut client, pool, refused, |credentials| {
-                service_token_expiring(credentials, Utc::now())
-            })
+            .locked_for_a_new_token(&mut client, pool, refused)
             .await?
         {
             Ok(locked) => locked,
@@ -468,54 +444,6 @@ impl Integration {
         AccessError::NeedsReauth {
             integration_id: self.id,
             reason,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_service_account_token_is_replaced_when_missing_or_within_five_minutes_of_expiry() {
-        let now = Utc::now();
-        let service =
-            |token: &str, expires_at: Option<DateTime<Utc>>| Credentials::ClientCredentials {
-                client_id: "c".into(),
-                client_secret: "s".into(),
-                access_token: token.into(),
-                expires_at,
-            };
-        let cases = [
-            (
-                "fresh",
-                service("t", Some(now + TimeDelta::minutes(30))),
-                false,
-            ),
-            (
-                "expiring",
-                service("t", Some(now + TimeDelta::minutes(4))),
-                true,
-            ),
-            (
-                "expired",
-                service("t", Some(now - TimeDelta::minutes(1))),
-                true,
-            ),
-            ("no expiry", service("t", None), true),
-            (
-                "no token",
-                service("", Some(now + TimeDelta::minutes(30))),
-                true,
-            ),
-            ("a PAT", Credentials::Pat { token: "p".into() }, false),
-        ];
-        for (name, credentials, expiring) in cases {
-            assert_eq!(
-                service_token_expiring(&credentials, now),
-                expiring,
-                "case {name}"
-            );
         }
     }
 }

@@ -13,6 +13,9 @@ use crate::jira::{Auth, KeyError, Signer};
 /// before, at most a quarter of its lifetime.
 const REFRESH_AHEAD: Duration = Duration::from_secs(60);
 
+/// How long before its expiry a service account's token is replaced.
+const RENEW_AHEAD: TimeDelta = TimeDelta::minutes(5);
+
 /// The auth method of an integration, as `integration_credentials.auth_method`
 /// and `integration status` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,17 +186,27 @@ impl Credentials {
         })
     }
 
-    /// Whether an OAuth 2.0 access token should be refreshed before it is used:
-    /// it expires within [`REFRESH_AHEAD`] (or a quarter of its lifetime, when
-    /// that is shorter).
+    /// Whether a new access token should be obtained before a call: an OAuth
+    /// 2.0 token that expires within [`REFRESH_AHEAD`] (or a quarter of its
+    /// lifetime, when that is shorter) is refreshed; a service account's token
+    /// that is missing or expires within [`RENEW_AHEAD`] is obtained again (it
+    /// has no refresh token).
     pub fn expiring(&self, now: DateTime<Utc>) -> bool {
-        let Self::OAuth2 {
-            expires_at: Some(expires_at),
-            refreshed_at,
-            ..
-        } = self
-        else {
-            return false;
+        let (expires_at, refreshed_at) = match self {
+            Self::OAuth2 {
+                expires_at: Some(expires_at),
+                refreshed_at,
+                ..
+            } => (expires_at, refreshed_at),
+            Self::ClientCredentials {
+                access_token,
+                expires_at,
+                ..
+            } => {
+                return access_token.is_empty()
+                    || expires_at.is_none_or(|at| at - RENEW_AHEAD <= now);
+            }
+            _ => return false,
         };
         let lifetime = refreshed_at.map_or(TimeDelta::MAX, |at| *expires_at - at);
         let ahead = TimeDelta::from_std(REFRESH_AHEAD)
@@ -232,6 +245,45 @@ pub struct Stored {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_account_token_is_replaced_when_missing_or_within_five_minutes_of_expiry() {
+        let now = Utc::now();
+        let service =
+            |token: &str, expires_at: Option<DateTime<Utc>>| Credentials::ClientCredentials {
+                client_id: "c".into(),
+                client_secret: "s".into(),
+                access_token: token.into(),
+                expires_at,
+            };
+        let cases = [
+            (
+                "fresh",
+                service("t", Some(now + TimeDelta::minutes(30))),
+                false,
+            ),
+            (
+                "expiring",
+                service("t", Some(now + TimeDelta::minutes(4))),
+                true,
+            ),
+            (
+                "expired",
+                service("t", Some(now - TimeDelta::minutes(1))),
+                true,
+            ),
+            ("no expiry", service("t", None), true),
+            (
+                "no token",
+                service("", Some(now + TimeDelta::minutes(30))),
+                true,
+            ),
+            ("a PAT", Credentials::Pat { token: "p".into() }, false),
+        ];
+        for (name, credentials, expiring) in cases {
+            assert_eq!(credentials.expiring(now), expiring, "case {name}");
+        }
+    }
 
     fn oauth2(lifetime_s: i64, left_s: i64) -> Credentials {
         let now = Utc::now();
