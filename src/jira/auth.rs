@@ -109,15 +109,8 @@ impl Auth {
             } => Err(JiraError::Config(
                 "the integration has no OAuth access token to sign REST calls with".to_owned(),
             )),
-            Self::Bearer(token) => Ok(format!("Bearer {token}")),
-            Self::Basic { email, token } => {
-                use base64::Engine as _;
-                let pair = format!("{email}:{token}");
-                Ok(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                ))
-            }
+            Self::Bearer(token) => Ok(bearer(token)),
+            Self::Basic { email, token } => Ok(basic(email, token)),
         }
     }
 
@@ -131,6 +124,22 @@ impl Auth {
             )),
         }
     }
+}
+
+/// `Bearer <token>`: the header of an OAuth 2.0 access token or a personal
+/// access token.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// `Basic base64(email:token)`: the header of a Jira Cloud API token.
+pub fn basic(email: &str, token: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{email}:{token}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 #[cfg(test)]

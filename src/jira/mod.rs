@@ -4,7 +4,7 @@
 //! the issue reads and writes of outbound sync and what Jira says about itself.
 //! No database.
 
-mod auth;
+pub mod auth;
 pub mod client;
 pub mod cloud_webhooks;
 pub mod error;

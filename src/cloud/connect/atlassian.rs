@@ -11,11 +11,8 @@ use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::jira::JiraError;
 use crate::jira::client::{MAX_ANSWER_BYTES, read_limited, transport_failure};
-
-/// The events of the admin webhook.
-pub const EVENTS: [&str; 2] = ["jira:issue_created", "jira:issue_updated"];
+use crate::jira::{ISSUE_EVENTS, JiraError};
 
 /// The admin webhook resource under a base URL.
 pub const ADMIN_WEBHOOK_PATH: &str = "/rest/webhooks/1.0/webhook";
@@ -249,7 +246,7 @@ pub fn admin_webhook_body(url: &str, secret: &str) -> Value {
     json!({
         "name": "jirasync",
         "url": url,
-        "events": EVENTS,
+        "events": ISSUE_EVENTS,
         "filters": {"issue-related-events-section": ""},
         "excludeBody": false,
         "secret": secret,

@@ -13,13 +13,14 @@ use anyhow::Context;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use self::atlassian::{AccessToken, EVENTS, Site};
+use self::atlassian::{AccessToken, Site};
 use crate::config::{AtlassianSettings, secure_url};
 use crate::db::DbPool;
 use crate::integration::cloud_record;
 use crate::integration::install_record::{self, CloudInstall};
 use crate::integration::{Credentials, Integration};
-use crate::jira::{ClientOptions, JiraError};
+use crate::jira::auth::{basic, bearer};
+use crate::jira::{ClientOptions, ISSUE_EVENTS, JiraError};
 
 /// How jirasync is to call the site.
 pub enum CloudAuth {
@@ -130,7 +131,7 @@ impl Connected {
                 json["manual_webhook"] = json!({
                     "url": self.webhook_url,
                     "secret": self.hmac_secret,
-                    "events": EVENTS,
+                    "events": ISSUE_EVENTS,
                 });
             }
         }
@@ -439,19 +440,4 @@ async fn register(
         }
     }
     Ok(())
-}
-
-/// `Basic base64(email:token)`.
-fn basic(email: &str, token: &str) -> String {
-    use base64::Engine as _;
-    let pair = format!("{email}:{token}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
-}
-
-/// `Bearer <token>`.
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
 }
