@@ -26,7 +26,7 @@ use crate::queue::message::{header_int, header_str};
 use crate::sync::audit::detail::NotSyncedReason;
 use crate::sync::clock::EventTime;
 use crate::sync::status::Transition;
-use crate::sync::{Applied, Change, Delivery as CloudDelivery, StatusPlan};
+use crate::sync::{Applied, Change, Delivery as CloudDelivery, IssueKey, StatusPlan};
 use crate::worker::environment::Environment;
 use crate::worker::outcome::Outcome;
 
@@ -150,8 +150,13 @@ async fn prepare(
                 WebhookEvent::NoChangelog => Outcome::NoChangelog,
                 _ => Outcome::NothingToSync,
             };
+            // Its key, read for the duplicate's decision only (it changes nothing).
+            let key = cloud.as_ref().and_then(|_| issue_key(&message.body));
+            let cloud = cloud.as_ref();
             return Ok(Prepared::Done(
-                match nothing_changed(env, &integration, message, cloud.as_ref(), false).await? {
+                match nothing_changed(env, &integration, message, cloud, key.as_ref(), false)
+                    .await?
+                {
                     true => Outcome::Duplicate,
                     false => done,
                 },
@@ -164,7 +169,17 @@ async fn prepare(
     // transaction that records the delivery, so the others skip this round trip.
     let asks_jira = issue.status.is_some()
         || matches!(&issue.assignee, Some(AssigneeChange::MissingEmail(Some(_))));
-    if asks_jira && nothing_changed(env, &integration, message, cloud.as_ref(), true).await? {
+    if asks_jira
+        && nothing_changed(
+            env,
+            &integration,
+            message,
+            cloud.as_ref(),
+            Some(&issue.key),
+            true,
+        )
+        .await?
+    {
         return Ok(Prepared::Done(Outcome::Duplicate));
     }
     issue.bound_event_time(received_at(message), env.max_event_skew);
@@ -232,22 +247,23 @@ async fn signed(
 }
 
 /// For a Cloud delivery with an identifier: whether another message carried it
-/// already (then its `delivery`/`duplicate` decision is written). Unless
-/// `only_ask`, a first delivery is recorded — for one that changes nothing
-/// (no changelog, nothing to sync), in a short transaction of its own.
+/// already (then its `delivery`/`duplicate` decision is written under `key`, the
+/// payload's issue key). Unless `only_ask`, a first delivery is recorded — for
+/// one that changes nothing (no changelog, nothing to sync), in a short
+/// transaction of its own.
 async fn nothing_changed(
     env: &Environment,
     integration: &Integration,
     message: &Incoming,
     cloud: Option<&CloudDelivery>,
+    key: Option<&IssueKey>,
     only_ask: bool,
 ) -> Result<bool, Failure> {
     let Some(cloud) = cloud else {
         return Ok(false);
     };
-    let key = issue_key(&message.body);
     let unit = env.batches.unit();
-    let key = key.as_ref().map(|key| key.as_str());
+    let key = key.map(IssueKey::as_str);
     let duplicate = unit
         .delivery_alone(integration.id, &message.id, key, cloud, only_ask)
         .await?;
