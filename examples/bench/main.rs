@@ -713,8 +713,7 @@ async fn cloud_integration(db: &tokio_postgres::Client) -> anyhow::Result<CloudS
         "INSERT INTO integrations (provider, external_id, name, metadata)
          VALUES ('jira_cloud', $1, 'Bench Cloud',
                  jsonb_build_object('base_url', 'https://bench.atlassian.net', 'site', 'https://bench.atlassian.net',
-                                    'cloud_id', $1::text, 'webhook_secret', $2::text, 'webhook_hmac_secret', $3::text))
-         ON CONFLICT (provider, external_id) DO NOTHING",
+                                    'cloud_id', $1::text, 'webhook_secret', $2::text, 'webhook_hmac_secret', $3::text))",
         &[&cloud_id, &secret, &hmac_secret],
     )
     .await?;
@@ -727,17 +726,9 @@ async fn cloud_integration(db: &tokio_postgres::Client) -> anyhow::Result<CloudS
     )
     .await?;
     serve_issues_from(db, "jira_cloud").await?;
-    let stored: serde_json::Value = db
-        .query_one(
-            "SELECT metadata FROM integrations WHERE provider = 'jira_cloud' AND external_id = $1",
-            &[&cloud_id],
-        )
-        .await?
-        .get(0);
-    let text = |key: &str| stored[key].as_str().unwrap_or_default().to_owned();
     Ok(CloudSite {
-        token: jirasync::integration::token::mint(cloud_id, &text("webhook_secret"))?,
-        hmac_secret: text("webhook_hmac_secret"),
+        token: jirasync::integration::token::mint(cloud_id, &secret)?,
+        hmac_secret,
     })
 }
 
