@@ -283,3 +283,44 @@ async fn on_a_jira_before_10_the_legacy_webhook_is_updated_without_a_secret() {
     assert!(updates[0].get("configuration").is_none(), "{}", updates[0]);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_jira_cloud_integration_is_not_rotated_and_keeps_its_secrets() {
+    let app = TestApp::builder().no_worker().start().await;
+    let credentials = jirasync::integration::Credentials::ApiToken {
+        email: "admin@acme.example".into(),
+        token: "atl-rotation-token".into(),
+    };
+    let cloud = crate::common::fake_cloud::connected_site(
+        &app.settings,
+        "http://127.0.0.1:9",
+        "7c3f6a5e-0000-4000-8000-0000000000c4",
+        &credentials,
+    )
+    .await;
+    let metadata = || async {
+        app.db
+            .query_one(
+                "SELECT metadata FROM integrations WHERE id = $1",
+                &[&cloud.id],
+            )
+            .await
+            .expect("metadata")
+            .get::<_, Value>(0)
+    };
+    let before = metadata().await;
+
+    let id = cloud.id.to_string();
+    let output = common::output(
+        &["integration", "rotate-webhook-secret", &id],
+        &app.settings,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rotating a Jira Cloud integration's webhook secrets is not supported"),
+        "{stderr}"
+    );
+    assert_eq!(metadata().await, before, "nothing changed");
+    app.finish().await;
+}
