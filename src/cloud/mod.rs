@@ -5,6 +5,8 @@
 //!
 //! - [`connect`]: `integration add --cloud` — the site's cloudId, the check of
 //!   the credentials (site, then API gateway), the admin webhook (§11.3, §11.4);
+//! - [`dynamic_webhook`]: a 3LO integration's dynamic webhook — registered,
+//!   refreshed, registered again when gone (§11.3);
 //! - [`delivery`]: a Cloud delivery's signature (HMAC or delivery JWT) and its
 //!   duplicates (§11.4);
 //! - [`migrate`]: `integration migrate` from Data Center (§11.7);
@@ -13,5 +15,6 @@
 
 pub mod connect;
 pub mod delivery;
+pub mod dynamic_webhook;
 pub mod migrate;
 pub mod oauth;

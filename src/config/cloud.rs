@@ -5,6 +5,7 @@
 
 use clap::Args;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use reqwest::Url;
 
@@ -35,6 +36,28 @@ pub struct AtlassianSettings {
         value_parser = parse_api_url
     )]
     pub api_url: String,
+
+    /// How often a 3LO integration's dynamic webhook is refreshed (Atlassian
+    /// lets one expire after 30 days); at least `1s`.
+    #[arg(
+        long = "cloud-webhook-refresh-interval",
+        value_name = "DURATION",
+        env = "JIRASYNC_CLOUD_WEBHOOK_REFRESH_INTERVAL",
+        default_value = "7d",
+        value_parser = parse_refresh_interval
+    )]
+    pub webhook_refresh_interval: Duration,
+
+    /// The `jqlFilter` of the dynamic webhooks a 3LO integration registers
+    /// (Atlassian allows `=`, `!=`, `IN`, `NOT IN` on a few fields).
+    #[arg(
+        long = "cloud-webhook-jql",
+        value_name = "JQL",
+        env = "JIRASYNC_CLOUD_WEBHOOK_JQL",
+        default_value = "project != NULL",
+        value_parser = parse_jql
+    )]
+    pub webhook_jql: String,
 }
 
 impl AtlassianSettings {
@@ -52,6 +75,29 @@ impl AtlassianSettings {
 /// `<auth_url>/oauth/token`: where OAuth 2.0 tokens are obtained.
 pub fn token_url(auth_url: &str) -> String {
     format!("{}/oauth/token", auth_url.trim_end_matches('/'))
+}
+
+fn parse_refresh_interval(s: &str) -> Result<Duration, String> {
+    let every = super::values::parse_duration(s)?;
+    if every < Duration::from_secs(1) {
+        return Err(format!(
+            "JIRASYNC_CLOUD_WEBHOOK_REFRESH_INTERVAL {s:?} must be at least 1s (the default, 7d, \
+             refreshes a webhook four times before Atlassian would let it expire)"
+        ));
+    }
+    Ok(every)
+}
+
+fn parse_jql(s: &str) -> Result<String, String> {
+    let jql = s.trim();
+    if jql.is_empty() || jql.len() > 1000 || jql.chars().any(char::is_control) {
+        return Err(
+            "JIRASYNC_CLOUD_WEBHOOK_JQL must be a JQL filter of 1 to 1000 characters on one line, \
+             such as `project != NULL` or `project IN (ACME, OPS)`"
+                .to_owned(),
+        );
+    }
+    Ok(jql.to_owned())
 }
 
 fn parse_auth_url(s: &str) -> Result<String, String> {

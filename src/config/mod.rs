@@ -167,6 +167,8 @@ impl Settings {
             "unsafe_dependency_logs": log.unsafe_dependency_logs,
             "atlassian_auth_url": self.atlassian.auth_url,
             "atlassian_api_url": self.atlassian.api_url,
+            "cloud_webhook_refresh_interval": format_duration(self.atlassian.webhook_refresh_interval),
+            "cloud_webhook_jql": self.atlassian.webhook_jql,
         });
         if let (Some(object), serde_json::Value::Object(console)) =
             (json.as_object_mut(), self.console.redacted_json())

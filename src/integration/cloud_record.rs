@@ -1,7 +1,8 @@
 //! What connecting a Jira Cloud site records in its metadata beside
 //! [`save_cloud`](super::install_record::save_cloud) (docs/reference.md §11.1,
 //! §11.4): the authorization server its OAuth 2.0 tokens come from, and the admin
-//! webhook it registered. Called by `cloud::connect` in its own transaction.
+//! webhook it registered, and the dynamic webhook of a 3LO integration. Called by
+//! `cloud::connect` in its own transaction and by `cloud::dynamic_webhook`.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -46,4 +47,23 @@ pub async fn record_admin_webhook(
     });
     let remove = ["webhook_expires_at", "webhook_path"];
     store::merge_metadata(client, keys, integration_id, &remove, &patch).await
+}
+
+/// Records the dynamic webhook a 3LO integration registered or refreshed
+/// (docs/reference.md §11.3): its id, kind `dynamic`, when, and when it expires.
+pub async fn record_dynamic_webhook(
+    client: &impl GenericClient,
+    keys: &Keyring,
+    integration_id: i64,
+    webhook_id: &str,
+    expires_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<(), tokio_postgres::Error> {
+    let patch = json!({
+        "webhook_id": webhook_id,
+        "webhook_kind": "dynamic",
+        "webhook_refreshed_at": at,
+        "webhook_expires_at": expires_at,
+    });
+    store::merge_metadata(client, keys, integration_id, &["webhook_path"], &patch).await
 }

@@ -24,6 +24,10 @@ pub const OAUTH_REQUEST_TOKEN: &str = "jira_server.oauth_request_token";
 pub const OAUTH_ACCESS_TOKEN: &str = "jira_server.oauth_access_token";
 /// Exchange an OAuth 2.0 authorization code.
 pub const OAUTH2_TOKEN: &str = "jira_server.oauth2_token";
+/// Exchange a Jira Cloud OAuth 2.0 (3LO) authorization code (docs/reference.md §11).
+pub const CLOUD_OAUTH2_TOKEN: &str = "jira_cloud.oauth2_token";
+/// Refresh, or register again, a 3LO integration's dynamic webhook (§11).
+pub const CLOUD_WEBHOOK_REFRESH: &str = "jira_cloud.webhook_refresh";
 /// Re-read an integration's recently updated linked issues.
 pub const RECONCILE: &str = "jira_server.reconcile";
 /// Push a group's assignee or status to one linked Jira issue (`outbound`),
@@ -81,8 +85,8 @@ pub static CATALOG: Catalog = Catalog {
         OAUTH_REQUEST_TOKEN,
         OAUTH_ACCESS_TOKEN,
         OAUTH2_TOKEN,
-        "jira_cloud.oauth2_token",
-        "jira_cloud.webhook_refresh",
+        CLOUD_OAUTH2_TOKEN,
+        CLOUD_WEBHOOK_REFRESH,
         RECONCILE,
         OUTBOUND,
     ],

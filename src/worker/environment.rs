@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::config::AtlassianSettings;
 use crate::db::DbPool;
 use crate::db::activity::Recorder;
 use crate::outbound::assignee::JiraUsers;
@@ -37,6 +38,9 @@ pub struct Environment {
     pub jira_users: JiraUsers,
     /// The console's records of webhooks and dead letters (CONTRACT §12.10).
     pub activity: Recorder,
+    /// Atlassian's servers (3LO tokens, the API gateway) and the dynamic
+    /// webhooks' JQL and refresh interval, for Jira Cloud jobs.
+    pub atlassian: AtlassianSettings,
 }
 
 pub use crate::outbound::PUSHES;

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::config::{MetricsSettings, PublicSettings, Services, Settings, WorkerSettings};
+use crate::config::{
+    AtlassianSettings, MetricsSettings, PublicSettings, Services, Settings, WorkerSettings,
+};
 use crate::integration::messages;
 use crate::outbound::relay::Relay;
 use crate::queue::consumer::{self, ConsumerConfig};
@@ -46,6 +48,9 @@ pub struct Args {
     /// The metrics and health listener.
     #[command(flatten)]
     pub metrics: MetricsSettings,
+    /// Atlassian's servers and the dynamic webhooks of Jira Cloud.
+    #[command(flatten)]
+    pub atlassian: AtlassianSettings,
 }
 
 impl From<&Settings> for Args {
@@ -55,6 +60,7 @@ impl From<&Settings> for Args {
             public: settings.public.clone(),
             worker: settings.worker.clone(),
             metrics: settings.metrics.clone(),
+            atlassian: settings.atlassian.clone(),
         }
     }
 }
@@ -143,6 +149,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             pushes: tokio::sync::Semaphore::new(environment::PUSHES),
             jira_users: Default::default(),
             activity: Default::default(),
+            atlassian: args.atlassian.clone(),
         },
     };
     let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;

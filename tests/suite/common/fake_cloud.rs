@@ -42,6 +42,30 @@ struct Books {
     /// Whether an admin deleted the registered webhook.
     webhook_deleted: bool,
     issued: usize,
+    /// Dynamic webhooks registered by the 3LO app, by id.
+    dynamic: std::collections::BTreeMap<i64, DynamicWebhook>,
+    /// The id the next dynamic webhook gets.
+    next_dynamic_id: i64,
+    /// How many refreshes of dynamic webhooks were asked.
+    dynamic_refreshes: usize,
+}
+
+/// A dynamic webhook as the fake keeps it.
+#[derive(Debug, Clone)]
+pub struct DynamicWebhook {
+    pub url: String,
+    pub jql: String,
+    /// Epoch milliseconds.
+    pub expires_at_ms: i64,
+}
+
+/// Atlassian's documented life of a dynamic webhook: 30 days.
+const DYNAMIC_LIFETIME_MS: i64 = 30 * 86_400_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
 }
 
 /// The three servers and what they know.
@@ -149,6 +173,34 @@ impl FakeCloud {
         self.books().credential_revoked = true;
     }
 
+    /// An OAuth 2.0 access token the gateway takes from now on (as the 3LO
+    /// token endpoint would have issued it).
+    pub fn grant_access_token(&self, token: &str) {
+        self.books().access.insert(token.to_owned(), true);
+    }
+
+    /// The dynamic webhooks Jira holds now, by id (expired ones are gone).
+    pub fn dynamic_webhooks(&self) -> Vec<(i64, DynamicWebhook)> {
+        let now = now_ms();
+        let books = self.books();
+        books
+            .dynamic
+            .iter()
+            .filter(|(_, webhook)| webhook.expires_at_ms > now)
+            .map(|(id, webhook)| (*id, webhook.clone()))
+            .collect()
+    }
+
+    /// Every dynamic webhook is gone (expired, or deleted by an admin).
+    pub fn drop_dynamic_webhooks(&self) {
+        self.books().dynamic.clear();
+    }
+
+    /// How many dynamic-webhook refreshes were asked.
+    pub fn dynamic_refreshes(&self) -> usize {
+        self.books().dynamic_refreshes
+    }
+
     /// How many tokens the auth server issued.
     pub fn issued(&self) -> usize {
         self.books().issued
@@ -240,6 +292,51 @@ impl FakeCloud {
             .and(path(format!("{prefix}{WEBHOOK_PATH}")))
             .respond_with(Answer(move |request: &Request| {
                 register(&books, &gateway, request, gateway_auth(request))
+            }))
+            .mount(&self.api)
+            .await;
+
+        // Dynamic webhooks (REST v3 `webhook` group): only an OAuth 2.0 app's
+        // bearer token may manage them.
+        let bearer_auth = {
+            let books = Arc::clone(&self.books);
+            move |request: &Request| {
+                let header = authorization(request);
+                let token = header.strip_prefix("Bearer ").unwrap_or_default();
+                books.lock().expect("books").access.get(token) == Some(&true)
+            }
+        };
+        let dynamic = format!("{prefix}/rest/api/3/webhook");
+        let (books, auth) = (Arc::clone(&self.books), bearer_auth.clone());
+        Mock::given(method("POST"))
+            .and(path(dynamic.clone()))
+            .respond_with(Answer(move |request: &Request| {
+                if !auth(request) {
+                    return unauthorized();
+                }
+                register_dynamic(&books, request)
+            }))
+            .mount(&self.api)
+            .await;
+        let (books, auth) = (Arc::clone(&self.books), bearer_auth.clone());
+        Mock::given(method("GET"))
+            .and(path(dynamic.clone()))
+            .respond_with(Answer(move |request: &Request| {
+                if !auth(request) {
+                    return unauthorized();
+                }
+                list_dynamic(&books, request)
+            }))
+            .mount(&self.api)
+            .await;
+        let books = Arc::clone(&self.books);
+        Mock::given(method("PUT"))
+            .and(path(format!("{dynamic}/refresh")))
+            .respond_with(Answer(move |request: &Request| {
+                if !bearer_auth(request) {
+                    return unauthorized();
+                }
+                refresh_dynamic(&books, request)
             }))
             .mount(&self.api)
             .await;
@@ -346,6 +443,103 @@ fn refusal(books: &Mutex<Books>, request: &Request, authorized: bool) -> Option<
         })));
     }
     None
+}
+
+/// `POST /rest/api/3/webhook`: the body must be exactly one registration of
+/// jirasync's Cloud route for issue created and updated events with a JQL
+/// filter; answers the new id, or Atlassian's per-webhook `errors`.
+fn register_dynamic(books: &Mutex<Books>, request: &Request) -> ResponseTemplate {
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    let url = body["url"].as_str().unwrap_or_default().to_owned();
+    let jql = body["webhooks"][0]["jqlFilter"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let expected = json!({
+        "url": url,
+        "webhooks": [{"events": ["jira:issue_created", "jira:issue_updated"], "jqlFilter": jql}],
+    });
+    if body != expected || !url.contains("/extensions/jira-cloud/issue-updated/") {
+        return ResponseTemplate::new(400).set_body_json(json!({
+            "errorMessages": ["Invalid request payload."], "errors": {}
+        }));
+    }
+    if jql.contains('~') {
+        // Atlassian allows only a few operators in a webhook's JQL.
+        return ResponseTemplate::new(200).set_body_json(json!({
+            "webhookRegistrationResult": [{"errors": ["The JQL query is not supported: operator '~'"]}]
+        }));
+    }
+    let mut books = books.lock().expect("books");
+    books.next_dynamic_id = books.next_dynamic_id.max(10_000) + 1;
+    let id = books.next_dynamic_id;
+    let expires_at_ms = now_ms() + DYNAMIC_LIFETIME_MS;
+    books.dynamic.insert(
+        id,
+        DynamicWebhook {
+            url,
+            jql,
+            expires_at_ms,
+        },
+    );
+    ResponseTemplate::new(200).set_body_json(json!({
+        "webhookRegistrationResult": [{"createdWebhookId": id}]
+    }))
+}
+
+/// `GET /rest/api/3/webhook?startAt=`: pages of two, expired webhooks gone.
+fn list_dynamic(books: &Mutex<Books>, request: &Request) -> ResponseTemplate {
+    let start: usize = request
+        .url
+        .query_pairs()
+        .find(|(key, _)| key == "startAt")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0);
+    let now = now_ms();
+    let books = books.lock().expect("books");
+    let live: Vec<Value> = books
+        .dynamic
+        .iter()
+        .filter(|(_, webhook)| webhook.expires_at_ms > now)
+        .map(|(id, webhook)| {
+            json!({
+                "id": id,
+                "jqlFilter": webhook.jql,
+                "events": ["jira:issue_created", "jira:issue_updated"],
+                "expirationDate": webhook.expires_at_ms,
+            })
+        })
+        .collect();
+    let page: Vec<Value> = live.iter().skip(start).take(2).cloned().collect();
+    let is_last = start + page.len() >= live.len();
+    ResponseTemplate::new(200).set_body_json(json!({
+        "maxResults": 2, "startAt": start, "total": live.len(), "isLast": is_last, "values": page
+    }))
+}
+
+/// `PUT /rest/api/3/webhook/refresh` `{"webhookIds":[…]}`: each live webhook
+/// named gets 30 more days; the answer is the new expiry (a date string, as
+/// Atlassian's example shows it).
+fn refresh_dynamic(books: &Mutex<Books>, request: &Request) -> ResponseTemplate {
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    let Some(ids) = body["webhookIds"].as_array().filter(|ids| !ids.is_empty()) else {
+        return ResponseTemplate::new(400).set_body_json(json!({
+            "errorMessages": ["webhookIds must not be empty"], "errors": {}
+        }));
+    };
+    let now = now_ms();
+    let expires_at_ms = now + DYNAMIC_LIFETIME_MS;
+    let mut books = books.lock().expect("books");
+    books.dynamic_refreshes += 1;
+    for id in ids.iter().filter_map(Value::as_i64) {
+        if let Some(webhook) = books.dynamic.get_mut(&id).filter(|w| w.expires_at_ms > now) {
+            webhook.expires_at_ms = expires_at_ms;
+        }
+    }
+    let date = chrono::DateTime::from_timestamp_millis(expires_at_ms)
+        .map(|at| at.to_rfc3339())
+        .unwrap_or_default();
+    ResponseTemplate::new(200).set_body_json(json!({ "expirationDate": date }))
 }
 
 /// A Jira Data Center at a URL given as `--site`: no cloudId, a `serverInfo`.
