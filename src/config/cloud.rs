@@ -173,4 +173,24 @@ mod tests {
             Ok("https://acme.atlassian.net")
         );
     }
+
+    #[test]
+    fn the_refresh_interval_is_at_least_a_second_and_the_jql_one_line() {
+        assert_eq!(
+            parse_refresh_interval("7d"),
+            Ok(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(parse_refresh_interval("1s"), Ok(Duration::from_secs(1)));
+        for short in ["0", "500ms"] {
+            let refused = parse_refresh_interval(short).expect_err(short);
+            assert!(refused.contains("at least 1s"), "{refused}");
+        }
+        assert_eq!(
+            parse_jql(" project IN (ACME) ").as_deref(),
+            Ok("project IN (ACME)")
+        );
+        for bad in ["", "  ", "project = A\nOR 1", &"x".repeat(1001)] {
+            assert!(parse_jql(bad).is_err(), "{bad:?}");
+        }
+    }
 }

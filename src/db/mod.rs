@@ -58,6 +58,7 @@ pub mod status_sync;
 pub mod sync;
 pub mod tls;
 pub mod user_map;
+pub mod webhook_refresh;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;

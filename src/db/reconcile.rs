@@ -93,6 +93,18 @@ pub async fn syncing_integrations(
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
+/// Gives back the claim of `integration_id` (its job could not be enqueued):
+/// the next tick of any scheduler claims it again.
+pub async fn release_claim(client: &impl GenericClient, integration_id: i64) -> Result<(), Error> {
+    client
+        .execute(
+            "UPDATE integration_reconciliations SET scheduled_at = NULL WHERE integration_id = $1",
+            &[&integration_id],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Claims the syncing integrations of `providers` not scheduled within `every` and
 /// returns them: of many workers ticking at once, one claims each integration.
 pub async fn claim_due(

@@ -50,7 +50,8 @@ pub async fn record_admin_webhook(
 }
 
 /// Records the dynamic webhook a 3LO integration registered or refreshed
-/// (docs/reference.md §11.3): its id, kind `dynamic`, when, and when it expires.
+/// (docs/reference.md §11.3): its id, kind `dynamic`, when, and when it expires;
+/// the refresh scheduler counts its next refresh from `at`.
 pub async fn record_dynamic_webhook(
     client: &impl GenericClient,
     keys: &Keyring,
@@ -65,5 +66,7 @@ pub async fn record_dynamic_webhook(
         "webhook_refreshed_at": at,
         "webhook_expires_at": expires_at,
     });
-    store::merge_metadata(client, keys, integration_id, &["webhook_path"], &patch).await
+    store::merge_metadata(client, keys, integration_id, &["webhook_path"], &patch).await?;
+    // The scheduler's own record: the next refresh is due an interval from now.
+    crate::db::webhook_refresh::refreshed(client, integration_id, at).await
 }

@@ -10,8 +10,9 @@ use crate::queue::job::Job;
 use crate::worker::environment::Environment;
 use crate::worker::failure;
 use crate::worker::jobs::{
-    Oauth2Token, OauthAccessToken, OauthRequestToken, Push, Reconcile, oauth_access_token,
-    oauth_request_token, oauth2_token, outbound, reconcile, webhook,
+    Oauth2Token, OauthAccessToken, OauthRequestToken, Push, Reconcile, WebhookRefresh,
+    oauth_access_token, oauth_request_token, oauth2_token, outbound, reconcile, webhook,
+    webhook_refresh,
 };
 use crate::worker::outage::Outage;
 
@@ -40,6 +41,8 @@ pub enum Message {
     /// `jira_server.outbound`, and its message id (its audit rows name it, its
     /// dead letter's too).
     Outbound(Push, String),
+    /// `jira_cloud.webhook_refresh`, and its message id.
+    WebhookRefresh(WebhookRefresh, String),
 }
 
 impl Message {
@@ -54,6 +57,9 @@ impl Message {
             Oauth2Token::TYPE => Self::Oauth2Token(Oauth2Token::parse(body)?),
             Reconcile::TYPE => Self::Reconcile(Reconcile::parse(body)?, incoming.id.clone()),
             Push::TYPE => Self::Outbound(Push::parse(body)?, incoming.id.clone()),
+            WebhookRefresh::TYPE => {
+                Self::WebhookRefresh(WebhookRefresh::parse(body)?, incoming.id.clone())
+            }
             other => {
                 return Err(Failure::permanent(
                     handler::Outcome::UNKNOWN_TYPE,
@@ -72,6 +78,7 @@ impl Message {
             Self::Webhook(delivery) => delivery.integration().map(|i| (i, delivery.id())),
             Self::Reconcile(job, id) => Some((job.integration_id, id)),
             Self::Outbound(push, id) => Some((push.integration_id, id)),
+            Self::WebhookRefresh(job, id) => Some((job.integration_id, id)),
             Self::RequestToken(_) | Self::AccessToken(_) | Self::Oauth2Token(_) => None,
         }
     }
@@ -96,6 +103,7 @@ impl Handler for Dispatcher {
             Message::Oauth2Token(job) => oauth2_token::handle(&self.env, job, incoming).await,
             Message::Reconcile(job, id) => reconcile::handle(&self.env, job, id).await,
             Message::Outbound(push, id) => outbound::handle(&self.env, push, id).await,
+            Message::WebhookRefresh(job, _) => webhook_refresh::handle(&self.env, job).await,
         };
         outcome.map(handler::Outcome::from)
     }
@@ -130,7 +138,7 @@ impl Handler for Dispatcher {
                 }
                 return;
             }
-            Message::Webhook(_) | Message::Reconcile(..) => return,
+            Message::Webhook(_) | Message::Reconcile(..) | Message::WebhookRefresh(..) => return,
         };
         let what = if failure::is_database(error) {
             "Postgres"

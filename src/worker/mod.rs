@@ -119,12 +119,12 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         consuming,
     };
     let scheduling = shutdown.child_token();
-    let scheduler = periodic::reconcile_schedule::spawn(
-        &args.services,
-        args.worker.reconcile_interval,
-        pool.clone(),
-        scheduling.clone(),
-    );
+    let intervals = periodic::schedule::Intervals {
+        reconcile: args.worker.reconcile_interval,
+        webhook_refresh: args.atlassian.webhook_refresh_interval,
+    };
+    let scheduler =
+        periodic::schedule::spawn(&args.services, intervals, pool.clone(), scheduling.clone());
     let pruner = periodic::prune::spawn(pool.clone(), scheduling.clone());
     let relay = relay.map(|relay| relay.spawn(scheduling.clone()));
     let resumer = outbound.then(|| periodic::resume::spawn(pool.clone(), scheduling.clone()));
@@ -155,9 +155,8 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;
     // They stop with the consumers, whether those stopped for shutdown or failed.
     scheduling.cancel();
-    for task in scheduler
+    for task in [scheduler, pruner, verdicts_task]
         .into_iter()
-        .chain([pruner, verdicts_task])
         .chain(relay)
         .chain(resumer)
     {

@@ -85,6 +85,13 @@ outcomes! {
     UnknownIntegration => "unknown_integration",
     /// The integration has no access token to call Jira with.
     NoAccessToken => "no_access_token",
+    // Dynamic webhooks of Jira Cloud 3LO integrations (docs/reference.md §11.3).
+    /// The dynamic webhook was refreshed: 30 more days.
+    WebhookRefreshed => "webhook_refreshed",
+    /// The dynamic webhook was gone (or never recorded): a new one was registered.
+    WebhookRegistered => "webhook_registered",
+    /// The integration is not an OAuth 2.0 (3LO) one: it has no dynamic webhook.
+    NotDynamic => "not_dynamic",
     // Outbound pushes (docs/reference.md §10); also `unchanged`, `refused`, `failed`.
     /// Jira took the push.
     Pushed => "pushed",

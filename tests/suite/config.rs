@@ -57,6 +57,8 @@ fn defaults_are_the_contract_defaults() {
         "console_password_hash": null,
         "console_api_token": null,
         "atlassian_auth_url": "https://auth.atlassian.com",
+        "cloud_webhook_refresh_interval": "7d",
+        "cloud_webhook_jql": "project != NULL",
         "atlassian_api_url": "https://api.atlassian.com",
     });
     assert_eq!(got, expected);

@@ -17,6 +17,7 @@ mod cloud_connect;
 mod cloud_migrate;
 mod cloud_outbound;
 mod cloud_reconcile;
+mod cloud_webhook_refresh;
 mod cloud_webhooks;
 mod cluster_failover;
 mod config;

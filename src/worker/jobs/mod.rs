@@ -11,9 +11,11 @@ pub mod oauth_request_token;
 pub mod outbound;
 pub mod reconcile;
 pub mod webhook;
+pub mod webhook_refresh;
 
 pub use oauth_access_token::OauthAccessToken;
 pub use oauth_request_token::OauthRequestToken;
 pub use oauth2_token::Oauth2Token;
 pub use outbound::Push;
 pub use reconcile::Reconcile;
+pub use webhook_refresh::WebhookRefresh;

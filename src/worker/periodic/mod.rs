@@ -1,7 +1,7 @@
-//! The worker's periodic tasks, on one [`runner`]: reconcile scheduling,
-//! pruning, and sending held pushes again.
+//! The worker's periodic tasks, on one [`runner`]: job scheduling (reconcile,
+//! Cloud webhook refresh), pruning, and sending held pushes again.
 
 pub mod prune;
-pub mod reconcile_schedule;
 pub mod resume;
 pub mod runner;
+pub mod schedule;
