@@ -285,3 +285,110 @@ async fn of_many_schedulers_one_claims_each_due_refresh_and_only_3lo_integration
     assert!(api_token.id != threelo.id);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_refresh_jira_refuses_is_dead_lettered_naming_its_answer_and_a_5xx_waits() {
+    use jirasync::queue::job::Job;
+    use jirasync::worker::jobs::WebhookRefresh;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let app = TestApp::builder()
+        .no_worker()
+        .configure(|settings| {
+            // Never due by itself: the test enqueues the job.
+            settings.atlassian.webhook_refresh_interval = Duration::from_secs(86_400);
+        })
+        .start()
+        .await;
+    // A gateway whose webhook list refuses the app (e.g. the scope was taken
+    // away), then one that is failing.
+    let gateway = MockServer::start().await;
+    let credentials = Credentials::OAuth2 {
+        client_id: "3lo-client".into(),
+        client_secret: "3lo-client-secret".into(),
+        access_token: ACCESS_TOKEN.into(),
+        refresh_token: Some("3lo-refresh".into()),
+        expires_at: Some(Utc::now() + TimeDelta::hours(1)),
+        refreshed_at: Some(Utc::now()),
+    };
+    let saved =
+        common::fake_cloud::connected_site(&app.settings, &gateway.uri(), CLOUD_ID, &credentials)
+            .await;
+    let bearer = format!("Bearer {ACCESS_TOKEN}");
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/webhook"))
+        .and(header("authorization", bearer.as_str()))
+        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({
+            "errorMessages": ["The app is not allowed to manage webhooks."], "errors": {}
+        })))
+        .up_to_n_times(1)
+        .mount(&gateway)
+        .await;
+    let db = common::db(&app.settings).await;
+    db.execute(
+        "UPDATE integrations SET metadata = metadata || '{\"webhook_id\":\"10001\",\"webhook_kind\":\"dynamic\"}' WHERE id = $1",
+        &[&saved.id],
+    )
+    .await
+    .expect("record a webhook");
+    let worker = common::spawn_worker(&app.settings);
+    let publish = || async {
+        let (_, body, props) = WebhookRefresh {
+            integration_id: saved.id,
+        }
+        .to_message();
+        common::publish(
+            &app.channel,
+            &app.settings,
+            WebhookRefresh::TYPE,
+            &body,
+            props,
+        )
+        .await;
+    };
+    publish().await;
+    let dead = common::names(&app.settings).dead();
+    common::eventually("the refused refresh is dead-lettered", WAIT, || async {
+        common::depth(&app.channel, &dead).await == 1
+    })
+    .await;
+    let letters = common::output(&["dlq", "list", "--json"], &app.settings);
+    let listed = String::from_utf8_lossy(&letters.stdout).into_owned();
+    assert!(
+        listed.contains("refresh the dynamic webhook in Jira Cloud")
+            && listed.contains("403")
+            && listed.contains("not allowed to manage webhooks"),
+        "{listed}"
+    );
+    assert!(!listed.contains(ACCESS_TOKEN), "{listed}");
+
+    // Now Jira fails for a while: the job waits on the retry tiers and asks
+    // again, and is not dead-lettered.
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/webhook"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&gateway)
+        .await;
+    publish().await;
+    let lists = || async {
+        gateway
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|request| request.url.path() == "/rest/api/3/webhook")
+            .count()
+    };
+    common::eventually("the failing refresh is asked again", WAIT, || async {
+        lists().await >= 3
+    })
+    .await;
+    assert_eq!(
+        common::depth(&app.channel, &dead).await,
+        1,
+        "not dead-lettered"
+    );
+    worker.stop().await;
+    app.finish().await;
+}
