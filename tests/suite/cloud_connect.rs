@@ -639,3 +639,45 @@ async fn registering_again_updates_the_recorded_webhook_and_registers_anew_once_
     assert_eq!(FakeCloud::requests(&fake.site, WEBHOOK_PATH).await.len(), 2);
     assert_eq!(status(&app, id).0["webhook"]["id"], WEBHOOK_ID);
 }
+
+#[tokio::test]
+async fn cloud_credentials_and_webhook_secrets_are_stored_sealed() {
+    let app = TestApp::builder()
+        .no_worker()
+        .secret_key(common::SECRET_KEY_A)
+        .start()
+        .await;
+    let fake = FakeCloud::start().await;
+    let token = SecretFile::new(API_TOKEN);
+    let by_token = added(&add_token(&app, &fake, &token, &[]));
+    let hmac_secret = by_token["manual_webhook"]["secret"]
+        .as_str()
+        .expect("the secret to paste")
+        .to_owned();
+    // The same site connected again with a service account: new credentials,
+    // the same webhook secrets.
+    let secret = SecretFile::new(CLIENT_SECRET);
+    let by_service = added(&add_service(&app, &fake, &secret, &[]));
+    assert_eq!(by_service["id"], by_token["id"]);
+    assert_eq!(by_service["manual_webhook"]["secret"], hmac_secret.as_str());
+
+    let id = by_token["id"].as_i64().expect("an id");
+    let row = app
+        .db
+        .query_one(
+            "SELECT c.access_token, c.client_secret, i.metadata->>'webhook_secret',
+                    i.metadata->>'webhook_hmac_secret'
+               FROM integration_credentials c JOIN integrations i ON i.id = c.integration_id
+              WHERE i.id = $1",
+            &[&id],
+        )
+        .await
+        .expect("the stored row");
+    for column in 0..4 {
+        let stored: String = row.get(column);
+        assert!(stored.starts_with("jsenc2:"), "column {column} is sealed");
+    }
+    let dump = common::pg_dump(&app.settings);
+    common::assert_none_in(&dump, &[API_TOKEN, CLIENT_SECRET, &hmac_secret]);
+    app.finish().await;
+}

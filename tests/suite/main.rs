@@ -52,7 +52,6 @@ mod outbound_capture;
 mod outbound_crash;
 mod outbound_faults;
 mod outbound_push;
-mod output_hygiene;
 mod pat;
 mod poison;
 mod postgres_tls;
