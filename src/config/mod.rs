@@ -159,6 +159,7 @@ impl Settings {
             "jira_outage_max": format_duration(self.worker.jira_outage_max),
             "retry_delays": self.retries.delays.0.iter().map(|d| format_duration(*d)).collect::<Vec<_>>(),
             "reconcile_interval": format_duration(self.worker.reconcile_interval),
+            "reconcile_slice": format_duration(self.worker.reconcile_slice),
             "audit": if self.worker.audit { "on" } else { "off" },
             "outbound": if self.worker.outbound { "on" } else { "off" },
             "metrics_listen": self.metrics.listen.map(|a| a.to_string()),

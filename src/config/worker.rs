@@ -48,6 +48,18 @@ pub struct WorkerSettings {
     )]
     pub reconcile_interval: Duration,
 
+    /// How long one delivery of a reconciliation searches before the rest of
+    /// the run continues, from where it stopped, in a job of its own; `0`: one
+    /// search (100 keys) per delivery.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "JIRASYNC_RECONCILE_SLICE",
+        default_value = "2m",
+        value_parser = parse_duration
+    )]
+    pub reconcile_slice: Duration,
+
     /// `on`: record every sync decision in sync_events (`jirasync explain` reads
     /// them); `off`: record none (the decisions are still counted in metrics).
     #[arg(

@@ -51,6 +51,56 @@ pub async fn linked_keys(
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
+/// A reconciliation in progress: when it started, the time it searches from,
+/// and the last linked key whose search and changes are done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// When the run started (recorded as `reconciled_at` when it ends).
+    pub started_at: DateTime<Utc>,
+    /// It searches for issues updated since this time.
+    pub since: DateTime<Utc>,
+    /// Keys up to this one (in key order) are done.
+    pub after_key: Option<String>,
+}
+
+/// The integration's reconciliation in progress, if one is.
+pub async fn run_in_progress(
+    client: &impl GenericClient,
+    integration_id: i64,
+) -> Result<Option<Run>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT run_started_at, run_since, run_after_key FROM integration_reconciliations
+              WHERE integration_id = $1 AND run_started_at IS NOT NULL AND run_since IS NOT NULL",
+            &[&integration_id],
+        )
+        .await?;
+    Ok(row.map(|row| Run {
+        started_at: row.get(0),
+        since: row.get(1),
+        after_key: row.get(2),
+    }))
+}
+
+/// Records `run` as the integration's reconciliation in progress.
+pub async fn save_run(
+    client: &impl GenericClient,
+    integration_id: i64,
+    run: &Run,
+) -> Result<(), Error> {
+    client
+        .execute(
+            "INSERT INTO integration_reconciliations AS r
+                    (integration_id, run_started_at, run_since, run_after_key)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (integration_id) DO UPDATE SET run_started_at = $2, run_since = $3,
+                    run_after_key = $4",
+            &[&integration_id, &run.started_at, &run.since, &run.after_key],
+        )
+        .await?;
+    Ok(())
+}
+
 /// When the last successful reconciliation of the integration started.
 pub async fn last_reconciled(
     client: &impl GenericClient,
@@ -76,7 +126,8 @@ pub async fn record(
             "INSERT INTO integration_reconciliations (integration_id, reconciled_at)
              VALUES ($1, $2)
              ON CONFLICT (integration_id) DO UPDATE
-                SET reconciled_at = GREATEST(COALESCE(integration_reconciliations.reconciled_at, $2), $2)",
+                SET reconciled_at = GREATEST(COALESCE(integration_reconciliations.reconciled_at, $2), $2),
+                    run_started_at = NULL, run_since = NULL, run_after_key = NULL",
             &[&integration_id, &at],
         )
         .await?;

@@ -29,6 +29,9 @@ pub struct Environment {
     /// `JIRASYNC_MAX_EVENT_SKEW`: how far an event time may lie ahead of its
     /// receive time (`sync::clock`).
     pub max_event_skew: Duration,
+    /// `JIRASYNC_RECONCILE_SLICE`: how long one delivery of a reconciliation
+    /// searches before the rest continues in a job of its own.
+    pub reconcile_slice: Duration,
     /// `JIRASYNC_PUBLIC_URL`: the base of the OAuth callback and webhook URLs.
     pub public_url: String,
     /// Pushes to Jira in progress, each holding a connection for its lock
@@ -41,6 +44,8 @@ pub struct Environment {
     /// Atlassian's servers (3LO tokens, the API gateway) and the dynamic
     /// webhooks' JQL and refresh interval, for Jira Cloud jobs.
     pub atlassian: AtlassianSettings,
+    /// Publishes the jobs a job continues with (a reconciliation's next slice).
+    pub jobs: std::sync::Arc<super::job_publisher::JobPublisher>,
 }
 
 pub use crate::outbound::PUSHES;

@@ -9,6 +9,7 @@
 mod dispatch;
 mod environment;
 mod failure;
+mod job_publisher;
 pub mod jobs;
 mod lookups;
 mod outage;
@@ -123,8 +124,12 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
         reconcile: args.worker.reconcile_interval,
         webhook_refresh: args.atlassian.webhook_refresh_interval,
     };
-    let scheduler =
-        periodic::schedule::spawn(&args.services, intervals, pool.clone(), scheduling.clone());
+    // Opened when a job is first published; stopped with the scheduler.
+    let jobs = Arc::new(job_publisher::JobPublisher::new(
+        &args.services,
+        scheduling.clone(),
+    ));
+    let scheduler = periodic::schedule::spawn(&jobs, intervals, pool.clone(), scheduling.clone());
     let pruner = periodic::prune::spawn(pool.clone(), scheduling.clone());
     let relay = relay.map(|relay| relay.spawn(scheduling.clone()));
     let resumer = outbound.then(|| periodic::resume::spawn(pool.clone(), scheduling.clone()));
@@ -145,11 +150,13 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             verdicts,
             audit: args.worker.audit,
             max_event_skew: args.worker.max_event_skew,
+            reconcile_slice: args.worker.reconcile_slice,
             public_url: args.public.url.clone(),
             pushes: tokio::sync::Semaphore::new(environment::PUSHES),
             jira_users: Default::default(),
             activity: Default::default(),
             atlassian: args.atlassian.clone(),
+            jobs: Arc::clone(&jobs),
         },
     };
     let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;
@@ -162,6 +169,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
+    let _ = tokio::time::timeout(Duration::from_secs(5), jobs.closed()).await;
     consumed?;
     if let Some(task) = health {
         // Scrapers keep connections open; do not wait for them for long.

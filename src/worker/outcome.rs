@@ -79,6 +79,8 @@ outcomes! {
     Reconciled => "reconciled",
     /// Reconciled, and some assignments changed.
     ReconciledChanges => "reconciled_changes",
+    /// A slice of a reconciliation ran; the rest continues in a job of its own.
+    ReconcileContinued => "reconcile_continued",
     /// Another reconciliation of the integration was running.
     ReconcileBusy => "reconcile_busy",
     /// The job names no active integration.

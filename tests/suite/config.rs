@@ -46,6 +46,7 @@ fn defaults_are_the_contract_defaults() {
         "jira_outage_max": "1d",
         "retry_delays": ["5s", "30s", "2m", "10m", "30m"],
         "reconcile_interval": "10m",
+        "reconcile_slice": "2m",
         "audit": "on",
         "outbound": "on",
         "metrics_listen": null,

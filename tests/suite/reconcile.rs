@@ -305,3 +305,160 @@ async fn the_worker_schedules_reconciliations_every_interval() {
     worker.stop().await;
     scene.finish().await;
 }
+
+/// A search answer with each of `keys` assigned to `email`.
+fn found_all(keys: &[String], email: &str) -> Value {
+    let issues: Vec<Value> = keys
+        .iter()
+        .map(|key| json!({"id": "1", "key": key, "fields": {"assignee": jira_user(email), "updated": T1}}))
+        .collect();
+    json!({"startAt": 0, "maxResults": 100, "total": issues.len(), "issues": issues})
+}
+
+/// `count` linked issues `RUN-0001`… in `org`'s project, each in a group of
+/// its own; their groups.
+async fn link_many(
+    scene: &Scene,
+    org: &common::seed::Org,
+    count: usize,
+) -> (Vec<String>, Vec<i64>) {
+    let mut keys = Vec::new();
+    let mut groups = Vec::new();
+    for n in 1..=count {
+        let key = format!("RUN-{n:04}");
+        let group = scene.seed().group(org.project_id, "unresolved").await;
+        let issue = scene.seed().issue(org.id, scene.integration, &key).await;
+        scene
+            .seed()
+            .link(group, org.project_id, "issue", issue)
+            .await;
+        keys.push(key);
+        groups.push(group);
+    }
+    (keys, groups)
+}
+
+/// Mounts, for each page of 100 of `keys`, a search answering them assigned
+/// to `email`, matched by the page's first key.
+async fn mount_pages(scene: &Scene, keys: &[String], email: &str, status: u16, times: u64) {
+    for page in keys.chunks(100) {
+        let first = format!("\"{}\"", page[0]);
+        let names_first = move |request: &wiremock::Request| {
+            serde_json::from_slice::<Value>(&request.body)
+                .is_ok_and(|body| body["jql"].as_str().is_some_and(|jql| jql.contains(&first)))
+        };
+        let mock = Mock::given(method("POST"))
+            .and(path(SEARCH_PATH))
+            .and(names_first)
+            .respond_with(scene.jira.verified(match status {
+                200 => ResponseTemplate::new(200).set_body_json(found_all(page, email)),
+                other => ResponseTemplate::new(other),
+            }));
+        let mock = if times > 0 {
+            mock.up_to_n_times(times)
+        } else {
+            mock
+        };
+        mock.mount(&scene.server).await;
+    }
+}
+
+/// How many searches asked for the page starting with `key`.
+async fn searched(scene: &Scene, key: &str) -> usize {
+    let quoted = format!("\"{key}\"");
+    scene
+        .searches()
+        .await
+        .iter()
+        .filter(|search| {
+            search["jql"]
+                .as_str()
+                .is_some_and(|jql| jql.contains(&quoted))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_reconciliation_runs_in_slices_each_a_job_of_its_own() {
+    let scene = Scene::builder()
+        .no_worker()
+        .credentials(Some("acc-tok"))
+        .configure(|settings| {
+            settings.worker.reconcile_interval = Duration::ZERO;
+            // One search per delivery.
+            settings.worker.reconcile_slice = Duration::ZERO;
+        })
+        .start()
+        .await;
+    let org = scene.seed().org(scene.integration, true, "RUN-0000").await;
+    let user = scene.seed().teammate(&org, "slices@example.org").await;
+    let (keys, groups) = link_many(&scene, &org, 250).await;
+    let mut all = vec!["RUN-0000".to_owned()];
+    all.extend(keys);
+    mount_pages(&scene, &all, "slices@example.org", 200, 0).await;
+    let worker = common::spawn_worker(&scene.settings);
+
+    scene.reconcile().await;
+    scene.wait_reconciled().await;
+    for group in groups.iter().chain([&org.group_id]) {
+        assert_eq!(scene.assignee(*group).await, Some(user), "group {group}");
+    }
+    // Three pages, each searched once, by three deliveries.
+    for first in ["RUN-0000", "RUN-0100", "RUN-0200"] {
+        assert_eq!(searched(&scene, first).await, 1, "page of {first}");
+    }
+    assert_eq!(scene.searches().await.len(), 3);
+    // Each page was applied by a delivery of its own: its audit rows name it.
+    let row = scene
+        .db
+        .query_one(
+            "SELECT count(DISTINCT message_id),
+                    count(DISTINCT (message_id, substr(issue_key, 1, 6)))
+               FROM sync_events WHERE kind = 'assignee' AND issue_key LIKE 'RUN-%'",
+            &[],
+        )
+        .await
+        .expect("audit rows");
+    let (deliveries, pairs): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!((deliveries, pairs), (3, 3), "one delivery per page");
+    let run: Option<String> = scene
+        .db
+        .query_one(
+            "SELECT run_after_key FROM integration_reconciliations WHERE integration_id = $1",
+            &[&scene.integration],
+        )
+        .await
+        .expect("the reconciliation row")
+        .get(0);
+    assert_eq!(run, None, "the run ended");
+    assert_eq!(scene.dead_letters().await, 0);
+    worker.stop().await;
+    scene.finish().await;
+}
+
+#[tokio::test]
+async fn a_reconciliation_that_fails_half_way_resumes_where_it_stopped() {
+    let scene = scene().await;
+    let org = scene.seed().org(scene.integration, true, "RUN-0000").await;
+    let user = scene.seed().teammate(&org, "resume@example.org").await;
+    let (keys, groups) = link_many(&scene, &org, 250).await;
+    let mut all = vec!["RUN-0000".to_owned()];
+    all.extend(keys);
+    // The third page fails once (Jira answers 503), then answers.
+    mount_pages(&scene, &all[200..], "resume@example.org", 503, 1).await;
+    mount_pages(&scene, &all, "resume@example.org", 200, 0).await;
+    let worker = common::spawn_worker(&scene.settings);
+
+    scene.reconcile().await;
+    scene.wait_reconciled().await;
+    for group in groups.iter().chain([&org.group_id]) {
+        assert_eq!(scene.assignee(*group).await, Some(user), "group {group}");
+    }
+    // The redelivery asked again only for the page that failed.
+    assert_eq!(searched(&scene, "RUN-0000").await, 1);
+    assert_eq!(searched(&scene, "RUN-0100").await, 1);
+    assert_eq!(searched(&scene, "RUN-0200").await, 2);
+    assert_eq!(scene.dead_letters().await, 0);
+    worker.stop().await;
+    scene.finish().await;
+}

@@ -6,7 +6,7 @@
 //! a time (advisory lock).
 //! [`Reconcile`] is the message its producers publish.
 
-use crate::db::reconcile;
+use crate::db::reconcile::{self, Run};
 use crate::integration::messages;
 use crate::integration::{self, AccessError, Integration, Provider};
 use crate::jira::payload::current_state;
@@ -21,6 +21,7 @@ use crate::worker::failure;
 use crate::worker::outcome::Outcome;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
 /// `jira_server.reconcile`: re-read an integration's recently updated linked issues.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,20 +83,49 @@ pub async fn handle(
             return Ok(Outcome::NoAccessToken);
         }
     }
-    let since = match job.since_ms.and_then(DateTime::from_timestamp_millis) {
-        Some(since) => since,
-        None => reconcile::last_reconciled(&client, integration.id)
-            .await?
-            .map_or(started - FIRST_LOOKBACK, |last| last - OVERLAP),
+    let run = match job.since_ms.and_then(DateTime::from_timestamp_millis) {
+        // Asked for a window of its own: a fresh run, whatever was in progress.
+        Some(since) => Run {
+            started_at: started,
+            since,
+            after_key: None,
+        },
+        None => match reconcile::run_in_progress(&client, integration.id).await? {
+            Some(run) => {
+                tracing::info!(
+                    run.started_at = %run.started_at,
+                    run.after_key = run.after_key.as_deref().unwrap_or(""),
+                    "resuming the reconciliation in progress"
+                );
+                run
+            }
+            None => Run {
+                started_at: started,
+                since: reconcile::last_reconciled(&client, integration.id)
+                    .await?
+                    .map_or(started - FIRST_LOOKBACK, |last| last - OVERLAP),
+                after_key: None,
+            },
+        },
     };
-    let keys = reconcile::linked_keys(&client, integration.id).await?;
+    reconcile::save_run(&client, integration.id, &run).await?;
+    let mut keys = reconcile::linked_keys(&client, integration.id).await?;
+    // In byte order, the order the run's resume point is compared in.
+    keys.sort_unstable();
+    if let Some(after) = &run.after_key {
+        keys.retain(|key| key.as_str() > after.as_str());
+    }
     // Not held while Jira is searched and the pages are applied (each on a connection of its own).
     drop(client);
     let unit = Unit::new(env.pool.clone(), env.audit);
+    let slice = Instant::now();
     let mut found = 0_usize;
     let mut changed = 0_usize;
-    for chunk in keys.chunks(KEYS_PER_QUERY) {
-        let issues = search(env, &integration, chunk, since, started).await?;
+    let mut chunks = keys.chunks(KEYS_PER_QUERY).peekable();
+    while let Some(chunk) = chunks.next() {
+        // Jira's JQL times are relative to its own now: the window from `since`
+        // is measured at each search.
+        let issues = search(env, &integration, chunk, run.since, Utc::now()).await?;
         // The search's receive time: its event times are bounded by it, as a
         // webhook's are by the ingress's.
         let answered = Utc::now();
@@ -106,9 +136,22 @@ pub async fn handle(
             message_id,
         };
         changed += apply_page(env, &unit, &integration, page).await?;
+        let done = Run {
+            after_key: chunk.last().cloned(),
+            ..run.clone()
+        };
+        {
+            let client = env.pool.get().await?;
+            reconcile::save_run(&client, integration.id, &done).await?;
+        }
+        // A slice ends well inside RabbitMQ's `consumer_timeout`, and a
+        // redelivery repeats little.
+        if chunks.peek().is_some() && slice.elapsed() >= env.reconcile_slice {
+            return continued(env, &integration, found, changed).await;
+        }
     }
     let client = env.pool.get().await?;
-    reconcile::record(&client, integration.id, started).await?;
+    reconcile::record(&client, integration.id, run.started_at).await?;
     lock.commit().await?;
     tracing::info!(
         issues.linked = keys.len(),
@@ -121,6 +164,32 @@ pub async fn handle(
     } else {
         Outcome::Reconciled
     })
+}
+
+/// Ends a slice of a reconciliation whose keys are not all searched: its
+/// resume point is stored, and the next slice is enqueued as a job of its own,
+/// so no delivery is held for long and a failure later on resumes from here.
+async fn continued(
+    env: &Environment,
+    integration: &Integration,
+    found: usize,
+    changed: usize,
+) -> Result<Outcome, Failure> {
+    let next = Reconcile {
+        integration_id: integration.id,
+        since_ms: None,
+    };
+    let id = env.jobs.publish(&next).await.map_err(|error| {
+        // Redelivered, this job resumes from the stored point all the same.
+        Failure::passing(error.context("failed to enqueue the next slice of the reconciliation"))
+    })?;
+    tracing::info!(
+        issues.updated = found,
+        issues.changed = changed,
+        next.message_id = %id,
+        "reconciliation slice done; the next slice continues in another job"
+    );
+    Ok(Outcome::ReconcileContinued)
 }
 
 /// What one search answered, and when.

@@ -6,31 +6,26 @@
 //!   integration whose dynamic webhook was registered or refreshed
 //!   `JIRASYNC_CLOUD_WEBHOOK_REFRESH_INTERVAL` ago (§11.3).
 //!
-//! Both publish through one broker connection of the scheduler's own, opened
+//! Both publish through the worker's [`JobPublisher`], whose connection opens
 //! the first time a job is due: a worker with nothing to schedule opens none. A
 //! job that cannot be enqueued gives its claim back, so the next look (of any
 //! worker) tries again instead of waiting a whole interval.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 use super::runner::{self, First};
-use crate::config::Services;
 use crate::db::{DbPool, reconcile, webhook_refresh};
 use crate::queue::job::Job;
-use crate::queue::publisher::Broker;
 use crate::shutdown::Shutdown;
+use crate::worker::job_publisher::JobPublisher;
 use crate::worker::jobs::{Reconcile, WebhookRefresh};
 
 /// The longest the scheduler waits between two looks for webhooks to refresh.
 const REFRESH_LOOK: Duration = Duration::from_secs(60);
-
-/// How long a look waits for the scheduler's broker connection to be ready.
-const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
 /// How often each job is scheduled.
 #[derive(Debug, Clone, Copy)]
@@ -41,22 +36,16 @@ pub struct Intervals {
     pub webhook_refresh: Duration,
 }
 
-/// Starts the scheduler; it stops with `shutdown`.
+/// Starts the scheduler, publishing through `publisher`; it stops with `shutdown`.
 pub fn spawn(
-    services: &Services,
+    publisher: &Arc<JobPublisher>,
     intervals: Intervals,
     pool: DbPool,
     shutdown: Shutdown,
 ) -> JoinHandle<()> {
-    let publisher = Arc::new(Publisher {
-        services: services.clone(),
-        shutdown: shutdown.clone(),
-        broker: OnceCell::new(),
-        supervisor: Mutex::new(None),
-    });
     let mut tasks = Vec::new();
     let mut schedule = |kind: Schedule, look: Duration, every: Duration| {
-        let (pool, publisher) = (pool.clone(), Arc::clone(&publisher));
+        let (pool, publisher) = (pool.clone(), Arc::clone(publisher));
         // The first look comes one period after start: a restart does not
         // reconcile everything at once, and the claims keep the rhythm anyway.
         tasks.push(runner::spawn(
@@ -82,55 +71,7 @@ pub fn spawn(
         for task in tasks {
             let _ = task.await;
         }
-        let supervisor = publisher
-            .supervisor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(supervisor) = supervisor {
-            let _ = supervisor.await;
-        }
     })
-}
-
-/// The scheduler's broker connection, opened when first needed.
-struct Publisher {
-    services: Services,
-    shutdown: Shutdown,
-    broker: OnceCell<Arc<Broker>>,
-    supervisor: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Publisher {
-    /// The broker, once it is ready to publish (within [`CONNECT_WAIT`]).
-    async fn ready(&self) -> anyhow::Result<&Broker> {
-        let broker = self
-            .broker
-            .get_or_init(|| async {
-                let (broker, supervisor) = Broker::start(
-                    &self.services.broker,
-                    crate::integration::messages::names(&self.services.broker),
-                    &self.services.retries,
-                    "scheduler",
-                    self.shutdown.clone(),
-                );
-                *self
-                    .supervisor
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(supervisor);
-                broker
-            })
-            .await;
-        let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
-        while !broker.is_ready() {
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline && !self.shutdown.is_cancelled(),
-                "RabbitMQ is not connected"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(broker)
-    }
 }
 
 /// What a schedule enqueues.
@@ -180,27 +121,27 @@ impl Schedule {
     }
 
     /// Enqueues the job of `integration_id`; its message id.
-    async fn publish(self, broker: &Broker, integration_id: i64) -> anyhow::Result<uuid::Uuid> {
-        Ok(match self {
+    async fn publish(
+        self,
+        publisher: &JobPublisher,
+        integration_id: i64,
+    ) -> anyhow::Result<uuid::Uuid> {
+        match self {
             Self::Reconcile => {
                 let job = Reconcile {
                     integration_id,
                     since_ms: None,
                 };
-                broker.publish_job(&job).await?
+                publisher.publish(&job).await
             }
-            Self::WebhookRefresh => {
-                broker
-                    .publish_job(&WebhookRefresh { integration_id })
-                    .await?
-            }
-        })
+            Self::WebhookRefresh => publisher.publish(&WebhookRefresh { integration_id }).await,
+        }
     }
 }
 
 /// One look of `schedule`: claims what is due within `every` and enqueues a
 /// job for each; what could not be enqueued is given back and logged.
-async fn enqueue(schedule: Schedule, pool: &DbPool, publisher: &Publisher, every: Duration) {
+async fn enqueue(schedule: Schedule, pool: &DbPool, publisher: &JobPublisher, every: Duration) {
     let job = schedule.job_type();
     if let Err(error) = enqueue_due(schedule, pool, publisher, every).await {
         tracing::warn!(job, error = %format!("{error:#}"), "scheduling failed; the next look tries again");
@@ -210,7 +151,7 @@ async fn enqueue(schedule: Schedule, pool: &DbPool, publisher: &Publisher, every
 async fn enqueue_due(
     schedule: Schedule,
     pool: &DbPool,
-    publisher: &Publisher,
+    publisher: &JobPublisher,
     every: Duration,
 ) -> anyhow::Result<()> {
     let job = schedule.job_type();
@@ -225,15 +166,8 @@ async fn enqueue_due(
     if due.is_empty() {
         return Ok(());
     }
-    let broker = match publisher.ready().await {
-        Ok(broker) => broker,
-        Err(error) => {
-            give_back(schedule, &client, &due).await;
-            return Err(error);
-        }
-    };
     for (at, &integration_id) in due.iter().enumerate() {
-        match schedule.publish(broker, integration_id).await {
+        match schedule.publish(publisher, integration_id).await {
             Ok(id) => {
                 tracing::info!(integration.id = integration_id, message.id = %id, job, "job enqueued");
             }
