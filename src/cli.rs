@@ -159,6 +159,33 @@ mod tests {
             "a client id needs its secret"
         );
 
+        let cloud = |extra: &[&str]| {
+            let mut args = vec!["oauth", "start", "--cloud"];
+            args.extend(extra);
+            parse(&args)
+        };
+        assert!(cloud(&oauth2).is_ok());
+        assert!(cloud(&[&oauth2[..], &["--site", "https://acme.atlassian.net"]].concat()).is_ok());
+        for (case, args) in [
+            ("a base URL", [&oauth2[..], &base[..]].concat()),
+            ("a scope", [&oauth2[..], &["--scope", "ADMIN"]].concat()),
+            ("an application link", [&oauth2[..], &oauth1[..]].concat()),
+        ] {
+            assert_eq!(
+                cloud(&args).expect_err(case).kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "case {case}"
+            );
+        }
+        assert!(cloud(&[]).is_err(), "--cloud needs a client");
+        let site_alone = [
+            &base[..],
+            &oauth2[..],
+            &["--site", "https://acme.atlassian.net"],
+        ]
+        .concat();
+        assert!(start(&site_alone[2..]).is_err(), "--site needs --cloud");
+
         let add = |auth: &[&str]| {
             let mut args = vec!["integration", "add"];
             args.extend(base);

@@ -17,7 +17,12 @@ use crate::jira::{Auth, JiraClient, Signer};
 #[derive(Debug, Clone, clap::Args)]
 pub struct AppLink {
     /// Base URL of the Jira Server / Data Center.
-    #[arg(long)]
+    #[arg(
+        long,
+        required_unless_present = "cloud",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub base_url: String,
     /// Consumer key of an OAuth 1.0a application link.
     #[arg(long, requires = "private_key_file")]

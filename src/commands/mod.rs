@@ -15,6 +15,7 @@ mod link;
 pub mod migrate;
 pub mod oauth;
 mod oauth2;
+mod oauth2_cloud;
 mod oauth_session;
 pub mod reconcile;
 mod rotate_webhook_secret;

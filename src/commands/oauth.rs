@@ -1,5 +1,6 @@
 //! `jirasync oauth start|status|finish`: the command-line side of the install
-//! flows, OAuth 1.0a and (in `oauth2.rs`) OAuth 2.0 (docs/reference.md §1, §6). The
+//! flows, OAuth 1.0a and (in `oauth2.rs`) OAuth 2.0 (docs/reference.md §1, §6),
+//! and (in `oauth2_cloud.rs`) Jira Cloud's OAuth 2.0 (3LO) (§11.2). The
 //! work happens in the worker's OAuth jobs; these commands record the session,
 //! enqueue jobs and read the session back.
 
@@ -17,13 +18,15 @@ use crate::worker::jobs::{OauthAccessToken, OauthRequestToken};
 /// `jirasync oauth …`
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Start the install flow: record a session and enqueue the request-token job.
-    Start(StartArgs),
+    /// Start the install flow: record a session and print the authorize URL
+    /// (OAuth 2.0, Data Center or Jira Cloud with `--cloud`), or enqueue the
+    /// request-token job (OAuth 1.0a).
+    Start(Box<StartArgs>),
     /// Print a session's state as JSON.
     Status(StatusArgs),
     /// Finish a session by hand when the callback cannot be reached: OAuth 1.0a
-    /// with the verifier Jira showed, OAuth 2.0 with the code of the address
-    /// Jira sent the browser to.
+    /// with the verifier Jira showed, OAuth 2.0 (Data Center or Cloud) with the
+    /// code of the address Jira or Atlassian sent the browser to.
     Finish(FinishArgs),
 }
 
@@ -56,11 +59,17 @@ pub async fn run(command: &Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// With `--client-id`, records an OAuth 2.0 session ([`super::oauth2::start`]).
+/// With `--cloud`, records a Jira Cloud 3LO session
+/// ([`super::oauth2_cloud::start`]); with `--client-id`, an OAuth 2.0 session
+/// ([`super::oauth2::start`]).
 /// Otherwise records a `pending` OAuth 1.0a session and enqueues its
 /// request-token job; with `wait`, polls the session until it has an authorize
 /// URL (Ok), failed (Err with its error) or the time is up (Err).
 pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
+    if args.cloud {
+        super::transport::warn("", true, Some(&args.public.url));
+        return super::oauth2_cloud::start(args).await;
+    }
     super::transport::warn(
         &args.link.base_url,
         !args.link.no_verify_ssl,

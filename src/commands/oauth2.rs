@@ -14,11 +14,13 @@ use uuid::Uuid;
 use super::job::JobPublisher;
 use super::link::read_secret_file;
 use super::oauth_session::{FinishArgs, StartArgs, Started, wait_until};
-use crate::db::oauth_sessions::{self, NewOAuth2, OAUTH2_STATE_LIFETIME, OauthSession, State};
+use crate::db::oauth_sessions::{
+    self, NewOAuth2, OAUTH2_STATE_LIFETIME, Oauth2Server, OauthSession, State,
+};
 use crate::integration::routes;
 use crate::jira::Auth;
 use crate::jira::oauth2_flow::{AuthorizeRequest, fresh_secret};
-use crate::worker::jobs::Oauth2Token;
+use crate::worker::jobs::{CloudOauth2Token, Oauth2Token};
 
 /// The scope asked for by default: webhook registration needs an administrator's.
 pub const DEFAULT_SCOPE: &str = "ADMIN";
@@ -53,10 +55,11 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<Started> {
         &keys,
         &args.session(session_id, &base_url),
         &NewOAuth2 {
+            server: Oauth2Server::Jira,
             client_id,
             client_secret: &client_secret,
             scope,
-            code_verifier: &code_verifier,
+            code_verifier: Some(&code_verifier),
             state: &oauth2_state,
             authorize_url: &authorize_url,
         },
@@ -77,12 +80,16 @@ pub async fn report(args: &StartArgs, started: &Started) -> anyhow::Result<()> {
         "{}",
         json!({ "session_id": id, "authorize_url": started.authorize_url })
     );
-    eprintln!(
-        "Open the authorize_url in a browser, signed in to Jira (as an administrator, to register \
-         the webhook), and allow access within 10 minutes; Jira sends the browser back to \
-         {}, and `jirasync oauth status {id}` shows `installed`.",
-        routes::oauth2_callback_url(&args.public.url)
-    );
+    if args.cloud {
+        eprintln!("{}", super::oauth2_cloud::next_step(args, id));
+    } else {
+        eprintln!(
+            "Open the authorize_url in a browser, signed in to Jira (as an administrator, to \
+             register the webhook), and allow access within 10 minutes; Jira sends the browser \
+             back to {}, and `jirasync oauth status {id}` shows `installed`.",
+            routes::oauth2_callback_url(&args.public.url)
+        );
+    }
     let Some(wait) = args.wait else {
         return Ok(());
     };
@@ -97,7 +104,8 @@ pub async fn report(args: &StartArgs, started: &Started) -> anyhow::Result<()> {
 const MAX_CODE_LEN: usize = 1024;
 
 /// `oauth finish SESSION_ID --code CODE`: enqueues the session's
-/// `jira_server.oauth2_token` job with `code`, as the callback does, when the
+/// `jira_server.oauth2_token` job (`jira_cloud.oauth2_token` for a Jira Cloud
+/// session) with `code`, as the callback does, when the
 /// session awaits authorization and started less than 10 minutes ago; a clear
 /// error otherwise (an OAuth 1.0a session, a failed, finishing or expired one).
 pub async fn finish(
@@ -113,10 +121,15 @@ pub async fn finish(
              --verifier VERIFIER`, VERIFIER being the code Jira showed after authorization"
         );
     };
+    let cloud = session.flow.server == Oauth2Server::Atlassian;
+    let again = match cloud {
+        true => "jirasync oauth start --cloud --client-id …",
+        false => "jirasync oauth start --client-id …",
+    };
     match session.state {
         State::AwaitingAuthorization => {}
         State::Failed => anyhow::bail!(
-            "OAuth session {id} has failed ({}); start again with `jirasync oauth start --client-id …`",
+            "OAuth session {id} has failed ({}); start again with `{again}`",
             session.error.as_deref().unwrap_or("no error recorded")
         ),
         other => anyhow::bail!(
@@ -128,7 +141,7 @@ pub async fn finish(
     anyhow::ensure!(
         Utc::now() - session.created_at <= lifetime,
         "OAuth session {id} started more than {} minutes ago and has expired; start again with \
-         `jirasync oauth start --client-id …` and finish within {} minutes",
+         `{again}` and finish within {} minutes",
         lifetime.num_minutes(),
         lifetime.num_minutes()
     );
@@ -136,21 +149,24 @@ pub async fn finish(
         .await
         .context("failed to read the OAuth session")?
         .with_context(|| format!("OAuth session {id} has no state; start again"))?;
-    let code = code_of(given, &session_state, id)?;
+    let code = code_of(given, &session_state, id, again)?;
     let job = Oauth2Token {
         state: session_state,
         code: Some(code),
         error: None,
         error_description: None,
     };
-    let message_id = JobPublisher::enqueue(&args.services, &job).await?;
+    let message_id = match cloud {
+        true => JobPublisher::enqueue(&args.services, &CloudOauth2Token(job)).await?,
+        false => JobPublisher::enqueue(&args.services, &job).await?,
+    };
     Ok(json!({ "session_id": id, "message_id": message_id }))
 }
 
 /// The code in `given`: the code itself, or the address Jira sent the browser
 /// to (whose `state` must be the session's, and which may carry Jira's `error`
 /// instead of a code).
-fn code_of(given: &str, session_state: &str, id: Uuid) -> anyhow::Result<String> {
+fn code_of(given: &str, session_state: &str, id: Uuid, again: &str) -> anyhow::Result<String> {
     let given = given.trim();
     let query = match given.split_once('?') {
         Some((_, query)) => Some(query),
@@ -178,8 +194,7 @@ fn code_of(given: &str, session_state: &str, id: Uuid) -> anyhow::Result<String>
             }
             if let Some(error) = get("error") {
                 anyhow::bail!(
-                    "Jira did not authorize jirasync (error={}); start again with `jirasync oauth \
-                     start --client-id …`",
+                    "jirasync was not authorized (error={}); start again with `{again}`",
                     printable(&error)
                 );
             }
@@ -212,7 +227,7 @@ mod tests {
     #[test]
     fn the_code_is_taken_alone_or_from_the_address_jira_sent_the_browser_to() {
         let id = Uuid::nil();
-        let code = |given: &str| code_of(given, "st4te", id).map_err(|e| e.to_string());
+        let code = |given: &str| code_of(given, "st4te", id, "again").map_err(|e| e.to_string());
         assert_eq!(code(" abc-123 ").as_deref(), Ok("abc-123"));
         assert_eq!(code("code=abc").as_deref(), Ok("abc"));
         assert_eq!(

@@ -1,5 +1,5 @@
-//! What `oauth start`'s two flows share (`oauth.rs` for OAuth 1.0a, `oauth2.rs`
-//! for OAuth 2.0): the arguments of `start`, `status` and `finish`, what `start`
+//! What `oauth start`'s flows share (`oauth.rs` for OAuth 1.0a, `oauth2.rs`
+//! for OAuth 2.0, `oauth2_cloud.rs` for Jira Cloud's 3LO): the arguments of `start`, `status` and `finish`, what `start`
 //! prints, and reading and waiting on a session.
 
 use std::path::PathBuf;
@@ -9,20 +9,52 @@ use anyhow::Context;
 use uuid::Uuid;
 
 use super::link::AppLink;
-use crate::config::{DatabaseSettings, PublicSettings, Services, parse_seconds};
+use crate::config::{AtlassianSettings, DatabaseSettings, PublicSettings, Services, parse_seconds};
 use crate::db::oauth_sessions::{self, NewSession, OauthSession, SessionRef, State};
 use crate::secrets::Keyring;
 
 /// How often `--wait` looks at the session.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-/// The arguments of `oauth start`.
+/// The arguments of `oauth start`: a Jira Data Center (`--base-url`, with an
+/// OAuth 1.0a application link or an OAuth 2.0 client) or, with `--cloud`, a
+/// Jira Cloud OAuth 2.0 (3LO) app (docs/reference.md §11.2).
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Jira Cloud (--cloud): create an OAuth 2.0 (3LO) app in Atlassian's \
+developer console (developer.atlassian.com → Developer console → Create → OAuth 2.0 \
+integration); under Authorization set its callback URL to JIRASYNC_PUBLIC_URL + \
+/extensions/jira-cloud/oauth2/callback; under Permissions add the Jira API scopes \
+read:jira-user, read:jira-work, write:jira-work and manage:jira-webhook. Then run \
+`jirasync oauth start --cloud --client-id ID --client-secret-file FILE [--site URL]` and open \
+the authorize_url signed in as the app's owner (the webhooks of a private app reach jirasync \
+only when its owner authorizes)."
+)]
 pub struct StartArgs {
     /// The Jira, and its application link for OAuth 1.0a.
     #[command(flatten)]
     pub link: AppLink,
-    /// Client id of an OAuth 2.0 application link (External application, Incoming).
+    /// Connect a Jira Cloud site through an OAuth 2.0 (3LO) app of Atlassian's
+    /// developer console instead of a Data Center.
+    #[arg(
+        long,
+        requires = "client_id",
+        conflicts_with_all = ["base_url", "consumer_key", "private_key_file", "no_verify_ssl", "scope"]
+    )]
+    pub cloud: bool,
+    /// Jira Cloud: the site to connect, e.g. https://acme.atlassian.net
+    /// [default: the only site the authorization reaches].
+    // Also conflicting with the Data Center form itself: clap waives a
+    // requirement that conflicts with a given argument.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "cloud",
+        conflicts_with_all = ["base_url", "consumer_key"]
+    )]
+    pub site: Option<String>,
+    /// Client id of an OAuth 2.0 application link (External application,
+    /// Incoming), or with `--cloud` of the 3LO app.
     #[arg(
         long,
         conflicts_with = "consumer_key",
@@ -33,11 +65,12 @@ pub struct StartArgs {
     /// A file holding the OAuth 2.0 client secret.
     #[arg(long, value_name = "FILE", requires = "client_id")]
     pub client_secret_file: Option<PathBuf>,
-    /// The OAuth 2.0 scope to ask for [default: ADMIN, which webhook registration needs].
+    /// The OAuth 2.0 scope to ask for [default: ADMIN, which webhook registration
+    /// needs]; Jira Cloud always asks for jirasync's five scopes.
     #[arg(long, requires = "client_id")]
     pub scope: Option<String>,
     /// Wait up to this many seconds: for the authorize URL (OAuth 1.0a), for the
-    /// install (OAuth 2.0).
+    /// install (OAuth 2.0, Data Center or Cloud).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub wait: Option<Duration>,
     /// Postgres and RabbitMQ.
@@ -46,6 +79,9 @@ pub struct StartArgs {
     /// The base of the OAuth 2.0 redirect URL.
     #[command(flatten)]
     pub public: PublicSettings,
+    /// Atlassian's servers (Jira Cloud).
+    #[command(flatten)]
+    pub atlassian: AtlassianSettings,
 }
 
 impl StartArgs {

@@ -29,7 +29,8 @@ mod session;
 
 pub use cleanup::{CLEANUP_BATCH, DELETE_AFTER, SCRUB_AFTER, delete_old, scrub_stale};
 pub use session::{
-    Flow, OAUTH2, OAuth1, OAuth2, Oauth1Session, Oauth2Session, OauthSession, Session, State,
+    Flow, OAUTH2, OAUTH2_CLOUD, OAuth1, OAuth2, Oauth1Session, Oauth2Server, Oauth2Session,
+    OauthSession, Session, State,
 };
 
 /// How long a claim of the access-token step (`authorizing`) excludes another
@@ -50,8 +51,14 @@ fn from_row(keys: &Keyring, row: &Row) -> Result<OauthSession, Unreadable> {
     let secret = |column: &Sealed<OauthSessions>, index: usize| {
         column.open_opt(keys, id, row.get::<_, Option<&str>>(index))
     };
-    let flow = if row.get::<_, &str>(13) == OAUTH2 {
+    let server = match row.get::<_, &str>(13) {
+        OAUTH2 => Some(Oauth2Server::Jira),
+        OAUTH2_CLOUD => Some(Oauth2Server::Atlassian),
+        _ => None,
+    };
+    let flow = if let Some(server) = server {
         Flow::OAuth2(OAuth2 {
+            server,
             client_id: row.get(2),
             client_secret: secret(&SESSION_CLIENT_SECRET, 14)?,
             scope: row.get(15),
@@ -125,17 +132,19 @@ pub async fn insert_oauth1(
     Ok(())
 }
 
-/// What `oauth start --client-id` records of an OAuth 2.0 session besides
-/// [`NewSession`].
+/// What `oauth start --client-id` (or `--cloud`) records of an OAuth 2.0
+/// session besides [`NewSession`].
 pub struct NewOAuth2<'a> {
+    /// Whose authorization server issues the code.
+    pub server: Oauth2Server,
     /// The client id (stored as the link's key).
     pub client_id: &'a str,
     /// The client secret.
     pub client_secret: &'a str,
     /// The scope asked for.
     pub scope: &'a str,
-    /// The PKCE verifier.
-    pub code_verifier: &'a str,
+    /// The PKCE verifier (none for Jira Cloud).
+    pub code_verifier: Option<&'a str>,
     /// The `state` the callback must bring back.
     pub state: &'a str,
     /// Where the person authorizes.
@@ -153,7 +162,7 @@ pub async fn insert_oauth2(
         .execute(
             "INSERT INTO oauth_sessions (id, base_url, consumer_key, private_key, verify_ssl,
                     state, flow, client_secret, scope, code_verifier, oauth2_state, authorize_url)
-             VALUES ($1, $2, $3, '', $4, 'awaiting_authorization', 'oauth2', $5, $6, $7, $8, $9)",
+             VALUES ($1, $2, $3, '', $4, 'awaiting_authorization', $10, $5, $6, $7, $8, $9)",
             &[
                 &new.id,
                 &new.base_url,
@@ -161,16 +170,17 @@ pub async fn insert_oauth2(
                 &new.verify_ssl,
                 &SESSION_CLIENT_SECRET.seal(keys, new.id, oauth2.client_secret),
                 &oauth2.scope,
-                &SESSION_CODE_VERIFIER.seal(keys, new.id, oauth2.code_verifier),
+                &SESSION_CODE_VERIFIER.seal_opt(keys, new.id, oauth2.code_verifier),
                 &oauth2.state,
                 &oauth2.authorize_url,
+                &oauth2.server.flow(),
             ],
         )
         .await?;
     Ok(())
 }
 
-/// Claims the OAuth 2.0 session of `state` for its token job: `awaiting_authorization`
+/// Claims the OAuth 2.0 session of `server` and `state` for its token job: `awaiting_authorization`
 /// (when the callback came within [`OAUTH2_STATE_LIFETIME`] of the session's
 /// start, at `called_back_at`), or an `authorizing` claim older than
 /// [`AUTHORIZING_LEASE`] → `authorizing`. `None` when no session may take it:
@@ -178,6 +188,7 @@ pub async fn insert_oauth2(
 pub async fn claim_oauth2(
     client: &impl GenericClient,
     keys: &Keyring,
+    server: Oauth2Server,
     state: &str,
     called_back_at: DateTime<Utc>,
 ) -> Result<Option<Oauth2Session>, StoreError> {
@@ -188,7 +199,7 @@ pub async fn claim_oauth2(
     let sql = format!(
         "UPDATE oauth_sessions
             SET state = 'authorizing', updated_at = now()
-          WHERE oauth2_state = $1 AND flow = 'oauth2'
+          WHERE oauth2_state = $1 AND flow = $5
             AND ((state = 'awaiting_authorization'
                   AND created_at >= $2::timestamptz - make_interval(secs => $3))
                  OR (state = 'authorizing' AND updated_at < now() - make_interval(secs => $4)))
@@ -196,7 +207,10 @@ pub async fn claim_oauth2(
     );
     recheck(client, keys).await?;
     let row = client
-        .query_opt(&sql, &[&state, &called_back_at, &lifetime, &lease])
+        .query_opt(
+            &sql,
+            &[&state, &called_back_at, &lifetime, &lease, &server.flow()],
+        )
         .await?;
     // The statement claims OAuth 2.0 sessions only.
     Ok(session(keys, row)?.and_then(|session| session.into_oauth2()))
@@ -386,12 +400,14 @@ pub async fn mark_failed(
     Ok(())
 }
 
-/// The `state` of OAuth 2.0 session `id` (`None`: no such session, or not OAuth
-/// 2.0): what `oauth finish --code` puts in the token job, as the callback does.
+/// The `state` of OAuth 2.0 session `id`, Data Center or Cloud (`None`: no such
+/// session, or not OAuth 2.0): what `oauth finish --code` puts in the token
+/// job, as the callback does.
 pub async fn oauth2_state(client: &impl GenericClient, id: Uuid) -> Result<Option<String>, Error> {
     let row = client
         .query_opt(
-            "SELECT oauth2_state FROM oauth_sessions WHERE id = $1 AND flow = 'oauth2'",
+            "SELECT oauth2_state FROM oauth_sessions
+              WHERE id = $1 AND flow IN ('oauth2', 'oauth2_cloud')",
             &[&id],
         )
         .await?;

@@ -191,7 +191,7 @@ async fn serve_with(
 /// The routes of docs/reference.md §3; `/metrics` only with `with_metrics`.
 pub fn router(state: AppState, with_metrics: bool) -> Router {
     let admission = state.admission.clone();
-    // One bucket per client for both callbacks.
+    // One bucket per client for the callbacks.
     let rate = server::RateLimit::callbacks();
     let callbacks = |rate: &server::RateLimit| {
         let rate = rate.clone();
@@ -214,6 +214,10 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
             routes::OAUTH2_CALLBACK_PATH,
             get(oauth2_callback::receive).layer(callbacks(&rate)),
         )
+        .route(
+            routes::CLOUD_OAUTH2_CALLBACK_PATH,
+            get(oauth2_callback::receive_cloud).layer(callbacks(&rate)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     let mut templates = vec![
@@ -223,6 +227,7 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
         cloud_slashed.as_str(),
         routes::OAUTH_CALLBACK_PATH,
         routes::OAUTH2_CALLBACK_PATH,
+        routes::CLOUD_OAUTH2_CALLBACK_PATH,
         "/healthz",
         "/readyz",
     ];

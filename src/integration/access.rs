@@ -7,6 +7,10 @@
 //! workers finding the token expiring (or refused) at once, one refreshes; the
 //! others wait on the row, see the new token, and use it.
 //!
+//! A Jira Cloud 3LO integration refreshes the same way, only the call goes to
+//! Atlassian's `<AUTH>/oauth/token` (JSON) instead of the Jira; Atlassian
+//! rotates refresh tokens too, and answers a dead one `403 invalid_grant`.
+//!
 //! A Jira Cloud service account (`client_credentials`) has no refresh token: a
 //! new 60-minute token is obtained from Atlassian under the same row lock, when
 //! the stored one is missing or expiring and once more when Jira answers 401
@@ -27,7 +31,7 @@ use super::row::Integration;
 use super::store;
 use crate::cloud::connect::atlassian;
 use crate::db::{DbPool, StoreError};
-use crate::jira::oauth2_flow::ClientCredentials;
+use crate::jira::oauth2_flow::{ClientCredentials, Tokens};
 use crate::jira::{Auth, ClientOptions, JiraClient, JiraError};
 use crate::secrets::Unreadable;
 
@@ -67,8 +71,8 @@ pub enum AccessError {
     Jira(JiraError),
 }
 
-/// Atlassian's authorization server, for a service account whose metadata does
-/// not name the one it was connected with.
+/// Atlassian's authorization server, for a Cloud integration whose metadata
+/// does not name the one it was connected with.
 const DEFAULT_AUTH_URL: &str = "https://auth.atlassian.com";
 
 impl From<StoreError> for AccessError {
@@ -247,18 +251,14 @@ impl Integration {
             tx.commit().await?;
             return Err(self.reauth_error(first, reason));
         };
-        let jira = shared_jira_client(
-            pool.jira_http(),
-            &self.metadata.base_url,
-            self.metadata.verify_ssl,
-            Auth::Bearer(access_token.clone()),
-        )
-        .map_err(AccessError::Setup)?;
         let client_credentials = ClientCredentials {
             id: client_id,
             secret: client_secret,
         };
-        match self.observed(jira.oauth2_refresh(client_credentials, refresh_token).await) {
+        let refreshed = self
+            .refresh_call(pool, client_credentials, access_token, refresh_token)
+            .await?;
+        match self.observed(refreshed) {
             Ok(tokens) => {
                 // Jira has rotated the refresh token: storing the new one is the
                 // first thing that may fail, whatever else the answer holds
@@ -314,6 +314,48 @@ impl Integration {
         }
     }
 
+    /// The one call of a refresh, the only part that differs by provider: Data
+    /// Center's form at its own `/rest/oauth2/latest/token`, Jira Cloud's JSON at
+    /// `<AUTH>/oauth/token` (the authorization server recorded at connection,
+    /// docs/reference.md §11.3b). Both rotate the refresh token.
+    async fn refresh_call(
+        &self,
+        pool: &DbPool,
+        client: ClientCredentials<'_>,
+        access_token: &str,
+        refresh_token: &str,
+    ) -> Result<Result<Tokens, JiraError>, AccessError> {
+        Ok(match self.provider {
+            Kind::Server => {
+                let jira = shared_jira_client(
+                    pool.jira_http(),
+                    &self.metadata.base_url,
+                    self.metadata.verify_ssl,
+                    Auth::Bearer(access_token.to_owned()),
+                )
+                .map_err(AccessError::Setup)?;
+                jira.oauth2_refresh(client, refresh_token).await
+            }
+            Kind::Cloud => {
+                let http = pool
+                    .jira_http()
+                    .get(&ClientOptions::default())
+                    .map_err(AccessError::Setup)?;
+                let token_url = crate::config::token_url(self.auth_url());
+                atlassian::refresh_token(&http, &token_url, client, refresh_token).await
+            }
+        })
+    }
+
+    /// `<AUTH>` of a Cloud integration: the one it was connected with, else
+    /// Atlassian's.
+    fn auth_url(&self) -> &str {
+        self.metadata
+            .auth_url
+            .as_deref()
+            .unwrap_or(DEFAULT_AUTH_URL)
+    }
+
     /// The credentials with a service account's token that is not expiring
     /// (docs/reference.md §11.3c): a new one from `<AUTH>/oauth/token`, obtained
     /// under the row lock, unless another process obtained one while this one
@@ -340,16 +382,11 @@ impl Integration {
         else {
             return Ok(credentials);
         };
-        let auth_url = self
-            .metadata
-            .auth_url
-            .as_deref()
-            .unwrap_or(DEFAULT_AUTH_URL);
         let http = pool
             .jira_http()
             .get(&ClientOptions::default())
             .map_err(AccessError::Setup)?;
-        let token_url = crate::config::token_url(auth_url);
+        let token_url = crate::config::token_url(self.auth_url());
         match atlassian::client_credentials(&http, &token_url, client_id, client_secret).await {
             Ok(token) => {
                 store::save_refreshed(

@@ -35,10 +35,11 @@ pub const RECONCILE: &str = "jira_server.reconcile";
 pub const OUTBOUND: &str = "jira_server.outbound";
 
 /// Every job type, routed to `P.jobs`; the worker's dispatcher handles each.
-pub const JOB_TYPES: [&str; 5] = [
+pub const JOB_TYPES: [&str; 6] = [
     OAUTH_REQUEST_TOKEN,
     OAUTH_ACCESS_TOKEN,
     OAUTH2_TOKEN,
+    CLOUD_OAUTH2_TOKEN,
     RECONCILE,
     CLOUD_WEBHOOK_REFRESH,
 ];

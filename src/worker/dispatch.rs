@@ -10,9 +10,9 @@ use crate::queue::job::Job;
 use crate::worker::environment::Environment;
 use crate::worker::failure;
 use crate::worker::jobs::{
-    Oauth2Token, OauthAccessToken, OauthRequestToken, Push, Reconcile, WebhookRefresh,
-    oauth_access_token, oauth_request_token, oauth2_token, outbound, reconcile, webhook,
-    webhook_refresh,
+    CloudOauth2Token, Oauth2Token, OauthAccessToken, OauthRequestToken, Push, Reconcile,
+    WebhookRefresh, cloud_oauth2_token, oauth_access_token, oauth_request_token, oauth2_token,
+    outbound, reconcile, webhook, webhook_refresh,
 };
 use crate::worker::outage::Outage;
 
@@ -36,6 +36,8 @@ pub enum Message {
     AccessToken(OauthAccessToken),
     /// `jira_server.oauth2_token`.
     Oauth2Token(Oauth2Token),
+    /// `jira_cloud.oauth2_token`.
+    CloudOauth2Token(CloudOauth2Token),
     /// `jira_server.reconcile`, and its message id.
     Reconcile(Reconcile, String),
     /// `jira_server.outbound`, and its message id (its audit rows name it, its
@@ -55,6 +57,7 @@ impl Message {
             OauthRequestToken::TYPE => Self::RequestToken(OauthRequestToken::parse(body)?),
             OauthAccessToken::TYPE => Self::AccessToken(OauthAccessToken::parse(body)?),
             Oauth2Token::TYPE => Self::Oauth2Token(Oauth2Token::parse(body)?),
+            CloudOauth2Token::TYPE => Self::CloudOauth2Token(CloudOauth2Token::parse(body)?),
             Reconcile::TYPE => Self::Reconcile(Reconcile::parse(body)?, incoming.id.clone()),
             Push::TYPE => Self::Outbound(Push::parse(body)?, incoming.id.clone()),
             WebhookRefresh::TYPE => {
@@ -79,7 +82,10 @@ impl Message {
             Self::Reconcile(job, id) => Some((job.integration_id, id)),
             Self::Outbound(push, id) => Some((push.integration_id, id)),
             Self::WebhookRefresh(job, id) => Some((job.integration_id, id)),
-            Self::RequestToken(_) | Self::AccessToken(_) | Self::Oauth2Token(_) => None,
+            Self::RequestToken(_)
+            | Self::AccessToken(_)
+            | Self::Oauth2Token(_)
+            | Self::CloudOauth2Token(_) => None,
         }
     }
 }
@@ -101,6 +107,9 @@ impl Handler for Dispatcher {
             Message::RequestToken(job) => oauth_request_token::handle(&self.env, job).await,
             Message::AccessToken(job) => oauth_access_token::handle(&self.env, job).await,
             Message::Oauth2Token(job) => oauth2_token::handle(&self.env, job, incoming).await,
+            Message::CloudOauth2Token(job) => {
+                cloud_oauth2_token::handle(&self.env, job, incoming).await
+            }
             Message::Reconcile(job, id) => reconcile::handle(&self.env, job, id).await,
             Message::Outbound(push, id) => outbound::handle(&self.env, push, id).await,
             Message::WebhookRefresh(job, _) => webhook_refresh::handle(&self.env, job).await,
@@ -130,6 +139,9 @@ impl Handler for Dispatcher {
                 (SessionRef::RequestToken(&job.oauth_token), "oauth finish")
             }
             Message::Oauth2Token(job) => (SessionRef::OAuth2State(&job.state), "oauth start"),
+            Message::CloudOauth2Token(job) => {
+                (SessionRef::OAuth2State(&job.0.state), "oauth start --cloud")
+            }
             Message::Outbound(push, id) => {
                 if let Err(failure) =
                     outbound::dead_lettered(&self.env, push, id, reason, error).await

@@ -15,6 +15,7 @@ mod bench_script;
 mod broker_outage;
 mod cloud_connect;
 mod cloud_migrate;
+mod cloud_oauth;
 mod cloud_outbound;
 mod cloud_reconcile;
 mod cloud_webhook_refresh;

@@ -58,12 +58,15 @@ fn start_args(settings: &Settings, base_url: &str, consumer_key: &str) -> StartA
             private_key_file: Some(KEY_FILE.into()),
             no_verify_ssl: false,
         },
+        cloud: false,
+        site: None,
         client_id: None,
         client_secret_file: None,
         scope: None,
         wait: Some(WAIT),
         services: settings.services(),
         public: settings.public.clone(),
+        atlassian: settings.atlassian.clone(),
     }
 }
 

@@ -1,17 +1,22 @@
 //! The calls to Atlassian that connecting a Jira Cloud site makes
 //! (docs/reference.md §11.3, §11.4): the site's cloudId (`/_edge/tenant_info`),
 //! what a site without one is (`serverInfo`), `myself` to check credentials, a
-//! service account's client-credentials token at `<AUTH>/oauth/token`, and the
-//! admin webhook. Each is sent once, without redirects; answers are judged as
+//! service account's client-credentials token and a 3LO app's code and refresh
+//! grants at `<AUTH>/oauth/token`, the sites a 3LO token reaches, and the admin
+//! webhook. Each is sent once, without redirects; answers are judged as
 //! the Jira client judges them (401 → `Unauthorized`, 5xx/429 → `Unavailable`).
-//! Used by `connect` and by `Integration::with_jira` (token renewal).
+//! Used by `connect`, the `jira_cloud.oauth2_token` job and by
+//! `Integration::with_jira` (token renewal and refresh).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::cloud::oauth::Resource;
+use crate::jira::auth::bearer;
 use crate::jira::client::{MAX_ANSWER_BYTES, read_limited, transport_failure};
+use crate::jira::oauth2_flow::{ClientCredentials, Tokens};
 use crate::jira::{ISSUE_EVENTS, JiraError};
 
 /// The admin webhook resource under a base URL.
@@ -159,7 +164,7 @@ pub async fn probe(http: &reqwest::Client, site: &str) -> Result<Site, JiraError
 
 /// A cloudId as it may go into a URL path and the external id: a UUID's
 /// characters, at most 64.
-fn is_cloud_id(id: &str) -> bool {
+pub fn is_cloud_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
@@ -202,22 +207,7 @@ pub async fn client_credentials(
         "client_id": client_id,
         "client_secret": client_secret,
     });
-    let answer = send(http, Method::POST, token_url, None, Some(&body)).await?;
-    if matches!(answer.status.as_u16(), 400 | 401 | 403) {
-        let error = answer
-            .json()
-            .and_then(|json| json.get("error")?.as_str().map(str::to_owned))
-            .filter(|error| {
-                error.len() <= 64 && error.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            })
-            .unwrap_or_else(|| format!("HTTP {}", answer.status.as_u16()));
-        return Err(JiraError::OAuth2Refused {
-            error,
-            hint: "check the service account's client id and secret (admin.atlassian.com → \
-                   Directory → Service accounts → its OAuth 2.0 credential), then connect it again",
-        });
-    }
-    let answer = answer.success()?;
+    let answer = token_call(http, token_url, &body, |_| SERVICE_ACCOUNT_HINT).await?;
     let json = answer.json().unwrap_or(Value::Null);
     let Some(token) = json
         .get("access_token")
@@ -238,6 +228,144 @@ pub async fn client_credentials(
     Ok(AccessToken {
         token: token.to_owned(),
         expires_at: Utc::now() + TimeDelta::seconds(expires_in),
+    })
+}
+
+/// What to check when Atlassian refuses a service account's credential.
+const SERVICE_ACCOUNT_HINT: &str = "check the service account's client id and secret \
+     (admin.atlassian.com → Directory → Service accounts → its OAuth 2.0 credential), then \
+     connect it again";
+
+/// What to check when Atlassian's token endpoint refuses a grant of a 3LO app
+/// (`error` as it answered).
+pub fn app_hint(error: &str) -> &'static str {
+    match error {
+        "invalid_grant" => {
+            "the authorization code or refresh token is expired, used or revoked: connect \
+             again with `jirasync oauth start --cloud …`"
+        }
+        "invalid_client" | "unauthorized_client" | "access_denied" => {
+            "check the app's client id and secret (developer.atlassian.com → Developer console \
+             → the app → Settings)"
+        }
+        "invalid_request" => {
+            "check that the app's callback URL (Developer console → the app → Authorization → \
+             OAuth 2.0 (3LO)) is JIRASYNC_PUBLIC_URL + /extensions/jira-cloud/oauth2/callback"
+        }
+        _ => "see the app in Atlassian's developer console (developer.atlassian.com)",
+    }
+}
+
+/// What a 3LO app's authorization code was exchanged for: the tokens, and
+/// the scopes Atlassian granted (space-separated, as it answered them).
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The access and (rotating) refresh token. `Debug` redacts them.
+    pub tokens: Tokens,
+    /// The granted `scope`; empty when the answer has none.
+    pub scope: String,
+}
+
+/// Exchanges a 3LO app's authorization code: `POST <token_url>` JSON
+/// `{"grant_type":"authorization_code","client_id","client_secret","code",
+/// "redirect_uri"}` (§11.3b). A refusal is an `OAuth2Refused` with
+/// [`app_hint`]; an answer without an access token is `InvalidResponse`.
+pub async fn authorization_code(
+    http: &reqwest::Client,
+    token_url: &str,
+    client: ClientCredentials<'_>,
+    code: &str,
+    redirect_uri: &str,
+) -> Result<Grant, JiraError> {
+    let body = json!({
+        "grant_type": "authorization_code",
+        "client_id": client.id,
+        "client_secret": client.secret,
+        "code": code,
+        "redirect_uri": redirect_uri,
+    });
+    let answer = token_call(http, token_url, &body, app_hint).await?;
+    let tokens = tokens(&answer)?;
+    if tokens.access_token.is_none() {
+        return Err(JiraError::InvalidResponse {
+            reason: "Atlassian's token answer carries no access_token".to_owned(),
+        });
+    }
+    let scope = answer
+        .json()
+        .and_then(|json| json.get("scope")?.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    Ok(Grant { tokens, scope })
+}
+
+/// Refreshes a 3LO integration's token: `POST <token_url>` JSON
+/// `{"grant_type":"refresh_token","client_id","client_secret","refresh_token"}`.
+/// Atlassian rotates the refresh token: the answer's replaces the one sent,
+/// which is dead from now on. Atlassian's `invalid_grant` (a `403`, or a 400 or
+/// 401) is an `OAuth2Refused` whose `is_invalid_grant` holds.
+pub async fn refresh_token(
+    http: &reqwest::Client,
+    token_url: &str,
+    client: ClientCredentials<'_>,
+    refresh_token: &str,
+) -> Result<Tokens, JiraError> {
+    let body = json!({
+        "grant_type": "refresh_token",
+        "client_id": client.id,
+        "client_secret": client.secret,
+        "refresh_token": refresh_token,
+    });
+    let answer = token_call(http, token_url, &body, app_hint).await?;
+    tokens(&answer)
+}
+
+/// The tokens of a token endpoint's answer, read leniently ([`Tokens::parse`]).
+fn tokens(answer: &Answer) -> Result<Tokens, JiraError> {
+    Tokens::parse(&answer.body).ok_or_else(|| JiraError::InvalidResponse {
+        reason: "Atlassian's token answer is not a JSON object".to_owned(),
+    })
+}
+
+/// One call of the token endpoint with a JSON `body`: a 400, 401 or 403 is an
+/// `OAuth2Refused` naming Atlassian's `error` (`HTTP <status>` when it names
+/// none) with `hint(error)`; any other failure as [`Answer::success`] judges it.
+async fn token_call(
+    http: &reqwest::Client,
+    token_url: &str,
+    body: &Value,
+    hint: fn(&str) -> &'static str,
+) -> Result<Answer, JiraError> {
+    let answer = send(http, Method::POST, token_url, None, Some(body)).await?;
+    if matches!(answer.status.as_u16(), 400 | 401 | 403) {
+        let error = answer
+            .json()
+            .and_then(|json| json.get("error")?.as_str().map(str::to_owned))
+            .filter(|error| {
+                error.len() <= 64 && error.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+            .unwrap_or_else(|| format!("HTTP {}", answer.status.as_u16()));
+        let hint = hint(&error);
+        return Err(JiraError::OAuth2Refused { error, hint });
+    }
+    answer.success()
+}
+
+/// The sites a 3LO access token reaches: `GET <api_url>/oauth/token/accessible-resources`
+/// with `Authorization: Bearer <token>`.
+pub async fn accessible_resources(
+    http: &reqwest::Client,
+    api_url: &str,
+    access_token: &str,
+) -> Result<Vec<Resource>, JiraError> {
+    let url = format!(
+        "{}/oauth/token/accessible-resources",
+        api_url.trim_end_matches('/')
+    );
+    let answer = send(http, Method::GET, &url, Some(&bearer(access_token)), None)
+        .await?
+        .success()?;
+    serde_json::from_str(&answer.body).map_err(|_| JiraError::InvalidResponse {
+        reason: "Atlassian's accessible-resources answer is not a list of sites".to_owned(),
     })
 }
 

@@ -84,16 +84,38 @@ pub struct OAuth1 {
     pub request_token_secret: Option<String>,
 }
 
+/// Whose authorization server an OAuth 2.0 session's code is exchanged at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oauth2Server {
+    /// The Jira Data Center's own (an External application link; flow `oauth2`).
+    Jira,
+    /// Atlassian's, for a Jira Cloud OAuth 2.0 (3LO) app (flow `oauth2_cloud`,
+    /// docs/reference.md §11.2).
+    Atlassian,
+}
+
+impl Oauth2Server {
+    /// `oauth_sessions.flow` of a session of this server.
+    pub const fn flow(self) -> &'static str {
+        match self {
+            Self::Jira => OAUTH2,
+            Self::Atlassian => OAUTH2_CLOUD,
+        }
+    }
+}
+
 /// What an OAuth 2.0 session holds. `Debug` shows the client id only.
 #[derive(Clone)]
 pub struct OAuth2 {
-    /// The application link's client id.
+    /// Whose authorization server issues the code.
+    pub server: Oauth2Server,
+    /// The application link's (or Cloud app's) client id.
     pub client_id: String,
     /// The client secret. Secret.
     pub client_secret: Option<String>,
     /// The scope asked for.
     pub scope: Option<String>,
-    /// The PKCE verifier. Secret.
+    /// The PKCE verifier (Data Center only: Atlassian documents no PKCE). Secret.
     pub code_verifier: Option<String>,
 }
 
@@ -108,6 +130,7 @@ impl fmt::Debug for OAuth1 {
 impl fmt::Debug for OAuth2 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuth2")
+            .field("server", &self.server)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
@@ -118,22 +141,24 @@ impl fmt::Debug for OAuth2 {
 pub enum Flow {
     /// OAuth 1.0a (`oauth_sessions.flow` `oauth1`).
     OAuth1(OAuth1),
-    /// OAuth 2.0 (`oauth2`).
+    /// OAuth 2.0 (`oauth2`, or `oauth2_cloud` for Jira Cloud).
     OAuth2(OAuth2),
 }
 
 impl Flow {
-    /// `oauth1` or `oauth2`, as stored and shown.
+    /// `oauth1`, `oauth2` or `oauth2_cloud`, as stored and shown.
     pub fn name(&self) -> &'static str {
         match self {
             Self::OAuth1(_) => "oauth1",
-            Self::OAuth2(_) => OAUTH2,
+            Self::OAuth2(flow) => flow.server.flow(),
         }
     }
 }
 
-/// `oauth_sessions.flow` of an OAuth 2.0 session.
+/// `oauth_sessions.flow` of a Data Center OAuth 2.0 session.
 pub const OAUTH2: &str = "oauth2";
+/// `oauth_sessions.flow` of a Jira Cloud OAuth 2.0 (3LO) session.
+pub const OAUTH2_CLOUD: &str = "oauth2_cloud";
 
 /// One session of flow `F` ([`OAuth1`], [`OAuth2`], or [`Flow`] when read
 /// without knowing it). `Debug` shows no secret.
@@ -141,7 +166,8 @@ pub const OAUTH2: &str = "oauth2";
 pub struct Session<F> {
     /// Session id.
     pub id: Uuid,
-    /// Jira's base URL.
+    /// Jira's base URL; for a Jira Cloud session the `--site` it connects, or
+    /// empty when none was given.
     pub base_url: String,
     /// Whether to verify Jira's TLS certificate.
     pub verify_ssl: bool,
@@ -207,25 +233,36 @@ impl OauthSession {
 
     /// The session as `jirasync oauth status` shows it: no private key, client
     /// secret, verifier, token or token secret (the authorize URL carries only
-    /// what is useless without them).
+    /// what is useless without them). A Jira Cloud session shows its `site`
+    /// (`null` without `--site`) instead of a base URL and TLS setting.
     pub fn public_json(&self) -> Value {
         let (link, id) = match &self.flow {
             Flow::OAuth1(flow) => ("consumer_key", &flow.consumer_key),
             Flow::OAuth2(flow) => ("client_id", &flow.client_id),
         };
-        json!({
+        let mut json = json!({
             "session_id": self.id,
             "flow": self.flow.name(),
             "state": self.state.as_str(),
-            "base_url": self.base_url,
             link: id,
-            "verify_ssl": self.verify_ssl,
             "authorize_url": self.authorize_url,
             "error": self.error,
             "integration_id": self.integration_id,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
-        })
+        });
+        if self.is_cloud() {
+            json["site"] = json!((!self.base_url.is_empty()).then_some(&self.base_url));
+        } else {
+            json["base_url"] = json!(self.base_url);
+            json["verify_ssl"] = json!(self.verify_ssl);
+        }
+        json
+    }
+
+    /// Whether this is a Jira Cloud OAuth 2.0 (3LO) session.
+    pub fn is_cloud(&self) -> bool {
+        matches!(&self.flow, Flow::OAuth2(flow) if flow.server == Oauth2Server::Atlassian)
     }
 }
 
@@ -259,6 +296,7 @@ mod tests {
 
     fn oauth2() -> Flow {
         Flow::OAuth2(OAuth2 {
+            server: Oauth2Server::Jira,
             client_id: "cid".into(),
             client_secret: Some("cs".into()),
             scope: Some("ADMIN".into()),
@@ -306,9 +344,25 @@ mod tests {
         assert_eq!(two["flow"], "oauth2");
         assert_eq!(two["client_id"], "cid");
         assert!(two.get("consumer_key").is_none());
+        let mut cloud = session(Flow::OAuth2(OAuth2 {
+            server: Oauth2Server::Atlassian,
+            client_id: "app".into(),
+            client_secret: Some("cs".into()),
+            scope: None,
+            code_verifier: None,
+        }));
+        cloud.base_url = String::new();
+        let three = cloud.public_json();
+        assert_eq!(three["flow"], "oauth2_cloud");
+        assert_eq!(three["site"], Value::Null);
+        assert!(three.get("base_url").is_none(), "{three}");
+        cloud.base_url = "https://acme.atlassian.net".into();
+        assert_eq!(cloud.public_json()["site"], "https://acme.atlassian.net");
         for shown in [
             one.to_string(),
             two.to_string(),
+            three.to_string(),
+            format!("{cloud:?}"),
             format!("{:?}", session(oauth1())),
             format!("{:?}", session(oauth2())),
         ] {

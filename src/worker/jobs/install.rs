@@ -1,6 +1,6 @@
 //! What the OAuth jobs share: the OAuth 1.0a session's client (request-token and
-//! access-token steps); and for the two install jobs (OAuth 1.0a's access-token
-//! step and OAuth 2.0's token step) the outcome of a step, judging a Jira failure,
+//! access-token steps); and for the install jobs (OAuth 1.0a's access-token
+//! step, OAuth 2.0's token step, Jira Cloud's 3LO token step) the outcome of a step, judging a Jira failure,
 //! a delivery that claimed nothing, saving the integration, the webhook
 //! registration once the integration holds its tokens, and the session's end.
 
@@ -11,7 +11,7 @@ use crate::db::StoreError;
 use crate::db::oauth_sessions::{self, Oauth1Session, Progress, Session, SessionRef, State};
 use crate::integration::install_record::{self, Install, SaveError};
 use crate::integration::webhook_registration::{self, RegisterError};
-use crate::integration::{self, Credentials, jira_client};
+use crate::integration::{self, Credentials, Integration, jira_client};
 use crate::jira::{Auth, JiraClient, JiraError, Signer};
 use crate::queue::handler::Failure;
 use crate::secrets::Keyring;
@@ -66,16 +66,7 @@ pub async fn register_webhook<F>(
     integration_id: i64,
     retry: &str,
 ) -> Step<i64> {
-    Span::current().record("integration.id", integration_id);
-    let integration = {
-        let client = env.pool.get().await?;
-        integration::by_id(&client, env.pool.keys(), integration_id).await?
-    };
-    let Some(integration) = integration else {
-        return Ok(Err(Refusal(format!(
-            "integration {integration_id} disappeared during the install"
-        ))));
-    };
+    let integration = step!(installed_integration(env, integration_id).await);
     match webhook_registration::register(&env.pool, &integration, &env.public_url).await {
         Ok(_) => Ok(Ok(integration_id)),
         Err(error) if error.is_transient() => Err(Failure::passing(error)),
@@ -84,6 +75,21 @@ pub async fn register_webhook<F>(
             integration_id,
             retry,
             &error,
+        )))),
+    }
+}
+
+/// The integration the session saved, read back for its webhook registration.
+pub async fn installed_integration(env: &Environment, integration_id: i64) -> Step<Integration> {
+    Span::current().record("integration.id", integration_id);
+    let integration = {
+        let client = env.pool.get().await?;
+        integration::by_id(&client, env.pool.keys(), integration_id).await?
+    };
+    match integration {
+        Some(integration) => Ok(Ok(integration)),
+        None => Ok(Err(Refusal(format!(
+            "integration {integration_id} disappeared during the install"
         )))),
     }
 }
@@ -119,7 +125,7 @@ pub async fn settle<F>(
     match step {
         Ok(Ok(integration_id)) => {
             oauth_sessions::record(client, session.id, integration_id, Progress::Installed).await?;
-            tracing::info!(session.id = %session.id, "Jira Server integration installed");
+            tracing::info!(session.id = %session.id, "integration installed");
             Ok(Outcome::Installed)
         }
         Ok(Err(Refusal(text))) => {
@@ -198,14 +204,26 @@ pub async fn save<F>(
         credentials: Some(credentials),
     };
     let tx = client.transaction().await?;
-    let saved = match install_record::save(&tx, keys, &install).await {
-        Ok(saved) => saved,
-        Err(SaveError::Db(error)) => return Err(error.into()),
-        Err(SaveError::Unreadable(error)) => return Err(StoreError::Unreadable(error).into()),
-        Err(SaveError::Install(error)) => return Ok(Err(Refusal(error.to_string()))),
-    };
+    let saved = step!(saved(install_record::save(&tx, keys, &install).await));
     oauth_sessions::record(&tx, session.id, saved.id, Progress::TokenStored).await?;
     tx.commit().await?;
+    note_disabled(&saved);
+    Ok(Ok(saved.id))
+}
+
+/// What saving an integration came to: a database failure is the handler's,
+/// unusable input the session's refusal.
+pub fn saved(result: Result<Integration, SaveError>) -> Step<Integration> {
+    match result {
+        Ok(saved) => Ok(Ok(saved)),
+        Err(SaveError::Db(error)) => Err(error.into()),
+        Err(SaveError::Unreadable(error)) => Err(StoreError::Unreadable(error).into()),
+        Err(SaveError::Install(error)) => Ok(Err(Refusal(error.to_string()))),
+    }
+}
+
+/// Logs that an installed integration stays disabled, when it is.
+pub fn note_disabled(saved: &Integration) {
     if saved.is_disabled() {
         tracing::warn!(
             integration.id = saved.id,
@@ -213,5 +231,4 @@ pub async fn save<F>(
              `jirasync integration enable` lets it take webhooks again"
         );
     }
-    Ok(Ok(saved.id))
 }

@@ -6,7 +6,7 @@
 //! [`Oauth2Token`] is the message its producers publish.
 
 use super::install::{self, Refusal, Step, save, step, unclaimed};
-use crate::db::oauth_sessions::{self, Oauth2Session, SessionRef};
+use crate::db::oauth_sessions::{self, Oauth2Server, Oauth2Session, SessionRef};
 use crate::integration::messages;
 use crate::integration::{Credentials, jira_client, routes};
 use crate::jira::Auth;
@@ -75,8 +75,14 @@ pub async fn handle(
 ) -> Result<Outcome, Failure> {
     let mut client = env.pool.get().await?;
     let called_back_at = sent_at(message);
-    let Some(session) =
-        oauth_sessions::claim_oauth2(&client, env.pool.keys(), &job.state, called_back_at).await?
+    let Some(session) = oauth_sessions::claim_oauth2(
+        &client,
+        env.pool.keys(),
+        Oauth2Server::Jira,
+        &job.state,
+        called_back_at,
+    )
+    .await?
     else {
         return unclaimed(
             &client,
@@ -95,7 +101,7 @@ pub async fn handle(
 }
 
 /// When the callback enqueued the job (the message's timestamp), else now.
-fn sent_at(message: &Incoming) -> DateTime<Utc> {
+pub(super) fn sent_at(message: &Incoming) -> DateTime<Utc> {
     message
         .properties
         .timestamp()
@@ -106,6 +112,17 @@ fn sent_at(message: &Incoming) -> DateTime<Utc> {
 
 /// Jira sent the user back with `error` instead of a code.
 fn denied(error: &str, description: Option<&str>) -> String {
+    answered(
+        "Jira",
+        error,
+        description,
+        crate::jira::error::oauth2_hint(error),
+    )
+}
+
+/// `who` (Jira, Atlassian) sent the user back with `error` (and its
+/// `description`) instead of a code: the session's refusal, with `hint`.
+pub(super) fn answered(who: &str, error: &str, description: Option<&str>, hint: &str) -> String {
     let printable = |text: &str| -> String {
         text.chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -116,9 +133,8 @@ fn denied(error: &str, description: Option<&str>) -> String {
         .map(|text| format!(" ({})", printable(text)))
         .unwrap_or_default();
     format!(
-        "Jira answered the authorization with error={}{description}: {}",
+        "{who} answered the authorization with error={}{description}: {hint}",
         printable(error),
-        crate::jira::error::oauth2_hint(error)
     )
 }
 

@@ -5,8 +5,12 @@
 //! webhook resource check the `Authorization` header they require (an unscoped
 //! API token works at the site and the gateway, a scoped one only at the
 //! gateway, a service account's bearer token only at the gateway) and answer
-//! 401 to anything else; the token endpoint checks its JSON body exactly. Other
-//! helpers may copy it.
+//! 401 to anything else; the token endpoint checks its JSON body exactly and
+//! dispatches on its `grant_type`: a service account's client credentials, and
+//! a 3LO app's authorization code (one use, issued by [`FakeCloud::authorize`]
+//! as the browser's consent would) and rotating refresh tokens (a used one is
+//! dead: `403 invalid_grant`); the gateway lists the sites a 3LO token reaches
+//! (`/oauth/token/accessible-resources`). Other helpers may copy it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +30,9 @@ pub const SCOPED_TOKEN: &str = "atl-scoped-token-9911";
 /// A service account's OAuth 2.0 credential.
 pub const CLIENT_ID: &str = "svc-client-4455";
 pub const CLIENT_SECRET: &str = "svc-secret-6677";
+/// A 3LO app of the developer console (OAuth 2.0 authorization code grants).
+pub const APP_CLIENT_ID: &str = "3lo-app-client-8899";
+pub const APP_CLIENT_SECRET: &str = "3lo-app-secret-1122";
 /// Atlassian's id of the admin webhook the fake registers.
 pub const WEBHOOK_ID: &str = "12";
 /// The admin webhook resource.
@@ -48,6 +55,33 @@ struct Books {
     next_dynamic_id: i64,
     /// How many refreshes of dynamic webhooks were asked.
     dynamic_refreshes: usize,
+    /// 3LO: codes consented to and not yet exchanged → their redirect_uri.
+    codes: HashMap<String, String>,
+    /// 3LO refresh tokens issued → still accepted (a used one is dead).
+    refresh: HashMap<String, bool>,
+    /// Every 3LO code and token issued, for the tests' "never shown" checks.
+    app_secrets: Vec<String>,
+    /// Codes exchanged, and refresh grants answered with a new pair.
+    exchanges: usize,
+    refreshes: usize,
+    /// The `scope` a code grant answers; `None`: all five jirasync asks for.
+    granted_scope: Option<String>,
+    /// The sites a 3LO token reaches: (url, cloudId).
+    sites: Vec<(String, String)>,
+    /// `expires_in` of 3LO access tokens.
+    expires_in: i64,
+}
+
+/// The scopes of a 3LO grant that holds all jirasync asks for.
+pub const APP_SCOPES: &str =
+    "read:jira-user read:jira-work write:jira-work manage:jira-webhook offline_access";
+
+/// What the browser's consent gave: the code, and what the authorize URL said.
+#[derive(Debug, Clone)]
+pub struct Consent {
+    pub code: String,
+    pub state: String,
+    pub redirect_uri: String,
 }
 
 /// A dynamic webhook as the fake keeps it.
@@ -130,6 +164,11 @@ impl FakeCloud {
             auth: MockServer::start().await,
             books: Arc::new(Mutex::new(Books::default())),
         };
+        {
+            let mut books = fake.books();
+            books.sites = vec![(fake.site.uri(), CLOUD_ID.to_owned())];
+            books.expires_in = 3600;
+        }
         fake.mount().await;
         fake
     }
@@ -204,6 +243,82 @@ impl FakeCloud {
     /// How many tokens the auth server issued.
     pub fn issued(&self) -> usize {
         self.books().issued
+    }
+
+    /// The consent screen: checks the authorize URL jirasync printed as
+    /// Atlassian would (its host and path, audience, the five scopes, code
+    /// response, consent prompt, the 3LO app's client id) and, the user
+    /// accepting, issues a code for its redirect_uri ([`FakeCloud::consent`]).
+    pub fn authorize(&self, authorize_url: &str) -> Consent {
+        let url = reqwest::Url::parse(authorize_url).expect("an authorize URL");
+        assert_eq!(
+            format!("{}{}", url.origin().ascii_serialization(), url.path()),
+            format!("{}/authorize", self.auth.uri()),
+            "the authorize URL is <AUTH>/authorize"
+        );
+        let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let get = |name: &str| query.get(name).cloned().unwrap_or_default();
+        assert_eq!(get("audience"), "api.atlassian.com", "{authorize_url}");
+        assert_eq!(get("scope"), APP_SCOPES, "{authorize_url}");
+        assert_eq!(get("response_type"), "code", "{authorize_url}");
+        assert_eq!(get("prompt"), "consent", "{authorize_url}");
+        assert_eq!(get("client_id"), APP_CLIENT_ID, "{authorize_url}");
+        assert!(!query.contains_key("code_challenge"), "no PKCE");
+        let redirect_uri = get("redirect_uri");
+        Consent {
+            code: self.consent(APP_CLIENT_ID, &redirect_uri),
+            state: get("state"),
+            redirect_uri,
+        }
+    }
+
+    /// A code for the 3LO app `client_id` and `redirect_uri`, as the user's
+    /// consent issues it; exchangeable once.
+    pub fn consent(&self, client_id: &str, redirect_uri: &str) -> String {
+        assert_eq!(client_id, APP_CLIENT_ID, "the fake knows one 3LO app");
+        let code = format!("3lo-code-{}", super::unique());
+        let mut books = self.books();
+        books.codes.insert(code.clone(), redirect_uri.to_owned());
+        books.app_secrets.push(code.clone());
+        code
+    }
+
+    /// Code grants answer `scope` (e.g. lacking one jirasync needs).
+    pub fn grant_scope(&self, scope: &str) {
+        self.books().granted_scope = Some(scope.to_owned());
+    }
+
+    /// The sites a 3LO token reaches, as (url, cloudId).
+    pub fn set_sites(&self, sites: &[(&str, &str)]) {
+        self.books().sites = sites
+            .iter()
+            .map(|(url, id)| ((*url).to_owned(), (*id).to_owned()))
+            .collect();
+    }
+
+    /// Every 3LO refresh token issued so far is refused from now on (revoked).
+    pub fn revoke_refresh_tokens(&self) {
+        for live in self.books().refresh.values_mut() {
+            *live = false;
+        }
+    }
+
+    /// The 3LO refresh tokens still accepted.
+    pub fn live_refresh_tokens(&self) -> Vec<String> {
+        let books = self.books();
+        let live = books.refresh.iter().filter(|(_, live)| **live);
+        live.map(|(token, _)| token.clone()).collect()
+    }
+
+    /// How many codes were exchanged, and refresh grants answered.
+    pub fn grants(&self) -> (usize, usize) {
+        let books = self.books();
+        (books.exchanges, books.refreshes)
+    }
+
+    /// Every 3LO code and token issued so far.
+    pub fn app_secrets(&self) -> Vec<String> {
+        self.books().app_secrets.clone()
     }
 
     /// The requests `server` received on `path`.
@@ -329,11 +444,11 @@ impl FakeCloud {
             }))
             .mount(&self.api)
             .await;
-        let books = Arc::clone(&self.books);
+        let (books, auth) = (Arc::clone(&self.books), bearer_auth.clone());
         Mock::given(method("PUT"))
             .and(path(format!("{dynamic}/refresh")))
             .respond_with(Answer(move |request: &Request| {
-                if !bearer_auth(request) {
+                if !auth(request) {
                     return unauthorized();
                 }
                 refresh_dynamic(&books, request)
@@ -341,41 +456,149 @@ impl FakeCloud {
             .mount(&self.api)
             .await;
 
-        // The authorization server: client credentials, the body checked exactly.
+        // The authorization server: each grant's body checked exactly.
         let books = Arc::clone(&self.books);
         Mock::given(method("POST"))
             .and(path("/oauth/token"))
-            .respond_with(Answer(move |request: &Request| {
-                let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-                let expected = json!({
-                    "grant_type": "client_credentials",
-                    "client_id": CLIENT_ID,
-                    "client_secret": CLIENT_SECRET,
-                });
-                let json_type = request
-                    .headers
-                    .get("content-type")
-                    .and_then(|value| value.to_str().ok())
-                    .is_some_and(|value| value.starts_with("application/json"));
-                let mut books = books.lock().expect("books");
-                if body != expected || !json_type || books.credential_revoked {
-                    return ResponseTemplate::new(401).set_body_json(
-                        json!({"error": "access_denied", "error_description": "Unauthorized"}),
-                    );
-                }
-                books.issued += 1;
-                let token = format!("svc-access-{}-{}", books.issued, super::unique());
-                books.access.insert(token.clone(), true);
-                ResponseTemplate::new(200).set_body_json(json!({
-                    "access_token": token,
-                    "expires_in": 3600,
-                    "token_type": "Bearer",
-                    "scope": "read:jira-user read:jira-work write:jira-work"
-                }))
-            }))
+            .respond_with(Answer(move |request: &Request| token(&books, request)))
             .mount(&self.auth)
             .await;
+
+        // The sites a 3LO token reaches (on the gateway, as Atlassian serves it).
+        let books = Arc::clone(&self.books);
+        Mock::given(method("GET"))
+            .and(path("/oauth/token/accessible-resources"))
+            .respond_with(Answer(move |request: &Request| {
+                if !bearer_auth(request) {
+                    return unauthorized();
+                }
+                let books = books.lock().expect("books");
+                let sites: Vec<Value> = books
+                    .sites
+                    .iter()
+                    .map(|(url, id)| {
+                        let name = url.rsplit('/').next().unwrap_or_default();
+                        json!({"id": id, "url": url, "name": name,
+                               "scopes": APP_SCOPES.split(' ').collect::<Vec<_>>(),
+                               "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/rocket.png"})
+                    })
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(sites)
+            }))
+            .mount(&self.api)
+            .await;
     }
+}
+
+/// `POST <AUTH>/oauth/token`, by `grant_type`: only a JSON body of exactly a
+/// grant's fields is taken; anything else is refused as Atlassian refuses it.
+fn token(books: &Mutex<Books>, request: &Request) -> ResponseTemplate {
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    let json_type = request
+        .headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    let refused = |status: u16, error: &str| {
+        ResponseTemplate::new(status)
+            .set_body_json(json!({"error": error, "error_description": "refused by the fake"}))
+    };
+    if !json_type {
+        return refused(400, "invalid_request");
+    }
+    let mut books = books.lock().expect("books");
+    match body["grant_type"].as_str() {
+        Some("client_credentials") => {
+            let expected = json!({
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+            });
+            if body != expected || books.credential_revoked {
+                return refused(401, "access_denied");
+            }
+            books.issued += 1;
+            let token = format!("svc-access-{}-{}", books.issued, super::unique());
+            books.access.insert(token.clone(), true);
+            ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": token,
+                "expires_in": 3600,
+                "token_type": "Bearer",
+                "scope": "read:jira-user read:jira-work write:jira-work"
+            }))
+        }
+        Some("authorization_code") => {
+            let code = body["code"].as_str().unwrap_or_default().to_owned();
+            let redirect_uri = books.codes.get(&code).cloned().unwrap_or_default();
+            let expected = json!({
+                "grant_type": "authorization_code",
+                "client_id": APP_CLIENT_ID,
+                "client_secret": APP_CLIENT_SECRET,
+                "code": code,
+                "redirect_uri": redirect_uri,
+            });
+            if body["client_id"] != APP_CLIENT_ID || body["client_secret"] != APP_CLIENT_SECRET {
+                return refused(401, "access_denied");
+            }
+            if books.codes.remove(&code).is_none() {
+                // Unknown, or used once already.
+                return refused(403, "invalid_grant");
+            }
+            if body != expected {
+                return refused(400, "invalid_request");
+            }
+            books.exchanges += 1;
+            let scope = books
+                .granted_scope
+                .clone()
+                .unwrap_or_else(|| APP_SCOPES.to_owned());
+            pair(&mut books, Some(scope))
+        }
+        Some("refresh_token") => {
+            let refresh = body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let expected = json!({
+                "grant_type": "refresh_token",
+                "client_id": APP_CLIENT_ID,
+                "client_secret": APP_CLIENT_SECRET,
+                "refresh_token": refresh,
+            });
+            if body != expected {
+                return refused(400, "invalid_request");
+            }
+            // Rotating refresh tokens: the one used is dead from now on.
+            match books.refresh.get_mut(&refresh) {
+                Some(live) if *live => *live = false,
+                _ => return refused(403, "invalid_grant"),
+            }
+            books.refreshes += 1;
+            pair(&mut books, None)
+        }
+        _ => refused(400, "unsupported_grant_type"),
+    }
+}
+
+/// A new 3LO access and refresh token, both live.
+fn pair(books: &mut Books, scope: Option<String>) -> ResponseTemplate {
+    let (access, refresh) = (
+        format!("3lo-access-{}", super::unique()),
+        format!("3lo-refresh-{}", super::unique()),
+    );
+    books.access.insert(access.clone(), true);
+    books.refresh.insert(refresh.clone(), true);
+    books.app_secrets.extend([access.clone(), refresh.clone()]);
+    let mut answer = json!({
+        "access_token": access,
+        "refresh_token": refresh,
+        "expires_in": books.expires_in,
+        "token_type": "Bearer",
+    });
+    if let Some(scope) = scope {
+        answer["scope"] = json!(scope);
+    }
+    ResponseTemplate::new(200).set_body_json(answer)
 }
 
 /// `PUT …/rest/webhooks/1.0/webhook/<id>`: as a registration, 404 once the

@@ -336,12 +336,15 @@ pub fn oauth2_start_args(
             private_key_file: None,
             no_verify_ssl: false,
         },
+        cloud: false,
+        site: None,
         client_id: Some(CLIENT_ID.into()),
         client_secret_file: Some(secret.0.clone()),
         scope: None,
         wait: None,
         services: app.settings.services(),
         public: app.settings.public.clone(),
+        atlassian: app.settings.atlassian.clone(),
     }
 }
 
