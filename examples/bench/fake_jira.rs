@@ -1,12 +1,14 @@
-//! The Jira of rows (8) and (10)–(11): an axum server inside the benchmark process
-//! answering what a reconciliation asks — `POST /rest/api/2/search` with paged JSON
-//! in Jira Server's shape, every issue assigned to a benchmark user with an email —
-//! and, in case the client grows calls, `serverInfo` and `myself`; and what an
-//! assignee push asks (`outbound.rs`): the issue (`GET /rest/api/2/issue/{key}`),
+//! The Jira of rows (8), (10)–(11) and (14): an axum server inside the benchmark
+//! process answering what a reconciliation asks — Data Center's `POST
+//! /rest/api/2/search` with pages by `startAt` in Jira Server's shape, or (row 14)
+//! Jira Cloud's `POST /rest/api/3/search/jql` with pages by `nextPageToken`, issues
+//! in Cloud's shape (`search_jql`), every issue assigned to a benchmark user with an
+//! email — and, in case the client grows calls, `serverInfo` and `myself`; and what
+//! an assignee push asks (`outbound.rs`): the issue (`GET /rest/api/2/issue/{key}`),
 //! the assignable users (`GET …/user/assignable/search`) and the write (`PUT
 //! …/issue/{key}/assignee`), each after about 1 ms, keeping every issue's assignee
-//! and recording when each PUT arrived. It checks the bearer token and counts every
-//! request.
+//! and recording when each PUT arrived. It checks the `Authorization` header of the
+//! integration's credentials and counts every request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,10 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use jirasync::integration::Provider;
 use serde_json::{Value, json};
 
 /// Jira's own cap on `maxResults` (`jira.search.views.default.max`).
@@ -26,8 +30,14 @@ const MAX_RESULTS: usize = 1000;
 /// How many requests the fake Jira has answered.
 #[derive(Debug, Default)]
 pub struct Counts {
-    /// `POST /rest/api/2/search`.
+    /// `POST /rest/api/2/search` (a Cloud fake answers it `410`, as Cloud does).
     pub searches: AtomicUsize,
+    /// `POST /rest/api/3/search/jql` (a Cloud fake's only).
+    pub jql_searches: AtomicUsize,
+    /// Those of them asking for a page after the first (with a `nextPageToken`).
+    pub next_pages: AtomicUsize,
+    /// Searches answered `400`/`415`: a body Jira would refuse.
+    pub malformed: AtomicUsize,
     /// Anything else (server info, myself, unknown paths).
     pub other: AtomicUsize,
     /// Requests without the expected bearer token (answered 401).
@@ -83,8 +93,10 @@ impl Writes {
 
 #[derive(Clone)]
 struct Fake {
+    provider: Provider,
     base_url: String,
-    token: String,
+    /// The `Authorization` header every request must carry.
+    authorization: String,
     users: usize,
     /// Jira's `updated` of every issue.
     updated: String,
@@ -104,9 +116,15 @@ pub struct FakeJira {
 }
 
 impl FakeJira {
-    /// Listens on a free port; every issue `REC-<n>` it finds is assigned to
-    /// `bench<m>@example.org`, m = n mod `users` + 1, and was updated a minute ago.
-    pub async fn start(token: &str, users: usize) -> anyhow::Result<Self> {
+    /// Listens on a free port as the Jira of `provider`, taking requests that
+    /// carry `authorization` (the whole header: `Bearer …`, `Basic …`); every issue
+    /// `<prefix>-<n>` it finds is assigned to `bench<m>@example.org`, m = n mod
+    /// `users` + 1, and was updated a minute ago.
+    pub async fn start(
+        provider: Provider,
+        authorization: String,
+        users: usize,
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let counts = Arc::new(Counts::default());
@@ -115,15 +133,21 @@ impl FakeJira {
             .format("%Y-%m-%dT%H:%M:%S%.3f%z")
             .to_string();
         let fake = Fake {
+            provider,
             base_url: base_url.clone(),
-            token: format!("Bearer {token}"),
+            authorization,
             users: users.max(1),
             updated,
             counts: Arc::clone(&counts),
             writes: Arc::clone(&writes),
         };
+        let search_jql = match provider {
+            Provider::Cloud => post(search_jql),
+            Provider::Server => post(not_found),
+        };
         let app = axum::Router::new()
             .route("/rest/api/2/search", post(search))
+            .route("/rest/api/3/search/jql", search_jql)
             .route("/rest/api/2/serverInfo", get(server_info))
             .route("/rest/api/2/myself", get(myself))
             .route("/rest/api/2/issue/{key}", get(get_issue))
@@ -160,7 +184,7 @@ fn unauthorized(fake: &Fake, headers: &HeaderMap) -> Option<Answer> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if given == Some(fake.token.as_str()) {
+    if given == Some(fake.authorization.as_str()) {
         return None;
     }
     fake.counts.unauthorized.fetch_add(1, Ordering::Relaxed);
@@ -175,6 +199,15 @@ async fn search(State(fake): State<Fake>, headers: HeaderMap, Json(body): Json<V
     fake.counts.searches.fetch_add(1, Ordering::Relaxed);
     if let Some(refused) = unauthorized(&fake, &headers) {
         return refused;
+    }
+    if fake.provider == Provider::Cloud {
+        return (
+            StatusCode::GONE,
+            Json(json!({
+                "errorMessages": ["The requested API has been removed. Please migrate to the /rest/api/3/search/jql API."],
+                "errors": {}
+            })),
+        );
     }
     let keys = keys_of(body["jql"].as_str().unwrap_or_default());
     let start_at = body["startAt"].as_u64().unwrap_or(0) as usize;
@@ -199,11 +232,7 @@ async fn search(State(fake): State<Fake>, headers: HeaderMap, Json(body): Json<V
 
 /// One issue as Jira Server 9 writes it with `fields: assignee, status, updated`.
 fn issue(fake: &Fake, key: &str) -> Value {
-    let n: usize = key
-        .rsplit('-')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let n = issue_number(key);
     let user = n % fake.users + 1;
     let base = &fake.base_url;
     json!({
@@ -241,6 +270,183 @@ fn issue(fake: &Fake, key: &str) -> Value {
             "updated": fake.updated,
         }
     })
+}
+
+/// The most issues a Cloud page holds, whatever `maxResults` asks: the
+/// endpoint's default page size. Cloud may answer fewer issues than asked
+/// (Atlassian: page sizes are not part of the API), so reconciliation's pages of
+/// 100 keys take two pages each, the second by `nextPageToken`.
+pub const CLOUD_PAGE: usize = 50;
+
+/// What a `search/jql` body may hold (Atlassian's `SearchAndReconcileRequestBean`);
+/// anything else, `startAt` or `validateQuery` included, is refused as Cloud does.
+const JQL_BODY_KEYS: [&str; 9] = [
+    "jql",
+    "nextPageToken",
+    "maxResults",
+    "fields",
+    "expand",
+    "properties",
+    "fieldsByKeys",
+    "failFast",
+    "reconcileIssues",
+];
+
+/// A `400` as Cloud writes it, counted.
+fn malformed(fake: &Fake, message: &str) -> Answer {
+    fake.counts.malformed.fetch_add(1, Ordering::Relaxed);
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"errorMessages": [message], "errors": {}})),
+    )
+}
+
+/// Jira Cloud's `POST /rest/api/3/search/jql`: the issues of `key in ("A-1", …)
+/// AND …`, at most `min(maxResults, CLOUD_PAGE)` a page, from where
+/// `nextPageToken` says; `nextPageToken` and `isLast: false` while more are left,
+/// `isLast: true` and no token on the last page. Only the `fields` asked for are
+/// written. A body that is not JSON, carries a key Cloud does not take, a value of
+/// the wrong type, a JQL the fake cannot read or a token it did not hand out for
+/// that JQL is answered `400` (`415` without a JSON content type).
+async fn search_jql(State(fake): State<Fake>, headers: HeaderMap, body: Bytes) -> Answer {
+    fake.counts.jql_searches.fetch_add(1, Ordering::Relaxed);
+    if let Some(refused) = unauthorized(&fake, &headers) {
+        return refused;
+    }
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_body {
+        fake.counts.malformed.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Json(json!({"errorMessages": ["Unsupported media type."], "errors": {}})),
+        );
+    }
+    let invalid = "Invalid request payload. Refer to the REST API documentation and try again.";
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
+        return malformed(&fake, invalid);
+    };
+    if body
+        .keys()
+        .any(|key| !JQL_BODY_KEYS.contains(&key.as_str()))
+    {
+        return malformed(&fake, invalid);
+    }
+    let Some(jql) = body.get("jql").and_then(Value::as_str) else {
+        return malformed(&fake, invalid);
+    };
+    let fields: Vec<&str> = match body.get("fields") {
+        None => Vec::new(),
+        Some(Value::Array(fields)) => match fields.iter().map(Value::as_str).collect() {
+            Some(fields) => fields,
+            None => return malformed(&fake, invalid),
+        },
+        Some(_) => return malformed(&fake, invalid),
+    };
+    let max_results = match body.get("maxResults") {
+        None => CLOUD_PAGE,
+        Some(max) => match max.as_u64().and_then(|max| usize::try_from(max).ok()) {
+            Some(max) if max > 0 => max.min(CLOUD_PAGE),
+            _ => return malformed(&fake, invalid),
+        },
+    };
+    let start = match body.get("nextPageToken") {
+        None | Some(Value::Null) => 0,
+        Some(token) => {
+            fake.counts.next_pages.fetch_add(1, Ordering::Relaxed);
+            match token.as_str().and_then(|token| page_start(jql, token)) {
+                Some(start) => start,
+                None => return malformed(&fake, "Invalid nextPageToken."),
+            }
+        }
+    };
+    let keys = keys_of(jql);
+    if keys.is_empty() {
+        return malformed(
+            &fake,
+            &format!("Error in the JQL Query: the fake cannot read {jql:?}."),
+        );
+    }
+    let issues: Vec<Value> = keys
+        .iter()
+        .skip(start)
+        .take(max_results)
+        .map(|key| cloud_issue(&fake, key, &fields))
+        .collect();
+    let next = start + issues.len();
+    let mut answer = json!({"issues": issues, "isLast": next >= keys.len()});
+    if next < keys.len() {
+        answer["nextPageToken"] = Value::String(page_token(jql, next));
+    }
+    (StatusCode::OK, Json(answer))
+}
+
+/// The opaque token of the page of `jql` that starts at `start`.
+fn page_token(jql: &str, start: usize) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    jql.hash(&mut hasher);
+    format!("{:016x}.{start}", hasher.finish())
+}
+
+/// Where the page a token names starts, if the fake handed it out for `jql`.
+fn page_start(jql: &str, token: &str) -> Option<usize> {
+    let start = token.split_once('.')?.1.parse().ok()?;
+    (page_token(jql, start) == token && start > 0).then_some(start)
+}
+
+/// One issue as Jira Cloud writes it, with the `fields` asked for (`*all` and
+/// `*navigable`: every one it has): the assignee by `accountId`, with the email
+/// the site shows, and the update time.
+fn cloud_issue(fake: &Fake, key: &str, fields: &[&str]) -> Value {
+    let n = issue_number(key);
+    let user = n % fake.users + 1;
+    let id = (10_000 + n).to_string();
+    let base = &fake.base_url;
+    let account_id = format!("5b10ac8d82e05b22cc7d{user:04x}");
+    let all = json!({
+        "assignee": {
+            "self": format!("{base}/rest/api/3/user?accountId={account_id}"),
+            "accountId": account_id,
+            "emailAddress": format!("bench{user}@example.org"),
+            "avatarUrls": {
+                "48x48": format!("https://secure.gravatar.com/avatar/{account_id}?d=mm&s=48"),
+                "24x24": format!("https://secure.gravatar.com/avatar/{account_id}?d=mm&s=24"),
+                "16x16": format!("https://secure.gravatar.com/avatar/{account_id}?d=mm&s=16"),
+                "32x32": format!("https://secure.gravatar.com/avatar/{account_id}?d=mm&s=32")
+            },
+            "displayName": format!("Bench User {user}"),
+            "active": true,
+            "timeZone": "Etc/UTC",
+            "accountType": "atlassian"
+        },
+        "updated": fake.updated,
+    });
+    let every = fields.iter().any(|f| *f == "*all" || *f == "*navigable");
+    let chosen: serde_json::Map<String, Value> = all
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| every || fields.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    json!({
+        "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+        "id": id,
+        "self": format!("{base}/rest/api/3/issue/{id}"),
+        "key": key,
+        "fields": chosen,
+    })
+}
+
+/// The number of an issue key (`7` of `REC-7`; 0 without one).
+fn issue_number(key: &str) -> usize {
+    key.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The quoted keys of `key in ("A-1", "B\"2", …) AND …`.

@@ -9,7 +9,8 @@
 //! outbound sync (`outbound.rs`): (10) commit → Jira write latency at a steady rate
 //! and (11) one worker pushing a backlog, (12) row (4)'s one worker with the capture
 //! triggers disabled, (13) row (4)'s one worker draining Jira Cloud deliveries
-//! (HMAC-signed, by `accountId`), and prints one table.
+//! (HMAC-signed, by `accountId`), (14) row (8)'s reconciliation for a Jira Cloud
+//! integration (`search/jql` by `nextPageToken`), and prints one table.
 #![allow(clippy::unwrap_used)]
 
 mod drain;
@@ -63,6 +64,9 @@ struct Args {
     capture_check: usize,
     /// 0 skips row (13), row (4)'s one worker draining Jira Cloud deliveries.
     cloud_check: usize,
+    /// Linked issues of row (14), row (8)'s reconciliation for a Jira Cloud
+    /// integration; 0 skips it.
+    cloud_reconcile_issues: usize,
 }
 
 /// When the next batch of `events` events (one a millisecond) starts: now, or just
@@ -101,6 +105,7 @@ fn args() -> Args {
         push_backlog: 10_000,
         capture_check: 1,
         cloud_check: 1,
+        cloud_reconcile_issues: 100_000,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -120,11 +125,12 @@ fn args() -> Args {
             "--push-backlog" => a.push_backlog = value,
             "--capture-check" => a.capture_check = value,
             "--cloud-check" => a.cloud_check = value,
+            "--cloud-reconcile-issues" => a.cloud_reconcile_issues = value,
             other => panic!(
                 "unknown argument {other}; use --messages N --concurrency C --issues I --users U \
                  --big-issues B --reconcile-issues R --steady-rate S --steady-seconds T \
                  --push-rate P --push-rate-high H --push-seconds D --push-backlog K \
-                 --capture-check 0|1"
+                 --capture-check 0|1 --cloud-check 0|1 --cloud-reconcile-issues Q"
             ),
         }
     }
@@ -497,11 +503,17 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             rows.push((workers, drained.rate));
         }
     }
+    // The Jira Cloud integration of rows (13) and (14).
+    let cloud = if args.cloud_check > 0 || args.cloud_reconcile_issues > 0 {
+        Some(cloud_integration(&db).await?)
+    } else {
+        None
+    };
     // (13) Row (4)'s one worker again, the same issues served by a Jira Cloud
     // integration: each delivery HMAC-verified and its identifier recorded.
     let mut cloud_rate = None;
-    if args.cloud_check > 0 {
-        let cloud = cloud_integration(&db).await?;
+    if let Some(cloud) = cloud.as_ref().filter(|_| args.cloud_check > 0) {
+        serve_issues_from(&db, "jira_cloud").await?;
         let source = Source {
             provider: Provider::Cloud,
             token: &cloud.token,
@@ -527,9 +539,21 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
     }
     let mut reconciled = None;
     if args.reconcile_issues > 0 {
-        let row = reconcile::run(&bench, names, args.reconcile_issues).await?;
+        let row = reconcile::run(&bench, names, Provider::Server, args.reconcile_issues).await?;
         cpu_lines.push(format!("(8) reconciliation, per 1,000 issues: {}", row.cpu));
         reconciled = Some(row);
+    }
+    // (14) Row (8) again for the Jira Cloud integration: `search/jql`, paged by
+    // `nextPageToken`, issues in Cloud's shape.
+    let mut cloud_reconciled = None;
+    if args.cloud_reconcile_issues > 0 {
+        let row =
+            reconcile::run(&bench, names, Provider::Cloud, args.cloud_reconcile_issues).await?;
+        cpu_lines.push(format!(
+            "(14) Cloud reconciliation, per 1,000 issues: {}",
+            row.cpu
+        ));
+        cloud_reconciled = Some(row);
     }
     let rates: Vec<usize> = [args.push_rate, args.push_rate_high]
         .into_iter()
@@ -622,6 +646,24 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             r.worker_rss_mib
         );
     }
+    if let Some(r) = &cloud_reconciled {
+        let rate = r.linked as f64 / r.seconds;
+        let ratio = reconciled.as_ref().map_or(String::new(), |dc| {
+            format!("{:.2} of (8)", rate / (dc.linked as f64 / dc.seconds))
+        });
+        println!(
+            "| (14) Jira Cloud reconciliation of {} linked issues (all assigned in Jira and in no group), 1 worker, one job, fake Jira Cloud: `search/jql` by `nextPageToken`, at most {} issues a page | handled in {:.1} s ({rate:.0} issues/s); {} Jira requests ({} first pages, {} by nextPageToken, {} other); {} assignments changed; worker peak RSS {:.1} MiB | {ratio} | |",
+            r.linked,
+            fake_jira::CLOUD_PAGE,
+            r.seconds,
+            r.jql_searches + r.searches + r.other,
+            r.jql_searches - r.next_pages,
+            r.next_pages,
+            r.searches + r.other,
+            r.changed,
+            r.worker_rss_mib
+        );
+    }
     if let Some(s) = &steady_row {
         println!(
             "| (9) end to end at {} webhooks/s for {} s, 1 ingress + 1 worker: 202 → commit | p50 {:.1} ms, p99 {:.1} ms to the audit INSERT (the transaction's last statement before COMMIT); to the transaction's start p50 {:.1}, p99 {:.1} ms; POST → 202 p50 {:.1}, p99 {:.1} ms; {} sent at {:.0}/s (sender at worst {:.1} ms late), {} assigned | | p99 ≤ 50 ms |",
@@ -701,20 +743,32 @@ struct CloudSite {
     hmac_secret: String,
 }
 
+/// The Jira Cloud integration's cloudId (its `external_id`) and site.
+const CLOUD_ID: &str = "b3c1e5f0-0000-4000-8000-00000000be7c";
+const CLOUD_SITE: &str = "https://bench.atlassian.net";
+
+/// The `external_id` of the benchmark's integration of `provider` and the base
+/// URL it has while no row points it at a fake Jira.
+fn bench_integration(provider: Provider) -> (&'static str, &'static str) {
+    match provider {
+        Provider::Server => ("bench.jira.local:bench", "http://bench.jira.local"),
+        Provider::Cloud => (CLOUD_ID, CLOUD_SITE),
+    }
+}
+
 /// Adds a Jira Cloud integration beside the benchmark's Data Center one (its
-/// secrets stored as the seed stores them), links the organization to it with
-/// sync on, and makes it serve the benchmark's issues (`serve_issues_from`
-/// gives them back).
+/// secrets stored as the seed stores them) and links the organization to it with
+/// sync on; `serve_issues_from` hands it the benchmark's issues and back.
 async fn cloud_integration(db: &tokio_postgres::Client) -> anyhow::Result<CloudSite> {
     use jirasync::integration::install_record::fresh_webhook_secret;
     let (secret, hmac_secret) = (fresh_webhook_secret(), fresh_webhook_secret());
-    let cloud_id = "b3c1e5f0-0000-4000-8000-00000000be7c";
+    let cloud_id = CLOUD_ID;
     db.execute(
         "INSERT INTO integrations (provider, external_id, name, metadata)
          VALUES ('jira_cloud', $1, 'Bench Cloud',
-                 jsonb_build_object('base_url', 'https://bench.atlassian.net', 'site', 'https://bench.atlassian.net',
+                 jsonb_build_object('base_url', $4::text, 'site', $4::text,
                                     'cloud_id', $1::text, 'webhook_secret', $2::text, 'webhook_hmac_secret', $3::text))",
-        &[&cloud_id, &secret, &hmac_secret],
+        &[&cloud_id, &secret, &hmac_secret, &CLOUD_SITE],
     )
     .await?;
     db.batch_execute(
@@ -725,7 +779,6 @@ async fn cloud_integration(db: &tokio_postgres::Client) -> anyhow::Result<CloudS
          ON CONFLICT DO NOTHING",
     )
     .await?;
-    serve_issues_from(db, "jira_cloud").await?;
     Ok(CloudSite {
         token: jirasync::integration::token::mint(cloud_id, &secret)?,
         hmac_secret,
@@ -743,17 +796,36 @@ async fn serve_issues_from(db: &tokio_postgres::Client, provider: &str) -> anyho
     Ok(())
 }
 
-/// Points the benchmark's integration at a new fake Jira with a personal access
-/// token and links `issues` more issues `<prefix>-<N>`, each to a group of its own
+/// Points the benchmark's integration of `provider` at a new fake Jira of that
+/// provider, with a personal access token (Data Center) or an API token (Cloud),
+/// and links `issues` more issues `<prefix>-<N>`, each to a group of its own
 /// (`bench/seed_reconcile.sql`); `unlink_issues` takes them away again.
-async fn link_issues(bench: &Bench<'_>, prefix: &str, issues: usize) -> anyhow::Result<FakeJira> {
-    let token = format!("bench-pat-{}", uuid::Uuid::new_v4().simple());
-    let jira = FakeJira::start(&token, bench.args.users).await?;
+async fn link_issues(
+    bench: &Bench<'_>,
+    provider: Provider,
+    prefix: &str,
+    issues: usize,
+) -> anyhow::Result<FakeJira> {
+    use base64::Engine as _;
+    let token = format!("bench-token-{}", uuid::Uuid::new_v4().simple());
+    let (auth_method, email, authorization) = match provider {
+        Provider::Server => ("pat", "", format!("Bearer {token}")),
+        Provider::Cloud => {
+            let email = "bench-admin@example.org";
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{email}:{token}"));
+            ("api_token", email, format!("Basic {basic}"))
+        }
+    };
+    let jira = FakeJira::start(provider, authorization, bench.args.users).await?;
     let seeding = Instant::now();
     let sql = std::fs::read_to_string("bench/seed_reconcile.sql")?
         .replace("{prefix}", prefix)
         .replace("{issues}", &issues.to_string())
+        .replace("{external_id}", bench_integration(provider).0)
         .replace("{base_url}", &jira.base_url)
+        .replace("{auth_method}", auth_method)
+        .replace("{email}", email)
         .replace("{token}", &token);
     bench
         .db
@@ -770,10 +842,18 @@ async fn link_issues(bench: &Bench<'_>, prefix: &str, issues: usize) -> anyhow::
 /// Takes away what `link_issues` added (`bench/unseed_reconcile.sql`) and what
 /// its rows wrote, and vacuums the tables, so the rows after find them without
 /// the dead rows.
-async fn unlink_issues(db: &tokio_postgres::Client, prefix: &str) -> anyhow::Result<()> {
+async fn unlink_issues(
+    db: &tokio_postgres::Client,
+    provider: Provider,
+    prefix: &str,
+) -> anyhow::Result<()> {
     let unseeding = Instant::now();
+    let (external_id, home_url) = bench_integration(provider);
     db.batch_execute(
-        &std::fs::read_to_string("bench/unseed_reconcile.sql")?.replace("{prefix}", prefix),
+        &std::fs::read_to_string("bench/unseed_reconcile.sql")?
+            .replace("{prefix}", prefix)
+            .replace("{external_id}", external_id)
+            .replace("{home_url}", home_url),
     )
     .await
     .context("failed to run bench/unseed_reconcile.sql")?;

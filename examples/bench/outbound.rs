@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use jirasync::integration::Provider;
 
 use super::fake_jira::{FakeJira, Put};
 use super::procs::peak_rss_mib;
@@ -128,7 +129,7 @@ pub async fn run(
     }
     let steady_changes: usize = rates.iter().map(|rate| rate * seconds).sum();
     let issues = backlog.max(steady_changes).max(1);
-    let jira = link_issues(bench, "OUT", issues).await?;
+    let jira = link_issues(bench, Provider::Server, "OUT", issues).await?;
     bench
         .db
         .execute(
@@ -140,7 +141,7 @@ pub async fn run(
     let mut scene = scene(bench, issues).await?;
     let result = rows(bench, &jira, &mut scene, rates, seconds, backlog).await;
     jira.stop();
-    unlink_issues(bench.db, "OUT").await?;
+    unlink_issues(bench.db, Provider::Server, "OUT").await?;
     let (latency, backlog) = result?;
     let counts = &jira.counts;
     let load = |n: &std::sync::atomic::AtomicUsize| n.load(std::sync::atomic::Ordering::Relaxed);

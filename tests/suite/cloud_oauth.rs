@@ -609,3 +609,29 @@ async fn a_revoked_refresh_token_needs_reauth_and_the_integrations_message_fails
     }
     w.app.finish().await;
 }
+
+#[tokio::test]
+async fn connecting_the_site_again_keeps_its_one_dynamic_webhook() {
+    let w = world().await;
+    let first = w.install().await;
+    let webhooks = w.fake.dynamic_webhooks();
+    assert_eq!(webhooks.len(), 1, "{webhooks:?}");
+    let refreshes = w.fake.dynamic_refreshes();
+
+    // The admin runs the install again with the same app.
+    let again = w.install().await;
+    assert_eq!(again, first, "the same integration, updated");
+    assert_eq!(w.cloud_integrations().await, 1);
+    let now = w.fake.dynamic_webhooks();
+    assert_eq!(
+        now.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        webhooks.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        "the webhook registered first, not a second one"
+    );
+    assert_eq!(
+        w.fake.dynamic_refreshes(),
+        refreshes + 1,
+        "refreshed instead"
+    );
+    w.app.finish().await;
+}

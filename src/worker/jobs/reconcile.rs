@@ -147,6 +147,8 @@ pub async fn handle(
         // A slice ends well inside RabbitMQ's `consumer_timeout`, and a
         // redelivery repeats little.
         if chunks.peek().is_some() && slice.elapsed() >= env.reconcile_slice {
+            // Let go of the lock first: the next slice may start at once.
+            lock.commit().await?;
             return continued(env, &integration, found, changed).await;
         }
     }
