@@ -61,6 +61,47 @@ async fn connected(fake: &FakeCloud, pool: &jirasync::db::DbPool) -> Integration
         .expect("save the Cloud integration")
 }
 
+/// The app, the fake, a pool, and the 3LO integration with its dynamic
+/// webhook registered as the install registers it; no worker yet.
+struct Registered {
+    app: TestApp,
+    fake: FakeCloud,
+    pool: jirasync::db::DbPool,
+    saved: Integration,
+    webhook: dynamic_webhook::Recorded,
+}
+
+impl Registered {
+    async fn start() -> Self {
+        let app = app().await;
+        let fake = FakeCloud::start().await;
+        let pool = jirasync::db::connect(&app.settings.database, 2)
+            .await
+            .expect("a pool");
+        let saved = connected(&fake, &pool).await;
+        let (public_url, jql) = (
+            &app.settings.public.url,
+            &app.settings.atlassian.webhook_jql,
+        );
+        let webhook = dynamic_webhook::register(&pool, &saved, public_url, jql)
+            .await
+            .expect("register the dynamic webhook");
+        Self {
+            app,
+            fake,
+            pool,
+            saved,
+            webhook,
+        }
+    }
+
+    fn webhook_url(&self) -> String {
+        self.saved
+            .webhook_url(&self.app.settings.public.url)
+            .expect("the webhook URL")
+    }
+}
+
 async fn reread(pool: &jirasync::db::DbPool, id: i64) -> Integration {
     let client = pool.get().await.expect("a connection");
     integration::by_id(&client, pool.keys(), id)
@@ -82,25 +123,20 @@ fn status_webhook(app: &TestApp, id: i64) -> Value {
 
 #[tokio::test]
 async fn a_due_dynamic_webhook_is_refreshed_by_the_workers_scheduler() {
-    let app = app().await;
-    let fake = FakeCloud::start().await;
-    let pool = jirasync::db::connect(&app.settings.database, 2)
-        .await
-        .expect("a pool");
-    let saved = connected(&fake, &pool).await;
-    let public_url = &app.settings.public.url;
-    let jql = &app.settings.atlassian.webhook_jql;
-    let registered = dynamic_webhook::register(&pool, &saved, public_url, jql)
-        .await
-        .expect("register the dynamic webhook");
+    let started = Registered::start().await;
+    let url = started.webhook_url();
+    let Registered {
+        app,
+        fake,
+        pool,
+        saved,
+        webhook: registered,
+    } = started;
     assert!(registered.registered);
     let webhooks = fake.dynamic_webhooks();
     assert_eq!(webhooks.len(), 1, "{webhooks:?}");
     assert_eq!(webhooks[0].0.to_string(), registered.id);
-    assert_eq!(
-        webhooks[0].1.url,
-        saved.webhook_url(public_url).expect("url")
-    );
+    assert_eq!(webhooks[0].1.url, url);
     assert_eq!(webhooks[0].1.jql, "project IN (ACME, OPS)");
     let first = reread(&pool, saved.id).await.metadata;
     assert_eq!(first.webhook_kind.as_deref(), Some("dynamic"));
@@ -138,17 +174,15 @@ async fn a_due_dynamic_webhook_is_refreshed_by_the_workers_scheduler() {
 
 #[tokio::test]
 async fn a_dynamic_webhook_gone_from_jira_is_registered_again() {
-    let app = app().await;
-    let fake = FakeCloud::start().await;
-    let pool = jirasync::db::connect(&app.settings.database, 2)
-        .await
-        .expect("a pool");
-    let saved = connected(&fake, &pool).await;
-    let public_url = &app.settings.public.url;
-    let jql = &app.settings.atlassian.webhook_jql;
-    let old = dynamic_webhook::register(&pool, &saved, public_url, jql)
-        .await
-        .expect("register the dynamic webhook");
+    let registered = Registered::start().await;
+    let url = registered.webhook_url();
+    let Registered {
+        app,
+        fake,
+        pool,
+        saved,
+        webhook: old,
+    } = registered;
     // Expired, or deleted by an admin.
     fake.drop_dynamic_webhooks();
 
@@ -159,7 +193,7 @@ async fn a_dynamic_webhook_gone_from_jira_is_registered_again() {
     .await;
     let (id, webhook) = fake.dynamic_webhooks().remove(0);
     assert_ne!(id.to_string(), old.id, "a new webhook");
-    assert_eq!(webhook.url, saved.webhook_url(public_url).expect("url"));
+    assert_eq!(webhook.url, url);
     assert_eq!(webhook.jql, "project IN (ACME, OPS)");
     common::eventually("its id is recorded", WAIT, || async {
         reread(&pool, saved.id).await.metadata.webhook_id == Some(id.to_string())

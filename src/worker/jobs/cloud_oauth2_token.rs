@@ -15,13 +15,13 @@ use chrono::Utc;
 use deadpool_postgres::Object;
 use serde::{Deserialize, Serialize};
 
-use super::install::{self, Refusal, Step, step, unclaimed};
-use super::oauth2_token::{Oauth2Token, answered, sent_at};
+use super::install::{self, Refusal, Step, step};
+use super::oauth2_token::{Oauth2Token, answered, claimed};
 use crate::cloud::connect::atlassian::{self, Grant, app_hint, is_cloud_id};
 use crate::cloud::dynamic_webhook;
 use crate::cloud::oauth::{Resource, choose_site, missing_scope};
 use crate::config::secure_url;
-use crate::db::oauth_sessions::{self, Oauth2Server, Oauth2Session, Progress, SessionRef};
+use crate::db::oauth_sessions::{self, Oauth2Server, Oauth2Session, Progress};
 use crate::integration::install_record::{self, CloudInstall};
 use crate::integration::{Credentials, cloud_record, messages, routes};
 use crate::jira::oauth2_flow::ClientCredentials;
@@ -70,32 +70,14 @@ pub async fn handle(
 ) -> Result<Outcome, Failure> {
     let job = &job.0;
     let mut client = env.pool.get().await?;
-    let Some(session) = oauth_sessions::claim_oauth2(
-        &client,
-        env.pool.keys(),
-        Oauth2Server::Atlassian,
-        &job.state,
-        sent_at(message),
-    )
-    .await?
-    else {
-        return unclaimed(
-            &client,
-            env.pool.keys(),
-            SessionRef::OAuth2State(&job.state),
-        )
-        .await;
+    let deny = |error: &str, description: Option<&str>| {
+        answered("Atlassian", error, description, callback_hint(error))
     };
-    if let Some(error) = &job.error {
-        let text = answered(
-            "Atlassian",
-            error,
-            job.error_description.as_deref(),
-            callback_hint(error),
-        );
-        install::settle(&client, &session, Ok(Err(Refusal(text)))).await?;
-        return Ok(Outcome::Refused);
-    }
+    let server = Oauth2Server::Atlassian;
+    let session = match claimed(env, &client, server, job, message, deny).await? {
+        Ok(session) => session,
+        Err(outcome) => return Ok(outcome),
+    };
     let step = complete(env, &mut client, &session, job).await;
     install::settle(&client, &session, step).await
 }

@@ -74,30 +74,40 @@ pub async fn handle(
     message: &Incoming,
 ) -> Result<Outcome, Failure> {
     let mut client = env.pool.get().await?;
-    let called_back_at = sent_at(message);
-    let Some(session) = oauth_sessions::claim_oauth2(
-        &client,
-        env.pool.keys(),
-        Oauth2Server::Jira,
-        &job.state,
-        called_back_at,
-    )
-    .await?
-    else {
-        return unclaimed(
-            &client,
-            env.pool.keys(),
-            SessionRef::OAuth2State(&job.state),
-        )
-        .await;
+    let deny = |error: &str, description: Option<&str>| denied(error, description);
+    let session = match claimed(env, &client, Oauth2Server::Jira, job, message, deny).await? {
+        Ok(session) => session,
+        Err(outcome) => return Ok(outcome),
     };
-    if let Some(error) = &job.error {
-        let text = denied(error, job.error_description.as_deref());
-        install::settle(&client, &session, Ok(Err(Refusal(text)))).await?;
-        return Ok(Outcome::Refused);
-    }
     let step = complete(env, &mut client, &session, job).await;
     install::settle(&client, &session, step).await
+}
+
+/// The session `job`'s state names, claimed for `server`'s code — or the
+/// outcome when there is nothing to exchange: no live session holds the state
+/// (unknown, used, expired: the callback is public, so nothing changes), or the
+/// callback brought an `error`, which fails the session with `deny`'s text.
+pub(super) async fn claimed(
+    env: &Environment,
+    client: &Object,
+    server: Oauth2Server,
+    job: &Oauth2Token,
+    message: &Incoming,
+    deny: impl FnOnce(&str, Option<&str>) -> String,
+) -> Result<Result<Oauth2Session, Outcome>, Failure> {
+    let keys = env.pool.keys();
+    let Some(session) =
+        oauth_sessions::claim_oauth2(client, keys, server, &job.state, sent_at(message)).await?
+    else {
+        let state = SessionRef::OAuth2State(&job.state);
+        return unclaimed(client, keys, state).await.map(Err);
+    };
+    if let Some(error) = &job.error {
+        let text = deny(error, job.error_description.as_deref());
+        install::settle(client, &session, Ok(Err(Refusal(text)))).await?;
+        return Ok(Err(Outcome::Refused));
+    }
+    Ok(Ok(session))
 }
 
 /// When the callback enqueued the job (the message's timestamp), else now.
