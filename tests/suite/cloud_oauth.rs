@@ -635,3 +635,30 @@ async fn connecting_the_site_again_keeps_its_one_dynamic_webhook() {
     );
     w.app.finish().await;
 }
+
+#[tokio::test]
+async fn a_refused_webhook_registration_fails_the_session_saying_the_integration_was_saved() {
+    let w = world().await;
+    w.fake.refuse_dynamic_webhooks();
+    let (id, url) = w.started(&[]);
+    w.consent(&url).await;
+    let (error, integration) = w.wait_state(id, "failed").await;
+    let error = error.expect("an error");
+    let saved = integration.expect("the session names the saved integration");
+    assert!(
+        error.contains(&format!("integration {saved} was saved")),
+        "{error}"
+    );
+    assert!(
+        error.contains("403") && error.contains("scope does not match"),
+        "Jira's answer quoted: {error}"
+    );
+    assert!(
+        error.contains("owner") && error.contains("manage:jira-webhook"),
+        "{error}"
+    );
+    assert!(!error.contains(APP_CLIENT_SECRET), "{error}");
+    assert_eq!(w.cloud_integrations().await, 1, "the integration stays");
+    assert!(w.fake.dynamic_webhooks().is_empty());
+    w.app.finish().await;
+}

@@ -55,6 +55,8 @@ struct Books {
     next_dynamic_id: i64,
     /// How many refreshes of dynamic webhooks were asked.
     dynamic_refreshes: usize,
+    /// Whether registering a dynamic webhook is refused (403).
+    dynamic_refused: bool,
     /// 3LO: codes consented to and not yet exchanged → their redirect_uri.
     codes: HashMap<String, String>,
     /// 3LO refresh tokens issued → still accepted (a used one is dead).
@@ -233,6 +235,12 @@ impl FakeCloud {
     /// Every dynamic webhook is gone (expired, or deleted by an admin).
     pub fn drop_dynamic_webhooks(&self) {
         self.books().dynamic.clear();
+    }
+
+    /// Registering a dynamic webhook is refused from now on, as Atlassian
+    /// refuses a token whose grant lacks `manage:jira-webhook`.
+    pub fn refuse_dynamic_webhooks(&self) {
+        self.books().dynamic_refused = true;
     }
 
     /// How many dynamic-webhook refreshes were asked.
@@ -685,6 +693,11 @@ fn register_dynamic(books: &Mutex<Books>, request: &Request) -> ResponseTemplate
     if body != expected || !url.contains("/extensions/jira-cloud/issue-updated/") {
         return ResponseTemplate::new(400).set_body_json(json!({
             "errorMessages": ["Invalid request payload."], "errors": {}
+        }));
+    }
+    if books.lock().expect("books").dynamic_refused {
+        return ResponseTemplate::new(403).set_body_json(json!({
+            "errorMessages": ["Unauthorized; scope does not match"], "errors": {}
         }));
     }
     if jql.contains('~') {
