@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use jirasync::integration::Provider;
 use jirasync::integration::messages::{self as provider, CloudDelivery, webhook_type};
+use jirasync::integration::token::sign_hub_signature;
 use jirasync::queue::{Names, publisher};
 use tokio::sync::Semaphore;
 
@@ -130,7 +131,7 @@ pub async fn preload(
         }))?;
         let signature = source
             .hmac_secret
-            .map(|secret| hub_signature(secret, &body));
+            .map(|secret| sign_hub_signature(secret, &body));
         let identifier = format!("bench-{round}-{k}");
         let request = provider::WebhookRequest {
             token: source.token,
@@ -158,20 +159,6 @@ pub async fn preload(
         task.await?;
     }
     Ok(())
-}
-
-/// `sha256=<hex>` HMAC-SHA256 of `body` under `secret`: Cloud's `X-Hub-Signature`.
-fn hub_signature(secret: &str, body: &[u8]) -> String {
-    use hmac::{Hmac, KeyInit, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
 }
 
 /// Whether every issue's group holds the assignee of its last event in `round`.

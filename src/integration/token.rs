@@ -14,7 +14,7 @@ use super::metadata::Metadata;
 
 mod hub_signature;
 
-pub use hub_signature::{check_hmac, check_hmac_at};
+pub use hub_signature::{check_hmac, check_hmac_at, sign as sign_hub_signature};
 
 /// Longest token accepted, at the ingress and in the worker (Sentry's are about
 /// 150 characters): a longer one is refused before it is decoded.

@@ -142,10 +142,8 @@ pub fn check_delivery_jwt(
 
 #[cfg(test)]
 mod tests {
-    use hmac::{Hmac, KeyInit, Mac};
     use jsonwebtoken::{EncodingKey, Header};
     use serde_json::json;
-    use sha2::Sha256;
 
     use super::*;
 
@@ -160,15 +158,7 @@ mod tests {
     }
 
     fn signature(secret: &str, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-        mac.update(body);
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256={hex}")
+        crate::integration::token::sign_hub_signature(secret, body)
     }
 
     fn jwt(alg: Algorithm, claims: Value, secret: &str) -> String {

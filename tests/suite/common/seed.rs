@@ -284,14 +284,5 @@ pub fn jira_user(email: &str) -> Value {
 /// `x-hub-signature` of `body` as Jira signs it with the webhook's `secret`:
 /// `sha256=` and the HMAC-SHA256 in hex.
 pub fn hub_signature(secret: &str, body: &[u8]) -> String {
-    use hmac::{Hmac, KeyInit, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    jirasync::integration::token::sign_hub_signature(secret, body)
 }
