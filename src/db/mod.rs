@@ -49,6 +49,7 @@ macro_rules! tagged_origin {
 }
 
 pub mod activity;
+pub mod batch;
 pub mod migrate;
 pub mod oauth_sessions;
 pub mod reconcile;

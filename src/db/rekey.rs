@@ -8,17 +8,6 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
-/// An `external_issues` row of either key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyedIssue {
-    /// Row id.
-    pub id: i64,
-    /// Its organization.
-    pub organization_id: i64,
-    /// Its key.
-    pub key: String,
-}
-
 /// An `external_issues` row of either key in an organization that moves issues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MovingIssue {
@@ -65,30 +54,6 @@ pub async fn lock_moving(
             organization_id: row.get(1),
             key: row.get(2),
             key_synced_at: row.get(3),
-        })
-        .collect())
-}
-
-/// `$1` integration, `$2` the keys: see [`lock`].
-pub const LOCK_KEYS: &str = "SELECT id, organization_id, key FROM external_issues
-              WHERE integration_id = $1 AND key = ANY($2)
-              ORDER BY id FOR UPDATE";
-
-/// The rows of `keys` in `integration_id`, every organization, locked in id order
-/// (the order every change of an issue locks in).
-pub async fn lock(
-    client: &impl GenericClient,
-    integration_id: i64,
-    keys: &[&str],
-) -> Result<Vec<KeyedIssue>, Error> {
-    let statement = client.prepare_cached(LOCK_KEYS).await?;
-    let rows = client.query(&statement, &[&integration_id, &keys]).await?;
-    Ok(rows
-        .iter()
-        .map(|row| KeyedIssue {
-            id: row.get(0),
-            organization_id: row.get(1),
-            key: row.get(2),
         })
         .collect())
 }

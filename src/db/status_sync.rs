@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::json;
 use tokio_postgres::Error;
 
-use super::sync::{LinkedGroup, Writer, insert_activity};
+use super::sync::{LinkedGroup, Writer};
 
 /// `$1` integration, `$2` issue key: see [`enabled`].
 pub const STATUS_SYNC_ENABLED: &str = concat!(
@@ -36,31 +36,33 @@ pub const TRANSITION: &str = concat!(
     " WHERE id = $1 AND status = $2 AND tagged.origin IS NOT NULL RETURNING id"
 );
 
-/// Moves the group from status `from` to `to` and writes the `activity` row,
-/// only if the group is in `from` (an ignored group, or one already in `to`,
-/// is left alone). Returns whether it changed.
+/// Moves the group from status `from` to `to`, only if the group is in `from`
+/// (an ignored group, or one already in `to`, is left alone). Returns whether
+/// it changed; the caller then writes the activity, with
+/// [`transition_activity`]'s data.
 pub async fn transition(
     client: &impl GenericClient,
     group: &LinkedGroup,
     from: &str,
     to: &str,
-    activity: &str,
     by: Writer,
 ) -> Result<bool, Error> {
+    let statement = client.prepare_cached(TRANSITION).await?;
     let changed = client
         .query_opt(
-            TRANSITION,
+            &statement,
             &[&group.group_id, &from, &to, &by.integration_id],
         )
         .await?
         .is_some();
-    if changed {
-        let data = json!({
-            "integration": by.provider.key,
-            "integration_id": by.integration_id,
-            "provider": by.provider.name,
-        });
-        insert_activity(client, group, activity, &data).await?;
-    }
     Ok(changed)
+}
+
+/// The data of the activity of a status `by` changed.
+pub fn transition_activity(by: Writer) -> serde_json::Value {
+    json!({
+        "integration": by.provider.key,
+        "integration_id": by.integration_id,
+        "provider": by.provider.name,
+    })
 }

@@ -13,6 +13,7 @@ use super::audit::{Audit, Decision};
 use super::echo;
 use super::event::{Email, IssueEvent};
 use super::guard::{self, Reach};
+use super::state::State;
 use crate::db::sync::{self as q, Assignee, LinkedGroup, Watermark};
 
 /// What to do to the linked groups.
@@ -47,6 +48,15 @@ pub struct AccountAssignee {
 }
 
 impl Action {
+    /// The email to find the assignee by, if there is one.
+    pub fn email(&self) -> Option<&str> {
+        match self {
+            Self::Assign { email, .. } => email.as_ref().map(Email::as_str),
+            Self::AssignAccount(account) => account.email.as_ref().map(Email::as_str),
+            Self::Unassign => None,
+        }
+    }
+
     /// The email, the user map's key and the Cloud account of an assignment;
     /// `None` for an unassignment.
     fn assignment(&self) -> Option<(Option<&Email>, Option<&str>, Option<&AccountAssignee>)> {
@@ -135,6 +145,7 @@ impl GroupResult {
 /// each organization's decision in `audit`.
 pub async fn apply(
     tx: &Transaction<'_>,
+    state: &mut State,
     event: IssueEvent<'_>,
     action: &Action,
     audit: &mut Audit,
@@ -150,6 +161,7 @@ pub async fn apply(
     let noted = audit.len();
     let issues = guard::admitted(
         tx,
+        state,
         Watermark::Assignee,
         event,
         sets.as_deref(),
@@ -172,15 +184,15 @@ pub async fn apply(
     for admitted in &issues {
         let issue = &admitted.issue;
         let mut results = Vec::new();
-        for group in guard::groups_of(tx, issue, &mut report.reach).await? {
+        for group in guard::groups_of(state, issue, &mut report.reach) {
             let result = match assignment {
-                None => match q::unassign(tx, &group, event.writer()).await? {
+                None => match state.unassign(&group, event.writer()) {
                     true => GroupResult::Unassigned,
                     false => GroupResult::NothingToUnassign,
                 },
                 Some((email, jira_user, _)) => {
                     let by_email = match email {
-                        Some(email) => q::find_assignee(tx, &group, email.as_str()).await?,
+                        Some(email) => state.user(tx, &group, email.as_str()).await?,
                         None => None,
                     };
                     let chosen = match by_email {
@@ -198,9 +210,7 @@ pub async fn apply(
                     match chosen {
                         Ok((user, via)) => {
                             let stored = user.email.clone();
-                            match q::assign(tx, &group, user.user_id, &stored, event.writer())
-                                .await?
-                            {
+                            match state.assign(&group, user.user_id, &stored, event.writer()) {
                                 true => GroupResult::Assigned(user, via),
                                 false => GroupResult::AlreadyAssigned(user, via),
                             }

@@ -8,12 +8,9 @@ use deadpool_postgres::Transaction;
 use super::audit::detail::{Clock, NotLinked, PushKind, Stale, SyncFlag};
 use super::audit::{Audit, Decision};
 use super::clock;
-use super::echo;
 use super::event::IssueEvent;
-use crate::db::sync::{
-    ExternalIssue, LinkedGroup, Watermark, linked_groups, lock_external_issues, mark_synced,
-    reset_synced,
-};
+use super::state::State;
+use crate::db::sync::{ExternalIssue, LinkedGroup, Watermark};
 
 /// A row the ordering guard admitted, and the watermark it found there that
 /// bound nothing (later than [`clock::horizon`]: left by a version that did
@@ -75,6 +72,7 @@ impl Reach {
 /// as an echo, never as stale (docs/reference.md §10.7).
 pub async fn admitted(
     tx: &Transaction<'_>,
+    state: &mut State,
     watermark: Watermark,
     event: IssueEvent<'_>,
     sets: Option<&str>,
@@ -96,18 +94,19 @@ pub async fn admitted(
     // Judged on Jira's own time, before the bound replaced it.
     let jira_time = event.clamped_from.or(event.at);
     let mut admitted = Vec::new();
-    let issues = lock_external_issues(tx, watermark, event.integration_id, event.key.as_str());
+    let key = event.key.as_str();
+    let issues = state.issues(tx, watermark, event.integration_id, key);
     let issues = issues.await?;
     // Taken once the rows are locked: every change committed before was received before.
     let horizon = clock::horizon(event.skew);
     for issue in issues {
         reach.organizations += 1;
         if let Some(value) = sets
-            && let Some(echo) = echo::of(tx, issue.id, kind, value, jira_time).await?
+            && let Some(echo) = state.echo(issue.id, kind, value, jira_time)
         {
             tracing::info!(organization.id = issue.organization_id, watermark = ?watermark, "the echo of a push: nothing to apply");
             if let Some(at) = event.at {
-                mark_synced(tx, issue.id, watermark, at).await?;
+                state.set_watermark(issue.id, watermark, at, false);
             }
             audit.record(Some(issue.organization_id), Decision::Echo(echo));
             continue;
@@ -127,12 +126,12 @@ pub async fn admitted(
             }
             (Some(at), None) if issue.synced_at.is_some() => {
                 tracing::warn!(organization.id = issue.organization_id, watermark = ?watermark, "replacing a watermark beyond any receive time");
-                reset_synced(tx, issue.id, watermark, at).await?;
+                state.set_watermark(issue.id, watermark, at, true);
                 let reset_from = issue.synced_at;
                 admitted.push(Admitted { issue, reset_from });
             }
             (Some(at), _) => {
-                mark_synced(tx, issue.id, watermark, at).await?;
+                state.set_watermark(issue.id, watermark, at, false);
                 admitted.push(Admitted {
                     issue,
                     reset_from: None,
@@ -156,12 +155,8 @@ pub async fn admitted(
 }
 
 /// The groups linked to `issue` (a row [`admitted`] admitted), counted in `reach`.
-pub async fn groups_of(
-    tx: &Transaction<'_>,
-    issue: &ExternalIssue,
-    reach: &mut Reach,
-) -> Result<Vec<LinkedGroup>, tokio_postgres::Error> {
-    let groups = linked_groups(tx, issue).await?;
+pub fn groups_of(state: &State, issue: &ExternalIssue, reach: &mut Reach) -> Vec<LinkedGroup> {
+    let groups = state.groups(issue.id);
     reach.groups += groups.len();
-    Ok(groups)
+    groups
 }

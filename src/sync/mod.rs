@@ -16,6 +16,7 @@ pub mod echo;
 pub mod event;
 pub mod guard;
 pub mod rekey;
+pub mod state;
 pub mod status;
 pub mod unit;
 

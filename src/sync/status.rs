@@ -10,6 +10,7 @@ use super::audit::detail::{GroupStatus, NoDoneBoundary, StatusChange, StatusGrou
 use super::audit::{Audit, Decision};
 use super::event::IssueEvent;
 use super::guard::{self, Reach};
+use super::state::State;
 use crate::db::status_sync as q;
 use crate::db::sync::Watermark;
 
@@ -67,6 +68,7 @@ pub struct Report {
 /// issue moved to, tells the echo of a push (`sync::echo`).
 pub async fn apply(
     tx: &Transaction<'_>,
+    state: &mut State,
     event: IssueEvent<'_>,
     transition: Option<Transition>,
     to: Option<&str>,
@@ -74,7 +76,8 @@ pub async fn apply(
 ) -> Result<Report, tokio_postgres::Error> {
     let mut report = Report::default();
     let watermark = Watermark::Status;
-    let issues = guard::admitted(tx, watermark, event, to, &mut report.reach, audit).await?;
+    let issues = guard::admitted(tx, state, watermark, event, to, &mut report.reach, audit);
+    let issues = issues.await?;
     for admitted in &issues {
         let issue = &admitted.issue;
         // Without a transition only the watermark moves.
@@ -90,9 +93,12 @@ pub async fn apply(
         };
         let mut groups = Vec::new();
         let mut changed = 0;
-        for group in guard::groups_of(tx, issue, &mut report.reach).await? {
+        for group in guard::groups_of(state, issue, &mut report.reach) {
             let (before, after) = (from.as_str(), to.as_str());
-            let moved = q::transition(tx, &group, before, after, activity, event.writer()).await?;
+            let moved = q::transition(tx, &group, before, after, event.writer()).await?;
+            if moved {
+                state.activity(&group, activity, q::transition_activity(event.writer()));
+            }
             changed += usize::from(moved);
             groups.push(StatusGroup {
                 group_id: group.group_id,

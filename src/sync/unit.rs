@@ -11,12 +11,10 @@
 //! nobody else. The webhook writers (`sync::batch`) and reconciliation use it.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 
 use deadpool_postgres::Transaction;
 use futures_util::FutureExt;
-use futures_util::future::try_join_all;
 use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
 
@@ -25,9 +23,10 @@ use super::audit::detail::{Clock, DuplicateDelivery, NotSynced};
 use super::audit::{Audit, Decision};
 use super::change::{Change, Delivery, StatusPlan};
 use super::event::IssueEvent;
+use super::state::State;
 use super::{assignee, rekey, status};
 use crate::cloud::delivery::duplicates::{self, Seen};
-use crate::db::{DbPool, rekey as lock};
+use crate::db::DbPool;
 
 /// How long a transaction of several changes waits for a row lock
 /// (`lock_timeout`, 1 s): far longer than another one holds one, short enough
@@ -129,7 +128,7 @@ impl Unit {
             .iter()
             .map(|p| (&*p.change, p.delivery.as_ref(), &p.span))
             .collect();
-        let failure = match AssertUnwindSafe(self.together(&changes))
+        let failure = match AssertUnwindSafe(self.run(&changes, true))
             .catch_unwind()
             .await
         {
@@ -171,11 +170,9 @@ impl Unit {
         change: &Change,
         delivery: Option<&Delivery>,
     ) -> Result<Applied, Error> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let (applied, audit) = apply(&tx, change, delivery, self.record).await?;
-        audit.write(&tx).await?;
-        tx.commit().await?;
+        let span = Span::current();
+        let mut applied = self.run(&[(change, delivery, &span)], false).await?;
+        let (applied, audit) = applied.remove(0);
         audit.count();
         Ok(applied)
     }
@@ -219,90 +216,91 @@ impl Unit {
         Ok(true)
     }
 
-    /// Every change of the batch in one transaction, each change's result (and
-    /// its trail, to count once committed) in the batch's order.
-    async fn together(&self, batch: &[Item<'_>]) -> Result<Vec<(Applied, Audit)>, Error> {
+    /// Applies `batch` in one transaction, each change's result (and its trail,
+    /// to count once committed) in the batch's order, waiting at most [`LOCK_WAIT`] for a
+    /// lock when `lock_wait`: the Cloud deliveries recorded, the rows read
+    /// ([`State::read`]), each change decided in the batch's order (which is
+    /// each issue's order of arrival), what they decided written, then the
+    /// audit trail, one commit.
+    async fn run(
+        &self,
+        batch: &[Item<'_>],
+        lock_wait: bool,
+    ) -> Result<Vec<(Applied, Audit)>, Error> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.batch_execute(LOCK_WAIT).await?;
-        if batch.len() > 1 {
-            lock_in_order(&tx, batch.iter().map(|(change, ..)| *change)).await?;
+        if lock_wait {
+            tx.batch_execute(LOCK_WAIT).await?;
         }
-        // A move renames rows another change of the batch may look up: then one
-        // after the other, in order. Otherwise each issue's changes in order,
-        // the issues side by side (their statements pipelined on the connection).
-        let issues = if batch.iter().any(|(change, ..)| change.moved_from.is_some()) {
-            vec![(0..batch.len()).collect()]
-        } else {
-            by_issue(batch.iter().map(|(change, ..)| *change))
-        };
-        let applied = try_join_all(issues.iter().map(|indices| {
-            let tx = &tx;
-            async move {
-                let mut applied = Vec::with_capacity(indices.len());
-                for &index in indices {
-                    let (change, delivery, span) = batch[index];
-                    let result = apply(tx, change, delivery, self.record)
-                        .instrument(span.clone())
-                        .await?;
-                    applied.push((index, result));
-                }
-                Ok::<_, tokio_postgres::Error>(applied)
-            }
-        }))
-        .await?;
-        // In the batch's order, which is each issue's order of application.
-        let mut applied: Vec<_> = applied.into_iter().flatten().collect();
-        applied.sort_by_key(|(index, _)| *index);
-        let audits: Vec<&Audit> = applied.iter().map(|(_, (_, audit))| audit).collect();
+        let deliveries: Vec<(i64, &str, &str)> = batch
+            .iter()
+            .filter_map(|(change, delivery, _)| {
+                let identifier = delivery.as_ref()?.webhook_identifier.as_str();
+                Some((
+                    change.integration_id,
+                    identifier,
+                    change.message_id.as_str(),
+                ))
+            })
+            .collect();
+        let mut seen = duplicates::record_all(&tx, &deliveries).await?.into_iter();
+        let changes: Vec<&Change> = batch.iter().map(|(change, ..)| *change).collect();
+        let mut state = State::read(&tx, &changes).await?;
+        let mut applied = Vec::with_capacity(batch.len());
+        for &(change, delivery, span) in batch {
+            let seen = delivery.and_then(|delivery| Some((delivery, seen.next()?)));
+            let result = apply(&tx, &mut state, change, seen, self.record)
+                .instrument(span.clone())
+                .await?;
+            applied.push(result);
+        }
+        state.write(&tx).await?;
+        let audits: Vec<&Audit> = applied.iter().map(|(_, audit)| audit).collect();
         Audit::write_all(&tx, &audits).await?;
         tx.commit().await?;
-        Ok(applied.into_iter().map(|(_, result)| result).collect())
+        Ok(applied)
     }
 }
 
 /// A change of a batch, the Cloud delivery it came in, and its message's span.
 type Item<'a> = (&'a Change, Option<&'a Delivery>, &'a Span);
 
-/// Applies `change` in `tx`: the move, the assignee and the status. Returns the
-/// result and the trail of what was decided, which the caller writes in `tx`
-/// before it commits, and [counts](Audit::count) once committed. The change of
-/// a Cloud `delivery` that another message carried already is a duplicate and
-/// changes nothing (docs/reference.md §11.4); else the delivery is recorded here.
+/// Applies `change` in `tx` and `state`: the move, the assignee and the
+/// status. Returns the result and the trail of what was decided, which the
+/// caller writes in `tx` before it commits, and [counts](Audit::count) once
+/// committed. The change of a Cloud delivery another message carried already
+/// (`seen`, as the batch recorded it) is a duplicate and changes nothing
+/// (docs/reference.md §11.4).
 async fn apply(
     tx: &Transaction<'_>,
+    state: &mut State,
     change: &Change,
-    delivery: Option<&Delivery>,
+    seen: Option<(&Delivery, Seen)>,
     record: bool,
 ) -> Result<(Applied, Audit), tokio_postgres::Error> {
-    if let Some(delivery) = delivery {
-        let seen = duplicates::record(
-            tx,
-            change.integration_id,
-            &delivery.webhook_identifier,
+    if let Some((delivery, Seen::Duplicate { first_message_id })) = seen {
+        let audit = duplicate(
+            record,
             &change.message_id,
-        )
-        .await?;
-        if let Seen::Duplicate { first_message_id } = seen {
-            let audit = duplicate(
-                record,
-                &change.message_id,
-                change.integration_id,
-                Some(change.key.as_str()),
-                delivery,
-                first_message_id,
-            );
-            return Ok((Applied::Duplicate, audit));
-        }
+            change.integration_id,
+            Some(change.key.as_str()),
+            delivery,
+            first_message_id,
+        );
+        return Ok((Applied::Duplicate, audit));
     }
     let event = change.event();
     let mut audit = audit(record, &change.message_id, event);
     let moved = match &change.moved_from {
-        Some(from) => rekey::apply(tx, event, from, &mut audit).await?,
+        Some(from) => {
+            // The move renames rows: what the batch read of them is stale.
+            state.write_and_forget(tx).await?;
+            rekey::apply(tx, event, from, &mut audit).await?
+        }
         None => rekey::Report::default(),
     };
     let assigned = match &change.assignee {
-        Some(action) => Some(assignee::apply(tx, event, action, &mut audit).await?),
+        Some(action) => Some(assignee::apply(tx, state, event, action, &mut audit).await?),
         None => None,
     };
     let resolved = match change.status {
@@ -310,6 +308,7 @@ async fn apply(
             transition,
             status::apply(
                 tx,
+                state,
                 event,
                 transition,
                 change.status_to.as_deref(),
@@ -362,39 +361,6 @@ fn audit(record: bool, message_id: &str, event: IssueEvent<'_>) -> Audit {
     let message_id = Some(message_id).filter(|id| !id.is_empty());
     let audit = Audit::new(message_id, event);
     if record { audit } else { audit.unrecorded() }
-}
-
-/// Locks the rows of every key the changes touch (a move's both keys), in the
-/// order every change locks in: by integration, then by row id.
-async fn lock_in_order<'a>(
-    tx: &Transaction<'_>,
-    changes: impl Iterator<Item = &'a Change>,
-) -> Result<(), tokio_postgres::Error> {
-    let mut keys: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-    for change in changes {
-        let of = keys.entry(change.integration_id).or_default();
-        of.push(change.key.as_str());
-        of.extend(change.moved_from.as_ref().map(|key| key.as_str()));
-    }
-    for (integration_id, keys) in keys {
-        lock::lock(tx, integration_id, &keys).await?;
-    }
-    Ok(())
-}
-
-/// The positions of the changes, grouped by issue, each group in arrival order.
-fn by_issue<'a>(changes: impl Iterator<Item = &'a Change>) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut index: HashMap<(i64, &str), usize> = HashMap::new();
-    for (position, change) in changes.enumerate() {
-        let key = (change.integration_id, change.key.as_str());
-        let group = *index.entry(key).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        groups[group].push(position);
-    }
-    groups
 }
 
 /// A panic's message, as the consumer loop tells it (`queue::handler::Failure::panicked`).

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jirasync::db::DbPool;
+use jirasync::db::batch::{ASSIGN_ALL, UNASSIGN_ALL};
 use jirasync::db::status_sync::TRANSITION;
-use jirasync::db::sync::{ASSIGN, UNASSIGN};
 use jirasync::integration::messages::OUTBOUND;
 use jirasync::outbound::Kind;
 use jirasync::outbound::message::Push;
@@ -286,19 +286,24 @@ async fn each_write_of_a_pipelined_transaction_records_its_own_integration_as_or
     // As a batch of the worker sends them: on one connection, one transaction,
     // without waiting for each answer.
     let tx = db.transaction().await.expect("begin");
+    let (groups, projects, users) = (
+        vec![assigned.group_id],
+        vec![assigned.project_id],
+        vec![amy],
+    );
     let assigning: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-        [&assigned.group_id, &assigned.project_id, &amy, &first];
+        [&groups, &projects, &users, &first];
     let resolving: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
         [&resolved.group_id, &"unresolved", &"resolved", &second];
-    let unassigning: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-        [&unassigned.group_id, &first];
+    let unassigned_groups = vec![unassigned.group_id];
+    let unassigning: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&unassigned_groups, &first];
     let (a, b, c) = tokio::join!(
-        tx.query_opt(ASSIGN, &assigning),
-        tx.query_opt(TRANSITION, &resolving),
-        tx.query_opt(UNASSIGN, &unassigning),
+        tx.execute(ASSIGN_ALL, &assigning),
+        tx.execute(TRANSITION, &resolving),
+        tx.execute(UNASSIGN_ALL, &unassigning),
     );
     for (what, result) in [("assign", a), ("resolve", b), ("unassign", c)] {
-        assert!(result.expect(what).is_some(), "{what} wrote its row");
+        assert_eq!(result.expect(what), 1, "{what} wrote its row");
     }
     tx.commit().await.expect("commit");
 

@@ -6,7 +6,8 @@
 
 use crate::common;
 
-use jirasync::db::{rekey, status_sync, sync};
+use jirasync::cloud::delivery::duplicates;
+use jirasync::db::{batch, rekey, status_sync, sync};
 use jirasync::integration::FIND_ACTIVE;
 use jirasync::outbound::pending;
 use jirasync::sync::audit;
@@ -22,37 +23,64 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
     vec![
         ("FIND_ACTIVE", FIND_ACTIVE, "('bench.jira.local:bench')"),
         (
-            "LOCK_EXTERNAL_ISSUES",
-            sync::LOCK_EXTERNAL_ISSUES,
-            "(1, 'BIG-77')",
+            "LOCK_ISSUES (a batch)",
+            batch::LOCK_ISSUES,
+            "(ARRAY[1, 1], ARRAY['BIG-77', 'BIG-78'])",
         ),
         (
-            "LOCK_STATUS_ISSUES",
-            sync::LOCK_STATUS_ISSUES,
-            "(1, 'BIG-77')",
+            "LINKED_GROUPS (a batch)",
+            batch::LINKED_GROUPS,
+            "(ARRAY[77, 78], ARRAY[5, 5])",
         ),
         (
-            "MARK_ASSIGNEE_SYNCED",
+            "LOCK_ASSIGNEES (a batch)",
+            batch::LOCK_ASSIGNEES,
+            "(ARRAY[77, 78])",
+        ),
+        (
+            "FIND_ASSIGNEES (a batch)",
+            batch::FIND_ASSIGNEES,
+            "(ARRAY[5, 5], ARRAY['big77@example.org', 'big78@example.org'])",
+        ),
+        (
+            "PUSH_WRITES (a batch)",
+            batch::PUSH_WRITES,
+            "(ARRAY[77, 78])",
+        ),
+        (
+            "SET_WATERMARKS (a batch)",
+            batch::SET_WATERMARKS,
+            "(ARRAY[77, 78], ARRAY[now(), NULL], ARRAY[NULL, now()]::timestamptz[])",
+        ),
+        (
+            "ASSIGN_ALL (a batch)",
+            batch::ASSIGN_ALL,
+            "(ARRAY[77, 78], ARRAY[5, 5], ARRAY[77, 78], 1)",
+        ),
+        (
+            "UNASSIGN_ALL (a batch)",
+            batch::UNASSIGN_ALL,
+            "(ARRAY[77, 78], 1)",
+        ),
+        (
+            "INSERT_ACTIVITIES (a batch)",
+            batch::INSERT_ACTIVITIES,
+            "(ARRAY[77, 78], ARRAY[5, 5], ARRAY['assigned', 'assigned'], ARRAY['{}', '{}']::jsonb[])",
+        ),
+        (
+            "RECORD_ALL (Cloud deliveries of a batch)",
+            duplicates::RECORD_ALL,
+            "(ARRAY[1, 1], ARRAY['a', 'b'], ARRAY['m', 'n'])",
+        ),
+        (
+            "MARK_ASSIGNEE_SYNCED (a push)",
             sync::MARK_ASSIGNEE_SYNCED,
             "(77, now())",
         ),
         (
-            "MARK_STATUS_SYNCED",
+            "MARK_STATUS_SYNCED (a push)",
             sync::MARK_STATUS_SYNCED,
             "(77, now())",
-        ),
-        ("LINKED_GROUPS", sync::LINKED_GROUPS, "(77, 5)"),
-        (
-            "FIND_ASSIGNEE",
-            sync::FIND_ASSIGNEE,
-            "(5, 'big77@example.org')",
-        ),
-        ("ASSIGN", sync::ASSIGN, "(77, 5, 77, 1)"),
-        ("UNASSIGN", sync::UNASSIGN, "(77, 1)"),
-        (
-            "INSERT_ACTIVITY",
-            sync::INSERT_ACTIVITY,
-            "(77, 5, 'assigned', '{}')",
         ),
         (
             "REJECTED_CANDIDATES",
@@ -72,24 +100,9 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             "(77, 'unresolved', 'resolved', 1)",
         ),
         (
-            "LOCK_KEYS (issue move)",
-            rekey::LOCK_KEYS,
-            "(1, ARRAY['BIG-77', 'OPS-1'])",
-        ),
-        (
             "LOCK_MOVING (issue move, organizations with sync on)",
             rekey::LOCK_MOVING,
             "(1, ARRAY['BIG-77', 'OPS-1'])",
-        ),
-        (
-            "RESET_ASSIGNEE_SYNCED",
-            sync::RESET_ASSIGNEE_SYNCED,
-            "(77, now())",
-        ),
-        (
-            "RESET_STATUS_SYNCED",
-            sync::RESET_STATUS_SYNCED,
-            "(77, now())",
         ),
         (
             "INSERT_SYNC_EVENT",

@@ -30,6 +30,31 @@ pub enum Seen {
 const RECORD: &str = "INSERT INTO cloud_webhook_deliveries (integration_id, identifier, message_id)
  VALUES ($1, $2, $3) ON CONFLICT (integration_id, identifier) DO NOTHING";
 
+/// `$1` integrations, `$2` identifiers, `$3` message ids: see [`record_all`].
+/// Per delivery: the message that carried its pair first — recorded before
+/// (seen in the statement's snapshot), or the batch's first of the pair when
+/// this statement recorded it — and whether this statement recorded it; NULL
+/// when neither (a transaction that committed the pair since).
+pub const RECORD_ALL: &str = "WITH want AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])
+      WITH ORDINALITY AS w(integration_id, identifier, message_id, n)
+), first AS (
+    SELECT DISTINCT ON (integration_id, identifier) integration_id, identifier, message_id
+      FROM want ORDER BY integration_id, identifier, n
+), recorded AS (
+    INSERT INTO cloud_webhook_deliveries (integration_id, identifier, message_id)
+    SELECT integration_id, identifier, message_id FROM first
+     ORDER BY integration_id, identifier
+    ON CONFLICT (integration_id, identifier) DO NOTHING
+    RETURNING integration_id, identifier
+)
+SELECT CASE WHEN r.identifier IS NOT NULL THEN f.message_id ELSE d.message_id END
+  FROM want w
+  JOIN first f USING (integration_id, identifier)
+  LEFT JOIN recorded r USING (integration_id, identifier)
+  LEFT JOIN cloud_webhook_deliveries d USING (integration_id, identifier)
+ ORDER BY w.n";
+
 /// `$1` integration, `$2` identifier.
 const FIRST: &str = "SELECT message_id FROM cloud_webhook_deliveries
   WHERE integration_id = $1 AND identifier = $2";
@@ -56,6 +81,37 @@ pub async fn record(
         return Ok(Seen::First);
     }
     seen(client, integration_id, identifier, message_id).await
+}
+
+/// As [`record`], for every delivery of a batch at once, each (integration,
+/// identifier, message id); whether each was seen, in their order. Two
+/// deliveries of one pair in the batch: the later is a duplicate of the first.
+pub async fn record_all(
+    client: &impl GenericClient,
+    deliveries: &[(i64, &str, &str)],
+) -> Result<Vec<Seen>, Error> {
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let integrations: Vec<i64> = deliveries.iter().map(|d| d.0).collect();
+    let identifiers: Vec<&str> = deliveries.iter().map(|d| d.1).collect();
+    let messages: Vec<&str> = deliveries.iter().map(|d| d.2).collect();
+    let statement = client.prepare_cached(RECORD_ALL).await?;
+    let rows = client
+        .query(&statement, &[&integrations, &identifiers, &messages])
+        .await?;
+    let mut seen = Vec::with_capacity(deliveries.len());
+    for (row, &(integration_id, identifier, message_id)) in rows.iter().zip(deliveries) {
+        seen.push(match row.get::<_, Option<String>>(0) {
+            Some(first) if first != message_id => Seen::Duplicate {
+                first_message_id: first,
+            },
+            Some(_) => Seen::First,
+            // Committed by another transaction since the statement began: ask again.
+            None => self::seen(client, integration_id, identifier, message_id).await?,
+        });
+    }
+    Ok(seen)
 }
 
 /// Whether the delivery was recorded by another message than `message_id`;

@@ -196,8 +196,8 @@ async fn a_migration_waits_for_a_change_holding_the_issue_and_keeps_what_it_wrot
     let tx = worker.transaction().await.expect("begin");
     let locked = tx
         .query(
-            jirasync::db::sync::LOCK_EXTERNAL_ISSUES,
-            &[&world.dc, &"ABC-1"],
+            jirasync::db::batch::LOCK_ISSUES,
+            &[&vec![world.dc], &vec!["ABC-1"]],
         )
         .await
         .expect("lock as the worker does");
