@@ -156,3 +156,115 @@ async fn a_change_postgres_refuses_fails_alone_and_its_batch_mates_commit() {
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn an_issue_reassigned_within_one_batch_ends_with_the_last_and_an_activity_each() {
+    let app = app().await;
+    let org = app.seed().org(app.integration, true, "SEQ-1").await;
+    let amy = app.seed().teammate(&org, "amy@acme.io").await;
+    let bob = app.seed().teammate(&org, "bob@acme.io").await;
+    let unit = unit(&app).await;
+    let at = chrono::Utc::now();
+    // Amy, Bob, Amy again in Jira's order, then a change older than all three.
+    let steps = [
+        ("amy@acme.io", 0),
+        ("bob@acme.io", 1),
+        ("amy@acme.io", 2),
+        ("bob@acme.io", -5),
+    ];
+    let changes = steps
+        .iter()
+        .map(|&(email, ms)| {
+            let mut change = assignment(&app, "SEQ-1", email);
+            change.message_id = format!("seq-{ms}");
+            change.event_time.at = Some(at + chrono::Duration::milliseconds(ms));
+            change
+        })
+        .collect();
+    let (failure, answers) = settle(&unit, changes).await;
+    assert_eq!(failure, None, "one transaction");
+    let mut applied = Vec::new();
+    for answer in answers {
+        applied.push(answer.get().await.expect("applied"));
+    }
+    assert_eq!(
+        applied,
+        [
+            Applied::Assigned,
+            Applied::Assigned,
+            Applied::Assigned,
+            Applied::Stale
+        ],
+        "each change saw what the ones before it in the batch did"
+    );
+    assert_eq!(app.assignee(org.group_id).await, Some(amy));
+    let assigned: Vec<i64> = app
+        .activities(org.group_id)
+        .await
+        .iter()
+        .map(|(kind, data)| {
+            assert_eq!(kind, "assigned");
+            data["assignee"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("assignee")
+        })
+        .collect();
+    assert_eq!(
+        assigned,
+        [amy, bob, amy],
+        "an activity per change, in order"
+    );
+    let watermark: Option<chrono::DateTime<chrono::Utc>> = app
+        .db
+        .query_one(
+            "SELECT assignee_synced_at FROM external_issues WHERE id = $1",
+            &[&org.external_issue_id],
+        )
+        .await
+        .expect("watermark")
+        .get(0);
+    let last = at + chrono::Duration::milliseconds(2);
+    let moved = watermark.expect("moved");
+    assert!(
+        (moved - last).num_milliseconds().abs() < 1,
+        "the watermark is the latest event time: {moved} vs {last}"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn two_batches_of_the_same_issues_in_opposite_orders_never_deadlock() {
+    let app = app().await;
+    let issues = issues(&app, "DLK", 6).await;
+    let (first, second) = (unit(&app).await, unit(&app).await);
+    for round in 0..10 {
+        let batch = |reverse: bool| {
+            let mut changes: Vec<Change> = issues
+                .iter()
+                .map(|issue| {
+                    let mut change = assignment(&app, &issue.key, &issue.email);
+                    change.message_id = format!("dlk-{round}-{reverse}-{}", issue.key);
+                    change
+                })
+                .collect();
+            if reverse {
+                changes.reverse();
+            }
+            changes
+        };
+        let (a, b) = tokio::join!(settle(&first, batch(false)), settle(&second, batch(true)));
+        assert_eq!(a.0, None, "round {round}: the first batch committed as one");
+        assert_eq!(
+            b.0, None,
+            "round {round}: the second batch committed as one"
+        );
+        for answer in a.1.into_iter().chain(b.1) {
+            answer.get().await.expect("applied");
+        }
+    }
+    for issue in &issues {
+        assert_eq!(app.assignee(issue.group).await, Some(issue.user));
+    }
+    app.finish().await;
+}
