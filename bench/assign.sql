@@ -3,10 +3,10 @@
 -- one assignment webhook applied alone, in its order, with its parameters — the
 -- integration of the token (src/integration/store.rs), then in one transaction the
 -- set-based statements of a batch (src/db/batch.rs) with arrays of one: the issue
--- rows locked; the linked groups, their assignees locked and the writes of pushes;
--- the user; then the watermark, the upsert (naming the integration its origin, so the
--- capture of migrations/V7__outbound.sql records it) and the activity when the
--- assignee changed, and the audit row (src/sync/audit/store.rs). A batch of 32 runs
+-- rows locked; the linked groups, their assignees locked, the writes of pushes and
+-- the user, sent together; then the watermark, the upsert (naming the integration
+-- its origin, so the capture of migrations/V7__outbound.sql records it) and the
+-- activity when the assignee changed, and the audit row (src/sync/audit/store.rs). A batch of 32 runs
 -- the same statements once, with arrays of 32. tests/bench_script.rs checks every
 -- statement against those constants and runs the script. Data: bench/seed.sql.
 -- Variables: -D issues=N -D users=N -D external_id=bench.jira.local:bench.
@@ -45,17 +45,19 @@ SELECT ga.group_id, ga.user_id, ga.team_id
     FOR UPDATE OF ga \aset ga_
 SELECT external_issue_id, kind, value, written_at, jira_updated,
         written_at > now() - interval '10 minutes' FROM outbound_writes WHERE external_issue_id = ANY(ARRAY[:ei_id]::bigint[]) \aset push_
-SELECT DISTINCT ON (want.project_id, want.email)
-        want.project_id, want.email AS wanted, u.id, ue.email, u.username, t.slug
-   FROM unnest(ARRAY[:g_project_id]::bigint[], ARRAY[:email]::text[]) AS want(project_id, email)
+SELECT DISTINCT ON (g.project_id, want.email)
+        g.project_id, want.email AS wanted, u.id, ue.email, u.username, t.slug
+   FROM unnest(ARRAY[:ei_id]::bigint[], ARRAY[:email]::text[]) AS want(issue_id, email)
+   JOIN group_links gl ON gl.linked_type = 'issue' AND gl.linked_id = want.issue_id
+   JOIN groups g ON g.id = gl.group_id
    JOIN user_emails ue ON lower(ue.email) = lower(want.email) AND ue.is_verified
    JOIN users u ON u.id = ue.user_id AND u.is_active
    JOIN organization_members om ON om.user_id = u.id
    JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
    JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
                AND t.organization_id = om.organization_id
-   JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = want.project_id
-  ORDER BY want.project_id, want.email, u.id, ue.id, t.id \gset u_
+   JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = g.project_id
+  ORDER BY g.project_id, want.email, u.id, ue.id, t.id \gset u_
 UPDATE external_issues ei
     SET assignee_synced_at = COALESCE(w.assignee_at, ei.assignee_synced_at),
         status_synced_at = COALESCE(w.status_at, ei.status_synced_at)

@@ -152,21 +152,24 @@ pub async fn lock_assignees(
         .collect())
 }
 
-/// `$1` projects, `$2` emails (pairs): see [`find_assignees`].
-pub const FIND_ASSIGNEES: &str = "SELECT DISTINCT ON (want.project_id, want.email)
-        want.project_id, want.email AS wanted, u.id, ue.email, u.username, t.slug
-   FROM unnest($1::bigint[], $2::text[]) AS want(project_id, email)
+/// `$1` issue rows, `$2` emails (pairs): see [`find_assignees`].
+pub const FIND_ASSIGNEES: &str = "SELECT DISTINCT ON (g.project_id, want.email)
+        g.project_id, want.email AS wanted, u.id, ue.email, u.username, t.slug
+   FROM unnest($1::bigint[], $2::text[]) AS want(issue_id, email)
+   JOIN group_links gl ON gl.linked_type = 'issue' AND gl.linked_id = want.issue_id
+   JOIN groups g ON g.id = gl.group_id
    JOIN user_emails ue ON lower(ue.email) = lower(want.email) AND ue.is_verified
    JOIN users u ON u.id = ue.user_id AND u.is_active
    JOIN organization_members om ON om.user_id = u.id
    JOIN team_members tm ON tm.organization_member_id = om.id AND tm.is_active
    JOIN teams t ON t.id = tm.team_id AND t.status = 'active'
                AND t.organization_id = om.organization_id
-   JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = want.project_id
-  ORDER BY want.project_id, want.email, u.id, ue.id, t.id";
+   JOIN project_teams pt ON pt.team_id = t.id AND pt.project_id = g.project_id
+  ORDER BY g.project_id, want.email, u.id, ue.id, t.id";
 
-/// For each (project, email) pair of `wanted`, the user to assign to a group of
-/// the project: among active users with a verified email equal to the email
+/// For each (issue row, email) pair of `wanted`, by (project, email) for the
+/// projects of the groups linked to the row: the user to assign to a group of
+/// the project — among active users with a verified email equal to the email
 /// ignoring case, the lowest id who is an active member of an active team that
 /// has the project, with the email as stored and that team. Pairs without one
 /// are absent.
@@ -174,9 +177,9 @@ pub async fn find_assignees(
     client: &impl GenericClient,
     wanted: &[(i64, &str)],
 ) -> Result<HashMap<(i64, String), Assignee>, Error> {
-    let (projects, emails): (Vec<i64>, Vec<&str>) = wanted.iter().copied().unzip();
+    let (issues, emails): (Vec<i64>, Vec<&str>) = wanted.iter().copied().unzip();
     let statement = client.prepare_cached(FIND_ASSIGNEES).await?;
-    let rows = client.query(&statement, &[&projects, &emails]).await?;
+    let rows = client.query(&statement, &[&issues, &emails]).await?;
     Ok(rows
         .iter()
         .map(|row| {

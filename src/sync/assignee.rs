@@ -192,7 +192,7 @@ pub async fn apply(
                 },
                 Some((email, jira_user, _)) => {
                     let by_email = match email {
-                        Some(email) => state.user(tx, &group, email.as_str()).await?,
+                        Some(email) => state.user(tx, issue.id, &group, email.as_str()).await?,
                         None => None,
                     };
                     let chosen = match by_email {

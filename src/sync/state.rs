@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
+use futures_util::future::{BoxFuture, try_join_all};
 use futures_util::try_join;
 use serde_json::json;
 
@@ -25,6 +26,25 @@ use super::audit::detail::{Clock, Echo, PushKind};
 use super::change::Change;
 use crate::db::batch::{self as q, Activity, Held, IssueRow, PushWrite, Watermarks};
 use crate::db::sync::{Assignee, ExternalIssue, LinkedGroup, Watermark, Writer};
+
+/// A key a batch reads: its integration, the key, and the email its change
+/// names the assignee by.
+type Key<'a> = (i64, &'a str, Option<&'a str>);
+
+/// The users the emails of `wanted` (issue row, email) name, by (project,
+/// email); none asked, no statement.
+async fn users(
+    tx: &Transaction<'_>,
+    wanted: &[(i64, &str)],
+) -> Result<HashMap<(i64, String), Assignee>, tokio_postgres::Error> {
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    q::find_assignees(tx, wanted).await
+}
+
+/// A statement of [`State::write`], sent with the others.
+type Write<'a> = BoxFuture<'a, Result<(), tokio_postgres::Error>>;
 
 /// The rows a batch read, and its writes not yet made.
 #[derive(Default)]
@@ -64,47 +84,55 @@ impl State {
         changes: &[&Change],
     ) -> Result<Self, tokio_postgres::Error> {
         let mut state = Self::default();
-        let mut keys: Vec<(i64, &str)> = Vec::new();
-        let mut emails: Vec<(i64, &str)> = Vec::new();
+        let mut keys: Vec<Key<'_>> = Vec::new();
         for change in changes {
-            keys.push((change.integration_id, change.key.as_str()));
+            let email = change.assignee.as_ref().and_then(|a| a.email());
+            keys.push((change.integration_id, change.key.as_str(), email));
             if let Some(from) = &change.moved_from {
-                keys.push((change.integration_id, from.as_str()));
-            }
-            if let Some(email) = change.assignee.as_ref().and_then(|a| a.email()) {
-                emails.push((change.integration_id, email));
+                keys.push((change.integration_id, from.as_str(), None));
             }
         }
-        state.read_keys(tx, &keys, &emails).await?;
+        state.read_keys(tx, &keys).await?;
         Ok(state)
     }
 
-    /// Reads `keys` (integration, key) not read yet, and the users `emails`
-    /// (integration, email) name in the projects of their groups.
+    /// Reads the rows of `keys` not read yet, and with them the users the
+    /// emails name in the projects of their groups.
     async fn read_keys(
         &mut self,
         tx: &Transaction<'_>,
-        keys: &[(i64, &str)],
-        emails: &[(i64, &str)],
+        keys: &[Key<'_>],
     ) -> Result<(), tokio_postgres::Error> {
         let mut seen = HashSet::new();
-        let keys: Vec<(i64, &str)> = keys
+        let unread: Vec<(i64, &str)> = keys
             .iter()
-            .copied()
+            .map(|&(integration_id, key, _)| (integration_id, key))
             .filter(|&(i, k)| !self.issues.contains_key(&(i, k.to_owned())) && seen.insert((i, k)))
             .collect();
-        if keys.is_empty() {
+        if unread.is_empty() {
             return Ok(());
         }
-        let rows = q::lock_issues(tx, &keys).await?;
-        for &(integration_id, key) in &keys {
+        let rows = q::lock_issues(tx, &unread).await?;
+        for &(integration_id, key) in &unread {
             self.issues
                 .insert((integration_id, key.to_owned()), Vec::new());
         }
-        let ids: Vec<(i64, i64)> = rows.iter().map(|r| (r.id, r.organization_id)).collect();
-        let mut integrations_of: HashMap<i64, i64> = HashMap::new();
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut wanted: Vec<(i64, &str)> = Vec::new();
+        for row in &rows {
+            ids.push((row.id, row.organization_id));
+            for &(integration_id, key, email) in keys {
+                if let Some(email) = email
+                    && integration_id == row.integration_id
+                    && key == row.key
+                {
+                    wanted.push((row.id, email));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        wanted.retain(|pair| seen.insert(*pair));
         for row in rows {
-            integrations_of.insert(row.id, row.integration_id);
             let key = (row.integration_id, row.key.clone());
             self.issues.entry(key).or_default().push(row);
         }
@@ -112,48 +140,32 @@ impl State {
             return Ok(());
         }
         let only_ids: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
-        let (groups, held, pushes) = try_join!(
+        let (groups, held, pushes, users) = try_join!(
             q::linked_groups(tx, &ids),
             q::lock_assignees(tx, &only_ids),
             q::push_writes(tx, &only_ids),
+            self::users(tx, &wanted),
         )?;
-        let mut wanted: Vec<(i64, &str)> = Vec::new();
         for (issue_id, group) in groups {
-            for &(integration_id, email) in emails {
-                if integrations_of.get(&issue_id) == Some(&integration_id)
-                    && !self
-                        .users
-                        .contains_key(&(group.project_id, email.to_owned()))
-                {
-                    wanted.push((group.project_id, email));
-                }
-            }
             let before = held.get(&group.group_id).copied().unwrap_or_default();
             self.held.entry(group.group_id).or_insert(before);
             self.groups.entry(issue_id).or_default().push(group);
         }
         self.pushes.extend(pushes);
-        self.read_users(tx, &wanted).await
+        self.found(&wanted, &users);
+        Ok(())
     }
 
-    /// Reads the users `wanted` (project, email) name.
-    async fn read_users(
-        &mut self,
-        tx: &Transaction<'_>,
-        wanted: &[(i64, &str)],
-    ) -> Result<(), tokio_postgres::Error> {
-        let mut seen = HashSet::new();
-        let wanted: Vec<(i64, &str)> = wanted.iter().copied().filter(|w| seen.insert(*w)).collect();
-        if wanted.is_empty() {
-            return Ok(());
+    /// Notes the users `found` for the (issue row, email) pairs `wanted`: for
+    /// each group of the row, the user the email names in its project, or nobody.
+    fn found(&mut self, wanted: &[(i64, &str)], found: &HashMap<(i64, String), Assignee>) {
+        for &(issue_id, email) in wanted {
+            for group in self.groups.get(&issue_id).into_iter().flatten() {
+                let key = (group.project_id, email.to_owned());
+                let user = found.get(&key).cloned();
+                self.users.entry(key).or_insert(user);
+            }
         }
-        let mut found = q::find_assignees(tx, &wanted).await?;
-        for (project_id, email) in wanted {
-            let key = (project_id, email.to_owned());
-            let user = found.remove(&key);
-            self.users.insert(key, user);
-        }
-        Ok(())
     }
 
     /// The issue's rows in organizations that sync `watermark`'s kind back, as
@@ -165,7 +177,7 @@ impl State {
         integration_id: i64,
         key: &str,
     ) -> Result<Vec<ExternalIssue>, tokio_postgres::Error> {
-        self.read_keys(tx, &[(integration_id, key)], &[]).await?;
+        self.read_keys(tx, &[(integration_id, key, None)]).await?;
         let rows = self.issues.get(&(integration_id, key.to_owned()));
         Ok(rows
             .into_iter()
@@ -248,16 +260,20 @@ impl State {
         self.groups.get(&issue).cloned().unwrap_or_default()
     }
 
-    /// The user `email` names for `group`'s project: read with the batch, or now.
+    /// The user `email` names for `group`'s project (a group of row `issue`):
+    /// read with the batch, or now.
     pub async fn user(
         &mut self,
         tx: &Transaction<'_>,
+        issue: i64,
         group: &LinkedGroup,
         email: &str,
     ) -> Result<Option<Assignee>, tokio_postgres::Error> {
         let key = (group.project_id, email.to_owned());
         if !self.users.contains_key(&key) {
-            self.read_users(tx, &[(group.project_id, email)]).await?;
+            let wanted = [(issue, email)];
+            let found = users(tx, &wanted).await?;
+            self.found(&wanted, &found);
         }
         Ok(self.users.get(&key).cloned().flatten())
     }
@@ -326,12 +342,10 @@ impl State {
         });
     }
 
-    /// Writes what is pending: watermarks, assignments, unassignments, activities.
+    /// Writes what is pending: watermarks, assignments, unassignments,
+    /// activities — their statements sent together, executed in that order.
     pub async fn write(&mut self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
-        if !self.watermarks.is_empty() {
-            let rows: Vec<_> = std::mem::take(&mut self.watermarks).into_iter().collect();
-            q::set_watermarks(tx, &rows).await?;
-        }
+        let watermarks: Vec<_> = std::mem::take(&mut self.watermarks).into_iter().collect();
         // Per integration: the origin its writes name.
         let mut assign: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
         let mut unassign: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
@@ -343,24 +357,27 @@ impl State {
             let by = assignment.integration_id;
             match after.user_id {
                 Some(user_id) => {
-                    assign
-                        .entry(by)
-                        .or_default()
-                        .push((group_id, assignment.project_id, user_id))
+                    let row = (group_id, assignment.project_id, user_id);
+                    assign.entry(by).or_default().push(row);
                 }
                 None => unassign.entry(by).or_default().push(group_id),
             }
         }
-        for (integration_id, rows) in assign {
-            q::assign(tx, integration_id, &rows).await?;
+        let activities = std::mem::take(&mut self.activities);
+        let mut writes: Vec<Write<'_>> = Vec::new();
+        if !watermarks.is_empty() {
+            writes.push(Box::pin(q::set_watermarks(tx, &watermarks)));
         }
-        for (integration_id, groups) in unassign {
-            q::unassign(tx, integration_id, &groups).await?;
+        for (integration_id, rows) in &assign {
+            writes.push(Box::pin(q::assign(tx, *integration_id, rows)));
         }
-        if !self.activities.is_empty() {
-            let activities = std::mem::take(&mut self.activities);
-            q::insert_activities(tx, &activities).await?;
+        for (integration_id, groups) in &unassign {
+            writes.push(Box::pin(q::unassign(tx, *integration_id, groups)));
         }
+        if !activities.is_empty() {
+            writes.push(Box::pin(q::insert_activities(tx, &activities)));
+        }
+        try_join_all(writes).await?;
         Ok(())
     }
 

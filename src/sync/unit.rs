@@ -254,9 +254,9 @@ impl Unit {
                 .await?;
             applied.push(result);
         }
-        state.write(&tx).await?;
         let audits: Vec<&Audit> = applied.iter().map(|(_, audit)| audit).collect();
-        Audit::write_all(&tx, &audits).await?;
+        // Sent together: the statements do not depend on each other's answers.
+        futures_util::try_join!(state.write(&tx), Audit::write_all(&tx, &audits))?;
         tx.commit().await?;
         Ok(applied)
     }

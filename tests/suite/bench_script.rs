@@ -87,7 +87,7 @@ fn every_statement_of_the_pgbench_script_is_the_workers_own() {
         ),
         bind(LOCK_ASSIGNEES, &["ARRAY[:ei_id]::bigint[]"]),
         bind(PUSH_WRITES, &["ARRAY[:ei_id]::bigint[]"]),
-        bind(FIND_ASSIGNEES, &["ARRAY[:g_project_id]", "ARRAY[:email]"]),
+        bind(FIND_ASSIGNEES, &["ARRAY[:ei_id]", "ARRAY[:email]"]),
         // The watermark moved forward, as the worker moves it in memory.
         bind(
             SET_WATERMARKS,

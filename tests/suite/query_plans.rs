@@ -40,7 +40,7 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
         (
             "FIND_ASSIGNEES (a batch)",
             batch::FIND_ASSIGNEES,
-            "(ARRAY[5, 5], ARRAY['big77@example.org', 'big78@example.org'])",
+            "(ARRAY[77, 78], ARRAY['big77@example.org', 'big78@example.org'])",
         ),
         (
             "PUSH_WRITES (a batch)",
