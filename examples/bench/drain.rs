@@ -2,18 +2,19 @@
 //! `jirasync worker` processes, until every issue's group holds the assignee of
 //! its last event. Row (13)'s are Jira Cloud deliveries: HMAC-signed, each with
 //! its own `X-Atlassian-Webhook-Identifier`, naming the assignee by `accountId`.
+//! Row (15): the same webhooks drained by RabbitMQ alone, to a consumer that only acks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use jirasync::integration::Provider;
 use jirasync::integration::messages::{self as provider, CloudDelivery, webhook_type};
 use jirasync::integration::token::sign_hub_signature;
 use jirasync::queue::{Names, publisher};
 use tokio::sync::Semaphore;
 
-use super::procs::{Kid, free_port, peak_rss_mib, spawn, worker_counts};
+use super::procs::{CpuUse, Kid, free_port, peak_rss_mib, pids_cpu, spawn, worker_counts};
 use super::{Args, Bench};
 
 /// Whose webhooks a drain sends: the integration's provider, its URL token, and
@@ -189,4 +190,96 @@ pub fn last_user(args: &Args, round: usize, issue: usize) -> Option<usize> {
         .rev()
         .find(|k| k % args.issues + 1 == issue)
         .map(|k| (k / args.issues + issue + round) % args.users + 1)
+}
+
+/// How many times row (15) drains: one drain of a few thousand messages lasts about
+/// a second, which a busy machine bends one way or the other; the median of three
+/// holds better.
+const BROKER_DRAINS: usize = 3;
+
+/// What RabbitMQ's own no-op drain measured (row 15).
+pub struct BrokerDrain {
+    /// Messages per second of the median drain, from the consume to the last ack.
+    pub rate: f64,
+    /// Every drain's, in the order they ran.
+    pub rates: Vec<f64>,
+    /// Where the CPU went during the median drain, per 1,000 messages.
+    pub cpu: String,
+}
+
+/// Row (15), the drain limit: [`BROKER_DRAINS`] times, preloads row (4)'s
+/// webhooks and drains them with a consumer of this process that only acks each
+/// delivery, on a connection of its own with the prefetch a worker at
+/// `concurrency` gives `P.webhooks` (`queue::consumer::prefetch`).
+pub async fn broker_drain(
+    bench: &Bench<'_>,
+    names: &Names,
+    source: Source<'_>,
+    concurrency: u16,
+    round: usize,
+) -> anyhow::Result<BrokerDrain> {
+    let mut drains = Vec::new();
+    for _ in 0..BROKER_DRAINS {
+        preload(bench.channel, names, source, bench.args, round).await?;
+        drains.push(no_op_drain(bench, names, webhooks_prefetch(bench, concurrency)).await?);
+    }
+    let rates: Vec<f64> = drains.iter().map(|(rate, _)| *rate).collect();
+    drains.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (rate, cpu) = drains.swap_remove(BROKER_DRAINS / 2);
+    Ok(BrokerDrain { rate, rates, cpu })
+}
+
+/// Drains the preloaded `args.messages` with a consumer that only acks, at
+/// `prefetch`; messages/s from the consume to the last ack, and the CPU line.
+async fn no_op_drain(
+    bench: &Bench<'_>,
+    names: &Names,
+    prefetch: u16,
+) -> anyhow::Result<(f64, String)> {
+    use futures_util::StreamExt as _;
+    use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+
+    let messages = bench.args.messages;
+    let connection =
+        jirasync::queue::connection::connect(&bench.settings.broker.url, "bench-drain").await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions { global: false })
+        .await?;
+    let cpu = CpuUse::start(vec![
+        bench.rabbitmq_cpu(),
+        pids_cpu("consumer", vec![std::process::id()]),
+    ]);
+    let started = Instant::now();
+    let mut deliveries = channel
+        .basic_consume(
+            names.webhooks().as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
+        .await?;
+    // Each ack its own task, as the worker settles each delivery in the task
+    // that handled it.
+    let mut acks = tokio::task::JoinSet::new();
+    for _ in 0..messages {
+        let delivery = tokio::time::timeout(Duration::from_secs(60), deliveries.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no delivery for 60 s"))?
+            .context("the broker cancelled the consumer")??;
+        acks.spawn(async move { delivery.ack(BasicAckOptions::default()).await });
+    }
+    while let Some(ack) = acks.join_next().await {
+        ack??;
+    }
+    let rate = messages as f64 / started.elapsed().as_secs_f64();
+    let cpu = cpu.report(messages);
+    let _ = connection.close(200, "drained".into()).await;
+    Ok((rate, cpu))
+}
+
+/// The prefetch of `P.webhooks`'s consumer in a worker at `concurrency` (the
+/// benchmark's workers run with outbound sync as configured by default).
+pub fn webhooks_prefetch(bench: &Bench<'_>, concurrency: u16) -> u16 {
+    jirasync::queue::consumer::prefetch(concurrency, bench.settings.worker.outbound).webhooks
 }

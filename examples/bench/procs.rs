@@ -165,7 +165,15 @@ fn machine_ticks() -> (u64, u64) {
 }
 
 /// A named CPU counter (seconds so far).
-type CpuCounter = (&'static str, Box<dyn Fn() -> f64>);
+pub type CpuCounter = (&'static str, Box<dyn Fn() -> f64>);
+
+/// The CPU of the processes `pids`, as `name`.
+pub fn pids_cpu(name: &'static str, pids: Vec<u32>) -> CpuCounter {
+    (
+        name,
+        Box::new(move || cpu_seconds(|pid, _| pids.contains(&pid))),
+    )
+}
 
 /// Where the CPU went during one measurement: per process group, and how busy the
 /// machine was. `groups` name CPU counters read before and after.
