@@ -229,9 +229,6 @@ impl Unit {
     ) -> Result<Vec<(Applied, Audit)>, Error> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        if lock_wait {
-            tx.batch_execute(LOCK_WAIT).await?;
-        }
         let deliveries: Vec<(i64, &str, &str)> = batch
             .iter()
             .filter_map(|(change, delivery, _)| {
@@ -243,9 +240,20 @@ impl Unit {
                 ))
             })
             .collect();
-        let mut seen = duplicates::record_all(&tx, &deliveries).await?.into_iter();
         let changes: Vec<&Change> = batch.iter().map(|(change, ..)| *change).collect();
-        let mut state = State::read(&tx, &changes).await?;
+        let lock_timeout = async {
+            match lock_wait {
+                true => tx.batch_execute(LOCK_WAIT).await,
+                false => Ok(()),
+            }
+        };
+        // Sent together, executed in this order: the lock timeout first.
+        let ((), seen, mut state) = futures_util::try_join!(
+            lock_timeout,
+            duplicates::record_all(&tx, &deliveries),
+            State::read(&tx, &changes),
+        )?;
+        let mut seen = seen.into_iter();
         let mut applied = Vec::with_capacity(batch.len());
         for &(change, delivery, span) in batch {
             let seen = delivery.and_then(|delivery| Some((delivery, seen.next()?)));
