@@ -18,6 +18,7 @@ SELECT 'BENCH-' || :n::int AS key, 'bench' || :u::int || '@example.org' AS email
 SELECT id, metadata FROM integrations
   WHERE provider = 'jira_server' AND external_id = :external_id AND status = 'active' \gset integration_
 BEGIN;
+SET LOCAL plan_cache_mode = force_generic_plan;
 SELECT ei.integration_id, ei.key, ei.id, ei.organization_id,
         ei.assignee_synced_at, ei.status_synced_at,
         COALESCE(oi.config->>'sync_reverse_assignment' = 'true', false) AS syncs_assignee,

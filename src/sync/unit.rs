@@ -33,6 +33,11 @@ use crate::db::DbPool;
 /// that a change stuck behind a lock held for long delays the others by no more.
 pub const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '1s'";
 
+/// How a unit of work's set-based statements are planned: once per connection
+/// (`force_generic_plan`) rather than again for every batch's arrays. Their
+/// generic plans read no large table whole (`tests/suite/query_plans.rs`).
+pub const GENERIC_PLANS: &str = "SET LOCAL plan_cache_mode = force_generic_plan";
+
 /// Why a change was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -241,15 +246,13 @@ impl Unit {
             })
             .collect();
         let changes: Vec<&Change> = batch.iter().map(|(change, ..)| *change).collect();
-        let lock_timeout = async {
-            match lock_wait {
-                true => tx.batch_execute(LOCK_WAIT).await,
-                false => Ok(()),
-            }
+        let settings = match lock_wait {
+            true => format!("{GENERIC_PLANS}; {LOCK_WAIT}"),
+            false => GENERIC_PLANS.to_owned(),
         };
-        // Sent together, executed in this order: the lock timeout first.
+        // Sent together, executed in this order: the settings first.
         let ((), seen, mut state) = futures_util::try_join!(
-            lock_timeout,
+            tx.batch_execute(&settings),
             duplicates::record_all(&tx, &deliveries),
             State::read(&tx, &changes),
         )?;

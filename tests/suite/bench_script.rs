@@ -14,6 +14,7 @@ use jirasync::db::batch::{
 };
 use jirasync::integration::FIND_ACTIVE;
 use jirasync::sync::audit::INSERT_SYNC_EVENT;
+use jirasync::sync::unit::GENERIC_PLANS;
 
 const SCRIPT: &str = include_str!("../../bench/assign.sql");
 const SEED: &str = include_str!("../../bench/seed.sql");
@@ -80,6 +81,7 @@ fn every_statement_of_the_pgbench_script_is_the_workers_own() {
         ),
         bind(FIND_ACTIVE, &[":external_id"]),
         "BEGIN".to_owned(),
+        GENERIC_PLANS.to_owned(),
         bind(LOCK_ISSUES, &["ARRAY[:integration_id]", "ARRAY[:key]"]),
         bind(
             LINKED_GROUPS,
