@@ -191,10 +191,10 @@ async fn consume_on<H: Handler>(
         match next {
             Some((queue, Ok(delivery))) => {
                 let handling = Arc::clone(&handling);
-                tasks.spawn(async move {
+                tasks.spawn(Box::pin(async move {
                     process(&handling, queue, delivery).await;
                     drop(permit);
-                });
+                }));
             }
             Some((queue, Err(error))) => {
                 break Err(anyhow::Error::new(error).context(format!("consuming {queue} failed")));
@@ -273,6 +273,11 @@ async fn close(connection: &Connection) {
     }
 }
 
+/// Handles and settles one delivery, in a task of its own. Its future is boxed
+/// where it is spawned, and the handler's where it is called (`guarded`): inline,
+/// they made each delivery's task 18 KB, copied whole each time tokio moved it
+/// (into its cell, and the stage written at its end) — 15 % of the worker's
+/// instructions per webhook (docs/performance.md, "Worker CPU profile").
 async fn process<H: Handler>(handling: &Handling<H>, queue: String, delivery: Delivery) {
     let incoming = Incoming {
         kind: message::message_type(&delivery.properties),
@@ -380,7 +385,8 @@ async fn guarded<H: Handler>(
 ) -> Result<Outcome, Failure> {
     // The handler's state is behind `&self` and idempotent by contract; a panic
     // leaves nothing half-applied that the next message could observe.
-    match AssertUnwindSafe(handler.handle(message, incoming))
+    // Boxed: the dispatcher's future is 8 KB (`process`).
+    match AssertUnwindSafe(Box::pin(handler.handle(message, incoming)))
         .catch_unwind()
         .await
     {

@@ -96,7 +96,10 @@ fn human(duration: Duration) -> String {
     }
 }
 
-/// Acks, retries through a tier or dead-letters; returns the outcome.
+/// Acks, retries through a tier or dead-letters; returns the outcome. The copies'
+/// futures (a confirmed publish, the handler's dead-letter hook) are boxed: an ack
+/// is what nearly every delivery comes to, and its task stays small
+/// (`consumer::guarded`).
 pub(super) async fn settle<H: Handler>(
     settler: &Settler<H>,
     incoming: &Incoming,
@@ -127,7 +130,7 @@ pub(super) async fn settle<H: Handler>(
                 error: &error,
                 first_failed: None,
             };
-            let published = dead_letter(settler, incoming, message, dead).await;
+            let published = Box::pin(dead_letter(settler, incoming, message, dead)).await;
             return finish(settler, incoming, delivery, outcome, published).await;
         }
         Err(Failure::Passing(error)) => (error, None),
@@ -160,7 +163,7 @@ pub(super) async fn settle<H: Handler>(
                     tracing::warn!(%reason, attempts, retry.queue = %queue, "transient failure; retrying later");
                     left_out(&fitted.dropped);
                     let props = fitted.properties;
-                    let published = publish(settler, &queue, &incoming.body, props).await;
+                    let published = Box::pin(publish(settler, &queue, &incoming.body, props)).await;
                     let published = published.map_err(Unsent::Publish);
                     return finish(settler, incoming, delivery, Outcome::RETRIED, published).await;
                 }
@@ -183,7 +186,7 @@ pub(super) async fn settle<H: Handler>(
         error: &error,
         first_failed: Some(first_failed),
     };
-    let published = dead_letter(settler, incoming, message, dead).await;
+    let published = Box::pin(dead_letter(settler, incoming, message, dead)).await;
     finish(
         settler,
         incoming,
