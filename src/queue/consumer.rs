@@ -279,12 +279,19 @@ async fn close(connection: &Connection) {
 /// (into its cell, and the stage written at its end) — 15 % of the worker's
 /// instructions per webhook (docs/performance.md, "Worker CPU profile").
 async fn process<H: Handler>(handling: &Handling<H>, queue: String, delivery: Delivery) {
+    // The body and properties are the handler's to read; settling needs only the acker.
+    let Delivery {
+        properties,
+        data,
+        acker,
+        ..
+    } = delivery;
     let incoming = Incoming {
-        kind: message::message_type(&delivery.properties),
-        id: message::message_id(&delivery.properties),
+        kind: message::message_type(&properties),
+        id: message::message_id(&properties),
         queue,
-        properties: delivery.properties.clone(),
-        body: delivery.data.clone(),
+        properties,
+        body: data,
     };
     let span = tracing::info_span!(
         "message",
@@ -316,7 +323,7 @@ async fn process<H: Handler>(handling: &Handling<H>, queue: String, delivery: De
             &handling.settler,
             &incoming,
             message.as_ref(),
-            &delivery,
+            &acker,
             result,
         )
         .await;
