@@ -12,10 +12,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use lapin::Channel;
-use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::types::AMQPValue;
+use lapin::{Acker, Channel};
 
 use super::Names;
 use super::frame;
@@ -96,12 +95,15 @@ fn human(duration: Duration) -> String {
     }
 }
 
-/// Acks, retries through a tier or dead-letters; returns the outcome.
+/// Acks, retries through a tier or dead-letters; returns the outcome. The copies'
+/// futures (a confirmed publish, the handler's dead-letter hook) are boxed: an ack
+/// is what nearly every delivery comes to, and its task stays small
+/// (`consumer::guarded`).
 pub(super) async fn settle<H: Handler>(
     settler: &Settler<H>,
     incoming: &Incoming,
     message: Option<&H::Message>,
-    delivery: &Delivery,
+    acker: &Acker,
     result: Result<Outcome, Failure>,
 ) -> Outcome {
     let attempts = message::header_int(&incoming.properties, ATTEMPTS).unwrap_or(0) + 1;
@@ -112,11 +114,11 @@ pub(super) async fn settle<H: Handler>(
         .unwrap_or(now);
     let waited = Duration::from_millis(u64::try_from(now - first_failed).unwrap_or(0));
     let (error, dependency) = match result {
-        Ok(outcome) => return acked(delivery, outcome, Ok(())).await,
+        Ok(outcome) => return acked(acker, outcome, Ok(())).await,
         // Held through an outage until shutdown: back to its queue, to wait there.
         Err(Failure::Outage(error)) => {
             tracing::info!(reason = %format!("{error:#}"), "shutting down during an outage; requeueing");
-            message::give_back(&delivery.acker).await;
+            message::give_back(acker).await;
             return Outcome::REQUEUED;
         }
         Err(Failure::Permanent { outcome, error }) => {
@@ -127,8 +129,8 @@ pub(super) async fn settle<H: Handler>(
                 error: &error,
                 first_failed: None,
             };
-            let published = dead_letter(settler, incoming, message, dead).await;
-            return finish(settler, incoming, delivery, outcome, published).await;
+            let published = Box::pin(dead_letter(settler, incoming, message, dead)).await;
+            return finish(settler, incoming, acker, outcome, published).await;
         }
         Err(Failure::Passing(error)) => (error, None),
         Err(Failure::DependencyDown { dependency, error }) => (error, Some(dependency)),
@@ -160,9 +162,9 @@ pub(super) async fn settle<H: Handler>(
                     tracing::warn!(%reason, attempts, retry.queue = %queue, "transient failure; retrying later");
                     left_out(&fitted.dropped);
                     let props = fitted.properties;
-                    let published = publish(settler, &queue, &incoming.body, props).await;
+                    let published = Box::pin(publish(settler, &queue, &incoming.body, props)).await;
                     let published = published.map_err(Unsent::Publish);
-                    return finish(settler, incoming, delivery, Outcome::RETRIED, published).await;
+                    return finish(settler, incoming, acker, Outcome::RETRIED, published).await;
                 }
                 // Retried without a header it needs, it could only fail otherwise
                 // (a token dropped is a token rejected): kept whole in P.dead instead.
@@ -171,7 +173,7 @@ pub(super) async fn settle<H: Handler>(
                      ({} left out)",
                     fitted.dropped.join(", ")
                 ),
-                Err(len) => return rejected(settler, incoming, delivery, len).await,
+                Err(len) => return rejected(settler, incoming, acker, len).await,
             }
         }
         Next::GiveUp(why) => why,
@@ -183,38 +185,31 @@ pub(super) async fn settle<H: Handler>(
         error: &error,
         first_failed: Some(first_failed),
     };
-    let published = dead_letter(settler, incoming, message, dead).await;
-    finish(
-        settler,
-        incoming,
-        delivery,
-        Outcome::DEAD_LETTERED,
-        published,
-    )
-    .await
+    let published = Box::pin(dead_letter(settler, incoming, message, dead)).await;
+    finish(settler, incoming, acker, Outcome::DEAD_LETTERED, published).await
 }
 
 /// Settles the delivery by what became of its copy.
 async fn finish<H: Handler>(
     settler: &Settler<H>,
     incoming: &Incoming,
-    delivery: &Delivery,
+    acker: &Acker,
     outcome: Outcome,
     copied: Result<(), Unsent>,
 ) -> Outcome {
     match copied {
-        Err(Unsent::TooLarge(len)) => rejected(settler, incoming, delivery, len).await,
-        Err(Unsent::Publish(error)) => acked(delivery, outcome, Err(error)).await,
-        Ok(()) => acked(delivery, outcome, Ok(())).await,
+        Err(Unsent::TooLarge(len)) => rejected(settler, incoming, acker, len).await,
+        Err(Unsent::Publish(error)) => acked(acker, outcome, Err(error)).await,
+        Ok(()) => acked(acker, outcome, Ok(())).await,
     }
 }
 
 /// Acks the delivery once its copy (if any) is confirmed; gives it back to its
 /// queue when the copy failed.
-async fn acked(delivery: &Delivery, outcome: Outcome, copied: Result<(), PublishError>) -> Outcome {
+async fn acked(acker: &Acker, outcome: Outcome, copied: Result<(), PublishError>) -> Outcome {
     match copied {
         Ok(()) => {
-            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+            if let Err(error) = acker.ack(BasicAckOptions::default()).await {
                 // The broker redelivers it; handlers are idempotent.
                 tracing::warn!(%error, "ack failed; the message will be redelivered");
             }
@@ -222,7 +217,7 @@ async fn acked(delivery: &Delivery, outcome: Outcome, copied: Result<(), Publish
         }
         Err(error) => {
             tracing::error!(%error, "could not publish to the retry or dead-letter queue; requeueing");
-            message::give_back(&delivery.acker).await;
+            message::give_back(acker).await;
             Outcome::REQUEUED
         }
     }
@@ -235,7 +230,7 @@ async fn acked(delivery: &Delivery, outcome: Outcome, copied: Result<(), Publish
 async fn rejected<H: Handler>(
     settler: &Settler<H>,
     incoming: &Incoming,
-    delivery: &Delivery,
+    acker: &Acker,
     len: usize,
 ) -> Outcome {
     tracing::error!(
@@ -245,10 +240,7 @@ async fn rejected<H: Handler>(
     );
     metrics::counter!("jirasync_dead_lettered_total", "type" => settler.names.catalog().type_label(&incoming.kind))
         .increment(1);
-    let rejected = delivery
-        .acker
-        .reject(BasicRejectOptions { requeue: false })
-        .await;
+    let rejected = acker.reject(BasicRejectOptions { requeue: false }).await;
     if let Err(error) = rejected {
         tracing::warn!(%error, "reject failed; the message will be redelivered");
     }

@@ -5,6 +5,7 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Value};
 
+use super::body::{Root, Shape};
 use super::change::{AssigneeChange, AssigneeRef, IssueChange, StatusChange, WebhookEvent};
 use crate::sync::{Email, IssueKey};
 
@@ -28,18 +29,19 @@ pub enum MalformedWebhook {
     BadAssignee(&'static str),
 }
 
-/// Parses and classifies a webhook body.
+/// Parses and classifies a webhook body. Only the values read here are built
+/// (`body.rs`); the rest is checked as JSON and dropped.
 pub fn parse(body: &[u8]) -> Result<WebhookEvent, MalformedWebhook> {
-    let value: Value =
+    let root: Shape<Root> =
         serde_json::from_slice(body).map_err(|e| MalformedWebhook::NotJson(e.to_string()))?;
-    let Value::Object(root) = value else {
-        return Err(MalformedWebhook::NotAnObject(kind(&value)));
-    };
-    classify(&root)
+    match root {
+        Shape::Object(root) => classify(&root),
+        Shape::Not(kind) => Err(MalformedWebhook::NotAnObject(kind)),
+    }
 }
 
-fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook> {
-    let changelog = root.get("changelog").unwrap_or(&Value::Null);
+fn classify(root: &Root) -> Result<WebhookEvent, MalformedWebhook> {
+    let changelog = root.changelog.as_ref().unwrap_or(&Value::Null);
     if is_empty(changelog) {
         return Ok(WebhookEvent::NoChangelog);
     }
@@ -73,9 +75,9 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
     if !assignee_changed && status.is_none() && moved.is_none() {
         return Ok(WebhookEvent::NothingToSync);
     }
-    let issue = root.get("issue");
+    let issue = root.issue.as_ref().and_then(Shape::object);
     let key = issue
-        .and_then(|i| i.get("key"))
+        .and_then(|i| i.key.as_ref())
         .and_then(Value::as_str)
         .or_else(|| moved.and_then(|(_, to)| to))
         .ok_or(MalformedWebhook::MissingIssueKey)?;
@@ -83,20 +85,21 @@ fn classify(root: &Map<String, Value>) -> Result<WebhookEvent, MalformedWebhook>
         .map(|(from, _)| IssueKey::new(from))
         .filter(|from| from.as_str() != key);
     let fields = issue
-        .and_then(|i| i.get("fields"))
-        .and_then(Value::as_object);
+        .and_then(|i| i.fields.as_ref())
+        .and_then(Shape::object);
     let assignee = if assignee_changed {
         let fields = fields.ok_or(MalformedWebhook::MissingFields)?;
-        Some(assignee_change(fields)?)
+        Some(assignee_change(fields.assignee.as_ref())?)
     } else {
         None
     };
     let event_time = fields
-        .and_then(|f| f.get("updated"))
+        .and_then(|f| f.updated.as_ref())
         .and_then(Value::as_str)
         .and_then(parse_jira_time)
         .or_else(|| {
-            root.get("timestamp")
+            root.timestamp
+                .as_ref()
                 .and_then(Value::as_i64)
                 .and_then(DateTime::from_timestamp_millis)
         });
@@ -125,7 +128,7 @@ pub fn current_state(
     Ok(IssueChange {
         key: IssueKey::new(key),
         moved_from: None,
-        assignee: Some(assignee_change(fields)?),
+        assignee: Some(assignee_change(fields.get("assignee"))?),
         status: None,
         event_time: fields
             .get("updated")
@@ -136,8 +139,8 @@ pub fn current_state(
 }
 
 /// The current `issue.fields.assignee` decides (docs/reference.md §5.4).
-fn assignee_change(fields: &Map<String, Value>) -> Result<AssigneeChange, MalformedWebhook> {
-    Ok(match fields.get("assignee") {
+fn assignee_change(assignee: Option<&Value>) -> Result<AssigneeChange, MalformedWebhook> {
+    Ok(match assignee {
         None | Some(Value::Null) => AssigneeChange::Unassign,
         Some(Value::Object(assignee)) => match assignee
             .get("emailAddress")
