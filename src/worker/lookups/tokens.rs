@@ -84,12 +84,11 @@ impl Tokens {
         integration: &Integration,
     ) -> Result<TokenDigest, Rejected> {
         let current = integration.metadata.webhook_secret.as_deref();
-        if let Token::Known(verified) = read {
-            if verified.integration_id == integration.id
-                && current == Some(verified.secret.as_str())
-            {
-                return Ok(verified.digest);
-            }
+        if let Token::Known(verified) = read
+            && verified.integration_id == integration.id
+            && current == Some(verified.secret.as_str())
+        {
+            return Ok(verified.digest);
         }
         let verdict = token::verify_at(token, &integration.metadata, chrono::Utc::now());
         let mut kept = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
