@@ -1,9 +1,10 @@
 //! What a unit of work reads once for all its changes, and writes once
 //! (docs/reference.md §5.12). Before the first change is applied, one statement
 //! locks the rows of every issue key of the batch (by integration, then row
-//! id: the order every transaction locks in), and three more read, for all of
-//! them, the linked groups, their assignees (locked), the writes of pushes (for
-//! the echo check) and the users the emails name (`db::batch`). The changes are
+//! id: the order every transaction locks in), and four more, sent together,
+//! read for all of them the linked groups, their assignees (locked), the writes
+//! of pushes (for the echo check) and the users the emails name (`db::batch`).
+//! The changes are
 //! then decided in memory, in order, each seeing what the ones before did: the
 //! watermarks they moved, the assignees they set. What they decided is written
 //! at the end, one statement per table: the watermarks, the assignments (one
