@@ -4,9 +4,9 @@
 //! id: the order every transaction locks in), and four more, sent together,
 //! read for all of them the linked groups, their assignees (locked), the writes
 //! of pushes (for the echo check) and the users the emails name (`db::batch`).
-//! The changes are
-//! then decided in memory, in order, each seeing what the ones before did: the
-//! watermarks they moved, the assignees they set. What they decided is written
+//! The changes are then decided in memory, in order, each seeing what the ones
+//! before did: the watermarks they moved, the assignees they set. What they
+//! decided is written
 //! at the end, one statement per table: the watermarks, the assignments (one
 //! per integration, so that each names its origin), the unassignments, the
 //! activities in the order they were decided. A key the batch did not read
