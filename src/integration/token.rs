@@ -101,27 +101,56 @@ pub fn could_be_ours(token: &str) -> bool {
 
 /// The `id` claim read without verification, to find the integration.
 pub fn external_id(token: &str) -> Result<String, Rejected> {
+    claims(token).map(|claims| claims.id)
+}
+
+/// What a token's claims say, read without verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The `id` claim: the integration's external id.
+    pub id: String,
+    /// Neither `exp` nor `nbf` is present: a token that verified under a secret
+    /// verifies under it at any time (the worker keeps such tokens,
+    /// `worker::lookups`).
+    pub timeless: bool,
+}
+
+/// The claims read without verification, to find the integration.
+pub fn claims(token: &str) -> Result<Claims, Rejected> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Rejected::TooLong);
     }
     let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
         .map_err(|_| Rejected::Undecodable)?;
-    claims
+    let id = claims
         .get("id")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or(Rejected::NoId)
+        .ok_or(Rejected::NoId)?;
+    Ok(Claims {
+        id,
+        timeless: claims.get("exp").is_none() && claims.get("nbf").is_none(),
+    })
+}
+
+/// Which of the integration's secrets a token verified under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// Its `webhook_secret`.
+    Current,
+    /// The secret a rotation replaced, until the overlap ends.
+    Previous,
 }
 
 /// Verifies the token against the integration's `webhook_secret` (or, until
 /// the rotation's overlap ends, its previous one): HS256 only; `exp`/`nbf`
 /// checked when present; an `aud` claim rejects it.
 pub fn verify(token: &str, metadata: &Metadata) -> Result<(), Rejected> {
-    verify_at(token, metadata, Utc::now())
+    verify_at(token, metadata, Utc::now()).map(|_| ())
 }
 
-/// As [`verify`], the overlap judged at `now`.
-pub fn verify_at(token: &str, metadata: &Metadata, now: DateTime<Utc>) -> Result<(), Rejected> {
+/// As [`verify`], the overlap judged at `now`; says which secret verified it.
+pub fn verify_at(token: &str, metadata: &Metadata, now: DateTime<Utc>) -> Result<Secret, Rejected> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Rejected::TooLong);
     }
@@ -131,8 +160,10 @@ pub fn verify_at(token: &str, metadata: &Metadata, now: DateTime<Utc>) -> Result
         .ok_or(Rejected::NoSecret)?;
     let current = verify_with(token, secret);
     match (&current, metadata.previous_at(now)) {
-        (Err(_), Some((Some(previous), _))) if verify_with(token, previous).is_ok() => Ok(()),
-        _ => current,
+        (Err(_), Some((Some(previous), _))) if verify_with(token, previous).is_ok() => {
+            Ok(Secret::Previous)
+        }
+        _ => current.map(|()| Secret::Current),
     }
 }
 

@@ -48,9 +48,8 @@ impl Verdicts {
         (verdicts, task)
     }
 
-    /// `token` verified.
-    pub fn accepted(&self, token: &str) {
-        let digest = TokenDigest::of(token);
+    /// The token of digest `digest` verified.
+    pub fn accepted(&self, digest: TokenDigest) {
         let now = Instant::now();
         {
             let mut announced = self

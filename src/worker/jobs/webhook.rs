@@ -92,29 +92,35 @@ async fn prepare(
     let Some(token) = header_str(&message.properties, TOKEN) else {
         return Ok(Prepared::Done(rejected(&Rejected::Missing)));
     };
-    let external_id = match token::external_id(&token) {
-        Ok(id) => id,
+    // A token that verified before is not decoded or checked again.
+    let tokens = env.lookups.tokens();
+    let read = match tokens.read(&token) {
+        Ok(read) => read,
         Err(reason) => {
             env.verdicts.rejected(&token);
             return Ok(Prepared::Done(rejected(&reason)));
         }
     };
+    let external_id = read.external_id();
     let provider = delivery.provider;
     let Some(integration) = env
         .lookups
-        .active_integration(&env.pool, provider, &external_id)
+        .active_integration(&env.pool, provider, external_id)
         .await?
     else {
         return Ok(Prepared::Done(
-            not_active(env, provider, &token, &external_id).await?,
+            not_active(env, provider, &token, external_id).await?,
         ));
     };
     Span::current().record("integration.id", integration.id);
-    if let Err(reason) = token::verify(&token, &integration.metadata) {
-        env.verdicts.rejected(&token);
-        return Ok(Prepared::Done(rejected(&reason)));
-    }
-    env.verdicts.accepted(&token);
+    let digest = match tokens.verify(&token, &read, &integration) {
+        Ok(digest) => digest,
+        Err(reason) => {
+            env.verdicts.rejected(&token);
+            return Ok(Prepared::Done(rejected(&reason)));
+        }
+    };
+    env.verdicts.accepted(digest);
     // The same integration on every attempt of this delivery.
     let _ = delivery.integration.set(integration.id);
     env.activity.webhook_seen(&env.pool, integration.id).await;

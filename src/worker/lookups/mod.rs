@@ -1,6 +1,6 @@
 //! What the worker's jobs look up before they write, shared by all of its
-//! tasks: the integration a token names (Postgres), hidden assignee emails and
-//! `done` statuses (Jira, cached for minutes). One single-flight mechanism
+//! tasks: the integration a token names (Postgres), the tokens that verified,
+//! hidden assignee emails and `done` statuses (Jira, cached for minutes). One single-flight mechanism
 //! ([`single_flight`]) makes tasks that ask the same thing at the same time
 //! share one lookup.
 
@@ -8,10 +8,12 @@ mod cache;
 mod hidden_email;
 mod jira_statuses;
 mod single_flight;
+mod tokens;
 
 use hidden_email::{EmailCache, Lookup};
 use jira_statuses::{DoneIds, StatusCache};
 use single_flight::SingleFlight;
+pub use tokens::Tokens;
 
 use crate::db::DbPool;
 use crate::integration::{self, Integration, Provider};
@@ -30,9 +32,16 @@ pub struct Lookups {
     emails: EmailCache,
     /// The `done` statuses of each integration's Jira.
     statuses: StatusCache,
+    /// Webhook tokens that verified.
+    tokens: Tokens,
 }
 
 impl Lookups {
+    /// Webhook tokens that verified, to verify the next webhook of each at once.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
     /// The active integration of `provider` `external_id` names (docs/reference.md §5.1), in one
     /// query with the webhooks that ask for it at the same time. No connection is held
     /// after it: one held while Jira is asked would be one fewer for the others (a
