@@ -92,9 +92,21 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let buckets = [
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
         ];
+        // Webhooks per transaction (`JIRASYNC_WORKER_BATCH_SIZE`, 32 by default).
+        // Buckets, not the summary an unbucketed histogram becomes: rendering a
+        // summary merges and queries its sketches, 0.3 ms of CPU per scrape, which
+        // a benchmark that asks `/metrics` every 20 ms paid per webhook
+        // (docs/performance.md, "Worker CPU profile").
+        let batch_sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
-            .expect("the bucket list is not empty");
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full("jirasync_webhook_batch_size".into()),
+                    &batch_sizes,
+                )
+            })
+            .expect("the bucket lists are not empty");
         let handle = match builder.install_recorder() {
             Ok(handle) => handle,
             // Another recorder is installed (a test harness): keep our own, unexported.
