@@ -8,9 +8,10 @@
 //! stops reading a connection it blocks, acks included, so one blocked publish on
 //! the consuming connection would hold every other message's ack.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -20,6 +21,7 @@ use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use metrics::{Counter, Gauge, Histogram};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -91,6 +93,53 @@ struct Handling<H> {
     settler: Settler<H>,
     /// Held messages stop waiting for an outage to end on shutdown.
     shutdown: Shutdown,
+    /// What every delivery counts.
+    meters: Meters,
+}
+
+/// The loop's metrics, each handle made once: a `metrics::counter!` with labels
+/// builds its key and looks it up in the registry at every call.
+struct Meters {
+    /// `jirasync_messages_in_flight`.
+    in_flight: Gauge,
+    /// Handles of `jirasync_message_duration_seconds` by type label. A std lock:
+    /// held for one map operation, never across an await.
+    durations: Mutex<HashMap<&'static str, Histogram>>,
+    /// Handles of `jirasync_messages_total` by type label and outcome; the same lock.
+    totals: Mutex<HashMap<(&'static str, &'static str), Counter>>,
+}
+
+impl Meters {
+    fn new() -> Self {
+        Self {
+            in_flight: metrics::gauge!("jirasync_messages_in_flight"),
+            durations: Mutex::default(),
+            totals: Mutex::default(),
+        }
+    }
+
+    fn duration(&self, kind: &'static str) -> Histogram {
+        let mut durations = self
+            .durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        durations
+            .entry(kind)
+            .or_insert_with(
+                || metrics::histogram!("jirasync_message_duration_seconds", "type" => kind),
+            )
+            .clone()
+    }
+
+    fn total(&self, kind: &'static str, outcome: Outcome) -> Counter {
+        let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        totals
+            .entry((kind, outcome.label()))
+            .or_insert_with(|| {
+                metrics::counter!("jirasync_messages_total", "type" => kind, "outcome" => outcome.label())
+            })
+            .clone()
+    }
 }
 
 /// One connection's life: returns Ok on shutdown, Err when the connection failed.
@@ -174,6 +223,7 @@ async fn consume_on<H: Handler>(
             outage_max: config.outage_max,
         },
         shutdown: shutdown.clone(),
+        meters: Meters::new(),
     });
     let semaphore = Arc::new(Semaphore::new(usize::from(config.concurrency)));
     let tasks = TaskTracker::new();
@@ -302,8 +352,8 @@ async fn process<H: Handler>(handling: &Handling<H>, queue: String, delivery: De
     );
     async {
         let started = Instant::now();
-        let in_flight = metrics::gauge!("jirasync_messages_in_flight");
-        in_flight.increment(1.0);
+        let meters = &handling.meters;
+        meters.in_flight.increment(1.0);
         // Parsed once: retries and the dead-letter path reuse it. A delivery that
         // does not parse fails with its parse error.
         let (message, result) = match handling.handler.parse(&incoming) {
@@ -313,10 +363,11 @@ async fn process<H: Handler>(handling: &Handling<H>, queue: String, delivery: De
             }
             Err(failure) => (None, Err(failure)),
         };
-        in_flight.decrement(1.0);
+        meters.in_flight.decrement(1.0);
         // The label is one of §4's types or `unknown`: whoever can publish picks `type`.
         let label = handling.settler.names.catalog().type_label(&incoming.kind);
-        metrics::histogram!("jirasync_message_duration_seconds", "type" => label)
+        meters
+            .duration(label)
             .record(started.elapsed().as_secs_f64());
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let outcome = settle(
@@ -327,8 +378,7 @@ async fn process<H: Handler>(handling: &Handling<H>, queue: String, delivery: De
             result,
         )
         .await;
-        metrics::counter!("jirasync_messages_total", "type" => label, "outcome" => outcome.label())
-            .increment(1);
+        meters.total(label, outcome).increment(1);
         tracing::info!(outcome = outcome.label(), elapsed_ms, "message handled");
     }
     .instrument(span)
