@@ -26,10 +26,6 @@ pub enum Seen {
     },
 }
 
-/// `$1` integration, `$2` identifier, `$3` message id.
-const RECORD: &str = "INSERT INTO cloud_webhook_deliveries (integration_id, identifier, message_id)
- VALUES ($1, $2, $3) ON CONFLICT (integration_id, identifier) DO NOTHING";
-
 /// `$1` integrations, `$2` identifiers, `$3` message ids: see [`record_all`].
 /// Per delivery: the message that carried its pair first — recorded before
 /// (seen in the statement's snapshot), or the batch's first of the pair when
@@ -73,14 +69,8 @@ pub async fn record(
     identifier: &str,
     message_id: &str,
 ) -> Result<Seen, Error> {
-    let statement = client.prepare_cached(RECORD).await?;
-    let inserted = client
-        .execute(&statement, &[&integration_id, &identifier, &message_id])
-        .await?;
-    if inserted == 1 {
-        return Ok(Seen::First);
-    }
-    seen(client, integration_id, identifier, message_id).await
+    let seen = record_all(client, &[(integration_id, identifier, message_id)]).await?;
+    Ok(seen.into_iter().next().unwrap_or(Seen::First))
 }
 
 /// As [`record`], for every delivery of a batch at once, each (integration,
