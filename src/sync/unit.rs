@@ -2,8 +2,10 @@
 //! transaction that writes sync rows. Changes ready together are applied in one
 //! transaction: the issues' rows locked first, per integration in id order — the
 //! order every change locks in — so that concurrent transactions cannot deadlock
-//! on them; then each change (its move, assignee and status), then the audit
-//! trail, one commit, and the decisions counted once committed. The transaction
+//! on them, and what the changes need read with them (`sync::state`); then each
+//! change (its move, assignee and status) decided in order, what they decided
+//! written once per table with the audit trail, one commit, and the decisions
+//! counted once committed. The transaction
 //! waits at most [`LOCK_WAIT`] for a lock. When it fails (a bad change, a
 //! deadlock, a row locked for longer, a lost connection, a panic), it is rolled
 //! back and each change is applied alone, in a task of its own, without the lock
