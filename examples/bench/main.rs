@@ -44,6 +44,22 @@ use procs::{
 /// The wider concurrency of rows (4w): more webhooks in flight, so bigger batches.
 const WIDE: u16 = 64;
 
+/// Pairs of drains of row (13): a drain of (4)'s webhooks, then one of Cloud deliveries.
+const CLOUD_PAIRS: usize = 3;
+
+/// Row (13)'s drains of one pair, messages a second.
+struct CloudPair {
+    cloud: f64,
+    server: f64,
+}
+
+/// The median of `values` (0 when there are none).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Publishes or connections in flight in the sustained rows (16).
 const SUSTAINED_IN_FLIGHT: usize = 32;
 
@@ -476,24 +492,36 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
         None
     };
     // (13) Row (4)'s one worker again, the same issues served by a Jira Cloud
-    // integration: each delivery HMAC-verified and its identifier recorded.
-    let mut cloud_rate = None;
+    // integration: each delivery HMAC-verified and its identifier recorded. A drain
+    // lasts a few seconds and the same drain moves by ±15 % with the tables' dead
+    // rows and the machine, so each Cloud drain runs right after a drain of (4)'s
+    // webhooks, in [`CLOUD_PAIRS`] pairs: the row is the median of the pairs' ratios.
+    let mut cloud_row = None;
     if let Some(cloud) = cloud.as_ref().filter(|_| args.cloud_check > 0) {
-        serve_issues_from(&db, "jira_cloud").await?;
         let source = Source {
             provider: Provider::Cloud,
             token: &cloud.token,
             hmac_secret: Some(&cloud.hmac_secret),
         };
-        let drained = drain(&bench, names, source, 1, true, None, round).await;
-        serve_issues_from(&db, "jira_server").await?;
-        let drained = drained?;
-        round += 1;
-        cpu_lines.push(format!(
-            "(13) 1 worker(s), Jira Cloud deliveries: {}",
-            drained.cpu
-        ));
-        cloud_rate = Some(drained.rate);
+        let mut pairs = Vec::with_capacity(CLOUD_PAIRS);
+        for _ in 0..CLOUD_PAIRS {
+            let beside = drain(&bench, names, server, 1, true, None, round).await?;
+            round += 1;
+            serve_issues_from(&db, "jira_cloud").await?;
+            let drained = drain(&bench, names, source, 1, true, None, round).await;
+            serve_issues_from(&db, "jira_server").await?;
+            let drained = drained?;
+            round += 1;
+            cpu_lines.push(format!(
+                "(13) 1 worker(s), Jira Cloud deliveries: {}; (4) beside it: {}",
+                drained.cpu, beside.cpu
+            ));
+            pairs.push(CloudPair {
+                cloud: drained.rate,
+                server: beside.rate,
+            });
+        }
+        cloud_row = Some(pairs);
     }
     let mut steady_row = None;
     if args.steady_rate > 0 {
@@ -715,11 +743,17 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
             "| (10)–(11) fake Jira requests | {reads} issue reads, {searches} assignable searches, {puts} PUTs, {unauthorized} unauthorized | | |"
         );
     }
-    if let Some(rate) = cloud_rate {
+    if let Some(pairs) = &cloud_row {
+        let ratio = median(pairs.iter().map(|p| p.cloud / p.server));
+        let drains = pairs
+            .iter()
+            .map(|p| format!("{:.0} / {:.0}", p.cloud, p.server))
+            .collect::<Vec<_>>()
+            .join(", ");
         println!(
-            "| (13) 1 worker, Jira Cloud deliveries (HMAC-signed, identifiers recorded, assignee by accountId) | {rate:.0} msg/s | {:.2} of (4) 1 worker{} | ≥ 0.95 |",
-            rate / with_audit,
-            of_limit(default, rate)
+            "| (13) 1 worker, Jira Cloud deliveries (HMAC-signed, identifiers recorded, assignee by accountId), each drain right after one of (4)'s webhooks | Cloud / (4) msg/s: {drains} | {ratio:.2} of (4) 1 worker (the median of {} pairs){} | ≥ 0.95 |",
+            pairs.len(),
+            of_limit(default, median(pairs.iter().map(|p| p.cloud)))
         );
     }
     if let Some(rate) = without_capture {

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use jirasync::cloud::delivery::duplicates::{self, Seen};
 use jirasync::sync::assignee::Action;
 use jirasync::sync::clock::EventTime;
 use jirasync::sync::unit::{Answer, Pending};
@@ -266,5 +267,99 @@ async fn two_batches_of_the_same_issues_in_opposite_orders_never_deadlock() {
     for issue in &issues {
         assert_eq!(app.assignee(issue.group).await, Some(issue.user));
     }
+    app.finish().await;
+}
+
+/// A batch's Cloud deliveries are recorded by one statement
+/// (`duplicates::record_all`, docs/reference.md §11.4): the batch's second delivery
+/// of a pair is a duplicate of its first, a pair recorded before is a duplicate of
+/// the message that carried it, the same message again is not a duplicate of
+/// itself, and a pair another transaction records meanwhile is told once that
+/// transaction commits.
+#[tokio::test]
+async fn a_batch_records_its_cloud_deliveries_once_and_tells_each_duplicate() {
+    let app = app().await;
+    let pool = jirasync::db::connect(&app.settings.database, 3)
+        .await
+        .expect("connect to the test's database");
+    let client = pool.get().await.expect("a connection");
+    let id = app.integration;
+    let first = duplicates::record_all(&client, &[(id, "before", "m0")])
+        .await
+        .expect("recorded");
+    assert_eq!(first, vec![Seen::First]);
+    let seen = duplicates::record_all(
+        &client,
+        &[
+            (id, "new", "m1"),
+            (id, "new", "m2"),
+            (id, "before", "m3"),
+            (id, "before", "m0"),
+        ],
+    )
+    .await
+    .expect("recorded");
+    let duplicate = |first: &str| Seen::Duplicate {
+        first_message_id: first.to_owned(),
+    };
+    assert_eq!(
+        seen,
+        vec![Seen::First, duplicate("m1"), duplicate("m0"), Seen::First]
+    );
+    let rows: Vec<(String, String)> = app
+        .db
+        .query(
+            "SELECT identifier, message_id FROM cloud_webhook_deliveries ORDER BY identifier",
+            &[],
+        )
+        .await
+        .expect("deliveries")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("before".to_owned(), "m0".to_owned()),
+            ("new".to_owned(), "m1".to_owned())
+        ]
+    );
+
+    // Another transaction records "race" and has not committed: the batch's
+    // statement waits for it, then tells its delivery a duplicate of that one.
+    let mut other = pool.get().await.expect("a connection");
+    let tx = other.transaction().await.expect("begin");
+    duplicates::record_all(&tx, &[(id, "race", "ma")])
+        .await
+        .expect("recorded");
+    let racing = tokio::spawn(async move {
+        let client = pool.get().await.expect("a connection");
+        duplicates::record_all(&client, &[(id, "race", "mb"), (id, "late", "mc")]).await
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let waiting: i64 = app
+            .db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the batch's statement never waited for the other transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.commit().await.expect("commit");
+    let seen = racing.await.expect("joined").expect("recorded");
+    assert_eq!(seen, vec![duplicate("ma"), Seen::First]);
+    drop(client);
     app.finish().await;
 }

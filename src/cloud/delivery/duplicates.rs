@@ -6,6 +6,8 @@
 //! redelivery after a crash) is not a duplicate of itself. Rows are kept
 //! [`RETENTION`], pruned by the worker's housekeeping.
 
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
@@ -26,30 +28,14 @@ pub enum Seen {
     },
 }
 
-/// `$1` integrations, `$2` identifiers, `$3` message ids: see [`record_all`].
-/// Per delivery: the message that carried its pair first — recorded before
-/// (seen in the statement's snapshot), or the batch's first of the pair when
-/// this statement recorded it — and whether this statement recorded it; NULL
-/// when neither (a transaction that committed the pair since).
-pub const RECORD_ALL: &str = "WITH want AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])
-      WITH ORDINALITY AS w(integration_id, identifier, message_id, n)
-), first AS (
-    SELECT DISTINCT ON (integration_id, identifier) integration_id, identifier, message_id
-      FROM want ORDER BY integration_id, identifier, n
-), recorded AS (
-    INSERT INTO cloud_webhook_deliveries (integration_id, identifier, message_id)
-    SELECT integration_id, identifier, message_id FROM first
-     ORDER BY integration_id, identifier
-    ON CONFLICT (integration_id, identifier) DO NOTHING
-    RETURNING integration_id, identifier
-)
-SELECT CASE WHEN r.identifier IS NOT NULL THEN f.message_id ELSE d.message_id END
-  FROM want w
-  JOIN first f USING (integration_id, identifier)
-  LEFT JOIN recorded r USING (integration_id, identifier)
-  LEFT JOIN cloud_webhook_deliveries d USING (integration_id, identifier)
- ORDER BY w.n";
+/// `$1` integrations, `$2` identifiers, `$3` message ids, each pair once: see
+/// [`record_all`]. Returns the pairs it recorded; a pair recorded before (or by a
+/// transaction that committed it meanwhile: the insert waits for it) is not returned.
+pub const RECORD_ALL: &str = "INSERT INTO cloud_webhook_deliveries (integration_id, identifier, message_id)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS w(integration_id, identifier, message_id)
+ ORDER BY integration_id, identifier
+ON CONFLICT (integration_id, identifier) DO NOTHING
+RETURNING integration_id, identifier";
 
 /// `$1` integration, `$2` identifier.
 const FIRST: &str = "SELECT message_id FROM cloud_webhook_deliveries
@@ -76,6 +62,8 @@ pub async fn record(
 /// As [`record`], for every delivery of a batch at once, each (integration,
 /// identifier, message id); whether each was seen, in their order. Two
 /// deliveries of one pair in the batch: the later is a duplicate of the first.
+/// One statement records the batch's pairs; only a pair it did not record
+/// (a duplicate, or the same message again) is looked up.
 pub async fn record_all(
     client: &impl GenericClient,
     deliveries: &[(i64, &str, &str)],
@@ -83,23 +71,44 @@ pub async fn record_all(
     if deliveries.is_empty() {
         return Ok(Vec::new());
     }
-    let integrations: Vec<i64> = deliveries.iter().map(|d| d.0).collect();
-    let identifiers: Vec<&str> = deliveries.iter().map(|d| d.1).collect();
-    let messages: Vec<&str> = deliveries.iter().map(|d| d.2).collect();
+    // The batch's first delivery of each pair, by pair.
+    let mut first: HashMap<(i64, &str), &str> = HashMap::with_capacity(deliveries.len());
+    let (mut integrations, mut identifiers, mut messages) = (
+        Vec::with_capacity(deliveries.len()),
+        Vec::with_capacity(deliveries.len()),
+        Vec::with_capacity(deliveries.len()),
+    );
+    for &(integration_id, identifier, message_id) in deliveries {
+        if let Entry::Vacant(slot) = first.entry((integration_id, identifier)) {
+            slot.insert(message_id);
+            integrations.push(integration_id);
+            identifiers.push(identifier);
+            messages.push(message_id);
+        }
+    }
     let statement = client.prepare_cached(RECORD_ALL).await?;
-    let rows = client
+    let recorded: HashSet<(i64, String)> = client
         .query(&statement, &[&integrations, &identifiers, &messages])
-        .await?;
+        .await?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
     let mut seen = Vec::with_capacity(deliveries.len());
-    for (row, &(integration_id, identifier, message_id)) in rows.iter().zip(deliveries) {
-        seen.push(match row.get::<_, Option<String>>(0) {
-            Some(first) if first != message_id => Seen::Duplicate {
-                first_message_id: first,
+    for &(integration_id, identifier, message_id) in deliveries {
+        let first_message_id = first.get(&(integration_id, identifier)).copied();
+        seen.push(
+            if recorded.contains(&(integration_id, identifier.to_owned())) {
+                match first_message_id {
+                    Some(first) if first != message_id => Seen::Duplicate {
+                        first_message_id: first.to_owned(),
+                    },
+                    _ => Seen::First,
+                }
+            } else {
+                // Recorded before this statement, or committed since it began.
+                self::seen(client, integration_id, identifier, message_id).await?
             },
-            Some(_) => Seen::First,
-            // Committed by another transaction since the statement began: ask again.
-            None => self::seen(client, integration_id, identifier, message_id).await?,
-        });
+        );
     }
     Ok(seen)
 }
