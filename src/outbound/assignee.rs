@@ -38,7 +38,7 @@ pub enum Assignee {
 
 /// `$1` group: the group's assignee (user id and name, team slug), no row when
 /// the group is gone or being deleted.
-const CURRENT: &str = "SELECT ga.user_id, u.username, t.slug
+pub const CURRENT: &str = "SELECT ga.user_id, u.username, t.slug
   FROM groups g
   LEFT JOIN group_assignees ga ON ga.group_id = g.id
   LEFT JOIN users u ON u.id = ga.user_id
@@ -203,7 +203,7 @@ impl JiraUsers {
 
 /// `$1` integration, `$2` user: the user's newest user map entry for the
 /// integration, and their verified addresses, oldest first.
-const CANDIDATES: &str = "SELECT
+pub const CANDIDATES: &str = "SELECT
    (SELECT jira_user FROM jira_user_mappings
      WHERE integration_id = $1 AND user_id = $2 ORDER BY id DESC LIMIT 1),
    ARRAY(SELECT email FROM user_emails WHERE user_id = $2 AND is_verified ORDER BY id)";
@@ -216,23 +216,33 @@ enum Found {
     Nobody(Option<String>, Vec<String>),
 }
 
-/// The Jira user of `user` in the target's integration (§10.4 a–c). Only
-/// verified addresses are ever sent to Jira.
-async fn jira_user(
+/// `user`'s newest user map entry for the target's integration, and their
+/// verified addresses, oldest first.
+async fn candidates(
     db: &impl GenericClient,
-    jira: &JiraClient,
-    users: &JiraUsers,
     target: &Target<'_>,
-    scope: &str,
     user: &PushUser,
-) -> Result<Found, PlanError> {
+) -> Result<(Option<String>, Vec<String>), tokio_postgres::Error> {
     let row = db
         .query_one(
             &db.prepare_cached(CANDIDATES).await?,
             &[&target.integration_id, &user.id],
         )
         .await?;
-    let (entry, emails): (Option<String>, Vec<String>) = (row.get(0), row.get(1));
+    Ok((row.get(0), row.get(1)))
+}
+
+/// The Jira user of `user` in the target's integration (§10.4 a–c), from their
+/// user map entry and addresses (`candidates`). Only verified addresses are
+/// ever sent to Jira.
+async fn jira_user(
+    jira: &JiraClient,
+    users: &JiraUsers,
+    target: &Target<'_>,
+    scope: &str,
+    user: &PushUser,
+    (entry, emails): (Option<String>, Vec<String>),
+) -> Result<Found, PlanError> {
     let trying = |pushed: Pushed| move |error| PlanError::jira(error, &pushed);
     let attempt = assignee_pushed(target, &Assignee::User(user.clone()));
     if let Some(entry) = &entry {
@@ -293,10 +303,15 @@ pub async fn plan_assignee(
         pushed.outcome = PushOutcome::TeamAssignee;
         return Ok(Plan::Decided(pushed, None));
     }
-    let issue = jira
-        .get_issue(target.issue_key)
-        .await
-        .map_err(|error| PlanError::jira(error, &pushed))?;
+    // The user's candidates are read while Jira answers.
+    let (issue, candidates) = tokio::join!(jira.get_issue(target.issue_key), async {
+        match assignee {
+            Assignee::User(user) => candidates(db, target, user).await.map(Some),
+            _ => Ok(None),
+        }
+    });
+    let issue = issue.map_err(|error| PlanError::jira(error, &pushed))?;
+    let candidates = candidates?;
     let updated = issue.updated();
     let scope = issue
         .fields
@@ -307,7 +322,16 @@ pub async fn plan_assignee(
     let holder = issue.fields.assignee.map(|user| user.handle().to_owned());
     pushed.from.clone_from(&holder);
     let name = match assignee {
-        Assignee::User(user) => match jira_user(db, jira, users, target, &scope, user).await? {
+        Assignee::User(user) => match jira_user(
+            jira,
+            users,
+            target,
+            &scope,
+            user,
+            candidates.unwrap_or_default(),
+        )
+        .await?
+        {
             Found::User(name, via) => {
                 pushed.jira_user = Some(name.clone());
                 pushed.via = Some(via);

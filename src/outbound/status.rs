@@ -15,7 +15,7 @@ use crate::jira::{JiraClient, JiraError};
 use crate::sync::audit::detail::{PushChange, PushKind, PushOutcome, Pushed};
 
 /// `$1` group: its status, no row when it is gone.
-const CURRENT: &str = "SELECT status FROM groups WHERE id = $1";
+pub const CURRENT: &str = "SELECT status FROM groups WHERE id = $1";
 
 /// Whether the group is resolved now (`Some(true)`) or unresolved
 /// (`Some(false)`); `None` when it is in another status (ignored, being

@@ -9,8 +9,9 @@ use crate::common;
 use jirasync::cloud::delivery::duplicates;
 use jirasync::db::{batch, rekey, status_sync, sync};
 use jirasync::integration::FIND_ACTIVE;
-use jirasync::outbound::pending;
+use jirasync::outbound::{assignee, claim, echo, pending, status};
 use jirasync::sync::audit;
+use jirasync::worker::jobs::outbound;
 use serde_json::Value;
 
 const SEED: &str = include_str!("../../bench/seed.sql");
@@ -72,6 +73,32 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             duplicates::RECORD_ALL,
             "(ARRAY[1, 1], ARRAY['a', 'b'], ARRAY['m', 'n'])",
         ),
+        ("LOCK (a push's claim)", claim::LOCK, "(77, 'assignee')"),
+        (
+            "PENDING (a push's claim)",
+            claim::PENDING,
+            "(77, 'assignee')",
+        ),
+        (
+            "TARGET (a push)",
+            claim::TARGET,
+            "(77, 77, 'sync_forward_assignment')",
+        ),
+        ("CURRENT (an assignee push)", assignee::CURRENT, "(77)"),
+        ("CURRENT (a status push)", status::CURRENT, "(77)"),
+        (
+            "CANDIDATES (an assignee push)",
+            assignee::CANDIDATES,
+            "(1, 5)",
+        ),
+        ("THROTTLED (a push)", outbound::THROTTLED, "(1)"),
+        ("WRITING (a push)", echo::WRITING, "(77, 'assignee', 'amy')"),
+        (
+            "WRITTEN (a push)",
+            echo::WRITTEN,
+            "(77, 'assignee', 'amy', now())",
+        ),
+        ("DECIDED (a push)", claim::DECIDED, "(77, 'assignee', 1)"),
         (
             "MARK_ASSIGNEE_SYNCED (a push)",
             sync::MARK_ASSIGNEE_SYNCED,

@@ -23,6 +23,7 @@ use crate::outbound::{Kind, echo};
 use crate::queue::handler::Failure;
 use crate::sync::audit::detail::{PushChange, PushOutcome, Pushed};
 use crate::sync::audit::{Audit, Decision};
+use crate::sync::unit::GENERIC_PLANS;
 use crate::worker::environment::Environment;
 use crate::worker::failure;
 use crate::worker::outcome::Outcome;
@@ -92,7 +93,10 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
     let _permit = env.pushes.acquire().await.map_err(Failure::passing)?;
     let mut client = env.pool.get().await?;
     let tx = client.transaction().await?;
-    let pending = match claim::claim(&tx, push).await? {
+    // Sent together: a push's statements are planned once per connection (as a
+    // batch's, `sync::unit`), then the lock and the pending row.
+    let ((), claimed) = tokio::try_join!(tx.batch_execute(GENERIC_PLANS), claim::claim(&tx, push))?;
+    let pending = match claimed {
         Claim::Superseded => {
             tx.commit().await?;
             tracing::debug!("a newer change of the issue is pending: its push sends it");
@@ -108,11 +112,31 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
             .map(|pending| pending.changed_at)
             .or_else(|| push.committed_at()),
     };
-    // Whether there is anything to push, in one round trip: these reads are sent
-    // together on the push's connection (its lock taken before them).
-    let (key, state) = tokio::try_join!(
+    let origin = pending
+        .as_ref()
+        .map_or(push.origin_integration_id, |p| p.origin_integration_id);
+    // Only a push that may call Jira reads (and opens) its integration:
+    // `same_origin`, every inbound change of a two-way organization, does not.
+    let calls_jira = origin != Some(push.integration_id);
+    // Whether there is anything to push, and how to reach Jira, in one round
+    // trip: these reads are sent together on the push's connection (its lock
+    // taken before them).
+    let (key, state, access) = tokio::try_join!(
         async { Ok::<_, Failure>(claim::target_key(&tx, push).await?) },
         current(&tx, push),
+        async {
+            if !calls_jira {
+                return Ok(None);
+            }
+            Ok::<_, Failure>(Some(tokio::try_join!(
+                async {
+                    Ok::<_, Failure>(
+                        integration::by_id(&tx, env.pool.keys(), push.integration_id).await?,
+                    )
+                },
+                async { Ok(throttled(&tx, push.integration_id).await?) },
+            )?))
+        },
     )?;
     let Some(key) = key else {
         claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
@@ -132,22 +156,11 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
         );
         return Ok(Outcome::NothingToPush);
     };
-    let origin = pending
-        .as_ref()
-        .map_or(push.origin_integration_id, |p| p.origin_integration_id);
-    if origin == Some(push.integration_id) {
+    let Some((integration, throttled)) = access else {
         let mut pushed = state.pushed(push.group_id, PushOutcome::SameOrigin);
         pushed.origin_integration_id = origin;
         return settle.decided(env, tx, &key, pushed, None).await;
-    }
-    // Only a push that calls Jira reads (and opens) its integration: `same_origin`,
-    // every inbound change of a two-way organization, stops before.
-    let (integration, throttled) = tokio::try_join!(
-        async {
-            Ok::<_, Failure>(integration::by_id(&tx, env.pool.keys(), push.integration_id).await?)
-        },
-        async { Ok(throttled(&tx, push.integration_id).await?) },
-    )?;
+    };
     let Some(integration) = integration.filter(Integration::is_active) else {
         claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
         tx.commit().await?;
@@ -300,7 +313,9 @@ impl Settle<'_> {
             Kind::Assignee => Watermark::Assignee,
             Kind::Status => Watermark::Status,
         };
-        // Sent together, in one round trip.
+        let (kind, outcome) = (pushed.kind, pushed.outcome);
+        let audit = self.audit(env, key, pushed);
+        // Sent together with the audit row, in one round trip.
         tokio::try_join!(
             async {
                 match &written {
@@ -320,9 +335,9 @@ impl Settle<'_> {
                 }
             },
             claim::decided(&tx, push.external_issue_id, push.kind, push.seq),
+            audit.write(&tx),
         )?;
-        let outcome = pushed.outcome;
-        self.record(env, tx, key, pushed).await?;
+        self.committed(tx, &audit, kind, outcome).await?;
         if outcome == PushOutcome::Pushed
             && let Some(committed) = self.committed_at
         {
@@ -398,15 +413,32 @@ impl Settle<'_> {
         key: &str,
         pushed: Pushed,
     ) -> Result<(), Failure> {
+        let (kind, outcome) = (pushed.kind, pushed.outcome);
+        let audit = self.audit(env, key, pushed);
+        audit.write(&tx).await?;
+        self.committed(tx, &audit, kind, outcome).await
+    }
+
+    /// The audit trail of `pushed`: its row, unless the trail is off.
+    fn audit(&self, env: &Environment, key: &str, pushed: Pushed) -> Audit {
         let push = self.push;
         let mut audit =
             Audit::outbound(self.message_id, push.integration_id, key, self.committed_at);
         if !env.audit {
             audit = audit.unrecorded();
         }
-        let (kind, outcome) = (pushed.kind, pushed.outcome);
         audit.record(Some(push.organization_id), Decision::Outbound(pushed));
-        audit.write(&tx).await?;
+        audit
+    }
+
+    /// Commits `tx`, which wrote `audit`, and counts the decision.
+    async fn committed(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+        audit: &Audit,
+        kind: Kind,
+        outcome: PushOutcome,
+    ) -> Result<(), Failure> {
         tx.commit().await?;
         audit.count();
         metrics::counter!(
@@ -449,7 +481,7 @@ pub async fn dead_lettered(
 }
 
 /// `$1` integration: until when Jira asked for no calls.
-const THROTTLED: &str =
+pub const THROTTLED: &str =
     "SELECT until FROM outbound_throttles WHERE integration_id = $1 AND until > now()";
 
 /// `$1` integration, `$2` seconds: no calls before then (a later time wins).
