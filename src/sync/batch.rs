@@ -1,8 +1,15 @@
 //! Group commit of webhooks (docs/reference.md §5.12): a webhook's change ready
-//! to apply waits in a channel; each of [`WRITERS`] tasks takes what is waiting —
-//! up to the batch size, never waiting for more — and settles it as one
+//! to apply waits in a channel; a writer task takes what is waiting — up to the
+//! batch size, never waiting for more — and settles it as one
 //! [unit of work](super::unit): a burst pays one commit per batch; a lone webhook
 //! is applied at once in a transaction of its own, as before batching.
+//!
+//! One writer takes every batch while its batches end quickly: what arrives
+//! meanwhile waits for its next one, so batches grow and each webhook costs less
+//! (two writers sharing a few webhooks in flight made twice the batches of half
+//! the size). The other [`WRITERS`] relieve it: once the first has been busy with
+//! one batch for [`STUCK`] (a lock held elsewhere, a slow commit), a relief writer
+//! takes what is waiting, so a stuck batch holds up no other.
 //!
 //! Within a batch, webhooks of one issue are applied one after the other in the
 //! order they arrived (and the ordering guard still decides by event time);
@@ -12,16 +19,22 @@
 //! dead-letter queue, and one stuck on a lock holds up nobody else.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, watch};
 
 use super::applied::Applied;
 use super::change::{Change, Delivery};
 use super::unit::{Error, Pending, Unit};
 use crate::db::DbPool;
 
-/// Writer tasks (and so transactions in progress) per worker process.
+/// Writer tasks (and so transactions in progress) per worker process: the
+/// first, and the relief writers.
 pub const WRITERS: usize = 2;
+
+/// How long the first writer is busy with one batch before the relief writers
+/// take what waits: several times what a batch takes when nothing holds it up.
+pub const STUCK: Duration = Duration::from_millis(20);
 
 /// The way to the writers.
 pub struct Batches {
@@ -40,12 +53,21 @@ impl Batches {
         let (sender, receiver) = mpsc::channel(size * writers.max(1));
         // A tokio mutex: a writer holds it while it awaits the next webhook.
         let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..writers.max(1) {
-            let writer = Writer {
+        // Whether the first writer is settling a batch.
+        let (busy, watching) = watch::channel(None);
+        let first = Writer {
+            unit: unit.clone(),
+            size,
+            receiver: Arc::clone(&receiver),
+        };
+        tokio::spawn(first.run(busy));
+        for _ in 1..writers.max(1) {
+            let relief = Writer {
                 unit: unit.clone(),
                 size,
+                receiver: Arc::clone(&receiver),
             };
-            tokio::spawn(writer.run(Arc::clone(&receiver)));
+            tokio::spawn(relief.relieve(watching.clone()));
         }
         Self { sender, unit }
     }
@@ -86,31 +108,79 @@ impl Batches {
 struct Writer {
     unit: Unit,
     size: usize,
+    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
 }
 
 impl Writer {
-    async fn run(self, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
-        loop {
+    /// The first writer: takes every batch, waiting for the next webhook, and
+    /// tells `busy` which batch it settles (`None` between batches).
+    async fn run(self, busy: watch::Sender<Option<u64>>) {
+        for batch_number in 0u64.. {
             let batch = {
-                let mut receiver = receiver.lock().await;
+                let mut receiver = self.receiver.lock().await;
                 let Some(first) = receiver.recv().await else {
                     return;
                 };
-                let mut batch = vec![first];
-                while batch.len() < self.size {
+                self.fill(&mut receiver, first)
+            };
+            busy.send_replace(Some(batch_number));
+            self.settle(batch).await;
+            busy.send_replace(None);
+        }
+    }
+
+    /// A relief writer: while the first has been busy with one batch for
+    /// [`STUCK`] or more, takes what is waiting (never waiting for more) and
+    /// settles it, again and again until the first is done with that batch.
+    async fn relieve(self, mut busy: watch::Receiver<Option<u64>>) {
+        loop {
+            // Closed: the first writer is gone, and the channel with it.
+            let Ok(stuck) = busy.wait_for(Option::is_some).await.map(|b| *b) else {
+                return;
+            };
+            match tokio::time::timeout(STUCK, busy.wait_for(|now| *now != stuck)).await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
+            // The first writer is stuck on one batch, not waiting for webhooks.
+            while *busy.borrow() == stuck {
+                let batch = {
+                    let Ok(mut receiver) = self.receiver.try_lock() else {
+                        break;
+                    };
                     match receiver.try_recv() {
-                        Ok(pending) => batch.push(pending),
+                        Ok(first) => self.fill(&mut receiver, first),
                         Err(_) => break,
                     }
-                }
-                batch
-            };
-            let size = batch.len();
-            metrics::histogram!("jirasync_webhook_batch_size").record(size as f64);
-            if let Some(failure) = self.unit.settle(batch).await {
-                tracing::info!(size, error = %failure, "a batch failed; each of its webhooks is applied alone");
-                metrics::counter!("jirasync_webhook_batch_fallbacks_total").increment(1);
+                };
+                metrics::counter!("jirasync_webhook_batch_reliefs_total").increment(1);
+                self.settle(batch).await;
             }
+            // Nothing waits, or the first is free again: from the top, which
+            // looks again in STUCK if the first is still on that batch.
+        }
+    }
+
+    /// `first` and whatever else waits, up to the batch size.
+    fn fill(&self, receiver: &mut mpsc::Receiver<Pending>, first: Pending) -> Vec<Pending> {
+        let mut batch = vec![first];
+        while batch.len() < self.size {
+            match receiver.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    /// Settles `batch` as one unit of work (each change alone when that fails).
+    async fn settle(&self, batch: Vec<Pending>) {
+        let size = batch.len();
+        metrics::histogram!("jirasync_webhook_batch_size").record(size as f64);
+        if let Some(failure) = self.unit.settle(batch).await {
+            tracing::info!(size, error = %failure, "a batch failed; each of its webhooks is applied alone");
+            metrics::counter!("jirasync_webhook_batch_fallbacks_total").increment(1);
         }
     }
 }

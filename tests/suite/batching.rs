@@ -234,20 +234,10 @@ async fn a_poison_webhook_in_a_batch_is_dead_lettered_alone() {
         let body: Value = serde_json::from_slice(&letter.delivery.data).expect("json");
         assert_eq!(body["issue"]["key"], "POI-\u{0}");
     }
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("scrape the worker")
-        .text()
-        .await
-        .expect("metrics text");
-    let fallbacks = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("jirasync_webhook_batch_fallbacks_total "))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let fallbacks = counter(port, "jirasync_webhook_batch_fallbacks_total").await;
     assert!(
         fallbacks >= 1.0,
-        "a batch with a poison webhook fell back to one by one:\n{metrics}"
+        "a batch with a poison webhook fell back to one by one"
     );
     assert_eq!(common::doubled_activities(&app.db).await, 0);
     // Killed before the teardown, or it could declare its queues anew.
@@ -387,5 +377,71 @@ async fn a_worker_with_many_messages_in_flight_opens_at_most_twenty_nine_connect
     }
     locker.batch_execute("COMMIT").await.expect("unlock");
     worker.stop().await;
+    app.finish().await;
+}
+
+/// The value of counter `name` in a worker's `/metrics` on `port` (0 when absent).
+async fn counter(port: u16, name: &str) -> f64 {
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("scrape the worker")
+        .text()
+        .await
+        .expect("metrics text");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// One writer takes the batches while they end quickly; a batch stuck on a row
+/// another transaction holds holds up no other webhook: once the first writer
+/// has been busy with it for `sync::batch::STUCK`, a relief writer takes what
+/// waits, so another issue's webhook is applied while the stuck batch still waits.
+#[tokio::test]
+async fn a_batch_stuck_on_a_held_row_holds_up_no_other_webhook() {
+    let app = app().await;
+    let port = common::private_pg::free_port();
+    let seeded = issues(&app, "STK", 2).await;
+    let (stuck, free) = (&seeded[0], &seeded[1]);
+    let holder = common::db(&app.settings).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM external_issues WHERE key = '{}' FOR UPDATE",
+            stuck.key
+        ))
+        .await
+        .expect("hold the stuck issue's row");
+    let worker = common::process(
+        "worker",
+        &app.settings,
+        &[
+            ("JIRASYNC_WORKER_CONCURRENCY", CONCURRENCY.to_string()),
+            ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
+        ],
+    );
+    app.send(&assignment(stuck)).await;
+    common::eventually("a writer waits on the held row", WAIT, || async {
+        common::a_backend_waits_on_a_lock(&app.db).await
+    })
+    .await;
+    app.send(&assignment(free)).await;
+    app.wait_assignee(free.group, Some(free.user)).await;
+    assert_eq!(
+        app.assignee(stuck.group).await,
+        None,
+        "the stuck issue waits for its row"
+    );
+    assert!(
+        counter(port, "jirasync_webhook_batch_reliefs_total").await >= 1.0,
+        "a relief writer took the other webhook"
+    );
+    holder
+        .batch_execute("COMMIT")
+        .await
+        .expect("release the row");
+    app.wait_assignee(stuck.group, Some(stuck.user)).await;
+    drop(worker);
     app.finish().await;
 }
