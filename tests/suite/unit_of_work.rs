@@ -336,27 +336,12 @@ async fn a_batch_records_its_cloud_deliveries_once_and_tells_each_duplicate() {
         let client = pool.get().await.expect("a connection");
         duplicates::record_all(&client, &[(id, "race", "mb"), (id, "late", "mc")]).await
     });
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let waiting: i64 = app
-            .db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .expect("activity")
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the batch's statement never waited for the other transaction"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually(
+        "the batch's statement waits for the other transaction",
+        WAIT,
+        || async { common::a_backend_waits_on_a_lock(&app.db).await },
+    )
+    .await;
     tx.commit().await.expect("commit");
     let seen = racing.await.expect("joined").expect("recorded");
     assert_eq!(seen, vec![duplicate("ma"), Seen::First]);
