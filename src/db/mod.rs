@@ -52,6 +52,7 @@ pub mod activity;
 pub mod batch;
 pub mod migrate;
 pub mod oauth_sessions;
+pub mod pipelined;
 pub mod reconcile;
 pub mod rekey;
 pub mod sealed_columns;

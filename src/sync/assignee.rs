@@ -3,7 +3,7 @@
 //! ordering fixes of docs/reference.md §5.6, and the user map of §5.10), noting
 //! per organization what was decided and why (§5.9).
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::Object;
 
 use super::audit::detail::{
     Asked, AssigneeGroup, AssigneeResult, Assignment, Chosen, ChosenUser, CloudAssignee,
@@ -144,7 +144,7 @@ impl GroupResult {
 /// Applies `action` for `event`'s issue inside `tx` (the caller commits), noting
 /// each organization's decision in `audit`.
 pub async fn apply(
-    tx: &Transaction<'_>,
+    tx: &Object,
     state: &mut State,
     event: IssueEvent<'_>,
     action: &Action,
@@ -295,7 +295,7 @@ pub fn user_map_fix(integration_id: i64, account_id: &str) -> String {
 /// what the group's result is: no candidate (with who was turned away and why),
 /// or no email to go by.
 async fn choose_mapped(
-    tx: &Transaction<'_>,
+    tx: &Object,
     group: &LinkedGroup,
     email: Option<&Email>,
     mapped: Option<i64>,

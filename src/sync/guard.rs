@@ -3,7 +3,7 @@
 //! touch, and the groups linked to them.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::Object;
 
 use super::audit::detail::{Clock, NotLinked, PushKind, Stale, SyncFlag};
 use super::audit::{Audit, Decision};
@@ -71,7 +71,7 @@ impl Reach {
 /// not admitted: it moves the watermark as an applied change would and is noted
 /// as an echo, never as stale (docs/reference.md §10.7).
 pub async fn admitted(
-    tx: &Transaction<'_>,
+    tx: &Object,
     state: &mut State,
     watermark: Watermark,
     event: IssueEvent<'_>,

@@ -9,7 +9,7 @@
 //! under its new key).
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::Object;
 
 use super::audit::detail::{Clock, KeyStale, Merged, NothingToRekey, Rekeyed};
 use super::audit::{Audit, Decision};
@@ -30,7 +30,7 @@ pub struct Report {
 /// that move issues. Once done, a redelivery finds no row of the old key and does
 /// nothing; a move older than the last one applied to a row leaves it alone.
 pub async fn apply(
-    tx: &Transaction<'_>,
+    tx: &Object,
     event: IssueEvent<'_>,
     from: &IssueKey,
     audit: &mut Audit,

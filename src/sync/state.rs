@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::Object;
 use futures_util::future::{BoxFuture, try_join_all};
 use futures_util::try_join;
 use serde_json::json;
@@ -35,7 +35,7 @@ type Key<'a> = (i64, &'a str, Option<&'a str>);
 /// The users the emails of `wanted` (issue row, email) name, by (project,
 /// email); none asked, no statement.
 async fn users(
-    tx: &Transaction<'_>,
+    tx: &Object,
     wanted: &[(i64, &str)],
 ) -> Result<HashMap<(i64, String), Assignee>, tokio_postgres::Error> {
     if wanted.is_empty() {
@@ -80,10 +80,7 @@ struct Assignment {
 
 impl State {
     /// Locks and reads the rows every change of `changes` needs (both keys of a move).
-    pub async fn read(
-        tx: &Transaction<'_>,
-        changes: &[&Change],
-    ) -> Result<Self, tokio_postgres::Error> {
+    pub async fn read(tx: &Object, changes: &[&Change]) -> Result<Self, tokio_postgres::Error> {
         let mut state = Self::default();
         let mut keys: Vec<Key<'_>> = Vec::new();
         for change in changes {
@@ -101,7 +98,7 @@ impl State {
     /// emails name in the projects of their groups.
     async fn read_keys(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Object,
         keys: &[Key<'_>],
     ) -> Result<(), tokio_postgres::Error> {
         let mut seen = HashSet::new();
@@ -173,7 +170,7 @@ impl State {
     /// the batch has left them; read (and locked) now if they were not.
     pub async fn issues(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Object,
         watermark: Watermark,
         integration_id: i64,
         key: &str,
@@ -265,7 +262,7 @@ impl State {
     /// read with the batch, or now.
     pub async fn user(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Object,
         issue: i64,
         group: &LinkedGroup,
         email: &str,
@@ -345,7 +342,7 @@ impl State {
 
     /// Writes what is pending: watermarks, assignments, unassignments,
     /// activities — their statements sent together, executed in that order.
-    pub async fn write(&mut self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    pub async fn write(&mut self, tx: &Object) -> Result<(), tokio_postgres::Error> {
         let watermarks: Vec<_> = std::mem::take(&mut self.watermarks).into_iter().collect();
         // Per integration: the origin its writes name.
         let mut assign: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
@@ -383,10 +380,7 @@ impl State {
     }
 
     /// Writes what is pending and forgets what was read (before a move renames rows).
-    pub async fn write_and_forget(
-        &mut self,
-        tx: &Transaction<'_>,
-    ) -> Result<(), tokio_postgres::Error> {
+    pub async fn write_and_forget(&mut self, tx: &Object) -> Result<(), tokio_postgres::Error> {
         self.write(tx).await?;
         let users = std::mem::take(&mut self.users);
         *self = Self {

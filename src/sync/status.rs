@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::Object;
 
 use super::audit::detail::{GroupStatus, NoDoneBoundary, StatusChange, StatusGroup, StatusResult};
 use super::audit::{Audit, Decision};
@@ -67,7 +67,7 @@ pub struct Report {
 /// organization's decision is noted in `audit`. `to`, the Jira status id the
 /// issue moved to, tells the echo of a push (`sync::echo`).
 pub async fn apply(
-    tx: &Transaction<'_>,
+    tx: &Object,
     state: &mut State,
     event: IssueEvent<'_>,
     transition: Option<Transition>,

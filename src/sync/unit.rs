@@ -15,7 +15,7 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::Object;
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
@@ -29,6 +29,7 @@ use super::state::State;
 use super::{assignee, rekey, status};
 use crate::cloud::delivery::duplicates::{self, Seen};
 use crate::db::DbPool;
+use crate::db::pipelined::Pipelined;
 
 /// How long a transaction of several changes waits for a row lock
 /// (`lock_timeout`, 1 s): far longer than another one holds one, short enough
@@ -234,8 +235,9 @@ impl Unit {
         batch: &[Item<'_>],
         lock_wait: bool,
     ) -> Result<Vec<(Applied, Audit)>, Error> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+        let client = self.pool.get().await?;
+        let transaction = Pipelined::new(&client);
+        let tx = transaction.client();
         let deliveries: Vec<(i64, &str, &str)> = batch
             .iter()
             .filter_map(|(change, delivery, _)| {
@@ -252,25 +254,25 @@ impl Unit {
             true => format!("{GENERIC_PLANS}; {LOCK_WAIT}"),
             false => GENERIC_PLANS.to_owned(),
         };
-        // Sent together, executed in this order: the settings first.
+        // Sent together, executed in this order: `BEGIN` and the settings first.
         let ((), seen, mut state) = futures_util::try_join!(
-            tx.batch_execute(&settings),
-            duplicates::record_all(&tx, &deliveries),
-            State::read(&tx, &changes),
+            transaction.begin(&settings),
+            duplicates::record_all(tx, &deliveries),
+            State::read(tx, &changes),
         )?;
         let mut seen = seen.into_iter();
         let mut applied = Vec::with_capacity(batch.len());
         for &(change, delivery, span) in batch {
             let seen = delivery.and_then(|delivery| Some((delivery, seen.next()?)));
-            let result = apply(&tx, &mut state, change, seen, self.record)
+            let result = apply(tx, &mut state, change, seen, self.record)
                 .instrument(span.clone())
                 .await?;
             applied.push(result);
         }
         let audits: Vec<&Audit> = applied.iter().map(|(_, audit)| audit).collect();
         // Sent together: the statements do not depend on each other's answers.
-        futures_util::try_join!(state.write(&tx), Audit::write_all(&tx, &audits))?;
-        tx.commit().await?;
+        futures_util::try_join!(state.write(tx), Audit::write_all(tx, &audits))?;
+        transaction.commit().await?;
         Ok(applied)
     }
 }
@@ -285,7 +287,7 @@ type Item<'a> = (&'a Change, Option<&'a Delivery>, &'a Span);
 /// (`seen`, as the batch recorded it) is a duplicate and changes nothing
 /// (docs/reference.md §11.4).
 async fn apply(
-    tx: &Transaction<'_>,
+    tx: &Object,
     state: &mut State,
     change: &Change,
     seen: Option<(&Delivery, Seen)>,

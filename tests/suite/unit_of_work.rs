@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use jirasync::cloud::delivery::duplicates::{self, Seen};
+use jirasync::db::pipelined::Pipelined;
 use jirasync::sync::assignee::Action;
 use jirasync::sync::clock::EventTime;
 use jirasync::sync::unit::{Answer, Pending};
@@ -346,5 +347,63 @@ async fn a_batch_records_its_cloud_deliveries_once_and_tells_each_duplicate() {
     let seen = racing.await.expect("joined").expect("recorded");
     assert_eq!(seen, vec![duplicate("ma"), Seen::First]);
     drop(client);
+    app.finish().await;
+}
+
+/// A batch's transaction sends `BEGIN` with its first statements
+/// (`db::pipelined`): dropped unfinished (a batch that failed), it is rolled back
+/// before the connection's next user runs anything; committed, it stays.
+#[tokio::test]
+async fn a_pipelined_transaction_dropped_unfinished_is_rolled_back_before_the_next_user() {
+    let app = app().await;
+    // One connection: the next user gets the same one back.
+    let pool = jirasync::db::connect(&app.settings.database, 1)
+        .await
+        .expect("connect to the test's database");
+    {
+        let client = pool.get().await.expect("a connection");
+        let transaction = Pipelined::new(&client);
+        futures_util::try_join!(
+            transaction.begin("SET LOCAL lock_timeout = '7s'"),
+            transaction
+                .client()
+                .batch_execute("CREATE TABLE pipelined_dropped (id int)"),
+        )
+        .expect("begun, and the table made in it");
+        // Dropped unfinished here, the connection back in the pool.
+    }
+    let client = pool.get().await.expect("the same connection");
+    let row = client
+        .query_one(
+            "SELECT to_regclass('pipelined_dropped') IS NULL, current_setting('lock_timeout')",
+            &[],
+        )
+        .await
+        .expect("the connection answers");
+    // On the same connection, a transaction still open would show its own table.
+    let (gone, lock_timeout): (bool, String) = (row.get(0), row.get(1));
+    assert!(gone, "the table made in the dropped transaction is gone");
+    assert_eq!(lock_timeout, "0", "the transaction's settings went with it");
+    drop(client);
+
+    {
+        let client = pool.get().await.expect("a connection");
+        let transaction = Pipelined::new(&client);
+        futures_util::try_join!(
+            transaction.begin(""),
+            transaction
+                .client()
+                .batch_execute("CREATE TABLE pipelined_committed (id int)"),
+        )
+        .expect("begun, and the table made in it");
+        transaction.commit().await.expect("committed");
+    }
+    let made: bool = app
+        .db
+        .query_one("SELECT to_regclass('pipelined_committed') IS NOT NULL", &[])
+        .await
+        .expect("the table")
+        .get(0);
+    assert!(made, "a committed transaction's table stays");
     app.finish().await;
 }
