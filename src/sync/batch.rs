@@ -53,7 +53,7 @@ impl Batches {
         let (sender, receiver) = mpsc::channel(size * writers.max(1));
         // A tokio mutex: a writer holds it while it awaits the next webhook.
         let receiver = Arc::new(Mutex::new(receiver));
-        // Whether the first writer is settling a batch.
+        // Which batch the first writer is settling (`None` between batches).
         let (busy, watching) = watch::channel(None);
         let first = Writer {
             unit: unit.clone(),
