@@ -234,7 +234,9 @@ async fn a_poison_webhook_in_a_batch_is_dead_lettered_alone() {
         let body: Value = serde_json::from_slice(&letter.delivery.data).expect("json");
         assert_eq!(body["issue"]["key"], "POI-\u{0}");
     }
-    let fallbacks = counter(port, "jirasync_webhook_batch_fallbacks_total").await;
+    let fallbacks = common::metric_sample(port, "jirasync_webhook_batch_fallbacks_total")
+        .await
+        .unwrap_or(0.0);
     assert!(
         fallbacks >= 1.0,
         "a batch with a poison webhook fell back to one by one"
@@ -380,21 +382,6 @@ async fn a_worker_with_many_messages_in_flight_opens_at_most_twenty_nine_connect
     app.finish().await;
 }
 
-/// The value of counter `name` in a worker's `/metrics` on `port` (0 when absent).
-async fn counter(port: u16, name: &str) -> f64 {
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("scrape the worker")
-        .text()
-        .await
-        .expect("metrics text");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-}
-
 /// One writer takes the batches while they end quickly; a batch stuck on a row
 /// another transaction holds holds up no other webhook: once the first writer
 /// has been busy with it for `sync::batch::STUCK`, a relief writer takes what
@@ -434,7 +421,9 @@ async fn a_batch_stuck_on_a_held_row_holds_up_no_other_webhook() {
         "the stuck issue waits for its row"
     );
     assert!(
-        counter(port, "jirasync_webhook_batch_reliefs_total").await >= 1.0,
+        common::metric_sample(port, "jirasync_webhook_batch_reliefs_total")
+            .await
+            .is_some_and(|reliefs| reliefs >= 1.0),
         "a relief writer took the other webhook"
     );
     holder

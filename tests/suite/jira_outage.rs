@@ -101,27 +101,13 @@ async fn group_status(app: &TestApp, group: i64) -> String {
         .get(0)
 }
 
-/// The value of the sample `name{labels}` on the worker's `/metrics`, if shown.
-async fn sample(port: u16, name_and_labels: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines().find_map(|line| {
-        let value = line.strip_prefix(name_and_labels)?.strip_prefix(' ')?;
-        value.trim().parse().ok()
-    })
-}
-
 /// Waits until the sample reads `expected` (or more, with `at_least`).
 async fn wait_sample(port: u16, name_and_labels: &str, expected: f64, at_least: bool) {
     common::eventually(
         &format!("{name_and_labels} reads {expected}"),
         WAIT,
         || async move {
-            match sample(port, name_and_labels).await {
+            match common::metric_sample(port, name_and_labels).await {
                 Some(value) if at_least => value >= expected,
                 Some(value) => value == expected,
                 None => false,
@@ -171,7 +157,7 @@ async fn status_changes_wait_out_a_jira_outage_longer_than_the_retry_tiers_and_a
     wait_sample(port, retried, (WEBHOOKS * 3) as f64, true).await;
     assert_eq!(app.dead_letters().await, 0, "nothing dead-lettered");
     assert_eq!(
-        sample(port, &available).await,
+        common::metric_sample(port, &available).await,
         Some(0.0),
         "unavailable during"
     );
@@ -191,7 +177,9 @@ async fn status_changes_wait_out_a_jira_outage_longer_than_the_retry_tiers_and_a
     let applied_after = started.elapsed() - outage;
     wait_sample(port, &available, 1.0, false).await;
     assert_eq!(app.dead_letters().await, 0);
-    let retries = sample(port, retried).await.unwrap_or_default();
+    let retries = common::metric_sample(port, retried)
+        .await
+        .unwrap_or_default();
     eprintln!(
         "outage held {outage:?} ({retries} retries for {WEBHOOKS} webhooks), all applied \
          {applied_after:?} after Jira answered"

@@ -239,12 +239,7 @@ async fn made_up_message_types_are_one_metric_label() {
     })
     .await;
 
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = common::metrics_text(port).await;
     let mut labels = std::collections::BTreeSet::new();
     for line in text.lines().filter(|line| line.starts_with("jirasync_")) {
         if let Some((_, rest)) = line.split_once("type=\"") {

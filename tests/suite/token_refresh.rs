@@ -55,12 +55,7 @@ fn worker(app: &TestApp) -> (Process, u16) {
 
 /// The worker's `/metrics` lines starting with `name`, once it answers.
 async fn metric_lines(port: u16, name: &str) -> Vec<String> {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = common::metrics_text(port).await;
     text.lines()
         .filter(|line| line.starts_with(name))
         .map(str::to_owned)

@@ -757,3 +757,28 @@ impl Captured {
         String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
     }
 }
+
+/// The text of the `/metrics` a process serves on 127.0.0.1:`port`.
+pub async fn metrics_text(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of the sample `name{labels}` on the `/metrics` a process serves on
+/// 127.0.0.1:`port`; `None` while it does not answer or does not show it.
+pub async fn metric_sample(port: u16, name_and_labels: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name_and_labels)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
