@@ -22,12 +22,26 @@ async fn app() -> TestApp {
     TestApp::builder().no_worker().start().await
 }
 
+/// A pool of at most `size` connections to the test's database.
+async fn pool(app: &TestApp, size: usize) -> jirasync::db::DbPool {
+    jirasync::db::connect(&app.settings.database, size)
+        .await
+        .expect("connect to the test's database")
+}
+
 /// The unit of work on the test's database.
 async fn unit(app: &TestApp) -> Unit {
-    let pool = jirasync::db::connect(&app.settings.database, 8)
-        .await
-        .expect("connect to the test's database");
-    Unit::new(pool, true)
+    Unit::new(pool(app, 8).await, true)
+}
+
+/// Begins `transaction` with `settings` and makes `table` in it, in one round trip.
+async fn begin_making(transaction: &Pipelined<'_>, settings: &str, table: &str) {
+    let create = format!("CREATE TABLE {table} (id int)");
+    futures_util::try_join!(
+        transaction.begin(settings),
+        transaction.client().batch_execute(&create),
+    )
+    .expect("begun, and the table made in it");
 }
 
 /// The change that assigns `key` to the user with `email`, as the webhook handler builds it.
@@ -280,9 +294,7 @@ async fn two_batches_of_the_same_issues_in_opposite_orders_never_deadlock() {
 #[tokio::test]
 async fn a_batch_records_its_cloud_deliveries_once_and_tells_each_duplicate() {
     let app = app().await;
-    let pool = jirasync::db::connect(&app.settings.database, 3)
-        .await
-        .expect("connect to the test's database");
+    let pool = pool(&app, 3).await;
     let client = pool.get().await.expect("a connection");
     let id = app.integration;
     let first = duplicates::record_all(&client, &[(id, "before", "m0")])
@@ -357,19 +369,16 @@ async fn a_batch_records_its_cloud_deliveries_once_and_tells_each_duplicate() {
 async fn a_pipelined_transaction_dropped_unfinished_is_rolled_back_before_the_next_user() {
     let app = app().await;
     // One connection: the next user gets the same one back.
-    let pool = jirasync::db::connect(&app.settings.database, 1)
-        .await
-        .expect("connect to the test's database");
+    let pool = pool(&app, 1).await;
     {
         let client = pool.get().await.expect("a connection");
         let transaction = Pipelined::new(&client);
-        futures_util::try_join!(
-            transaction.begin("SET LOCAL lock_timeout = '7s'"),
-            transaction
-                .client()
-                .batch_execute("CREATE TABLE pipelined_dropped (id int)"),
+        begin_making(
+            &transaction,
+            "SET LOCAL lock_timeout = '7s'",
+            "pipelined_dropped",
         )
-        .expect("begun, and the table made in it");
+        .await;
         // Dropped unfinished here, the connection back in the pool.
     }
     let client = pool.get().await.expect("the same connection");
@@ -389,13 +398,7 @@ async fn a_pipelined_transaction_dropped_unfinished_is_rolled_back_before_the_ne
     {
         let client = pool.get().await.expect("a connection");
         let transaction = Pipelined::new(&client);
-        futures_util::try_join!(
-            transaction.begin(""),
-            transaction
-                .client()
-                .batch_execute("CREATE TABLE pipelined_committed (id int)"),
-        )
-        .expect("begun, and the table made in it");
+        begin_making(&transaction, "", "pipelined_committed").await;
         transaction.commit().await.expect("committed");
     }
     let made: bool = app
