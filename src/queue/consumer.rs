@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::handler::{Failure, Handler, Incoming, Outcome};
+use super::lending::{self, Item, Lane, Lanes, Lender};
 use super::message;
 use super::publisher::confirm_channel;
 use super::settle::{Settler, settle};
@@ -181,14 +182,15 @@ async fn consume_on<H: Handler>(
         .context("failed to open the consume channel")?;
     let prefetch = prefetch(config.concurrency, config.outbound);
     let mut queues = vec![
-        (config.names.webhooks(), prefetch.webhooks),
-        (config.names.jobs(), prefetch.jobs),
+        (config.names.webhooks(), Lane::Webhooks, prefetch.webhooks),
+        (config.names.jobs(), Lane::Jobs, prefetch.jobs),
     ];
     if config.outbound {
-        queues.push((config.names.outbound(), prefetch.outbound));
+        queues.push((config.names.outbound(), Lane::Pushes, prefetch.outbound));
     }
     let mut streams = Vec::new();
-    for (queue, prefetch) in queues {
+    let mut webhook_consumer = String::new();
+    for (queue, lane, prefetch) in queues {
         // Per consumer (quorum queues know no per-channel prefetch): it applies
         // to the consumers started after it on the channel.
         channel
@@ -204,9 +206,32 @@ async fn consume_on<H: Handler>(
             )
             .await
             .with_context(|| format!("failed to consume {queue}"))?;
-        streams.push(consumer.map(move |delivery| (queue.clone(), delivery)));
+        if lane == Lane::Webhooks {
+            webhook_consumer = consumer.tag().to_string();
+        }
+        streams.push(lending::deliveries(lane, queue, consumer));
     }
     let mut deliveries = futures_util::stream::select_all(streams);
+    let lanes = Lanes::new();
+    // With pushes consumed, idle webhook slots are lent to them (`lending`).
+    let (mut lender, mut ends): (Lending, _) = if config.outbound {
+        let probe = connection
+            .create_channel()
+            .await
+            .context("failed to open the channel that watches the webhook queue")?;
+        let (lender, ends) = Lender::new(lending::Start {
+            channel: channel.clone(),
+            probe,
+            webhooks: config.names.webhooks(),
+            outbound: config.names.outbound(),
+            prefetch,
+            lanes: Arc::clone(&lanes),
+            webhook_consumer,
+        });
+        (Box::pin(lender.run()), Some(ends))
+    } else {
+        (Box::pin(std::future::pending()), None)
+    };
     tracing::info!(concurrency = config.concurrency, "worker consuming");
     metrics::gauge!("jirasync_broker_connected", "role" => "worker").set(1.0);
     config.consuming.store(true, Ordering::Release);
@@ -231,23 +256,41 @@ async fn consume_on<H: Handler>(
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             error = &mut publisher_lost => break Err(error),
+            error = &mut lender => break Err(error),
             permit = Arc::clone(&semaphore).acquire_owned() => permit.context("semaphore closed")?,
         };
         let next = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             error = &mut publisher_lost => break Err(error),
+            error = &mut lender => break Err(error),
+            Some(stream) = next_stream(&mut ends) => {
+                deliveries.push(stream);
+                continue;
+            }
             next = deliveries.next() => next,
         };
         match next {
-            Some((queue, Ok(delivery))) => {
+            Some(Item::Delivery(lane, queue, Ok(delivery))) => {
                 let handling = Arc::clone(&handling);
+                let lanes = Arc::clone(&lanes);
+                if let Some(busy) = lanes.busy(lane) {
+                    busy.started();
+                }
                 tasks.spawn(Box::pin(async move {
                     process(&handling, queue, delivery).await;
+                    if let Some(busy) = lanes.busy(lane) {
+                        busy.finished();
+                    }
                     drop(permit);
                 }));
             }
-            Some((queue, Err(error))) => {
+            Some(Item::Delivery(_, queue, Err(error))) => {
                 break Err(anyhow::Error::new(error).context(format!("consuming {queue} failed")));
+            }
+            Some(Item::Ended(tag)) => {
+                if let Some(ends) = &ends {
+                    let _ = ends.ended.send(tag);
+                }
             }
             None => break Err(anyhow::anyhow!("the broker cancelled the consumers")),
         }
@@ -275,6 +318,9 @@ pub struct Prefetch {
     pub jobs: u16,
     /// `P.outbound`'s; 0 when it is not consumed.
     pub outbound: u16,
+    /// How many of the webhooks' slots are lent to pushes while webhooks are
+    /// quiet (`lending`); 0 when `P.outbound` is not consumed.
+    pub lendable: u16,
 }
 
 /// The prefetch of each consumer: together `concurrency`, so a worker holding
@@ -293,10 +339,36 @@ pub fn prefetch(concurrency: u16, outbound: bool) -> Prefetch {
     } else {
         0
     };
+    let webhooks = concurrency.saturating_sub(jobs + outbound).max(1);
     Prefetch {
-        webhooks: concurrency.saturating_sub(jobs + outbound).max(1),
+        webhooks,
         jobs,
         outbound,
+        lendable: if outbound > 0 {
+            webhooks.min(LENDABLE)
+        } else {
+            0
+        },
+    }
+}
+
+/// The most webhook slots lent to pushes: each lent push holds a connection of
+/// the pool the idle webhooks leave (`worker::run` sizes it).
+pub const LENDABLE: u16 = 12;
+
+/// The pushes a worker makes at once at most: its own slots and the lent ones.
+pub fn pushes(prefetch: Prefetch) -> usize {
+    usize::from(prefetch.outbound + prefetch.lendable)
+}
+
+/// The lender's fate: its error, or never.
+type Lending = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Error> + Send>>;
+
+/// The next consumer the lender started (never, without a lender).
+async fn next_stream(ends: &mut Option<lending::LoopEnds>) -> Option<lending::Deliveries> {
+    match ends {
+        Some(ends) => ends.streams.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -458,15 +530,31 @@ async fn guarded<H: Handler>(
 
 #[cfg(test)]
 mod tests {
-    use super::{Prefetch, prefetch};
+    use super::{LENDABLE, Prefetch, prefetch, pushes};
 
     fn split(concurrency: u16, outbound: bool) -> (u16, u16, u16) {
         let Prefetch {
             webhooks,
             jobs,
             outbound,
+            ..
         } = prefetch(concurrency, outbound);
         (webhooks, jobs, outbound)
+    }
+
+    #[test]
+    fn the_webhooks_lend_their_slots_up_to_lendable_and_only_with_pushes_consumed() {
+        let lendable = |concurrency, outbound| prefetch(concurrency, outbound).lendable;
+        assert_eq!(lendable(16, false), 0, "no pushes, nothing lent");
+        assert_eq!(lendable(16, true), 11, "every webhook slot");
+        assert_eq!(pushes(prefetch(16, true)), 15);
+        assert_eq!(lendable(64, true), LENDABLE);
+        assert_eq!(pushes(prefetch(64, true)), 20);
+        assert_eq!(lendable(3, true), 1);
+        for concurrency in 3..=u16::MAX {
+            let split = prefetch(concurrency, true);
+            assert!(split.lendable >= 1 && split.lendable <= split.webhooks.min(LENDABLE));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod frame;
 pub mod handler;
 pub mod job;
+pub mod lending;
 pub mod message;
 pub mod publisher;
 mod settle;

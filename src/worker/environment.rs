@@ -34,8 +34,9 @@ pub struct Environment {
     pub reconcile_slice: Duration,
     /// `JIRASYNC_PUBLIC_URL`: the base of the OAuth callback and webhook URLs.
     pub public_url: String,
-    /// Pushes to Jira in progress, each holding a connection for its lock
-    /// ([`PUSHES`] permits; the pool has as many connections more).
+    /// Pushes to Jira in progress, each holding a connection for its lock: as
+    /// many permits as the worker holds pushes at most, its own and those of the
+    /// webhook slots lent to them (`queue::consumer::pushes`).
     pub pushes: Semaphore,
     /// Jira's users as Jira answered them, per integration, for pushes.
     pub jira_users: JiraUsers,

@@ -97,7 +97,9 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     // Connections for the messages in flight (authentication, Jira lookups,
     // reconciliations; each holds one briefly), one per batch writer, one for the
     // scheduler and the pruner; with outbound sync on, one for the relay and one
-    // per push to Jira in progress (held for its lock).
+    // per push to Jira in progress (held for its lock). Pushes with lent
+    // webhook slots (`queue::lending`, at most `LENDABLE`) use the connections
+    // the idle webhooks leave.
     let outbound = args.worker.outbound;
     let pushes = if outbound { environment::PUSHES + 1 } else { 0 };
     let size = usize::from(concurrency).min(READERS) + sync::batch::WRITERS + 1 + pushes;
@@ -152,7 +154,10 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             max_event_skew: args.worker.max_event_skew,
             reconcile_slice: args.worker.reconcile_slice,
             public_url: args.public.url.clone(),
-            pushes: tokio::sync::Semaphore::new(environment::PUSHES),
+            pushes: tokio::sync::Semaphore::new(consumer::pushes(consumer::prefetch(
+                concurrency,
+                outbound,
+            ))),
             jira_users: Default::default(),
             activity: Default::default(),
             atlassian: args.atlassian.clone(),

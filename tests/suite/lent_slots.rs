@@ -1,0 +1,178 @@
+//! A worker's idle webhook slots lent to pushes (docs/reference.md §10.8,
+//! "Slots lent to pushes"), against the real Postgres and RabbitMQ, the real
+//! worker and a fake Jira that checks every call's OAuth signature and answers
+//! each after [`SLOW`]: with a backlog of pushes and no webhooks, a worker at
+//! concurrency 16 has more pushes at Jira at once than its 4 push slots allow,
+//! never more than its 15; a webhook sent meanwhile is applied while pushes still
+//! wait; and every push lands once.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wiremock::matchers::{body_json, method, path, query_param};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
+
+use crate::common::fake_jira::FakeJira;
+use crate::common::seed::{assignee_changed, jira_user};
+use crate::common::{self, TestApp as Scene, app::T1, eventually};
+
+const ACCESS_TOKEN: &str = "acc-tok";
+/// How long the fake Jira takes to answer each call: a push makes four (read,
+/// user search, write, read back), one after the other.
+const SLOW: Duration = Duration::from_millis(300);
+/// Pushes in the backlog: at 15 at a time they take about 5 s, at 4 about 18 s.
+const BACKLOG: usize = 60;
+const WAIT: Duration = Duration::from_secs(40);
+
+/// When each call reached the fake Jira.
+type Arrivals = Arc<Mutex<Vec<Instant>>>;
+
+/// Verifies the call's OAuth signature, notes when it came, and answers
+/// `answer` after [`SLOW`].
+struct Timed {
+    jira: Arc<FakeJira>,
+    arrivals: Arrivals,
+    answer: ResponseTemplate,
+}
+
+impl Respond for Timed {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.arrivals.lock().expect("arrivals").push(Instant::now());
+        match self.jira.verify(request) {
+            Ok(_) => self.answer.clone().set_delay(SLOW),
+            Err(problem) => ResponseTemplate::new(401)
+                .set_body_string(format!("oauth_problem={problem}&oauth_problem_advice=fake")),
+        }
+    }
+}
+
+/// The most calls that reached Jira within any [`SLOW`]: a push's calls come
+/// one after the other, each at least `SLOW` after the one before, so this is
+/// at most the pushes at Jira at once.
+fn most_at_once(arrivals: &Arrivals) -> usize {
+    let mut times = arrivals.lock().expect("arrivals").clone();
+    times.sort();
+    (0..times.len())
+        .map(|first| {
+            times[first..]
+                .iter()
+                .take_while(|at| at.duration_since(times[first]) < SLOW)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// An issue `key` linked to a group of an organization that pushes
+/// assignments, assigned by the application to a teammate Jira knows.
+async fn assigned_by_the_host(s: &Scene, arrivals: &Arrivals, key: &str) {
+    let org = s.seed().org(s.integration, true, key).await;
+    s.forward_assignments(org.id).await;
+    let email = format!("{}@example.org", key.to_lowercase());
+    let user = s.seed().teammate(&org, &email).await;
+    let name = key.to_lowercase();
+    let timed = |answer| Timed {
+        jira: Arc::clone(&s.jira),
+        arrivals: Arc::clone(arrivals),
+        answer,
+    };
+    let issue = json!({"key": key, "fields": {
+        "assignee": null,
+        "status": {"id": "1", "name": "Open"},
+        "project": {"id": "10000", "key": "LEND"},
+        "updated": "2024-01-01T10:00:00.000+0000",
+    }});
+    Mock::given(method("GET"))
+        .and(path(format!("/rest/api/2/issue/{key}")))
+        .respond_with(timed(ResponseTemplate::new(200).set_body_json(issue)))
+        .mount(&s.server)
+        .await;
+    let users = json!([{"name": name, "key": format!("JIRAUSER-{name}"),
+        "emailAddress": email, "active": true}]);
+    Mock::given(method("GET"))
+        .and(path("/rest/api/2/user/assignable/search"))
+        .and(query_param("issueKey", key))
+        .and(query_param("username", email.as_str()))
+        .respond_with(timed(ResponseTemplate::new(200).set_body_json(users)))
+        .mount(&s.server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(format!("/rest/api/2/issue/{key}/assignee")))
+        .and(body_json(json!({ "name": name })))
+        .respond_with(timed(ResponseTemplate::new(204)))
+        .mount(&s.server)
+        .await;
+    s.host_assigns(org.group_id, org.project_id, user).await;
+}
+
+/// Pushes decided so far.
+async fn pushed(s: &Scene) -> i64 {
+    s.db.query_one(
+        "SELECT count(*) FROM sync_events WHERE kind = 'assignee_outbound' AND outcome = 'pushed'",
+        &[],
+    )
+    .await
+    .expect("pushes")
+    .get(0)
+}
+
+#[tokio::test]
+async fn idle_webhook_slots_carry_a_push_backlog_and_come_back_when_a_webhook_waits() {
+    let mut s = Scene::builder()
+        .credentials(Some(ACCESS_TOKEN))
+        .no_worker()
+        .start()
+        .await;
+    let arrivals = Arrivals::default();
+    let keys: Vec<String> = (0..BACKLOG).map(|n| format!("LEND-{n}")).collect();
+    for key in &keys {
+        assigned_by_the_host(&s, &arrivals, key).await;
+    }
+    // A group Jira will assign by webhook while the pushes run.
+    let inbound = s.seed().org(s.integration, true, "INBOUND-1").await;
+    let inbound_user = s.seed().teammate(&inbound, "in@example.org").await;
+
+    s.worker = Some(common::spawn_worker(&s.settings));
+    eventually(
+        "more pushes at Jira at once than the 4 push slots",
+        WAIT,
+        || async { most_at_once(&arrivals) > 4 },
+    )
+    .await;
+
+    let sent = Instant::now();
+    s.send(&assignee_changed(
+        "INBOUND-1",
+        jira_user("in@example.org"),
+        T1,
+    ))
+    .await;
+    s.wait_assignee(inbound.group_id, Some(inbound_user)).await;
+    let waited = sent.elapsed();
+    let done = pushed(&s).await;
+    assert!(
+        done < BACKLOG as i64,
+        "the webhook waited for the whole backlog ({done} pushed, {waited:?})"
+    );
+
+    eventually("every push lands", WAIT, || async {
+        pushed(&s).await == BACKLOG as i64
+    })
+    .await;
+    for key in &keys {
+        let puts = s.assignee_puts(key).await;
+        assert_eq!(
+            puts,
+            [json!({"name": key.to_lowercase()})],
+            "{key} written once"
+        );
+    }
+    let most = most_at_once(&arrivals);
+    assert!(
+        (5..=15).contains(&most),
+        "at most the worker's 15 slots (4 of pushes, 11 lent): {most} at once"
+    );
+    assert_eq!(s.dead_letters().await, 0, "nothing dead-lettered");
+    s.finish().await;
+}
