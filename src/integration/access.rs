@@ -103,6 +103,22 @@ impl Integration {
             let client = pool.get().await?;
             store::credentials(&client, pool.keys(), self.id).await?
         };
+        self.with_stored_jira(pool, stored, call).await
+    }
+
+    /// As [`Integration::with_jira`], with the credentials the caller read
+    /// (`integration::credentials`): a push reads them in the round trip that
+    /// reads its integration.
+    pub async fn with_stored_jira<T, F, Fut>(
+        &self,
+        pool: &DbPool,
+        stored: Option<Stored>,
+        call: F,
+    ) -> Result<Option<T>, AccessError>
+    where
+        F: Fn(JiraClient) -> Fut,
+        Fut: Future<Output = Result<T, JiraError>>,
+    {
         let Some(stored) = stored else {
             return Ok(None);
         };

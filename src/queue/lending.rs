@@ -93,10 +93,14 @@ pub struct Busy {
 }
 
 impl Busy {
+    /// Quiet since long enough: a worker that starts on a backlog of pushes lends
+    /// at its first look unless webhooks came meanwhile (they come within
+    /// milliseconds of consuming when they wait).
     fn new() -> Self {
+        let now = Instant::now();
         Self {
             in_flight: AtomicUsize::new(0),
-            last: Mutex::new(Instant::now()),
+            last: Mutex::new(now.checked_sub(IDLE).unwrap_or(now)),
         }
     }
 

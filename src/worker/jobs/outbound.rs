@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
+use crate::db::pipelined::Pipelined;
 use crate::db::sync::{Watermark, mark_synced};
 use crate::integration::{self, AccessError, Integration};
 use crate::jira::{JiraClient, JiraError};
@@ -91,11 +92,11 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
     // Each push holds a connection for its lock while Jira answers: at most
     // `PUSHES` at a time, so the others still find connections in the pool.
     let _permit = env.pushes.acquire().await.map_err(Failure::passing)?;
-    let mut client = env.pool.get().await?;
-    let tx = client.transaction().await?;
-    // Sent together: a push's statements are planned once per connection (as a
-    // batch's, `sync::unit`), then the lock and the pending row.
-    let ((), claimed) = tokio::try_join!(tx.batch_execute(GENERIC_PLANS), claim::claim(&tx, push))?;
+    let client = env.pool.get().await?;
+    let tx = Pipelined::new(&client);
+    // Sent together: `BEGIN` and the setting that plans a push's statements once
+    // per connection (as a batch's, `sync::unit`), then the lock and the pending row.
+    let ((), claimed) = tokio::try_join!(tx.begin(GENERIC_PLANS), claim::claim(tx.client(), push))?;
     let pending = match claimed {
         Claim::Superseded => {
             tx.commit().await?;
@@ -122,8 +123,8 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
     // trip: these reads are sent together on the push's connection (its lock
     // taken before them).
     let (key, state, access) = tokio::try_join!(
-        async { Ok::<_, Failure>(claim::target_key(&tx, push).await?) },
-        current(&tx, push),
+        async { Ok::<_, Failure>(claim::target_key(tx.client(), push).await?) },
+        current(tx.client(), push),
         async {
             if !calls_jira {
                 return Ok(None);
@@ -131,15 +132,22 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
             Ok::<_, Failure>(Some(tokio::try_join!(
                 async {
                     Ok::<_, Failure>(
-                        integration::by_id(&tx, env.pool.keys(), push.integration_id).await?,
+                        integration::by_id(tx.client(), env.pool.keys(), push.integration_id)
+                            .await?,
                     )
                 },
-                async { Ok(throttled(&tx, push.integration_id).await?) },
+                async {
+                    Ok::<_, Failure>(
+                        integration::credentials(tx.client(), env.pool.keys(), push.integration_id)
+                            .await?,
+                    )
+                },
+                async { Ok(throttled(tx.client(), push.integration_id).await?) },
             )?))
         },
     )?;
     let Some(key) = key else {
-        claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
+        claim::decided(tx.client(), push.external_issue_id, push.kind, push.seq).await?;
         tx.commit().await?;
         tracing::info!(
             group.id = push.group_id,
@@ -148,7 +156,7 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
         return Ok(Outcome::NotATarget);
     };
     let Some(state) = state else {
-        claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
+        claim::decided(tx.client(), push.external_issue_id, push.kind, push.seq).await?;
         tx.commit().await?;
         tracing::info!(
             group.id = push.group_id,
@@ -156,13 +164,13 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
         );
         return Ok(Outcome::NothingToPush);
     };
-    let Some((integration, throttled)) = access else {
+    let Some((integration, credentials, throttled)) = access else {
         let mut pushed = state.pushed(push.group_id, PushOutcome::SameOrigin);
         pushed.origin_integration_id = origin;
         return settle.decided(env, tx, &key, pushed, None).await;
     };
     let Some(integration) = integration.filter(Integration::is_active) else {
-        claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
+        claim::decided(tx.client(), push.external_issue_id, push.kind, push.seq).await?;
         tx.commit().await?;
         tracing::warn!("not pushed: the integration is gone or not active");
         return Ok(Outcome::UnknownIntegration);
@@ -185,8 +193,8 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
     // The decision as far as a failed call got (its target, the transition).
     let failed = Mutex::new(None);
     let result = integration
-        .with_jira(&env.pool, |jira| {
-            let (tx, target, state, failed) = (&tx, &target, &state, &failed);
+        .with_stored_jira(&env.pool, credentials, |jira| {
+            let (tx, target, state, failed) = (tx.client(), &target, &state, &failed);
             // A 429 is stored for every worker, not waited out holding the issue.
             let jira = jira.waiting_out_429(false);
             async move { attempt(env, tx, &jira, push, target, state, failed).await }
@@ -303,7 +311,7 @@ impl Settle<'_> {
     async fn decided(
         &self,
         env: &Environment,
-        tx: deadpool_postgres::Transaction<'_>,
+        tx: Pipelined<'_>,
         key: &str,
         pushed: Pushed,
         written: Option<Written>,
@@ -320,7 +328,8 @@ impl Settle<'_> {
             async {
                 match &written {
                     Some(written) => {
-                        mark_synced(&tx, push.external_issue_id, watermark, written.at).await
+                        mark_synced(tx.client(), push.external_issue_id, watermark, written.at)
+                            .await
                     }
                     None => Ok(()),
                 }
@@ -330,12 +339,15 @@ impl Settle<'_> {
                     Some(Written {
                         value: Some(value),
                         at,
-                    }) => echo::written(&tx, push.external_issue_id, push.kind, value, *at).await,
+                    }) => {
+                        echo::written(tx.client(), push.external_issue_id, push.kind, value, *at)
+                            .await
+                    }
                     _ => Ok(()),
                 }
             },
-            claim::decided(&tx, push.external_issue_id, push.kind, push.seq),
-            audit.write(&tx),
+            claim::decided(tx.client(), push.external_issue_id, push.kind, push.seq),
+            audit.write(tx.client()),
         )?;
         self.committed(tx, &audit, kind, outcome).await?;
         if outcome == PushOutcome::Pushed
@@ -362,11 +374,11 @@ impl Settle<'_> {
     async fn held(
         &self,
         env: &Environment,
-        tx: deadpool_postgres::Transaction<'_>,
+        tx: Pipelined<'_>,
         key: &str,
         pushed: Pushed,
     ) -> Result<Outcome, Failure> {
-        if claim::hold(&tx, self.push.external_issue_id, self.push.kind).await? {
+        if claim::hold(tx.client(), self.push.external_issue_id, self.push.kind).await? {
             tracing::warn!(
                 "push held: the integration cannot call Jira until it is connected again"
             );
@@ -382,13 +394,13 @@ impl Settle<'_> {
     async fn refused(
         &self,
         env: &Environment,
-        tx: deadpool_postgres::Transaction<'_>,
+        tx: Pipelined<'_>,
         key: &str,
         pushed: Pushed,
         error: &JiraError,
     ) -> Result<Outcome, Failure> {
         claim::decided(
-            &tx,
+            tx.client(),
             self.push.external_issue_id,
             self.push.kind,
             self.push.seq,
@@ -409,13 +421,13 @@ impl Settle<'_> {
     async fn record(
         &self,
         env: &Environment,
-        tx: deadpool_postgres::Transaction<'_>,
+        tx: Pipelined<'_>,
         key: &str,
         pushed: Pushed,
     ) -> Result<(), Failure> {
         let (kind, outcome) = (pushed.kind, pushed.outcome);
         let audit = self.audit(env, key, pushed);
-        audit.write(&tx).await?;
+        audit.write(tx.client()).await?;
         self.committed(tx, &audit, kind, outcome).await
     }
 
@@ -434,7 +446,7 @@ impl Settle<'_> {
     /// Commits `tx`, which wrote `audit`, and counts the decision.
     async fn committed(
         &self,
-        tx: deadpool_postgres::Transaction<'_>,
+        tx: Pipelined<'_>,
         audit: &Audit,
         kind: Kind,
         outcome: PushOutcome,
@@ -464,14 +476,18 @@ pub async fn dead_lettered(
     if error.chain().any(|cause| cause.is::<Recorded>()) {
         return Ok(());
     }
-    let mut client = env.pool.get().await?;
-    let tx = client.transaction().await?;
-    let Some(state) = current(&tx, push).await? else {
+    let client = env.pool.get().await?;
+    let tx = Pipelined::new(&client);
+    let ((), state) = tokio::try_join!(
+        async { Ok::<_, Failure>(tx.begin("").await?) },
+        current(tx.client(), push)
+    )?;
+    let Some(state) = state else {
         return Ok(());
     };
     let mut pushed = state.pushed(push.group_id, PushOutcome::Failed);
     pushed.jira_message = Some(reason.to_owned());
-    claim::decided(&tx, push.external_issue_id, push.kind, push.seq).await?;
+    claim::decided(tx.client(), push.external_issue_id, push.kind, push.seq).await?;
     let settle = Settle {
         push,
         message_id,
