@@ -106,6 +106,32 @@ async fn assigned_by_the_host(s: &Scene, arrivals: &Arrivals, key: &str) {
     s.host_assigns(org.group_id, org.project_id, user).await;
 }
 
+/// The prefetch of each consumer of `queue` on the shared broker, as RabbitMQ
+/// tells it (`rabbitmqctl list_consumers`), summed.
+async fn prefetch_of(queue: &str) -> u32 {
+    // Off the test's runtime, which runs the worker too.
+    let output = tokio::task::spawn_blocking(|| {
+        std::process::Command::new("rabbitmqctl")
+            .args([
+                "list_consumers",
+                "-q",
+                "--no-table-headers",
+                "queue_name",
+                "prefetch_count",
+            ])
+            .output()
+    })
+    .await
+    .expect("the task ran")
+    .expect("rabbitmqctl runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(name, _)| name.trim() == queue)
+        .filter_map(|(_, prefetch)| prefetch.trim().parse::<u32>().ok())
+        .sum()
+}
+
 /// Pushes decided so far.
 async fn pushed(s: &Scene) -> i64 {
     s.db.query_one(
@@ -140,6 +166,16 @@ async fn idle_webhook_slots_carry_a_push_backlog_and_come_back_when_a_webhook_wa
         || async { most_at_once(&arrivals) > 4 },
     )
     .await;
+    // The broker's view: the webhooks' 11 slots consume pushes, and nothing
+    // consumes webhooks meanwhile (16 in all, with the job's 1).
+    let names = common::names(&s.settings);
+    let (webhooks, outbound) = (names.webhooks(), names.outbound());
+    eventually(
+        "the webhooks' slots lent, as RabbitMQ sees them",
+        WAIT,
+        || async { prefetch_of(&webhooks).await == 0 && prefetch_of(&outbound).await == 15 },
+    )
+    .await;
 
     let sent = Instant::now();
     s.send(&assignee_changed(
@@ -168,6 +204,13 @@ async fn idle_webhook_slots_carry_a_push_backlog_and_come_back_when_a_webhook_wa
             "{key} written once"
         );
     }
+    // Once the lent slots have nothing more to do, webhooks have all 11 again.
+    eventually(
+        "the webhooks' slots back, as RabbitMQ sees them",
+        WAIT,
+        || async { prefetch_of(&webhooks).await == 11 && prefetch_of(&outbound).await == 4 },
+    )
+    .await;
     let most = most_at_once(&arrivals);
     assert!(
         (5..=15).contains(&most),
