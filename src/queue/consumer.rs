@@ -19,8 +19,6 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::{FutureExt, StreamExt};
 use lapin::Connection;
 use lapin::message::Delivery;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
 use metrics::{Counter, Gauge, Histogram};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -191,21 +189,7 @@ async fn consume_on<H: Handler>(
     let mut streams = Vec::new();
     let mut webhook_consumer = String::new();
     for (queue, lane, prefetch) in queues {
-        // Per consumer (quorum queues know no per-channel prefetch): it applies
-        // to the consumers started after it on the channel.
-        channel
-            .basic_qos(prefetch, BasicQosOptions { global: false })
-            .await
-            .context("failed to set the prefetch")?;
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .with_context(|| format!("failed to consume {queue}"))?;
+        let consumer = lending::consume(&channel, &queue, prefetch).await?;
         if lane == Lane::Webhooks {
             webhook_consumer = consumer.tag().to_string();
         }

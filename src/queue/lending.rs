@@ -85,6 +85,29 @@ pub fn deliveries(lane: Lane, queue: String, consumer: lapin::Consumer) -> Deliv
     )
 }
 
+/// Consumes `queue` on `channel`, holding at most `prefetch` unacked deliveries.
+pub async fn consume(
+    channel: &Channel,
+    queue: &str,
+    prefetch: u16,
+) -> anyhow::Result<lapin::Consumer> {
+    // Per consumer (quorum queues know no per-channel prefetch): it applies to
+    // the consumers started after it on the channel.
+    channel
+        .basic_qos(prefetch, BasicQosOptions { global: false })
+        .await
+        .context("failed to set the prefetch")?;
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("failed to consume {queue}"))
+}
+
 /// One lane's deliveries in flight, and when it last had one.
 #[derive(Debug)]
 pub struct Busy {
@@ -325,20 +348,7 @@ impl Lender {
     /// Consumes `queue` with `prefetch` in `lane`; hands the consumer to the loop
     /// and returns its tag.
     async fn consume(&self, queue: &str, lane: Lane, prefetch: u16) -> anyhow::Result<String> {
-        self.channel
-            .basic_qos(prefetch, BasicQosOptions { global: false })
-            .await
-            .context("failed to set the prefetch")?;
-        let consumer = self
-            .channel
-            .basic_consume(
-                queue.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .with_context(|| format!("failed to consume {queue}"))?;
+        let consumer = consume(&self.channel, queue, prefetch).await?;
         let tag = consumer.tag().to_string();
         self.streams
             .send(deliveries(lane, queue.to_owned(), consumer))
