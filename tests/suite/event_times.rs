@@ -36,7 +36,12 @@ const DONE: &str = "10001";
 
 /// Now, as Jira would date a change made now (to the millisecond), and parsed.
 fn now_in_jira() -> (String, DateTime<Utc>) {
-    let text = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+    in_jira(Utc::now())
+}
+
+/// `at` as Jira writes it (to the millisecond), and parsed back.
+fn in_jira(at: DateTime<Utc>) -> (String, DateTime<Utc>) {
+    let text = at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
     let at = parse_jira_time(&text).expect("a Jira time");
     (text, at)
 }
@@ -394,7 +399,10 @@ async fn in_a_batch_event_times_are_clamped_and_older_moves_are_stale() {
             FAR,
         ))
         .await;
-        let (now, _) = now_in_jira();
+        // Strictly later than the receive time the far-future one is clamped
+        // to (taken, to the millisecond, when it was sent): at an equal time the
+        // guard admits both, and of two batches the one committed last would win.
+        let (now, _) = in_jira(Utc::now() + TimeDelta::milliseconds(1));
         app.send(&assignee_changed(
             &key,
             jira_user(&format!("jane{i}@example.org")),
