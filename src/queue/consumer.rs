@@ -256,16 +256,10 @@ async fn consume_on<H: Handler>(
         match next {
             Some(Item::Delivery(lane, queue, Ok(delivery))) => {
                 let handling = Arc::clone(&handling);
-                let lanes = Arc::clone(&lanes);
-                if let Some(busy) = lanes.busy(lane) {
-                    busy.started();
-                }
+                let in_flight = lanes.taken(lane);
                 tasks.spawn(Box::pin(async move {
                     process(&handling, queue, delivery).await;
-                    if let Some(busy) = lanes.busy(lane) {
-                        busy.finished();
-                    }
-                    drop(permit);
+                    drop((in_flight, permit));
                 }));
             }
             Some(Item::Delivery(_, queue, Err(error))) => {

@@ -128,13 +128,13 @@ impl Busy {
     }
 
     /// A delivery of the lane is taken.
-    pub fn started(&self) {
+    fn started(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
 
     /// A delivery of the lane is settled.
-    pub fn finished(&self) {
+    fn finished(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
@@ -155,7 +155,7 @@ impl Busy {
 }
 
 /// The lanes the lender watches; the consumer loop counts each delivery in its
-/// lane ([`Lanes::busy`]) from when it is taken until it is settled.
+/// lane ([`Lanes::taken`]) from when it is taken until it is settled.
 #[derive(Debug)]
 pub struct Lanes {
     webhooks: Busy,
@@ -173,12 +173,39 @@ impl Lanes {
     }
 
     /// The counter of `lane` (jobs are not watched).
-    pub fn busy(&self, lane: Lane) -> Option<&Busy> {
+    fn busy(&self, lane: Lane) -> Option<&Busy> {
         match lane {
             Lane::Webhooks => Some(&self.webhooks),
             Lane::Pushes => Some(&self.pushes),
             Lane::Lent => Some(&self.lent),
             Lane::Jobs => None,
+        }
+    }
+
+    /// Counts a delivery of `lane` in flight until the guard is dropped (also
+    /// when its task unwinds: a count left behind would keep the lender
+    /// waiting for good).
+    pub fn taken(self: &Arc<Self>, lane: Lane) -> InFlight {
+        if let Some(busy) = self.busy(lane) {
+            busy.started();
+        }
+        InFlight {
+            lanes: Arc::clone(self),
+            lane,
+        }
+    }
+}
+
+/// A delivery in flight in its lane ([`Lanes::taken`]).
+pub struct InFlight {
+    lanes: Arc<Lanes>,
+    lane: Lane,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(busy) = self.lanes.busy(self.lane) {
+            busy.finished();
         }
     }
 }
