@@ -222,9 +222,9 @@ pub struct Lender {
     outbound: String,
     prefetch: Prefetch,
     lanes: Arc<Lanes>,
-    /// The webhook consumers and their prefetches (one, or two while the slots
-    /// come back in two parts).
-    webhook_consumers: Vec<(String, u16)>,
+    /// The webhook consumers' tags (one, or two once the slots came back in
+    /// two parts): together they hold the webhooks' whole share.
+    webhook_consumers: Vec<String>,
     /// To the loop: consumers to take deliveries from.
     streams: mpsc::UnboundedSender<Deliveries>,
     /// From the loop: the tags of consumers that ended.
@@ -263,7 +263,7 @@ impl Lender {
             probe: start.probe,
             webhooks: start.webhooks,
             outbound: start.outbound,
-            webhook_consumers: vec![(start.webhook_consumer, start.prefetch.webhooks)],
+            webhook_consumers: vec![start.webhook_consumer],
             prefetch: start.prefetch,
             lanes: start.lanes,
             streams,
@@ -298,7 +298,7 @@ impl Lender {
                     break;
                 }
             }
-            for (tag, _) in std::mem::take(&mut self.webhook_consumers) {
+            for tag in std::mem::take(&mut self.webhook_consumers) {
                 self.cancel(&tag).await?;
             }
             // Deliveries that came before the cancel are handled first.
@@ -333,28 +333,34 @@ impl Lender {
                 }
             };
             self.cancel(&lent).await?;
-            // The slots the lent pushes still hold come back as they finish.
-            self.wait_until(|lanes| lanes.lent.in_flight() < usize::from(slots))
+            // Webhooks get their whole share back: at once what the lent pushes
+            // do not hold (at least one), the rest as they finish.
+            let share = self.prefetch.webhooks;
+            self.wait_until(|lanes| lanes.lent.in_flight() < usize::from(share))
                 .await;
-            let free = slots - self.lanes.lent.in_flight() as u16;
+            let free = share.saturating_sub(self.lent_in_flight()).max(1);
             let tag = self
                 .consume(&self.webhooks.clone(), Lane::Webhooks, free)
                 .await?;
-            self.webhook_consumers.push((tag, free));
+            self.webhook_consumers.push(tag);
             tracing::info!(
                 waiting,
                 "webhooks wait or the pushes are done: the webhooks' slots are theirs again"
             );
-            if free < slots {
+            if free < share {
                 self.wait_until(|lanes| lanes.lent.in_flight() == 0).await;
-                let rest = slots - free;
                 let tag = self
-                    .consume(&self.webhooks.clone(), Lane::Webhooks, rest)
+                    .consume(&self.webhooks.clone(), Lane::Webhooks, share - free)
                     .await?;
-                self.webhook_consumers.push((tag, rest));
+                self.webhook_consumers.push(tag);
             }
             self.lent_slots.set(0.0);
         }
+    }
+
+    /// The lent pushes in flight (at most the lent slots, a `u16`).
+    fn lent_in_flight(&self) -> u16 {
+        u16::try_from(self.lanes.lent.in_flight()).unwrap_or(u16::MAX)
     }
 
     /// Cancels consumer `tag` and waits until the loop has taken its last delivery.

@@ -21,8 +21,8 @@ const ACCESS_TOKEN: &str = "acc-tok";
 /// How long the fake Jira takes to answer each call: a push makes four (read,
 /// user search, write, read back), one after the other.
 const SLOW: Duration = Duration::from_millis(300);
-/// Pushes in the backlog: at 15 at a time they take about 5 s, at 4 about 18 s.
-const BACKLOG: usize = 60;
+/// Pushes in the backlog: at 15 at a time they take about 6 s, at 4 about 24 s.
+const BACKLOG: usize = 80;
 const WAIT: Duration = Duration::from_secs(40);
 
 /// When each call reached the fake Jira.
@@ -143,10 +143,46 @@ async fn pushed(s: &Scene) -> i64 {
     .get(0)
 }
 
+/// A worker's prefetch at one concurrency: its webhooks', its pushes', and
+/// the webhook slots it lends (`queue::consumer::prefetch`).
+struct Split {
+    concurrency: u16,
+    webhooks: u32,
+    pushes: u32,
+    lent: u32,
+}
+
 #[tokio::test]
 async fn idle_webhook_slots_carry_a_push_backlog_and_come_back_when_a_webhook_waits() {
+    // Every webhook slot lent, and given back in two parts when lent pushes
+    // still run.
+    lent_and_given_back(Split {
+        concurrency: 16,
+        webhooks: 11,
+        pushes: 4,
+        lent: 11,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn at_a_high_concurrency_twelve_slots_are_lent_and_the_webhooks_get_their_whole_share_back() {
+    lent_and_given_back(Split {
+        concurrency: 64,
+        webhooks: 52,
+        pushes: 8,
+        lent: 12,
+    })
+    .await;
+}
+
+/// A backlog of pushes on a worker at `split.concurrency`: the webhooks'
+/// slots are lent to it, a webhook sent meanwhile is applied while pushes
+/// still wait, every push lands once, and the webhooks get their share back.
+async fn lent_and_given_back(split: Split) {
     let mut s = Scene::builder()
         .credentials(Some(ACCESS_TOKEN))
+        .concurrency(split.concurrency)
         .no_worker()
         .start()
         .await;
@@ -160,20 +196,22 @@ async fn idle_webhook_slots_carry_a_push_backlog_and_come_back_when_a_webhook_wa
     let inbound_user = s.seed().teammate(&inbound, "in@example.org").await;
 
     s.worker = Some(common::spawn_worker(&s.settings));
+    let own = split.pushes as usize;
     eventually(
-        "more pushes at Jira at once than the 4 push slots",
+        "more pushes at Jira at once than the push slots",
         WAIT,
-        || async { most_at_once(&arrivals) > 4 },
+        || async { most_at_once(&arrivals) > own },
     )
     .await;
-    // The broker's view: the webhooks' 11 slots consume pushes, and nothing
-    // consumes webhooks meanwhile (16 in all, with the job's 1).
+    // The broker's view: the lent slots consume pushes, and nothing consumes
+    // webhooks meanwhile.
     let names = common::names(&s.settings);
     let (webhooks, outbound) = (names.webhooks(), names.outbound());
+    let lent = split.pushes + split.lent;
     eventually(
         "the webhooks' slots lent, as RabbitMQ sees them",
         WAIT,
-        || async { prefetch_of(&webhooks).await == 0 && prefetch_of(&outbound).await == 15 },
+        || async { prefetch_of(&webhooks).await == 0 && prefetch_of(&outbound).await == lent },
     )
     .await;
 
@@ -204,17 +242,22 @@ async fn idle_webhook_slots_carry_a_push_backlog_and_come_back_when_a_webhook_wa
             "{key} written once"
         );
     }
-    // Once the lent slots have nothing more to do, webhooks have all 11 again.
+    // Once the lent slots have nothing more to do, webhooks have their whole
+    // share again.
     eventually(
         "the webhooks' slots back, as RabbitMQ sees them",
         WAIT,
-        || async { prefetch_of(&webhooks).await == 11 && prefetch_of(&outbound).await == 4 },
+        || async {
+            prefetch_of(&webhooks).await == split.webhooks
+                && prefetch_of(&outbound).await == split.pushes
+        },
     )
     .await;
     let most = most_at_once(&arrivals);
     assert!(
-        (5..=15).contains(&most),
-        "at most the worker's 15 slots (4 of pushes, 11 lent): {most} at once"
+        most > own && most <= lent as usize,
+        "at most the worker's {lent} slots ({own} of pushes, {} lent): {most} at once",
+        split.lent
     );
     assert_eq!(s.dead_letters().await, 0, "nothing dead-lettered");
     s.finish().await;
