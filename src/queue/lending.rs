@@ -1,4 +1,4 @@
-//! Idle webhook slots lent to pushes (docs/reference.md §10.8, "Slots lent to
+//! Idle webhook slots lent to pushes (docs/reference.md §10.2, "Slots lent to
 //! pushes").
 //!
 //! A worker's prefetch is split among its consumers ([`prefetch`]): at
@@ -13,8 +13,8 @@
 //! finish.
 //!
 //! The lender runs inside the consumer loop's task (polled by its `select!`),
-//! on the loop's channel: a consumer it starts is handed to the loop through
-//! [`Lender::streams`], and the loop tells it which consumers ended. Any error
+//! on the loop's channel: a consumer it starts is handed to the loop through a
+//! channel ([`LoopEnds`]), and the loop tells it which consumers ended. Any error
 //! ends the connection's life (the loop reconnects, and starts unlent).
 //!
 //! [`prefetch`]: super::consumer::prefetch
