@@ -19,8 +19,9 @@ pub mod relay;
 pub mod resume;
 pub mod status;
 
-/// Pushes to Jira at a time per worker process (docs/reference.md §10.3), and the
-/// most `P.outbound` messages a worker holds (`queue::consumer::prefetch`).
+/// The most `P.outbound` messages a worker holds with its own slots
+/// (`queue::consumer::prefetch`); webhook slots lent to pushes add up to
+/// `queue::consumer::LENDABLE` more (docs/reference.md §10.2).
 pub const PUSHES: usize = 8;
 
 /// What a push sets in Jira: the assignee or the status. Defined beside the

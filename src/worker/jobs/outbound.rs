@@ -90,7 +90,8 @@ async fn current(client: &impl GenericClient, push: &Push) -> Result<Option<Stat
 pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<Outcome, Failure> {
     tracing::Span::current().record("integration.id", push.integration_id);
     // Each push holds a connection for its lock while Jira answers: at most
-    // `PUSHES` at a time, so the others still find connections in the pool.
+    // its own slots and the lent ones at a time (`queue::consumer::pushes`), so
+    // the others still find connections in the pool.
     let _permit = env.pushes.acquire().await.map_err(Failure::passing)?;
     let client = env.pool.get().await?;
     let tx = Pipelined::new(&client);
