@@ -36,8 +36,19 @@ impl<'a> Pipelined<'a> {
     }
 
     /// Commits.
-    pub async fn commit(mut self) -> Result<(), Error> {
-        self.client.batch_execute("COMMIT").await?;
+    pub async fn commit(self) -> Result<(), Error> {
+        self.commit_with("COMMIT").await
+    }
+
+    /// Commits, or fails when a statement failed in the transaction: `COMMIT`
+    /// alone answers such a transaction with a rollback, not an error. The
+    /// check travels with the commit (a simple query stops at its first error).
+    pub async fn commit_checked(self) -> Result<(), Error> {
+        self.commit_with("SELECT 1; COMMIT").await
+    }
+
+    async fn commit_with(mut self, query: &str) -> Result<(), Error> {
+        self.client.batch_execute(query).await?;
         self.open = false;
         Ok(())
     }
@@ -53,4 +64,24 @@ impl Drop for Pipelined<'_> {
             drop(self.client.batch_execute("ROLLBACK").now_or_never());
         }
     }
+}
+
+/// Whether `error` only says the transaction was aborted by an earlier error
+/// (25P02): the statement that failed is another.
+pub fn is_aborted(error: &Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
+}
+
+/// The error of statements sent together in one transaction: the one that
+/// failed, not the others' [aborted](is_aborted) answers, whichever was polled
+/// first (`tokio::join!` turns its starting point).
+pub fn root_cause<const N: usize>(results: [Result<(), Error>; N]) -> Result<(), Error> {
+    let mut first = None;
+    for error in results.into_iter().filter_map(Result::err) {
+        if !is_aborted(&error) {
+            return Err(error);
+        }
+        first.get_or_insert(error);
+    }
+    first.map_or(Ok(()), Err)
 }

@@ -5,12 +5,15 @@
 //! it held while the integration cannot call Jira. The lock and the row's update
 //! end with the transaction, which also writes the decision's audit row.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
 
 use super::Kind;
 use super::message::Push;
+use crate::db::pipelined::is_aborted;
 
 /// `$1` external issue, `$2` kind: waits for the lock of this issue and kind, a
 /// hash of `jirasync.outbound:<id>:<kind>` (two issues that share a hash only
@@ -18,9 +21,19 @@ use super::message::Push;
 pub const LOCK: &str = "SELECT pg_advisory_xact_lock(
     hashtextextended('jirasync.outbound:' || $1::bigint || ':' || $2::text, 0))";
 
-/// `$1` external issue, `$2` kind: the pending row.
-pub const PENDING: &str = "SELECT seq, origin_integration_id, changed_at, held_at
-  FROM outbound_pending WHERE external_issue_id = $1 AND kind = $2";
+/// `$1` external issues, `$2` their kinds: waits for the lock of each (as
+/// [`LOCK`]), in the order of the locks' keys, so two batches that share issues
+/// take them in the same order and never deadlock.
+pub const LOCK_ALL: &str = "SELECT count(pg_advisory_xact_lock(key)) FROM (
+    SELECT hashtextextended('jirasync.outbound:' || id || ':' || kind, 0) AS key
+      FROM unnest($1::bigint[], $2::text[]) AS u(id, kind)
+     ORDER BY 1 OFFSET 0) AS sorted";
+
+/// `$1` external issues, `$2` their kinds: their pending rows.
+pub const PENDING_ALL: &str =
+    "SELECT p.external_issue_id, p.kind, p.seq, p.origin_integration_id, p.changed_at, p.held_at
+  FROM unnest($1::bigint[], $2::text[]) AS u(id, kind)
+  JOIN outbound_pending p ON p.external_issue_id = u.id AND p.kind = u.kind";
 
 /// `$1` external issue, `$2` kind, `$3` seq: the row, unless a newer change came.
 pub const DECIDED: &str =
@@ -54,27 +67,49 @@ pub enum Claim {
     Current(Option<Pending>),
 }
 
-/// Takes the lock of `push`'s issue and kind for the transaction `tx` and reads
-/// its pending row.
-pub async fn claim(tx: &impl GenericClient, push: &Push) -> Result<Claim, Error> {
-    let kind = push.kind.as_str();
+/// Takes the locks of `pushes`' issues and kinds for the transaction `tx` and
+/// reads their pending rows: what each push's claim found, in their order. No
+/// two of `pushes` share an issue and kind.
+pub async fn claim_all<'p>(
+    tx: &impl GenericClient,
+    pushes: impl Iterator<Item = &'p Push> + Clone,
+) -> Result<Vec<Claim>, Error> {
+    let ids: Vec<i64> = pushes.clone().map(|push| push.external_issue_id).collect();
+    let kinds: Vec<&str> = pushes.clone().map(|push| push.kind.as_str()).collect();
     let (lock, pending) = (
-        tx.prepare_cached(LOCK).await?,
-        tx.prepare_cached(PENDING).await?,
+        tx.prepare_cached(LOCK_ALL).await?,
+        tx.prepare_cached(PENDING_ALL).await?,
     );
-    // Sent together: the read runs once the lock is taken.
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&push.external_issue_id, &kind];
-    let (_, row) = tokio::try_join!(tx.execute(&lock, &params), tx.query_opt(&pending, &params),)?;
-    let pending = row.map(|row| Pending {
-        seq: row.get(0),
-        origin_integration_id: row.get(1),
-        changed_at: row.get(2),
-        held_at: row.get(3),
-    });
-    Ok(match pending {
-        Some(pending) if pending.seq > push.seq => Claim::Superseded,
-        pending => Claim::Current(pending),
-    })
+    // Sent together: the read runs once every lock is taken.
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&ids, &kinds];
+    let (locked, rows) = tokio::join!(tx.execute(&lock, &params), tx.query(&pending, &params));
+    // The lock's own error (a deadlock), not the read's "aborted" that follows it.
+    let rows = match (locked, rows) {
+        (Ok(_), Ok(rows)) => rows,
+        (Err(error), Ok(_)) | (Ok(_), Err(error)) => return Err(error),
+        (Err(lock), Err(read)) => return Err(if is_aborted(&lock) { read } else { lock }),
+    };
+    let mut found: HashMap<(i64, String), Pending> = rows
+        .into_iter()
+        .map(|row| {
+            let pending = Pending {
+                seq: row.get(2),
+                origin_integration_id: row.get(3),
+                changed_at: row.get(4),
+                held_at: row.get(5),
+            };
+            ((row.get(0), row.get(1)), pending)
+        })
+        .collect();
+    Ok(pushes
+        .map(|push| {
+            let key = (push.external_issue_id, push.kind.as_str().to_owned());
+            match found.remove(&key) {
+                Some(pending) if pending.seq > push.seq => Claim::Superseded,
+                pending => Claim::Current(pending),
+            }
+        })
+        .collect())
 }
 
 /// The push of `external_issue_id` and `kind` up to `seq` is decided: its row goes,

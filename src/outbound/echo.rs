@@ -9,9 +9,10 @@ use tokio_postgres::Error;
 
 use super::Kind;
 
-/// `$1` external issue, `$2` kind, `$3` value: about to be written.
-pub const WRITING: &str =
-    "INSERT INTO outbound_writes (external_issue_id, kind, value) VALUES ($1, $2, $3)
+/// `$1` external issues, `$2` kinds, `$3` values: about to be written (a value
+/// written again is new again).
+pub const WRITING_ALL: &str = "INSERT INTO outbound_writes (external_issue_id, kind, value)
+ SELECT DISTINCT * FROM unnest($1::bigint[], $2::text[], $3::text[])
  ON CONFLICT (external_issue_id, kind, value)
    DO UPDATE SET written_at = now(), jira_updated = NULL";
 
@@ -19,18 +20,22 @@ pub const WRITING: &str =
 pub const WRITTEN: &str = "UPDATE outbound_writes SET jira_updated = $4
   WHERE external_issue_id = $1 AND kind = $2 AND value = $3";
 
-/// Records that `value` is about to be written to the issue (in its own
-/// statement: committed before the write is sent).
-pub async fn writing(
+/// Records that each value is about to be written to its issue, in one
+/// statement (committed before any of the writes is sent).
+pub async fn writing_all<'a>(
     client: &impl GenericClient,
-    external_issue_id: i64,
-    kind: Kind,
-    value: &str,
+    records: impl Iterator<Item = (i64, Kind, &'a str)>,
 ) -> Result<(), Error> {
+    let (mut ids, mut kinds, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, kind, value) in records {
+        ids.push(id);
+        kinds.push(kind.as_str());
+        values.push(value);
+    }
     client
         .execute(
-            &client.prepare_cached(WRITING).await?,
-            &[&external_issue_id, &kind.as_str(), &value],
+            &client.prepare_cached(WRITING_ALL).await?,
+            &[&ids, &kinds, &values],
         )
         .await?;
     Ok(())

@@ -106,6 +106,12 @@ pub fn prometheus() -> &'static PrometheusHandle {
                     &batch_sizes,
                 )
             })
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full("jirasync_outbound_batch_size".into()),
+                    &batch_sizes,
+                )
+            })
             .expect("the bucket lists are not empty");
         let handle = match builder.install_recorder() {
             Ok(handle) => handle,

@@ -34,10 +34,12 @@ pub struct Environment {
     pub reconcile_slice: Duration,
     /// `JIRASYNC_PUBLIC_URL`: the base of the OAuth callback and webhook URLs.
     pub public_url: String,
-    /// Pushes to Jira in progress, each holding a connection for its lock: as
-    /// many permits as the worker holds pushes at most, its own and those of the
-    /// webhook slots lent to them (`queue::consumer::pushes`).
+    /// Pushes to Jira in progress (their batches hold connections for their
+    /// locks): as many permits as the worker holds pushes at most, its own and
+    /// those of the webhook slots lent to them (`queue::consumer::pushes`).
     pub pushes: Semaphore,
+    /// The pushes waiting to be settled together (`jobs::outbound::batch`).
+    pub push_batches: crate::worker::jobs::outbound::batch::Gather,
     /// Jira's users as Jira answered them, per integration, for pushes.
     pub jira_users: JiraUsers,
     /// The console's records of webhooks and dead letters (CONTRACT §12.10).

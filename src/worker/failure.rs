@@ -54,15 +54,21 @@ impl From<tokio_postgres::Error> for Failure {
     /// Postgres answers); serialization failures, deadlocks and the like pass;
     /// anything else will fail again the same way.
     fn from(error: tokio_postgres::Error) -> Self {
-        let (outage, transient) = (is_outage(&error), is_transient(&error));
-        let error = anyhow::Error::new(DatabaseError::new(&error));
-        if outage {
-            Self::Outage(error)
-        } else if transient {
-            Self::Passing(error)
-        } else {
-            Self::permanent(Outcome::Failed, error)
-        }
+        database(&error)
+    }
+}
+
+/// The failure of `error` (see `From<tokio_postgres::Error>`), for a message
+/// among several that share one error.
+pub fn database(error: &tokio_postgres::Error) -> Failure {
+    let (outage, transient) = (is_outage(error), is_transient(error));
+    let error = anyhow::Error::new(DatabaseError::new(error));
+    if outage {
+        Failure::Outage(error)
+    } else if transient {
+        Failure::Passing(error)
+    } else {
+        Failure::permanent(Outcome::Failed, error)
     }
 }
 
@@ -103,9 +109,15 @@ impl From<crate::sync::Error> for Failure {
 impl From<deadpool_postgres::PoolError> for Failure {
     /// A pool that cannot hand out a connection: Postgres is unreachable.
     fn from(error: deadpool_postgres::PoolError) -> Self {
-        let text = format!("database unavailable: {}", chain(&error));
-        Self::Outage(anyhow::Error::new(DatabaseError(text)))
+        pool(&error)
     }
+}
+
+/// The failure of `error` (see `From<deadpool_postgres::PoolError>`), for a
+/// message among several that share one error.
+pub fn pool(error: &deadpool_postgres::PoolError) -> Failure {
+    let text = format!("database unavailable: {}", chain(error));
+    Failure::Outage(anyhow::Error::new(DatabaseError(text)))
 }
 
 /// Whether `error` says Postgres cannot be reached: the connection closed or

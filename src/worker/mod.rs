@@ -96,10 +96,11 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     };
     // Connections for the messages in flight (authentication, Jira lookups,
     // reconciliations; each holds one briefly), one per batch writer, one for the
-    // scheduler and the pruner; with outbound sync on, one for the relay and one
-    // per push to Jira in progress (held for its lock). Pushes with lent
-    // webhook slots (`queue::lending`, at most `LENDABLE`) use the connections
-    // the idle webhooks leave.
+    // scheduler and the pruner; with outbound sync on, one for the relay and, for
+    // pushes to Jira in progress, one per batch of them (held for its locks)
+    // and, briefly, one for the batch's echo records (`jobs::outbound::batch`).
+    // Pushes with lent webhook slots (`queue::lending`, at most `LENDABLE`) use
+    // the connections the idle webhooks leave.
     let outbound = args.worker.outbound;
     let pushes = if outbound { environment::PUSHES + 1 } else { 0 };
     let size = usize::from(concurrency).min(READERS) + sync::batch::WRITERS + 1 + pushes;
@@ -158,6 +159,7 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
                 concurrency,
                 outbound,
             ))),
+            push_batches: Default::default(),
             jira_users: Default::default(),
             activity: Default::default(),
             atlassian: args.atlassian.clone(),

@@ -57,6 +57,7 @@ mod outbound_push;
 mod pat;
 mod poison;
 mod postgres_tls;
+mod push_batches;
 mod query_plans;
 mod rabbitmq4;
 mod reconcile;

@@ -908,3 +908,121 @@ async fn a_push_with_oauth2_carries_its_access_token_as_bearer_and_leaves_no_sec
     let access = tokens.0.clone();
     a_push_with_a_bearer(s, &access, &[&tokens.0, &tokens.1, CLIENT_SECRET]).await;
 }
+
+/// Rounds of resolutions at most, until the poisoned push has shared its batch.
+const ROUNDS: usize = 5;
+/// Groups resolved together in a round; the first one's decision fails.
+const TOGETHER: usize = 6;
+
+#[tokio::test]
+async fn a_push_whose_decision_fails_in_its_batch_leaves_the_others_decided_once() {
+    let log = SecretFile::new("");
+    let s = Scene::builder()
+        .credentials(Some("acc-tok"))
+        .no_worker()
+        .start()
+        .await;
+    let jira = FakeJira::mount(&s, Auth::OAuth1(Arc::clone(&s.jira))).await;
+    // A poisoned issue's watermark cannot move: its push's decision fails
+    // (for good) whenever it is written, alone or in a batch.
+    s.db.batch_execute(
+        "CREATE TABLE poisoned (key text PRIMARY KEY);
+         CREATE FUNCTION poisoned() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF EXISTS (SELECT 1 FROM poisoned WHERE key = NEW.key) THEN
+             RAISE EXCEPTION 'the test poisoned %', NEW.key;
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER poisoned BEFORE UPDATE OF status_synced_at ON external_issues
+           FOR EACH ROW EXECUTE FUNCTION poisoned();",
+    )
+    .await
+    .expect("the poison");
+    // Debug for the consumer: it logs a retry in process there.
+    let _worker = common::process_logged(
+        "worker",
+        &s.settings,
+        &[("RUST_LOG", "info,jirasync::queue::consumer=debug".into())],
+        &log.0,
+    );
+    let fell_back = || {
+        std::fs::read_to_string(&log.0)
+            .is_ok_and(|text| text.contains("a batch of pushes failed; each is pushed alone"))
+    };
+
+    let mut round = 0;
+    while round < ROUNDS && !fell_back() {
+        let keys: Vec<String> = (0..TOGETHER)
+            .map(|n| format!("BAT-{}", round * TOGETHER + n))
+            .collect();
+        let mut groups = Vec::new();
+        for key in &keys {
+            groups.push(pushing_org(&s, &jira, key).await.group_id);
+        }
+        s.db.execute("INSERT INTO poisoned VALUES ($1)", &[&keys[0]])
+            .await
+            .expect("poison the first");
+        // Resolved in one transaction: captured together, published together,
+        // delivered to the worker together.
+        s.db.execute(
+            "UPDATE groups SET status = 'resolved' WHERE id = ANY($1)",
+            &[&groups],
+        )
+        .await
+        .expect("the application resolves them");
+
+        let failed = s.wait_decisions(&keys[0], "failed", 1).await;
+        let reason = failed[0]["jira_message"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("the test poisoned"),
+            "the poisoned push's own reason: {failed:?}\n{}",
+            std::fs::read_to_string(&log.0).unwrap_or_default()
+        );
+        for key in &keys[1..] {
+            eventually(&format!("{key} decided"), WAIT, || async {
+                !s.outbound_events(key).await.is_empty()
+            })
+            .await;
+        }
+        eventually("nothing pending", WAIT, || async { s.pending().await == 0 }).await;
+        for key in &keys[1..] {
+            let outcomes: Vec<String> = s
+                .outbound_events(key)
+                .await
+                .into_iter()
+                .map(|event| event.1)
+                .collect();
+            // Pushed; or written in the batch that failed, then found in Jira
+            // by its push alone.
+            assert!(
+                outcomes == ["pushed"] || outcomes == ["unchanged"],
+                "{key} decided once: {outcomes:?}"
+            );
+            assert_eq!(jira.status_of(key), DONE.1, "{key} resolved in Jira");
+            assert_eq!(jira.transitions_posted(key).len(), 1, "{key} written once");
+        }
+        round += 1;
+        eventually("the poisoned push dead-lettered", WAIT, || async {
+            s.dead_letters().await as usize >= round
+        })
+        .await;
+        assert_eq!(
+            s.dead_letters().await as usize,
+            round,
+            "only the poisoned pushes dead-lettered"
+        );
+    }
+    assert!(
+        fell_back(),
+        "in {ROUNDS} rounds the poisoned push never shared a batch"
+    );
+    // The others of its batch were pushed alone at once, not retried.
+    let text = std::fs::read_to_string(&log.0).unwrap_or_default();
+    assert!(
+        !text.contains("retrying in process") && !text.contains("retrying later"),
+        "a push was retried"
+    );
+    jira.assert_expected();
+    s.finish().await;
+}

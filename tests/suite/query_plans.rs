@@ -73,11 +73,15 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             duplicates::RECORD_ALL,
             "(ARRAY[1, 1], ARRAY['a', 'b'], ARRAY['m', 'n'])",
         ),
-        ("LOCK (a push's claim)", claim::LOCK, "(77, 'assignee')"),
         (
-            "PENDING (a push's claim)",
-            claim::PENDING,
-            "(77, 'assignee')",
+            "LOCK_ALL (a batch of pushes)",
+            claim::LOCK_ALL,
+            "(ARRAY[77, 78], ARRAY['assignee', 'status'])",
+        ),
+        (
+            "PENDING_ALL (a batch of pushes)",
+            claim::PENDING_ALL,
+            "(ARRAY[77, 78], ARRAY['assignee', 'status'])",
         ),
         (
             "TARGET (a push)",
@@ -92,7 +96,11 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             "(1, 5)",
         ),
         ("THROTTLED (a push)", outbound::THROTTLED, "(1)"),
-        ("WRITING (a push)", echo::WRITING, "(77, 'assignee', 'amy')"),
+        (
+            "WRITING_ALL (the writes of a batch of pushes)",
+            echo::WRITING_ALL,
+            "(ARRAY[77, 78], ARRAY['assignee', 'assignee'], ARRAY['amy', 'bob'])",
+        ),
         (
             "WRITTEN (a push)",
             echo::WRITTEN,

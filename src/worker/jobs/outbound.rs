@@ -2,17 +2,18 @@
 //! `sync_assignee_outbound`, `sync_status_outbound`): pushes one external
 //! issue's assignee or status to Jira — the group's state when the push runs.
 //! One push per issue and kind at a time across all workers (`outbound::claim`,
-//! a lock held by this push's transaction); a push superseded by a newer change
-//! leaves it to that change's message. The decision is recorded in `sync_events`
-//! in the same transaction that settles the pending push and moves the issue's
-//! watermark to Jira's `updated`, so an older webhook cannot undo it.
+//! a lock held by the transaction of the push's [batch](batch)); a push
+//! superseded by a newer change leaves it to that change's message. The
+//! decision is recorded in `sync_events` in the same transaction that settles
+//! the pending push and moves the issue's watermark to Jira's `updated`, so an
+//! older webhook cannot undo it.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Object};
 
-use crate::db::pipelined::Pipelined;
+use crate::db::pipelined::{Pipelined, root_cause};
 use crate::db::sync::{Watermark, mark_synced};
-use crate::integration::{self, AccessError, Integration};
+use crate::integration::{self, AccessError, Integration, Stored};
 use crate::jira::{JiraClient, JiraError};
 use std::sync::Mutex;
 
@@ -24,12 +25,16 @@ use crate::outbound::{Kind, echo};
 use crate::queue::handler::Failure;
 use crate::sync::audit::detail::{PushChange, PushOutcome, Pushed};
 use crate::sync::audit::{Audit, Decision};
-use crate::sync::unit::GENERIC_PLANS;
 use crate::worker::environment::Environment;
 use crate::worker::failure;
 use crate::worker::outcome::Outcome;
 
 pub use crate::outbound::message::Push;
+
+pub mod batch;
+mod combine;
+
+use batch::Echoes;
 
 /// Marks the error of a push whose decision (`refused`, `no_transition`) is
 /// recorded already: its dead letter records nothing more.
@@ -86,23 +91,103 @@ async fn current(client: &impl GenericClient, push: &Push) -> Result<Option<Stat
     })
 }
 
-/// Pushes one external issue's assignee or status.
+/// Pushes one external issue's assignee or status, settled together with the
+/// pushes delivered with it (`batch`).
 pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<Outcome, Failure> {
     tracing::Span::current().record("integration.id", push.integration_id);
-    // Each push holds a connection for its lock while Jira answers: at most
-    // its own slots and the lent ones at a time (`queue::consumer::pushes`), so
-    // the others still find connections in the pool.
+    // At most its own slots and the lent ones at a time
+    // (`queue::consumer::pushes`): a batch holds a connection for its locks
+    // while Jira answers, and each write takes one for its echo record.
     let _permit = env.pushes.acquire().await.map_err(Failure::passing)?;
-    let client = env.pool.get().await?;
-    let tx = Pipelined::new(&client);
-    // Sent together: `BEGIN` and the setting that plans a push's statements once
-    // per connection (as a batch's, `sync::unit`), then the lock and the pending row.
-    let ((), claimed) = tokio::try_join!(tx.begin(GENERIC_PLANS), claim::claim(tx.client(), push))?;
-    let pending = match claimed {
+    env.push_batches.push(env, push, message_id).await
+}
+
+/// How the pushes of a batch reach one integration's Jira: read once per
+/// batch, in the round trip of the pushes' own reads.
+pub struct Access {
+    integration: Option<Integration>,
+    credentials: Option<Stored>,
+    throttled: Option<DateTime<Utc>>,
+}
+
+impl Access {
+    /// Reads the integration, its credentials, and its Jira's last 429.
+    async fn read(env: &Environment, tx: &Object, integration_id: i64) -> Result<Self, Failure> {
+        let keys = env.pool.keys();
+        let (integration, credentials, throttled) = tokio::try_join!(
+            async { Ok::<_, Failure>(integration::by_id(tx, keys, integration_id).await?) },
+            async { Ok::<_, Failure>(integration::credentials(tx, keys, integration_id).await?) },
+            async { Ok::<_, Failure>(throttled(tx, integration_id).await?) },
+        )?;
+        Ok(Self {
+            integration,
+            credentials,
+            throttled,
+        })
+    }
+}
+
+/// The integration whose change `push` sends, as its claim found it.
+fn origin(push: &Push, claim: &Claim) -> Option<i64> {
+    match claim {
+        Claim::Current(Some(pending)) => pending.origin_integration_id,
+        _ => push.origin_integration_id,
+    }
+}
+
+/// Whether `push` may call Jira: only one that is current and whose change did
+/// not come from its own integration (`same_origin`, every inbound change of a
+/// two-way organization, reads no integration).
+fn calls_jira(push: &Push, claim: &Claim) -> bool {
+    matches!(claim, Claim::Current(_)) && origin(push, claim) != Some(push.integration_id)
+}
+
+/// What a push's claim found, and then its reads: the issue's key while it is
+/// still a target, and the group's state.
+pub struct Found {
+    claim: Claim,
+    key: Option<String>,
+    state: Option<State>,
+}
+
+impl Found {
+    /// Reads, in `tx` (which holds the lock), what a push that found `claim`
+    /// needs: nothing for a superseded one.
+    pub async fn read(tx: &Object, push: &Push, claim: Claim) -> Result<Self, Failure> {
+        let (key, state) = match claim {
+            Claim::Superseded => (None, None),
+            Claim::Current(_) => tokio::try_join!(
+                async { Ok::<_, Failure>(claim::target_key(tx, push).await?) },
+                current(tx, push),
+            )?,
+        };
+        Ok(Self { claim, key, state })
+    }
+
+    /// Whether the push may call Jira (see [`calls_jira`]).
+    pub fn calls_jira(&self, push: &Push) -> bool {
+        calls_jira(push, &self.claim)
+    }
+}
+
+/// Decides one push in `tx`, which holds its lock, from what it `found`: its
+/// calls to Jira with `access` (`None` when it calls none, [`calls_jira`]), and
+/// its writes; what is left once `tx` commits.
+pub async fn decide(
+    env: &Environment,
+    echoes: &Echoes,
+    tx: &Object,
+    push: &Push,
+    message_id: &str,
+    found: Found,
+    access: Option<&Access>,
+) -> Result<Settled, Failure> {
+    let Found { claim, key, state } = found;
+    let origin = origin(push, &claim);
+    let pending = match claim {
         Claim::Superseded => {
-            tx.commit().await?;
             tracing::debug!("a newer change of the issue is pending: its push sends it");
-            return Ok(Outcome::Superseded);
+            return Ok(Settled::uncounted(Outcome::Superseded));
         }
         Claim::Current(pending) => pending,
     };
@@ -114,69 +199,33 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
             .map(|pending| pending.changed_at)
             .or_else(|| push.committed_at()),
     };
-    let origin = pending
-        .as_ref()
-        .map_or(push.origin_integration_id, |p| p.origin_integration_id);
-    // Only a push that may call Jira reads (and opens) its integration:
-    // `same_origin`, every inbound change of a two-way organization, does not.
-    let calls_jira = origin != Some(push.integration_id);
-    // Whether there is anything to push, and how to reach Jira, in one round
-    // trip: these reads are sent together on the push's connection (its lock
-    // taken before them).
-    let (key, state, access) = tokio::try_join!(
-        async { Ok::<_, Failure>(claim::target_key(tx.client(), push).await?) },
-        current(tx.client(), push),
-        async {
-            if !calls_jira {
-                return Ok(None);
-            }
-            Ok::<_, Failure>(Some(tokio::try_join!(
-                async {
-                    Ok::<_, Failure>(
-                        integration::by_id(tx.client(), env.pool.keys(), push.integration_id)
-                            .await?,
-                    )
-                },
-                async {
-                    Ok::<_, Failure>(
-                        integration::credentials(tx.client(), env.pool.keys(), push.integration_id)
-                            .await?,
-                    )
-                },
-                async { Ok(throttled(tx.client(), push.integration_id).await?) },
-            )?))
-        },
-    )?;
     let Some(key) = key else {
-        claim::decided(tx.client(), push.external_issue_id, push.kind, push.seq).await?;
-        tx.commit().await?;
+        claim::decided(tx, push.external_issue_id, push.kind, push.seq).await?;
         tracing::info!(
             group.id = push.group_id,
             "not pushed: the issue is no longer linked to the group with the flag on"
         );
-        return Ok(Outcome::NotATarget);
+        return Ok(Settled::uncounted(Outcome::NotATarget));
     };
     let Some(state) = state else {
-        claim::decided(tx.client(), push.external_issue_id, push.kind, push.seq).await?;
-        tx.commit().await?;
+        claim::decided(tx, push.external_issue_id, push.kind, push.seq).await?;
         tracing::info!(
             group.id = push.group_id,
             "not pushed: the group is gone, or neither resolved nor unresolved"
         );
-        return Ok(Outcome::NothingToPush);
+        return Ok(Settled::uncounted(Outcome::NothingToPush));
     };
-    let Some((integration, credentials, throttled)) = access else {
+    let Some(access) = access else {
         let mut pushed = state.pushed(push.group_id, PushOutcome::SameOrigin);
         pushed.origin_integration_id = origin;
         return settle.decided(env, tx, &key, pushed, None).await;
     };
-    let Some(integration) = integration.filter(Integration::is_active) else {
-        claim::decided(tx.client(), push.external_issue_id, push.kind, push.seq).await?;
-        tx.commit().await?;
+    let Some(integration) = access.integration.as_ref().filter(|i| i.is_active()) else {
+        claim::decided(tx, push.external_issue_id, push.kind, push.seq).await?;
         tracing::warn!("not pushed: the integration is gone or not active");
-        return Ok(Outcome::UnknownIntegration);
+        return Ok(Settled::uncounted(Outcome::UnknownIntegration));
     };
-    if let Some(until) = throttled {
+    if let Some(until) = access.throttled {
         return Err(failure::jira(
             "push to Jira",
             JiraError::unavailable(
@@ -185,22 +234,29 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
             ),
         ));
     }
-    let target = Target {
-        integration_id: push.integration_id,
-        organization_id: push.organization_id,
-        issue_key: &key,
-        group_id: push.group_id,
+    let attempt = Attempt {
+        env,
+        echoes,
+        tx,
+        push,
+        target: Target {
+            integration_id: push.integration_id,
+            organization_id: push.organization_id,
+            issue_key: &key,
+            group_id: push.group_id,
+        },
+        state: &state,
+        failed: Mutex::new(None),
     };
-    // The decision as far as a failed call got (its target, the transition).
-    let failed = Mutex::new(None);
     let result = integration
-        .with_stored_jira(&env.pool, credentials, |jira| {
-            let (tx, target, state, failed) = (tx.client(), &target, &state, &failed);
+        .with_stored_jira(&env.pool, access.credentials.clone(), |jira| {
+            let attempt = &attempt;
             // A 429 is stored for every worker, not waited out holding the issue.
             let jira = jira.waiting_out_429(false);
-            async move { attempt(env, tx, &jira, push, target, state, failed).await }
+            async move { attempt.run(&jira).await }
         })
         .await;
+    let failed = attempt.failed;
     match result {
         Ok(Some(Ok((pushed, updated)))) => settle.decided(env, tx, &key, pushed, updated).await,
         Ok(Some(Err(failure))) => Err(failure),
@@ -225,68 +281,76 @@ pub async fn handle(env: &Environment, push: &Push, message_id: &str) -> Result<
     }
 }
 
-/// One try of the push with `jira`: plans it, records a write's value (committed
-/// before the write is sent) and sends it. A database failure is the inner `Err`
-/// (the call itself succeeded as far as Jira is concerned); when Jira fails, the
-/// decision as far as it got is left in `failed`.
-async fn attempt(
-    env: &Environment,
-    tx: &impl GenericClient,
-    jira: &JiraClient,
-    push: &Push,
-    target: &Target<'_>,
-    state: &State,
-    failed: &Mutex<Option<Pushed>>,
-) -> Result<Result<(Pushed, Option<Written>), Failure>, JiraError> {
-    let keep = |pushed: Pushed| {
-        if let Ok(mut slot) = failed.lock() {
-            *slot = Some(pushed);
-        }
-    };
-    let plan = match state {
-        State::Assignee(assignee) => {
-            plan_assignee(tx, jira, &env.jira_users, target, assignee).await
-        }
-        State::Status(resolved) => plan_status(tx, jira, target, *resolved).await,
-    };
-    let plan = match plan {
-        Ok(plan) => plan,
-        Err(PlanError::Jira(error, pushed)) => {
-            keep(*pushed);
-            return Err(error);
-        }
-        Err(PlanError::Db(error)) => return Ok(Err(error.into())),
-    };
-    match plan {
-        Plan::Decided(pushed, updated) => {
-            Ok(Ok((pushed, updated.map(|at| Written { value: None, at }))))
-        }
-        Plan::Write(write) => {
-            let value = write.value.clone();
-            let recorded = match env.pool.get().await {
-                Ok(client) => echo::writing(&client, push.external_issue_id, push.kind, &value)
-                    .await
-                    .map_err(Failure::from),
-                // No connection: Postgres is away, the push waits for it.
-                Err(error) => Err(Failure::from(error)),
-            };
-            if let Err(failure) = recorded {
-                return Ok(Err(failure));
+/// A push's tries at Jira: one per call of `with_stored_jira`'s closure.
+struct Attempt<'a> {
+    env: &'a Environment,
+    echoes: &'a Echoes,
+    tx: &'a Object,
+    push: &'a Push,
+    target: Target<'a>,
+    state: &'a State,
+    /// The decision as far as a failed call got (its target, the transition).
+    failed: Mutex<Option<Pushed>>,
+}
+
+impl Attempt<'_> {
+    /// One try with `jira`: plans the push, records a write's value (committed
+    /// before the write is sent) and sends it. A database failure is the inner
+    /// `Err` (the call itself succeeded as far as Jira is concerned); when Jira
+    /// fails, the decision as far as it got is left in `failed`.
+    async fn run(
+        &self,
+        jira: &JiraClient,
+    ) -> Result<Result<(Pushed, Option<Written>), Failure>, JiraError> {
+        let (env, echoes, tx, push, state) =
+            (self.env, self.echoes, self.tx, self.push, self.state);
+        let (target, failed) = (&self.target, &self.failed);
+        let keep = |pushed: Pushed| {
+            if let Ok(mut slot) = failed.lock() {
+                *slot = Some(pushed);
             }
-            let (pushed, updated) = match write.send(jira).await {
-                Ok(sent) => sent,
-                Err(error) => {
-                    keep(write.failed(&error));
-                    return Err(error);
+        };
+        let plan = match state {
+            State::Assignee(assignee) => {
+                plan_assignee(tx, jira, &env.jira_users, target, assignee).await
+            }
+            State::Status(resolved) => plan_status(tx, jira, target, *resolved).await,
+        };
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(PlanError::Jira(error, pushed)) => {
+                keep(*pushed);
+                return Err(error);
+            }
+            Err(PlanError::Db(error)) => return Ok(Err(error.into())),
+        };
+        match plan {
+            Plan::Decided(pushed, updated) => {
+                Ok(Ok((pushed, updated.map(|at| Written { value: None, at }))))
+            }
+            Plan::Write(write) => {
+                let value = write.value.clone();
+                let recorded = echoes
+                    .writing(env, push.external_issue_id, push.kind, &value)
+                    .await;
+                if let Err(failure) = recorded {
+                    return Ok(Err(failure));
                 }
-            };
-            Ok(Ok((
-                pushed,
-                updated.map(|at| Written {
-                    value: Some(value),
-                    at,
-                }),
-            )))
+                let (pushed, updated) = match write.send(jira).await {
+                    Ok(sent) => sent,
+                    Err(error) => {
+                        keep(write.failed(&error));
+                        return Err(error);
+                    }
+                };
+                Ok(Ok((
+                    pushed,
+                    updated.map(|at| Written {
+                        value: Some(value),
+                        at,
+                    }),
+                )))
+            }
         }
     }
 }
@@ -299,7 +363,73 @@ struct Written {
     at: DateTime<Utc>,
 }
 
-/// Settles a push: records its decision, settles its pending row, commits.
+/// What is left of a decided push once the transaction that wrote its
+/// decision commits: its outcome, and the decision to count.
+pub struct Settled {
+    outcome: Result<Outcome, Failure>,
+    count: Option<Count>,
+}
+
+impl Settled {
+    /// `outcome`, with no decision recorded.
+    fn uncounted(outcome: Outcome) -> Self {
+        Self {
+            outcome: Ok(outcome),
+            count: None,
+        }
+    }
+
+    /// A push that failed before it wrote anything (the retry tiers take it).
+    pub fn failed(failure: Failure) -> Self {
+        Self {
+            outcome: Err(failure),
+            count: None,
+        }
+    }
+
+    /// Whether the push failed before it wrote anything.
+    pub fn is_failure(&self) -> bool {
+        self.outcome.is_err() && self.count.is_none()
+    }
+
+    /// Once its transaction committed: counts the decision; the push's outcome.
+    pub fn committed(self) -> Result<Outcome, Failure> {
+        if let Some(count) = self.count {
+            count.committed();
+        }
+        self.outcome
+    }
+}
+
+/// A decision written in a push's transaction, counted once it commits.
+struct Count {
+    audit: Audit,
+    kind: Kind,
+    outcome: PushOutcome,
+    /// When the change pushed was committed (the lag of a push).
+    committed_at: Option<DateTime<Utc>>,
+}
+
+impl Count {
+    fn committed(self) {
+        self.audit.count();
+        metrics::counter!(
+            "jirasync_outbound_total",
+            "kind" => self.kind.as_str(),
+            "outcome" => self.outcome.as_str(),
+        )
+        .increment(1);
+        if self.outcome == PushOutcome::Pushed
+            && let Some(committed) = self.committed_at
+        {
+            let lag = (Utc::now() - committed).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("jirasync_outbound_lag_seconds").record(lag);
+        }
+    }
+}
+
+/// Settles a push: records its decision and settles its pending row, in the
+/// transaction that holds its lock.
 struct Settle<'a> {
     push: &'a Push,
     message_id: &'a str,
@@ -308,29 +438,28 @@ struct Settle<'a> {
 
 impl Settle<'_> {
     /// Records `pushed`, moves the watermark to Jira's `updated` (`written`) and
-    /// settles the pending row, in `tx`, then commits and counts.
+    /// settles the pending row, in `tx`.
     async fn decided(
         &self,
         env: &Environment,
-        tx: Pipelined<'_>,
+        tx: &Object,
         key: &str,
         pushed: Pushed,
         written: Option<Written>,
-    ) -> Result<Outcome, Failure> {
+    ) -> Result<Settled, Failure> {
         let push = self.push;
         let watermark = match push.kind {
             Kind::Assignee => Watermark::Assignee,
             Kind::Status => Watermark::Status,
         };
-        let (kind, outcome) = (pushed.kind, pushed.outcome);
-        let audit = self.audit(env, key, pushed);
+        let outcome = Outcome::from(pushed.outcome);
+        let count = self.count(env, key, pushed);
         // Sent together with the audit row, in one round trip.
-        tokio::try_join!(
+        let (synced, echoed, settled, audited) = tokio::join!(
             async {
                 match &written {
                     Some(written) => {
-                        mark_synced(tx.client(), push.external_issue_id, watermark, written.at)
-                            .await
+                        mark_synced(tx, push.external_issue_id, watermark, written.at).await
                     }
                     None => Ok(()),
                 }
@@ -340,127 +469,105 @@ impl Settle<'_> {
                     Some(Written {
                         value: Some(value),
                         at,
-                    }) => {
-                        echo::written(tx.client(), push.external_issue_id, push.kind, value, *at)
-                            .await
-                    }
+                    }) => echo::written(tx, push.external_issue_id, push.kind, value, *at).await,
                     _ => Ok(()),
                 }
             },
-            claim::decided(tx.client(), push.external_issue_id, push.kind, push.seq),
-            audit.write(tx.client()),
-        )?;
-        self.committed(tx, &audit, kind, outcome).await?;
-        if outcome == PushOutcome::Pushed
-            && let Some(committed) = self.committed_at
-        {
-            let lag = (Utc::now() - committed).num_milliseconds().max(0) as f64 / 1000.0;
-            metrics::histogram!("jirasync_outbound_lag_seconds").record(lag);
-        }
-        let outcome = Outcome::from(outcome);
-        if outcome == Outcome::NoTransition {
-            return Err(Failure::permanent(
+            claim::decided(tx, push.external_issue_id, push.kind, push.seq),
+            count.audit.write(tx),
+        );
+        root_cause([synced, echoed, settled, audited])?;
+        let outcome = if outcome == Outcome::NoTransition {
+            Err(Failure::permanent(
                 outcome,
                 anyhow::Error::new(Recorded(format!(
                     "no transition of {key} leads to the mapped status; fix the workflow or \
                      the mapping (`jirasync status-map`), then `jirasync dlq replay`"
                 ))),
-            ));
-        }
-        Ok(outcome)
+            ))
+        } else {
+            Ok(outcome)
+        };
+        Ok(Settled {
+            outcome,
+            count: Some(count),
+        })
     }
 
-    /// Marks the push held (recorded the first time only) and commits: it is
-    /// sent again once the integration can call Jira (`outbound::resume`).
+    /// Marks the push held (recorded the first time only): it is sent again
+    /// once the integration can call Jira (`outbound::resume`).
     async fn held(
         &self,
         env: &Environment,
-        tx: Pipelined<'_>,
+        tx: &Object,
         key: &str,
         pushed: Pushed,
-    ) -> Result<Outcome, Failure> {
-        if claim::hold(tx.client(), self.push.external_issue_id, self.push.kind).await? {
-            tracing::warn!(
-                "push held: the integration cannot call Jira until it is connected again"
-            );
-            self.record(env, tx, key, pushed).await?;
-        } else {
-            tx.commit().await?;
+    ) -> Result<Settled, Failure> {
+        if !claim::hold(tx, self.push.external_issue_id, self.push.kind).await? {
+            return Ok(Settled::uncounted(Outcome::Held));
         }
-        Ok(Outcome::Held)
+        tracing::warn!("push held: the integration cannot call Jira until it is connected again");
+        Ok(Settled {
+            outcome: Ok(Outcome::Held),
+            count: Some(self.record(env, tx, key, pushed).await?),
+        })
     }
 
-    /// Records Jira's refusal, settles the row, commits, and dead-letters the
-    /// message with one line naming Jira's answer.
+    /// Records Jira's refusal and settles the row; the message is dead-lettered
+    /// with one line naming Jira's answer.
     async fn refused(
         &self,
         env: &Environment,
-        tx: Pipelined<'_>,
+        tx: &Object,
         key: &str,
         pushed: Pushed,
         error: &JiraError,
-    ) -> Result<Outcome, Failure> {
-        claim::decided(
-            tx.client(),
-            self.push.external_issue_id,
-            self.push.kind,
-            self.push.seq,
-        )
-        .await?;
-        self.record(env, tx, key, pushed).await?;
-        Err(Failure::permanent(
-            Outcome::Refused,
-            anyhow::Error::new(Recorded(format!(
-                "Jira refused the {} push to {key}: {error}; fix it in Jira or jirasync, then \
-                 `jirasync dlq replay`",
-                self.push.kind.as_str()
-            ))),
-        ))
+    ) -> Result<Settled, Failure> {
+        let push = self.push;
+        claim::decided(tx, push.external_issue_id, push.kind, push.seq).await?;
+        let count = self.record(env, tx, key, pushed).await?;
+        Ok(Settled {
+            outcome: Err(Failure::permanent(
+                Outcome::Refused,
+                anyhow::Error::new(Recorded(format!(
+                    "Jira refused the {} push to {key}: {error}; fix it in Jira or jirasync, then \
+                     `jirasync dlq replay`",
+                    push.kind.as_str()
+                ))),
+            )),
+            count: Some(count),
+        })
     }
 
-    /// Writes `pushed`'s audit row in `tx`, commits, counts.
+    /// Writes `pushed`'s audit row in `tx`; what to count once it commits.
     async fn record(
         &self,
         env: &Environment,
-        tx: Pipelined<'_>,
+        tx: &Object,
         key: &str,
         pushed: Pushed,
-    ) -> Result<(), Failure> {
-        let (kind, outcome) = (pushed.kind, pushed.outcome);
-        let audit = self.audit(env, key, pushed);
-        audit.write(tx.client()).await?;
-        self.committed(tx, &audit, kind, outcome).await
+    ) -> Result<Count, Failure> {
+        let count = self.count(env, key, pushed);
+        count.audit.write(tx).await?;
+        Ok(count)
     }
 
-    /// The audit trail of `pushed`: its row, unless the trail is off.
-    fn audit(&self, env: &Environment, key: &str, pushed: Pushed) -> Audit {
+    /// The audit trail of `pushed` (its row, unless the trail is off), to count.
+    fn count(&self, env: &Environment, key: &str, pushed: Pushed) -> Count {
         let push = self.push;
         let mut audit =
             Audit::outbound(self.message_id, push.integration_id, key, self.committed_at);
         if !env.audit {
             audit = audit.unrecorded();
         }
+        let (kind, outcome) = (pushed.kind, pushed.outcome);
         audit.record(Some(push.organization_id), Decision::Outbound(pushed));
-        audit
-    }
-
-    /// Commits `tx`, which wrote `audit`, and counts the decision.
-    async fn committed(
-        &self,
-        tx: Pipelined<'_>,
-        audit: &Audit,
-        kind: Kind,
-        outcome: PushOutcome,
-    ) -> Result<(), Failure> {
-        tx.commit().await?;
-        audit.count();
-        metrics::counter!(
-            "jirasync_outbound_total",
-            "kind" => kind.as_str(),
-            "outcome" => outcome.as_str(),
-        )
-        .increment(1);
-        Ok(())
+        Count {
+            audit,
+            kind,
+            outcome,
+            committed_at: self.committed_at,
+        }
     }
 }
 
@@ -494,7 +601,12 @@ pub async fn dead_lettered(
         message_id,
         committed_at: push.committed_at(),
     };
-    settle.record(env, tx, &push.issue_key, pushed).await
+    let count = settle
+        .record(env, tx.client(), &push.issue_key, pushed)
+        .await?;
+    tx.commit().await?;
+    count.committed();
+    Ok(())
 }
 
 /// `$1` integration: until when Jira asked for no calls.

@@ -1,0 +1,104 @@
+//! A batch of pushes in Postgres (docs/reference.md §10.2, "Pushes settled
+//! together"), against the real Postgres: `claim::LOCK_ALL` takes a batch's
+//! locks in the order of their keys, whatever the order of the batch, so two
+//! batches that share issues wait for each other and never deadlock; and of
+//! statements sent together, the one that failed is named, not the others'
+//! "transaction aborted".
+
+use std::time::Duration;
+
+use jirasync::config::Settings;
+use jirasync::db::pipelined;
+use jirasync::outbound::claim;
+use tokio_postgres::error::SqlState;
+
+use crate::common::{self, eventually};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A transaction that takes the locks of `ids` (status pushes) in one
+/// statement, then commits.
+async fn lock_all(settings: &Settings, ids: Vec<i64>) -> Result<(), tokio_postgres::Error> {
+    let mut client = common::db(settings).await;
+    let tx = client.transaction().await?;
+    let kinds = vec!["status"; ids.len()];
+    tx.execute(claim::LOCK_ALL, &[&ids, &kinds]).await?;
+    tx.commit().await
+}
+
+#[tokio::test]
+async fn two_batches_that_share_issues_in_opposite_orders_wait_for_each_other_without_deadlock() {
+    let settings = common::migrated().await;
+    let db = common::db(&settings).await;
+    // The two issues in the order of their locks' keys.
+    let key = |id: i64| {
+        let db = &db;
+        async move {
+            db.query_one(
+                "SELECT hashtextextended('jirasync.outbound:' || $1::bigint || ':status', 0)",
+                &[&id],
+            )
+            .await
+            .expect("the lock's key")
+            .get::<_, i64>(0)
+        }
+    };
+    let (low, high) = if key(1).await < key(2).await {
+        (1, 2)
+    } else {
+        (2, 1)
+    };
+
+    // The first lock held elsewhere; batch A queues for it first, then batch B,
+    // whose issues come the other way round. Taken in the batch's order, B would
+    // hold `high` while it waits for `low`, and A, once it has `low`, would wait
+    // for `high`: a deadlock, which Postgres breaks by failing one of them.
+    let mut holder = common::db(&settings).await;
+    let held = holder.transaction().await.expect("transaction");
+    held.execute(claim::LOCK, &[&low, &"status"])
+        .await
+        .expect("hold the first lock");
+    let a = tokio::spawn({
+        let settings = Settings::clone(&settings);
+        async move { lock_all(&settings, vec![low, high]).await }
+    });
+    eventually("batch A waits", WAIT, || async {
+        common::backends_waiting_on_locks(&db).await == 1
+    })
+    .await;
+    let b = tokio::spawn({
+        let settings = Settings::clone(&settings);
+        async move { lock_all(&settings, vec![high, low]).await }
+    });
+    eventually("batch B waits", WAIT, || async {
+        common::backends_waiting_on_locks(&db).await == 2
+    })
+    .await;
+    held.commit().await.expect("release");
+
+    let (a, b) = (a.await.expect("task A"), b.await.expect("task B"));
+    assert!(a.is_ok(), "batch A took its locks: {a:?}");
+    assert!(b.is_ok(), "batch B took its locks: {b:?}");
+}
+
+#[tokio::test]
+async fn of_statements_sent_together_the_one_that_failed_is_named() {
+    let settings = common::migrated().await;
+    let db = common::db(&settings).await;
+    let fails = db.prepare("SELECT 1 / $1::int").await.expect("prepare");
+    let succeeds = db.prepare("SELECT $1::int").await.expect("prepare");
+    db.batch_execute("BEGIN").await.expect("begin");
+    // Sent together, in this order (`join3` polls in order): the first fails,
+    // the two after it find the transaction aborted.
+    let (a, b, c) = futures_util::future::join3(
+        db.execute(&fails, &[&0]),
+        db.execute(&succeeds, &[&2]),
+        db.execute(&succeeds, &[&3]),
+    )
+    .await;
+    assert!(b.as_ref().is_err_and(pipelined::is_aborted), "{b:?}");
+    let error = pipelined::root_cause([c.map(drop), b.map(drop), a.map(drop)])
+        .expect_err("a statement failed");
+    assert_eq!(error.code(), Some(&SqlState::DIVISION_BY_ZERO), "{error}");
+    assert!(pipelined::root_cause([Ok(()), Ok(())]).is_ok());
+}
