@@ -74,7 +74,8 @@ pub fn is_aborted(error: &Error) -> bool {
 
 /// The error of statements sent together in one transaction: the one that
 /// failed, not the others' [aborted](is_aborted) answers, whichever was polled
-/// first (`tokio::join!` turns its starting point).
+/// first (`tokio::join!` turns its starting point; `futures_util::try_join!`
+/// polls in order, so the first error it meets is the statement's own).
 pub fn root_cause<const N: usize>(results: [Result<(), Error>; N]) -> Result<(), Error> {
     let mut first = None;
     for error in results.into_iter().filter_map(Result::err) {

@@ -484,6 +484,17 @@ impl Scene {
     }
 }
 
+/// A scene whose worker the test starts, with the fake Jira (OAuth 1.0a) mounted.
+async fn with_no_worker() -> (Scene, Arc<FakeJira>) {
+    let s = Scene::builder()
+        .credentials(Some("acc-tok"))
+        .no_worker()
+        .start()
+        .await;
+    let jira = FakeJira::mount(&s, Auth::OAuth1(Arc::clone(&s.jira))).await;
+    (s, jira)
+}
+
 /// An organization with assignee and status push on, its group unresolved and
 /// linked to `key`, which the fake holds Open; the status map stored.
 async fn pushing_org(s: &Scene, jira: &FakeJira, key: &str) -> Org {
@@ -598,16 +609,11 @@ async fn a_push_whose_retries_run_out_is_recorded_failed_with_the_last_error_and
 #[tokio::test]
 async fn after_a_429_no_worker_calls_that_jira_before_its_retry_after_then_both_push() {
     let retry_after = Duration::from_secs(4);
-    let s = Scene::builder()
-        .credentials(Some("acc-tok"))
-        .no_worker()
-        .start()
-        .await;
+    let (s, jira) = with_no_worker().await;
     let workers = [
         common::spawn_worker(&s.settings),
         common::spawn_worker(&s.settings),
     ];
-    let jira = FakeJira::mount(&s, Auth::OAuth1(Arc::clone(&s.jira))).await;
     let first = pushing_org(&s, &jira, "FLT-4").await;
     let second = pushing_org(&s, &jira, "FLT-5").await;
     jira.fail_writes(
@@ -744,12 +750,7 @@ async fn a_transition_that_demands_a_field_is_refused_and_replayed_once_the_mapp
 #[tokio::test]
 async fn a_group_deleted_while_its_push_waits_sends_nothing_and_dead_letters_nothing() {
     let log = SecretFile::new("");
-    let s = Scene::builder()
-        .credentials(Some("acc-tok"))
-        .no_worker()
-        .start()
-        .await;
-    let jira = FakeJira::mount(&s, Auth::OAuth1(Arc::clone(&s.jira))).await;
+    let (s, jira) = with_no_worker().await;
     let org = pushing_org(&s, &jira, "FLT-7").await;
     // The push's lock held, so it waits between its message and its claim.
     let mut holder = common::db(&s.settings).await;
@@ -917,12 +918,7 @@ const TOGETHER: usize = 6;
 #[tokio::test]
 async fn a_push_whose_decision_fails_in_its_batch_leaves_the_others_decided_once() {
     let log = SecretFile::new("");
-    let s = Scene::builder()
-        .credentials(Some("acc-tok"))
-        .no_worker()
-        .start()
-        .await;
-    let jira = FakeJira::mount(&s, Auth::OAuth1(Arc::clone(&s.jira))).await;
+    let (s, jira) = with_no_worker().await;
     // A poisoned issue's watermark cannot move: its push's decision fails
     // (for good) whenever it is written, alone or in a batch.
     s.db.batch_execute(
@@ -940,7 +936,7 @@ async fn a_push_whose_decision_fails_in_its_batch_leaves_the_others_decided_once
     .await
     .expect("the poison");
     // Debug for the consumer: it logs a retry in process there.
-    let _worker = common::process_logged(
+    let worker = common::process_logged(
         "worker",
         &s.settings,
         &[("RUST_LOG", "info,jirasync::queue::consumer=debug".into())],
@@ -1024,5 +1020,7 @@ async fn a_push_whose_decision_fails_in_its_batch_leaves_the_others_decided_once
         "a push was retried"
     );
     jira.assert_expected();
+    // Stopped before the scene removes its queues, which it would declare again.
+    drop(worker);
     s.finish().await;
 }

@@ -2,7 +2,7 @@
 //! `sync_assignee_outbound`, `sync_status_outbound`): pushes one external
 //! issue's assignee or status to Jira — the group's state when the push runs.
 //! One push per issue and kind at a time across all workers (`outbound::claim`,
-//! a lock held by the transaction of the push's [batch](batch)); a push
+//! a lock held by the transaction of the push's [batch]); a push
 //! superseded by a newer change leaves it to that change's message. The
 //! decision is recorded in `sync_events` in the same transaction that settles
 //! the pending push and moves the issue's watermark to Jira's `updated`, so an
@@ -114,7 +114,7 @@ impl Access {
     /// Reads the integration, its credentials, and its Jira's last 429.
     async fn read(env: &Environment, tx: &Object, integration_id: i64) -> Result<Self, Failure> {
         let keys = env.pool.keys();
-        let (integration, credentials, throttled) = tokio::try_join!(
+        let (integration, credentials, throttled) = futures_util::try_join!(
             async { Ok::<_, Failure>(integration::by_id(tx, keys, integration_id).await?) },
             async { Ok::<_, Failure>(integration::credentials(tx, keys, integration_id).await?) },
             async { Ok::<_, Failure>(throttled(tx, integration_id).await?) },
@@ -156,7 +156,7 @@ impl Found {
     pub async fn read(tx: &Object, push: &Push, claim: Claim) -> Result<Self, Failure> {
         let (key, state) = match claim {
             Claim::Superseded => (None, None),
-            Claim::Current(_) => tokio::try_join!(
+            Claim::Current(_) => futures_util::try_join!(
                 async { Ok::<_, Failure>(claim::target_key(tx, push).await?) },
                 current(tx, push),
             )?,
@@ -164,14 +164,14 @@ impl Found {
         Ok(Self { claim, key, state })
     }
 
-    /// Whether the push may call Jira (see [`calls_jira`]).
+    /// Whether the push may call Jira (see `calls_jira`).
     pub fn calls_jira(&self, push: &Push) -> bool {
         calls_jira(push, &self.claim)
     }
 }
 
 /// Decides one push in `tx`, which holds its lock, from what it `found`: its
-/// calls to Jira with `access` (`None` when it calls none, [`calls_jira`]), and
+/// calls to Jira with `access` (`None` when it calls none, `calls_jira`), and
 /// its writes; what is left once `tx` commits.
 pub async fn decide(
     env: &Environment,
@@ -586,7 +586,7 @@ pub async fn dead_lettered(
     }
     let client = env.pool.get().await?;
     let tx = Pipelined::new(&client);
-    let ((), state) = tokio::try_join!(
+    let ((), state) = futures_util::try_join!(
         async { Ok::<_, Failure>(tx.begin("").await?) },
         current(tx.client(), push)
     )?;

@@ -4,12 +4,14 @@
 //! read once, and one commit settles them all — while each push still reads,
 //! calls Jira and decides on its own, concurrently with the others.
 //!
-//! There is no batching task: the first push to arrive while nobody gathers
-//! leads the next batch. While the batch before it runs, it waits — at most
-//! until that batch has run for [`STUCK`] — and what is delivered meanwhile joins
-//! it; then it takes every push waiting and settles them, and each push of the
-//! batch waits for its own answer. A batch held up by a slow Jira holds up the
-//! next one only for `STUCK`: batches then run side by side.
+//! There is no batching task (`combine::Combine`): the first push to arrive while none
+//! gathers leads the next batch; it lets the pushes delivered with it arrive (a
+//! few turns of the scheduler), takes every push waiting and settles them, and
+//! each push of the batch waits for its own answer. A push that arrives
+//! meanwhile leads the next batch, which runs beside this one: no push waits for
+//! another batch. (Making the next batch wait for the running ones made bigger
+//! batches and cheaper pushes, but fewer of them: docs/performance.md, "Pushes
+//! settled together".)
 //!
 //! A push that fails (Jira down, a 429) writes nothing, and the batch commits the
 //! others. When the batch itself fails (a statement, a deadlock, the commit, a
@@ -194,7 +196,7 @@ async fn together(env: &Environment, batch: &[Asked]) -> Result<Vec<Settled>, Fa
     let pushes = batch.iter().map(|asked| &asked.push);
     // Sent together: `BEGIN` and the setting that plans the statements once per
     // connection (as a batch of webhooks', `sync::unit`), the locks, the rows.
-    let ((), claims) = tokio::try_join!(
+    let ((), claims) = futures_util::try_join!(
         async { Ok::<_, Failure>(tx.begin(GENERIC_PLANS).await?) },
         async { Ok::<_, Failure>(claim::claim_all(tx.client(), pushes).await?) },
     )?;
@@ -207,7 +209,7 @@ async fn together(env: &Environment, batch: &[Asked]) -> Result<Vec<Settled>, Fa
         .map(|(asked, _)| asked.push.integration_id)
         .collect();
     // Sent together: the integrations and every push's reads.
-    let (access, found) = tokio::try_join!(
+    let (access, found) = futures_util::try_join!(
         try_join_all(
             integrations
                 .into_iter()

@@ -48,6 +48,8 @@ impl<T> Combine<T> {
         if !leads {
             return None;
         }
+        // A leader dropped while it gathers leaves the items to the next one.
+        let leading = Leading(self);
         let mut seen = 1;
         for _ in 0..TURNS {
             tokio::task::yield_now().await;
@@ -57,9 +59,18 @@ impl<T> Combine<T> {
             }
             seen = now;
         }
-        let mut waiting = self.waiting();
-        waiting.gathering = false;
-        Some(std::mem::take(&mut waiting.items))
+        let items = std::mem::take(&mut self.waiting().items);
+        drop(leading);
+        Some(items)
+    }
+}
+
+/// A leader gathering; none once it is dropped.
+struct Leading<'a, T>(&'a Combine<T>);
+
+impl<T> Drop for Leading<'_, T> {
+    fn drop(&mut self) {
+        self.0.waiting().gathering = false;
     }
 }
 
@@ -98,5 +109,15 @@ mod tests {
             Some(vec![9]),
             "an item alone leads its own gathering"
         );
+
+        // A leader dropped while it gathers: the next item leads, and takes
+        // what the dropped one left.
+        let mut dropped = Box::pin(combine.join(10));
+        assert!(
+            futures_util::poll!(dropped.as_mut()).is_pending(),
+            "the leader gathers"
+        );
+        drop(dropped);
+        assert_eq!(combine.join(11).await, Some(vec![10, 11]));
     }
 }
