@@ -149,9 +149,7 @@ async fn settle(env: &Environment, batch: Vec<Asked>) {
     let (batch, later): (Vec<Asked>, Vec<Asked>) = batch
         .into_iter()
         .partition(|asked| seen.insert((asked.push.external_issue_id, asked.push.kind)));
-    if batch.len() == 1 {
-        alone(env, batch).await;
-    } else {
+    if batch.len() > 1 {
         match together(env, &batch).await {
             Ok(settled) => answer(batch, settled),
             Err(failure) => {
@@ -160,23 +158,25 @@ async fn settle(env: &Environment, batch: Vec<Asked>) {
                     error = %failure,
                     "a batch of pushes failed; each is pushed alone"
                 );
-                join_all(batch.into_iter().map(|asked| alone(env, vec![asked]))).await;
+                join_all(batch.into_iter().map(|asked| alone(env, asked))).await;
             }
+        }
+    } else {
+        for asked in batch {
+            alone(env, asked).await;
         }
     }
     for asked in later {
-        alone(env, vec![asked]).await;
+        alone(env, asked).await;
     }
 }
 
 /// Settles one push in a transaction of its own and answers it.
-async fn alone(env: &Environment, one: Vec<Asked>) {
-    match together(env, &one).await {
-        Ok(settled) => answer(one, settled),
+async fn alone(env: &Environment, asked: Asked) {
+    match together(env, std::slice::from_ref(&asked)).await {
+        Ok(settled) => answer(vec![asked], settled),
         Err(failure) => {
-            if let Some(asked) = one.into_iter().next() {
-                let _ = asked.reply.send(Err(failure));
-            }
+            let _ = asked.reply.send(Err(failure));
         }
     }
 }
