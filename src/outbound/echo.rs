@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Error;
+use tokio_postgres::types::Type;
 
 use super::Kind;
 
@@ -42,17 +43,28 @@ pub async fn writing_all<'a>(
 }
 
 /// Records Jira's `updated` after the write of `value`.
+///
+/// Planned at each call (an unnamed statement), not once per connection: a
+/// plan made while `outbound_writes` held a few rows reads it whole, and the
+/// table grows by a row per write — a backlog of 10,000 pushes into a new
+/// install spent a third of Postgres's time scanning it (docs/performance.md,
+/// "A plan made while the table was small").
 pub async fn written(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
     external_issue_id: i64,
     kind: Kind,
     value: &str,
     jira_updated: DateTime<Utc>,
 ) -> Result<(), Error> {
     client
-        .execute(
-            &client.prepare_cached(WRITTEN).await?,
-            &[&external_issue_id, &kind.as_str(), &value, &jira_updated],
+        .query_typed(
+            WRITTEN,
+            &[
+                (&external_issue_id, Type::INT8),
+                (&kind.as_str(), Type::TEXT),
+                (&value, Type::TEXT),
+                (&jira_updated, Type::TIMESTAMPTZ),
+            ],
         )
         .await?;
     Ok(())

@@ -9,8 +9,9 @@ use crate::common;
 use jirasync::cloud::delivery::duplicates;
 use jirasync::db::{batch, rekey, status_sync, sync};
 use jirasync::integration::FIND_ACTIVE;
-use jirasync::outbound::{assignee, claim, echo, pending, status};
+use jirasync::outbound::{Kind, assignee, claim, echo, pending, status};
 use jirasync::sync::audit;
+use jirasync::sync::unit::GENERIC_PLANS;
 use jirasync::worker::jobs::outbound;
 use serde_json::Value;
 
@@ -242,4 +243,82 @@ async fn no_hot_statement_scans_a_large_table_on_a_big_installation() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Sequential scans of `outbound_writes` this backend has not yet reported.
+async fn scans_of_writes(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT COALESCE(sum(seq_scan), 0)::bigint FROM pg_stat_xact_user_tables \
+          WHERE relname = 'outbound_writes'",
+        &[],
+    )
+    .await
+    .expect("the transaction's scans")
+    .get(0)
+}
+
+/// `outbound_writes` starts empty and grows by a row per write. A plan made
+/// once per connection while it held a few rows would read it whole for good:
+/// the record of Jira's `updated` after a write (`echo::written`) is planned as
+/// the table is when it runs, on a pooled connection as the worker's.
+#[tokio::test]
+async fn a_write_read_back_into_a_grown_table_reads_it_by_key() {
+    let settings = common::migrated().await;
+    let db = common::db(&settings).await;
+    let seed = SEED
+        .replace("{users}", "2")
+        .replace("{issues}", "200")
+        .replace("{secret}", "plans");
+    db.batch_execute(&seed).await.expect("bench/seed.sql");
+    let record = |values: i64| {
+        format!(
+            "INSERT INTO outbound_writes (external_issue_id, kind, value)
+             SELECT id, 'assignee', 'user' || n FROM external_issues, generate_series(1, {values}) n
+             ON CONFLICT DO NOTHING"
+        )
+    };
+    db.batch_execute(&format!("{}; ANALYZE outbound_writes", record(1)))
+        .await
+        .expect("a few writes, analyzed");
+    let pool = jirasync::db::connect(&settings.database, 1)
+        .await
+        .expect("a pool on the test database");
+    let client = pool.get().await.expect("a pooled connection");
+    let issue: i64 = db
+        .query_one("SELECT min(external_issue_id) FROM outbound_writes", &[])
+        .await
+        .expect("an issue written")
+        .get(0);
+    assert_eq!(
+        read_back(&client, issue).await,
+        1,
+        "the premise: a table of 200 rows is read whole"
+    );
+    // Grown to 10,000 rows, with the statistics of 200.
+    db.batch_execute(&record(50))
+        .await
+        .expect("the table grows");
+    assert_eq!(
+        read_back(&client, issue).await,
+        0,
+        "the read-back scanned outbound_writes whole"
+    );
+}
+
+/// Records Jira's `updated` after a write to `issue` on `client` as a push
+/// does, in a transaction with generic plans; how often it read
+/// `outbound_writes` whole.
+async fn read_back(client: &deadpool_postgres::Object, issue: i64) -> i64 {
+    client
+        .batch_execute(&format!("BEGIN; {GENERIC_PLANS}"))
+        .await
+        .expect("begin");
+    // A backend's counts reach the statistics between transactions, never within one.
+    let before = scans_of_writes(client).await;
+    echo::written(client, issue, Kind::Assignee, "user1", chrono::Utc::now())
+        .await
+        .expect("the read-back recorded");
+    let scans = scans_of_writes(client).await - before;
+    client.batch_execute("COMMIT").await.expect("commit");
+    scans
 }
