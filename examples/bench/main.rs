@@ -564,6 +564,14 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
         }
         if let Some(b) = &row.backlog {
             cpu_lines.push(format!("(11) backlog, per 1,000 pushes: {}", b.cpu));
+            if let (Some(push_ms), Some(batch)) = (b.push_ms, b.batch) {
+                // Little's law: pushes in flight = pushes/s × seconds per push.
+                let in_flight = b.changes as f64 / b.seconds * push_ms / 1000.0;
+                cpu_lines.push(format!(
+                    "(11) a push took {push_ms:.1} ms from delivery to answer on average, \
+                     {in_flight:.1} in flight on average, batches of {batch:.1}"
+                ));
+            }
         }
         pushed = Some(row);
     }

@@ -19,7 +19,7 @@ use anyhow::bail;
 use jirasync::integration::Provider;
 
 use super::fake_jira::{FakeJira, Put};
-use super::procs::peak_rss_mib;
+use super::procs::{peak_rss_mib, worker_mean};
 use super::{Bench, link_issues, lone_worker, percentiles, unlink_issues};
 
 /// The application's write: the group's assignee becomes the user (as the tests'
@@ -66,6 +66,11 @@ pub struct Backlog {
     pub worker_rss_mib: f64,
     /// Where the CPU went, per 1,000 pushes.
     pub cpu: String,
+    /// How long a push took from its delivery to its answer, on average
+    /// (`jirasync_message_duration_seconds`), in milliseconds.
+    pub push_ms: Option<f64>,
+    /// How many pushes a batch settled, on average (`jirasync_outbound_batch_size`).
+    pub batch: Option<f64>,
 }
 
 /// Rows (10) and (11), and the requests the fake Jira answered for them.
@@ -380,10 +385,15 @@ async fn drain(
     }
     let puts_before = jira.writes.count();
     let started = Instant::now();
-    let (worker, _) = lone_worker(bench).await?;
+    let (worker, port) = lone_worker(bench).await?;
     let cpu = bench.cpu_use("worker", vec![worker.id()]);
     loop {
-        if jira.writes.holding(&expected) == changes && pending(bench.db).await? == 0 {
+        // The PUTs are counted first: comparing every issue holds the fake
+        // Jira's lock, which its answers wait for.
+        if jira.writes.count() - puts_before >= changes
+            && jira.writes.holding(&expected) == changes
+            && pending(bench.db).await? == 0
+        {
             break;
         }
         if started.elapsed() > Duration::from_secs(900) {
@@ -396,6 +406,11 @@ async fn drain(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let push = "jirasync_message_duration_seconds{type=\"jira_server.outbound\"}";
+    let push_ms = worker_mean(bench.client, port, push)
+        .await
+        .map(|seconds| seconds * 1000.0);
+    let batch = worker_mean(bench.client, port, "jirasync_outbound_batch_size").await;
     let cpu = cpu.report(changes);
     Ok(Backlog {
         changes,
@@ -403,5 +418,7 @@ async fn drain(
         puts: jira.writes.count() - puts_before,
         worker_rss_mib: peak_rss_mib(&worker),
         cpu,
+        push_ms,
+        batch,
     })
 }

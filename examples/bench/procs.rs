@@ -98,6 +98,27 @@ pub async fn worker_counts(client: &reqwest::Client, port: u16, kind: &str) -> V
         .collect()
 }
 
+/// The mean of the worker's summary or histogram `metric` (a name, with its
+/// labels as the worker writes them, e.g. `name{type="…"}`): its `_sum` over its
+/// `_count`; `None` when the worker does not answer or never recorded it.
+pub async fn worker_mean(client: &reqwest::Client, port: u16, metric: &str) -> Option<f64> {
+    let response = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .ok()?;
+    let text = response.text().await.ok()?;
+    let (name, labels) = metric.split_at(metric.find('{').unwrap_or(metric.len()));
+    let value = |suffix: &str| {
+        let wanted = format!("{name}{suffix}{labels} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(wanted.as_str()))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+    };
+    let (sum, count) = (value("_sum")?, value("_count")?);
+    (count > 0.0).then(|| sum / count)
+}
+
 pub fn peak_rss_mib(child: &Kid) -> f64 {
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
