@@ -3,6 +3,9 @@
 //! statement a webhook, a job, the outbound relay or `explain` runs is planned — as
 //! the worker runs it, prepared, with the generic plan Postgres switches to —
 //! without a sequential scan of any table holding more than a few thousand rows.
+//! And a statement on a table that starts empty and grows with every push
+//! (`outbound_writes`) is planned as the table is when it runs, not as it was
+//! when the connection first ran it.
 
 use crate::common;
 
