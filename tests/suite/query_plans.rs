@@ -183,15 +183,20 @@ fn seq_scans(plan: &Value, found: &mut Vec<(String, f64)>) {
     }
 }
 
+/// `bench/seed.sql` with `users` users and `issues` issues.
+async fn seeded(db: &tokio_postgres::Client, users: usize, issues: usize) {
+    let seed = SEED
+        .replace("{users}", &users.to_string())
+        .replace("{issues}", &issues.to_string())
+        .replace("{secret}", "plans");
+    db.batch_execute(&seed).await.expect("bench/seed.sql");
+}
+
 #[tokio::test]
 async fn no_hot_statement_scans_a_large_table_on_a_big_installation() {
     let settings = common::migrated().await;
     let db = common::db(&settings).await;
-    let small = SEED
-        .replace("{users}", "20")
-        .replace("{issues}", "200")
-        .replace("{secret}", "plans");
-    db.batch_execute(&small).await.expect("bench/seed.sql");
+    seeded(&db, 20, 200).await;
     let big = SEED_BIG
         .replace("{orgs}", "1000")
         .replace("{users}", "10000")
@@ -268,11 +273,7 @@ async fn scans_of_writes(db: &tokio_postgres::Client) -> i64 {
 async fn a_write_read_back_into_a_grown_table_reads_it_by_key() {
     let settings = common::migrated().await;
     let db = common::db(&settings).await;
-    let seed = SEED
-        .replace("{users}", "2")
-        .replace("{issues}", "200")
-        .replace("{secret}", "plans");
-    db.batch_execute(&seed).await.expect("bench/seed.sql");
+    seeded(&db, 2, 200).await;
     let record = |values: i64| {
         format!(
             "INSERT INTO outbound_writes (external_issue_id, kind, value)
