@@ -74,9 +74,9 @@ pub fn is_aborted(error: &Error) -> bool {
 
 /// The error of statements sent together in one transaction: the one that
 /// failed, not the others' [aborted](is_aborted) answers, whichever was polled
-/// first (`tokio::join!` turns its starting point; `futures_util::try_join!`
-/// polls in order, so the first error it meets is the statement's own).
-pub fn root_cause<const N: usize>(results: [Result<(), Error>; N]) -> Result<(), Error> {
+/// first (`tokio::join!` turns its starting point; and even an in-order join
+/// can meet an aborted answer first, see [`statements!`](crate::statements)).
+pub fn root_cause(results: impl IntoIterator<Item = Result<(), Error>>) -> Result<(), Error> {
     let mut first = None;
     for error in results.into_iter().filter_map(Result::err) {
         if !is_aborted(&error) {
@@ -85,4 +85,30 @@ pub fn root_cause<const N: usize>(results: [Result<(), Error>; N]) -> Result<(),
         first.get_or_insert(error);
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Awaits the futures of statements sent together in one transaction, each
+/// named, all of them to the end, and gives their values as a tuple — or
+/// returns, as `?` does, the error of the statement that failed rather than
+/// the [aborted](is_aborted) answers of those sent with it. An in-order join
+/// (`futures_util::try_join!`) is not enough: a future that prepares its
+/// statement first sends it only once the prepare is answered, after
+/// statements of the futures polled after it, so its aborted answer can come
+/// first (a dead letter then named 25P02, not the missing table).
+#[macro_export]
+macro_rules! statements {
+    ($($name:ident = $future:expr),+ $(,)?) => {{
+        let ($($name,)+) = futures_util::join!($($future),+);
+        // The statement's own error first, wherever it stands.
+        $(
+            let $name = match $name {
+                Err(error) if !$crate::db::pipelined::is_aborted(&error) => {
+                    return Err(error.into());
+                }
+                other => other,
+            };
+        )+
+        // Then, none failed on its own: each value, or the first aborted answer.
+        ($($name?,)+)
+    }};
 }

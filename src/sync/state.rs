@@ -19,13 +19,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
-use futures_util::future::{BoxFuture, try_join_all};
-use futures_util::try_join;
+use futures_util::future::{BoxFuture, join_all};
 use serde_json::json;
 
 use super::audit::detail::{Clock, Echo, PushKind};
 use super::change::Change;
 use crate::db::batch::{self as q, Activity, Held, IssueRow, PushWrite, Watermarks};
+use crate::db::pipelined::root_cause;
 use crate::db::sync::{Assignee, ExternalIssue, LinkedGroup, Watermark, Writer};
 
 /// A key a batch reads: its integration, the key, and the email its change
@@ -138,12 +138,12 @@ impl State {
             return Ok(());
         }
         let only_ids: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
-        let (groups, held, pushes, users) = try_join!(
-            q::linked_groups(tx, &ids),
-            q::lock_assignees(tx, &only_ids),
-            q::push_writes(tx, &only_ids),
-            self::users(tx, &wanted),
-        )?;
+        let (groups, held, pushes, users) = crate::statements!(
+            groups = q::linked_groups(tx, &ids),
+            held = q::lock_assignees(tx, &only_ids),
+            pushes = q::push_writes(tx, &only_ids),
+            users = self::users(tx, &wanted),
+        );
         for (issue_id, group) in groups {
             let before = held.get(&group.group_id).copied().unwrap_or_default();
             self.held.entry(group.group_id).or_insert(before);
@@ -375,8 +375,7 @@ impl State {
         if !activities.is_empty() {
             writes.push(Box::pin(q::insert_activities(tx, &activities)));
         }
-        try_join_all(writes).await?;
-        Ok(())
+        root_cause(join_all(writes).await)
     }
 
     /// Writes what is pending and forgets what was read (before a move renames rows).

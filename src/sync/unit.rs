@@ -255,11 +255,11 @@ impl Unit {
             false => GENERIC_PLANS.to_owned(),
         };
         // Sent together, executed in this order: `BEGIN` and the settings first.
-        let ((), seen, mut state) = futures_util::try_join!(
-            transaction.begin(&settings),
-            duplicates::record_all(tx, &deliveries),
-            State::read(tx, &changes),
-        )?;
+        let ((), seen, mut state) = crate::statements!(
+            began = transaction.begin(&settings),
+            seen = duplicates::record_all(tx, &deliveries),
+            state = State::read(tx, &changes),
+        );
         let mut seen = seen.into_iter();
         let mut applied = Vec::with_capacity(batch.len());
         for &(change, delivery, span) in batch {
@@ -271,7 +271,10 @@ impl Unit {
         }
         let audits: Vec<&Audit> = applied.iter().map(|(_, audit)| audit).collect();
         // Sent together: the statements do not depend on each other's answers.
-        futures_util::try_join!(state.write(tx), Audit::write_all(tx, &audits))?;
+        crate::statements!(
+            written = state.write(tx),
+            audited = Audit::write_all(tx, &audits),
+        );
         transaction.commit().await?;
         Ok(applied)
     }
