@@ -3,7 +3,8 @@
 //! locks in the order of their keys, whatever the order of the batch, so two
 //! batches that share issues wait for each other and never deadlock; and of
 //! statements sent together, the one that failed is named, not the others'
-//! "transaction aborted".
+//! "transaction aborted" — also when a statement prepared first is sent after
+//! the one that failed (`jirasync::statements!`, which webhook batches use).
 
 use std::time::Duration;
 
@@ -101,4 +102,37 @@ async fn of_statements_sent_together_the_one_that_failed_is_named() {
         .expect_err("a statement failed");
     assert_eq!(error.code(), Some(&SqlState::DIVISION_BY_ZERO), "{error}");
     assert!(pipelined::root_cause([Ok(()), Ok(())]).is_ok());
+}
+
+/// The statements of a webhook batch, as `jirasync::statements!` joins them.
+async fn joined<A, B>(a: A, b: B) -> Result<(), tokio_postgres::Error>
+where
+    A: Future<Output = Result<u64, tokio_postgres::Error>>,
+    B: Future<Output = Result<u64, tokio_postgres::Error>>,
+{
+    jirasync::statements!(a = a, b = b);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_statement_prepared_first_but_sent_after_the_failed_one_does_not_name_the_batch() {
+    let settings = common::migrated().await;
+    let db = common::db(&settings).await;
+    db.batch_execute("BEGIN").await.expect("begin");
+    // `a` prepares, then executes; `b` fails at its prepare (no such table).
+    let mut a = std::pin::pin!(db.execute("SELECT $1::int", &[&1]));
+    let b = db.execute("SELECT * FROM no_such_table WHERE 1 = $1::int", &[&1]);
+    let mut b = std::pin::pin!(b);
+    // Both prepares go out, `a`'s first; `a`, answered, sends its statement
+    // after `b`'s prepare, which aborted the transaction.
+    assert!(futures_util::poll!(a.as_mut()).is_pending());
+    assert!(futures_util::poll!(b.as_mut()).is_pending());
+    let a = a.await;
+    assert!(a.as_ref().is_err_and(pipelined::is_aborted), "{a:?}");
+    // `a`'s aborted answer is there first, as when a batch's join is polled
+    // late: an in-order join would name it.
+    let error = joined(std::future::ready(a), b)
+        .await
+        .expect_err("b failed");
+    assert_eq!(error.code(), Some(&SqlState::UNDEFINED_TABLE), "{error}");
 }
