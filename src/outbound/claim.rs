@@ -13,7 +13,6 @@ use tokio_postgres::Error;
 
 use super::Kind;
 use super::message::Push;
-use crate::db::pipelined::is_aborted;
 
 /// `$1` external issue, `$2` kind: waits for the lock of this issue and kind, a
 /// hash of `jirasync.outbound:<id>:<kind>` (two issues that share a hash only
@@ -82,13 +81,11 @@ pub async fn claim_all<'p>(
     );
     // Sent together: the read runs once every lock is taken.
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&ids, &kinds];
-    let (locked, rows) = tokio::join!(tx.execute(&lock, &params), tx.query(&pending, &params));
     // The lock's own error (a deadlock), not the read's "aborted" that follows it.
-    let rows = match (locked, rows) {
-        (Ok(_), Ok(rows)) => rows,
-        (Err(error), Ok(_)) | (Ok(_), Err(error)) => return Err(error),
-        (Err(lock), Err(read)) => return Err(if is_aborted(&lock) { read } else { lock }),
-    };
+    let (_, rows) = crate::statements!(
+        locked = tx.execute(&lock, &params),
+        rows = tx.query(&pending, &params),
+    );
     let mut found: HashMap<(i64, String), Pending> = rows
         .into_iter()
         .map(|row| {
