@@ -72,14 +72,9 @@ pub async fn wait_ready(client: &reqwest::Client, port: u16, what: &str) -> anyh
 /// The worker's `jirasync_messages_total` of message type `kind` (from its
 /// `JIRASYNC_METRICS_LISTEN` on `port`), by outcome; empty while it is not answering.
 pub async fn worker_counts(client: &reqwest::Client, port: u16, kind: &str) -> Vec<(String, f64)> {
-    let Ok(response) = client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-    else {
+    let Some(text) = worker_metrics(client, port).await else {
         return Vec::new();
     };
-    let text = response.text().await.unwrap_or_default();
     let wanted = format!("type=\"{kind}\"");
     text.lines()
         .filter_map(|line| {
@@ -98,16 +93,22 @@ pub async fn worker_counts(client: &reqwest::Client, port: u16, kind: &str) -> V
         .collect()
 }
 
-/// The mean of the worker's summary or histogram `metric` (a name, with its
-/// labels as the worker writes them, e.g. `name{type="…"}`): its `_sum` over its
-/// `_count`; `None` when the worker does not answer or never recorded it.
-pub async fn worker_mean(client: &reqwest::Client, port: u16, metric: &str) -> Option<f64> {
+/// The worker's `/metrics` (its `JIRASYNC_METRICS_LISTEN` on `port`); `None`
+/// while it is not answering.
+async fn worker_metrics(client: &reqwest::Client, port: u16) -> Option<String> {
     let response = client
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
         .await
         .ok()?;
-    let text = response.text().await.ok()?;
+    response.text().await.ok()
+}
+
+/// The mean of the worker's summary or histogram `metric` (a name, with its
+/// labels as the worker writes them, e.g. `name{type="…"}`): its `_sum` over its
+/// `_count`; `None` when the worker does not answer or never recorded it.
+pub async fn worker_mean(client: &reqwest::Client, port: u16, metric: &str) -> Option<f64> {
+    let text = worker_metrics(client, port).await?;
     let (name, labels) = metric.split_at(metric.find('{').unwrap_or(metric.len()));
     let value = |suffix: &str| {
         let wanted = format!("{name}{suffix}{labels} ");
