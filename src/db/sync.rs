@@ -1,11 +1,13 @@
 //! Queries of inbound sync (docs/reference.md §5.6) that a change makes alone,
-//! off the path of a batch's set-based statements (`db::batch`): a push moving a
-//! watermark, the user map, and why nobody could be assigned. Each takes the
+//! off the path of a batch's set-based statements (`db::batch`): pushes moving
+//! watermarks, the user map, and why nobody could be assigned. Each takes the
 //! caller's transaction. The types of rows both share.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use tokio_postgres::Error;
+use tokio_postgres::{Error, Statement};
+
+use super::batch::Watermarks;
 
 /// An `external_issues` row of the issue in one organization that syncs the
 /// change's kind back.
@@ -53,37 +55,30 @@ pub enum Watermark {
     Status,
 }
 
-impl Watermark {
-    /// The statement of `assignee`, `status` that is this watermark's.
-    const fn pick(self, assignee: &'static str, status: &'static str) -> &'static str {
-        match self {
-            Self::Assignee => assignee,
-            Self::Status => status,
-        }
-    }
-}
+/// `$1` issue rows, `$2` assignee watermarks, `$3` status watermarks (NULL:
+/// unchanged): see [`mark_synced_all`].
+pub const MARK_SYNCED_ALL: &str = "UPDATE external_issues ei
+    SET assignee_synced_at = GREATEST(ei.assignee_synced_at, w.assignee_at),
+        status_synced_at = GREATEST(ei.status_synced_at, w.status_at)
+   FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])
+     AS w(id, assignee_at, status_at)
+  WHERE ei.id = w.id";
 
-/// `$1` external issue id, `$2` event time: see [`mark_synced`].
-pub const MARK_ASSIGNEE_SYNCED: &str = "UPDATE external_issues
-    SET assignee_synced_at = GREATEST(COALESCE(assignee_synced_at, $2), $2)
-  WHERE id = $1";
-
-/// As [`MARK_ASSIGNEE_SYNCED`], for statuses.
-pub const MARK_STATUS_SYNCED: &str = "UPDATE external_issues
-    SET status_synced_at = GREATEST(COALESCE(status_synced_at, $2), $2)
-  WHERE id = $1";
-
-/// Moves the watermark forward to `at` (never back).
-pub async fn mark_synced(
+/// Moves each row's watermarks forward to the times given (never back: unlike
+/// the batch of webhooks' `db::batch::set_watermarks`, which holds the rows'
+/// locks and knows their watermarks, pushes only know Jira's `updated`). One
+/// row per issue: an issue pushed for both kinds carries both. `statement` is
+/// [`MARK_SYNCED_ALL`] prepared: sent when first polled.
+pub async fn mark_synced_all(
     client: &impl GenericClient,
-    external_issue_id: i64,
-    watermark: Watermark,
-    at: DateTime<Utc>,
+    statement: &Statement,
+    rows: &[(i64, Watermarks)],
 ) -> Result<(), Error> {
-    let sql = watermark.pick(MARK_ASSIGNEE_SYNCED, MARK_STATUS_SYNCED);
-    let statement = client.prepare_cached(sql).await?;
+    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    let assignee: Vec<_> = rows.iter().map(|(_, w)| w.assignee).collect();
+    let status: Vec<_> = rows.iter().map(|(_, w)| w.status).collect();
     client
-        .execute(&statement, &[&external_issue_id, &at])
+        .execute(statement, &[&ids, &assignee, &status])
         .await?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use tokio_postgres::Error;
+use tokio_postgres::{Error, Statement};
 
 use super::Kind;
 use super::message::Push;
@@ -37,6 +37,11 @@ pub const PENDING_ALL: &str =
 /// `$1` external issue, `$2` kind, `$3` seq: the row, unless a newer change came.
 pub const DECIDED: &str =
     "DELETE FROM outbound_pending WHERE external_issue_id = $1 AND kind = $2 AND seq <= $3";
+
+/// `$1` external issues, `$2` kinds, `$3` seqs: as [`DECIDED`], for each.
+pub const DECIDED_ALL: &str = "DELETE FROM outbound_pending p
+ USING unnest($1::bigint[], $2::text[], $3::bigint[]) AS d(external_issue_id, kind, seq)
+ WHERE p.external_issue_id = d.external_issue_id AND p.kind = d.kind AND p.seq <= d.seq";
 
 /// `$1` external issue, `$2` kind: held since now, unless held already; returns
 /// a row when it was not.
@@ -122,6 +127,20 @@ pub async fn decided(
         &[&external_issue_id, &kind.as_str(), &seq],
     )
     .await?;
+    Ok(())
+}
+
+/// The pushes (issue, kind, seq) are decided: as [`decided`], in one
+/// statement. `statement` is [`DECIDED_ALL`] prepared, sent when first polled.
+pub async fn decided_all(
+    tx: &impl GenericClient,
+    statement: &Statement,
+    pushes: &[(i64, Kind, i64)],
+) -> Result<(), Error> {
+    let ids: Vec<i64> = pushes.iter().map(|p| p.0).collect();
+    let kinds: Vec<&str> = pushes.iter().map(|p| p.1.as_str()).collect();
+    let seqs: Vec<i64> = pushes.iter().map(|p| p.2).collect();
+    tx.execute(statement, &[&ids, &kinds, &seqs]).await?;
     Ok(())
 }
 

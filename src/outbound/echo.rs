@@ -5,8 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use tokio_postgres::Error;
-use tokio_postgres::types::Type;
+use tokio_postgres::{Error, Statement};
 
 use super::Kind;
 
@@ -17,9 +16,12 @@ pub const WRITING_ALL: &str = "INSERT INTO outbound_writes (external_issue_id, k
  ON CONFLICT (external_issue_id, kind, value)
    DO UPDATE SET written_at = now(), jira_updated = NULL";
 
-/// `$1` external issue, `$2` kind, `$3` value, `$4` Jira's `updated` after the write.
-pub const WRITTEN: &str = "UPDATE outbound_writes SET jira_updated = $4
-  WHERE external_issue_id = $1 AND kind = $2 AND value = $3";
+/// `$1` external issues, `$2` kinds, `$3` values, `$4` Jira's `updated` after
+/// each write.
+pub const WRITTEN_ALL: &str = "UPDATE outbound_writes w SET jira_updated = r.jira_updated
+  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[])
+    AS r(external_issue_id, kind, value, jira_updated)
+ WHERE w.external_issue_id = r.external_issue_id AND w.kind = r.kind AND w.value = r.value";
 
 /// Records that each value is about to be written to its issue, in one
 /// statement (committed before any of the writes is sent).
@@ -42,30 +44,19 @@ pub async fn writing_all<'a>(
     Ok(())
 }
 
-/// Records Jira's `updated` after the write of `value`.
-///
-/// Planned at each call (an unnamed statement), not once per connection: a
-/// plan made while `outbound_writes` held a few rows reads it whole, and the
-/// table grows by a row per write — a backlog of 10,000 pushes into a new
-/// install spent a third of Postgres's time scanning it (docs/performance.md,
-/// "A plan made while the table was small").
-pub async fn written(
-    client: &tokio_postgres::Client,
-    external_issue_id: i64,
-    kind: Kind,
-    value: &str,
-    jira_updated: DateTime<Utc>,
+/// Records Jira's `updated` after each write (issue, kind, value), in one
+/// statement: `statement` is [`WRITTEN_ALL`] prepared, sent when first polled.
+pub async fn written_all(
+    client: &impl GenericClient,
+    statement: &Statement,
+    writes: &[(i64, Kind, &str, DateTime<Utc>)],
 ) -> Result<(), Error> {
+    let ids: Vec<i64> = writes.iter().map(|w| w.0).collect();
+    let kinds: Vec<&str> = writes.iter().map(|w| w.1.as_str()).collect();
+    let values: Vec<&str> = writes.iter().map(|w| w.2).collect();
+    let times: Vec<DateTime<Utc>> = writes.iter().map(|w| w.3).collect();
     client
-        .query_typed(
-            WRITTEN,
-            &[
-                (&external_issue_id, Type::INT8),
-                (&kind.as_str(), Type::TEXT),
-                (&value, Type::TEXT),
-                (&jira_updated, Type::TIMESTAMPTZ),
-            ],
-        )
+        .execute(statement, &[&ids, &kinds, &values, &times])
         .await?;
     Ok(())
 }

@@ -1024,3 +1024,149 @@ async fn a_push_whose_decision_fails_in_its_batch_leaves_the_others_decided_once
     drop(worker);
     s.finish().await;
 }
+
+/// Records, for each write that settles a push, its table, issue, kind and
+/// transaction.
+const SETTLED_IN: &str = "
+CREATE TABLE settled_in (tbl text, issue bigint, kind text, txid bigint);
+CREATE FUNCTION settled_in() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  r jsonb := CASE TG_OP WHEN 'DELETE' THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END;
+BEGIN
+  INSERT INTO settled_in VALUES (TG_TABLE_NAME,
+    COALESCE(r->>'external_issue_id',
+             CASE TG_TABLE_NAME WHEN 'external_issues' THEN r->>'id' END)::bigint,
+    r->>'kind', txid_current());
+  RETURN NULL;
+END $$;
+CREATE TRIGGER settled_in AFTER UPDATE OF assignee_synced_at, status_synced_at
+  ON external_issues FOR EACH ROW EXECUTE FUNCTION settled_in();
+CREATE TRIGGER settled_in AFTER DELETE ON outbound_pending
+  FOR EACH ROW EXECUTE FUNCTION settled_in();
+CREATE TRIGGER settled_in AFTER UPDATE OF jira_updated ON outbound_writes
+  FOR EACH ROW EXECUTE FUNCTION settled_in();
+CREATE TRIGGER settled_in AFTER INSERT ON sync_events
+  FOR EACH ROW EXECUTE FUNCTION settled_in();";
+
+/// A watermark ahead of anything Jira answers in this test.
+const AHEAD: &str = "2030-01-01T00:00:00Z";
+
+#[tokio::test]
+async fn a_batch_of_pushes_writes_in_the_transaction_of_its_locks_and_moves_watermarks_forward_only()
+ {
+    let (s, jira) = with_no_worker().await;
+    s.db.batch_execute(SETTLED_IN).await.expect("the record");
+    let worker = common::process("worker", &s.settings, &[]);
+    let ahead: chrono::DateTime<chrono::Utc> = AHEAD.parse().expect("a time");
+
+    let mut shared = false;
+    let mut round = 0;
+    while round < ROUNDS && !shared {
+        let keys: Vec<String> = (0..TOGETHER)
+            .map(|n| format!("TXN-{}", round * TOGETHER + n))
+            .collect();
+        let mut changes = Vec::new();
+        for key in &keys {
+            let org = pushing_org(&s, &jira, key).await;
+            let email = format!("{}@example.org", key.to_lowercase());
+            jira.user(&email, &key.to_lowercase());
+            let user = s.seed().user(&email, true, true).await;
+            s.seed().member(&org, user, true).await;
+            changes.push(format!(
+                "INSERT INTO group_assignees (group_id, project_id, user_id)
+                 VALUES ({}, {}, {user});
+                 UPDATE groups SET status = 'resolved' WHERE id = {};",
+                org.group_id, org.project_id, org.group_id
+            ));
+        }
+        // The first issue's status watermark is ahead of what Jira will answer.
+        s.db.execute(
+            "UPDATE external_issues SET status_synced_at = $2 WHERE key = $1",
+            &[&keys[0], &ahead],
+        )
+        .await
+        .expect("a watermark ahead");
+        s.db.execute("TRUNCATE settled_in", &[])
+            .await
+            .expect("a fresh record");
+        // Assigned and resolved in one transaction: captured, published and
+        // delivered together, both kinds of each issue.
+        s.db.batch_execute(&format!("BEGIN; {} COMMIT;", changes.concat()))
+            .await
+            .expect("the application assigns and resolves them");
+        for key in &keys {
+            s.wait_decisions(key, "pushed", 2).await;
+        }
+        eventually("nothing pending", WAIT, || async { s.pending().await == 0 }).await;
+
+        // Every write that settled a push ran in a transaction that settled its
+        // pending row and wrote its decision, not after the commit on its own.
+        let transactions =
+            s.db.query(
+                "SELECT txid, array_agg(DISTINCT tbl ORDER BY tbl) FROM settled_in GROUP BY txid",
+                &[],
+            )
+            .await
+            .expect("the record");
+        for row in &transactions {
+            let tables: Vec<String> = row.get(1);
+            assert_eq!(
+                tables,
+                [
+                    "external_issues",
+                    "outbound_pending",
+                    "outbound_writes",
+                    "sync_events"
+                ],
+                "transaction {} wrote only some of a push's settlement",
+                row.get::<_, i64>(0)
+            );
+        }
+        // Both watermarks of each issue moved to Jira's `updated`; the one
+        // ahead stayed.
+        let marks =
+            s.db.query(
+                "SELECT key, assignee_synced_at, status_synced_at FROM external_issues
+                  WHERE key = ANY($1)",
+                &[&keys],
+            )
+            .await
+            .expect("the watermarks");
+        assert_eq!(marks.len(), keys.len());
+        for row in &marks {
+            let key: String = row.get(0);
+            let assignee: Option<chrono::DateTime<chrono::Utc>> = row.get(1);
+            let status: Option<chrono::DateTime<chrono::Utc>> = row.get(2);
+            assert!(
+                assignee.is_some_and(|at| at < ahead),
+                "{key}'s assignee watermark: {assignee:?}"
+            );
+            if key == keys[0] {
+                assert_eq!(status, Some(ahead), "{key}'s watermark moved back");
+            } else {
+                assert!(
+                    status.is_some_and(|at| at < ahead),
+                    "{key}'s status watermark: {status:?}"
+                );
+            }
+        }
+        // Whether both kinds of one issue were settled together.
+        shared =
+            s.db.query_one(
+                "SELECT EXISTS (SELECT 1 FROM settled_in WHERE tbl = 'outbound_pending'
+                                 GROUP BY txid, issue HAVING count(DISTINCT kind) = 2)",
+                &[],
+            )
+            .await
+            .expect("the record")
+            .get(0);
+        round += 1;
+    }
+    assert!(
+        shared,
+        "in {ROUNDS} rounds no batch held both kinds of one issue"
+    );
+    jira.assert_expected();
+    drop(worker);
+    s.finish().await;
+}

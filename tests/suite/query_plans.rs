@@ -16,6 +16,7 @@ use jirasync::outbound::{Kind, assignee, claim, echo, pending, status};
 use jirasync::sync::audit;
 use jirasync::sync::unit::GENERIC_PLANS;
 use jirasync::worker::jobs::outbound;
+use jirasync::worker::jobs::outbound::batch::PUSH_PLANS;
 use serde_json::Value;
 
 const SEED: &str = include_str!("../../bench/seed.sql");
@@ -106,20 +107,20 @@ fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
             "(ARRAY[77, 78], ARRAY['assignee', 'assignee'], ARRAY['amy', 'bob'])",
         ),
         (
-            "WRITTEN (a push)",
-            echo::WRITTEN,
-            "(77, 'assignee', 'amy', now())",
+            "WRITTEN_ALL (a batch of pushes)",
+            echo::WRITTEN_ALL,
+            "(ARRAY[77, 78], ARRAY['assignee', 'status'], ARRAY['amy', 'Done'], ARRAY[now(), now()])",
         ),
         ("DECIDED (a push)", claim::DECIDED, "(77, 'assignee', 1)"),
         (
-            "MARK_ASSIGNEE_SYNCED (a push)",
-            sync::MARK_ASSIGNEE_SYNCED,
-            "(77, now())",
+            "DECIDED_ALL (a batch of pushes)",
+            claim::DECIDED_ALL,
+            "(ARRAY[77, 78], ARRAY['assignee', 'status'], ARRAY[1, 2])",
         ),
         (
-            "MARK_STATUS_SYNCED (a push)",
-            sync::MARK_STATUS_SYNCED,
-            "(77, now())",
+            "MARK_SYNCED_ALL (a batch of pushes)",
+            sync::MARK_SYNCED_ALL,
+            "(ARRAY[77, 78], ARRAY[now(), NULL], ARRAY[now(), now()])",
         ),
         (
             "REJECTED_CANDIDATES",
@@ -253,76 +254,144 @@ async fn no_hot_statement_scans_a_large_table_on_a_big_installation() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// Sequential scans of `outbound_writes` this backend has not yet reported.
-async fn scans_of_writes(db: &tokio_postgres::Client) -> i64 {
+/// Sequential scans of `table` this backend has not yet reported.
+async fn scans_of(db: &tokio_postgres::Client, table: &str) -> i64 {
     db.query_one(
         "SELECT COALESCE(sum(seq_scan), 0)::bigint FROM pg_stat_xact_user_tables \
-          WHERE relname = 'outbound_writes'",
-        &[],
+          WHERE relname = $1",
+        &[&table],
     )
     .await
     .expect("the transaction's scans")
     .get(0)
 }
 
-/// `outbound_writes` starts empty and grows by a row per write. A plan made
-/// once per connection while it held a few rows would read it whole for good:
-/// the record of Jira's `updated` after a write (`echo::written`) is planned as
-/// the table is when it runs, on a pooled connection as the worker's.
+/// A table a batch of pushes settles, grown to 10,000 rows (from one per issue
+/// to 50) by the statement `rows(n)` writes.
+struct Growing {
+    table: &'static str,
+    rows: fn(i64) -> String,
+}
+
+/// `outbound_writes` starts empty and grows by a row per write; `outbound_pending`
+/// holds nothing while pushes keep up and a backlog after an outage. A plan made
+/// once per connection while either held a few rows would read it whole for
+/// good. The statements that settle a batch of pushes on them (the read-back of
+/// Jira's `updated` after a write, `echo::written_all`; the pending rows
+/// decided, `claim::decided_all`), planned as a batch of pushes plans them
+/// (`PUSH_PLANS`) on a pooled connection as the worker's, read them by key
+/// whatever their size when first run.
 #[tokio::test]
-async fn a_write_read_back_into_a_grown_table_reads_it_by_key() {
+async fn a_batch_of_pushes_settles_rows_of_a_grown_table_by_key() {
     let settings = common::migrated().await;
     let db = common::db(&settings).await;
     seeded(&db, 2, 200).await;
-    let record = |values: i64| {
-        format!(
-            "INSERT INTO outbound_writes (external_issue_id, kind, value)
-             SELECT id, 'assignee', 'user' || n FROM external_issues, generate_series(1, {values}) n
-             ON CONFLICT DO NOTHING"
-        )
-    };
-    db.batch_execute(&format!("{}; ANALYZE outbound_writes", record(1)))
-        .await
-        .expect("a few writes, analyzed");
-    let pool = jirasync::db::connect(&settings.database, 1)
+    let pool = jirasync::db::connect(&settings.database, 2)
         .await
         .expect("a pool on the test database");
-    let client = pool.get().await.expect("a pooled connection");
-    let issue: i64 = db
-        .query_one("SELECT min(external_issue_id) FROM outbound_writes", &[])
-        .await
-        .expect("an issue written")
-        .get(0);
-    assert_eq!(
-        read_back(&client, issue).await,
-        1,
-        "the premise: a table of 200 rows is read whole"
+    let (generic, pushing) = (
+        pool.get().await.expect("a pooled connection"),
+        pool.get().await.expect("another"),
     );
-    // Grown to 10,000 rows, with the statistics of 200.
-    db.batch_execute(&record(50))
-        .await
-        .expect("the table grows");
-    assert_eq!(
-        read_back(&client, issue).await,
-        0,
-        "the read-back scanned outbound_writes whole"
-    );
+    let tables = [
+        Growing {
+            table: "outbound_writes",
+            rows: |values| {
+                format!(
+                    "INSERT INTO outbound_writes (external_issue_id, kind, value)
+                     SELECT id, 'assignee', 'user' || n FROM external_issues,
+                            generate_series(1, {values}) n
+                     ON CONFLICT DO NOTHING"
+                )
+            },
+        },
+        Growing {
+            table: "outbound_pending",
+            rows: |copies| {
+                // More issues: the key is (issue, kind).
+                format!(
+                    "INSERT INTO external_issues (integration_id, key, organization_id)
+                     SELECT integration_id, key || '-' || n, organization_id
+                       FROM external_issues, generate_series(2, {copies}) n
+                      WHERE key NOT LIKE '%-%-%';
+                     INSERT INTO outbound_pending (external_issue_id, kind, group_id,
+                            integration_id, seq, first_at, changed_at)
+                     SELECT id, 'assignee', 1, integration_id, 1, now(), now()
+                       FROM external_issues
+                     ON CONFLICT DO NOTHING"
+                )
+            },
+        },
+    ];
+    for Growing { table, rows } in tables {
+        db.batch_execute(&format!("{}; ANALYZE {table}", rows(1)))
+            .await
+            .unwrap_or_else(|e| panic!("a few rows in {table}: {e}"));
+        assert_eq!(
+            settle(&generic, GENERIC_PLANS, table).await,
+            1,
+            "the premise: with generic plans alone, {table} of 200 rows is read whole"
+        );
+        assert_eq!(
+            settle(&pushing, PUSH_PLANS, table).await,
+            0,
+            "settling a batch of pushes scanned {table} of 200 rows whole"
+        );
+        // Grown to 10,000 rows, with the statistics of 200.
+        db.batch_execute(&rows(50))
+            .await
+            .unwrap_or_else(|e| panic!("{table} grows: {e}"));
+        assert_eq!(
+            settle(&pushing, PUSH_PLANS, table).await,
+            0,
+            "settling a batch of pushes scanned {table} whole once grown"
+        );
+    }
 }
 
-/// Records Jira's `updated` after a write to `issue` on `client` as a push
-/// does, in a transaction with generic plans; how often it read
-/// `outbound_writes` whole.
-async fn read_back(client: &deadpool_postgres::Object, issue: i64) -> i64 {
+/// Settles, on `client` as a batch of pushes does (in a transaction planned
+/// with `settings`, prepared once per connection), two of the rows of `table`;
+/// how often it read `table` whole.
+async fn settle(client: &deadpool_postgres::Object, settings: &str, table: &str) -> i64 {
+    let issues: Vec<i64> = client
+        .query(
+            &format!("SELECT external_issue_id FROM {table} ORDER BY 1 LIMIT 2"),
+            &[],
+        )
+        .await
+        .expect("rows of the table")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
     client
-        .batch_execute(&format!("BEGIN; {GENERIC_PLANS}"))
+        .batch_execute(&format!("BEGIN; {settings}"))
         .await
         .expect("begin");
     // A backend's counts reach the statistics between transactions, never within one.
-    let before = scans_of_writes(client).await;
-    echo::written(client, issue, Kind::Assignee, "user1", chrono::Utc::now())
-        .await
-        .expect("the read-back recorded");
-    let scans = scans_of_writes(client).await - before;
-    client.batch_execute("COMMIT").await.expect("commit");
+    let before = scans_of(client, table).await;
+    let now = chrono::Utc::now();
+    let settled = match table {
+        "outbound_writes" => {
+            let writes: Vec<_> = issues
+                .iter()
+                .map(|&issue| (issue, Kind::Assignee, "user1", now))
+                .collect();
+            let statement = client.prepare_cached(echo::WRITTEN_ALL).await;
+            let statement = statement.expect("prepared");
+            echo::written_all(client, &statement, &writes).await
+        }
+        _ => {
+            let pushes: Vec<_> = issues
+                .iter()
+                .map(|&issue| (issue, Kind::Assignee, 1))
+                .collect();
+            let statement = client.prepare_cached(claim::DECIDED_ALL).await;
+            let statement = statement.expect("prepared");
+            claim::decided_all(client, &statement, &pushes).await
+        }
+    };
+    settled.unwrap_or_else(|e| panic!("{table} settled: {e}"));
+    let scans = scans_of(client, table).await - before;
+    client.batch_execute("ROLLBACK").await.expect("roll back");
     scans
 }

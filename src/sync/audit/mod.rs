@@ -14,8 +14,8 @@ mod store;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
-use tokio_postgres::Error;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Error, Statement};
 
 use super::event::IssueEvent;
 pub use decision::{Decision, Row};
@@ -144,32 +144,59 @@ impl Audit {
     /// statement, in their order: one decision (the common case) as plain values,
     /// several as arrays.
     pub async fn write_all(client: &impl GenericClient, audits: &[&Audit]) -> Result<(), Error> {
-        let rows: Vec<(&Audit, &Recorded)> = audits
+        let Some(sql) = Self::insert_for(audits) else {
+            return Ok(());
+        };
+        let statement = client.prepare_cached(sql).await?;
+        Self::write_prepared(client, &statement, audits).await
+    }
+
+    /// The statement [`Audit::write_all`] writes `audits` with; `None` when
+    /// they record nothing.
+    pub fn insert_for(audits: &[&Audit]) -> Option<&'static str> {
+        match Self::rows(audits).len() {
+            0 => None,
+            1 => Some(INSERT_SYNC_EVENT),
+            _ => Some(INSERT_SYNC_EVENTS),
+        }
+    }
+
+    /// Every recorded decision of `audits`, with its trail, in order.
+    fn rows<'a>(audits: &[&'a Audit]) -> Vec<(&'a Audit, &'a Recorded)> {
+        audits
             .iter()
             .filter(|audit| audit.recorded)
             .flat_map(|audit| audit.decisions.iter().map(move |d| (*audit, d)))
-            .collect();
+            .collect()
+    }
+
+    /// As [`Audit::write_all`], with `statement` prepared from
+    /// [`Audit::insert_for`]`(audits)`: sent when first polled, with no round
+    /// trip before it (a transaction's last writes, sent with its commit).
+    pub async fn write_prepared(
+        client: &impl GenericClient,
+        statement: &Statement,
+        audits: &[&Audit],
+    ) -> Result<(), Error> {
+        let rows = Self::rows(audits);
         let (messages, integrations, keys, times): (Vec<_>, Vec<_>, Vec<_>, Vec<_>);
         let (kinds, organizations, outcomes, details): (Vec<_>, Vec<_>, Vec<_>, Vec<_>);
         let one_detail: Value;
-        let (sql, params): (&str, [&(dyn ToSql + Sync); 8]) = match rows.as_slice() {
+        let params: [&(dyn ToSql + Sync); 8] = match rows.as_slice() {
             [] => return Ok(()),
-            [(audit, one)] => (
-                INSERT_SYNC_EVENT,
-                [
-                    &audit.message_id,
-                    &audit.integration_id,
-                    &audit.issue_key,
-                    &audit.event_time,
-                    &one.decision.kind(),
-                    &one.organization_id,
-                    &one.decision.outcome(),
-                    {
-                        one_detail = one.decision.detail();
-                        &one_detail
-                    },
-                ],
-            ),
+            [(audit, one)] => [
+                &audit.message_id,
+                &audit.integration_id,
+                &audit.issue_key,
+                &audit.event_time,
+                &one.decision.kind(),
+                &one.organization_id,
+                &one.decision.outcome(),
+                {
+                    one_detail = one.decision.detail();
+                    &one_detail
+                },
+            ],
             many => {
                 messages = many.iter().map(|(a, _)| a.message_id.as_deref()).collect();
                 integrations = many.iter().map(|(a, _)| a.integration_id).collect();
@@ -179,23 +206,19 @@ impl Audit {
                 organizations = many.iter().map(|(_, r)| r.organization_id).collect();
                 outcomes = many.iter().map(|(_, r)| r.decision.outcome()).collect();
                 details = many.iter().map(|(_, r)| r.decision.detail()).collect();
-                (
-                    INSERT_SYNC_EVENTS,
-                    [
-                        &messages,
-                        &integrations,
-                        &keys,
-                        &times,
-                        &kinds,
-                        &organizations,
-                        &outcomes,
-                        &details,
-                    ],
-                )
+                [
+                    &messages,
+                    &integrations,
+                    &keys,
+                    &times,
+                    &kinds,
+                    &organizations,
+                    &outcomes,
+                    &details,
+                ]
             }
         };
-        let statement = client.prepare_cached(sql).await?;
-        client.execute(&statement, &params).await?;
+        client.execute(statement, &params).await?;
         Ok(())
     }
 

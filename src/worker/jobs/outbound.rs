@@ -8,14 +8,17 @@
 //! the pending push and moves the issue's watermark to Jira's `updated`, so an
 //! older webhook cannot undo it.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Object};
 
-use crate::db::pipelined::{Pipelined, root_cause};
-use crate::db::sync::{Watermark, mark_synced};
+use crate::db::batch::Watermarks;
+use crate::db::pipelined::Pipelined;
+use crate::db::sync::{MARK_SYNCED_ALL, mark_synced_all};
 use crate::integration::{self, AccessError, Integration, Stored};
 use crate::jira::{JiraClient, JiraError};
-use std::sync::Mutex;
 
 use crate::outbound::assignee::{self, Assignee, plan_assignee};
 use crate::outbound::claim::{self, Claim};
@@ -218,7 +221,7 @@ pub async fn decide(
     let Some(access) = access else {
         let mut pushed = state.pushed(push.group_id, PushOutcome::SameOrigin);
         pushed.origin_integration_id = origin;
-        return settle.decided(env, tx, &key, pushed, None).await;
+        return Ok(settle.decided(env, &key, pushed, None));
     };
     let Some(integration) = access.integration.as_ref().filter(|i| i.is_active()) else {
         claim::decided(tx, push.external_issue_id, push.kind, push.seq).await?;
@@ -258,7 +261,7 @@ pub async fn decide(
         .await;
     let failed = attempt.failed;
     match result {
-        Ok(Some(Ok((pushed, updated)))) => settle.decided(env, tx, &key, pushed, updated).await,
+        Ok(Some(Ok((pushed, updated)))) => Ok(settle.decided(env, &key, pushed, updated)),
         Ok(Some(Err(failure))) => Err(failure),
         Ok(None) | Err(AccessError::NeedsReauth { .. }) => {
             let pushed = state.pushed(push.group_id, PushOutcome::Held);
@@ -368,6 +371,18 @@ struct Written {
 pub struct Settled {
     outcome: Result<Outcome, Failure>,
     count: Option<Count>,
+    /// What a decided push left to write with its batch's others ([`write_decided`]).
+    writes: Option<Writes>,
+}
+
+/// What a decided push leaves to write, with the other decided pushes of its
+/// batch ([`write_decided`]), besides its audit row: its pending row to settle,
+/// and Jira's `updated` after it (with the value it wrote, if it wrote one).
+struct Writes {
+    external_issue_id: i64,
+    kind: Kind,
+    seq: i64,
+    written: Option<Written>,
 }
 
 impl Settled {
@@ -376,6 +391,7 @@ impl Settled {
         Self {
             outcome: Ok(outcome),
             count: None,
+            writes: None,
         }
     }
 
@@ -384,6 +400,7 @@ impl Settled {
         Self {
             outcome: Err(failure),
             count: None,
+            writes: None,
         }
     }
 
@@ -437,46 +454,19 @@ struct Settle<'a> {
 }
 
 impl Settle<'_> {
-    /// Records `pushed`, moves the watermark to Jira's `updated` (`written`) and
-    /// settles the pending row, in `tx`.
-    async fn decided(
+    /// Decides the push as `pushed`: its audit row, the watermark moved to
+    /// Jira's `updated` (`written`), its pending row settled — written with its
+    /// batch's others ([`write_decided`]).
+    fn decided(
         &self,
         env: &Environment,
-        tx: &Object,
         key: &str,
         pushed: Pushed,
         written: Option<Written>,
-    ) -> Result<Settled, Failure> {
+    ) -> Settled {
         let push = self.push;
-        let watermark = match push.kind {
-            Kind::Assignee => Watermark::Assignee,
-            Kind::Status => Watermark::Status,
-        };
         let outcome = Outcome::from(pushed.outcome);
         let count = self.count(env, key, pushed);
-        // Sent together with the audit row, in one round trip.
-        let (synced, echoed, settled, audited) = tokio::join!(
-            async {
-                match &written {
-                    Some(written) => {
-                        mark_synced(tx, push.external_issue_id, watermark, written.at).await
-                    }
-                    None => Ok(()),
-                }
-            },
-            async {
-                match &written {
-                    Some(Written {
-                        value: Some(value),
-                        at,
-                    }) => echo::written(tx, push.external_issue_id, push.kind, value, *at).await,
-                    _ => Ok(()),
-                }
-            },
-            claim::decided(tx, push.external_issue_id, push.kind, push.seq),
-            count.audit.write(tx),
-        );
-        root_cause([synced, echoed, settled, audited])?;
         let outcome = if outcome == Outcome::NoTransition {
             Err(Failure::permanent(
                 outcome,
@@ -488,10 +478,16 @@ impl Settle<'_> {
         } else {
             Ok(outcome)
         };
-        Ok(Settled {
+        Settled {
             outcome,
             count: Some(count),
-        })
+            writes: Some(Writes {
+                external_issue_id: push.external_issue_id,
+                kind: push.kind,
+                seq: push.seq,
+                written,
+            }),
+        }
     }
 
     /// Marks the push held (recorded the first time only): it is sent again
@@ -510,6 +506,7 @@ impl Settle<'_> {
         Ok(Settled {
             outcome: Ok(Outcome::Held),
             count: Some(self.record(env, tx, key, pushed).await?),
+            writes: None,
         })
     }
 
@@ -536,6 +533,7 @@ impl Settle<'_> {
                 ))),
             )),
             count: Some(count),
+            writes: None,
         })
     }
 
@@ -569,6 +567,93 @@ impl Settle<'_> {
             committed_at: self.committed_at,
         }
     }
+}
+
+/// Writes what the decided pushes of a batch left ([`Settle::decided`]), one
+/// statement each for all of them — the watermarks moved to Jira's `updated`
+/// (one row per issue, both kinds together), the echo records' read-backs, the
+/// pending rows settled, the audit rows — and commits `tx`: all in one round
+/// trip.
+///
+/// The commit checks that no statement failed (see
+/// [`Pipelined::commit_checked`]), and it is sent after the writes only
+/// because each is sent when first polled, with no round trip before it: they
+/// are prepared first (once per connection).
+pub async fn write_decided(tx: Pipelined<'_>, settled: &[Settled]) -> Result<(), Failure> {
+    let db = tx.client();
+    let decided: Vec<(&Writes, &Audit)> = settled
+        .iter()
+        .filter_map(|settled| Some((settled.writes.as_ref()?, &settled.count.as_ref()?.audit)))
+        .collect();
+    let mut watermarks: BTreeMap<i64, Watermarks> = BTreeMap::new();
+    let mut read_backs = Vec::new();
+    for (writes, _) in &decided {
+        let Some(written) = &writes.written else {
+            continue;
+        };
+        let watermark = watermarks.entry(writes.external_issue_id).or_default();
+        match writes.kind {
+            Kind::Assignee => watermark.assignee = Some(written.at),
+            Kind::Status => watermark.status = Some(written.at),
+        }
+        if let Some(value) = &written.value {
+            read_backs.push((
+                writes.external_issue_id,
+                writes.kind,
+                value.as_str(),
+                written.at,
+            ));
+        }
+    }
+    let watermarks: Vec<(i64, Watermarks)> = watermarks.into_iter().collect();
+    let pending: Vec<(i64, Kind, i64)> = decided
+        .iter()
+        .map(|(writes, _)| (writes.external_issue_id, writes.kind, writes.seq))
+        .collect();
+    let audits: Vec<&Audit> = decided.iter().map(|(_, audit)| *audit).collect();
+    // Prepared first (once per connection; after that the cache answers at
+    // once), so that each statement is sent when first polled.
+    let prepare = |needed: bool, sql: &'static str| async move {
+        match needed {
+            true => db.prepare_cached(sql).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let audit_sql = Audit::insert_for(&audits);
+    let (mark, read_back, settle, audit) = futures_util::try_join!(
+        prepare(!watermarks.is_empty(), MARK_SYNCED_ALL),
+        prepare(!read_backs.is_empty(), echo::WRITTEN_ALL),
+        prepare(!pending.is_empty(), claim::DECIDED_ALL),
+        prepare(audit_sql.is_some(), audit_sql.unwrap_or_default()),
+    )?;
+    crate::statements!(
+        synced = async {
+            match &mark {
+                Some(statement) => mark_synced_all(db, statement, &watermarks).await,
+                None => Ok(()),
+            }
+        },
+        echoed = async {
+            match &read_back {
+                Some(statement) => echo::written_all(db, statement, &read_backs).await,
+                None => Ok(()),
+            }
+        },
+        settled = async {
+            match &settle {
+                Some(statement) => claim::decided_all(db, statement, &pending).await,
+                None => Ok(()),
+            }
+        },
+        audited = async {
+            match &audit {
+                Some(statement) => Audit::write_prepared(db, statement, &audits).await,
+                None => Ok(()),
+            }
+        },
+        committed = tx.commit_checked(),
+    );
+    Ok(())
 }
 
 /// Records `failed` for a push whose retries ran out (its last error in the

@@ -30,14 +30,23 @@ use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
 
 use super::combine::Combine;
-use super::{Access, Found, Push, Settled, calls_jira, decide};
+use super::{Access, Found, Push, Settled, calls_jira, decide, write_decided};
 use crate::db::pipelined::Pipelined;
 use crate::outbound::{Kind, claim, echo};
 use crate::queue::handler::Failure;
-use crate::sync::unit::GENERIC_PLANS;
 use crate::worker::environment::Environment;
 use crate::worker::failure;
 use crate::worker::outcome::Outcome;
+
+/// How a batch of pushes plans its statements: once per connection (generic
+/// plans, as a batch of webhooks', `sync::unit::GENERIC_PLANS`), and with
+/// sequential scans off. Every statement of a push reads or writes rows by key,
+/// and two of its tables start empty and grow: `outbound_writes` by a row per
+/// write, `outbound_pending` from nothing, while pushes keep up, to a backlog
+/// after an outage. A plan made while either was small would read it whole for
+/// good (docs/performance.md, "A plan made while the table was small").
+pub const PUSH_PLANS: &str =
+    "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
 /// A push waiting for its batch, and where its outcome goes.
 struct Asked {
@@ -194,10 +203,10 @@ async fn together(env: &Environment, batch: &[Asked]) -> Result<Vec<Settled>, Fa
     let client = env.pool.get().await?;
     let tx = Pipelined::new(&client);
     let pushes = batch.iter().map(|asked| &asked.push);
-    // Sent together: `BEGIN` and the setting that plans the statements once per
-    // connection (as a batch of webhooks', `sync::unit`), the locks, the rows.
+    // Sent together: `BEGIN` and how the statements are planned, the locks,
+    // the rows.
     let ((), claims) = futures_util::try_join!(
-        async { Ok::<_, Failure>(tx.begin(GENERIC_PLANS).await?) },
+        async { Ok::<_, Failure>(tx.begin(PUSH_PLANS).await?) },
         async { Ok::<_, Failure>(claim::claim_all(tx.client(), pushes).await?) },
     )?;
     let db = tx.client();
@@ -261,7 +270,7 @@ async fn together(env: &Environment, batch: &[Asked]) -> Result<Vec<Settled>, Fa
     }
     // A statement that failed aborted the transaction, and a bare `COMMIT`
     // would roll it back without an error: a failed push wrote nothing, but its
-    // batch's others must know.
-    tx.commit_checked().await?;
+    // batch's others must know (the commit is checked).
+    write_decided(tx, &settled).await?;
     Ok(settled)
 }
