@@ -2,7 +2,9 @@
 //! realistic shape (`bench/seed_big.sql`, a tenth of the benchmark's big seed), every
 //! statement a webhook, a job, the outbound relay or `explain` runs is planned — as
 //! the worker runs it, prepared, with the generic plan Postgres switches to —
-//! without a sequential scan of any table holding more than a few thousand rows.
+//! without a sequential scan of any table holding more than a few thousand rows;
+//! a push's statements also as a batch of pushes plans them, with sequential
+//! scans off, without reading such a table whole through an index instead.
 //! And a statement on a table that starts empty and grows with every push
 //! (`outbound_writes`) is planned as the table is when it runs, not as it was
 //! when the connection first ran it.
@@ -23,6 +25,8 @@ const SEED: &str = include_str!("../../bench/seed.sql");
 const SEED_BIG: &str = include_str!("../../bench/seed_big.sql");
 /// A table with more rows than this must not be read whole.
 const LARGE: f64 = 5_000.0;
+/// The planner's cost above which a scan reads more than a few rows by key.
+const COSTLY: f64 = 1_000.0;
 
 /// Each hot statement with arguments of its types.
 fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -227,31 +231,80 @@ async fn no_hot_statement_scans_a_large_table_on_a_big_installation() {
         .expect("generic plans");
     let mut failures = Vec::new();
     for (i, (name, sql, args)) in statements().into_iter().enumerate() {
-        db.batch_execute(&format!("PREPARE plan_{i} AS {sql}"))
-            .await
-            .unwrap_or_else(|e| panic!("{name} prepares: {}", jirasync::db::error_chain(&e)));
-        // EXPLAIN without ANALYZE: nothing is written.
-        let row = db
-            .query_one(
-                &format!("EXPLAIN (FORMAT JSON) EXECUTE plan_{i}{args}"),
-                &[],
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{name} explains: {}", jirasync::db::error_chain(&e)));
-        let plan: Value = row.get(0);
+        let plan = explained(&db, &format!("plan_{i}"), name, sql, args).await;
         let mut scans = Vec::new();
-        seq_scans(&plan[0]["Plan"], &mut scans);
+        seq_scans(&plan, &mut scans);
         for (table, _) in scans {
             if size(&table) > LARGE {
                 failures.push(format!(
-                    "{name} scans {table} ({} rows) sequentially:\n{:#}",
+                    "{name} scans {table} ({} rows) sequentially:\n{plan:#}",
                     size(&table),
-                    plan[0]["Plan"]
+                ));
+            }
+        }
+    }
+    // A batch of pushes plans with sequential scans off (`PUSH_PLANS`): its
+    // statements must not read a large table whole by an index instead.
+    db.batch_execute("SET enable_seqscan = off")
+        .await
+        .expect("sequential scans off");
+    let pushes = statements()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (name, ..))| name.contains("push"));
+    for (i, (name, sql, args)) in pushes {
+        let plan = explained(&db, &format!("push_{i}"), name, sql, args).await;
+        let mut scans = Vec::new();
+        seq_scans(&plan, &mut scans);
+        costly_scans(&plan, &mut scans);
+        for (table, _) in scans {
+            if size(&table) > LARGE {
+                failures.push(format!(
+                    "{name}, planned as a batch of pushes, reads {table} ({} rows) whole:\n{plan:#}",
+                    size(&table),
                 ));
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The plan of `sql` prepared as `prepared` and executed with `args` (EXPLAIN
+/// without ANALYZE: nothing is written).
+async fn explained(
+    db: &tokio_postgres::Client,
+    prepared: &str,
+    name: &str,
+    sql: &str,
+    args: &str,
+) -> Value {
+    db.batch_execute(&format!("PREPARE {prepared} AS {sql}"))
+        .await
+        .unwrap_or_else(|e| panic!("{name} prepares: {}", jirasync::db::error_chain(&e)));
+    let row = db
+        .query_one(
+            &format!("EXPLAIN (FORMAT JSON) EXECUTE {prepared}{args}"),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name} explains: {}", jirasync::db::error_chain(&e)));
+    let plan: Value = row.get(0);
+    plan[0]["Plan"].clone()
+}
+
+/// The relations a plan reads at a cost of more than [`COSTLY`] (a read by key
+/// costs tens; a large table read whole through an index, by a trivial
+/// condition, thousands), with the planner's cost.
+fn costly_scans(plan: &Value, found: &mut Vec<(String, f64)>) {
+    let cost = plan["Total Cost"].as_f64().unwrap_or(0.0);
+    if let Some(table) = plan["Relation Name"].as_str()
+        && cost > COSTLY
+    {
+        found.push((table.to_owned(), cost));
+    }
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        costly_scans(child, found);
+    }
 }
 
 /// Sequential scans of `table` this backend has not yet reported.
