@@ -256,14 +256,30 @@ pub struct Watermarks {
     pub status: Option<DateTime<Utc>>,
 }
 
+/// The rows' ids, assignee and status watermarks as arrays: `$1`–`$3` of
+/// [`SET_WATERMARKS`] and of `db::sync::MARK_SYNCED_ALL`.
+pub type WatermarkColumns = (
+    Vec<i64>,
+    Vec<Option<DateTime<Utc>>>,
+    Vec<Option<DateTime<Utc>>>,
+);
+
+impl Watermarks {
+    /// `rows` (id, watermarks) as [`WatermarkColumns`].
+    pub fn columns(rows: &[(i64, Watermarks)]) -> WatermarkColumns {
+        let ids = rows.iter().map(|(id, _)| *id).collect();
+        let assignee = rows.iter().map(|(_, w)| w.assignee).collect();
+        let status = rows.iter().map(|(_, w)| w.status).collect();
+        (ids, assignee, status)
+    }
+}
+
 /// Gives each row (by id) its watermarks as the batch left them (rows locked by it).
 pub async fn set_watermarks(
     client: &impl GenericClient,
     rows: &[(i64, Watermarks)],
 ) -> Result<(), Error> {
-    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-    let assignee: Vec<_> = rows.iter().map(|(_, w)| w.assignee).collect();
-    let status: Vec<_> = rows.iter().map(|(_, w)| w.status).collect();
+    let (ids, assignee, status) = Watermarks::columns(rows);
     let statement = client.prepare_cached(SET_WATERMARKS).await?;
     client
         .execute(&statement, &[&ids, &assignee, &status])

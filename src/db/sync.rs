@@ -74,9 +74,7 @@ pub async fn mark_synced_all(
     statement: &Statement,
     rows: &[(i64, Watermarks)],
 ) -> Result<(), Error> {
-    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-    let assignee: Vec<_> = rows.iter().map(|(_, w)| w.assignee).collect();
-    let status: Vec<_> = rows.iter().map(|(_, w)| w.status).collect();
+    let (ids, assignee, status) = Watermarks::columns(rows);
     client
         .execute(statement, &[&ids, &assignee, &status])
         .await?;
