@@ -578,7 +578,9 @@ impl Settle<'_> {
 /// The commit checks that no statement failed (see
 /// [`Pipelined::commit_checked`]), and it is sent after the writes only
 /// because each is sent when first polled, with no round trip before it: they
-/// are prepared first (once per connection).
+/// are prepared first (once per connection). A statement whose parameters do
+/// not encode is never sent and its error returned, but the commit still goes:
+/// the types here are fixed, and each statement's tests bind them.
 pub async fn write_decided(tx: Pipelined<'_>, settled: &[Settled]) -> Result<(), Failure> {
     let db = tx.client();
     let decided: Vec<(&Writes, &Audit)> = settled
