@@ -1,8 +1,9 @@
 //! Pushes settled together (docs/reference.md §10.2): the pushes a worker holds
 //! at the same moment share one transaction — one statement takes all their
 //! locks, one reads all their pending rows, each integration's credentials are
-//! read once, and one commit settles them all — while each push still reads,
-//! calls Jira and decides on its own, concurrently with the others.
+//! read once, and once all decided one statement each writes what they left,
+//! sent with the commit (`write_decided`) — while each push still reads, calls
+//! Jira and decides on its own, concurrently with the others.
 //!
 //! There is no batching task (`combine::Combine`): the first push to arrive while none
 //! gathers leads the next batch; it lets the pushes delivered with it arrive (a
