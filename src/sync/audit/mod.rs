@@ -154,7 +154,7 @@ impl Audit {
     /// The statement [`Audit::write_all`] writes `audits` with; `None` when
     /// they record nothing.
     pub fn insert_for(audits: &[&Audit]) -> Option<&'static str> {
-        match Self::rows(audits).len() {
+        match Self::recorded(audits).count() {
             0 => None,
             1 => Some(INSERT_SYNC_EVENT),
             _ => Some(INSERT_SYNC_EVENTS),
@@ -162,12 +162,13 @@ impl Audit {
     }
 
     /// Every recorded decision of `audits`, with its trail, in order.
-    fn rows<'a>(audits: &[&'a Audit]) -> Vec<(&'a Audit, &'a Recorded)> {
+    fn recorded<'s, 'a>(
+        audits: &'s [&'a Audit],
+    ) -> impl Iterator<Item = (&'a Audit, &'a Recorded)> + use<'s, 'a> {
         audits
             .iter()
             .filter(|audit| audit.recorded)
             .flat_map(|audit| audit.decisions.iter().map(move |d| (*audit, d)))
-            .collect()
     }
 
     /// As [`Audit::write_all`], with `statement` prepared from
@@ -178,7 +179,7 @@ impl Audit {
         statement: &Statement,
         audits: &[&Audit],
     ) -> Result<(), Error> {
-        let rows = Self::rows(audits);
+        let rows: Vec<(&Audit, &Recorded)> = Self::recorded(audits).collect();
         let (messages, integrations, keys, times): (Vec<_>, Vec<_>, Vec<_>, Vec<_>);
         let (kinds, organizations, outcomes, details): (Vec<_>, Vec<_>, Vec<_>, Vec<_>);
         let one_detail: Value;

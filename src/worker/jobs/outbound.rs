@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::Statement;
 
 use crate::db::batch::Watermarks;
 use crate::db::pipelined::Pipelined;
@@ -614,48 +615,42 @@ pub async fn write_decided(tx: Pipelined<'_>, settled: &[Settled]) -> Result<(),
         .collect();
     let audits: Vec<&Audit> = decided.iter().map(|(_, audit)| *audit).collect();
     // Prepared first (once per connection; after that the cache answers at
-    // once), so that each statement is sent when first polled.
-    let prepare = |needed: bool, sql: &'static str| async move {
-        match needed {
-            true => db.prepare_cached(sql).await.map(Some),
-            false => Ok(None),
+    // once), those with something to write, so that each is sent when first polled.
+    let prepare = |sql: Option<&'static str>| async move {
+        match sql {
+            Some(sql) => db.prepare_cached(sql).await.map(Some),
+            None => Ok(None),
         }
     };
-    let audit_sql = Audit::insert_for(&audits);
     let (mark, read_back, settle, audit) = futures_util::try_join!(
-        prepare(!watermarks.is_empty(), MARK_SYNCED_ALL),
-        prepare(!read_backs.is_empty(), echo::WRITTEN_ALL),
-        prepare(!pending.is_empty(), claim::DECIDED_ALL),
-        prepare(audit_sql.is_some(), audit_sql.unwrap_or_default()),
+        prepare((!watermarks.is_empty()).then_some(MARK_SYNCED_ALL)),
+        prepare((!read_backs.is_empty()).then_some(echo::WRITTEN_ALL)),
+        prepare((!pending.is_empty()).then_some(claim::DECIDED_ALL)),
+        prepare(Audit::insert_for(&audits)),
     )?;
     crate::statements!(
-        synced = async {
-            match &mark {
-                Some(statement) => mark_synced_all(db, statement, &watermarks).await,
-                None => Ok(()),
-            }
-        },
-        echoed = async {
-            match &read_back {
-                Some(statement) => echo::written_all(db, statement, &read_backs).await,
-                None => Ok(()),
-            }
-        },
-        settled = async {
-            match &settle {
-                Some(statement) => claim::decided_all(db, statement, &pending).await,
-                None => Ok(()),
-            }
-        },
-        audited = async {
-            match &audit {
-                Some(statement) => Audit::write_prepared(db, statement, &audits).await,
-                None => Ok(()),
-            }
-        },
+        synced = if_prepared(&mark, |st| mark_synced_all(db, st, &watermarks)),
+        echoed = if_prepared(&read_back, |st| echo::written_all(db, st, &read_backs)),
+        settled = if_prepared(&settle, |st| claim::decided_all(db, st, &pending)),
+        audited = if_prepared(&audit, |st| Audit::write_prepared(db, st, &audits)),
         committed = tx.commit_checked(),
     );
     Ok(())
+}
+
+/// Runs `write` with `statement`, when it was prepared (there is something to
+/// write); in the same poll, so that the statement is sent when first polled.
+async fn if_prepared<'s, W>(
+    statement: &'s Option<Statement>,
+    write: impl FnOnce(&'s Statement) -> W,
+) -> Result<(), tokio_postgres::Error>
+where
+    W: Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    match statement {
+        Some(statement) => write(statement).await,
+        None => Ok(()),
+    }
 }
 
 /// Records `failed` for a push whose retries ran out (its last error in the
