@@ -20,7 +20,7 @@ pub mod resume;
 pub mod status;
 
 /// The most `P.outbound` messages a worker holds with its own slots
-/// (`queue::consumer::prefetch`); webhook slots lent to pushes add up to
+/// (`queue::consumer::prefetch`); webhook and job slots lent to pushes add up to
 /// `queue::consumer::LENDABLE` more (docs/reference.md §10.2).
 pub const PUSHES: usize = 8;
 

@@ -187,17 +187,20 @@ async fn consume_on<H: Handler>(
         queues.push((config.names.outbound(), Lane::Pushes, prefetch.outbound));
     }
     let mut streams = Vec::new();
-    let mut webhook_consumer = String::new();
+    let (mut webhook_consumer, mut jobs_consumer) = (String::new(), String::new());
     for (queue, lane, prefetch) in queues {
         let consumer = lending::consume(&channel, &queue, prefetch).await?;
-        if lane == Lane::Webhooks {
-            webhook_consumer = consumer.tag().to_string();
+        match lane {
+            Lane::Webhooks => webhook_consumer = consumer.tag().to_string(),
+            Lane::Jobs => jobs_consumer = consumer.tag().to_string(),
+            Lane::Pushes | Lane::Lent => {}
         }
         streams.push(lending::deliveries(lane, queue, consumer));
     }
     let mut deliveries = futures_util::stream::select_all(streams);
     let lanes = Lanes::new();
-    // With pushes consumed, idle webhook slots are lent to them (`lending`).
+    // With pushes consumed, idle webhook and job slots are lent to them
+    // (`lending`).
     let (mut lender, mut ends): (Lending, _) = if config.outbound {
         let probe = connection
             .create_channel()
@@ -207,10 +210,12 @@ async fn consume_on<H: Handler>(
             channel: channel.clone(),
             probe,
             webhooks: config.names.webhooks(),
+            jobs: config.names.jobs(),
             outbound: config.names.outbound(),
             prefetch,
             lanes: Arc::clone(&lanes),
             webhook_consumer,
+            jobs_consumer,
         });
         (Box::pin(lender.run()), Some(ends))
     } else {
@@ -296,8 +301,8 @@ pub struct Prefetch {
     pub jobs: u16,
     /// `P.outbound`'s; 0 when it is not consumed.
     pub outbound: u16,
-    /// How many of the webhooks' slots are lent to pushes while webhooks are
-    /// quiet (`lending`); 0 when `P.outbound` is not consumed.
+    /// How many of the webhooks' and jobs' slots are lent to pushes at most
+    /// while both are quiet (`lending`); 0 when `P.outbound` is not consumed.
     pub lendable: u16,
 }
 
@@ -323,15 +328,16 @@ pub fn prefetch(concurrency: u16, outbound: bool) -> Prefetch {
         jobs,
         outbound,
         lendable: if outbound > 0 {
-            webhooks.min(LENDABLE)
+            (webhooks + jobs).min(LENDABLE)
         } else {
             0
         },
     }
 }
 
-/// The most webhook slots lent to pushes: each lent push holds a connection of
-/// the pool the idle webhooks leave (`worker::run` sizes it).
+/// The most webhook and job slots lent to pushes: each lent push holds a
+/// connection of the pool the idle webhooks and jobs leave (`worker::run` sizes
+/// it).
 pub const LENDABLE: u16 = 12;
 
 /// The pushes a worker makes at once at most: its own slots and the lent ones.
@@ -521,17 +527,21 @@ mod tests {
     }
 
     #[test]
-    fn the_webhooks_lend_their_slots_up_to_lendable_and_only_with_pushes_consumed() {
+    fn webhooks_and_jobs_lend_their_slots_up_to_lendable_and_only_with_pushes_consumed() {
         let lendable = |concurrency, outbound| prefetch(concurrency, outbound).lendable;
         assert_eq!(lendable(16, false), 0, "no pushes, nothing lent");
-        assert_eq!(lendable(16, true), 11, "every webhook slot");
-        assert_eq!(pushes(prefetch(16, true)), 15);
+        assert_eq!(lendable(16, true), 12, "every webhook slot and the job's");
+        assert_eq!(pushes(prefetch(16, true)), 16, "the whole concurrency");
         assert_eq!(lendable(64, true), LENDABLE);
         assert_eq!(pushes(prefetch(64, true)), 20);
-        assert_eq!(lendable(3, true), 1);
+        assert_eq!(lendable(3, true), 2);
         for concurrency in 3..=u16::MAX {
             let split = prefetch(concurrency, true);
-            assert!(split.lendable >= 1 && split.lendable <= split.webhooks.min(LENDABLE));
+            assert!(
+                split.lendable >= 2
+                    && split.lendable <= (split.webhooks + split.jobs).min(LENDABLE)
+            );
+            assert!(pushes(split) <= usize::from(concurrency));
         }
     }
 

@@ -1,16 +1,17 @@
-//! Idle webhook slots lent to pushes (docs/reference.md §10.2, "Slots lent to
-//! pushes").
+//! Idle webhook and job slots lent to pushes (docs/reference.md §10.2, "Slots
+//! lent to pushes").
 //!
 //! A worker's prefetch is split among its consumers ([`prefetch`]): at
 //! concurrency 16, 11 webhooks, 1 job and 4 pushes. When webhooks stop coming
 //! while pushes fill their slots (a backlog after a Jira outage, a bulk change in
 //! the application), 11 slots sit idle and the pushes queue up behind 4. The
-//! [`Lender`] then cancels the webhook consumer and consumes `P.outbound` with
-//! those slots instead, so the worker never holds more than its concurrency. As
-//! soon as webhooks wait in their queue, or the lent consumer has had nothing to
-//! do for [`IDLE`], it cancels the lent consumer and consumes webhooks again:
-//! at once with the slots the lent pushes have left, with the rest once they
-//! finish.
+//! [`Lender`] then cancels the webhook consumer, and the jobs' too when no job
+//! came for [`IDLE`], and consumes `P.outbound` with those slots instead (at
+//! most [`LENDABLE`]), so the worker never holds more than its concurrency. As
+//! soon as webhooks or jobs wait in their queues, or the lent consumer has had
+//! nothing to do for [`IDLE`], it cancels the lent consumer and consumes jobs
+//! and webhooks again: jobs first, then webhooks, at once with the slots the
+//! lent pushes have left, with the rest once they finish.
 //!
 //! The lender runs inside the consumer loop's task (polled by its `select!`),
 //! on the loop's channel: a consumer it starts is handed to the loop through a
@@ -18,6 +19,7 @@
 //! ends the connection's life (the loop reconnects, and starts unlent).
 //!
 //! [`prefetch`]: super::consumer::prefetch
+//! [`LENDABLE`]: super::consumer::LENDABLE
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -159,6 +161,7 @@ impl Busy {
 #[derive(Debug)]
 pub struct Lanes {
     webhooks: Busy,
+    jobs: Busy,
     pushes: Busy,
     lent: Busy,
 }
@@ -167,18 +170,19 @@ impl Lanes {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             webhooks: Busy::new(),
+            jobs: Busy::new(),
             pushes: Busy::new(),
             lent: Busy::new(),
         })
     }
 
-    /// The counter of `lane` (jobs are not watched).
-    fn busy(&self, lane: Lane) -> Option<&Busy> {
+    /// The counter of `lane`.
+    fn busy(&self, lane: Lane) -> &Busy {
         match lane {
-            Lane::Webhooks => Some(&self.webhooks),
-            Lane::Pushes => Some(&self.pushes),
-            Lane::Lent => Some(&self.lent),
-            Lane::Jobs => None,
+            Lane::Webhooks => &self.webhooks,
+            Lane::Jobs => &self.jobs,
+            Lane::Pushes => &self.pushes,
+            Lane::Lent => &self.lent,
         }
     }
 
@@ -186,9 +190,7 @@ impl Lanes {
     /// when its task unwinds: a count left behind would keep the lender
     /// waiting for good).
     pub fn taken(self: &Arc<Self>, lane: Lane) -> InFlight {
-        if let Some(busy) = self.busy(lane) {
-            busy.started();
-        }
+        self.busy(lane).started();
         InFlight {
             lanes: Arc::clone(self),
             lane,
@@ -204,27 +206,49 @@ pub struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(busy) = self.lanes.busy(self.lane) {
-            busy.finished();
+        self.lanes.busy(self.lane).finished();
+    }
+}
+
+/// Whose slots are lent.
+#[derive(Debug, Clone, Copy)]
+enum Share {
+    Webhooks,
+    Jobs,
+}
+
+impl Share {
+    fn lane(self) -> Lane {
+        match self {
+            Self::Webhooks => Lane::Webhooks,
+            Self::Jobs => Lane::Jobs,
         }
     }
 }
 
-/// Lends the webhooks' slots to pushes and takes them back (module docs).
+/// A consumer whose slots are lent: its queue, its share of the prefetch,
+/// and its consumers now (one; two once the slots came back in two parts; none
+/// while they are lent).
+struct Lending {
+    queue: String,
+    share: u16,
+    consumers: Vec<String>,
+}
+
+/// Lends the webhooks' and the jobs' slots to pushes and takes them back
+/// (module docs).
 pub struct Lender {
     /// The loop's channel: the consumers are cancelled and started on it.
     channel: Channel,
-    /// A channel of its own that asks how many webhooks wait (a passive
-    /// declare), so a failure there does not close the loop's.
+    /// A channel of its own that asks how many webhooks and jobs wait (a
+    /// passive declare), so a failure there does not close the loop's.
     probe: Channel,
-    /// `P.webhooks` and `P.outbound`.
-    webhooks: String,
+    webhooks: Lending,
+    jobs: Lending,
+    /// `P.outbound`.
     outbound: String,
     prefetch: Prefetch,
     lanes: Arc<Lanes>,
-    /// The webhook consumers' tags (one, or two once the slots came back in
-    /// two parts): together they hold the webhooks' whole share.
-    webhook_consumers: Vec<String>,
     /// To the loop: consumers to take deliveries from.
     streams: mpsc::UnboundedSender<Deliveries>,
     /// From the loop: the tags of consumers that ended.
@@ -244,12 +268,15 @@ pub struct LoopEnds {
 pub struct Start {
     pub channel: Channel,
     pub probe: Channel,
+    /// `P.webhooks`, `P.jobs` and `P.outbound`.
     pub webhooks: String,
+    pub jobs: String,
     pub outbound: String,
     pub prefetch: Prefetch,
     pub lanes: Arc<Lanes>,
-    /// The webhook consumer the loop started.
+    /// The webhook and job consumers the loop started.
     pub webhook_consumer: String,
+    pub jobs_consumer: String,
 }
 
 impl Lender {
@@ -261,9 +288,17 @@ impl Lender {
         let lender = Self {
             channel: start.channel,
             probe: start.probe,
-            webhooks: start.webhooks,
+            webhooks: Lending {
+                queue: start.webhooks,
+                share: start.prefetch.webhooks,
+                consumers: vec![start.webhook_consumer],
+            },
+            jobs: Lending {
+                queue: start.jobs,
+                share: start.prefetch.jobs,
+                consumers: vec![start.jobs_consumer],
+            },
             outbound: start.outbound,
-            webhook_consumers: vec![start.webhook_consumer],
             prefetch: start.prefetch,
             lanes: start.lanes,
             streams,
@@ -281,86 +316,151 @@ impl Lender {
     /// error that stopped it (the loop then reconnects).
     pub async fn run(mut self) -> anyhow::Error {
         match self.lend_and_return().await {
-            Err(error) => error.context("lending webhook slots to pushes failed"),
+            Err(error) => error.context("lending webhook and job slots to pushes failed"),
             Ok(never) => match never {},
         }
     }
 
     async fn lend_and_return(&mut self) -> anyhow::Result<std::convert::Infallible> {
-        let slots = self.prefetch.lendable;
         loop {
             // Unlent: wait for idle webhooks while every push slot is taken.
             loop {
                 tokio::time::sleep(TICK).await;
+                self.jobs_again().await?;
                 if self.lanes.pushes.in_flight() >= usize::from(self.prefetch.outbound)
                     && self.lanes.webhooks.quiet_for(IDLE)
                 {
                     break;
                 }
             }
-            for tag in std::mem::take(&mut self.webhook_consumers) {
-                self.cancel(&tag).await?;
+            self.cancel_all(Share::Webhooks).await?;
+            // The jobs' slots too, when none came for as long.
+            let jobs_quiet = self.lanes.jobs.quiet_for(IDLE);
+            if jobs_quiet {
+                self.cancel_all(Share::Jobs).await?;
             }
-            // Deliveries that came before the cancel are handled first.
+            // Deliveries that came before the cancels are handled first. A job
+            // that came meanwhile keeps its slot: its consumer comes back once
+            // it is done (`jobs_again`).
             self.wait_until(|lanes| lanes.webhooks.in_flight() == 0)
                 .await;
+            let jobs_lent = jobs_quiet && self.lanes.jobs.in_flight() == 0;
+            let budget = self.webhooks.share + if jobs_lent { self.jobs.share } else { 0 };
+            let slots = budget.min(self.prefetch.lendable);
             let lent = self
                 .consume(&self.outbound.clone(), Lane::Lent, slots)
                 .await?;
             self.lent_slots.set(f64::from(slots));
             tracing::info!(
                 slots,
-                "webhooks are quiet and every push slot is taken: lending the webhooks' slots to pushes"
+                jobs_lent,
+                "webhooks are quiet and every push slot is taken: lending the webhooks' (and, quiet too, the jobs') slots to pushes"
             );
-            // Lent: until webhooks wait, or the pushes are done.
-            let waiting = loop {
+            // Lent: until webhooks or jobs wait, or the pushes are done.
+            let (webhooks_waiting, jobs_waiting) = loop {
                 tokio::time::sleep(TICK).await;
-                let waiting = self
-                    .probe
-                    .queue_declare(
-                        self.webhooks.as_str().into(),
-                        QueueDeclareOptions {
-                            passive: true,
-                            ..QueueDeclareOptions::default()
-                        },
-                        FieldTable::default(),
-                    )
-                    .await
-                    .with_context(|| format!("failed to look at {}", self.webhooks))?
-                    .message_count();
-                if waiting > 0 || self.lanes.lent.quiet_for(IDLE) {
-                    break waiting;
+                if !jobs_lent {
+                    self.jobs_again().await?;
+                }
+                let webhooks = self.waiting(Share::Webhooks).await?;
+                let jobs = self.waiting(Share::Jobs).await?;
+                if webhooks > 0 || jobs > 0 || self.lanes.lent.quiet_for(IDLE) {
+                    break (webhooks, jobs);
                 }
             };
             self.cancel(&lent).await?;
-            // Webhooks get their whole share back: at once what the lent pushes
-            // do not hold (at least one), the rest as they finish.
-            let share = self.prefetch.webhooks;
-            self.wait_until(|lanes| lanes.lent.in_flight() < usize::from(share))
+            // Jobs, then webhooks, get their whole share back: at once what the
+            // lent pushes do not hold (at least a slot each), the rest as they
+            // finish.
+            let owed = if jobs_lent {
+                vec![Share::Jobs, Share::Webhooks]
+            } else {
+                vec![Share::Webhooks]
+            };
+            let mut given = 0;
+            let mut rest = Vec::new();
+            for share_of in owed {
+                self.wait_until(|lanes| {
+                    usize::from(given) + lanes.lent.in_flight() < usize::from(budget)
+                })
                 .await;
-            let free = share.saturating_sub(self.lent_in_flight()).max(1);
-            let tag = self
-                .consume(&self.webhooks.clone(), Lane::Webhooks, free)
-                .await?;
-            self.webhook_consumers.push(tag);
+                let share = self.lending(share_of).share;
+                let part = share.min(budget.saturating_sub(given + self.lent_in_flight()));
+                self.start(share_of, part).await?;
+                given += part;
+                if part < share {
+                    rest.push((share_of, share - part));
+                }
+            }
             tracing::info!(
-                waiting,
-                "webhooks wait or the pushes are done: the webhooks' slots are theirs again"
+                webhooks_waiting,
+                jobs_waiting,
+                "webhooks or jobs wait, or the pushes are done: the lent slots are theirs again"
             );
-            if free < share {
+            if !rest.is_empty() {
                 self.wait_until(|lanes| lanes.lent.in_flight() == 0).await;
-                let tag = self
-                    .consume(&self.webhooks.clone(), Lane::Webhooks, share - free)
-                    .await?;
-                self.webhook_consumers.push(tag);
+                for (share_of, part) in rest {
+                    self.start(share_of, part).await?;
+                }
             }
             self.lent_slots.set(0.0);
         }
     }
 
+    /// The webhooks' or the jobs' consumers.
+    fn lending(&mut self, share: Share) -> &mut Lending {
+        match share {
+            Share::Webhooks => &mut self.webhooks,
+            Share::Jobs => &mut self.jobs,
+        }
+    }
+
+    /// Consumes jobs again once the job that came as their slots were about to
+    /// be lent is done (the slots were not lent: it held them).
+    async fn jobs_again(&mut self) -> anyhow::Result<()> {
+        if self.jobs.consumers.is_empty() && self.lanes.jobs.in_flight() == 0 {
+            self.start(Share::Jobs, self.jobs.share).await?;
+        }
+        Ok(())
+    }
+
+    /// How many messages wait in the queue of `share`'s consumers.
+    async fn waiting(&mut self, share: Share) -> anyhow::Result<u32> {
+        let queue = self.lending(share).queue.clone();
+        Ok(self
+            .probe
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("failed to look at {queue}"))?
+            .message_count())
+    }
+
     /// The lent pushes in flight (at most the lent slots, a `u16`).
     fn lent_in_flight(&self) -> u16 {
         u16::try_from(self.lanes.lent.in_flight()).unwrap_or(u16::MAX)
+    }
+
+    /// Cancels `share`'s consumers.
+    async fn cancel_all(&mut self, share: Share) -> anyhow::Result<()> {
+        for tag in std::mem::take(&mut self.lending(share).consumers) {
+            self.cancel(&tag).await?;
+        }
+        Ok(())
+    }
+
+    /// Consumes the queue of `share`'s consumers with `prefetch` of its share.
+    async fn start(&mut self, share: Share, prefetch: u16) -> anyhow::Result<()> {
+        let queue = self.lending(share).queue.clone();
+        let tag = self.consume(&queue, share.lane(), prefetch).await?;
+        self.lending(share).consumers.push(tag);
+        Ok(())
     }
 
     /// Cancels consumer `tag` and waits until the loop has taken its last delivery.

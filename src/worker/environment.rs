@@ -36,7 +36,8 @@ pub struct Environment {
     pub public_url: String,
     /// Pushes to Jira in progress (their batches hold connections for their
     /// locks): as many permits as the worker holds pushes at most, its own and
-    /// those of the webhook slots lent to them (`queue::consumer::pushes`).
+    /// those of the webhook and job slots lent to them
+    /// (`queue::consumer::pushes`).
     pub pushes: Semaphore,
     /// The pushes waiting to be settled together (`jobs::outbound::batch`).
     pub push_batches: crate::worker::jobs::outbound::batch::Gather,

@@ -99,8 +99,8 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
     // scheduler and the pruner; with outbound sync on, one for the relay and, for
     // pushes to Jira in progress, one per batch of them (held for its locks)
     // and, briefly, one for the batch's echo records (`jobs::outbound::batch`).
-    // Pushes with lent webhook slots (`queue::lending`, at most `LENDABLE`) use
-    // the connections the idle webhooks leave.
+    // Pushes with lent webhook and job slots (`queue::lending`, at most
+    // `LENDABLE`) use the connections the idle webhooks and jobs leave.
     let outbound = args.worker.outbound;
     let pushes = if outbound { environment::PUSHES + 1 } else { 0 };
     let size = usize::from(concurrency).min(READERS) + sync::batch::WRITERS + 1 + pushes;

@@ -1,10 +1,10 @@
-//! A worker's idle webhook slots lent to pushes (docs/reference.md §10.8,
-//! "Slots lent to pushes"), against the real Postgres and RabbitMQ, the real
-//! worker and a fake Jira that checks every call's OAuth signature and answers
-//! each after [`SLOW`]: with a backlog of pushes and no webhooks, a worker at
-//! concurrency 16 has more pushes at Jira at once than its 4 push slots allow,
-//! never more than its 15; a webhook sent meanwhile is applied while pushes still
-//! wait; and every push lands once.
+//! A worker's idle webhook and job slots lent to pushes (docs/reference.md
+//! §10.2, "Slots lent to pushes"), against the real Postgres and RabbitMQ, the
+//! real worker and a fake Jira that checks every call's OAuth signature and
+//! answers each after [`SLOW`]: with a backlog of pushes and no webhooks or
+//! jobs, a worker at concurrency 16 has more pushes at Jira at once than its 4
+//! push slots allow, never more than its 16; a webhook or a job sent meanwhile
+//! is handled while pushes still wait; and every push lands once.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -143,43 +143,97 @@ async fn pushed(s: &Scene) -> i64 {
     .get(0)
 }
 
-/// A worker's prefetch at one concurrency: its webhooks', its pushes', and
-/// the webhook slots it lends (`queue::consumer::prefetch`).
+/// A worker's prefetch at one concurrency: its webhooks', its jobs', its
+/// pushes', and the webhook and job slots it lends
+/// (`queue::consumer::prefetch`).
 struct Split {
     concurrency: u16,
     webhooks: u32,
+    jobs: u32,
     pushes: u32,
     lent: u32,
 }
 
+/// What arrives while the slots are lent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Meanwhile {
+    /// A webhook assigning a group: applied.
+    Webhook,
+    /// A job of a type no worker knows, straight into `P.jobs`: dead-lettered.
+    Job,
+}
+
 #[tokio::test]
 async fn idle_webhook_slots_carry_a_push_backlog_and_come_back_when_a_webhook_waits() {
-    // Every webhook slot lent, and given back in two parts when lent pushes
-    // still run.
-    lent_and_given_back(Split {
-        concurrency: 16,
-        webhooks: 11,
-        pushes: 4,
-        lent: 11,
-    })
+    // Every webhook slot and the job's lent, and given back in parts when lent
+    // pushes still run.
+    lent_and_given_back(
+        Split {
+            concurrency: 16,
+            webhooks: 11,
+            jobs: 1,
+            pushes: 4,
+            lent: 12,
+        },
+        Meanwhile::Webhook,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_lent_job_slot_comes_back_when_a_job_waits() {
+    lent_and_given_back(
+        Split {
+            concurrency: 16,
+            webhooks: 11,
+            jobs: 1,
+            pushes: 4,
+            lent: 12,
+        },
+        Meanwhile::Job,
+    )
     .await;
 }
 
 #[tokio::test]
 async fn at_a_high_concurrency_twelve_slots_are_lent_and_the_webhooks_get_their_whole_share_back() {
-    lent_and_given_back(Split {
-        concurrency: 64,
-        webhooks: 52,
-        pushes: 8,
-        lent: 12,
-    })
+    lent_and_given_back(
+        Split {
+            concurrency: 64,
+            webhooks: 52,
+            jobs: 4,
+            pushes: 8,
+            lent: 12,
+        },
+        Meanwhile::Webhook,
+    )
     .await;
 }
 
-/// A backlog of pushes on a worker at `split.concurrency`: the webhooks'
-/// slots are lent to it, a webhook sent meanwhile is applied while pushes
-/// still wait, every push lands once, and the webhooks get their share back.
-async fn lent_and_given_back(split: Split) {
+/// Publishes a job of a type no worker knows straight into `P.jobs`, waiting
+/// for the broker's confirm.
+async fn unknown_job(s: &Scene) {
+    s.channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirm mode");
+    let (_, props) = jirasync::queue::message::job_properties("jira_server.lent_slots_test");
+    jirasync::queue::publisher::publish_confirmed(
+        &s.channel,
+        "",
+        &common::names(&s.settings).jobs(),
+        b"{}",
+        props,
+    )
+    .await
+    .expect("publish confirmed");
+}
+
+/// A backlog of pushes on a worker at `split.concurrency`: the webhooks' and
+/// jobs' slots are lent to it, a webhook or a job sent meanwhile is handled
+/// while pushes still wait, every push lands once, and the webhooks and jobs
+/// get their share back.
+async fn lent_and_given_back(split: Split, meanwhile: Meanwhile) {
     let mut s = Scene::builder()
         .credentials(Some(ACCESS_TOKEN))
         .concurrency(split.concurrency)
@@ -204,30 +258,45 @@ async fn lent_and_given_back(split: Split) {
     )
     .await;
     // The broker's view: the lent slots consume pushes, and nothing consumes
-    // webhooks meanwhile.
+    // webhooks or jobs meanwhile.
     let names = common::names(&s.settings);
-    let (webhooks, outbound) = (names.webhooks(), names.outbound());
+    let (webhooks, jobs, outbound) = (names.webhooks(), names.jobs(), names.outbound());
     let lent = split.pushes + split.lent;
     eventually(
-        "the webhooks' slots lent, as RabbitMQ sees them",
+        "the webhooks' and the jobs' slots lent, as RabbitMQ sees them",
         WAIT,
-        || async { prefetch_of(&webhooks).await == 0 && prefetch_of(&outbound).await == lent },
+        || async {
+            prefetch_of(&webhooks).await == 0
+                && prefetch_of(&jobs).await == 0
+                && prefetch_of(&outbound).await == lent
+        },
     )
     .await;
 
     let sent = Instant::now();
-    s.send(&assignee_changed(
-        "INBOUND-1",
-        jira_user("in@example.org"),
-        T1,
-    ))
-    .await;
-    s.wait_assignee(inbound.group_id, Some(inbound_user)).await;
+    match meanwhile {
+        Meanwhile::Webhook => {
+            s.send(&assignee_changed(
+                "INBOUND-1",
+                jira_user("in@example.org"),
+                T1,
+            ))
+            .await;
+            s.wait_assignee(inbound.group_id, Some(inbound_user)).await;
+        }
+        Meanwhile::Job => {
+            unknown_job(&s).await;
+            eventually("the job is handled (dead-lettered)", WAIT, || async {
+                s.dead_letters().await == 1
+            })
+            .await;
+        }
+    }
     let waited = sent.elapsed();
     let done = pushed(&s).await;
     assert!(
         done < BACKLOG as i64,
-        "the webhook waited for the whole backlog ({done} pushed, {waited:?})"
+        "the {meanwhile:?} waited for the whole backlog ({done} pushed, {waited:?})"
     );
 
     eventually("every push lands", WAIT, || async {
@@ -242,13 +311,14 @@ async fn lent_and_given_back(split: Split) {
             "{key} written once"
         );
     }
-    // Once the lent slots have nothing more to do, webhooks have their whole
-    // share again.
+    // Once the lent slots have nothing more to do, webhooks and jobs have their
+    // whole share again.
     eventually(
-        "the webhooks' slots back, as RabbitMQ sees them",
+        "the webhooks' and the jobs' slots back, as RabbitMQ sees them",
         WAIT,
         || async {
             prefetch_of(&webhooks).await == split.webhooks
+                && prefetch_of(&jobs).await == split.jobs
                 && prefetch_of(&outbound).await == split.pushes
         },
     )
@@ -259,6 +329,11 @@ async fn lent_and_given_back(split: Split) {
         "at most the worker's {lent} slots ({own} of pushes, {} lent): {most} at once",
         split.lent
     );
-    assert_eq!(s.dead_letters().await, 0, "nothing dead-lettered");
+    let unknown = u32::from(meanwhile == Meanwhile::Job);
+    assert_eq!(
+        s.dead_letters().await,
+        unknown,
+        "nothing dead-lettered but an unknown job"
+    );
     s.finish().await;
 }
