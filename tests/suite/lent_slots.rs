@@ -154,6 +154,16 @@ struct Split {
     lent: u32,
 }
 
+/// The default concurrency: every webhook slot and the job's lent, and given
+/// back in parts when lent pushes still run.
+const AT_16: Split = Split {
+    concurrency: 16,
+    webhooks: 11,
+    jobs: 1,
+    pushes: 4,
+    lent: 12,
+};
+
 /// What arrives while the slots are lent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Meanwhile {
@@ -165,34 +175,12 @@ enum Meanwhile {
 
 #[tokio::test]
 async fn idle_webhook_slots_carry_a_push_backlog_and_come_back_when_a_webhook_waits() {
-    // Every webhook slot and the job's lent, and given back in parts when lent
-    // pushes still run.
-    lent_and_given_back(
-        Split {
-            concurrency: 16,
-            webhooks: 11,
-            jobs: 1,
-            pushes: 4,
-            lent: 12,
-        },
-        Meanwhile::Webhook,
-    )
-    .await;
+    lent_and_given_back(AT_16, Meanwhile::Webhook).await;
 }
 
 #[tokio::test]
 async fn the_lent_job_slot_comes_back_when_a_job_waits() {
-    lent_and_given_back(
-        Split {
-            concurrency: 16,
-            webhooks: 11,
-            jobs: 1,
-            pushes: 4,
-            lent: 12,
-        },
-        Meanwhile::Job,
-    )
-    .await;
+    lent_and_given_back(AT_16, Meanwhile::Job).await;
 }
 
 #[tokio::test]
