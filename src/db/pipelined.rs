@@ -72,19 +72,44 @@ pub fn is_aborted(error: &Error) -> bool {
     error.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
 }
 
+/// An error that may only say its transaction was aborted by an earlier
+/// statement's (25P02), as [`statements!`](crate::statements) asks of each: a
+/// statement's own, or a handler's failure made of one.
+pub trait Aborted {
+    /// Whether this only says the transaction was aborted.
+    fn is_aborted(&self) -> bool;
+}
+
+impl Aborted for Error {
+    fn is_aborted(&self) -> bool {
+        is_aborted(self)
+    }
+}
+
 /// The error of statements sent together in one transaction: the one that
 /// failed, not the others' [aborted](is_aborted) answers, whichever was polled
 /// first (`tokio::join!` turns its starting point; and even an in-order join
 /// can meet an aborted answer first, see [`statements!`](crate::statements)).
 pub fn root_cause(results: impl IntoIterator<Item = Result<(), Error>>) -> Result<(), Error> {
-    let mut first = None;
-    for error in results.into_iter().filter_map(Result::err) {
-        if !is_aborted(&error) {
-            return Err(error);
+    values(results).map(drop)
+}
+
+/// The values of statements sent together in one transaction, in order, or
+/// the error of the one that failed rather than the others' [aborted](Aborted)
+/// answers.
+pub fn values<T, E: Aborted>(results: impl IntoIterator<Item = Result<T, E>>) -> Result<Vec<T>, E> {
+    let mut values = Vec::new();
+    let mut aborted = None;
+    for result in results {
+        match result {
+            Ok(value) => values.push(value),
+            Err(error) if !error.is_aborted() => return Err(error),
+            Err(error) => {
+                aborted.get_or_insert(error);
+            }
         }
-        first.get_or_insert(error);
     }
-    first.map_or(Ok(()), Err)
+    aborted.map_or(Ok(values), Err)
 }
 
 /// Awaits the futures of statements sent together in one transaction, each
@@ -95,6 +120,9 @@ pub fn root_cause(results: impl IntoIterator<Item = Result<(), Error>>) -> Resul
 /// statement first sends it only once the prepare is answered, after
 /// statements of the futures polled after it, so its aborted answer can come
 /// first (a dead letter then named 25P02, not the missing table).
+///
+/// The futures' errors may be any [`Aborted`] type (statements' own errors, or
+/// a handler's `Failure`s), all of one type.
 #[macro_export]
 macro_rules! statements {
     ($($name:ident = $future:expr),+ $(,)?) => {{
@@ -102,7 +130,7 @@ macro_rules! statements {
         // The statement's own error first, wherever it stands.
         $(
             let $name = match $name {
-                Err(error) if !$crate::db::pipelined::is_aborted(&error) => {
+                Err(error) if !$crate::db::pipelined::Aborted::is_aborted(&error) => {
                     return Err(error.into());
                 }
                 other => other,

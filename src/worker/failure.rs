@@ -15,13 +15,17 @@ use crate::worker::outcome::Outcome;
 /// table and constraint, and the hint, or what broke the connection (tokio-postgres's own `Display` says
 /// only "db error").
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DatabaseError(String);
+#[error("{text}")]
+pub struct DatabaseError {
+    text: String,
+    /// It only says the transaction was aborted by an earlier error (25P02).
+    aborted: bool,
+}
 
 impl DatabaseError {
     fn new(error: &tokio_postgres::Error) -> Self {
         let Some(db) = error.as_db_error() else {
-            return Self(format!("database connection failed: {}", chain(error)));
+            return Self::other(format!("database connection failed: {}", chain(error)));
         };
         let mut text = format!(
             "database error {} ({}): {}",
@@ -38,7 +42,34 @@ impl DatabaseError {
         if let Some(hint) = db.hint() {
             text.push_str(&format!("; hint: {hint}"));
         }
-        Self(text)
+        Self {
+            text,
+            aborted: crate::db::pipelined::is_aborted(error),
+        }
+    }
+
+    /// A failure that names no aborted transaction.
+    fn other(text: String) -> Self {
+        Self {
+            text,
+            aborted: false,
+        }
+    }
+}
+
+impl crate::db::pipelined::Aborted for Failure {
+    /// Whether its database error only says the transaction was aborted by an
+    /// earlier one (`statements!` then names the earlier one).
+    fn is_aborted(&self) -> bool {
+        let error = match self {
+            Self::Passing(error) | Self::Outage(error) => error,
+            Self::DependencyDown { error, .. } | Self::Permanent { error, .. } => error,
+        };
+        error.chain().any(|cause| {
+            cause
+                .downcast_ref::<DatabaseError>()
+                .is_some_and(|db| db.aborted)
+        })
     }
 }
 
@@ -117,7 +148,7 @@ impl From<deadpool_postgres::PoolError> for Failure {
 /// message among several that share one error.
 pub fn pool(error: &deadpool_postgres::PoolError) -> Failure {
     let text = format!("database unavailable: {}", chain(error));
-    Failure::Outage(anyhow::Error::new(DatabaseError(text)))
+    Failure::Outage(anyhow::Error::new(DatabaseError::other(text)))
 }
 
 /// Whether `error` says Postgres cannot be reached: the connection closed or

@@ -4,13 +4,16 @@
 //! batches that share issues wait for each other and never deadlock; and of
 //! statements sent together, the one that failed is named, not the others'
 //! "transaction aborted" — also when a statement prepared first is sent after
-//! the one that failed (`jirasync::statements!`, which webhook batches use).
+//! the one that failed (`jirasync::statements!`, which webhook batches use),
+//! and when the statements are a push's reads, failing as a handler's
+//! `Failure`s.
 
 use std::time::Duration;
 
 use jirasync::config::Settings;
 use jirasync::db::pipelined;
 use jirasync::outbound::claim;
+use jirasync::queue::handler::Failure;
 use tokio_postgres::error::SqlState;
 
 use crate::common::{self, eventually};
@@ -135,4 +138,63 @@ async fn a_statement_prepared_first_but_sent_after_the_failed_one_does_not_name_
         .await
         .expect_err("b failed");
     assert_eq!(error.code(), Some(&SqlState::UNDEFINED_TABLE), "{error}");
+}
+
+/// A push's reads, as `jirasync::statements!` joins them: each future fails
+/// as a handler's `Failure`.
+async fn joined_reads<A, B>(a: A, b: B) -> Result<(), Failure>
+where
+    A: Future<Output = Result<u64, Failure>>,
+    B: Future<Output = Result<u64, Failure>>,
+{
+    jirasync::statements!(a = a, b = b);
+    Ok(())
+}
+
+#[tokio::test]
+async fn of_a_pushs_reads_sent_together_the_one_that_failed_is_named() {
+    let settings = common::migrated().await;
+    let db = common::db(&settings).await;
+    db.batch_execute("BEGIN").await.expect("begin");
+    // As above: `a`'s aborted answer comes first, `b` failed.
+    let mut a = std::pin::pin!(db.execute("SELECT $1::int", &[&1]));
+    let b = db.execute("SELECT * FROM no_such_table WHERE 1 = $1::int", &[&1]);
+    let mut b = std::pin::pin!(b);
+    assert!(futures_util::poll!(a.as_mut()).is_pending());
+    assert!(futures_util::poll!(b.as_mut()).is_pending());
+    let a = a.await.map_err(Failure::from);
+    let b = b.await.map_err(Failure::from);
+    let (a_text, b_text) = (
+        a.as_ref().expect_err("aborted").to_string(),
+        b.as_ref().expect_err("no such table").to_string(),
+    );
+    assert!(a_text.contains("25P02"), "{a_text}");
+    assert!(b_text.contains("42P01"), "{b_text}");
+    // A push's reads in one join, and a batch's pushes' in a list.
+    let error = joined_reads(std::future::ready(a), std::future::ready(b))
+        .await
+        .expect_err("b failed");
+    assert!(error.to_string().contains("42P01"), "{error}");
+    // A batch's pushes' reads, as a list (`pipelined::values`).
+    db.batch_execute("ROLLBACK; BEGIN").await.expect("begin");
+    let missing = failure(&db, "SELECT * FROM no_such_table").await;
+    let mut aborted = Vec::new();
+    for _ in 0..3 {
+        aborted.push(failure(&db, "SELECT 1").await);
+    }
+    let (first, second, third) = (aborted.remove(0), aborted.remove(0), aborted.remove(0));
+    let error =
+        pipelined::values([Err(first), Ok(1), Err(missing), Err(second)]).expect_err("one failed");
+    assert!(error.to_string().contains("42P01"), "{error}");
+    let error = pipelined::values([Ok(1), Err(third)]).expect_err("only aborted");
+    assert!(error.to_string().contains("25P02"), "{error}");
+    assert_eq!(
+        pipelined::values([Ok::<_, Failure>(1), Ok(2)]).ok(),
+        Some(vec![1, 2])
+    );
+}
+
+/// The failure of `sql`, which fails.
+async fn failure(db: &tokio_postgres::Client, sql: &str) -> Failure {
+    Failure::from(db.execute(sql, &[]).await.expect_err("fails"))
 }

@@ -118,11 +118,14 @@ impl Access {
     /// Reads the integration, its credentials, and its Jira's last 429.
     async fn read(env: &Environment, tx: &Object, integration_id: i64) -> Result<Self, Failure> {
         let keys = env.pool.keys();
-        let (integration, credentials, throttled) = futures_util::try_join!(
-            async { Ok::<_, Failure>(integration::by_id(tx, keys, integration_id).await?) },
-            async { Ok::<_, Failure>(integration::credentials(tx, keys, integration_id).await?) },
-            async { Ok::<_, Failure>(throttled(tx, integration_id).await?) },
-        )?;
+        let (integration, credentials, throttled) = crate::statements!(
+            integration =
+                async { Ok::<_, Failure>(integration::by_id(tx, keys, integration_id).await?) },
+            credentials = async {
+                Ok::<_, Failure>(integration::credentials(tx, keys, integration_id).await?)
+            },
+            throttled = async { Ok::<_, Failure>(throttled(tx, integration_id).await?) },
+        );
         Ok(Self {
             integration,
             credentials,
@@ -160,10 +163,10 @@ impl Found {
     pub async fn read(tx: &Object, push: &Push, claim: Claim) -> Result<Self, Failure> {
         let (key, state) = match claim {
             Claim::Superseded => (None, None),
-            Claim::Current(_) => futures_util::try_join!(
-                async { Ok::<_, Failure>(claim::target_key(tx, push).await?) },
-                current(tx, push),
-            )?,
+            Claim::Current(_) => crate::statements!(
+                key = async { Ok::<_, Failure>(claim::target_key(tx, push).await?) },
+                state = current(tx, push),
+            ),
         };
         Ok(Self { claim, key, state })
     }

@@ -26,13 +26,13 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::join_all;
 use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
 
 use super::combine::Combine;
 use super::{Access, Found, Push, Settled, calls_jira, decide, write_decided};
-use crate::db::pipelined::Pipelined;
+use crate::db::pipelined::{self, Pipelined};
 use crate::outbound::{Kind, claim, echo};
 use crate::queue::handler::Failure;
 use crate::worker::environment::Environment;
@@ -206,10 +206,10 @@ async fn together(env: &Environment, batch: &[Asked]) -> Result<Vec<Settled>, Fa
     let pushes = batch.iter().map(|asked| &asked.push);
     // Sent together: `BEGIN` and how the statements are planned, the locks,
     // the rows.
-    let ((), claims) = futures_util::try_join!(
-        async { Ok::<_, Failure>(tx.begin(PUSH_PLANS).await?) },
-        async { Ok::<_, Failure>(claim::claim_all(tx.client(), pushes).await?) },
-    )?;
+    let ((), claims) = crate::statements!(
+        begun = async { Ok::<_, Failure>(tx.begin(PUSH_PLANS).await?) },
+        claims = async { Ok::<_, Failure>(claim::claim_all(tx.client(), pushes).await?) },
+    );
     let db = tx.client();
     // Only pushes that may call Jira read (and open) their integration.
     let integrations: BTreeSet<i64> = batch
@@ -218,19 +218,24 @@ async fn together(env: &Environment, batch: &[Asked]) -> Result<Vec<Settled>, Fa
         .filter(|(asked, claim)| calls_jira(&asked.push, claim))
         .map(|(asked, _)| asked.push.integration_id)
         .collect();
-    // Sent together: the integrations and every push's reads.
-    let (access, found) = futures_util::try_join!(
-        try_join_all(
+    // Sent together: the integrations and every push's reads; of their
+    // errors, the statement's that failed, not the others' aborted answers.
+    let (access, found) = futures_util::join!(
+        join_all(
             integrations
                 .into_iter()
                 .map(|id| async move { Ok::<_, Failure>((id, Access::read(env, db, id).await?)) }),
         ),
-        try_join_all(batch.iter().zip(claims).map(|(asked, claim)| Found::read(
+        join_all(batch.iter().zip(claims).map(|(asked, claim)| Found::read(
             db,
             &asked.push,
             claim
         ))),
-    )?;
+    );
+    let (access, found) = crate::statements!(
+        access = std::future::ready(pipelined::values(access)),
+        found = std::future::ready(pipelined::values(found)),
+    );
     let access: HashMap<i64, Access> = access.into_iter().collect();
     let echoes = Echoes::default();
     let decisions = batch.iter().zip(found).map(|(asked, found)| {
