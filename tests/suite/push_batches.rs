@@ -117,12 +117,16 @@ where
     Ok(())
 }
 
-#[tokio::test]
-async fn a_statement_prepared_first_but_sent_after_the_failed_one_does_not_name_the_batch() {
-    let settings = common::migrated().await;
-    let db = common::db(&settings).await;
+/// Two statements sent together in a transaction, `a` prepared first but sent
+/// after `b` failed at its prepare (no such table): their answers, `a`'s the
+/// aborted one.
+async fn aborted_before_the_failure(
+    db: &tokio_postgres::Client,
+) -> (
+    Result<u64, tokio_postgres::Error>,
+    Result<u64, tokio_postgres::Error>,
+) {
     db.batch_execute("BEGIN").await.expect("begin");
-    // `a` prepares, then executes; `b` fails at its prepare (no such table).
     let mut a = std::pin::pin!(db.execute("SELECT $1::int", &[&1]));
     let b = db.execute("SELECT * FROM no_such_table WHERE 1 = $1::int", &[&1]);
     let mut b = std::pin::pin!(b);
@@ -132,9 +136,17 @@ async fn a_statement_prepared_first_but_sent_after_the_failed_one_does_not_name_
     assert!(futures_util::poll!(b.as_mut()).is_pending());
     let a = a.await;
     assert!(a.as_ref().is_err_and(pipelined::is_aborted), "{a:?}");
+    (a, b.await)
+}
+
+#[tokio::test]
+async fn a_statement_prepared_first_but_sent_after_the_failed_one_does_not_name_the_batch() {
+    let settings = common::migrated().await;
+    let db = common::db(&settings).await;
+    let (a, b) = aborted_before_the_failure(&db).await;
     // `a`'s aborted answer is there first, as when a batch's join is polled
     // late: an in-order join would name it.
-    let error = joined(std::future::ready(a), b)
+    let error = joined(std::future::ready(a), std::future::ready(b))
         .await
         .expect_err("b failed");
     assert_eq!(error.code(), Some(&SqlState::UNDEFINED_TABLE), "{error}");
@@ -155,15 +167,9 @@ where
 async fn of_a_pushs_reads_sent_together_the_one_that_failed_is_named() {
     let settings = common::migrated().await;
     let db = common::db(&settings).await;
-    db.batch_execute("BEGIN").await.expect("begin");
     // As above: `a`'s aborted answer comes first, `b` failed.
-    let mut a = std::pin::pin!(db.execute("SELECT $1::int", &[&1]));
-    let b = db.execute("SELECT * FROM no_such_table WHERE 1 = $1::int", &[&1]);
-    let mut b = std::pin::pin!(b);
-    assert!(futures_util::poll!(a.as_mut()).is_pending());
-    assert!(futures_util::poll!(b.as_mut()).is_pending());
-    let a = a.await.map_err(Failure::from);
-    let b = b.await.map_err(Failure::from);
+    let (a, b) = aborted_before_the_failure(&db).await;
+    let (a, b) = (a.map_err(Failure::from), b.map_err(Failure::from));
     let (a_text, b_text) = (
         a.as_ref().expect_err("aborted").to_string(),
         b.as_ref().expect_err("no such table").to_string(),
