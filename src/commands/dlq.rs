@@ -10,7 +10,7 @@ mod print;
 
 use anyhow::Context;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 use serde::Serialize;
@@ -299,18 +299,10 @@ impl DeadLetters {
 }
 
 async fn depth(channel: &Channel, queue: &str) -> anyhow::Result<usize> {
-    let declared = channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
+    let waiting = crate::queue::topology::waiting(channel, queue)
         .await
         .with_context(|| format!("queue {queue} does not exist; run `jirasync migrate` first"))?;
-    Ok(usize::try_from(declared.message_count()).unwrap_or(usize::MAX))
+    Ok(usize::try_from(waiting).unwrap_or(usize::MAX))
 }
 
 /// The entry of a dead letter, whether the worker or the broker dead-lettered it;

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -203,22 +201,9 @@ pub async fn queues(console: &Console) -> anyhow::Result<Vec<Queue>> {
             .create_channel()
             .await
             .context("failed to open a channel")?;
-        let declared = channel
-            .queue_declare(
-                name.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        match declared {
-            Ok(queue) => {
-                queues.push(Queue {
-                    name,
-                    messages: queue.message_count(),
-                });
+        match crate::queue::topology::waiting(&channel, &name).await {
+            Ok(messages) => {
+                queues.push(Queue { name, messages });
                 let _ = channel.close(200, "done".into()).await;
             }
             Err(error) => failed = Some(format!("{name}: {error}")),

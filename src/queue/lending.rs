@@ -30,7 +30,6 @@ use anyhow::Context;
 use futures_util::{Stream, StreamExt};
 use lapin::Channel;
 use lapin::message::Delivery;
-use lapin::options::QueueDeclareOptions;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::mpsc;
@@ -427,19 +426,9 @@ impl Lender {
     /// How many messages wait in the queue of `share`'s consumers.
     async fn waiting(&mut self, share: Share) -> anyhow::Result<u32> {
         let queue = self.lending(share).queue.clone();
-        Ok(self
-            .probe
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        super::topology::waiting(&self.probe, &queue)
             .await
-            .with_context(|| format!("failed to look at {queue}"))?
-            .message_count())
+            .with_context(|| format!("failed to look at {queue}"))
     }
 
     /// The lent pushes in flight (at most the lent slots, a `u16`).

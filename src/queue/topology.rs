@@ -118,6 +118,23 @@ pub async fn declare_fanout(channel: &Channel, name: &str) -> anyhow::Result<()>
         .with_context(|| format!("failed to declare exchange {name}"))
 }
 
+/// How many messages wait in `queue` (ready, not delivered), by a passive
+/// declare: it declares nothing, and fails, closing `channel`, when the queue
+/// does not exist.
+pub async fn waiting(channel: &Channel, queue: &str) -> lapin::Result<u32> {
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(declared.message_count())
+}
+
 /// Messages a listener's queue holds at most: one that falls behind drops the
 /// oldest (the default overflow, `drop-head`) rather than filling the broker.
 pub const LISTENER_QUEUE_MAX_LENGTH: i64 = 10_000;
