@@ -187,25 +187,27 @@ async fn consume_on<H: Handler>(
         queues.push((config.names.outbound(), Lane::Pushes, prefetch.outbound));
     }
     let mut streams = Vec::new();
-    let (mut webhook_consumer, mut jobs_consumer) = (String::new(), String::new());
+    let (mut webhook_consumer, mut jobs_consumer, mut pushes_consumer) =
+        (String::new(), String::new(), String::new());
     for (queue, lane, prefetch) in queues {
         let consumer = lending::consume(&channel, &queue, prefetch).await?;
         match lane {
             Lane::Webhooks => webhook_consumer = consumer.tag().to_string(),
             Lane::Jobs => jobs_consumer = consumer.tag().to_string(),
-            Lane::Pushes | Lane::Lent => {}
+            Lane::Pushes => pushes_consumer = consumer.tag().to_string(),
+            Lane::LentToPushes | Lane::LentToWebhooks => {}
         }
         streams.push(lending::deliveries(lane, queue, consumer));
     }
     let mut deliveries = futures_util::stream::select_all(streams);
     let lanes = Lanes::new();
-    // With pushes consumed, idle webhook and job slots are lent to them
-    // (`lending`).
+    // With pushes consumed, idle webhook and job slots are lent to them, and
+    // idle push and job slots to webhooks (`lending`).
     let (mut lender, mut ends): (Lending, _) = if config.outbound {
         let probe = connection
             .create_channel()
             .await
-            .context("failed to open the channel that watches the webhook queue")?;
+            .context("failed to open the channel that watches the queues of lent slots")?;
         let (lender, ends) = Lender::new(lending::Start {
             channel: channel.clone(),
             probe,
@@ -216,6 +218,7 @@ async fn consume_on<H: Handler>(
             lanes: Arc::clone(&lanes),
             webhook_consumer,
             jobs_consumer,
+            pushes_consumer,
         });
         (Box::pin(lender.run()), Some(ends))
     } else {
@@ -343,6 +346,15 @@ pub const LENDABLE: u16 = 12;
 /// The pushes a worker makes at once at most: its own slots and the lent ones.
 pub fn pushes(prefetch: Prefetch) -> usize {
     usize::from(prefetch.outbound + prefetch.lendable)
+}
+
+/// The most webhooks a worker holds at once: its own slots and, when it consumes
+/// pushes, theirs and the jobs' lent while both are quiet (`lending`).
+pub fn webhooks_at_most(prefetch: Prefetch) -> u16 {
+    match prefetch.outbound {
+        0 => prefetch.webhooks,
+        pushes => prefetch.webhooks + pushes + prefetch.jobs,
+    }
 }
 
 /// The lender's fate: its error, or never.
@@ -514,7 +526,7 @@ async fn guarded<H: Handler>(
 
 #[cfg(test)]
 mod tests {
-    use super::{LENDABLE, Prefetch, prefetch, pushes};
+    use super::{LENDABLE, Prefetch, prefetch, pushes, webhooks_at_most};
 
     fn split(concurrency: u16, outbound: bool) -> (u16, u16, u16) {
         let Prefetch {
@@ -542,6 +554,16 @@ mod tests {
                     && split.lendable <= (split.webhooks + split.jobs).min(LENDABLE)
             );
             assert!(pushes(split) <= usize::from(concurrency));
+        }
+    }
+
+    #[test]
+    fn pushes_and_jobs_lend_their_slots_to_webhooks_only_when_pushes_are_consumed() {
+        assert_eq!(webhooks_at_most(prefetch(16, true)), 16, "11 + 4 + 1");
+        assert_eq!(webhooks_at_most(prefetch(64, true)), 64, "52 + 8 + 4");
+        assert_eq!(webhooks_at_most(prefetch(16, false)), 15, "no lender");
+        for concurrency in 3..=u16::MAX {
+            assert_eq!(webhooks_at_most(prefetch(concurrency, true)), concurrency);
         }
     }
 

@@ -1,5 +1,5 @@
-//! Idle webhook and job slots lent to pushes (docs/reference.md §10.2, "Slots
-//! lent to pushes").
+//! Idle slots lent (docs/reference.md §10.2, "Slots lent"): the webhooks' and
+//! jobs' to pushes, the pushes' and jobs' to webhooks.
 //!
 //! A worker's prefetch is split among its consumers ([`prefetch`]): at
 //! concurrency 16, 11 webhooks, 1 job and 4 pushes. When webhooks stop coming
@@ -12,6 +12,14 @@
 //! nothing to do for [`IDLE`], it cancels the lent consumer and consumes jobs
 //! and webhooks again: jobs first, then webhooks, at once with the slots the
 //! lent pushes have left, with the rest once they finish.
+//!
+//! The other way round, when pushes have been quiet for [`IDLE`] while every
+//! webhook slot is taken (a burst of webhooks, a backlog after an outage), the
+//! pushes' slots, and the jobs' when as quiet, are lent to webhooks the same
+//! way: a second consumer of `P.webhooks` takes them, so a worker's batches
+//! grow (at 16, 16 webhooks in flight instead of 11: each webhook's share of a
+//! batch's statements and commit shrinks). Pushes or jobs waiting in their
+//! queues take them back.
 //!
 //! The lender runs inside the consumer loop's task (polled by its `select!`),
 //! on the loop's channel: a consumer it starts is handed to the loop through a
@@ -54,8 +62,10 @@ pub enum Lane {
     Jobs,
     /// `P.outbound`, with the pushes' own slots.
     Pushes,
-    /// `P.outbound`, with the webhooks' slots lent.
-    Lent,
+    /// `P.outbound`, with the webhooks' (and jobs') slots lent.
+    LentToPushes,
+    /// `P.webhooks`, with the pushes' (and jobs') slots lent.
+    LentToWebhooks,
 }
 
 /// What a consumer's stream yields: a delivery (its lane and queue), then, once
@@ -162,7 +172,8 @@ pub struct Lanes {
     webhooks: Busy,
     jobs: Busy,
     pushes: Busy,
-    lent: Busy,
+    lent_to_pushes: Busy,
+    lent_to_webhooks: Busy,
 }
 
 impl Lanes {
@@ -171,7 +182,8 @@ impl Lanes {
             webhooks: Busy::new(),
             jobs: Busy::new(),
             pushes: Busy::new(),
-            lent: Busy::new(),
+            lent_to_pushes: Busy::new(),
+            lent_to_webhooks: Busy::new(),
         })
     }
 
@@ -181,7 +193,8 @@ impl Lanes {
             Lane::Webhooks => &self.webhooks,
             Lane::Jobs => &self.jobs,
             Lane::Pushes => &self.pushes,
-            Lane::Lent => &self.lent,
+            Lane::LentToPushes => &self.lent_to_pushes,
+            Lane::LentToWebhooks => &self.lent_to_webhooks,
         }
     }
 
@@ -214,6 +227,7 @@ impl Drop for InFlight {
 enum Share {
     Webhooks,
     Jobs,
+    Pushes,
 }
 
 impl Share {
@@ -221,8 +235,67 @@ impl Share {
         match self {
             Self::Webhooks => Lane::Webhooks,
             Self::Jobs => Lane::Jobs,
+            Self::Pushes => Lane::Pushes,
         }
     }
+}
+
+/// Who the slots are lent to.
+#[derive(Debug, Clone, Copy)]
+enum Borrower {
+    /// Pushes take the webhooks' slots (and the jobs').
+    Pushes,
+    /// Webhooks take the pushes' slots (and the jobs').
+    Webhooks,
+}
+
+impl Borrower {
+    /// The share lent whenever slots are lent to it (the jobs' is lent too when
+    /// they are quiet).
+    fn lender(self) -> Share {
+        match self {
+            Self::Pushes => Share::Webhooks,
+            Self::Webhooks => Share::Pushes,
+        }
+    }
+
+    /// The lane of the deliveries it takes with lent slots.
+    fn lane(self) -> Lane {
+        match self {
+            Self::Pushes => Lane::LentToPushes,
+            Self::Webhooks => Lane::LentToWebhooks,
+        }
+    }
+
+    /// Its own share, whose queue it consumes with the lent slots too.
+    fn own(self) -> Share {
+        match self {
+            Self::Pushes => Share::Pushes,
+            Self::Webhooks => Share::Webhooks,
+        }
+    }
+
+    /// The most slots lent to it: each lent push holds a pool connection
+    /// ([`LENDABLE`](super::consumer::LENDABLE)); webhooks share the batch writers'.
+    fn most(self, prefetch: Prefetch) -> u16 {
+        match self {
+            Self::Pushes => prefetch.lendable,
+            Self::Webhooks => u16::MAX,
+        }
+    }
+
+    /// The label of `jirasync_worker_lent_slots`.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Pushes => "pushes",
+            Self::Webhooks => "webhooks",
+        }
+    }
+}
+
+/// `jirasync_worker_lent_slots{to}`: the slots lent to `borrower` now.
+fn lent_slots(borrower: Borrower) -> metrics::Gauge {
+    metrics::gauge!("jirasync_worker_lent_slots", "to" => borrower.label())
 }
 
 /// A consumer whose slots are lent: its queue, its share of the prefetch,
@@ -234,25 +307,23 @@ struct Lending {
     consumers: Vec<String>,
 }
 
-/// Lends the webhooks' and the jobs' slots to pushes and takes them back
-/// (module docs).
+/// Lends the webhooks' and the jobs' slots to pushes, or the pushes' and the
+/// jobs' to webhooks, and takes them back (module docs).
 pub struct Lender {
     /// The loop's channel: the consumers are cancelled and started on it.
     channel: Channel,
-    /// A channel of its own that asks how many webhooks and jobs wait (a
-    /// passive declare), so a failure there does not close the loop's.
+    /// A channel of its own that asks how many messages wait in the lenders'
+    /// queues (a passive declare), so a failure there does not close the loop's.
     probe: Channel,
     webhooks: Lending,
     jobs: Lending,
-    /// `P.outbound`.
-    outbound: String,
+    pushes: Lending,
     prefetch: Prefetch,
     lanes: Arc<Lanes>,
     /// To the loop: consumers to take deliveries from.
     streams: mpsc::UnboundedSender<Deliveries>,
     /// From the loop: the tags of consumers that ended.
     ended: mpsc::UnboundedReceiver<String>,
-    lent_slots: metrics::Gauge,
 }
 
 /// The loop's ends of a [`Lender`]'s channels.
@@ -273,17 +344,19 @@ pub struct Start {
     pub outbound: String,
     pub prefetch: Prefetch,
     pub lanes: Arc<Lanes>,
-    /// The webhook and job consumers the loop started.
+    /// The webhook, job and push consumers the loop started.
     pub webhook_consumer: String,
     pub jobs_consumer: String,
+    pub pushes_consumer: String,
 }
 
 impl Lender {
     pub fn new(start: Start) -> (Self, LoopEnds) {
         let (streams, streams_rx) = mpsc::unbounded_channel();
         let (ended_tx, ended) = mpsc::unbounded_channel();
-        let lent_slots = metrics::gauge!("jirasync_worker_lent_slots");
-        lent_slots.set(0.0);
+        for borrower in [Borrower::Pushes, Borrower::Webhooks] {
+            lent_slots(borrower).set(0.0);
+        }
         let lender = Self {
             channel: start.channel,
             probe: start.probe,
@@ -297,12 +370,15 @@ impl Lender {
                 share: start.prefetch.jobs,
                 consumers: vec![start.jobs_consumer],
             },
-            outbound: start.outbound,
+            pushes: Lending {
+                queue: start.outbound,
+                share: start.prefetch.outbound,
+                consumers: vec![start.pushes_consumer],
+            },
             prefetch: start.prefetch,
             lanes: start.lanes,
             streams,
             ended,
-            lent_slots,
         };
         let ends = LoopEnds {
             streams: streams_rx,
@@ -315,102 +391,122 @@ impl Lender {
     /// error that stopped it (the loop then reconnects).
     pub async fn run(mut self) -> anyhow::Error {
         match self.lend_and_return().await {
-            Err(error) => error.context("lending webhook and job slots to pushes failed"),
+            Err(error) => error.context("lending idle slots failed"),
             Ok(never) => match never {},
         }
     }
 
     async fn lend_and_return(&mut self) -> anyhow::Result<std::convert::Infallible> {
         loop {
-            // Unlent: wait for idle webhooks while every push slot is taken.
-            loop {
+            // Unlent: wait for one side quiet while the other takes every slot of its own.
+            let borrower = loop {
                 tokio::time::sleep(TICK).await;
                 self.jobs_again().await?;
-                if self.lanes.pushes.in_flight() >= usize::from(self.prefetch.outbound)
-                    && self.lanes.webhooks.quiet_for(IDLE)
+                let lanes = &self.lanes;
+                if lanes.pushes.in_flight() >= usize::from(self.prefetch.outbound)
+                    && lanes.webhooks.quiet_for(IDLE)
                 {
-                    break;
+                    break Borrower::Pushes;
                 }
-            }
-            self.cancel_all(Share::Webhooks).await?;
-            // The jobs' slots too, when none came for as long.
-            let jobs_quiet = self.lanes.jobs.quiet_for(IDLE);
-            if jobs_quiet {
-                self.cancel_all(Share::Jobs).await?;
-            }
-            // Deliveries that came before the cancels are handled first. A job
-            // that came meanwhile keeps its slot: its consumer comes back once
-            // it is done (`jobs_again`).
-            self.wait_until(|lanes| lanes.webhooks.in_flight() == 0)
-                .await;
-            let jobs_lent = jobs_quiet && self.lanes.jobs.in_flight() == 0;
-            let budget = self.webhooks.share + if jobs_lent { self.jobs.share } else { 0 };
-            let slots = budget.min(self.prefetch.lendable);
-            let lent = self
-                .consume(&self.outbound.clone(), Lane::Lent, slots)
-                .await?;
-            self.lent_slots.set(f64::from(slots));
-            tracing::info!(
-                slots,
-                jobs_lent,
-                "webhooks are quiet and every push slot is taken: lending the webhooks' (and, quiet too, the jobs') slots to pushes"
-            );
-            // Lent: until webhooks or jobs wait, or the pushes are done.
-            let (webhooks_waiting, jobs_waiting) = loop {
-                tokio::time::sleep(TICK).await;
-                if !jobs_lent {
-                    self.jobs_again().await?;
-                }
-                let webhooks = self.waiting(Share::Webhooks).await?;
-                let jobs = self.waiting(Share::Jobs).await?;
-                if webhooks > 0 || jobs > 0 || self.lanes.lent.quiet_for(IDLE) {
-                    break (webhooks, jobs);
+                if lanes.webhooks.in_flight() >= usize::from(self.prefetch.webhooks)
+                    && lanes.pushes.quiet_for(IDLE)
+                {
+                    break Borrower::Webhooks;
                 }
             };
-            self.cancel(&lent).await?;
-            // Jobs, then webhooks, get their whole share back: at once what the
-            // lent pushes do not hold (at least a slot each), the rest as they
-            // finish.
-            let owed = if jobs_lent {
-                vec![Share::Jobs, Share::Webhooks]
-            } else {
-                vec![Share::Webhooks]
-            };
-            let mut given = 0;
-            let mut rest = Vec::new();
-            for share_of in owed {
-                self.wait_until(|lanes| {
-                    usize::from(given) + lanes.lent.in_flight() < usize::from(budget)
-                })
-                .await;
-                let share = self.lending(share_of).share;
-                let part = share.min(budget.saturating_sub(given + self.lent_in_flight()));
-                self.start(share_of, part).await?;
-                given += part;
-                if part < share {
-                    rest.push((share_of, share - part));
-                }
-            }
-            tracing::info!(
-                webhooks_waiting,
-                jobs_waiting,
-                "webhooks or jobs wait, or the pushes are done: the lent slots are theirs again"
-            );
-            if !rest.is_empty() {
-                self.wait_until(|lanes| lanes.lent.in_flight() == 0).await;
-                for (share_of, part) in rest {
-                    self.start(share_of, part).await?;
-                }
-            }
-            self.lent_slots.set(0.0);
+            self.lend(borrower).await?;
         }
     }
 
-    /// The webhooks' or the jobs' consumers.
+    /// Lends the slots of `borrower`'s lender, and the jobs' when no job came
+    /// for [`IDLE`] either, to `borrower` until its lenders' messages wait or it
+    /// has had nothing to do for [`IDLE`]; then gives them back.
+    async fn lend(&mut self, borrower: Borrower) -> anyhow::Result<()> {
+        let lender = borrower.lender();
+        let lent_lane = borrower.lane();
+        self.cancel_all(lender).await?;
+        // The jobs' slots too, when none came for as long.
+        let jobs_quiet = self.lanes.jobs.quiet_for(IDLE);
+        if jobs_quiet {
+            self.cancel_all(Share::Jobs).await?;
+        }
+        // Deliveries that came before the cancels are handled first. A job
+        // that came meanwhile keeps its slot: its consumer comes back once
+        // it is done (`jobs_again`).
+        self.wait_until(|lanes| lanes.busy(lender.lane()).in_flight() == 0)
+            .await;
+        let jobs_lent = jobs_quiet && self.lanes.jobs.in_flight() == 0;
+        let budget = self.lending(lender).share + if jobs_lent { self.jobs.share } else { 0 };
+        let slots = budget.min(borrower.most(self.prefetch));
+        let queue = self.lending(borrower.own()).queue.clone();
+        let lent = self.consume(&queue, lent_lane, slots).await?;
+        lent_slots(borrower).set(f64::from(slots));
+        tracing::info!(
+            slots,
+            jobs_lent,
+            to = borrower.label(),
+            "one side is quiet and the other takes every slot of its own: lending the quiet side's (and, quiet too, the jobs') slots"
+        );
+        // Lent: until the lenders' messages wait, or the borrower is done.
+        let (lender_waiting, jobs_waiting) = loop {
+            tokio::time::sleep(TICK).await;
+            if !jobs_lent {
+                self.jobs_again().await?;
+            }
+            let waiting = self.waiting(lender).await?;
+            let jobs = self.waiting(Share::Jobs).await?;
+            if waiting > 0 || jobs > 0 || self.lanes.busy(lent_lane).quiet_for(IDLE) {
+                break (waiting, jobs);
+            }
+        };
+        self.cancel(&lent).await?;
+        // Jobs, then the lender, get their whole share back: at once what the
+        // lent deliveries do not hold (at least a slot each), the rest as they
+        // finish.
+        let owed = if jobs_lent {
+            vec![Share::Jobs, lender]
+        } else {
+            vec![lender]
+        };
+        let lent_in_flight = |lanes: &Lanes| lanes.busy(lent_lane).in_flight();
+        let mut given = 0;
+        let mut rest = Vec::new();
+        for share_of in owed {
+            self.wait_until(|lanes| {
+                usize::from(given) + lent_in_flight(lanes) < usize::from(budget)
+            })
+            .await;
+            let share = self.lending(share_of).share;
+            let held = u16::try_from(lent_in_flight(&self.lanes)).unwrap_or(u16::MAX);
+            let part = share.min(budget.saturating_sub(given + held));
+            self.start(share_of, part).await?;
+            given += part;
+            if part < share {
+                rest.push((share_of, share - part));
+            }
+        }
+        tracing::info!(
+            lender_waiting,
+            jobs_waiting,
+            to = borrower.label(),
+            "the lenders' messages wait, or the borrower is done: the lent slots are theirs again"
+        );
+        if !rest.is_empty() {
+            self.wait_until(|lanes| lent_in_flight(lanes) == 0).await;
+            for (share_of, part) in rest {
+                self.start(share_of, part).await?;
+            }
+        }
+        lent_slots(borrower).set(0.0);
+        Ok(())
+    }
+
+    /// The consumers of `share`.
     fn lending(&mut self, share: Share) -> &mut Lending {
         match share {
             Share::Webhooks => &mut self.webhooks,
             Share::Jobs => &mut self.jobs,
+            Share::Pushes => &mut self.pushes,
         }
     }
 
@@ -429,11 +525,6 @@ impl Lender {
         super::topology::waiting(&self.probe, &queue)
             .await
             .with_context(|| format!("failed to look at {queue}"))
-    }
-
-    /// The lent pushes in flight (at most the lent slots, a `u16`).
-    fn lent_in_flight(&self) -> u16 {
-        u16::try_from(self.lanes.lent.in_flight()).unwrap_or(u16::MAX)
     }
 
     /// Cancels `share`'s consumers.

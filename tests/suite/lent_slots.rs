@@ -1,15 +1,17 @@
-//! A worker's idle webhook and job slots lent to pushes (docs/reference.md
-//! §10.2, "Slots lent to pushes"), against the real Postgres and RabbitMQ, the
-//! real worker and a fake Jira that checks every call's OAuth signature and
-//! answers each after [`SLOW`]: with a backlog of pushes and no webhooks or
-//! jobs, a worker at concurrency 16 has more pushes at Jira at once than its 4
-//! push slots allow, never more than its 16; a webhook or a job sent meanwhile
-//! is handled while pushes still wait; and every push lands once.
+//! A worker's idle slots lent (docs/reference.md §10.2, "Slots lent"), against
+//! the real Postgres and RabbitMQ, the real worker and a fake Jira that checks
+//! every call's OAuth signature and answers each after [`SLOW`]: with a backlog
+//! of pushes and no webhooks or jobs, a worker at concurrency 16 has more pushes
+//! at Jira at once than its 4 push slots allow, never more than its 16; a
+//! webhook or a job sent meanwhile is handled while pushes still wait; and every
+//! push lands once. The other way round, a burst of webhooks whose assignees
+//! Jira must be asked about takes the idle push and job slots, and a push
+//! captured meanwhile is made while webhooks still wait.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
@@ -29,35 +31,37 @@ const WAIT: Duration = Duration::from_secs(40);
 type Arrivals = Arc<Mutex<Vec<Instant>>>;
 
 /// Verifies the call's OAuth signature, notes when it came, and answers
-/// `answer` after [`SLOW`].
+/// `answer` after `delay`.
 struct Timed {
     jira: Arc<FakeJira>,
     arrivals: Arrivals,
     answer: ResponseTemplate,
+    delay: Duration,
 }
 
 impl Respond for Timed {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         self.arrivals.lock().expect("arrivals").push(Instant::now());
         match self.jira.verify(request) {
-            Ok(_) => self.answer.clone().set_delay(SLOW),
+            Ok(_) => self.answer.clone().set_delay(self.delay),
             Err(problem) => ResponseTemplate::new(401)
                 .set_body_string(format!("oauth_problem={problem}&oauth_problem_advice=fake")),
         }
     }
 }
 
-/// The most calls that reached Jira within any [`SLOW`]: a push's calls come
-/// one after the other, each at least `SLOW` after the one before, so this is
-/// at most the pushes at Jira at once.
-fn most_at_once(arrivals: &Arrivals) -> usize {
+/// The most calls that reached Jira within any `answered_in` (the time the
+/// fake takes to answer each): a message's calls come one after the other, each
+/// at least `answered_in` after the one before, so this is at most the messages
+/// at Jira at once.
+fn most_at_once(arrivals: &Arrivals, answered_in: Duration) -> usize {
     let mut times = arrivals.lock().expect("arrivals").clone();
     times.sort();
     (0..times.len())
         .map(|first| {
             times[first..]
                 .iter()
-                .take_while(|at| at.duration_since(times[first]) < SLOW)
+                .take_while(|at| at.duration_since(times[first]) < answered_in)
                 .count()
         })
         .max()
@@ -67,6 +71,14 @@ fn most_at_once(arrivals: &Arrivals) -> usize {
 /// An issue `key` linked to a group of an organization that pushes
 /// assignments, assigned by the application to a teammate Jira knows.
 async fn assigned_by_the_host(s: &Scene, arrivals: &Arrivals, key: &str) {
+    let (group, project, user) = pushable(s, arrivals, key).await;
+    s.host_assigns(group, project, user).await;
+}
+
+/// An issue `key` linked to a group of an organization that pushes
+/// assignments, and a teammate Jira knows and would let take it: the group,
+/// its project and the teammate.
+async fn pushable(s: &Scene, arrivals: &Arrivals, key: &str) -> (i64, i64, i64) {
     let org = s.seed().org(s.integration, true, key).await;
     s.forward_assignments(org.id).await;
     let email = format!("{}@example.org", key.to_lowercase());
@@ -76,6 +88,7 @@ async fn assigned_by_the_host(s: &Scene, arrivals: &Arrivals, key: &str) {
         jira: Arc::clone(&s.jira),
         arrivals: Arc::clone(arrivals),
         answer,
+        delay: SLOW,
     };
     let issue = json!({"key": key, "fields": {
         "assignee": null,
@@ -103,7 +116,7 @@ async fn assigned_by_the_host(s: &Scene, arrivals: &Arrivals, key: &str) {
         .respond_with(timed(ResponseTemplate::new(204)))
         .mount(&s.server)
         .await;
-    s.host_assigns(org.group_id, org.project_id, user).await;
+    (org.group_id, org.project_id, user)
 }
 
 /// The prefetch of each consumer of `queue` on the shared broker, as RabbitMQ
@@ -242,7 +255,7 @@ async fn lent_and_given_back(split: Split, meanwhile: Meanwhile) {
     eventually(
         "more pushes at Jira at once than the push slots",
         WAIT,
-        || async { most_at_once(&arrivals) > own },
+        || async { most_at_once(&arrivals, SLOW) > own },
     )
     .await;
     // The broker's view: the lent slots consume pushes, and nothing consumes
@@ -311,7 +324,7 @@ async fn lent_and_given_back(split: Split, meanwhile: Meanwhile) {
         },
     )
     .await;
-    let most = most_at_once(&arrivals);
+    let most = most_at_once(&arrivals, SLOW);
     assert!(
         most > own && most <= lent as usize,
         "at most the worker's {lent} slots ({own} of pushes, {} lent): {most} at once",
@@ -323,5 +336,130 @@ async fn lent_and_given_back(split: Split, meanwhile: Meanwhile) {
         unknown,
         "nothing dead-lettered but an unknown job"
     );
+    s.finish().await;
+}
+
+/// Webhooks in the burst: at 16 at a time about 9 s, at 11 about 14 s.
+const BURST: usize = 300;
+/// How long the fake Jira takes to tell each webhook's hidden email.
+const LOOKUP: Duration = Duration::from_millis(500);
+
+/// An issue `key` linked to a group, a teammate whose email Jira hides in
+/// webhooks and tells when asked, after [`LOOKUP`]; and the webhook that
+/// assigns the issue to them. Gives the group, the teammate and the webhook.
+async fn hidden_assignee(s: &Scene, arrivals: &Arrivals, key: &str) -> (i64, i64, Value) {
+    let org = s.seed().org(s.integration, true, key).await;
+    let name = key.to_lowercase();
+    let email = format!("{name}@example.org");
+    let user = s.seed().teammate(&org, &email).await;
+    let answer = ResponseTemplate::new(200).set_body_json(json!({"name": name,
+        "key": format!("JIRAUSER-{name}"), "emailAddress": email, "active": true}));
+    Mock::given(method("GET"))
+        .and(path("/rest/api/2/user"))
+        .and(query_param("username", name.as_str()))
+        .respond_with(Timed {
+            jira: Arc::clone(&s.jira),
+            arrivals: Arc::clone(arrivals),
+            answer,
+            delay: LOOKUP,
+        })
+        .mount(&s.server)
+        .await;
+    let hidden = json!({"name": name, "key": format!("JIRAUSER-{name}"), "displayName": name,
+        "active": true});
+    (org.group_id, user, assignee_changed(key, hidden, T1))
+}
+
+/// Groups of `groups` assigned by webhook so far.
+async fn assigned(s: &Scene, groups: &[i64]) -> i64 {
+    s.db.query_one(
+        "SELECT count(*) FROM group_assignees WHERE group_id = ANY($1)",
+        &[&groups],
+    )
+    .await
+    .expect("assigned groups")
+    .get(0)
+}
+
+#[tokio::test]
+async fn idle_push_and_job_slots_carry_a_webhook_burst_and_come_back_when_a_push_waits() {
+    let mut s = Scene::builder()
+        .credentials(Some(ACCESS_TOKEN))
+        .concurrency(AT_16.concurrency)
+        .no_worker()
+        .start()
+        .await;
+    let (lookups, push_calls) = (Arrivals::default(), Arrivals::default());
+    let mut groups = Vec::with_capacity(BURST);
+    for n in 0..BURST {
+        let (group, _, webhook) = hidden_assignee(&s, &lookups, &format!("BURST-{n}")).await;
+        s.send(&webhook).await;
+        groups.push(group);
+    }
+    // A push the application will ask for while the webhooks run.
+    let (push_group, push_project, push_user) = pushable(&s, &push_calls, "PUSHED-1").await;
+
+    s.worker = Some(common::spawn_worker(&s.settings));
+    let own = AT_16.webhooks as usize;
+    eventually(
+        "more webhooks asking Jira at once than the webhook slots",
+        WAIT,
+        || async { most_at_once(&lookups, LOOKUP) > own },
+    )
+    .await;
+    // The broker's view: a second consumer of webhooks holds the pushes' and
+    // the job's slots, and nothing consumes pushes or jobs meanwhile.
+    let names = common::names(&s.settings);
+    let (webhooks, jobs, outbound) = (names.webhooks(), names.jobs(), names.outbound());
+    let all = u32::from(AT_16.concurrency);
+    eventually(
+        "the pushes' and the job's slots lent to webhooks, as RabbitMQ sees them",
+        WAIT,
+        || async {
+            prefetch_of(&webhooks).await == all
+                && prefetch_of(&jobs).await == 0
+                && prefetch_of(&outbound).await == 0
+        },
+    )
+    .await;
+
+    s.host_assigns(push_group, push_project, push_user).await;
+    eventually("the push lands", WAIT, || async { pushed(&s).await == 1 }).await;
+    let applied = assigned(&s, &groups).await;
+    assert!(
+        applied < BURST as i64,
+        "the push waited for the whole burst ({applied} webhooks applied)"
+    );
+    assert_eq!(
+        s.assignee_puts("PUSHED-1").await,
+        [json!({"name": "pushed-1"})],
+        "the push written once"
+    );
+
+    eventually("every webhook applied", WAIT, || async {
+        assigned(&s, &groups).await == BURST as i64
+    })
+    .await;
+    assert_eq!(
+        lookups.lock().expect("lookups").len(),
+        BURST,
+        "each hidden email asked once"
+    );
+    eventually(
+        "the pushes' and the job's slots back, as RabbitMQ sees them",
+        WAIT,
+        || async {
+            prefetch_of(&webhooks).await == AT_16.webhooks
+                && prefetch_of(&jobs).await == AT_16.jobs
+                && prefetch_of(&outbound).await == AT_16.pushes
+        },
+    )
+    .await;
+    let most = most_at_once(&lookups, LOOKUP);
+    assert!(
+        most > own && most <= all as usize,
+        "at most the worker's {all} slots ({own} of webhooks): {most} at once"
+    );
+    assert_eq!(s.dead_letters().await, 0, "nothing dead-lettered");
     s.finish().await;
 }
