@@ -209,8 +209,8 @@ pub struct BrokerDrain {
 
 /// Row (15), the drain limit: [`BROKER_DRAINS`] times, preloads row (4)'s
 /// webhooks and drains them with a consumer of this process that only acks each
-/// delivery, on a connection of its own with the prefetch a worker at
-/// `concurrency` gives `P.webhooks` (`queue::consumer::prefetch`).
+/// delivery, on a connection of its own with as many unacked as a worker at
+/// `concurrency` holds webhooks from a backlog ([`webhooks_prefetch`]).
 pub async fn broker_drain(
     bench: &Bench<'_>,
     names: &Names,
@@ -278,8 +278,10 @@ async fn no_op_drain(
     Ok((rate, cpu))
 }
 
-/// The prefetch of `P.webhooks`'s consumer in a worker at `concurrency` (the
-/// benchmark's workers run with outbound sync as configured by default).
+/// The webhooks a worker at `concurrency` holds at once from a backlog: its
+/// own slots and the idle pushes' and jobs' lent to them (the benchmark's
+/// workers run with outbound sync as configured by default).
 pub fn webhooks_prefetch(bench: &Bench<'_>, concurrency: u16) -> u16 {
-    jirasync::queue::consumer::prefetch(concurrency, bench.settings.worker.outbound).webhooks
+    use jirasync::queue::consumer::{prefetch, webhooks_at_most};
+    webhooks_at_most(prefetch(concurrency, bench.settings.worker.outbound))
 }

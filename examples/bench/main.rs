@@ -632,7 +632,7 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
     println!("| (3) database: pgbench, worker SQL | {db_tps:.0} tx/s | 1.00 | |");
     for (concurrency, limit) in &limits {
         println!(
-            "| (15) broker: no-op drain of (4)'s webhooks, 1 consumer that only acks, prefetch {} (a worker's at concurrency {concurrency}) | {:.0} msg/s, the median of {} | 1.00 | |",
+            "| (15) broker: no-op drain of (4)'s webhooks, 1 consumer that only acks, prefetch {} (the webhooks a worker at concurrency {concurrency} holds from a backlog) | {:.0} msg/s, the median of {} | 1.00 | |",
             webhooks_prefetch(&bench, *concurrency),
             limit.rate,
             limit
