@@ -307,6 +307,10 @@ pub struct Prefetch {
     /// How many of the webhooks' and jobs' slots are lent to pushes at most
     /// while both are quiet (`lending`); 0 when `P.outbound` is not consumed.
     pub lendable: u16,
+    /// How many of the pushes' and jobs' slots are lent to webhooks at most
+    /// while both are quiet: what the concurrency leaves beside the webhooks'
+    /// own (`lending`); 0 when `P.outbound` is not consumed.
+    pub to_webhooks: u16,
 }
 
 /// The prefetch of each consumer: together `concurrency`, so a worker holding
@@ -335,6 +339,11 @@ pub fn prefetch(concurrency: u16, outbound: bool) -> Prefetch {
         } else {
             0
         },
+        to_webhooks: if outbound > 0 {
+            concurrency.saturating_sub(webhooks).min(outbound + jobs)
+        } else {
+            0
+        },
     }
 }
 
@@ -351,10 +360,7 @@ pub fn pushes(prefetch: Prefetch) -> usize {
 /// The most webhooks a worker holds at once: its own slots and, when it consumes
 /// pushes, theirs and the jobs' lent while both are quiet (`lending`).
 pub fn webhooks_at_most(prefetch: Prefetch) -> u16 {
-    match prefetch.outbound {
-        0 => prefetch.webhooks,
-        pushes => prefetch.webhooks + pushes + prefetch.jobs,
-    }
+    prefetch.webhooks + prefetch.to_webhooks
 }
 
 /// The lender's fate: its error, or never.
@@ -562,7 +568,11 @@ mod tests {
         assert_eq!(webhooks_at_most(prefetch(16, true)), 16, "11 + 4 + 1");
         assert_eq!(webhooks_at_most(prefetch(64, true)), 64, "52 + 8 + 4");
         assert_eq!(webhooks_at_most(prefetch(16, false)), 15, "no lender");
-        for concurrency in 3..=u16::MAX {
+        // Below 3 the shares (one each at least) add up to more than the
+        // concurrency: webhooks borrow only up to it.
+        assert_eq!(webhooks_at_most(prefetch(2, true)), 2);
+        assert_eq!(prefetch(1, true).to_webhooks, 0, "nothing to lend");
+        for concurrency in 1..=u16::MAX {
             assert_eq!(webhooks_at_most(prefetch(concurrency, true)), concurrency);
         }
     }

@@ -276,11 +276,13 @@ impl Borrower {
     }
 
     /// The most slots lent to it: each lent push holds a pool connection
-    /// ([`LENDABLE`](super::consumer::LENDABLE)); webhooks share the batch writers'.
+    /// ([`LENDABLE`](super::consumer::LENDABLE)); webhooks may take what the
+    /// concurrency leaves beside their own. 0: nothing is lent to it (a
+    /// prefetch of 0 would mean no limit).
     fn most(self, prefetch: Prefetch) -> u16 {
         match self {
             Self::Pushes => prefetch.lendable,
-            Self::Webhooks => u16::MAX,
+            Self::Webhooks => prefetch.to_webhooks,
         }
     }
 
@@ -408,7 +410,8 @@ impl Lender {
                 {
                     break Borrower::Pushes;
                 }
-                if lanes.webhooks.in_flight() >= usize::from(self.prefetch.webhooks)
+                if Borrower::Webhooks.most(self.prefetch) > 0
+                    && lanes.webhooks.in_flight() >= usize::from(self.prefetch.webhooks)
                     && lanes.pushes.quiet_for(IDLE)
                 {
                     break Borrower::Webhooks;
