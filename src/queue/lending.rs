@@ -404,21 +404,25 @@ impl Lender {
             let borrower = loop {
                 tokio::time::sleep(TICK).await;
                 self.jobs_again().await?;
-                let lanes = &self.lanes;
-                if lanes.pushes.in_flight() >= usize::from(self.prefetch.outbound)
-                    && lanes.webhooks.quiet_for(IDLE)
-                {
+                if self.wants(Borrower::Pushes) {
                     break Borrower::Pushes;
                 }
-                if Borrower::Webhooks.most(self.prefetch) > 0
-                    && lanes.webhooks.in_flight() >= usize::from(self.prefetch.webhooks)
-                    && lanes.pushes.quiet_for(IDLE)
-                {
+                if self.wants(Borrower::Webhooks) {
                     break Borrower::Webhooks;
                 }
             };
             self.lend(borrower).await?;
         }
+    }
+
+    /// Whether slots are to be lent to `borrower`: it may take some, every
+    /// slot of its own is taken, and its lender has been quiet for [`IDLE`].
+    fn wants(&mut self, borrower: Borrower) -> bool {
+        let own = borrower.own();
+        let share = usize::from(self.lending(own).share);
+        borrower.most(self.prefetch) > 0
+            && self.lanes.busy(own.lane()).in_flight() >= share
+            && self.lanes.busy(borrower.lender().lane()).quiet_for(IDLE)
     }
 
     /// Lends the slots of `borrower`'s lender, and the jobs' when no job came
