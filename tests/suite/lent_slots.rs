@@ -119,9 +119,10 @@ async fn pushable(s: &Scene, arrivals: &Arrivals, key: &str) -> (i64, i64, i64) 
     (org.group_id, org.project_id, user)
 }
 
-/// The prefetch of each consumer of `queue` on the shared broker, as RabbitMQ
-/// tells it (`rabbitmqctl list_consumers`), summed.
-async fn prefetch_of(queue: &str) -> u32 {
+/// The prefetches of the consumers of the scene's `P.webhooks`, `P.jobs` and
+/// `P.outbound` on the shared broker, each queue's summed, as RabbitMQ tells
+/// them (one `rabbitmqctl list_consumers`).
+async fn prefetches(s: &Scene) -> (u32, u32, u32) {
     // Off the test's runtime, which runs the worker too.
     let output = tokio::task::spawn_blocking(|| {
         std::process::Command::new("rabbitmqctl")
@@ -137,12 +138,21 @@ async fn prefetch_of(queue: &str) -> u32 {
     .await
     .expect("the task ran")
     .expect("rabbitmqctl runs");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
-        .filter(|(name, _)| name.trim() == queue)
-        .filter_map(|(_, prefetch)| prefetch.trim().parse::<u32>().ok())
-        .sum()
+    let listed = String::from_utf8_lossy(&output.stdout);
+    let prefetch_of = |queue: String| -> u32 {
+        listed
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .filter(|(name, _)| name.trim() == queue)
+            .filter_map(|(_, prefetch)| prefetch.trim().parse::<u32>().ok())
+            .sum()
+    };
+    let names = common::names(&s.settings);
+    (
+        prefetch_of(names.webhooks()),
+        prefetch_of(names.jobs()),
+        prefetch_of(names.outbound()),
+    )
 }
 
 /// Pushes decided so far.
@@ -260,17 +270,11 @@ async fn lent_and_given_back(split: Split, meanwhile: Meanwhile) {
     .await;
     // The broker's view: the lent slots consume pushes, and nothing consumes
     // webhooks or jobs meanwhile.
-    let names = common::names(&s.settings);
-    let (webhooks, jobs, outbound) = (names.webhooks(), names.jobs(), names.outbound());
     let lent = split.pushes + split.lent;
     eventually(
         "the webhooks' and the jobs' slots lent, as RabbitMQ sees them",
         WAIT,
-        || async {
-            prefetch_of(&webhooks).await == 0
-                && prefetch_of(&jobs).await == 0
-                && prefetch_of(&outbound).await == lent
-        },
+        || async { prefetches(&s).await == (0, 0, lent) },
     )
     .await;
 
@@ -317,11 +321,7 @@ async fn lent_and_given_back(split: Split, meanwhile: Meanwhile) {
     eventually(
         "the webhooks' and the jobs' slots back, as RabbitMQ sees them",
         WAIT,
-        || async {
-            prefetch_of(&webhooks).await == split.webhooks
-                && prefetch_of(&jobs).await == split.jobs
-                && prefetch_of(&outbound).await == split.pushes
-        },
+        || async { prefetches(&s).await == (split.webhooks, split.jobs, split.pushes) },
     )
     .await;
     let most = most_at_once(&arrivals, SLOW);
@@ -409,17 +409,11 @@ async fn idle_push_and_job_slots_carry_a_webhook_burst_and_come_back_when_a_push
     .await;
     // The broker's view: a second consumer of webhooks holds the pushes' and
     // the job's slots, and nothing consumes pushes or jobs meanwhile.
-    let names = common::names(&s.settings);
-    let (webhooks, jobs, outbound) = (names.webhooks(), names.jobs(), names.outbound());
     let all = u32::from(AT_16.concurrency);
     eventually(
         "the pushes' and the job's slots lent to webhooks, as RabbitMQ sees them",
         WAIT,
-        || async {
-            prefetch_of(&webhooks).await == all
-                && prefetch_of(&jobs).await == 0
-                && prefetch_of(&outbound).await == 0
-        },
+        || async { prefetches(&s).await == (all, 0, 0) },
     )
     .await;
 
@@ -448,11 +442,7 @@ async fn idle_push_and_job_slots_carry_a_webhook_burst_and_come_back_when_a_push
     eventually(
         "the pushes' and the job's slots back, as RabbitMQ sees them",
         WAIT,
-        || async {
-            prefetch_of(&webhooks).await == AT_16.webhooks
-                && prefetch_of(&jobs).await == AT_16.jobs
-                && prefetch_of(&outbound).await == AT_16.pushes
-        },
+        || async { prefetches(&s).await == (AT_16.webhooks, AT_16.jobs, AT_16.pushes) },
     )
     .await;
     let most = most_at_once(&lookups, LOOKUP);
