@@ -1,24 +1,27 @@
 -- pgbench script, run with `pgbench -M prepared` (the worker prepares each statement
 -- once per connection): per transaction, exactly the statements a worker runs for
--- one assignment webhook applied alone, in its order, with its parameters — the
--- integration of the token (src/integration/store.rs), then in one transaction the
--- set-based statements of a batch (src/db/batch.rs) with arrays of one: the issue
--- rows locked; the linked groups, their assignees locked, the writes of pushes and
--- the user, sent together; then the watermark, the upsert (naming the integration
--- its origin, so the capture of migrations/V7__outbound.sql records it) and the
--- activity when the assignee changed, and the audit row (src/sync/audit/store.rs). A batch of 32 runs
--- the same statements once, with arrays of 32. tests/bench_script.rs checks every
+-- one assignment webhook applied alone, in its order, with its parameters — in one
+-- transaction the set-based statements of a batch (src/db/batch.rs) with arrays of
+-- one: the version of the integration's row the worker kept checked
+-- (src/integration/store.rs; the row itself is read once per integration every
+-- 30 s, not per webhook); the issue rows locked; the linked groups, their
+-- assignees locked, the writes of pushes and the user, sent together; then the
+-- watermark, the upsert (naming the integration its origin, so the capture of
+-- migrations/V7__outbound.sql records it) and the activity when the assignee
+-- changed, and the audit row (src/sync/audit/store.rs). A batch of 32 runs the
+-- same statements once, with arrays of 32. tests/bench_script.rs checks every
 -- statement against those constants and runs the script. Data: bench/seed.sql.
--- Variables: -D issues=N -D users=N -D external_id=bench.jira.local:bench.
+-- Variables: -D issues=N -D users=N -D integration_id=N (the id of the
+-- integration bench.jira.local:bench).
 \set n random(1, :issues)
 \set u random(1, :users)
 \set ga_user_id 0
 -- The webhook's values (not a worker statement: the worker has them from the payload).
 SELECT 'BENCH-' || :n::int AS key, 'bench' || :u::int || '@example.org' AS email, now() AS at \gset
-SELECT id, metadata FROM integrations
-  WHERE provider = 'jira_server' AND external_id = :external_id AND status = 'active' \gset integration_
 BEGIN;
 SET LOCAL plan_cache_mode = force_generic_plan;
+SELECT id, xmin::text::bigint FROM integrations
+  WHERE id = ANY(ARRAY[:integration_id]::bigint[]) AND status = 'active' \gset version_
 SELECT ei.integration_id, ei.key, ei.id, ei.organization_id,
         ei.assignee_synced_at, ei.status_synced_at,
         COALESCE(oi.config->>'sync_reverse_assignment' = 'true', false) AS syncs_assignee,

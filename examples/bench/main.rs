@@ -346,6 +346,14 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
         .next()
         .unwrap_or_default()
         .to_owned();
+    let integration_id: i64 = db
+        .query_one(
+            "SELECT id FROM integrations WHERE external_id = $1",
+            &[&bench_integration(Provider::Server).0],
+        )
+        .await
+        .context("the benchmark's integration")?
+        .get(0);
     let cpu = CpuUse::start(vec![bench.postgres_cpu()]);
     let pgbench = Command::new("pgbench")
         .args([
@@ -367,7 +375,7 @@ async fn run(settings: &Settings, args: &Args, names: &Names) -> anyhow::Result<
         .args(["-c", &settings.worker.concurrency.to_string()])
         .args([
             "-D",
-            "external_id=bench.jira.local:bench",
+            &format!("integration_id={integration_id}"),
             "-D",
             &format!("issues={}", args.issues),
             "-D",

@@ -30,7 +30,8 @@ pub use provider::{
 };
 pub use row::{ACTIVE, DISABLED, Integration};
 pub use store::{
-    FIND_ACTIVE, FIND_ACTIVE_CLOUD, all, by_id, credentials, find, find_active, set_status,
+    ACTIVE_VERSIONS, FIND_ACTIVE, FIND_ACTIVE_CLOUD, Version, active_versions, all, by_id,
+    credentials, find, find_active, set_status,
 };
 
 #[cfg(test)]

@@ -74,24 +74,38 @@ fn seal_patch(keys: &Keyring, integration_id: i64, patch: &Value) -> Value {
 /// `$1` external id: see [`find_active`]. Its statement is checked against
 /// `bench/assign.sql` by `tests/bench_script.rs`.
 pub const FIND_ACTIVE: &str = concat!(
-    "SELECT id, metadata FROM integrations
+    "SELECT id, metadata, xmin::text::bigint FROM integrations
   WHERE provider = '",
     provider!(),
     "' AND external_id = $1 AND status = 'active'"
 );
 
 /// [`FIND_ACTIVE`] for Jira Cloud: `$1` the site's cloudId.
-pub const FIND_ACTIVE_CLOUD: &str = "SELECT id, metadata FROM integrations
+pub const FIND_ACTIVE_CLOUD: &str = "SELECT id, metadata, xmin::text::bigint FROM integrations
   WHERE provider = 'jira_cloud' AND external_id = $1 AND status = 'active'";
 
-/// The active integration of `provider` with this external id (every webhook
-/// asks: the statement is prepared once per connection).
+/// `$1` integration ids: the [`Version`] of each that is still active, read
+/// in a batch's transaction (see [`active_versions`]). Its statement is checked
+/// against `bench/assign.sql` by `tests/bench_script.rs`.
+pub const ACTIVE_VERSIONS: &str = "SELECT id, xmin::text::bigint FROM integrations
+  WHERE id = ANY($1) AND status = 'active'";
+
+/// Which version of an integration's row was read: the transaction that last
+/// wrote it (`xmin`). Any write of the row (its status, its secrets, its
+/// metadata) makes another; a row kept from an earlier read is the current
+/// one only while its version is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version(i64);
+
+/// The active integration of `provider` with this external id, and the
+/// [`Version`] of its row (the worker asks for every webhook whose integration
+/// it has not kept: the statement is prepared once per connection).
 pub async fn find_active(
     client: &impl GenericClient,
     keys: &Keyring,
     provider: Kind,
     external_id: &str,
-) -> Result<Option<Integration>, StoreError> {
+) -> Result<Option<(Integration, Version)>, StoreError> {
     recheck(client, keys).await?;
     let sql = match provider {
         Kind::Server => FIND_ACTIVE,
@@ -102,13 +116,31 @@ pub async fn find_active(
         return Ok(None);
     };
     let id = row.get(0);
-    Ok(Some(Integration {
+    let integration = Integration {
         id,
         provider,
         external_id: external_id.to_owned(),
         status: "active".to_owned(),
         metadata: open_metadata(keys, id, row.get::<_, Json<Metadata>>(1).0)?,
-    }))
+    };
+    Ok(Some((integration, Version(row.get(2)))))
+}
+
+/// The [`Version`] of each of `ids` that is still active (none asked, no
+/// query): what a batch checks the integrations it was prepared with against.
+pub async fn active_versions(
+    client: &impl GenericClient,
+    ids: &[i64],
+) -> Result<Vec<(i64, Version)>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statement = client.prepare_cached(ACTIVE_VERSIONS).await?;
+    let rows = client.query(&statement, &[&ids]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), Version(row.get(1))))
+        .collect())
 }
 
 /// The integration of `provider` with this external id, whatever its status

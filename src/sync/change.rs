@@ -11,6 +11,7 @@ use super::clock::EventTime;
 use super::event::{IssueEvent, IssueKey};
 use super::status::Transition;
 use crate::db::sync::Provider;
+use crate::integration::Version;
 
 /// A change ready to apply.
 #[derive(Debug, Clone)]
@@ -19,6 +20,11 @@ pub struct Change {
     pub message_id: String,
     /// The integration it came from.
     pub integration_id: i64,
+    /// The version of the integration's row it was prepared with, when that row
+    /// was kept from an earlier read rather than read for it: the change is
+    /// applied only while the row is still that version and active, else
+    /// answered [`Error::IntegrationChanged`](super::unit::Error::IntegrationChanged).
+    pub integration_version: Option<Version>,
     /// The integration's provider, as the activity rows name it.
     pub provider: &'static Provider,
     /// The issue's key (after a move, the new one).

@@ -30,6 +30,7 @@ use super::{assignee, rekey, status};
 use crate::cloud::delivery::duplicates::{self, Seen};
 use crate::db::DbPool;
 use crate::db::pipelined::Pipelined;
+use crate::integration;
 
 /// How long a transaction of several changes waits for a row lock
 /// (`lock_timeout`, 1 s): far longer than another one holds one, short enough
@@ -53,6 +54,11 @@ pub enum Error {
     /// The task applying it stopped before answering (the runtime shuts down).
     #[error("the writer stopped before applying the change")]
     Stopped,
+    /// The change was prepared with a kept row of its integration
+    /// ([`Change::integration_version`]) that is no longer its current one,
+    /// or no longer active: nothing of it was written; prepare it again.
+    #[error("the integration's row changed since the change was prepared")]
+    IntegrationChanged,
 }
 
 /// Where the changes are written, and whether their decisions are recorded
@@ -141,10 +147,16 @@ impl Unit {
             .await
         {
             Ok(Ok(applied)) => {
-                for (pending, (applied, audit)) in batch.into_iter().zip(applied) {
-                    audit.count();
+                for (pending, applied) in batch.into_iter().zip(applied) {
+                    let answer = match applied {
+                        Some((applied, audit)) => {
+                            audit.count();
+                            Ok(applied)
+                        }
+                        None => Err(Error::IntegrationChanged),
+                    };
                     // The asker may be gone (shutdown): nothing to tell.
-                    let _ = pending.reply.send(Ok(Ok(applied)));
+                    let _ = pending.reply.send(Ok(answer));
                 }
                 return None;
             }
@@ -180,7 +192,7 @@ impl Unit {
     ) -> Result<Applied, Error> {
         let span = Span::current();
         let mut applied = self.run(&[(change, delivery, &span)], false).await?;
-        let (applied, audit) = applied.remove(0);
+        let (applied, audit) = applied.remove(0).ok_or(Error::IntegrationChanged)?;
         audit.count();
         Ok(applied)
     }
@@ -227,14 +239,16 @@ impl Unit {
     /// Applies `batch` in one transaction, each change's result (and its trail,
     /// to count once committed) in the batch's order, waiting at most [`LOCK_WAIT`] for a
     /// lock when `lock_wait`: the Cloud deliveries recorded, the rows read
-    /// ([`State::read`]), each change decided in the batch's order (which is
-    /// each issue's order of arrival), what they decided written, then the
-    /// audit trail, one commit.
+    /// ([`State::read`]) with the versions of the integrations the changes were
+    /// prepared with, each change decided in the batch's order (which is each
+    /// issue's order of arrival), what they decided written, then the audit
+    /// trail, one commit. A change prepared with a row of its integration that
+    /// is no longer current ([`Change::integration_version`]) is left out: `None`.
     async fn run(
         &self,
         batch: &[Item<'_>],
         lock_wait: bool,
-    ) -> Result<Vec<(Applied, Audit)>, Error> {
+    ) -> Result<Vec<Option<(Applied, Audit)>>, Error> {
         let client = self.pool.get().await?;
         let transaction = Pipelined::new(&client);
         let tx = transaction.client();
@@ -250,26 +264,40 @@ impl Unit {
             })
             .collect();
         let changes: Vec<&Change> = batch.iter().map(|(change, ..)| *change).collect();
+        let mut kept: Vec<i64> = changes
+            .iter()
+            .filter(|change| change.integration_version.is_some())
+            .map(|change| change.integration_id)
+            .collect();
+        kept.sort_unstable();
+        kept.dedup();
         let settings = match lock_wait {
             true => format!("{GENERIC_PLANS}; {LOCK_WAIT}"),
             false => GENERIC_PLANS.to_owned(),
         };
         // Sent together, executed in this order: `BEGIN` and the settings first.
-        let ((), seen, mut state) = crate::statements!(
+        let ((), seen, current, mut state) = crate::statements!(
             began = transaction.begin(&settings),
             seen = duplicates::record_all(tx, &deliveries),
+            current = integration::active_versions(tx, &kept),
             state = State::read(tx, &changes),
         );
         let mut seen = seen.into_iter();
         let mut applied = Vec::with_capacity(batch.len());
         for &(change, delivery, span) in batch {
             let seen = delivery.and_then(|delivery| Some((delivery, seen.next()?)));
+            if let Some(version) = change.integration_version
+                && !current.contains(&(change.integration_id, version))
+            {
+                applied.push(None);
+                continue;
+            }
             let result = apply(tx, &mut state, change, seen, self.record)
                 .instrument(span.clone())
                 .await?;
-            applied.push(result);
+            applied.push(Some(result));
         }
-        let audits: Vec<&Audit> = applied.iter().map(|(_, audit)| audit).collect();
+        let audits: Vec<&Audit> = applied.iter().flatten().map(|(_, audit)| audit).collect();
         // Sent together: the statements do not depend on each other's answers.
         crate::statements!(
             written = state.write(tx),

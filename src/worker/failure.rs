@@ -125,13 +125,17 @@ impl From<StoreError> for Failure {
 
 impl From<crate::sync::Error> for Failure {
     /// A change sync did not apply: the database as above; a writer that stopped
-    /// before answering passes.
+    /// before answering, or an integration whose row changed again while the
+    /// webhook was prepared anew, passes.
     fn from(error: crate::sync::Error) -> Self {
         match error {
             crate::sync::Error::Db(error) => error.into(),
             crate::sync::Error::Pool(error) => error.into(),
             crate::sync::Error::Stopped => Self::passing(anyhow::anyhow!(
                 "the worker's database writer stopped before applying the webhook"
+            )),
+            crate::sync::Error::IntegrationChanged => Self::passing(anyhow::anyhow!(
+                "the integration's row changed while the webhook was applied"
             )),
         }
     }

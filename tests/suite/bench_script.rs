@@ -12,7 +12,7 @@ use jirasync::db::batch::{
     ASSIGN_ALL, FIND_ASSIGNEES, INSERT_ACTIVITIES, LINKED_GROUPS, LOCK_ASSIGNEES, LOCK_ISSUES,
     PUSH_WRITES, SET_WATERMARKS,
 };
-use jirasync::integration::FIND_ACTIVE;
+use jirasync::integration::ACTIVE_VERSIONS;
 use jirasync::sync::audit::INSERT_SYNC_EVENT;
 use jirasync::sync::unit::GENERIC_PLANS;
 
@@ -79,9 +79,9 @@ fn every_statement_of_the_pgbench_script_is_the_workers_own() {
         collapse(
             "SELECT 'BENCH-' || :n::int AS key, 'bench' || :u::int || '@example.org' AS email, now() AS at",
         ),
-        bind(FIND_ACTIVE, &[":external_id"]),
         "BEGIN".to_owned(),
         GENERIC_PLANS.to_owned(),
+        bind(ACTIVE_VERSIONS, &["ARRAY[:integration_id]::bigint[]"]),
         bind(LOCK_ISSUES, &["ARRAY[:integration_id]", "ARRAY[:key]"]),
         bind(
             LINKED_GROUPS,
@@ -155,14 +155,14 @@ fn the_parser_sees_a_changed_statement() {
     assert_ne!(script_statements(&changed), script_statements(SCRIPT));
 }
 
-fn pgbench(settings: &jirasync::config::Settings, transactions: &str) -> String {
+fn pgbench(settings: &jirasync::config::Settings, integration: i64, transactions: &str) -> String {
     let database = settings.database.url.rsplit('/').next().unwrap_or_default();
     let output = Command::new("pgbench")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["-h", "127.0.0.1", "-U", "postgres", "-n", "-M", "prepared"])
         .args(["-f", "bench/assign.sql", "-t", transactions, "-c", "2"])
         .args(["-D", "issues=5", "-D", "users=3"])
-        .args(["-D", "external_id=bench.jira.local:bench", database])
+        .args(["-D", &format!("integration_id={integration}"), database])
         .output()
         .expect("pgbench runs (Debian: postgresql-client)");
     let text = format!(
@@ -230,7 +230,15 @@ async fn the_script_writes_what_the_worker_writes_for_one_webhook() {
     )
     .await
     .expect("forward assignments");
-    let text = pgbench(&settings, "20");
+    let integration: i64 = db
+        .query_one(
+            "SELECT id FROM integrations WHERE external_id = 'bench.jira.local:bench'",
+            &[],
+        )
+        .await
+        .expect("the bench's integration")
+        .get(0);
+    let text = pgbench(&settings, integration, "20");
     assert!(text.contains("number of failed transactions: 0"), "{text}");
     // Its writes are tagged as the worker's: captured with the integration as origin
     // (the worker, stopped, moves none of them away).

@@ -43,6 +43,7 @@ mod ingress;
 mod issue_moves;
 mod jira_limits;
 mod jira_outage;
+mod kept_integrations;
 mod lent_slots;
 mod migrate;
 mod oauth2;

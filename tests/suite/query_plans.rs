@@ -13,7 +13,7 @@ use crate::common;
 
 use jirasync::cloud::delivery::duplicates;
 use jirasync::db::{batch, rekey, status_sync, sync};
-use jirasync::integration::FIND_ACTIVE;
+use jirasync::integration::{ACTIVE_VERSIONS, FIND_ACTIVE};
 use jirasync::outbound::{Kind, assignee, claim, echo, pending, status};
 use jirasync::sync::audit;
 use jirasync::sync::unit::GENERIC_PLANS;
@@ -32,6 +32,11 @@ const COSTLY: f64 = 1_000.0;
 fn statements() -> Vec<(&'static str, &'static str, &'static str)> {
     vec![
         ("FIND_ACTIVE", FIND_ACTIVE, "('bench.jira.local:bench')"),
+        (
+            "ACTIVE_VERSIONS (a batch)",
+            ACTIVE_VERSIONS,
+            "(ARRAY[1, 2])",
+        ),
         (
             "LOCK_ISSUES (a batch)",
             batch::LOCK_ISSUES,

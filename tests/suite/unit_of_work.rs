@@ -49,6 +49,7 @@ fn assignment(app: &TestApp, key: &str, email: &str) -> Change {
     Change {
         message_id: format!("unit-{key}"),
         integration_id: app.integration,
+        integration_version: None,
         provider: &jirasync::integration::ACTIVITY_PROVIDER,
         key: IssueKey::new(key),
         moved_from: None,
@@ -408,5 +409,87 @@ async fn a_pipelined_transaction_dropped_unfinished_is_rolled_back_before_the_ne
         .expect("the table")
         .get(0);
     assert!(made, "a committed transaction's table stays");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_change_prepared_with_an_integration_row_changed_since_is_left_out_of_its_batch() {
+    let app = app().await;
+    let issues = issues(&app, "VER", 4).await;
+    let pool = pool(&app, 2).await;
+    let version = || async {
+        let client = pool.get().await.expect("a connection");
+        let (_, version) = jirasync::integration::find_active(
+            &client,
+            pool.keys(),
+            jirasync::integration::Provider::Server,
+            &app.external_id,
+        )
+        .await
+        .expect("read the integration")
+        .expect("active");
+        version
+    };
+    let kept = version().await;
+    // Any write of the row makes the version the changes were prepared with stale.
+    app.db
+        .execute(
+            "UPDATE integrations SET metadata = metadata || '{\"domain_name\": \"changed\"}' WHERE id = $1",
+            &[&app.integration],
+        )
+        .await
+        .expect("change the integration's row");
+    let current = version().await;
+    assert_ne!(kept, current);
+    let unit = unit(&app).await;
+    let versions = [Some(kept), None, Some(current), Some(kept)];
+    let changes = issues
+        .iter()
+        .zip(versions)
+        .map(|(issue, version)| Change {
+            integration_version: version,
+            ..assignment(&app, &issue.key, &issue.email)
+        })
+        .collect();
+    let (failure, answers) = settle(&unit, changes).await;
+    assert_eq!(failure, None, "one batch, no fallback");
+    for ((issue, version), answer) in issues.iter().zip(versions).zip(answers) {
+        let answer = answer.get().await;
+        if version == Some(kept) {
+            assert!(
+                matches!(answer, Err(Error::IntegrationChanged)),
+                "{}: {answer:?}",
+                issue.key
+            );
+            assert_eq!(app.assignee(issue.group).await, None, "{}", issue.key);
+        } else {
+            assert_eq!(answer.expect("applied"), Applied::Assigned, "{}", issue.key);
+            assert_eq!(app.assignee(issue.group).await, Some(issue.user));
+        }
+    }
+
+    // Disabled: even the current version is no longer applied.
+    app.db
+        .execute(
+            "UPDATE integrations SET status = 'disabled' WHERE id = $1",
+            &[&app.integration],
+        )
+        .await
+        .expect("disable");
+    let (failure, answers) = settle(
+        &unit,
+        vec![Change {
+            integration_version: Some(current),
+            ..assignment(&app, &issues[0].key, &issues[0].email)
+        }],
+    )
+    .await;
+    assert_eq!(failure, None);
+    let answer = answers.into_iter().next().expect("an answer").get().await;
+    assert!(
+        matches!(answer, Err(Error::IntegrationChanged)),
+        "{answer:?}"
+    );
+    assert_eq!(app.assignee(issues[0].group).await, None);
     app.finish().await;
 }

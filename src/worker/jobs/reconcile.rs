@@ -237,6 +237,7 @@ async fn apply_page(
         changes.push(Pending::new(Change {
             message_id: page.message_id.to_owned(),
             integration_id: integration.id,
+            integration_version: None,
             provider: integration.provider.activity(),
             key: change.key,
             moved_from: None,

@@ -26,8 +26,10 @@ use crate::queue::message::{header_int, header_str};
 use crate::sync::audit::detail::NotSyncedReason;
 use crate::sync::clock::EventTime;
 use crate::sync::status::Transition;
+use crate::sync::unit;
 use crate::sync::{Applied, Change, Delivery as CloudDelivery, IssueKey, StatusPlan};
 use crate::worker::environment::Environment;
+use crate::worker::lookups::{Found, Read};
 use crate::worker::outcome::Outcome;
 
 /// A webhook delivery as the dispatcher parses it, before its token is read:
@@ -61,17 +63,30 @@ impl Delivery {
     }
 }
 
-/// Authenticates, parses and applies one webhook.
+/// Authenticates, parses and applies one webhook: with its integration's row as
+/// the worker kept it, and, when that row turns out to have changed since
+/// (`worker::lookups::integrations`), again with the row read anew.
 pub async fn handle(
     env: &Environment,
     message: &Incoming,
     delivery: &Delivery,
 ) -> Result<Outcome, Failure> {
-    match prepare(env, message, delivery).await? {
+    match prepare(env, message, delivery, Read::Kept).await? {
+        Prepared::Done(outcome) => return Ok(outcome),
+        Prepared::Apply(change, cloud) => match env.batches.apply_delivery(*change, cloud).await {
+            Err(unit::Error::IntegrationChanged) => {}
+            applied => return Ok(outcome(applied?)),
+        },
+        Prepared::Changed => {}
+    }
+    tracing::debug!("the integration's row changed since it was kept: read again");
+    match prepare(env, message, delivery, Read::Fresh).await? {
         Prepared::Done(outcome) => Ok(outcome),
         Prepared::Apply(change, cloud) => {
             Ok(outcome(env.batches.apply_delivery(*change, cloud).await?))
         }
+        // A row read for this webhook is current: never said of it.
+        Prepared::Changed => Err(Failure::from(unit::Error::IntegrationChanged)),
     }
 }
 
@@ -81,41 +96,52 @@ enum Prepared {
     Done(Outcome),
     /// A change to apply, and the Cloud delivery to record with it.
     Apply(Box<Change>, Option<CloudDelivery>),
+    /// The kept row of its integration is no longer current: prepare it again
+    /// with the row read anew. Said before anything is written or told.
+    Changed,
 }
 
-/// Authenticates and parses a webhook and asks Jira what it does not say.
+/// Authenticates and parses a webhook and asks Jira what it does not say, with
+/// the row of its integration kept or read as `read` says. An outcome other
+/// than a change to apply, reached with a kept row, is first confirmed with
+/// the row's current version.
 async fn prepare(
     env: &Environment,
     message: &Incoming,
     delivery: &Delivery,
+    read: Read,
 ) -> Result<Prepared, Failure> {
     let Some(token) = header_str(&message.properties, TOKEN) else {
         return Ok(Prepared::Done(rejected(&Rejected::Missing)));
     };
     // A token that verified before is not decoded or checked again.
     let tokens = env.lookups.tokens();
-    let read = match tokens.read(&token) {
+    let token_read = match tokens.read(&token) {
         Ok(read) => read,
         Err(reason) => {
             env.verdicts.rejected(&token);
             return Ok(Prepared::Done(rejected(&reason)));
         }
     };
-    let external_id = read.external_id();
+    let external_id = token_read.external_id();
     let provider = delivery.provider;
-    let Some(integration) = env
+    let Some(found) = env
         .lookups
-        .active_integration(&env.pool, provider, external_id)
+        .active_integration(&env.pool, provider, external_id, read)
         .await?
     else {
         return Ok(Prepared::Done(
             not_active(env, provider, &token, external_id).await?,
         ));
     };
+    let integration = &*found.integration;
     Span::current().record("integration.id", integration.id);
-    let digest = match tokens.verify(&token, &read, &integration) {
+    let digest = match tokens.verify(&token, &token_read, integration) {
         Ok(digest) => digest,
         Err(reason) => {
+            if changed(env, &found).await? {
+                return Ok(Prepared::Changed);
+            }
             env.verdicts.rejected(&token);
             return Ok(Prepared::Done(rejected(&reason)));
         }
@@ -131,18 +157,27 @@ async fn prepare(
             if let Err(reason) =
                 token::check_hmac(&integration.metadata, signature.as_deref(), &message.body)
             {
+                if changed(env, &found).await? {
+                    return Ok(Prepared::Changed);
+                }
                 return Ok(Prepared::Done(rejected(&reason)));
             }
         }
         Provider::Cloud => {
-            if let Err(reason) = signed(env, &integration, message, signature.as_deref()).await? {
+            if let Err(reason) = signed(env, integration, message, signature.as_deref()).await? {
+                if changed(env, &found).await? {
+                    return Ok(Prepared::Changed);
+                }
                 tracing::warn!(%reason, "webhook rejected");
                 return Ok(Prepared::Done(Outcome::InvalidToken));
             }
         }
     }
-    let event =
-        parse(&message.body).map_err(|error| Failure::permanent(Outcome::Malformed, error))?;
+    let event = match parse(&message.body) {
+        Ok(event) => event,
+        Err(_) if changed(env, &found).await? => return Ok(Prepared::Changed),
+        Err(error) => return Err(Failure::permanent(Outcome::Malformed, error)),
+    };
     // A Cloud delivery's identifier (§11.4): recorded with what it changes.
     let cloud = match provider {
         Provider::Cloud => header_str(&message.properties, WEBHOOK_IDENTIFIER)
@@ -152,6 +187,9 @@ async fn prepare(
     };
     let mut issue = match event {
         WebhookEvent::NoChangelog | WebhookEvent::NothingToSync => {
+            if changed(env, &found).await? {
+                return Ok(Prepared::Changed);
+            }
             let done = match event {
                 WebhookEvent::NoChangelog => Outcome::NoChangelog,
                 _ => Outcome::NothingToSync,
@@ -160,8 +198,7 @@ async fn prepare(
             let key = cloud.as_ref().and_then(|_| issue_key(&message.body));
             let cloud = cloud.as_ref();
             return Ok(Prepared::Done(
-                match nothing_changed(env, &integration, message, cloud, key.as_ref(), false)
-                    .await?
+                match nothing_changed(env, integration, message, cloud, key.as_ref(), false).await?
                 {
                     true => Outcome::Duplicate,
                     false => done,
@@ -178,7 +215,7 @@ async fn prepare(
     if asks_jira
         && nothing_changed(
             env,
-            &integration,
+            integration,
             message,
             cloud.as_ref(),
             Some(&issue.key),
@@ -186,6 +223,9 @@ async fn prepare(
         )
         .await?
     {
+        if changed(env, &found).await? {
+            return Ok(Prepared::Changed);
+        }
         return Ok(Prepared::Done(Outcome::Duplicate));
     }
     issue.bound_event_time(received_at(message), env.max_event_skew);
@@ -193,19 +233,21 @@ async fn prepare(
     let assignee = match &issue.assignee {
         Some(assignee) => Some(
             env.lookups
-                .assignee_action(&env.pool, &integration, assignee)
+                .assignee_action(&env.pool, integration, assignee)
                 .await?,
         ),
         None => None,
     };
     let status = match &issue.status {
-        Some(status) => Some(status_plan(env, &integration, &issue, status).await?),
+        Some(status) => Some(status_plan(env, integration, &issue, status).await?),
         None => None,
     };
     let status_to = issue.status.as_ref().and_then(|status| status.to.clone());
     let change = Change {
         message_id: message.id.clone(),
         integration_id: integration.id,
+        // Applied only while the kept row is still current.
+        integration_version: found.kept.then_some(found.version),
         provider: integration.provider.activity(),
         key: issue.key,
         moved_from: issue.moved_from,
@@ -219,6 +261,12 @@ async fn prepare(
         status_to,
     };
     Ok(Prepared::Apply(Box::new(change), cloud))
+}
+
+/// Whether the kept row of its integration that a webhook came to an outcome
+/// with has changed since: then the outcome is not the row's to decide.
+async fn changed(env: &Environment, found: &Found) -> Result<bool, Failure> {
+    Ok(!env.lookups.still_current(&env.pool, found).await?)
 }
 
 /// Whether a Cloud delivery is signed (docs/reference.md §11.4): its HMAC, or a

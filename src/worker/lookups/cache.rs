@@ -1,7 +1,7 @@
-//! A small in-process cache of Jira's answers, shared by all of a worker's tasks
-//! (hidden emails, statuses): bounded in age and size. Concurrent look-ups of one
-//! key share the first one's answer through the worker's single flight
-//! ([`SingleFlight`]) instead of each asking Jira.
+//! A small in-process cache of answers, shared by all of a worker's tasks (Jira's
+//! hidden emails and statuses, the integrations' rows): bounded in age and size.
+//! Concurrent look-ups of one key share the first one's answer through the
+//! worker's single flight ([`SingleFlight`]) instead of each asking.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,10 +15,19 @@ use super::single_flight::SingleFlight;
 pub struct Cache<K, V> {
     /// Look-ups in progress.
     flights: SingleFlight<K, Option<V>>,
-    /// Answers and when they were fetched.
+    /// Answers and until when each is reused.
     kept: Mutex<HashMap<K, (Instant, V)>>,
     ttl: Duration,
     max_entries: usize,
+}
+
+/// How a look-up may be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// From the cache while its answer lasts.
+    Kept,
+    /// Only by a fetch (whose answer replaces what was kept).
+    Fresh,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
@@ -42,38 +51,63 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
     where
         Fut: Future<Output = Result<Option<V>, E>>,
     {
-        if let Some(answer) = self.fresh(&key) {
-            tracing::debug!("answered from the cache");
-            return Ok(Some(answer));
-        }
-        let answer = self.flights.get(&key, fetch).await?;
-        if let Some(answer) = &answer {
-            self.keep(key, answer.clone());
-        }
-        Ok(answer)
+        let answer = self.get(key, Read::Kept, fetch).await?;
+        Ok(answer.map(|(answer, _)| answer))
     }
 
-    /// The answer kept for `key`, if it is younger than `ttl`.
+    /// As [`Cache::get_or_fetch`], read as `read` says; with the answer, whether
+    /// it came from the cache. A fetch that answers `Ok(None)` drops what was kept.
+    pub async fn get<E, Fut>(
+        &self,
+        key: K,
+        read: Read,
+        fetch: impl Fn() -> Fut,
+    ) -> Result<Option<(V, bool)>, E>
+    where
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        if read == Read::Kept
+            && let Some(answer) = self.fresh(&key)
+        {
+            tracing::debug!("answered from the cache");
+            return Ok(Some((answer, true)));
+        }
+        let answer = self.flights.get(&key, fetch).await?;
+        match &answer {
+            Some(answer) => self.keep(key, answer.clone()),
+            None => self.forget(&key),
+        }
+        Ok(answer.map(|answer| (answer, false)))
+    }
+
+    /// The answer kept for `key`, if it still lasts.
     fn fresh(&self, key: &K) -> Option<V> {
         let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
         kept.get(key)
-            .filter(|(fetched, _)| fetched.elapsed() < self.ttl)
+            .filter(|(until, _)| now < *until)
             .map(|(_, answer)| answer.clone())
     }
 
     /// Keeps `answer` for `key`; a full cache is first pruned of expired
     /// answers, and emptied if that is not enough.
     fn keep(&self, key: K, answer: V) {
+        let now = Instant::now();
         // A poisoned lock only means another task panicked mid-insert; the map is usable.
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         if !kept.contains_key(&key) && kept.len() >= self.max_entries {
-            let ttl = self.ttl;
-            kept.retain(|_, (fetched, _)| fetched.elapsed() < ttl);
+            kept.retain(|_, (until, _)| now < *until);
             if kept.len() >= self.max_entries {
                 kept.clear();
             }
         }
-        kept.insert(key, (Instant::now(), answer));
+        kept.insert(key, (now + self.ttl, answer));
+    }
+
+    /// Drops what was kept for `key`.
+    fn forget(&self, key: &K) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.remove(key);
     }
 }
 
@@ -123,6 +157,36 @@ mod tests {
             cache.get_or_fetch(3, fetch).await,
             Ok(Some(2)),
             "error not kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_read_fetches_and_replaces_what_was_kept_and_an_absence_drops_it() {
+        let cache: Cache<u8, u32> = Cache::new(Duration::from_secs(300), 100);
+        let asked = AtomicU32::new(0);
+        let fetch = || async { Ok::<_, ()>(Some(asked.fetch_add(1, Ordering::SeqCst))) };
+        assert_eq!(cache.get(1, Read::Kept, fetch).await, Ok(Some((0, false))));
+        assert_eq!(
+            cache.get(1, Read::Kept, fetch).await,
+            Ok(Some((0, true))),
+            "kept"
+        );
+        assert_eq!(
+            cache.get(1, Read::Fresh, fetch).await,
+            Ok(Some((1, false))),
+            "fetched though kept"
+        );
+        assert_eq!(
+            cache.get(1, Read::Kept, fetch).await,
+            Ok(Some((1, true))),
+            "the fresh answer is kept"
+        );
+        let absent = || async { Ok::<_, ()>(None) };
+        assert_eq!(cache.get(1, Read::Fresh, absent).await, Ok(None));
+        assert_eq!(
+            cache.get(1, Read::Kept, fetch).await,
+            Ok(Some((2, false))),
+            "the absence dropped what was kept"
         );
     }
 

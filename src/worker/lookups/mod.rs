@@ -1,22 +1,25 @@
 //! What the worker's jobs look up before they write, shared by all of its
-//! tasks: the integration a token names (Postgres), the tokens that verified,
+//! tasks: the integration a token names (Postgres, its row kept for a while and
+//! checked before it is trusted: [`integrations`]), the tokens that verified,
 //! hidden assignee emails and `done` statuses (Jira, cached for minutes). One single-flight mechanism
 //! ([`single_flight`]) makes tasks that ask the same thing at the same time
 //! share one lookup.
 
 mod cache;
 mod hidden_email;
+mod integrations;
 mod jira_statuses;
 mod single_flight;
 mod tokens;
 
+pub use cache::Read;
 use hidden_email::{EmailCache, Lookup};
+pub use integrations::{Found, Integrations};
 use jira_statuses::{DoneIds, StatusCache};
-use single_flight::SingleFlight;
 pub use tokens::Tokens;
 
 use crate::db::DbPool;
-use crate::integration::{self, Integration, Provider};
+use crate::integration::{Integration, Provider};
 use crate::jira::payload::{AssigneeChange, AssigneeRef};
 use crate::queue::handler::Failure;
 use crate::sync::assignee::{AccountAssignee, Action};
@@ -25,9 +28,8 @@ use crate::sync::audit::detail::{EmailSource, SourceResult, SourceTried};
 /// The worker's lookups, shared by all of its tasks.
 #[derive(Default)]
 pub struct Lookups {
-    /// Lookups of integrations by external id in progress, shared by the
-    /// webhooks that ask at the same time.
-    integrations: SingleFlight<(Provider, String), Option<Integration>>,
+    /// The rows of active integrations by external id, kept for a while.
+    integrations: Integrations,
     /// Emails of assignees that webhooks hide, as Jira's user API returned them.
     emails: EmailCache,
     /// The `done` statuses of each integration's Jira.
@@ -42,8 +44,8 @@ impl Lookups {
         &self.tokens
     }
 
-    /// The active integration of `provider` `external_id` names (docs/reference.md §5.1), in one
-    /// query with the webhooks that ask for it at the same time. No connection is held
+    /// The active integration of `provider` `external_id` names (docs/reference.md §5.1),
+    /// kept or read as `read` says ([`Integrations::active`]). No connection is held
     /// after it: one held while Jira is asked would be one fewer for the others (a
     /// refresh of an OAuth 2.0 token takes one of its own).
     pub async fn active_integration(
@@ -51,14 +53,17 @@ impl Lookups {
         pool: &DbPool,
         provider: Provider,
         external_id: &str,
-    ) -> Result<Option<Integration>, Failure> {
-        let key = (provider, external_id.to_owned());
+        read: Read,
+    ) -> Result<Option<Found>, Failure> {
         self.integrations
-            .get(&key, || async {
-                let client = pool.get().await?;
-                Ok(integration::find_active(&client, pool.keys(), provider, external_id).await?)
-            })
+            .active(pool, provider, external_id, read)
             .await
+    }
+
+    /// Whether `found` is still its integration's current, active row
+    /// ([`Integrations::current`]).
+    pub async fn still_current(&self, pool: &DbPool, found: &Found) -> Result<bool, Failure> {
+        self.integrations.current(pool, found).await
     }
 
     /// What to do about the assignee: a hidden email is asked of Jira; without any

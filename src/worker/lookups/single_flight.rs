@@ -1,10 +1,10 @@
 //! The worker's one single-flight mechanism: tasks that ask the same thing at
-//! the same time share one lookup. Every webhook looks up the integration its
-//! token names, and in a burst the worker's tasks ask for the same one together;
-//! the first asks Postgres (or Jira, under a [`Cache`](super::cache::Cache)); those
-//! that ask while it waits take its answer, at most one lookup's time older than
-//! their own would have been. Nothing is kept once answered: the next asker asks
-//! anew, and sees an integration deactivated meanwhile.
+//! the same time share one lookup. In a burst the worker's tasks ask for the
+//! same integration row, hidden email or statuses together; the first asks
+//! Postgres or Jira (under a [`Cache`](super::cache::Cache), which keeps the
+//! answer for a while); those that ask while it waits take its answer, at most
+//! one lookup's time older than their own would have been. Nothing is kept here
+//! once answered: keeping is the cache's.
 
 use std::collections::HashMap;
 use std::future::Future;
