@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::acks::{Acks, Noter};
 use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::lending::{self, Item, Lane, Lanes, Lender};
 use super::message;
@@ -90,6 +91,8 @@ struct Handling<H> {
     handler: Arc<H>,
     /// Where each handled delivery goes next.
     settler: Settler<H>,
+    /// Where each delivery is acked, with the others settled at the same time.
+    acks: Noter,
     /// Held messages stop waiting for an outage to end on shutdown.
     shutdown: Shutdown,
     /// What every delivery counts.
@@ -228,8 +231,10 @@ async fn consume_on<H: Handler>(
     metrics::gauge!("jirasync_broker_connected", "role" => "worker").set(1.0);
     config.consuming.store(true, Ordering::Release);
 
+    let (acks, noter) = Acks::start(channel.clone());
     let handling = Arc::new(Handling {
         handler: Arc::clone(handler),
+        acks: noter,
         settler: Settler {
             handler: Arc::clone(handler),
             publisher,
@@ -292,8 +297,14 @@ async fn consume_on<H: Handler>(
     {
         tracing::warn!("in-flight messages did not finish in time; the broker will redeliver them");
     }
+    // What the finished deliveries noted is acked before the connection closes.
+    drop(handling);
+    acks.finish(ACKS_AT_SHUTDOWN).await;
     result
 }
+
+/// How long the acks of the deliveries finished at shutdown may take to send.
+const ACKS_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// How many unacked deliveries each consumer may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,11 +416,13 @@ async fn close(connection: &Connection) {
 async fn process<H: Handler>(handling: &Handling<H>, queue: String, delivery: Delivery) {
     // The body and properties are the handler's to read; settling needs only the acker.
     let Delivery {
+        delivery_tag,
         properties,
         data,
         acker,
         ..
     } = delivery;
+    let ticket = handling.acks.ticket(acker, delivery_tag);
     let incoming = Incoming {
         kind: message::message_type(&properties),
         id: message::message_id(&properties),
@@ -448,7 +461,7 @@ async fn process<H: Handler>(handling: &Handling<H>, queue: String, delivery: De
             &handling.settler,
             &incoming,
             message.as_ref(),
-            &acker,
+            &ticket,
             result,
         )
         .await;

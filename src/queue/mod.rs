@@ -5,6 +5,7 @@
 //! queue, and which headers they define, is the provider's [`Catalog`]
 //! (`integration::messages`).
 
+mod acks;
 pub mod connection;
 pub mod consumer;
 pub mod fanout;

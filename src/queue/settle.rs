@@ -12,11 +12,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use lapin::Channel;
 use lapin::types::AMQPValue;
-use lapin::{Acker, Channel};
 
 use super::Names;
+use super::acks::Ticket;
 use super::frame;
 use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::message::{
@@ -103,7 +103,7 @@ pub(super) async fn settle<H: Handler>(
     settler: &Settler<H>,
     incoming: &Incoming,
     message: Option<&H::Message>,
-    acker: &Acker,
+    ticket: &Ticket,
     result: Result<Outcome, Failure>,
 ) -> Outcome {
     let attempts = message::header_int(&incoming.properties, ATTEMPTS).unwrap_or(0) + 1;
@@ -114,11 +114,11 @@ pub(super) async fn settle<H: Handler>(
         .unwrap_or(now);
     let waited = Duration::from_millis(u64::try_from(now - first_failed).unwrap_or(0));
     let (error, dependency) = match result {
-        Ok(outcome) => return acked(acker, outcome, Ok(())).await,
+        Ok(outcome) => return acked(ticket, outcome, Ok(())).await,
         // Held through an outage until shutdown: back to its queue, to wait there.
         Err(Failure::Outage(error)) => {
             tracing::info!(reason = %format!("{error:#}"), "shutting down during an outage; requeueing");
-            message::give_back(acker).await;
+            give_back(ticket).await;
             return Outcome::REQUEUED;
         }
         Err(Failure::Permanent { outcome, error }) => {
@@ -130,7 +130,7 @@ pub(super) async fn settle<H: Handler>(
                 first_failed: None,
             };
             let published = Box::pin(dead_letter(settler, incoming, message, dead)).await;
-            return finish(settler, incoming, acker, outcome, published).await;
+            return finish(settler, incoming, ticket, outcome, published).await;
         }
         Err(Failure::Passing(error)) => (error, None),
         Err(Failure::DependencyDown { dependency, error }) => (error, Some(dependency)),
@@ -164,7 +164,7 @@ pub(super) async fn settle<H: Handler>(
                     let props = fitted.properties;
                     let published = Box::pin(publish(settler, &queue, &incoming.body, props)).await;
                     let published = published.map_err(Unsent::Publish);
-                    return finish(settler, incoming, acker, Outcome::RETRIED, published).await;
+                    return finish(settler, incoming, ticket, Outcome::RETRIED, published).await;
                 }
                 // Retried without a header it needs, it could only fail otherwise
                 // (a token dropped is a token rejected): kept whole in P.dead instead.
@@ -173,7 +173,7 @@ pub(super) async fn settle<H: Handler>(
                      ({} left out)",
                     fitted.dropped.join(", ")
                 ),
-                Err(len) => return rejected(settler, incoming, acker, len).await,
+                Err(len) => return rejected(settler, incoming, ticket, len).await,
             }
         }
         Next::GiveUp(why) => why,
@@ -186,38 +186,35 @@ pub(super) async fn settle<H: Handler>(
         first_failed: Some(first_failed),
     };
     let published = Box::pin(dead_letter(settler, incoming, message, dead)).await;
-    finish(settler, incoming, acker, Outcome::DEAD_LETTERED, published).await
+    finish(settler, incoming, ticket, Outcome::DEAD_LETTERED, published).await
 }
 
 /// Settles the delivery by what became of its copy.
 async fn finish<H: Handler>(
     settler: &Settler<H>,
     incoming: &Incoming,
-    acker: &Acker,
+    ticket: &Ticket,
     outcome: Outcome,
     copied: Result<(), Unsent>,
 ) -> Outcome {
     match copied {
-        Err(Unsent::TooLarge(len)) => rejected(settler, incoming, acker, len).await,
-        Err(Unsent::Publish(error)) => acked(acker, outcome, Err(error)).await,
-        Ok(()) => acked(acker, outcome, Ok(())).await,
+        Err(Unsent::TooLarge(len)) => rejected(settler, incoming, ticket, len).await,
+        Err(Unsent::Publish(error)) => acked(ticket, outcome, Err(error)).await,
+        Ok(()) => acked(ticket, outcome, Ok(())).await,
     }
 }
 
 /// Acks the delivery once its copy (if any) is confirmed; gives it back to its
 /// queue when the copy failed.
-async fn acked(acker: &Acker, outcome: Outcome, copied: Result<(), PublishError>) -> Outcome {
+async fn acked(ticket: &Ticket, outcome: Outcome, copied: Result<(), PublishError>) -> Outcome {
     match copied {
         Ok(()) => {
-            if let Err(error) = acker.ack(BasicAckOptions::default()).await {
-                // The broker redelivers it; handlers are idempotent.
-                tracing::warn!(%error, "ack failed; the message will be redelivered");
-            }
+            ticket.ack().await;
             outcome
         }
         Err(error) => {
             tracing::error!(%error, "could not publish to the retry or dead-letter queue; requeueing");
-            message::give_back(acker).await;
+            give_back(ticket).await;
             Outcome::REQUEUED
         }
     }
@@ -230,7 +227,7 @@ async fn acked(acker: &Acker, outcome: Outcome, copied: Result<(), PublishError>
 async fn rejected<H: Handler>(
     settler: &Settler<H>,
     incoming: &Incoming,
-    acker: &Acker,
+    ticket: &Ticket,
     len: usize,
 ) -> Outcome {
     tracing::error!(
@@ -240,11 +237,16 @@ async fn rejected<H: Handler>(
     );
     metrics::counter!("jirasync_dead_lettered_total", "type" => settler.names.catalog().type_label(&incoming.kind))
         .increment(1);
-    let rejected = acker.reject(BasicRejectOptions { requeue: false }).await;
+    let rejected = ticket.reject(false).await;
     if let Err(error) = rejected {
         tracing::warn!(%error, "reject failed; the message will be redelivered");
     }
     Outcome::DEAD_LETTERED
+}
+
+/// Gives the delivery back to its queue (`message::give_back`'s reject).
+async fn give_back(ticket: &Ticket) {
+    let _ = ticket.reject(true).await;
 }
 
 /// Why a copy was not stored.

@@ -434,3 +434,70 @@ async fn a_batch_stuck_on_a_held_row_holds_up_no_other_webhook() {
     drop(worker);
     app.finish().await;
 }
+
+/// How many of `queue`'s messages are delivered and not yet acked, as RabbitMQ
+/// tells it (`rabbitmqctl list_queues`).
+async fn unacked(queue: String) -> u64 {
+    let output = tokio::task::spawn_blocking(|| {
+        std::process::Command::new("rabbitmqctl")
+            .args([
+                "list_queues",
+                "-q",
+                "--no-table-headers",
+                "name",
+                "messages_unacknowledged",
+            ])
+            .output()
+    })
+    .await
+    .expect("the task ran")
+    .expect("rabbitmqctl runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(name, _)| *name == queue)
+        .and_then(|(_, count)| count.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+#[tokio::test]
+async fn webhooks_committed_together_are_acked_together_and_none_stays_unacked() {
+    let app = app().await;
+    let port = common::private_pg::free_port();
+    let issues = issues(&app, "ACKS", 48).await;
+    let held = Held::rows(&app).await;
+    for issue in &issues {
+        app.send(&assignment(issue)).await;
+    }
+    let worker = common::process(
+        "worker",
+        &app.settings,
+        &[
+            ("JIRASYNC_WORKER_CONCURRENCY", CONCURRENCY.to_string()),
+            ("JIRASYNC_METRICS_LISTEN", format!("127.0.0.1:{port}")),
+        ],
+    );
+    held.until_a_writer_waits(&app).await;
+    held.release().await;
+    for issue in &issues {
+        app.wait_assignee(issue.group, Some(issue.user)).await;
+    }
+    let webhooks = common::names(&app.settings).webhooks();
+    common::eventually("every webhook is acked", WAIT, || {
+        let webhooks = webhooks.clone();
+        async move { unacked(webhooks).await == 0 }
+    })
+    .await;
+    let frames = common::metric_sample(port, "jirasync_worker_ack_frames_total")
+        .await
+        .unwrap_or(0.0);
+    // Batches of up to 32 committed at once: a few frames, not one a webhook.
+    assert!(
+        (1.0..=24.0).contains(&frames),
+        "48 webhooks acked in {frames} frames"
+    );
+    assert_eq!(common::depth(&app.channel, &webhooks).await, 0);
+    assert_eq!(common::doubled_activities(&app.db).await, 0);
+    drop(worker);
+    app.finish().await;
+}
