@@ -14,7 +14,10 @@ use jirasync::integration::token::sign_hub_signature;
 use jirasync::queue::{Names, publisher};
 use tokio::sync::Semaphore;
 
-use super::procs::{CpuUse, Kid, free_port, peak_rss_mib, pids_cpu, spawn, worker_counts};
+use super::procs::{
+    CpuUse, Kid, free_port, peak_rss_mib, pids_cpu, spawn, worker_counter, worker_counts,
+    worker_mean,
+};
 use super::{Args, Bench};
 
 /// Whose webhooks a drain sends: the integration's provider, its URL token, and
@@ -92,10 +95,22 @@ pub async fn drain(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = args.messages as f64 / started.elapsed().as_secs_f64();
+    let mut cpu = cpu.report(args.messages);
+    // What the first worker's batches and acks came to: what the CPU per webhook follows.
+    if let Some(&port) = ports.first() {
+        let batch = worker_mean(bench.client, port, "jirasync_webhook_batch_size").await;
+        let frames = worker_counter(bench.client, port, "jirasync_worker_ack_frames_total").await;
+        if let (Some(batch), Some(frames)) = (batch, frames) {
+            let per_thousand = frames * 1000.0 * ports.len() as f64 / args.messages as f64;
+            cpu.push_str(&format!(
+                "; worker 1: {batch:.1} webhooks a batch, {per_thousand:.0} ack frames per 1,000"
+            ));
+        }
+    }
     Ok(Drained {
         rate,
         first_rss_mib: children.first().map_or(0.0, peak_rss_mib),
-        cpu: cpu.report(args.messages),
+        cpu,
     })
 }
 

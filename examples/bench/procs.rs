@@ -104,6 +104,16 @@ async fn worker_metrics(client: &reqwest::Client, port: u16) -> Option<String> {
     response.text().await.ok()
 }
 
+/// The worker's counter `metric` (a name without labels); `None` when the
+/// worker does not answer or never counted it.
+pub async fn worker_counter(client: &reqwest::Client, port: u16, metric: &str) -> Option<f64> {
+    let text = worker_metrics(client, port).await?;
+    let wanted = format!("{metric} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(wanted.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// The mean of the worker's summary or histogram `metric` (a name, with its
 /// labels as the worker writes them, e.g. `name{type="…"}`): its `_sum` over its
 /// `_count`; `None` when the worker does not answer or never recorded it.
