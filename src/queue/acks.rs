@@ -111,10 +111,18 @@ async fn run(channel: Channel, mut notes: mpsc::UnboundedReceiver<Note>) {
     let mut window = Window::default();
     while let Some(note) = notes.recv().await {
         window.note(note);
-        // The tasks settled by the same commit note theirs right after.
-        tokio::task::yield_now().await;
-        while let Ok(note) = notes.try_recv() {
-            window.note(note);
+        // The tasks settled by the same commit note theirs right after: let
+        // them run, for as long as they keep noting.
+        loop {
+            tokio::task::yield_now().await;
+            let mut noted = false;
+            while let Ok(note) = notes.try_recv() {
+                window.note(note);
+                noted = true;
+            }
+            if !noted {
+                break;
+            }
         }
         let (upto, apart) = window.take();
         let multiple = upto.map(|tag| (tag, true));

@@ -52,7 +52,9 @@ impl Default for Integrations {
 impl Integrations {
     /// The active integration of `provider` with `external_id`, kept or read
     /// as `read` says, in one query with the webhooks that ask for it at the
-    /// same time. No connection is held after it.
+    /// same time. No connection is held after it: one held while Jira is asked
+    /// would be one fewer for the others (a refresh of an OAuth 2.0 token takes
+    /// one of its own).
     pub async fn active(
         &self,
         pool: &DbPool,

@@ -44,10 +44,8 @@ impl Lookups {
         &self.tokens
     }
 
-    /// The active integration of `provider` `external_id` names (docs/reference.md §5.1),
-    /// kept or read as `read` says ([`Integrations::active`]). No connection is held
-    /// after it: one held while Jira is asked would be one fewer for the others (a
-    /// refresh of an OAuth 2.0 token takes one of its own).
+    /// The active integration of `provider` `external_id` names (docs/reference.md §5.1):
+    /// [`Integrations::active`].
     pub async fn active_integration(
         &self,
         pool: &DbPool,
