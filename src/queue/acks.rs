@@ -109,6 +109,8 @@ impl Ticket {
 /// Acks what is noted, each time together with what was noted meanwhile.
 async fn run(channel: Channel, mut notes: mpsc::UnboundedReceiver<Note>) {
     let mut window = Window::default();
+    // Made once: `counter!` looks its key up in the registry at every call.
+    let frames = metrics::counter!("jirasync_worker_ack_frames_total");
     while let Some(note) = notes.recv().await {
         window.note(note);
         // The tasks settled by the same commit note theirs right after: let
@@ -131,7 +133,7 @@ async fn run(channel: Channel, mut notes: mpsc::UnboundedReceiver<Note>) {
             .chain(apart.into_iter().map(|tag| (tag, false)));
         // Sent in this order (each frame is queued when first polled).
         let sent = join_all(acks.map(|(tag, multiple)| {
-            metrics::counter!("jirasync_worker_ack_frames_total").increment(1);
+            frames.increment(1);
             channel.basic_ack(tag, BasicAckOptions { multiple })
         }))
         .await;

@@ -127,7 +127,8 @@ async fn prepare(
     let provider = delivery.provider;
     let Some(found) = env
         .lookups
-        .active_integration(&env.pool, provider, external_id, read)
+        .integrations()
+        .active(&env.pool, provider, external_id, read)
         .await?
     else {
         return Ok(Prepared::Done(
@@ -247,7 +248,7 @@ async fn prepare(
         message_id: message.id.clone(),
         integration_id: integration.id,
         // Applied only while the kept row is still current.
-        integration_version: found.kept.then_some(found.version),
+        integration_version: found.kept,
         provider: integration.provider.activity(),
         key: issue.key,
         moved_from: issue.moved_from,
@@ -266,7 +267,8 @@ async fn prepare(
 /// Whether the kept row of its integration that a webhook came to an outcome
 /// with has changed since: then the outcome is not the row's to decide.
 async fn changed(env: &Environment, found: &Found) -> Result<bool, Failure> {
-    Ok(!env.lookups.still_current(&env.pool, found).await?)
+    let current = env.lookups.integrations().current(&env.pool, found).await?;
+    Ok(!current)
 }
 
 /// Whether a Cloud delivery is signed (docs/reference.md §11.4): its HMAC, or a

@@ -25,7 +25,7 @@ use crate::integration::{self, Integration, Provider, Version};
 use crate::queue::handler::Failure;
 
 /// How long a row read is reused at most.
-pub const KEEP: Duration = Duration::from_secs(30);
+const KEEP: Duration = Duration::from_secs(30);
 /// At most this many integrations are kept.
 const MAX_ENTRIES: usize = 10_000;
 
@@ -34,10 +34,9 @@ const MAX_ENTRIES: usize = 10_000;
 pub struct Found {
     /// Its row, its secrets opened.
     pub integration: Arc<Integration>,
-    /// The version of the row.
-    pub version: Version,
-    /// Whether the row was kept from an earlier read rather than read now.
-    pub kept: bool,
+    /// The version of the row when it was kept from an earlier read (`None`:
+    /// read now, for this webhook).
+    pub kept: Option<Version>,
 }
 
 /// The rows of active integrations, by provider and external id.
@@ -76,19 +75,18 @@ impl Integrations {
             .await?;
         Ok(found.map(|((integration, version), kept)| Found {
             integration,
-            version,
-            kept,
+            kept: kept.then_some(version),
         }))
     }
 
     /// Whether `found` is still its integration's current row: true when it
     /// was read for this webhook, else asked of Postgres.
     pub async fn current(&self, pool: &DbPool, found: &Found) -> Result<bool, Failure> {
-        if !found.kept {
+        let Some(version) = found.kept else {
             return Ok(true);
-        }
+        };
         let client = pool.get().await?;
         let current = integration::active_versions(&client, &[found.integration.id]).await?;
-        Ok(current.contains(&(found.integration.id, found.version)))
+        Ok(current.contains(&(found.integration.id, version)))
     }
 }

@@ -19,7 +19,7 @@ use jira_statuses::{DoneIds, StatusCache};
 pub use tokens::Tokens;
 
 use crate::db::DbPool;
-use crate::integration::{Integration, Provider};
+use crate::integration::Integration;
 use crate::jira::payload::{AssigneeChange, AssigneeRef};
 use crate::queue::handler::Failure;
 use crate::sync::assignee::{AccountAssignee, Action};
@@ -44,24 +44,10 @@ impl Lookups {
         &self.tokens
     }
 
-    /// The active integration of `provider` `external_id` names (docs/reference.md §5.1):
-    /// [`Integrations::active`].
-    pub async fn active_integration(
-        &self,
-        pool: &DbPool,
-        provider: Provider,
-        external_id: &str,
-        read: Read,
-    ) -> Result<Option<Found>, Failure> {
-        self.integrations
-            .active(pool, provider, external_id, read)
-            .await
-    }
-
-    /// Whether `found` is still its integration's current, active row
-    /// ([`Integrations::current`]).
-    pub async fn still_current(&self, pool: &DbPool, found: &Found) -> Result<bool, Failure> {
-        self.integrations.current(pool, found).await
+    /// The rows of active integrations, kept for a while and checked before
+    /// they are trusted (docs/reference.md §5.1).
+    pub fn integrations(&self) -> &Integrations {
+        &self.integrations
     }
 
     /// What to do about the assignee: a hidden email is asked of Jira; without any
