@@ -166,7 +166,18 @@ pub async fn serve(args: Args, drain_deadline: Duration, shutdown: Shutdown) -> 
             jobs: Arc::clone(&jobs),
         },
     };
-    let consumed = consumer::run(config, Arc::new(dispatcher), shutdown.clone()).await;
+    // On a runtime thread, not the thread that blocks on `main`: each delivery
+    // the loop takes is then spawned where it was woken, without waking another.
+    let consuming = tokio::spawn(consumer::run(
+        config,
+        Arc::new(dispatcher),
+        shutdown.clone(),
+    ));
+    let consumed = match consuming.await {
+        Ok(consumed) => consumed,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(anyhow::Error::new(error).context("the consumer loop stopped")),
+    };
     // They stop with the consumers, whether those stopped for shutdown or failed.
     scheduling.cancel();
     for task in [scheduler, pruner, verdicts_task]
