@@ -63,6 +63,16 @@ pub enum Command {
 }
 
 impl Cli {
+    /// How many threads the command's runtime runs tasks on: the worker's
+    /// setting for `jirasync worker`; `None`, one per core (or as
+    /// `TOKIO_WORKER_THREADS` says), for every other command.
+    pub fn runtime_threads(&self) -> Option<usize> {
+        match &self.command {
+            Command::Worker(args) => Some(usize::from(args.worker.threads)),
+            _ => None,
+        }
+    }
+
     /// Runs the command; the long-running ones until SIGINT or SIGTERM.
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {

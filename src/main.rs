@@ -4,10 +4,18 @@ use clap::Parser;
 use jirasync::cli::Cli;
 use jirasync::telemetry;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Err(error) = start(cli).await {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = cli.runtime_threads() {
+        runtime.worker_threads(threads);
+    }
+    let result = match runtime.build() {
+        Ok(runtime) => runtime.block_on(start(cli)),
+        Err(error) => Err(anyhow::Error::new(error).context("could not start the async runtime")),
+    };
+    if let Err(error) = result {
         eprintln!("error: {error:#}");
         return std::process::ExitCode::FAILURE;
     }

@@ -150,6 +150,7 @@ impl Settings {
             "public_url": self.public.url,
             "worker_concurrency": self.worker.concurrency,
             "worker_batch_size": self.worker.batch_size,
+            "worker_threads": self.worker.threads,
             "max_body_bytes": self.http.max_body_bytes,
             "trusted_proxies": self.http.trusted_proxies.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "client_max_connections": self.http.client_max_connections,

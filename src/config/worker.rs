@@ -1,6 +1,6 @@
-//! The worker's settings: concurrency, batching, reconciliation, the audit, the
-//! outbound sync's switch, the event-time skew and how long a Jira outage is
-//! waited out.
+//! The worker's settings: concurrency, batching, its runtime threads,
+//! reconciliation, the audit, the outbound sync's switch, the event-time skew and
+//! how long a Jira outage is waited out.
 
 use std::time::Duration;
 
@@ -36,6 +36,20 @@ pub struct WorkerSettings {
         value_parser = clap::value_parser!(u16).range(1..=1000)
     )]
     pub batch_size: u16,
+
+    /// Runtime threads a `jirasync worker` process runs its tasks on. One keeps
+    /// the tasks of a batch, its acks and its statements on one thread, without
+    /// waking another for each; scale out with more processes. `jirasync run`,
+    /// which serves the ingress too, keeps one per core.
+    #[arg(
+        id = "worker_threads",
+        long = "worker-threads",
+        value_name = "N",
+        env = "JIRASYNC_WORKER_THREADS",
+        default_value = "1",
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    pub threads: u16,
 
     /// How often each integration is reconciled against Jira; `0` turns it off.
     #[arg(

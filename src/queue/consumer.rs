@@ -227,7 +227,11 @@ async fn consume_on<H: Handler>(
     } else {
         (Box::pin(std::future::pending()), None)
     };
-    tracing::info!(concurrency = config.concurrency, "worker consuming");
+    tracing::info!(
+        concurrency = config.concurrency,
+        threads = tokio::runtime::Handle::current().metrics().num_workers(),
+        "worker consuming"
+    );
     metrics::gauge!("jirasync_broker_connected", "role" => "worker").set(1.0);
     config.consuming.store(true, Ordering::Release);
 

@@ -37,6 +37,7 @@ fn defaults_are_the_contract_defaults() {
         "public_url": "http://127.0.0.1:8080",
         "worker_concurrency": 16,
         "worker_batch_size": 32,
+        "worker_threads": 1,
         "max_body_bytes": 2097152,
         "trusted_proxies": [],
         "client_max_connections": 128,
@@ -97,6 +98,7 @@ fn environment_overrides_defaults_and_flags_override_the_environment() {
 fn invalid_values_give_a_clear_error_naming_the_setting() {
     for (name, value, says) in [
         ("JIRASYNC_WORKER_CONCURRENCY", "0", "worker-concurrency"),
+        ("JIRASYNC_WORKER_THREADS", "0", "worker-threads"),
         ("JIRASYNC_RETRY_DELAYS", "5s,soon", "soon"),
         ("JIRASYNC_RECONCILE_INTERVAL", "10", "unit"),
         ("JIRASYNC_LISTEN", "localhost", "listen"),

@@ -241,3 +241,36 @@ async fn a_worker_with_a_metrics_address_serves_health_and_metrics() {
     assert!(metrics.contains("jirasync_broker_connected"), "{metrics}");
     worker.stop().await;
 }
+
+/// The line a `jirasync worker` process logs once it consumes, started with
+/// `extra` variables: it names how many threads its runtime has.
+async fn consuming_line(extra: &[(&str, String)]) -> String {
+    let settings = common::migrated().await;
+    let log = std::env::temp_dir().join(format!("jst-threads-{}.log", common::unique()));
+    let mut variables = vec![("RUST_LOG", "info".to_owned())];
+    variables.extend(extra.iter().cloned());
+    let _worker = common::process_logged("worker", &settings, &variables, &log);
+    let consuming = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find(|line| line.contains("worker consuming"))
+            .map(str::to_owned)
+    };
+    common::eventually("the worker consumes", WAIT, || {
+        let found = consuming().is_some();
+        async move { found }
+    })
+    .await;
+    let line = consuming().unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    line
+}
+
+#[tokio::test]
+async fn a_worker_process_runs_on_one_runtime_thread_unless_its_setting_says_more() {
+    let default = consuming_line(&[]).await;
+    assert!(default.contains("threads=1"), "{default}");
+    let three = consuming_line(&[("JIRASYNC_WORKER_THREADS", "3".to_owned())]).await;
+    assert!(three.contains("threads=3"), "{three}");
+}
