@@ -15,8 +15,7 @@ use jirasync::queue::{Names, publisher};
 use tokio::sync::Semaphore;
 
 use super::procs::{
-    CpuUse, Kid, free_port, peak_rss_mib, pids_cpu, spawn, worker_counter, worker_counts,
-    worker_mean,
+    CpuUse, Kid, free_port, peak_rss_mib, pids_cpu, spawn, worker_counts, worker_scrape,
 };
 use super::{Args, Bench};
 
@@ -97,9 +96,11 @@ pub async fn drain(
     let rate = args.messages as f64 / started.elapsed().as_secs_f64();
     let mut cpu = cpu.report(args.messages);
     // What the first worker's batches and acks came to: what the CPU per webhook follows.
-    if let Some(&port) = ports.first() {
-        let batch = worker_mean(bench.client, port, "jirasync_webhook_batch_size").await;
-        let frames = worker_counter(bench.client, port, "jirasync_worker_ack_frames_total").await;
+    if let Some(&port) = ports.first()
+        && let Some(scrape) = worker_scrape(bench.client, port).await
+    {
+        let batch = scrape.mean("jirasync_webhook_batch_size");
+        let frames = scrape.counter("jirasync_worker_ack_frames_total");
         if let (Some(batch), Some(frames)) = (batch, frames) {
             let per_thousand = frames * 1000.0 * ports.len() as f64 / args.messages as f64;
             cpu.push_str(&format!(

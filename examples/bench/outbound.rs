@@ -19,7 +19,7 @@ use anyhow::bail;
 use jirasync::integration::Provider;
 
 use super::fake_jira::{FakeJira, Put};
-use super::procs::{peak_rss_mib, worker_mean};
+use super::procs::{peak_rss_mib, worker_scrape};
 use super::{Bench, link_issues, lone_worker, percentiles, unlink_issues};
 
 /// The application's write: the group's assignee becomes the user (as the tests'
@@ -407,10 +407,14 @@ async fn drain(
     }
     let seconds = started.elapsed().as_secs_f64();
     let push = "jirasync_message_duration_seconds{type=\"jira_server.outbound\"}";
-    let push_ms = worker_mean(bench.client, port, push)
-        .await
+    let scrape = worker_scrape(bench.client, port).await;
+    let push_ms = scrape
+        .as_ref()
+        .and_then(|scrape| scrape.mean(push))
         .map(|seconds| seconds * 1000.0);
-    let batch = worker_mean(bench.client, port, "jirasync_outbound_batch_size").await;
+    let batch = scrape
+        .as_ref()
+        .and_then(|scrape| scrape.mean("jirasync_outbound_batch_size"));
     let cpu = cpu.report(changes);
     Ok(Backlog {
         changes,

@@ -72,7 +72,7 @@ pub async fn wait_ready(client: &reqwest::Client, port: u16, what: &str) -> anyh
 /// The worker's `jirasync_messages_total` of message type `kind` (from its
 /// `JIRASYNC_METRICS_LISTEN` on `port`), by outcome; empty while it is not answering.
 pub async fn worker_counts(client: &reqwest::Client, port: u16, kind: &str) -> Vec<(String, f64)> {
-    let Some(text) = worker_metrics(client, port).await else {
+    let Some(Scrape(text)) = worker_scrape(client, port).await else {
         return Vec::new();
     };
     let wanted = format!("type=\"{kind}\"");
@@ -93,41 +93,45 @@ pub async fn worker_counts(client: &reqwest::Client, port: u16, kind: &str) -> V
         .collect()
 }
 
+/// A worker's `/metrics`, read once.
+pub struct Scrape(String);
+
 /// The worker's `/metrics` (its `JIRASYNC_METRICS_LISTEN` on `port`); `None`
 /// while it is not answering.
-async fn worker_metrics(client: &reqwest::Client, port: u16) -> Option<String> {
+pub async fn worker_scrape(client: &reqwest::Client, port: u16) -> Option<Scrape> {
     let response = client
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
         .await
         .ok()?;
-    response.text().await.ok()
+    response.text().await.ok().map(Scrape)
 }
 
-/// The worker's counter `metric` (a name without labels); `None` when the
-/// worker does not answer or never counted it.
-pub async fn worker_counter(client: &reqwest::Client, port: u16, metric: &str) -> Option<f64> {
-    let text = worker_metrics(client, port).await?;
-    let wanted = format!("{metric} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(wanted.as_str()))
-        .and_then(|value| value.trim().parse().ok())
-}
-
-/// The mean of the worker's summary or histogram `metric` (a name, with its
-/// labels as the worker writes them, e.g. `name{type="…"}`): its `_sum` over its
-/// `_count`; `None` when the worker does not answer or never recorded it.
-pub async fn worker_mean(client: &reqwest::Client, port: u16, metric: &str) -> Option<f64> {
-    let text = worker_metrics(client, port).await?;
-    let (name, labels) = metric.split_at(metric.find('{').unwrap_or(metric.len()));
-    let value = |suffix: &str| {
-        let wanted = format!("{name}{suffix}{labels} ");
-        text.lines()
+impl Scrape {
+    /// The value of `series` (a name, with its labels as the worker writes
+    /// them); `None` when the worker never wrote it.
+    fn value(&self, series: &str) -> Option<f64> {
+        let wanted = format!("{series} ");
+        self.0
+            .lines()
             .find_map(|line| line.strip_prefix(wanted.as_str()))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-    };
-    let (sum, count) = (value("_sum")?, value("_count")?);
-    (count > 0.0).then(|| sum / count)
+            .and_then(|value| value.trim().parse().ok())
+    }
+
+    /// The counter `metric` (a name without labels).
+    pub fn counter(&self, metric: &str) -> Option<f64> {
+        self.value(metric)
+    }
+
+    /// The mean of the summary or histogram `metric` (a name, with its labels
+    /// as the worker writes them, e.g. `name{type="…"}`): its `_sum` over its
+    /// `_count`; `None` when it was never recorded.
+    pub fn mean(&self, metric: &str) -> Option<f64> {
+        let (name, labels) = metric.split_at(metric.find('{').unwrap_or(metric.len()));
+        let sum = self.value(&format!("{name}_sum{labels}"))?;
+        let count = self.value(&format!("{name}_count{labels}"))?;
+        (count > 0.0).then(|| sum / count)
+    }
 }
 
 pub fn peak_rss_mib(child: &Kid) -> f64 {
