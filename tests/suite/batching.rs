@@ -436,25 +436,11 @@ async fn a_batch_stuck_on_a_held_row_holds_up_no_other_webhook() {
 /// How many of `queue`'s messages are delivered and not yet acked, as RabbitMQ
 /// tells it (`rabbitmqctl list_queues`).
 async fn unacked(queue: String) -> u64 {
-    let output = tokio::task::spawn_blocking(|| {
-        std::process::Command::new("rabbitmqctl")
-            .args([
-                "list_queues",
-                "-q",
-                "--no-table-headers",
-                "name",
-                "messages_unacknowledged",
-            ])
-            .output()
-    })
-    .await
-    .expect("the task ran")
-    .expect("rabbitmqctl runs");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
+    common::rabbitmqctl_rows("list_queues", ["name", "messages_unacknowledged"])
+        .await
+        .into_iter()
         .find(|(name, _)| *name == queue)
-        .and_then(|(_, count)| count.trim().parse().ok())
+        .and_then(|(_, count)| count.parse().ok())
         .unwrap_or(u64::MAX)
 }
 

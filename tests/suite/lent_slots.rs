@@ -123,28 +123,12 @@ async fn pushable(s: &Scene, arrivals: &Arrivals, key: &str) -> (i64, i64, i64) 
 /// `P.outbound` on the shared broker, each queue's summed, as RabbitMQ tells
 /// them (one `rabbitmqctl list_consumers`).
 async fn prefetches(s: &Scene) -> (u32, u32, u32) {
-    // Off the test's runtime, which runs the worker too.
-    let output = tokio::task::spawn_blocking(|| {
-        std::process::Command::new("rabbitmqctl")
-            .args([
-                "list_consumers",
-                "-q",
-                "--no-table-headers",
-                "queue_name",
-                "prefetch_count",
-            ])
-            .output()
-    })
-    .await
-    .expect("the task ran")
-    .expect("rabbitmqctl runs");
-    let listed = String::from_utf8_lossy(&output.stdout);
+    let listed = common::rabbitmqctl_rows("list_consumers", ["queue_name", "prefetch_count"]).await;
     let prefetch_of = |queue: String| -> u32 {
         listed
-            .lines()
-            .filter_map(|line| line.split_once('\t'))
-            .filter(|(name, _)| name.trim() == queue)
-            .filter_map(|(_, prefetch)| prefetch.trim().parse::<u32>().ok())
+            .iter()
+            .filter(|(name, _)| *name == queue)
+            .filter_map(|(_, prefetch)| prefetch.parse::<u32>().ok())
             .sum()
     };
     let names = common::names(&s.settings);

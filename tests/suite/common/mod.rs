@@ -450,6 +450,28 @@ where
     }
 }
 
+/// `rabbitmqctl <list> -q --no-table-headers <first> <second>` on the shared
+/// broker, run off the test's runtime (which may run a worker too): each row's
+/// two columns, trimmed.
+pub async fn rabbitmqctl_rows(
+    list: &'static str,
+    [first, second]: [&'static str; 2],
+) -> Vec<(String, String)> {
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("rabbitmqctl")
+            .args([list, "-q", "--no-table-headers", first, second])
+            .output()
+    })
+    .await
+    .expect("the task ran")
+    .expect("rabbitmqctl runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(first, second)| (first.trim().to_owned(), second.trim().to_owned()))
+        .collect()
+}
+
 /// A connection and channel of the test's own.
 pub async fn amqp() -> (Connection, Channel) {
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
